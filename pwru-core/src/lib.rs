@@ -1,0 +1,1 @@
+//! pwru-core: the Tracer library.

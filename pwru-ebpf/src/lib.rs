@@ -1,0 +1,1 @@
+//! Kernel programs of pwru-rs.

@@ -1,0 +1,1 @@
+//! pcap-filter expressions compiled to eBPF.

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs every Debian package that building, running and testing pwru-rs needs.
+# Idempotent: installs only what is missing. Run as root (CI and the README do).
+set -euo pipefail
+
+pkgs=(
+  clang-19 llvm-19          # compiles the kernel programs (pwru-ebpf/build.rs)
+  libbpf-dev                # bpf_helpers.h, bpf_core_read.h, bpf_tracing.h
+  libpcap-dev               # pwru-filter: libpcap compiles pcap expressions to classic BPF
+  pkg-config
+  iproute2 nftables iptables  # network namespaces, veth, drop rules for tests and the demo
+  qemu-system-x86 busybox-static cpio kmod xz-utils zstd lz4   # distro-kernel test matrix
+)
+
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "setup: missing Debian packages: ${missing[*]}; run this script as root" >&2
+    exit 1
+  fi
+  echo "setup: installing ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+echo "setup: all packages present"
