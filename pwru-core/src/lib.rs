@@ -1,1 +1,15 @@
-//! pwru-core: the Tracer library.
+//! pwru-core: where does my packet go inside the Linux kernel?
+//!
+//! A [`Tracer`] attaches eBPF programs to the kernel functions and tracepoints that handle a
+//! `struct sk_buff`, keeps only the packets that match a tcpdump-style filter (compiled to eBPF
+//! and run in the kernel), and hands every hit to you as a typed event in an async stream.
+#![deny(missing_docs)]
+
+pub mod error;
+pub mod netlab;
+pub mod options;
+pub mod privileges;
+mod stream;
+
+pub use error::Error;
+pub use options::{Backend, Capture, KernelModules, MarkFilter, Options};

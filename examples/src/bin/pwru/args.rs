@@ -1,0 +1,193 @@
+//! pwru's command line, flag for flag (same names, same meanings), parsed with clap.
+
+use clap::{ArgAction, Parser};
+
+/// Booleans that pwru (pflag) accepts as `--flag`, `--flag=true` and `--flag=false`.
+macro_rules! bool_flag {
+    () => {
+        ArgAction::Set
+    };
+}
+
+/// pwru-rs: where does my packet go inside the kernel? (a drop-in for cilium/pwru)
+#[derive(Debug, Parser)]
+#[command(name = "pwru", version, about, after_help = AFTER_HELP)]
+pub struct Args {
+    /// pcap-filter expression (the words after the flags are joined, as tcpdump does)
+    #[arg(value_name = "PCAP-FILTER")]
+    pub pcap_filter: Vec<String>,
+
+    /// Run a self-contained demo: two network namespaces joined by veth, a few packets (one
+    /// dropped on purpose), traced and printed; everything created is removed afterwards
+    #[arg(long)]
+    pub demo: bool,
+
+    /// trace kernel functions whose whole name matches this regex
+    #[arg(long, value_name = "REGEX")]
+    pub filter_func: Option<String>,
+    /// also trace functions without an skb argument (comma-separated names; implies tracking by stack id)
+    #[arg(long, value_delimiter = ',', value_name = "FUNCS")]
+    pub filter_non_skb_funcs: Vec<String>,
+    /// also trace these kernel modules (comma-separated)
+    #[arg(long, value_delimiter = ',', value_name = "MODULES")]
+    pub kmods: Vec<String>,
+    /// also trace every loaded kernel module with BTF
+    #[arg(long, action = bool_flag!(), default_value_t = false, num_args = 0..=1, default_missing_value = "true")]
+    pub all_kmods: bool,
+    /// attach backend: auto, kprobe-multi, kprobe, fentry, tracepoint (pwru: kprobe, kprobe-multi)
+    #[arg(long, default_value = "auto")]
+    pub backend: String,
+    /// kprobes per attaching worker (accepted for compatibility; pwru-rs sizes its own batches)
+    #[arg(long, default_value_t = 10)]
+    pub filter_kprobe_batch: u32,
+    /// kernel BTF file to use instead of /sys/kernel/btf/vmlinux
+    #[arg(long, value_name = "PATH")]
+    pub kernel_btf: Option<String>,
+
+    /// only packets in this network namespace: /proc/<pid>/ns/net or inode:<n>
+    #[arg(long, value_name = "NETNS")]
+    pub filter_netns: Option<String>,
+    /// only packets with this mark: mark[/mask], decimal or 0x-hex
+    #[arg(long, value_name = "MARK[/MASK]")]
+    pub filter_mark: Option<String>,
+    /// only packets on this interface (resolved in --filter-netns)
+    #[arg(long, value_name = "NAME")]
+    pub filter_ifname: Option<String>,
+    /// pcap filter on the inner Ethernet frame of tunnelled packets
+    #[arg(long, value_name = "PCAP")]
+    pub filter_tunnel_pcap_l2: Option<String>,
+    /// pcap filter on the inner IP packet of tunnelled packets
+    #[arg(long, value_name = "PCAP")]
+    pub filter_tunnel_pcap_l3: Option<String>,
+    /// follow a matched skb everywhere, including clones
+    #[arg(long, action = bool_flag!(), default_value_t = false, num_args = 0..=1, default_missing_value = "true")]
+    pub filter_track_skb: bool,
+    /// link functions without an skb argument to packets by stack id
+    #[arg(long, action = bool_flag!(), default_value_t = false, num_args = 0..=1, default_missing_value = "true")]
+    pub filter_track_skb_by_stackid: bool,
+    /// trace the loaded tc BPF programs
+    #[arg(long, action = bool_flag!(), default_value_t = false, num_args = 0..=1, default_missing_value = "true")]
+    pub filter_trace_tc: bool,
+    /// trace the loaded XDP programs
+    #[arg(long, action = bool_flag!(), default_value_t = false, num_args = 0..=1, default_missing_value = "true")]
+    pub filter_trace_xdp: bool,
+    /// (pwru) filter on skb fields with a C-like expression: not supported yet
+    #[arg(long, value_name = "EXPR")]
+    pub filter_skb_expr: Option<String>,
+    /// (pwru) filter on xdp_buff fields: not supported yet
+    #[arg(long, value_name = "EXPR")]
+    pub filter_xdp_expr: Option<String>,
+    /// (pwru) trace BPF helpers: not supported yet
+    #[arg(long, action = bool_flag!(), default_value_t = false, num_args = 0..=1, default_missing_value = "true")]
+    pub filter_track_bpf_helpers: bool,
+
+    /// print netns, mark, interface, protocol, MTU and length
+    #[arg(long, action = bool_flag!(), default_value_t = true, num_args = 0..=1, default_missing_value = "true")]
+    pub output_meta: bool,
+    /// print the L3/L4 tuple
+    #[arg(long, action = bool_flag!(), default_value_t = true, num_args = 0..=1, default_missing_value = "true")]
+    pub output_tuple: bool,
+    /// print TCP flags
+    #[arg(long, action = bool_flag!(), default_value_t = false, num_args = 0..=1, default_missing_value = "true")]
+    pub output_tcp_flags: bool,
+    /// print the inner tuple of tunnelled packets
+    #[arg(long, action = bool_flag!(), default_value_t = false, num_args = 0..=1, default_missing_value = "true")]
+    pub output_tunnel: bool,
+    /// print the kernel stack
+    #[arg(long, action = bool_flag!(), default_value_t = false, num_args = 0..=1, default_missing_value = "true")]
+    pub output_stack: bool,
+    /// print the calling function
+    #[arg(long, action = bool_flag!(), default_value_t = false, num_args = 0..=1, default_missing_value = "true")]
+    pub output_caller: bool,
+    /// print struct sk_buff
+    #[arg(long, action = bool_flag!(), default_value_t = false, num_args = 0..=1, default_missing_value = "true")]
+    pub output_skb: bool,
+    /// print struct skb_shared_info
+    #[arg(long, action = bool_flag!(), default_value_t = false, num_args = 0..=1, default_missing_value = "true")]
+    pub output_skb_shared_info: bool,
+    /// print the skb control buffer
+    #[arg(long, action = bool_flag!(), default_value_t = false, num_args = 0..=1, default_missing_value = "true")]
+    pub output_skb_cb: bool,
+    /// (pwru) print skb fields by expression: not supported yet
+    #[arg(long, value_delimiter = ',', value_name = "EXPR")]
+    pub output_skb_metadata: Vec<String>,
+    /// (pwru) print xdp_buff fields by expression: not supported yet
+    #[arg(long, value_delimiter = ',', value_name = "EXPR")]
+    pub output_xdp_metadata: Vec<String>,
+    /// (pwru) print BPF map operations: not supported yet
+    #[arg(long, action = bool_flag!(), default_value_t = false, num_args = 0..=1, default_missing_value = "true")]
+    pub output_bpfmap: bool,
+    /// print one JSON object per event
+    #[arg(long, action = bool_flag!(), default_value_t = false, num_args = 0..=1, default_missing_value = "true")]
+    pub output_json: bool,
+    /// write events to this file instead of standard output
+    #[arg(long, value_name = "PATH")]
+    pub output_file: Option<String>,
+    /// rotate the output file when it reaches this many megabytes
+    #[arg(long, default_value_t = 100, value_name = "MB")]
+    pub output_file_max_size: u64,
+    /// keep this many rotated files (0: keep all)
+    #[arg(long, default_value_t = 0)]
+    pub output_file_max_backups: u32,
+    /// (pwru) delete rotated files older than N days: accepted only as 0
+    #[arg(long, default_value_t = 0)]
+    pub output_file_max_age: u32,
+    /// (pwru) gzip rotated files: not supported yet
+    #[arg(long, action = bool_flag!(), default_value_t = false, num_args = 0..=1, default_missing_value = "true")]
+    pub output_file_compress: bool,
+    /// stop after this many events (0: no limit)
+    #[arg(long, default_value_t = 0)]
+    pub output_limit_lines: u64,
+    /// timestamp column: none, current, relative, absolute
+    #[arg(long, default_value = "none")]
+    pub timestamp: String,
+    /// ring buffer size per tracer, in bytes (pwru: per-CPU buffer size)
+    #[arg(long, value_name = "BYTES")]
+    pub set_percpu_buf: Option<u32>,
+    /// create this file once every probe is attached
+    #[arg(long, value_name = "PATH")]
+    pub ready_file: Option<String>,
+    /// print debug information (verifier logs on failure are always printed)
+    #[arg(long, action = bool_flag!(), default_value_t = false, num_args = 0..=1, default_missing_value = "true")]
+    pub debug: bool,
+}
+
+const AFTER_HELP: &str = "Needs root (CAP_BPF, CAP_PERFMON; CAP_NET_ADMIN for --demo and tc/XDP tracing).\n\
+Examples:\n  pwru --demo\n  pwru 'host 10.0.0.1 and tcp port 443'\n  pwru --output-json --filter-func 'ip_.*' icmp";
+
+impl Args {
+    /// pwru flags this tool accepts for compatibility but cannot honour yet: each becomes an
+    /// error naming the flag, never a silent no-op.
+    pub fn unsupported(&self) -> Option<&'static str> {
+        if self.filter_skb_expr.is_some() {
+            return Some("--filter-skb-expr");
+        }
+        if self.filter_xdp_expr.is_some() {
+            return Some("--filter-xdp-expr");
+        }
+        if self.filter_track_bpf_helpers {
+            return Some("--filter-track-bpf-helpers");
+        }
+        if !self.output_skb_metadata.is_empty() {
+            return Some("--output-skb-metadata");
+        }
+        if !self.output_xdp_metadata.is_empty() {
+            return Some("--output-xdp-metadata");
+        }
+        if self.output_bpfmap {
+            return Some("--output-bpfmap");
+        }
+        if self.output_file_compress {
+            return Some("--output-file-compress");
+        }
+        if self.output_file_max_age != 0 {
+            return Some("--output-file-max-age");
+        }
+        None
+    }
+
+    /// The pcap filter: positional words joined by spaces.
+    pub fn pcap(&self) -> String {
+        self.pcap_filter.join(" ")
+    }
+}

@@ -1,0 +1,141 @@
+//! The one error type of the library: every failure a user can hit, each saying what to do.
+
+use std::io;
+
+use crate::options::Backend;
+
+/// Everything that can go wrong while building a tracer, attaching it, or reading its events.
+///
+/// Messages say what happened and what to do about it; match on the variant to handle a case.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The process lacks a capability needed to load or attach BPF programs.
+    #[error("missing privileges: {missing} (run as root, or grant CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN)")]
+    Privileges {
+        /// Which capabilities are missing, e.g. "CAP_BPF, CAP_PERFMON".
+        missing: String,
+    },
+    /// A pcap-filter expression libpcap (or the eBPF translation) refused.
+    #[error("invalid {which} filter {expr:?}: {message}")]
+    Filter {
+        /// Which filter: "pcap", "tunnel L2", "tunnel L3".
+        which: &'static str,
+        /// The expression as given.
+        expr: String,
+        /// libpcap's (or the translator's) message.
+        message: String,
+    },
+    /// The function regular expression does not compile.
+    #[error("invalid function regex {pattern:?}: {source}")]
+    Regex {
+        /// The pattern as given.
+        pattern: String,
+        /// What the regex engine said.
+        #[source]
+        source: regex::Error,
+    },
+    /// Discovery found no function to trace.
+    #[error("no kernel function matches {what}: check the --filter-func regex (it must match the whole name) and the module list")]
+    NoFunctionMatched {
+        /// What was searched, e.g. `regex "ip_rcv.*"`.
+        what: String,
+    },
+    /// Kernel type information could not be read.
+    #[error("cannot read kernel BTF from {path}: {message} (the kernel needs CONFIG_DEBUG_INFO_BTF, or pass an external BTF file with --kernel-btf)")]
+    Btf {
+        /// The file that was read.
+        path: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// The requested backend does not work on this kernel.
+    #[error("backend {backend} is not supported by this kernel: {reason}")]
+    BackendUnsupported {
+        /// The backend that was asked for.
+        backend: Backend,
+        /// The kernel's refusal, as the probe saw it.
+        reason: String,
+    },
+    /// No backend works on this kernel (Auto tried each).
+    #[error("no tracing backend works on this kernel: {}", format_refusals(.refusals))]
+    NoBackend {
+        /// Each backend tried, with the reason it was refused.
+        refusals: Vec<(Backend, String)>,
+    },
+    /// The kernel's verifier rejected a program.
+    #[error(
+        "the kernel verifier rejected program {program}: {message}\n--- verifier log ---\n{log}"
+    )]
+    Verifier {
+        /// The program's name.
+        program: String,
+        /// The error the load returned.
+        message: String,
+        /// The verifier's log.
+        log: String,
+    },
+    /// Loading or attaching failed for a reason other than the verifier.
+    #[error("{context}: {message}")]
+    Kernel {
+        /// What was being done.
+        context: String,
+        /// What the kernel or loader said.
+        message: String,
+    },
+    /// A network namespace could not be resolved.
+    #[error(
+        "network namespace {spec:?}: {message} (use /proc/PID/ns/net, /run/netns/NAME or inode:N)"
+    )]
+    Netns {
+        /// The namespace as given.
+        spec: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// An interface name does not exist in the chosen network namespace.
+    #[error("interface {name:?} not found in {netns}: check `ip -n NETNS link`")]
+    InterfaceNotFound {
+        /// The name as given.
+        name: String,
+        /// The namespace searched.
+        netns: String,
+    },
+    /// An option is invalid on its own or in combination.
+    #[error("invalid option: {0}")]
+    InvalidOption(String),
+    /// Records were lost because the ring buffer was full. Not fatal: the stream continues.
+    #[error("{count} events lost (ring buffer full; {total} in all): enlarge the ring buffer or narrow the filter")]
+    EventsLost {
+        /// Lost since the previous report.
+        count: u64,
+        /// Lost since the session started.
+        total: u64,
+    },
+    /// A ring buffer record could not be decoded. Not fatal: the stream continues.
+    #[error("corrupt event record: {0}")]
+    Decode(String),
+    /// Waiting on the ring buffer failed.
+    #[error("ring buffer: {0}")]
+    RingBuffer(#[source] io::Error),
+}
+
+fn format_refusals(r: &[(Backend, String)]) -> String {
+    r.iter()
+        .map(|(b, why)| format!("{b}: {why}"))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+impl Error {
+    /// Whether the event stream ends after this error. Lost-event reports and single corrupt
+    /// records are not fatal: the stream goes on after them.
+    ///
+    /// ```
+    /// let e = pwru_core::Error::EventsLost { count: 3, total: 3 };
+    /// assert!(!e.is_fatal());
+    /// ```
+    pub fn is_fatal(&self) -> bool {
+        !matches!(self, Error::EventsLost { .. } | Error::Decode(_))
+    }
+}

@@ -1,0 +1,210 @@
+//! What a [`Tracer`](crate::Tracer) is asked to do: the plain data behind the builder.
+
+use std::fmt;
+use std::path::PathBuf;
+
+/// How probes are attached to the kernel.
+///
+/// ```
+/// use pwru_core::Backend;
+/// assert_eq!("kprobe-multi".parse::<Backend>().unwrap(), Backend::KprobeMulti);
+/// assert_eq!(Backend::Tracepoint.to_string(), "tracepoint");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Backend {
+    /// Try kprobe-multi, kprobe, fentry, tracepoint in that order; use the first the kernel accepts.
+    #[default]
+    Auto,
+    /// One `BPF_TRACE_KPROBE_MULTI` link per skb argument position (needs CONFIG_FPROBE, 5.18+).
+    KprobeMulti,
+    /// One kprobe link per function (needs CONFIG_KPROBES).
+    Kprobe,
+    /// One fentry program per function (needs BPF trampolines, 5.5+, and fentry not blocked).
+    Fentry,
+    /// The kernel's skb tracepoints through tp_btf or raw tracepoints: works without kprobes.
+    Tracepoint,
+}
+
+impl Backend {
+    /// The concrete backends in the order [`Backend::Auto`] tries them.
+    pub const AUTO_ORDER: [Backend; 4] = [
+        Backend::KprobeMulti,
+        Backend::Kprobe,
+        Backend::Fentry,
+        Backend::Tracepoint,
+    ];
+
+    /// The name used on the command line and in messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Auto => "auto",
+            Backend::KprobeMulti => "kprobe-multi",
+            Backend::Kprobe => "kprobe",
+            Backend::Fentry => "fentry",
+            Backend::Tracepoint => "tracepoint",
+        }
+    }
+}
+
+impl fmt::Display for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A backend name that is not one of `auto`, `kprobe-multi`, `kprobe`, `fentry`, `tracepoint`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown backend {0:?}: use one of auto, kprobe-multi, kprobe, fentry, tracepoint")]
+pub struct UnknownBackend(pub String);
+
+impl std::str::FromStr for Backend {
+    type Err = UnknownBackend;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s {
+            "auto" => Backend::Auto,
+            "kprobe-multi" | "kprobe.multi" | "kprobe_multi" => Backend::KprobeMulti,
+            "kprobe" => Backend::Kprobe,
+            "fentry" => Backend::Fentry,
+            "tracepoint" | "tp" => Backend::Tracepoint,
+            other => return Err(UnknownBackend(other.to_string())),
+        })
+    }
+}
+
+/// Which kernel modules' functions are traced besides vmlinux.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum KernelModules {
+    /// Only functions built into the kernel image.
+    #[default]
+    None,
+    /// These modules (by name, as in /sys/kernel/btf/NAME).
+    List(Vec<String>),
+    /// Every loaded module that has BTF.
+    All,
+}
+
+/// What each event carries besides the function and skb address (pwru's `--output-*` flags).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Capture {
+    /// netns, mark, interface, protocol, MTU, length.
+    pub meta: bool,
+    /// Addresses, ports and L4 protocol.
+    pub tuple: bool,
+    /// TCP flags in the tuple.
+    pub tcp_flags: bool,
+    /// The inner tuple of VXLAN/Geneve encapsulated packets.
+    pub tunnel: bool,
+    /// The kernel stack (symbolized).
+    pub stack: bool,
+    /// The calling function.
+    pub caller: bool,
+    /// A text dump of `struct sk_buff` (bpf_snprintf_btf).
+    pub skb: bool,
+    /// A text dump of `struct skb_shared_info`.
+    pub skb_shared_info: bool,
+    /// The skb control buffer `cb[]`.
+    pub cb: bool,
+}
+
+impl Default for Capture {
+    /// pwru's defaults: meta and tuple on, everything else off.
+    fn default() -> Self {
+        Capture {
+            meta: true,
+            tuple: true,
+            tcp_flags: false,
+            tunnel: false,
+            stack: false,
+            caller: false,
+            skb: false,
+            skb_shared_info: false,
+            cb: false,
+        }
+    }
+}
+
+/// A `mark[/mask]` filter: the event is kept when `skb->mark & mask == mark`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MarkFilter {
+    /// The value to compare with after masking.
+    pub mark: u32,
+    /// The mask applied to `skb->mark` (all ones when not given).
+    pub mask: u32,
+}
+
+/// A `mark[/mask]` text that is not two numbers (decimal or 0x hex).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "invalid mark filter {0:?}: write MARK or MARK/MASK, each decimal or 0x-hex (e.g. 0x10/0xff)"
+)]
+pub struct InvalidMark(pub String);
+
+fn parse_u32(s: &str) -> Option<u32> {
+    match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        Some(hex) => u32::from_str_radix(hex, 16).ok(),
+        None => s.parse().ok(),
+    }
+}
+
+impl std::str::FromStr for MarkFilter {
+    type Err = InvalidMark;
+    /// ```
+    /// use pwru_core::MarkFilter;
+    /// let m: MarkFilter = "0x10/0xff".parse().unwrap();
+    /// assert_eq!((m.mark, m.mask), (0x10, 0xff));
+    /// assert_eq!("7".parse::<MarkFilter>().unwrap().mask, u32::MAX);
+    /// assert!("x/1".parse::<MarkFilter>().is_err());
+    /// ```
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || InvalidMark(s.to_string());
+        let (m, k) = match s.split_once('/') {
+            Some((m, k)) => (m, Some(k)),
+            None => (s, None),
+        };
+        let mark = parse_u32(m.trim()).ok_or_else(bad)?;
+        let mask = match k {
+            Some(k) => parse_u32(k.trim()).ok_or_else(bad)?,
+            None => u32::MAX,
+        };
+        Ok(MarkFilter { mark, mask })
+    }
+}
+
+/// Everything a tracer was asked for; built by [`TracerBuilder`](crate::TracerBuilder).
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// The pcap-filter expression for the packet (empty: every packet).
+    pub pcap_filter: String,
+    /// Regular expression a function name must match entirely (pwru `--filter-func`).
+    pub function_regex: Option<String>,
+    /// Kernel modules whose functions are traced too.
+    pub kernel_modules: KernelModules,
+    /// Functions without an skb argument to trace as well (linked to packets by stack id).
+    pub non_skb_functions: Vec<String>,
+    /// Which backend to use.
+    pub backend: Backend,
+    /// Only packets in this network namespace: `/proc/PID/ns/net`, a path under /run/netns, or `inode:N`.
+    pub netns: Option<String>,
+    /// Only packets whose mark matches.
+    pub mark: Option<MarkFilter>,
+    /// Only packets on this interface (name resolved inside [`Options::netns`]).
+    pub interface: Option<String>,
+    /// pcap filter on the inner Ethernet frame of tunnelled packets (non-tunnel packets pass).
+    pub tunnel_filter_l2: Option<String>,
+    /// pcap filter on the inner IP packet of tunnelled packets (non-tunnel packets pass).
+    pub tunnel_filter_l3: Option<String>,
+    /// Once a packet matched, follow its skb everywhere (clones and copies included).
+    pub track_skb: bool,
+    /// Link functions without an skb argument to packets by kernel stack id.
+    pub track_skb_by_stackid: bool,
+    /// Trace the tc BPF programs loaded in the kernel.
+    pub trace_tc: bool,
+    /// Trace the XDP programs loaded in the kernel.
+    pub trace_xdp: bool,
+    /// What each event carries.
+    pub capture: Capture,
+    /// Ring buffer size in bytes (a power of two, at least one page).
+    pub ring_buffer_bytes: u32,
+    /// Read kernel types from this BTF file instead of /sys/kernel/btf/vmlinux.
+    pub kernel_btf: Option<PathBuf>,
+}

@@ -1,0 +1,126 @@
+//! The event stream: ring buffer records, decoded, as a runtime-agnostic [`futures::Stream`].
+//!
+//! The kernel programs write records into a BPF ring buffer; [`readiness`] wakes the consuming
+//! task when the ring becomes readable. Lost records (the kernel could not reserve space) are
+//! counted per CPU by the kernel programs; the stream reads that counter whenever it has drained
+//! the ring and every [`LOST_CHECK_EVERY`] records, and yields the increase as an
+//! [`Error::EventsLost`](crate::Error::EventsLost) item in the position where it noticed it.
+
+pub(crate) mod readiness;
+
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+
+use futures::Stream;
+
+use crate::error::Error;
+use readiness::Readiness;
+
+/// How many records are read between two looks at the lost-record counter while the ring stays
+/// non-empty (a flood): bounds how late a loss is reported without a syscall per record.
+pub const LOST_CHECK_EVERY: u64 = 4096;
+
+/// Something that hands out ring buffer records one at a time.
+pub(crate) trait RecordSource {
+    /// Calls `f` with the next record, or returns `None` when there is none right now.
+    fn next_record<T>(&mut self, f: impl FnOnce(&[u8]) -> T) -> Option<T>;
+}
+
+impl<M: std::borrow::Borrow<aya::maps::MapData>> RecordSource for aya::maps::RingBuf<M> {
+    fn next_record<T>(&mut self, f: impl FnOnce(&[u8]) -> T) -> Option<T> {
+        self.next().map(|item| f(&item))
+    }
+}
+
+/// Counters shared between a session and its streams.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    /// Records taken from the ring buffer.
+    pub(crate) records: AtomicU64,
+    /// Records that failed to decode.
+    pub(crate) decode_errors: AtomicU64,
+    /// Lost records already reported in a stream.
+    pub(crate) lost_reported: AtomicU64,
+}
+
+/// The generic core of the event stream: a record source, a decoder, a lost-counter reader.
+pub(crate) struct RecordStream<'a, S, D, L> {
+    pub(crate) source: &'a mut S,
+    pub(crate) readiness: &'a Readiness,
+    pub(crate) decode: D,
+    pub(crate) read_lost: L,
+    pub(crate) counters: &'a Counters,
+    pub(crate) since_lost_check: u64,
+}
+
+impl<S, D, L, T> RecordStream<'_, S, D, L>
+where
+    S: RecordSource,
+    D: FnMut(&[u8]) -> Result<T, Error>,
+    L: FnMut() -> Result<u64, Error>,
+{
+    /// Returns a loss item if the kernel counted more lost records than were reported so far.
+    fn check_lost(&mut self) -> Option<Error> {
+        self.since_lost_check = 0;
+        let total = match (self.read_lost)() {
+            Ok(t) => t,
+            Err(e) => return Some(e),
+        };
+        let reported = self.counters.lost_reported.load(Ordering::Relaxed);
+        if total > reported {
+            self.counters.lost_reported.store(total, Ordering::Relaxed);
+            Some(Error::EventsLost {
+                count: total - reported,
+                total,
+            })
+        } else {
+            None
+        }
+    }
+
+    fn poll_item(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<T, Error>>> {
+        let mut armed = false;
+        loop {
+            if self.since_lost_check >= LOST_CHECK_EVERY {
+                if let Some(e) = self.check_lost() {
+                    return Poll::Ready(Some(Err(e)));
+                }
+            }
+            let decode = &mut self.decode;
+            if let Some(item) = self.source.next_record(|bytes| decode(bytes)) {
+                self.since_lost_check += 1;
+                self.counters.records.fetch_add(1, Ordering::Relaxed);
+                if item.is_err() {
+                    self.counters.decode_errors.fetch_add(1, Ordering::Relaxed);
+                }
+                return Poll::Ready(Some(item));
+            }
+            // Drained: report losses before going to sleep, so they are never held back.
+            if let Some(e) = self.check_lost() {
+                return Poll::Ready(Some(Err(e)));
+            }
+            if armed {
+                return Poll::Pending;
+            }
+            if let Err(e) = self.readiness.arm(cx.waker()) {
+                return Poll::Ready(Some(Err(Error::RingBuffer(e))));
+            }
+            // Look once more: a record may have arrived before the registration was armed.
+            armed = true;
+        }
+    }
+}
+
+impl<S, D, L, T> Stream for RecordStream<'_, S, D, L>
+where
+    S: RecordSource + Unpin,
+    D: FnMut(&[u8]) -> Result<T, Error> + Unpin,
+    L: FnMut() -> Result<u64, Error> + Unpin,
+{
+    type Item = Result<T, Error>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.get_mut().poll_item(cx)
+    }
+}
