@@ -1,0 +1,46 @@
+//! Every corpus expression x L2/L3 x Direct/ProbeRead, run in the rbpf userspace VM on
+//! template, truncated, mutated and random packets, must return exactly what libpcap's own
+//! interpreter returns.
+
+mod common;
+
+use common::*;
+use pwru_filter::{Layer, Mode};
+
+#[test]
+fn rbpf_agrees_with_libpcap_on_the_corpus() {
+    let corpus = compiled_corpus();
+    let mut comparisons = 0u64;
+    let mut mismatches = Vec::new();
+    for layer in [Layer::L2, Layer::L3] {
+        let packets = packets(layer, 6, 40, 0x5eed_0001);
+        for (expr, l2, l3) in corpus {
+            let cbpf = if layer == Layer::L2 { l2 } else { l3 };
+            for mode in [Mode::Direct, Mode::ProbeRead] {
+                let vm = RbpfFilter::new(&body(expr, cbpf, mode));
+                for p in &packets {
+                    let want = cbpf
+                        .run_libpcap(p)
+                        .expect("libpcap accepts its own program");
+                    let got = vm.run(p);
+                    comparisons += 1;
+                    if got != Ok(want as u64) && mismatches.len() < 20 {
+                        mismatches.push(format!(
+                            "{} {layer:?} {mode:?} packet {p:02x?}: libpcap {want}, rbpf {got:?}",
+                            short(expr)
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    println!(
+        "ORACLE rbpf: {comparisons} comparisons, {} mismatches",
+        mismatches.len()
+    );
+    assert!(
+        mismatches.is_empty(),
+        "mismatches:\n{}",
+        mismatches.join("\n")
+    );
+}
