@@ -72,8 +72,9 @@ pub enum RejectReason {
     /// for L2: the program is the documented reject-all (`ret #0`), as pwru injects it. Carries
     /// libpcap's message for L3.
     L2Only(String),
-    /// libpcap compiled the expression, and every exit of the program returns 0 (e.g. `arp` on
-    /// raw IP, where libpcap knows no ARP can appear).
+    /// No packet of this layer can match: libpcap's optimiser proved it (for `arp` on raw IP it
+    /// reports "expression rejects all packets" while the expression compiles for L2), or every
+    /// exit of the program returns 0.
     NeverMatches,
 }
 
@@ -155,6 +156,9 @@ impl fmt::Display for Cbpf {
     }
 }
 
+/// What libpcap's optimiser says when it proves that nothing can match.
+const REJECTS_ALL_MESSAGE: &str = "expression rejects all packets";
+
 const RET_K: u16 = 0x06;
 const RET_A: u16 = 0x16;
 
@@ -183,7 +187,12 @@ pub fn compile(expr: &str, layer: Layer) -> Result<Cbpf, FilterError> {
         }
         Err(l3_message) if layer == Layer::L3 => match libpcap::compile(expr, Layer::L2.dlt()) {
             Ok(_) => {
-                let mut cbpf = Cbpf::reject_all(layer, RejectReason::L2Only(l3_message));
+                let reason = if l3_message.contains(REJECTS_ALL_MESSAGE) {
+                    RejectReason::NeverMatches
+                } else {
+                    RejectReason::L2Only(l3_message)
+                };
+                let mut cbpf = Cbpf::reject_all(layer, reason);
                 cbpf.expr = expr.to_string();
                 Ok(cbpf)
             }

@@ -12,8 +12,6 @@ pub(crate) enum Label {
     Cbpf(usize),
     /// The shared "return 0" block.
     NoMatch,
-    /// The shared exit (ProbeRead epilogue).
-    Exit,
     /// A label local to one translated instruction.
     Local(usize),
 }

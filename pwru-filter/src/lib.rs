@@ -26,7 +26,7 @@
 //!   - [`Mode::Direct`]: R1/R2 are packet pointers. Only valid when the body is inlined into, or
 //!     called as a *static* subprogram from, a tc/XDP/socket-filter program (the verifier
 //!     checks it with the caller's pointer types). Loads beyond offset
-//!     [`DIRECT_MAX_OFFSET`] (65535, the verifier's `MAX_PACKET_OFF`) count as out of range.
+//!     [`DIRECT_MAX_OFFSET`] (32767; the verifier tracks packet ranges only up to 65535) count as out of range.
 //!   - [`Mode::ProbeRead`]: R1/R2 are plain u64 kernel addresses (scalars); the body verifies
 //!     on its own, e.g. as a global function with BTF `int f(u64 data, u64 data_end)`, or in a
 //!     KPROBE program. R2 < R1 is treated as an empty packet. If the kernel refuses to read
@@ -35,11 +35,14 @@
 //!   value: libpcap returns the snapshot length 262144 on a match).
 //! - `ld len` (the pcap `len` keyword) = R2 - R1. Every packet load is bounds-checked against it
 //!   in both modes; a load out of range ends the filter with "no match", as in libpcap.
-//! - **Registers**: R6–R9 are preserved (ProbeRead saves and restores them on its own stack;
-//!   Direct does not touch them); R1–R5 are clobbered.
-//! - **Stack**: at most [`STACK_BYTES`] = 256 bytes of its own frame below R10 (ProbeRead: 32
-//!   bytes saved registers, 8 bytes scratch, 64 bytes M\[0..15\], up to
-//!   [`PROBE_BUFFER_MAX`] = 152 bytes header copy; Direct: at most 64 bytes for M\[\]).
+//! - **Registers**: R6–R9 are preserved as for any BPF-to-BPF subprogram: the verifier starts
+//!   the callee with R6–R9 uninitialised (the body never reads the caller's values) and the
+//!   JIT/interpreter saves and restores the registers a function writes. ProbeRead bodies use
+//!   R6–R9 for A, X, data and length (they survive the helper calls); Direct bodies use only
+//!   R0–R5. R1–R5 are clobbered.
+//! - **Stack**: at most [`STACK_BYTES`] = 256 bytes of its own frame below R10 (ProbeRead: 8
+//!   bytes scratch, 64 bytes M\[0..15\], and a header copy of at most [`PROBE_BUFFER_MAX`] =
+//!   184 bytes; Direct: at most 64 bytes for M\[\]).
 //! - **Contents**: no map references and no `ld_imm64` (splicing needs no relocation), only the
 //!   helper `bpf_probe_read_kernel` (id 113) and only in ProbeRead mode, only forward jumps
 //!   with 16-bit offsets, no unreachable instruction. ALU is 32-bit (`w` registers) and
@@ -88,8 +91,8 @@ pub use disasm::disassemble;
 pub use dispatch::dispatch;
 pub use insn::{Insn, Reg};
 pub use translate::{
-    translate, translate_insns, Mode, TranslateError, DIRECT_MAX_OFFSET, PROBE_BUFFER_MAX,
-    STACK_BYTES,
+    translate, translate_insns, Mode, TranslateError, DIRECT_MAX_OFFSET, PROBE_BUFFER_INDIRECT,
+    PROBE_BUFFER_MAX, STACK_BYTES,
 };
 
 /// libpcap could not compile an expression.

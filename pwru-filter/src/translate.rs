@@ -23,18 +23,24 @@ pub enum Mode {
 pub const STACK_BYTES: usize = 256;
 
 /// Largest number of leading packet bytes [`Mode::ProbeRead`] copies into its stack buffer.
-pub const PROBE_BUFFER_MAX: u32 = 152;
+pub const PROBE_BUFFER_MAX: u32 = 184;
 
-/// Largest packet offset direct-mode code can read: the verifier's `MAX_PACKET_OFF` (0xffff).
-/// A load ending beyond it is treated as out of range (no match).
-pub const DIRECT_MAX_OFFSET: u32 = 0xffff;
+/// Header bytes [`Mode::ProbeRead`] copies when the program has indirect loads (their offsets
+/// are unknown at translation time): enough for VXLAN/Geneve inner L4 headers.
+pub const PROBE_BUFFER_INDIRECT: u32 = 128;
+
+/// Largest offset (end of a load) direct-mode code reads; a load ending beyond it is treated
+/// as out of range (no match). The verifier only tracks packet ranges up to `MAX_PACKET_OFF`
+/// (0xffff) counted from the start of the packet, so this leaves the caller up to 32 KiB of
+/// its own offset in the data pointer it passes (e.g. `skb->data` + network header offset).
+pub const DIRECT_MAX_OFFSET: u32 = 0x7fff;
 
 // Stack layout (offsets from R10):
-//   ProbeRead: -8..-32 saved R6..R9, -40 an 8-byte scratch for per-load reads,
-//              -104..-40 M[0..16], then the header buffer down to -104-N (N <= 152).
+//   ProbeRead: -8 an 8-byte scratch for per-load reads, -72..-8 M[0..16],
+//              then the header buffer down to -72-N (N <= 184).
 //   Direct:    -64..0 M[0..16].
-const PROBE_TMP: i16 = -40;
-const PROBE_MEM: i16 = -104;
+const PROBE_TMP: i16 = -8;
+const PROBE_MEM: i16 = -72;
 const DIRECT_MEM: i16 = -64;
 
 /// Why a classic BPF program cannot be translated.
@@ -224,7 +230,7 @@ fn scan(insns: &[CbpfInsn], reachable: &[bool], mode: Mode) -> Needs {
     }
     if mode == Mode::ProbeRead {
         needs.buffer = if indirect {
-            PROBE_BUFFER_MAX
+            PROBE_BUFFER_INDIRECT.max((max_abs_end as u32 + 7) & !7)
         } else {
             // Round up to 8 bytes: copying a few more bytes costs nothing measurable.
             ((max_abs_end as u32 + 7) & !7).min(PROBE_BUFFER_MAX)
@@ -267,7 +273,6 @@ pub fn translate_insns(insns: &[CbpfInsn], mode: Mode) -> Result<Vec<Insn>, Tran
         },
         buffer: needs.buffer,
         nomatch: Label::NoMatch,
-        last_reachable: reachable.iter().rposition(|r| *r).unwrap_or(0),
         nomatch_used: needs.nomatch,
     };
     t.prologue(&needs);
@@ -288,8 +293,15 @@ struct Translator<'a> {
     mem_base: i16,
     buffer: u32,
     nomatch: Label,
-    last_reachable: usize,
     nomatch_used: bool,
+}
+
+fn size_op_any(size: u32) -> u8 {
+    if size == 8 {
+        op::DW
+    } else {
+        size_op(size)
+    }
 }
 
 fn size_op(size: u32) -> u8 {
@@ -321,10 +333,6 @@ impl Translator<'_> {
     fn prologue(&mut self, needs: &Needs) {
         let r = self.r;
         if self.mode == Mode::ProbeRead {
-            for (i, reg) in (6..=9).enumerate() {
-                self.e
-                    .push(Insn::store_reg(op::DW, 10, -8 * (i as i16 + 1), reg));
-            }
             // data = R1, len = R2 - R1, or 0 when R2 < R1.
             self.e.push(Insn::mov64_reg(r.data, 1));
             self.e.push(Insn::mov64_reg(r.end, 2));
@@ -363,36 +371,17 @@ impl Translator<'_> {
         if self.nomatch_used {
             self.e.bind(Label::NoMatch);
             self.e.push(Insn::mov32_imm(0, 0));
-            if self.mode == Mode::Direct {
-                self.e.push(Insn::exit());
-            }
-        }
-        if self.mode == Mode::ProbeRead {
-            self.e.bind(Label::Exit);
-            for (i, reg) in (6..=9).enumerate() {
-                self.e
-                    .push(Insn::load(op::DW, reg, 10, -8 * (i as i16 + 1)));
-            }
             self.e.push(Insn::exit());
         }
     }
 
-    fn ret(&mut self, pc: usize, value: Option<u32>) {
+    fn ret(&mut self, value: Option<u32>) {
         match value {
             Some(k) => self.e.push(Insn::mov32_imm(0, k as i32)),
             None if self.r.a != 0 => self.e.push(Insn::mov32_reg(0, self.r.a)),
             None => {}
         }
-        match self.mode {
-            Mode::Direct => self.e.push(Insn::exit()),
-            Mode::ProbeRead => {
-                // The epilogue follows the last instruction unless the no-match block sits
-                // in between.
-                if pc != self.last_reachable || self.nomatch_used {
-                    self.e.jump(Insn::ja(0), Label::Exit);
-                }
-            }
-        }
+        self.e.push(Insn::exit());
     }
 
     fn insn(&mut self, pc: usize) {
@@ -400,7 +389,7 @@ impl Translator<'_> {
         let r = self.r;
         let k = i.k;
         match class(i.code) {
-            v::RET => self.ret(pc, (i.code & 0x18 == v::K).then_some(k)),
+            v::RET => self.ret((i.code & 0x18 == v::K).then_some(k)),
             v::LD => match i.code & 0xe0 {
                 v::IMM => self.e.push(Insn::mov32_imm(r.a, k as i32)),
                 v::MEM => {
@@ -478,20 +467,15 @@ impl Translator<'_> {
                 self.e.push(Insn::alu64_imm(op::ADD, r.t1, end as i32));
                 self.e
                     .jump(Insn::jmp_reg(op::JGT, r.t1, r.end, 0), self.nomatch);
-                if k <= i16::MAX as u32 {
-                    self.e.push(Insn::load(s, dst, r.data, k as i16));
-                } else {
-                    self.e.push(Insn::mov64_reg(r.t1, r.data));
-                    self.e.push(Insn::alu64_imm(op::ADD, r.t1, k as i32));
-                    self.e.push(Insn::load(s, dst, r.t1, 0));
-                }
+                // k < DIRECT_MAX_OFFSET fits the 16-bit displacement.
+                self.e.push(Insn::load(s, dst, r.data, k as i16));
             }
             Mode::ProbeRead => {
                 if end <= self.buffer as u64 {
                     self.e
                         .jump(Insn::jmp_imm(op::JLT, r.end, end as i32, 0), self.nomatch);
-                    let off = self.buf_off() + k as i16;
-                    self.e.push(Insn::load(s, dst, 10, off));
+                    self.load_buffer_const(size, k, dst);
+                    return;
                 } else {
                     // Offset register R1 = k (zero-extended), then bounds check and read.
                     self.e.push(Insn::mov32_imm(1, k as i32));
@@ -518,6 +502,55 @@ impl Translator<'_> {
         self.e.push(Insn::call_helper(HELPER_PROBE_READ_KERNEL));
         self.e.jump(Insn::jmp_imm(op::JNE, 0, 0, 0), self.nomatch);
         self.e.push(Insn::load(size_op(size), dst, 10, PROBE_TMP));
+    }
+
+    /// ProbeRead: `dst` = the big-endian value of `size` buffer bytes at constant offset `k`.
+    /// The verifier insists on aligned stack loads, so the bytes are taken from the smallest
+    /// aligned word holding them, or from two aligned 8-byte words.
+    fn load_buffer_const(&mut self, size: u32, k: u32, dst: Reg) {
+        let base = self.buf_off();
+        let containing = [size, 4, 8]
+            .into_iter()
+            .find(|w| *w >= size && k / w == (k + size - 1) / w);
+        match containing {
+            Some(w) => {
+                let start = k / w * w;
+                self.e
+                    .push(Insn::load(size_op_any(w), dst, 10, base + start as i16));
+                let shift = (k - start) * 8;
+                if shift > 0 {
+                    self.e.push(Insn::alu64_imm(op::RSH, dst, shift as i32));
+                }
+            }
+            None => {
+                let start = k / 8 * 8;
+                let shift = (k - start) * 8;
+                self.e
+                    .push(Insn::load(op::DW, dst, 10, base + start as i16));
+                self.e.push(Insn::alu64_imm(op::RSH, dst, shift as i32));
+                self.e
+                    .push(Insn::load(op::DW, 1, 10, base + start as i16 + 8));
+                self.e.push(Insn::alu64_imm(op::LSH, 1, 64 - shift as i32));
+                self.e.push(Insn::alu64_reg(op::OR, dst, 1));
+            }
+        }
+        if size > 1 {
+            self.e.push(Insn::to_be(dst, 8 * size as i32));
+        } else if containing != Some(1) {
+            self.e.push(Insn::alu32_imm(op::AND, dst, 0xff));
+        }
+    }
+
+    /// ProbeRead: `dst` = the big-endian value of `size` buffer bytes at R2 (= R10 + a
+    /// variable offset), assembled byte by byte since the offset's alignment is unknown.
+    fn load_buffer_bytes(&mut self, size: u32, dst: Reg) {
+        let base = self.buf_off();
+        self.e.push(Insn::load(op::B, dst, 2, base));
+        for i in 1..size as i16 {
+            self.e.push(Insn::load(op::B, 3, 2, base + i));
+            self.e.push(Insn::alu32_imm(op::LSH, dst, 8));
+            self.e.push(Insn::alu32_reg(op::OR, dst, 3));
+        }
     }
 
     fn load_ind(&mut self, size: u32, k: u32) {
@@ -570,12 +603,13 @@ impl Translator<'_> {
                     );
                     self.e.push(Insn::mov64_reg(2, 10));
                     self.e.push(Insn::alu64_reg(op::ADD, 2, 1));
-                    let off = self.buf_off();
-                    self.e.push(Insn::load(s, r.a, 2, off));
+                    self.load_buffer_bytes(size, r.a);
                     self.e.jump(Insn::ja(0), done);
                     self.e.bind(slow);
                     self.probe_read_at_r1(size, r.a);
+                    self.swap(r.a, size);
                     self.e.bind(done);
+                    return;
                 } else {
                     self.probe_read_at_r1(size, r.a);
                 }

@@ -12,6 +12,7 @@ fn rbpf_agrees_with_libpcap_on_the_corpus() {
     let corpus = compiled_corpus();
     let mut comparisons = 0u64;
     let mut mismatches = Vec::new();
+    let mut mismatch_count = 0u64;
     for layer in [Layer::L2, Layer::L3] {
         let packets = packets(layer, 6, 40, 0x5eed_0001);
         for (expr, l2, l3) in corpus {
@@ -24,6 +25,9 @@ fn rbpf_agrees_with_libpcap_on_the_corpus() {
                         .expect("libpcap accepts its own program");
                     let got = vm.run(p);
                     comparisons += 1;
+                    if got != Ok(want as u64) {
+                        mismatch_count += 1;
+                    }
                     if got != Ok(want as u64) && mismatches.len() < 20 {
                         mismatches.push(format!(
                             "{} {layer:?} {mode:?} packet {p:02x?}: libpcap {want}, rbpf {got:?}",
