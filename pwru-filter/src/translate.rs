@@ -388,6 +388,11 @@ impl Translator<'_> {
         let i = self.insns[pc];
         let r = self.r;
         let k = i.k;
+        if self.mode == Mode::Direct && direct_always_fails(&i) {
+            // Reachability treated this load as the end of its path.
+            self.e.jump(Insn::ja(0), self.nomatch);
+            return;
+        }
         match class(i.code) {
             v::RET => self.ret((i.code & 0x18 == v::K).then_some(k)),
             v::LD => match i.code & 0xe0 {
@@ -459,10 +464,6 @@ impl Translator<'_> {
         let s = size_op(size);
         match self.mode {
             Mode::Direct => {
-                if end > DIRECT_MAX_OFFSET as u64 {
-                    self.e.jump(Insn::ja(0), self.nomatch);
-                    return;
-                }
                 self.e.push(Insn::mov64_reg(r.t1, r.data));
                 self.e.push(Insn::alu64_imm(op::ADD, r.t1, end as i32));
                 self.e
@@ -559,10 +560,6 @@ impl Translator<'_> {
         let end = k as u64 + size as u64;
         match self.mode {
             Mode::Direct => {
-                if end > DIRECT_MAX_OFFSET as u64 {
-                    self.e.jump(Insn::ja(0), self.nomatch);
-                    return;
-                }
                 // Bound X first so the verifier accepts adding it to the packet pointer.
                 self.e.push(Insn::mov64_reg(r.t1, r.x));
                 self.e.jump(
