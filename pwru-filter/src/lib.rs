@@ -91,8 +91,8 @@ pub use disasm::disassemble;
 pub use dispatch::dispatch;
 pub use insn::{Insn, Reg};
 pub use translate::{
-    translate, translate_insns, Mode, TranslateError, DIRECT_MAX_OFFSET, PROBE_BUFFER_INDIRECT,
-    PROBE_BUFFER_MAX, STACK_BYTES,
+    translate, translate_insns, translate_with, Mode, Options, TranslateError, DIRECT_MAX_OFFSET,
+    PROBE_BUFFER_INDIRECT, PROBE_BUFFER_MAX, STACK_BYTES,
 };
 
 /// libpcap could not compile an expression.

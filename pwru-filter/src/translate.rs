@@ -197,7 +197,8 @@ fn direct_always_fails(i: &CbpfInsn) -> bool {
     }
 }
 
-fn scan(insns: &[CbpfInsn], reachable: &[bool], mode: Mode) -> Needs {
+fn scan(insns: &[CbpfInsn], reachable: &[bool], mode: Mode, opts: &Options) -> Needs {
+    let limit = opts.probe_buffer_max.min(PROBE_BUFFER_MAX) & !7;
     let mut needs = Needs {
         a: false,
         x: false,
@@ -223,17 +224,17 @@ fn scan(insns: &[CbpfInsn], reachable: &[bool], mode: Mode) -> Needs {
             needs.nomatch = true;
             indirect |= ind;
             let end = i.k as u64 + size as u64;
-            if !ind && end <= PROBE_BUFFER_MAX as u64 {
+            if !ind && end <= limit as u64 {
                 max_abs_end = max_abs_end.max(end);
             }
         }
     }
     if mode == Mode::ProbeRead {
         needs.buffer = if indirect {
-            PROBE_BUFFER_INDIRECT.max((max_abs_end as u32 + 7) & !7)
+            (opts.probe_buffer_indirect.min(limit) & !7).max((max_abs_end as u32 + 7) & !7)
         } else {
             // Round up to 8 bytes: copying a few more bytes costs nothing measurable.
-            ((max_abs_end as u32 + 7) & !7).min(PROBE_BUFFER_MAX)
+            ((max_abs_end as u32 + 7) & !7).min(limit)
         };
         if needs.buffer > 0 {
             needs.nomatch = true;
@@ -252,12 +253,43 @@ pub fn translate(cbpf: &Cbpf, mode: Mode) -> Result<Vec<Insn>, TranslateError> {
 
 /// [`translate`] on bare classic BPF instructions.
 pub fn translate_insns(insns: &[CbpfInsn], mode: Mode) -> Result<Vec<Insn>, TranslateError> {
+    translate_with(insns, mode, &Options::default())
+}
+
+/// Tuning of the generated code; [`Options::default`] is what [`translate`] uses (the fastest
+/// scheme measured, see `benches/README.md`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Options {
+    /// ProbeRead: at most this many leading packet bytes (rounded down to 8, capped at
+    /// [`PROBE_BUFFER_MAX`]) are copied once into the stack; loads beyond read their own bytes
+    /// with one helper call each. 0 means every load calls the helper.
+    pub probe_buffer_max: u32,
+    /// ProbeRead: bytes copied when the program has indirect loads (whose offsets are unknown
+    /// until run time), at most `probe_buffer_max`.
+    pub probe_buffer_indirect: u32,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            probe_buffer_max: PROBE_BUFFER_MAX,
+            probe_buffer_indirect: PROBE_BUFFER_INDIRECT,
+        }
+    }
+}
+
+/// [`translate_insns`] with explicit [`Options`].
+pub fn translate_with(
+    insns: &[CbpfInsn],
+    mode: Mode,
+    opts: &Options,
+) -> Result<Vec<Insn>, TranslateError> {
     v::validate(insns)?;
     let reachable = match mode {
         Mode::Direct => v::reachable(insns, direct_always_fails),
         Mode::ProbeRead => v::reachable(insns, |_| false),
     };
-    let needs = scan(insns, &reachable, mode);
+    let needs = scan(insns, &reachable, mode, opts);
     let mut t = Translator {
         e: Emitter::new(insns.len()),
         insns,
@@ -321,13 +353,10 @@ impl Translator<'_> {
         self.mem_base + 4 * k as i16
     }
 
-    /// The cBPF instruction that executes after `pc` in straight-line order.
-    fn next_reachable(&self, pc: usize) -> Option<usize> {
-        (pc + 1..self.insns.len()).find(|&i| self.reachable[i])
-    }
-
+    /// True when the code of `target` directly follows that of `pc` (only unreachable
+    /// instructions in between).
     fn falls_to(&self, pc: usize, target: usize) -> bool {
-        self.next_reachable(pc) == Some(target)
+        target > pc && self.reachable[pc + 1..target].iter().all(|r| !r)
     }
 
     fn prologue(&mut self, needs: &Needs) {

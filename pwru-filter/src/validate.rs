@@ -182,9 +182,11 @@ pub(crate) fn validate(insns: &[CbpfInsn]) -> Result<(), TranslateError> {
             _ => {}
         }
     }
-    let all = reachable(insns, |_| false);
-    if let Some(index) = (0..len).find(|&pc| all[pc] && successors(insns, pc)[0] == Some(len)) {
-        return Err(TranslateError::FallsOffEnd { index });
+    // Conditional jumps were checked to stay inside; only a last instruction that is neither
+    // `ret` nor a jump can run off the end.
+    let last = insns[len - 1];
+    if class(last.code) != RET && class(last.code) != JMP {
+        return Err(TranslateError::FallsOffEnd { index: len - 1 });
     }
     Ok(())
 }

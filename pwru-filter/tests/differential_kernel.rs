@@ -7,7 +7,7 @@ mod common;
 
 use common::*;
 use pwru_filter::kernel::{self, Harness};
-use pwru_filter::{dispatch, Layer, Mode};
+use pwru_filter::{dispatch, translate_with, Layer, Mode, Options};
 
 #[test]
 fn kernel_agrees_with_libpcap_on_the_corpus() {
@@ -23,9 +23,21 @@ fn kernel_agrees_with_libpcap_on_the_corpus() {
         let packets = packets(layer, 4, 30, 0x5eed_0002);
         for (expr, l2, l3) in corpus {
             let cbpf = if layer == Layer::L2 { l2 } else { l3 };
-            for mode in [Mode::Direct, Mode::ProbeRead] {
-                let filter = KernelFilter::load(&body(expr, cbpf, mode), mode)
+            // ProbeRead twice: the default (one bulk copy of the headers) and with every load
+            // reading its own bytes (the fallback path the default takes beyond its buffer).
+            let per_load = Options {
+                probe_buffer_max: 0,
+                ..Options::default()
+            };
+            for (mode, opts) in [
+                (Mode::Direct, Options::default()),
+                (Mode::ProbeRead, Options::default()),
+                (Mode::ProbeRead, per_load),
+            ] {
+                let b = translate_with(cbpf.insns(), mode, &opts)
                     .unwrap_or_else(|e| panic!("{} {layer:?} {mode:?}: {e}", short(expr)));
+                let filter = KernelFilter::load(&b, mode)
+                    .unwrap_or_else(|e| panic!("{} {layer:?} {mode:?} {opts:?}: {e}", short(expr)));
                 for p in &packets {
                     let want = cbpf
                         .run_libpcap(p)
@@ -38,7 +50,7 @@ fn kernel_agrees_with_libpcap_on_the_corpus() {
                     }
                     if got != Ok(want) && mismatches.len() < 20 {
                         mismatches.push(format!(
-                            "{} {layer:?} {mode:?} packet {p:02x?}: libpcap {want}, kernel {got:?}",
+                            "{} {layer:?} {mode:?} {opts:?} packet {p:02x?}: libpcap {want}, kernel {got:?}",
                             short(expr)
                         ));
                     }
