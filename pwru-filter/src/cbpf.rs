@@ -89,7 +89,7 @@ pub struct Cbpf {
 
 impl Cbpf {
     /// A program from raw instructions (e.g. hand-written or generated in tests). It is not
-    /// validated here; [`crate::translate`] validates.
+    /// validated here; [`crate::translate()`] validates.
     pub fn from_insns(insns: Vec<CbpfInsn>, layer: Layer) -> Cbpf {
         let reject = if never_matches(&insns) {
             Some(RejectReason::NeverMatches)

@@ -8,7 +8,7 @@ use crate::translate::TranslateError;
 /// Entry: R1 = selector index, R2 = data, R3 = data_end (C: `int f(u64 which, u64 data,
 /// u64 data_end)`). It moves data/data_end to R1/R2 and continues into the selected filter,
 /// whose own `exit` returns; an out-of-range selector returns 0 (no match). Every filter must
-/// be a body produced by [`crate::translate`] (self-contained, forward jumps only), all in the
+/// be a body produced by [`crate::translate()`] (self-contained, forward jumps only), all in the
 /// same [`crate::Mode`]. Stack use is that of the largest filter.
 pub fn dispatch(filters: &[&[Insn]]) -> Result<Vec<Insn>, TranslateError> {
     let n = filters.len();

@@ -1,8 +1,8 @@
 //! pcap-filter (tcpdump) expressions compiled to eBPF, with libpcap's exact semantics.
 //!
 //! The chain is: [`compile`] (libpcap's `pcap_compile`, link type Ethernet for [`Layer::L2`] or
-//! raw IP for [`Layer::L3`]) gives a classic BPF program [`Cbpf`]; [`translate`] turns it into
-//! the body of an eBPF subprogram for one of two [`Mode`]s; [`dispatch`] puts several such
+//! raw IP for [`Layer::L3`]) gives a classic BPF program [`Cbpf`]; [`translate()`] turns it into
+//! the body of an eBPF subprogram for one of two [`Mode`]s; [`dispatch()`] puts several such
 //! bodies behind a selector in ONE function body, so a loader splices a single body into the
 //! kernel programs' one filter stub. [`compile_ebpf`] does compile + translate in one call.
 //!
@@ -16,13 +16,13 @@
 //!
 //! # Calling convention
 //!
-//! Every body produced by [`translate`] (and by [`dispatch`]) is the complete body of a
+//! Every body produced by [`translate()`] (and by [`dispatch()`]) is the complete body of a
 //! BPF-to-BPF subprogram: in C a `__noinline` function `int f(u64 data, u64 data_end)`
-//! (for [`dispatch`]: `int f(u64 which, u64 data, u64 data_end)`).
+//! (for [`dispatch()`]: `int f(u64 which, u64 data, u64 data_end)`).
 //!
 //! - **Entry**: R1 = address of the byte the filter sees as offset 0 (the MAC header for
 //!   [`Layer::L2`], the network header for [`Layer::L3`]); R2 = one past the last readable
-//!   byte. For [`dispatch`], R1 = selector, R2/R3 = data/data_end.
+//!   byte. For [`dispatch()`], R1 = selector, R2/R3 = data/data_end.
 //!   - [`Mode::Direct`]: R1/R2 are packet pointers. Only valid when the body is inlined into, or
 //!     called as a *static* subprogram from, a tc/XDP/socket-filter program (the verifier
 //!     checks it with the caller's pointer types). Loads beyond offset
@@ -139,7 +139,7 @@ pub struct Program {
     pub insns: Vec<Insn>,
 }
 
-/// [`compile`] then [`translate`].
+/// [`compile`] then [`translate()`].
 pub fn compile_ebpf(expr: &str, layer: Layer, mode: Mode) -> Result<Program, Error> {
     let cbpf = compile(expr, layer)?;
     let insns = translate(&cbpf, mode).map_err(|source| Error::Translate {

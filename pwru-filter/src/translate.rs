@@ -251,12 +251,12 @@ pub fn translate(cbpf: &Cbpf, mode: Mode) -> Result<Vec<Insn>, TranslateError> {
     translate_insns(cbpf.insns(), mode)
 }
 
-/// [`translate`] on bare classic BPF instructions.
+/// [`translate()`] on bare classic BPF instructions.
 pub fn translate_insns(insns: &[CbpfInsn], mode: Mode) -> Result<Vec<Insn>, TranslateError> {
     translate_with(insns, mode, &Options::default())
 }
 
-/// Tuning of the generated code; [`Options::default`] is what [`translate`] uses (the fastest
+/// Tuning of the generated code; [`Options::default`] is what [`translate()`] uses (the fastest
 /// scheme measured, see `benches/README.md`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Options {
