@@ -71,8 +71,16 @@
 //!
 //! # Measured costs
 //!
-//! See `benches/README.md` of the workspace: compile time (libpcap vs translation) and the
-//! in-kernel cost per packet of Direct vs ProbeRead code.
+//! On a 2-core Debian 12 VM, kernel 6.18, libpcap 1.10.3 (details and method in the workspace's
+//! `benches/README.md`, benches `filter_compile` and `filter_kernel_cost`):
+//!
+//! - Compile: libpcap ≈ 5 µs per typical expression (284 ms for 200 OR'd hosts); translation
+//!   ≈ 0.3 µs (11.7 µs for 200 hosts). Translation / libpcap: median 7.6 %, p90 14.4 %.
+//! - Per packet in the kernel (net of the test harness): Direct 1–2 ns; ProbeRead 27–33 ns
+//!   with the default bulk header copy, 50–175 ns with one helper call per load (pwru's
+//!   scheme). ProbeRead's cost is one `bpf_probe_read_kernel` call (≈ 24 ns here whatever the
+//!   size), so it is 13–16x Direct in net filter time and ≈ 1.6x per test-run packet.
+//!
 #![deny(missing_docs)]
 
 pub mod cbpf;
