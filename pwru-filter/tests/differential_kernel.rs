@@ -23,16 +23,23 @@ fn kernel_agrees_with_libpcap_on_the_corpus() {
         let packets = packets(layer, 4, 30, 0x5eed_0002);
         for (expr, l2, l3) in corpus {
             let cbpf = if layer == Layer::L2 { l2 } else { l3 };
-            // ProbeRead twice: the default (one bulk copy of the headers) and with every load
-            // reading its own bytes (the fallback path the default takes beyond its buffer).
+            // ProbeRead three times: the default (one bulk copy of the headers), with every
+            // load reading its own bytes (the fallback path the default takes beyond its
+            // buffer),
             let per_load = Options {
                 probe_buffer_max: 0,
                 ..Options::default()
+            };
+            // And with a small buffer, so that loads on both sides of its end occur.
+            let small = Options {
+                probe_buffer_max: 40,
+                probe_buffer_indirect: 24,
             };
             for (mode, opts) in [
                 (Mode::Direct, Options::default()),
                 (Mode::ProbeRead, Options::default()),
                 (Mode::ProbeRead, per_load),
+                (Mode::ProbeRead, small),
             ] {
                 let b = translate_with(cbpf.insns(), mode, &opts)
                     .unwrap_or_else(|e| panic!("{} {layer:?} {mode:?}: {e}", short(expr)));
@@ -127,4 +134,34 @@ fn dispatch_selects_each_filter_in_the_kernel() {
         }
     }
     println!("ORACLE kernel-dispatch: {comparisons} comparisons, 0 mismatches");
+}
+
+#[test]
+fn large_expressions_pass_the_verifier_in_both_modes() {
+    if !kernel_available("large_expressions_pass_the_verifier_in_both_modes") {
+        return;
+    }
+    let ports: Vec<String> = (1..=60).map(|p| format!("port {p}")).collect();
+    let payloads: Vec<String> = (0..20)
+        .map(|i| format!("tcp[((tcp[12:1] & 0xf0) >> 2) + {i}:2] == {i}"))
+        .collect();
+    let hosts = pwru_filter::corpus::many_hosts_expr(200);
+    for expr in [ports.join(" or "), payloads.join(" or "), hosts] {
+        for layer in [Layer::L2, Layer::L3] {
+            let cbpf = pwru_filter::compile(&expr, layer).expect("compiles");
+            for mode in [Mode::Direct, Mode::ProbeRead] {
+                let b = body(&expr, &cbpf, mode);
+                let started = std::time::Instant::now();
+                KernelFilter::load(&b, mode)
+                    .unwrap_or_else(|e| panic!("{} {layer:?} {mode:?}: {e}", short(&expr)));
+                println!(
+                    "verified {} {layer:?} {mode:?}: {} cBPF -> {} eBPF insns, load {:?}",
+                    short(&expr),
+                    cbpf.insns().len(),
+                    b.len(),
+                    started.elapsed()
+                );
+            }
+        }
+    }
 }

@@ -5,7 +5,7 @@
 mod common;
 
 use common::*;
-use pwru_filter::{Layer, Mode};
+use pwru_filter::{translate_with, Layer, Mode, Options};
 
 #[test]
 fn rbpf_agrees_with_libpcap_on_the_corpus() {
@@ -17,8 +17,20 @@ fn rbpf_agrees_with_libpcap_on_the_corpus() {
         let packets = packets(layer, 6, 40, 0x5eed_0001);
         for (expr, l2, l3) in corpus {
             let cbpf = if layer == Layer::L2 { l2 } else { l3 };
-            for mode in [Mode::Direct, Mode::ProbeRead] {
-                let vm = RbpfFilter::new(&body(expr, cbpf, mode));
+            // ProbeRead also with a small header buffer, so loads on both sides of its end
+            // (bulk copy and per-load reads) occur on these packets.
+            let small = Options {
+                probe_buffer_max: 40,
+                probe_buffer_indirect: 24,
+            };
+            for (mode, opts) in [
+                (Mode::Direct, Options::default()),
+                (Mode::ProbeRead, Options::default()),
+                (Mode::ProbeRead, small),
+            ] {
+                let b = translate_with(cbpf.insns(), mode, &opts)
+                    .unwrap_or_else(|e| panic!("{} {layer:?} {mode:?}: {e}", short(expr)));
+                let vm = RbpfFilter::new(&b);
                 for p in &packets {
                     let want = cbpf
                         .run_libpcap(p)
@@ -30,7 +42,7 @@ fn rbpf_agrees_with_libpcap_on_the_corpus() {
                     }
                     if got != Ok(want as u64) && mismatches.len() < 20 {
                         mismatches.push(format!(
-                            "{} {layer:?} {mode:?} packet {p:02x?}: libpcap {want}, rbpf {got:?}",
+                            "{} {layer:?} {mode:?} {opts:?} packet {p:02x?}: libpcap {want}, rbpf {got:?}",
                             short(expr)
                         ));
                     }
