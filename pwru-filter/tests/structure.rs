@@ -183,3 +183,43 @@ fn l2_only_expressions_are_visible_reject_alls() {
             .rejects_all());
     }
 }
+
+#[test]
+fn dispatch_selects_each_filter_in_rbpf() {
+    let corpus = compiled_corpus();
+    let picks = [3usize, 11, 25];
+    let packets = packets(Layer::L2, 2, 10, 0x5eed_0005);
+    let mut comparisons = 0u64;
+    for mode in [Mode::Direct, Mode::ProbeRead] {
+        let bodies: Vec<_> = picks
+            .iter()
+            .map(|&i| body(&corpus[i].0, &corpus[i].1, mode))
+            .collect();
+        let refs: Vec<&[Insn]> = bodies.iter().map(|b| b.as_slice()).collect();
+        let disp = pwru_filter::dispatch(&refs).expect("dispatch");
+        check_body(&disp, mode).expect("dispatch body keeps the convention");
+        for which in 0..=picks.len() as i32 {
+            // The rbpf prologue puts data/data_end in R1/R2: move them to R2/R3, selector in R1.
+            let mut prog = vec![
+                Insn::mov64_reg(3, 2),
+                Insn::mov64_reg(2, 1),
+                Insn::mov64_imm(1, which),
+            ];
+            prog.extend_from_slice(&disp);
+            let vm = RbpfFilter::new(&prog);
+            for p in &packets {
+                let want = match picks.get(which as usize) {
+                    Some(&i) => corpus[i].1.run_libpcap(p).expect("valid"),
+                    None => 0,
+                };
+                assert_eq!(
+                    vm.run(p),
+                    Ok(want as u64),
+                    "selector {which} {mode:?} {p:02x?}"
+                );
+                comparisons += 1;
+            }
+        }
+    }
+    println!("ORACLE rbpf-dispatch: {comparisons} comparisons, 0 mismatches");
+}
