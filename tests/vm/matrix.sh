@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# The distro-kernel test matrix: boots Debian's own kernels under QEMU and runs the guest test
+# binary (tests/src/bin/vm_guest) in each, then prints kernel x backend x scenario.
+#
+#   tests/vm/matrix.sh [--kernels 6.1,6.12,7] [--scenario A,B] [--backend X,Y] [--fetch-only]
+#
+# Exit status: 0 when nothing failed unexpectedly (skips with reasons are fine), 1 otherwise.
+# See tests/vm/README.md for the environment variables, the cache and how to add scenarios.
+set -euo pipefail
+
+VM_DIR=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$VM_DIR/../.." && pwd)
+[ -f "$HOME/.cargo/env" ] && . "$HOME/.cargo/env"
+
+CACHE=${PWRU_VM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/pwru-rs/vm}
+OUT=${PWRU_VM_OUT:-$ROOT/target/vm-matrix}
+PWRU_VM_FLAVOUR=${PWRU_VM_FLAVOUR:-cloud-amd64}
+KERNELS=${PWRU_VM_KERNELS:-6.1 6.12 7}
+GUEST_ARGS=()
+FETCH_ONLY=0
+while [ $# -gt 0 ]; do
+  case $1 in
+    --kernels) KERNELS=${2//,/ }; shift 2 ;;
+    --scenario | --backend) GUEST_ARGS+=("$1" "$2"); shift 2 ;;
+    --fetch-only) FETCH_ONLY=1; shift ;;
+    -h | --help) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "matrix.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
+  esac
+done
+
+log() { printf '[vm %5ss] %s\n' "$SECONDS" "$*" >&2; }
+
+. "$VM_DIR/lib/kernels.sh"
+. "$VM_DIR/lib/initramfs.sh"
+. "$VM_DIR/lib/boot.sh"
+. "$VM_DIR/lib/report.sh"
+
+missing=()
+for t in qemu-system-x86_64 busybox cpio depmod modprobe xz zstd lz4 apt-get dpkg cargo; do
+  command -v "$t" > /dev/null || missing+=("$t")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "matrix.sh: missing host tools: ${missing[*]} (run tests/setup.sh as root)" >&2
+  exit 1
+fi
+mkdir -p "$CACHE" "$OUT"
+ROWS=$OUT/rows.tsv METRICS=$OUT/metrics.txt
+: > "$ROWS"; : > "$METRICS"
+
+# --- guest binary: static, so the initramfs needs no libraries for it --------------------
+if [ "$FETCH_ONLY" = 0 ]; then
+  log "building vm_guest (static, release)"
+  GUEST_TARGET=x86_64-unknown-linux-gnu
+  # its own target dir: the static flags must not invalidate the workspace's normal builds
+  CARGO_TARGET_DIR=$ROOT/target/vm-guest RUSTFLAGS="-C target-feature=+crt-static" \
+    CARGO_PROFILE_RELEASE_DEBUG=0 CARGO_PROFILE_RELEASE_STRIP=symbols \
+    cargo build --manifest-path "$ROOT/Cargo.toml" --release --locked -q \
+    -p pwru-tests --bin vm_guest --target "$GUEST_TARGET"
+  GUEST=$ROOT/target/vm-guest/$GUEST_TARGET/release/vm_guest
+  build_base_cpio "$OUT/base.cpio" "$GUEST"
+fi
+
+# --- each kernel in turn: 2 host cores fit one TCG guest with 2 vCPUs -------------------
+for series in $KERNELS; do
+  label=$series
+  if ! prepare_kernel "$series"; then
+    if [ "$series" = 7 ]; then
+      add_row "$label" - kernel skip "7.x kernel not available: $REASON"
+    else
+      add_row "$label" - kernel FAIL "could not get the $series kernel: $REASON"
+    fi
+    log "$series: $REASON"
+    continue
+  fi
+  label=$(printf '%s' "$KVER" | sed -E 's/-(cloud-)?amd64$//; s/\+deb[0-9]+//')
+  [ "$FETCH_ONLY" = 1 ] && { log "$series: $KNAME ready in $KTREE"; continue; }
+  initrd=$OUT/initrd-$KNAME.cpio
+  cat "$OUT/base.cpio" "$(modules_cpio)" > "$initrd"
+  read_expectations "$KCONFIG"
+  log "booting $KNAME ($(pick_accel))"
+  t0=$(date +%s.%N)
+  st=0
+  boot_kernel "$KIMAGE" "$initrd" "$OUT/$KNAME.console" "$OUT/$KNAME.results" "${GUEST_ARGS[@]}" || st=$?
+  t1=$(date +%s.%N)
+  awk -v k="$label" -v a="$t0" -v b="$t1" 'BEGIN {printf "%s round_s %.2f\n", k, b - a}' >> "$METRICS"
+  judge "$label" "$OUT/$KNAME.results" "$OUT/$KNAME.console" "$st"
+  rm -f "$initrd"
+done
+[ "$FETCH_ONLY" = 1 ] && exit 0
+
+echo
+echo "distro-kernel matrix ($(pick_accel), flavour $PWRU_VM_FLAVOUR; logs in $OUT)"
+render_table
+echo
+render_metrics
+fails=$(awk -F'\t' '$4 == "FAIL"' "$ROWS" | wc -l)
+echo
+echo "matrix time: ${SECONDS}s"
+echo "matrix: $(awk -F'\t' '$4 == "pass"' "$ROWS" | wc -l) passed, $fails failed, $(awk -F'\t' '$4 == "skip"' "$ROWS" | wc -l) skipped"
+[ "$fails" = 0 ]
