@@ -61,9 +61,15 @@ if [ "$FETCH_ONLY" = 0 ]; then
 fi
 
 # --- each kernel in turn: 2 host cores fit one TCG guest with 2 vCPUs -------------------
+# the cache is shared by every checkout on the machine: one run at a time prepares kernels
+exec 9> "$CACHE/.lock"
 for series in $KERNELS; do
   label=$series
-  if ! prepare_kernel "$series"; then
+  flock 9
+  prepared=0
+  prepare_kernel "$series" && prepared=1
+  flock -u 9
+  if [ "$prepared" = 0 ]; then
     if [ "$series" = 7 ]; then
       add_row "$label" - kernel skip "7.x kernel not available: $REASON"
     else

@@ -54,6 +54,8 @@ judge() {
           skip)
             if [[ $detail == unsupported:* ]] && [ "$expect" = yes ]; then
               add_row "$k" "$backend" "$scenario" FAIL "config has $(config_reason "$backend")=y but: $detail"
+            elif [[ $detail == unsupported:* ]] && [ "$expect" = no ]; then
+              add_row "$k" "$backend" "$scenario" skip "$detail (as expected: config lacks $(config_reason "$backend"))"
             else
               add_row "$k" "$backend" "$scenario" skip "$detail"
             fi ;;

@@ -12,7 +12,9 @@ use crate::backend::Backend;
 use crate::registry::{always, Applies, Scenario};
 
 const ALL_BACKENDS: &[Backend] = &Backend::ALL;
-const SKB_BACKENDS: &[Backend] = &[Backend::KprobeMulti, Backend::Kprobe, Backend::Fentry];
+/// The backends that trace skb functions (the tracepoint backend has a fixed set instead).
+const SKB: Applies = Applies::Backends(&[Backend::KprobeMulti, Backend::Kprobe, Backend::Fentry]);
+const FENTRY: Applies = Applies::Backends(&[Backend::Fentry]);
 
 /// The registry.
 pub const ALL: &[Scenario] = &[
@@ -31,53 +33,50 @@ pub const ALL: &[Scenario] = &[
         run: fires::run,
     },
     pending::scenario(
+        "auto-backend",
+        "Backend::Auto picks the first backend the capability probe accepts (kprobe on 6.1)",
+        Applies::Once,
+    ),
+    pending::scenario(
         "drop-reason-v4",
         "IPv4 drop by an nft rule shows the drop function, reason and tuple",
-        SKB_BACKENDS,
+        SKB,
     ),
     pending::scenario(
         "drop-reason-v6",
         "IPv6 drop by an nft rule shows the drop function, reason and tuple",
-        SKB_BACKENDS,
+        SKB,
     ),
     pending::scenario(
         "pcap-filter",
         "a complex pcap filter selects exactly the intended flow",
-        SKB_BACKENDS,
+        SKB,
     ),
     pending::scenario(
         "dnat-track-skb",
         "DNAT followed with track-skb shows the translated tuple",
-        SKB_BACKENDS,
+        SKB,
     ),
-    pending::scenario(
-        "arp-l2",
-        "ARP seen at arp_rcv with an L2-only filter",
-        SKB_BACKENDS,
-    ),
-    pending::scenario(
-        "iface-netns-mark",
-        "interface, netns and mark filters",
-        SKB_BACKENDS,
-    ),
+    pending::scenario("arp-l2", "ARP seen at arp_rcv with an L2-only filter", SKB),
+    pending::scenario("iface-netns-mark", "interface, netns and mark filters", SKB),
     pending::scenario(
         "trace-tc",
         "fentry on a loaded tc program carries its name",
-        &[Backend::Fentry],
+        FENTRY,
     ),
     pending::scenario(
         "trace-xdp",
         "fentry/fexit on a loaded XDP program carries its name",
-        &[Backend::Fentry],
+        FENTRY,
     ),
     pending::scenario(
         "full-attach",
         "all discovered skb functions attach; times and counts printed",
-        SKB_BACKENDS,
+        SKB,
     ),
     pending::scenario(
         "sigkill-cleanup",
         "SIGKILL of the tracer leaves no programs, links or kprobes",
-        SKB_BACKENDS,
+        SKB,
     ),
 ];

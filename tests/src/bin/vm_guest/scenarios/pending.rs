@@ -13,15 +13,11 @@ fn unreachable_run(_: &mut Ctx, _: Backend) -> Outcome {
 }
 
 /// A registry entry that reports `skip` until the scenario is written.
-pub const fn scenario(
-    name: &'static str,
-    about: &'static str,
-    backends: &'static [Backend],
-) -> Scenario {
+pub const fn scenario(name: &'static str, about: &'static str, applies: Applies) -> Scenario {
     Scenario {
         name,
         about,
-        applies: Applies::Backends(backends),
+        applies,
         precondition: not_yet,
         run: unreachable_run,
     }
