@@ -91,13 +91,20 @@ fetch_deb() {
   mkdir -p "$CACHE/debs"
   log "downloading $pkg"
   if ! (cd "$CACHE/debs" && apt-get "${apt_opts[@]}" download -qq "$pkg" > "$CACHE/debs/download.log" 2>&1); then
-    if [ "$series" != 7 ]; then   # stale host lists: refresh once and retry
-      apt-get update -qq > /dev/null 2>&1 || true
-      (cd "$CACHE/debs" && apt-get download -qq "$pkg" > "$CACHE/debs/download.log" 2>&1) && return 0
-    fi
     REASON="apt-get download $pkg failed: $(grep -m1 -E '^(E|W):' "$CACHE/debs/download.log" | cut -c1-80)"
     return 1
   fi
+}
+
+# Resolves and fetches a series; with stale host lists (the package was superseded and left
+# the mirror), refreshes them once and resolves again.
+resolve_and_fetch() {
+  local series=$1
+  resolve_packages "$series" && fetch_all "$series" && return 0
+  [ "$series" = 7 ] && return 1
+  log "$series: $REASON; refreshing apt lists and retrying"
+  apt-get update -qq > /dev/null 2>&1 || true
+  resolve_packages "$series" && fetch_all "$series"
 }
 
 # Extracts the uncompressed ELF vmlinux from a bzImage ($1) into $2.
@@ -126,7 +133,7 @@ extract_vmlinux() {
 prepare_kernel() {
   local series=$1 pkg tree
   REASON=
-  if resolve_packages "$series" && fetch_all "$series"; then
+  if resolve_and_fetch "$series"; then
     KNAME=${PKGS%% *}; KNAME=${KNAME#linux-image-}; KNAME=${KNAME#linux-binary-}
     tree=$CACHE/trees/$KNAME
     if [ ! -e "$tree/.ready" ]; then
