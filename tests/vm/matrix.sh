@@ -47,20 +47,39 @@ mkdir -p "$CACHE" "$OUT"
 ROWS=$OUT/rows.tsv METRICS=$OUT/metrics.txt
 : > "$ROWS"; : > "$METRICS"
 
-# --- guest binary: static, so the initramfs needs no libraries for it --------------------
-if [ "$FETCH_ONLY" = 0 ]; then
-  log "building vm_guest (static, release)"
-  GUEST_TARGET=x86_64-unknown-linux-gnu
-  # its own target dir: the static flags must not invalidate the workspace's normal builds
-  CARGO_TARGET_DIR=$ROOT/target/vm-guest RUSTFLAGS="-C target-feature=+crt-static" \
+# --- guest binary: static when it can be, so the initramfs needs no libraries for it ------
+# PWRU_VM_GUEST_LINK=static|dynamic|auto (auto: static, or dynamic when the static link fails,
+# e.g. once libpcap is linked: its archive needs libdbus and libsystemd, which have none)
+build_guest() {   # build_guest static|dynamic -> sets GUEST
+  local link=$1 flags= dir=$ROOT/target/vm-guest
+  [ "$link" = static ] && flags="-C target-feature=+crt-static"
+  [ "$link" = dynamic ] && dir=$ROOT/target/vm-guest-dynamic
+  # own target dirs: the static flags must not invalidate the workspace's normal builds
+  CARGO_TARGET_DIR=$dir RUSTFLAGS="$flags" \
     CARGO_PROFILE_RELEASE_DEBUG=0 CARGO_PROFILE_RELEASE_STRIP=symbols \
     cargo build --manifest-path "$ROOT/Cargo.toml" --release --locked -q \
-    -p pwru-tests --bin vm_guest --target "$GUEST_TARGET"
-  GUEST=$ROOT/target/vm-guest/$GUEST_TARGET/release/vm_guest
+    -p pwru-tests --bin vm_guest --target x86_64-unknown-linux-gnu 2> "$OUT/guest-build-$link.log" || {
+    return 1
+  }
+  GUEST=$dir/x86_64-unknown-linux-gnu/release/vm_guest
+}
+if [ "$FETCH_ONLY" = 0 ]; then
+  link=${PWRU_VM_GUEST_LINK:-auto}
+  log "building vm_guest (release, ${link} link)"
+  if [ "$link" = auto ]; then
+    build_guest static || {
+      log "static link failed (see $OUT/guest-build-static.log); linking dynamically"
+      link=dynamic
+    }
+  fi
+  if [ -z "${GUEST:-}" ] && ! build_guest "$link"; then
+    cat "$OUT/guest-build-$link.log" >&2
+    echo "matrix.sh: building vm_guest failed" >&2
+    exit 1
+  fi
   build_base_cpio "$OUT/base.cpio" "$GUEST"
 fi
 
-# --- each kernel in turn: 2 host cores fit one TCG guest with 2 vCPUs -------------------
 # the cache is shared by every checkout on the machine: one run at a time prepares kernels
 exec 9> "$CACHE/.lock"
 for series in $KERNELS; do
