@@ -349,3 +349,42 @@ pub fn attach_kprobe(prog: &OwnedFd, func: &str, retprobe: bool) -> Result<Owned
     }
     Ok(event)
 }
+
+const BPF_PROG_GET_NEXT_ID: u32 = 11;
+const BPF_MAP_GET_NEXT_ID: u32 = 12;
+const BPF_LINK_GET_NEXT_ID: u32 = 31;
+
+/// Kinds of kernel BPF objects that have ids.
+#[derive(Clone, Copy, Debug)]
+pub enum ObjectKind {
+    /// Loaded programs.
+    Prog,
+    /// Maps.
+    Map,
+    /// Links (attachments).
+    Link,
+}
+
+/// Ids of every object of `kind` in the kernel (all of them, not only this process's).
+pub fn object_ids(kind: ObjectKind) -> Result<Vec<u32>, SysError> {
+    let cmd = match kind {
+        ObjectKind::Prog => BPF_PROG_GET_NEXT_ID,
+        ObjectKind::Map => BPF_MAP_GET_NEXT_ID,
+        ObjectKind::Link => BPF_LINK_GET_NEXT_ID,
+    };
+    let mut ids = Vec::new();
+    let mut start = 0u32;
+    loop {
+        let mut attr = [0u64; 16];
+        put_u32(&mut attr, 0, start);
+        if sys_bpf(cmd, &mut attr) < 0 {
+            let e = SysError::last(format!("BPF_{kind:?}_GET_NEXT_ID"));
+            if e.errno() == libc::ENOENT {
+                return Ok(ids); // no object after `start`
+            }
+            return Err(e);
+        }
+        start = (attr[0] >> 32) as u32; // next_id
+        ids.push(start);
+    }
+}

@@ -13,6 +13,7 @@ mod backend;
 mod bpf_sys;
 mod caps;
 mod kernel_btf;
+mod kernel_state;
 mod net;
 mod probes;
 mod registry;
@@ -35,6 +36,10 @@ fn parse_args() -> Result<Option<Selection>, String> {
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
+            scenarios::sigkill_trivial::HOLD_FLAG => {
+                let b = args.next().and_then(|b| Backend::parse(&b));
+                scenarios::sigkill_trivial::hold(b.ok_or("--hold needs a backend")?);
+            }
             "--scenario" | "--backend" => {
                 let v = args.next().ok_or(format!("{a} needs a value"))?;
                 for item in v.split(',').filter(|s| !s.is_empty()) {

@@ -7,6 +7,7 @@
 mod fires;
 mod netns_pair;
 mod pending;
+pub mod sigkill_trivial;
 
 use crate::backend::Backend;
 use crate::registry::{always, Applies, Scenario};
@@ -31,6 +32,13 @@ pub const ALL: &[Scenario] = &[
         applies: Applies::Backends(ALL_BACKENDS),
         precondition: always,
         run: fires::run,
+    },
+    Scenario {
+        name: "sigkill-trivial",
+        about: "SIGKILL of a process holding the backend's programs leaves no program, map, link or kprobe",
+        applies: Applies::Backends(ALL_BACKENDS),
+        precondition: always,
+        run: sigkill_trivial::run,
     },
     pending::scenario(
         "auto-backend",
