@@ -34,6 +34,7 @@ log() { printf '[vm %5ss] %s\n' "$SECONDS" "$*" >&2; }
 . "$VM_DIR/lib/initramfs.sh"
 . "$VM_DIR/lib/boot.sh"
 . "$VM_DIR/lib/report.sh"
+. "$VM_DIR/lib/selftest.sh"
 
 missing=()
 for t in qemu-system-x86_64 busybox cpio depmod modprobe xz zstd lz4 apt-get dpkg cargo; do
@@ -45,6 +46,7 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 mkdir -p "$CACHE" "$OUT"
 ROWS=$OUT/rows.tsv METRICS=$OUT/metrics.txt
+selftest_judge || { echo "matrix.sh: the result judge is broken (see above)" >&2; exit 1; }
 : > "$ROWS"; : > "$METRICS"
 
 # --- guest binary: static when it can be, so the initramfs needs no libraries for it ------
