@@ -143,7 +143,7 @@ prepare_kernel() {
     fi
   else
     [ -n "$REASON" ] || REASON="could not resolve or fetch series $series"
-    tree=$(ls -d "$CACHE"/trees/* 2> /dev/null | grep -E "/$(series_glob "$series")" | sort -V | tail -1 || true)
+    tree=$(ls -d "$CACHE"/trees/* 2> /dev/null | grep -E "/$(series_glob "$series").*[0-9]-${PWRU_VM_FLAVOUR}\$" | sort -V | tail -1 || true)
     if [ -z "$tree" ] || [ ! -e "$tree/.ready" ]; then return 1; fi
     log "using cached $(basename "$tree") ($REASON)"
     KNAME=$(basename "$tree")
@@ -160,8 +160,8 @@ prepare_kernel() {
     extract_vmlinux "$bz" "$KIMAGE"
     depmod -b "$KMODROOT" "$KVER"
     touch "$tree/.ready"
-    # keep one tree per series: older ones are superseded by this one
-    for old in $(ls -d "$CACHE"/trees/* | grep -E "/$(series_glob "$series")" | grep -vx "$tree"); do
+    # keep one tree per series and flavour: older ones are superseded by this one
+    for old in $(ls -d "$CACHE"/trees/* | grep -E "/$(series_glob "$series").*[0-9]-${PWRU_VM_FLAVOUR}\$" | grep -vx "$tree"); do
       rm -rf "$old"; rm -f "$CACHE/debs/"*"$(basename "$old")"_*.deb
     done
   fi
