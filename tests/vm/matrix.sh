@@ -69,10 +69,15 @@ if [ "$FETCH_ONLY" = 0 ]; then
   link=${PWRU_VM_GUEST_LINK:-auto}
   log "building vm_guest (release, ${link} link)"
   if [ "$link" = auto ]; then
-    build_guest static || {
-      log "static link failed (see $OUT/guest-build-static.log); linking dynamically"
-      link=dynamic
-    }
+    if ! build_guest static; then
+      # only a failed link is worth a second, dynamic build; a compile error fails both
+      if grep -qE 'linking with|undefined (symbol|reference)|native static library' "$OUT/guest-build-static.log"; then
+        log "static link failed (see $OUT/guest-build-static.log); linking dynamically"
+        link=dynamic
+      else
+        link=static
+      fi
+    fi
   fi
   if [ -z "${GUEST:-}" ] && ! build_guest "$link"; then
     cat "$OUT/guest-build-$link.log" >&2
