@@ -10,9 +10,9 @@ set -euo pipefail
 
 VM_DIR=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$VM_DIR/../.." && pwd)
-[ -f "$HOME/.cargo/env" ] && . "$HOME/.cargo/env"
+[ -f "${HOME:-/root}/.cargo/env" ] && . "${HOME:-/root}/.cargo/env"
 
-CACHE=${PWRU_VM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/pwru-rs/vm}
+CACHE=${PWRU_VM_CACHE:-${XDG_CACHE_HOME:-${HOME:-/root}/.cache}/pwru-rs/vm}
 OUT=${PWRU_VM_OUT:-$ROOT/target/vm-matrix}
 PWRU_VM_FLAVOUR=${PWRU_VM_FLAVOUR:-cloud-amd64}
 KERNELS=${PWRU_VM_KERNELS:-6.1 6.12 7}
