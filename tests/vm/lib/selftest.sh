@@ -1,0 +1,47 @@
+# Self-test of the host-side judging (sourced by matrix.sh; runs before any VM, in milliseconds).
+#
+# Feeds fixed protocol lines and kernel configs to `judge` and checks each verdict, so a change
+# to the parser cannot quietly turn failures into passes or skips.
+
+selftest_judge() {
+  local d rows_saved=$ROWS metrics_saved=$METRICS bad=0 got
+  d=$(mktemp -d "${TMPDIR:-/tmp}/pwru-vm-selftest.XXXXXX")
+  ROWS=$d/rows METRICS=$d/metrics
+  printf '%s\n' CONFIG_KPROBES=y CONFIG_KPROBE_EVENTS=y CONFIG_BPF_EVENTS=y CONFIG_DEBUG_INFO_BTF=y \
+    CONFIG_BPF_JIT=y CONFIG_DYNAMIC_FTRACE_WITH_DIRECT_CALLS=y '# CONFIG_FPROBE is not set' > "$d/cfg-6.1"
+  { cat "$d/cfg-6.1"; echo CONFIG_FPROBE=y; } > "$d/cfg-6.12"
+  # the lines a guest prints; \r as the serial line discipline adds it
+  printf '%s\r\n' \
+    'RESULT kprobe-multi capability skip unsupported: EOPNOTSUPP' \
+    'RESULT kprobe capability pass kprobe+kretprobe' \
+    'RESULT fentry fires fail fentry=0' \
+    'RESULT tracepoint pending skip needs the tracer' \
+    'METRIC baseline_load_ms 0.130' \
+    'DONE 1' > "$d/res"
+
+  check() {   # check CASE EXPECTED-VERDICTS
+    got=$(cut -f4 "$ROWS" | tr '\n' ' ')
+    if [ "$got" != "$2" ]; then
+      echo "matrix self-test: $1: verdicts '$got', expected '$2'" >&2
+      bad=1
+    fi
+    : > "$ROWS"
+  }
+  : > "$ROWS"; : > "$METRICS"
+  read_expectations "$d/cfg-6.1"; judge k "$d/res" /dev/null 0
+  check "6.1 config (no FPROBE)" "skip pass FAIL skip "
+  read_expectations "$d/cfg-6.12"; judge k "$d/res" /dev/null 0
+  check "6.12 config (FPROBE=y)" "FAIL pass FAIL skip "
+  printf 'CONFIG_BPF_EVENTS=y\n' > "$d/cfg-none"
+  read_expectations "$d/cfg-none"; judge k "$d/res" /dev/null 0
+  check "config without kprobes" "skip FAIL FAIL skip "
+  read_expectations ""; judge k "$d/res" /dev/null 0
+  check "no config" "skip pass FAIL skip "
+  grep -v DONE "$d/res" > "$d/res-crash"
+  read_expectations "$d/cfg-6.1"; judge k "$d/res-crash" /dev/null 125
+  check "guest crashed" "skip pass FAIL skip FAIL "
+  grep -q '^k baseline_load_ms 0.130$' "$METRICS" || { echo "matrix self-test: metric not parsed" >&2; bad=1; }
+  rm -rf "$d"
+  ROWS=$rows_saved METRICS=$metrics_saved
+  return "$bad"
+}
