@@ -1,1 +1,5 @@
 //! pwru-core: the Tracer library.
+#![deny(missing_docs)]
+
+pub mod btf;
+pub mod discovery;
