@@ -352,18 +352,48 @@ impl Btf {
     }
 
     /// Size and member offsets of struct (or union) `name`, for ABI checks of `#[repr(C)]`
-    /// mirrors against a compiled object.
+    /// mirrors against a compiled object. Members of anonymous inner structs/unions are listed in
+    /// their place with offsets from the outer struct, as C name lookup sees them (`sk_buff.mark`).
     pub fn struct_layout(&self, name: &str) -> Result<StructLayout, BtfError> {
         let id = self
             .find_by_name(Kind::Struct, name)
             .or_else(|| self.find_by_name(Kind::Union, name))
             .ok_or_else(|| BtfError::NotFound(format!("struct {name}")))?;
         let t = self.get(id)?;
+        let mut members = Vec::new();
+        self.flatten_members(&t, 0, &mut members, 0)?;
         Ok(StructLayout {
             name: name.to_string(),
             size: t.size(),
-            members: t.members(self).collect(),
+            members,
         })
+    }
+
+    fn flatten_members(
+        &self,
+        t: &Type<'_>,
+        base_bits: u32,
+        out: &mut Vec<Member>,
+        depth: u32,
+    ) -> Result<(), BtfError> {
+        if depth > 32 {
+            return Err(BtfError::Loop(0));
+        }
+        for mut m in t.members(self) {
+            m.bit_offset = m.bit_offset.saturating_add(base_bits);
+            if m.name.is_empty() {
+                let inner_id = self.skip_modifiers(m.type_id)?;
+                if inner_id.0 != 0 {
+                    let inner = self.get(inner_id)?;
+                    if matches!(inner.kind(), Kind::Struct | Kind::Union) {
+                        self.flatten_members(&inner, m.bit_offset, out, depth + 1)?;
+                        continue;
+                    }
+                }
+            }
+            out.push(m);
+        }
+        Ok(())
     }
 }
 
