@@ -3,3 +3,5 @@
 
 pub mod btf;
 pub mod discovery;
+pub mod netns;
+pub mod symbols;
