@@ -3,5 +3,7 @@
 
 pub mod btf;
 pub mod discovery;
+pub mod event;
+pub mod format;
 pub mod netns;
 pub mod symbols;

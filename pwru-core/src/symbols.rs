@@ -12,6 +12,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// Where the kernel lists its symbols.
 pub const KALLSYMS: &str = "/proc/kallsyms";
@@ -36,47 +37,45 @@ pub enum SymbolsError {
     Empty(PathBuf),
 }
 
-/// A resolved address.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Symbol<'a> {
+/// A resolved address. Cheap to clone: names are shared with the table.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Symbol {
     /// Symbol name, e.g. `ip_rcv`.
-    pub name: &'a str,
+    pub name: Arc<str>,
     /// Module name for module symbols.
-    pub module: Option<&'a str>,
+    pub module: Option<Arc<str>>,
     /// Symbol start address.
     pub addr: u64,
     /// Distance of the looked-up address from `addr`.
     pub offset: u64,
 }
 
-impl std::fmt::Display for Symbol<'_> {
+impl std::fmt::Display for Symbol {
     /// `name+0xoff` (just `name` at offset 0), with ` [module]` for module symbols.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name)?;
+        f.write_str(&self.name)?;
         if self.offset != 0 {
             write!(f, "+{:#x}", self.offset)?;
         }
-        if let Some(m) = self.module {
+        if let Some(m) = &self.module {
             write!(f, " [{m}]")?;
         }
         Ok(())
     }
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Entry {
     addr: u64,
-    name: (u32, u32),
-    module: Option<u16>,
+    name: Arc<str>,
+    module: Option<Arc<str>>,
 }
 
 /// Sorted kernel symbol table.
 #[derive(Debug, Clone, Default)]
 pub struct KernelSymbols {
     entries: Vec<Entry>,
-    names: String,
-    modules: Vec<String>,
-    by_name: HashMap<Box<str>, u64>,
+    by_name: HashMap<Arc<str>, u64>,
 }
 
 impl KernelSymbols {
@@ -108,16 +107,13 @@ impl KernelSymbols {
     ///     "ffffffff81000000 T _text\nffffffff81001000 T ip_rcv\nffffffff81002000 t vxlan_rcv\t[vxlan]\n",
     /// ).unwrap();
     /// let s = syms.lookup(0xffffffff81001010).unwrap();
-    /// assert_eq!((s.name, s.offset), ("ip_rcv", 0x10));
+    /// assert_eq!((&*s.name, s.offset), ("ip_rcv", 0x10));
     /// assert_eq!(syms.lookup(0xffffffff81002000).unwrap().to_string(), "vxlan_rcv [vxlan]");
     /// assert_eq!(syms.address_of("ip_rcv"), Some(0xffffffff81001000));
     /// ```
     pub fn parse(text: &str) -> Result<KernelSymbols, SymbolsError> {
-        let mut syms = KernelSymbols {
-            names: String::with_capacity(text.len() / 2),
-            ..Default::default()
-        };
-        let mut module_ids: HashMap<&str, u16> = HashMap::new();
+        let mut syms = KernelSymbols::default();
+        let mut modules: HashMap<&str, Arc<str>> = HashMap::new();
         let mut lines = 0usize;
         let mut nonzero = false;
         for line in text.lines() {
@@ -136,18 +132,10 @@ impl KernelSymbols {
             let module = f
                 .next()
                 .and_then(|m| m.strip_prefix('[').and_then(|m| m.strip_suffix(']')))
-                .map(|m| {
-                    let next = syms.modules.len() as u16;
-                    *module_ids.entry(m).or_insert_with(|| {
-                        syms.modules.push(m.to_string());
-                        next
-                    })
-                });
-            let start = syms.names.len() as u32;
-            syms.names.push_str(name);
+                .map(|m| modules.entry(m).or_insert_with(|| m.into()).clone());
             syms.entries.push(Entry {
                 addr,
-                name: (start, syms.names.len() as u32),
+                name: name.into(),
                 module,
             });
         }
@@ -160,9 +148,8 @@ impl KernelSymbols {
         syms.entries.sort_by_key(|e| e.addr);
         syms.by_name.reserve(syms.entries.len());
         for e in &syms.entries {
-            let name = &syms.names[e.name.0 as usize..e.name.1 as usize];
             // First (lowest) address wins for duplicate static names.
-            syms.by_name.entry(name.into()).or_insert(e.addr);
+            syms.by_name.entry(e.name.clone()).or_insert(e.addr);
         }
         Ok(syms)
     }
@@ -177,23 +164,17 @@ impl KernelSymbols {
         self.entries.is_empty()
     }
 
-    fn symbol(&self, e: &Entry, addr: u64) -> Symbol<'_> {
+    fn symbol(&self, e: &Entry, addr: u64) -> Symbol {
         Symbol {
-            name: self
-                .names
-                .get(e.name.0 as usize..e.name.1 as usize)
-                .unwrap_or(""),
-            module: e
-                .module
-                .and_then(|m| self.modules.get(m as usize))
-                .map(String::as_str),
+            name: e.name.clone(),
+            module: e.module.clone(),
             addr: e.addr,
             offset: addr - e.addr,
         }
     }
 
     /// The symbol containing `addr` (the nearest one at or below it), `None` below the first.
-    pub fn lookup(&self, addr: u64) -> Option<Symbol<'_>> {
+    pub fn lookup(&self, addr: u64) -> Option<Symbol> {
         let i = self.entries.partition_point(|e| e.addr <= addr);
         let e = self.entries.get(i.checked_sub(1)?)?;
         Some(self.symbol(e, addr))
