@@ -2,9 +2,9 @@
 //!
 //! A record is `struct pwru_record_hdr` (8 bytes: kind, version, len) followed, for
 //! `PWRU_RECORD_EVENT`, by `struct pwru_event` (240 bytes) and the optional skb and
-//! skb_shared_info dump texts. The layout is defined in `pwru-ebpf/bpf/event.h`; the field
-//! offsets below are checked against the `#[repr(C)]` mirrors and the compiled object's BTF by
-//! tests.
+//! skb_shared_info dump texts. The layout is defined in `pwru-ebpf/bpf/event.h`; field offsets
+//! come from the `#[repr(C)]` mirrors in `pwru_ebpf`, which a test checks against the compiled
+//! object's own BTF. Records are read with native byte order (the kernel's).
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -16,67 +16,68 @@ use super::{
 use crate::btf::{Btf, BtfError};
 use crate::symbols::{KernelSymbols, Symbol};
 
+use pwru_ebpf::{PwruEvent, PwruRecordHdr, PwruTuple};
+
 /// Size of `struct pwru_record_hdr`.
-pub const RECORD_HEADER_LEN: usize = 8;
+pub const RECORD_HEADER_LEN: usize = std::mem::size_of::<PwruRecordHdr>();
 /// Size of `struct pwru_event`.
-pub const RAW_EVENT_LEN: usize = 240;
+pub const RAW_EVENT_LEN: usize = std::mem::size_of::<PwruEvent>();
 
-const RECORD_EVENT: u16 = 1;
-const RECORD_VERSION: u16 = 1;
+const RECORD_EVENT: u16 = pwru_ebpf::PWRU_RECORD_EVENT;
+const RECORD_VERSION: u16 = pwru_ebpf::PWRU_RECORD_VERSION;
 
-// `pwru_event.flags`.
-const EV_META: u32 = 1 << 0;
-const EV_TUPLE: u32 = 1 << 1;
-const EV_TUNNEL: u32 = 1 << 2;
-const EV_STACK: u32 = 1 << 3;
-const EV_CALLER: u32 = 1 << 4;
-const EV_DROP_REASON: u32 = 1 << 5;
-const EV_PROG: u32 = 1 << 6;
-const EV_RETVAL: u32 = 1 << 7;
-const EV_CB: u32 = 1 << 8;
-const EV_SKB_DUMP: u32 = 1 << 9;
-const EV_SHINFO_DUMP: u32 = 1 << 10;
-const EV_TRACKED: u32 = 1 << 11;
+use pwru_ebpf::{
+    PWRU_EV_CALLER as EV_CALLER, PWRU_EV_CB as EV_CB, PWRU_EV_DROP_REASON as EV_DROP_REASON,
+    PWRU_EV_META as EV_META, PWRU_EV_PROG as EV_PROG, PWRU_EV_RETVAL as EV_RETVAL,
+    PWRU_EV_SHINFO_DUMP as EV_SHINFO_DUMP, PWRU_EV_SKB_DUMP as EV_SKB_DUMP,
+    PWRU_EV_STACK as EV_STACK, PWRU_EV_TRACKED as EV_TRACKED, PWRU_EV_TUNNEL as EV_TUNNEL,
+    PWRU_EV_TUPLE as EV_TUPLE,
+};
 
-/// Byte offsets of `struct pwru_event` fields.
+/// Byte offsets of `struct pwru_event` fields, taken from the `#[repr(C)]` mirror (which a
+/// test checks against the compiled object's BTF).
 pub(crate) mod off {
-    pub const TS: usize = 0;
-    pub const ADDR: usize = 8;
-    pub const CALLER: usize = 16;
-    pub const SKB: usize = 24;
-    pub const SKB_HEAD: usize = 32;
-    pub const CPU: usize = 40;
-    pub const PID: usize = 44;
-    pub const TGID: usize = 48;
-    pub const FLAGS: usize = 52;
-    pub const COMM: usize = 56;
-    pub const KIND: usize = 72;
-    pub const PKT_TYPE: usize = 73;
-    pub const PROTOCOL: usize = 74;
-    pub const NETNS: usize = 76;
-    pub const MARK: usize = 80;
-    pub const IFINDEX: usize = 84;
-    pub const LEN: usize = 88;
-    pub const MTU: usize = 92;
-    pub const CB: usize = 96;
-    pub const STACK_ID: usize = 116;
-    pub const DROP_REASON: usize = 120;
-    pub const PROG_ID: usize = 124;
-    pub const PROG_NAME: usize = 128;
-    pub const RETVAL: usize = 144;
-    pub const TUPLE: usize = 152;
-    pub const TUNNEL: usize = 192;
-    pub const SKB_DUMP_LEN: usize = 232;
-    pub const SHINFO_DUMP_LEN: usize = 234;
-    /// Offsets inside `struct pwru_tuple` (40 bytes).
+    use super::{PwruEvent, PwruTuple};
+    use std::mem::offset_of;
+    pub const TS: usize = offset_of!(PwruEvent, ts);
+    pub const ADDR: usize = offset_of!(PwruEvent, addr);
+    pub const CALLER: usize = offset_of!(PwruEvent, caller);
+    pub const SKB: usize = offset_of!(PwruEvent, skb);
+    pub const SKB_HEAD: usize = offset_of!(PwruEvent, skb_head);
+    pub const CPU: usize = offset_of!(PwruEvent, cpu);
+    pub const PID: usize = offset_of!(PwruEvent, pid);
+    pub const TGID: usize = offset_of!(PwruEvent, tgid);
+    pub const FLAGS: usize = offset_of!(PwruEvent, flags);
+    pub const COMM: usize = offset_of!(PwruEvent, comm);
+    pub const KIND: usize = offset_of!(PwruEvent, kind);
+    pub const PKT_TYPE: usize = offset_of!(PwruEvent, pkt_type);
+    pub const PROTOCOL: usize = offset_of!(PwruEvent, protocol);
+    pub const NETNS: usize = offset_of!(PwruEvent, netns);
+    pub const MARK: usize = offset_of!(PwruEvent, mark);
+    pub const IFINDEX: usize = offset_of!(PwruEvent, ifindex);
+    pub const LEN: usize = offset_of!(PwruEvent, len);
+    pub const MTU: usize = offset_of!(PwruEvent, mtu);
+    pub const CB: usize = offset_of!(PwruEvent, cb);
+    pub const STACK_ID: usize = offset_of!(PwruEvent, stack_id);
+    pub const DROP_REASON: usize = offset_of!(PwruEvent, drop_reason);
+    pub const PROG_ID: usize = offset_of!(PwruEvent, prog_id);
+    pub const PROG_NAME: usize = offset_of!(PwruEvent, prog_name);
+    pub const RETVAL: usize = offset_of!(PwruEvent, retval);
+    pub const TUPLE: usize = offset_of!(PwruEvent, tuple);
+    pub const TUNNEL: usize = offset_of!(PwruEvent, tunnel);
+    pub const SKB_DUMP_LEN: usize = offset_of!(PwruEvent, skb_dump_len);
+    pub const SHINFO_DUMP_LEN: usize = offset_of!(PwruEvent, shinfo_dump_len);
+    /// Offsets inside `struct pwru_tuple`.
     pub mod tuple {
-        pub const SADDR: usize = 0;
-        pub const DADDR: usize = 16;
-        pub const SPORT: usize = 32;
-        pub const DPORT: usize = 34;
-        pub const L3_PROTO: usize = 36;
-        pub const L4_PROTO: usize = 38;
-        pub const TCP_FLAGS: usize = 39;
+        use super::PwruTuple;
+        use std::mem::offset_of;
+        pub const SADDR: usize = offset_of!(PwruTuple, saddr);
+        pub const DADDR: usize = offset_of!(PwruTuple, daddr);
+        pub const SPORT: usize = offset_of!(PwruTuple, sport);
+        pub const DPORT: usize = offset_of!(PwruTuple, dport);
+        pub const L3_PROTO: usize = offset_of!(PwruTuple, l3_proto);
+        pub const L4_PROTO: usize = offset_of!(PwruTuple, l4_proto);
+        pub const TCP_FLAGS: usize = offset_of!(PwruTuple, tcp_flags);
     }
 }
 
@@ -157,6 +158,14 @@ impl DecodeContext {
     /// Names the function at `addr` (exact match, checked before the symbol table).
     pub fn add_function(&mut self, addr: u64, name: &str) {
         self.functions.insert(addr, name.into());
+    }
+
+    /// Names every tracepoint the kernel object has programs for (`pwru_ebpf::TRACEPOINTS`).
+    pub fn with_builtin_tracepoints(mut self) -> Self {
+        for (id, _category, name, _pos) in pwru_ebpf::TRACEPOINTS {
+            self.set_tracepoint(*id, name);
+        }
+        self
     }
 
     /// Names tracepoint id `id` (the kernel side's `enum pwru_tracepoint`).
