@@ -352,6 +352,11 @@ impl InterfaceCache {
         self.get(netns, ifindex)
     }
 
+    /// Iterates over ((netns inode, ifindex), name).
+    pub fn iter(&self) -> impl Iterator<Item = ((u64, u32), &str)> + '_ {
+        self.names.iter().map(|(k, v)| (*k, v.as_str()))
+    }
+
     /// Number of cached names.
     pub fn len(&self) -> usize {
         self.names.len()

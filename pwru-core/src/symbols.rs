@@ -180,6 +180,15 @@ impl KernelSymbols {
         Some(self.symbol(e, addr))
     }
 
+    /// Symbolizes a kernel stack (instruction pointers, innermost first), skipping zero
+    /// entries and addresses below the first symbol.
+    pub fn symbolize(&self, ips: &[u64]) -> Vec<Symbol> {
+        ips.iter()
+            .filter(|&&ip| ip != 0)
+            .filter_map(|&ip| self.lookup(ip))
+            .collect()
+    }
+
     /// The address of function `name` (the first, if the name is defined more than once).
     pub fn address_of(&self, name: &str) -> Option<u64> {
         self.by_name.get(name).copied()

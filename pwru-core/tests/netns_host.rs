@@ -71,6 +71,11 @@ fn resolve_interfaces_inside_a_netns() {
     let mut full = InterfaceCache::new();
     full.refresh();
     assert_eq!(full.get(inode, want), Some(a.as_str()));
+    let mut ctx = pwru_core::event::DecodeContext::new();
+    ctx.set_interfaces_from(&full);
+    assert!(full
+        .iter()
+        .any(|((n, i), name)| n == inode && i == want && name == a));
     // The caller's thread never changed namespace.
     assert_eq!(current_inode().unwrap(), before);
 }

@@ -28,6 +28,9 @@ fn host_kallsyms_resolves_known_functions() {
     assert_eq!(s.to_string(), "ip_rcv+0x4");
     assert_eq!(syms.lookup(addr).unwrap().to_string(), "ip_rcv");
     assert!(syms.lookup(0).is_none());
+    let stack = syms.symbolize(&[addr + 1, 0, addr]);
+    assert_eq!(stack.len(), 2);
+    assert_eq!(stack[0].to_string(), "ip_rcv+0x1");
 }
 
 #[test]

@@ -201,6 +201,16 @@ impl DecodeContext {
         self.interfaces.insert((netns, ifindex), name.into());
     }
 
+    /// Copies every interface name of `cache` (see [`crate::netns::InterfaceCache`]).
+    pub fn set_interfaces_from(&mut self, cache: &crate::netns::InterfaceCache) {
+        for ((netns, ifindex), name) in cache.iter() {
+            // The kernel side reports the 32-bit netns inode.
+            if let Ok(netns) = u32::try_from(netns) {
+                self.set_interface(netns, ifindex, name);
+            }
+        }
+    }
+
     /// Names the function of traced BPF program `id` (tc/XDP tracing).
     pub fn set_bpf_prog(&mut self, id: u32, name: &str) {
         self.bpf_progs.insert(id, name.into());
