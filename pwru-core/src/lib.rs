@@ -5,11 +5,17 @@
 //! and run in the kernel), and hands every hit to you as a typed event in an async stream.
 #![deny(missing_docs)]
 
+pub mod btf;
+pub mod discovery;
 pub mod error;
+pub mod event;
+pub mod format;
 pub mod netlab;
+pub mod netns;
 pub mod options;
 pub mod privileges;
 mod stream;
+pub mod symbols;
 
 pub use error::Error;
 pub use options::{Backend, Capture, KernelModules, MarkFilter, Options};

@@ -1,0 +1,30 @@
+//! Parsing the host's vmlinux BTF and scanning it for skb functions and tracepoints.
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use pwru_core::btf::Btf;
+use pwru_core::discovery::{skb_functions, skb_tracepoints};
+
+fn bench(c: &mut Criterion) {
+    let Ok(raw) = std::fs::read("/sys/kernel/btf/vmlinux") else {
+        println!("SKIP btf_discovery: no /sys/kernel/btf/vmlinux");
+        return;
+    };
+    let mut g = c.benchmark_group("btf_discovery");
+    g.sample_size(20);
+    g.bench_function("parse_vmlinux", |b| {
+        b.iter(|| Btf::from_bytes(raw.clone()).map(|b| b.type_count()))
+    });
+    let Ok(btf) = Btf::from_bytes(raw.clone()) else {
+        return;
+    };
+    g.bench_function("skb_functions", |b| {
+        b.iter(|| skb_functions(&btf, None).map(|v| v.len()))
+    });
+    g.bench_function("skb_tracepoints", |b| {
+        b.iter(|| skb_tracepoints(&btf, None).map(|v| v.len()))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -1,0 +1,389 @@
+//! The typed [`Event`]: one hit of one probe on one packet.
+//!
+//! Events are decoded from ring buffer records by [`decode`] with a [`DecodeContext`] that
+//! knows function names, tracepoint names, drop reasons and interface names. Strings shared
+//! by many events (function names, drop reasons, interface names) are `Arc<str>`, so decoding
+//! does not allocate for them.
+//!
+//! ```
+//! use pwru_core::event::{Event, ProbeKind, Tuple, TcpFlags};
+//! use std::net::Ipv4Addr;
+//! let mut ev = Event::new(ProbeKind::Tracepoint, "kfree_skb");
+//! ev.skb = 0xffff_8880_1234_5600;
+//! ev.tuple = Some(Tuple::new(
+//!     Ipv4Addr::new(10, 0, 0, 1).into(), 40000,
+//!     Ipv4Addr::new(10, 0, 0, 2).into(), 9,
+//!     17, TcpFlags::default(),
+//! ));
+//! assert_eq!(ev.tuple.unwrap().to_string(), "10.0.0.1:40000->10.0.0.2:9(udp)");
+//! ```
+
+mod decode;
+
+pub use decode::{decode, DecodeContext, DecodeError, RAW_EVENT_LEN, RECORD_HEADER_LEN};
+
+use std::fmt;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+pub use crate::symbols::Symbol;
+
+/// Which kind of program produced an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ProbeKind {
+    /// kprobe on a kernel function.
+    Kprobe,
+    /// kprobe-multi link on a kernel function.
+    KprobeMulti,
+    /// fentry on a kernel function.
+    Fentry,
+    /// fexit on a kernel function (return value in [`Event::retval`]).
+    Fexit,
+    /// BTF tracepoint (tp_btf).
+    Tracepoint,
+    /// Raw tracepoint (raw_tp).
+    RawTracepoint,
+    /// fentry on a loaded tc BPF program.
+    Tc,
+    /// fentry on a loaded XDP BPF program.
+    Xdp,
+    /// fexit on a loaded XDP BPF program (the XDP action in [`Event::retval`]).
+    XdpExit,
+}
+
+impl ProbeKind {
+    /// Maps the kernel side's `enum pwru_probe_kind`.
+    pub fn from_raw(raw: u8) -> Option<ProbeKind> {
+        Some(match raw {
+            1 => ProbeKind::Kprobe,
+            2 => ProbeKind::KprobeMulti,
+            3 => ProbeKind::Fentry,
+            4 => ProbeKind::Fexit,
+            5 => ProbeKind::Tracepoint,
+            6 => ProbeKind::RawTracepoint,
+            7 => ProbeKind::Tc,
+            8 => ProbeKind::Xdp,
+            9 => ProbeKind::XdpExit,
+            _ => return None,
+        })
+    }
+
+    /// Whether the event comes from a tracepoint (its function name is a tracepoint name).
+    pub fn is_tracepoint(self) -> bool {
+        matches!(self, ProbeKind::Tracepoint | ProbeKind::RawTracepoint)
+    }
+
+    /// Whether the event comes from tracing a tc or XDP BPF program.
+    pub fn is_bpf_prog(self) -> bool {
+        matches!(self, ProbeKind::Tc | ProbeKind::Xdp | ProbeKind::XdpExit)
+    }
+}
+
+/// A fixed 16-byte, NUL-padded kernel name (`comm`, BPF program name).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct ShortName([u8; 16]);
+
+impl ShortName {
+    /// Wraps raw bytes as the kernel wrote them.
+    pub fn from_bytes(raw: [u8; 16]) -> ShortName {
+        ShortName(raw)
+    }
+
+    /// Builds one from a string (truncated to 15 bytes, as the kernel does).
+    ///
+    /// ```
+    /// assert_eq!(pwru_core::event::ShortName::new("ping").as_str(), "ping");
+    /// ```
+    pub fn new(s: &str) -> ShortName {
+        let mut raw = [0u8; 16];
+        let mut n = s.len().min(15);
+        while !s.is_char_boundary(n) {
+            n -= 1;
+        }
+        raw[..n].copy_from_slice(&s.as_bytes()[..n]);
+        ShortName(raw)
+    }
+
+    /// The text up to the first NUL (invalid UTF-8 is cut at the first bad byte).
+    pub fn as_str(&self) -> &str {
+        let end = self.0.iter().position(|&b| b == 0).unwrap_or(16);
+        match std::str::from_utf8(&self.0[..end]) {
+            Ok(s) => s,
+            Err(e) => std::str::from_utf8(&self.0[..e.valid_up_to()]).unwrap_or(""),
+        }
+    }
+}
+
+impl fmt::Debug for ShortName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl fmt::Display for ShortName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The task that was running when the probe fired.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Process {
+    /// Thread id.
+    pub pid: u32,
+    /// Process (thread group) id — what pwru prints.
+    pub tgid: u32,
+    /// Task name (`comm`).
+    pub comm: ShortName,
+}
+
+/// A network interface as seen by the kernel.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Interface {
+    /// Interface index inside its network namespace (0 when the skb has no device).
+    pub ifindex: u32,
+    /// Its name, when known (resolved in the event's network namespace).
+    pub name: Option<Arc<str>>,
+}
+
+impl fmt::Display for Interface {
+    /// `name:ifindex`, or just the ifindex when the name is unknown (as pwru).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.name {
+            Some(n) => write!(f, "{n}:{}", self.ifindex),
+            None => write!(f, "{}", self.ifindex),
+        }
+    }
+}
+
+/// skb metadata (pwru's `--output-meta` columns).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Meta {
+    /// Network namespace inode of the skb's device (or socket).
+    pub netns: u32,
+    /// `skb->mark`.
+    pub mark: u32,
+    /// The device.
+    pub interface: Interface,
+    /// `skb->protocol` (EtherType, host order: 0x0800 IPv4, 0x86dd IPv6).
+    pub protocol: u16,
+    /// Device MTU.
+    pub mtu: u32,
+    /// `skb->len`.
+    pub len: u32,
+    /// `skb->pkt_type` (0 host, 1 broadcast, 2 multicast, 3 other host, 4 outgoing...).
+    pub pkt_type: u8,
+}
+
+/// TCP header flags (byte 13 of the TCP header).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct TcpFlags(pub u8);
+
+impl TcpFlags {
+    /// FIN.
+    pub const FIN: u8 = 0x01;
+    /// SYN.
+    pub const SYN: u8 = 0x02;
+    /// RST.
+    pub const RST: u8 = 0x04;
+    /// PSH.
+    pub const PSH: u8 = 0x08;
+    /// ACK.
+    pub const ACK: u8 = 0x10;
+    /// URG.
+    pub const URG: u8 = 0x20;
+    /// ECE.
+    pub const ECE: u8 = 0x40;
+    /// CWR.
+    pub const CWR: u8 = 0x80;
+
+    const NAMES: [&'static str; 8] = ["FIN", "SYN", "RST", "PSH", "ACK", "URG", "ECE", "CWR"];
+
+    /// Whether no flag is set.
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+}
+
+impl fmt::Display for TcpFlags {
+    /// pwru's spelling: set flags from FIN upwards joined by `|`, e.g. `SYN|ACK`.
+    ///
+    /// ```
+    /// use pwru_core::event::TcpFlags;
+    /// assert_eq!(TcpFlags(TcpFlags::SYN | TcpFlags::ACK).to_string(), "SYN|ACK");
+    /// ```
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut first = true;
+        for (i, name) in Self::NAMES.iter().enumerate() {
+            if self.0 & (1 << i) != 0 {
+                if !first {
+                    f.write_str("|")?;
+                }
+                f.write_str(name)?;
+                first = false;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Addresses, ports and protocol of one header stack (outer packet, or tunnel inner packet).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Tuple {
+    /// Source address; `None` when the packet is not IPv4/IPv6.
+    pub src: Option<IpAddr>,
+    /// Destination address.
+    pub dst: Option<IpAddr>,
+    /// Source port (0 when the protocol has none).
+    pub sport: u16,
+    /// Destination port.
+    pub dport: u16,
+    /// IP protocol number (6 TCP, 17 UDP, 1 ICMP, 58 ICMPv6).
+    pub l4_proto: u8,
+    /// TCP flags (TCP only).
+    pub tcp_flags: TcpFlags,
+}
+
+impl Tuple {
+    /// A tuple with both addresses set.
+    pub fn new(
+        src: IpAddr,
+        sport: u16,
+        dst: IpAddr,
+        dport: u16,
+        l4_proto: u8,
+        tcp_flags: TcpFlags,
+    ) -> Tuple {
+        Tuple {
+            src: Some(src),
+            dst: Some(dst),
+            sport,
+            dport,
+            l4_proto,
+            tcp_flags,
+        }
+    }
+
+    /// pwru's name of the L4 protocol: `tcp`, `udp`, `icmp`, `icmp6`, or `""`.
+    pub fn l4_name(&self) -> &'static str {
+        match self.l4_proto {
+            6 => "tcp",
+            17 => "udp",
+            1 => "icmp",
+            58 => "icmp6",
+            _ => "",
+        }
+    }
+}
+
+impl fmt::Display for Tuple {
+    /// pwru's spelling without TCP flags: `10.0.0.1:40000->10.0.0.2:9(udp)`, IPv6 in brackets.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        crate::format::write_tuple(f, self, false)
+    }
+}
+
+/// Why the kernel dropped a packet: a value of the kernel's `enum skb_drop_reason`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct DropReason {
+    /// The numeric value.
+    pub code: u32,
+    /// The enumerator name from the kernel's BTF (e.g. `SKB_DROP_REASON_NO_SOCKET`), when known.
+    pub name: Option<Arc<str>>,
+}
+
+impl fmt::Display for DropReason {
+    /// The kernel name, or the number when the name is unknown.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.name {
+            Some(n) => f.write_str(n),
+            None => write!(f, "{}", self.code),
+        }
+    }
+}
+
+/// A traced tc or XDP BPF program.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct BpfProg {
+    /// Program id.
+    pub id: u32,
+    /// Program name (first 15 bytes).
+    pub name: ShortName,
+}
+
+/// One hit of one probe on one packet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    /// What kind of program fired.
+    pub kind: ProbeKind,
+    /// Function or tracepoint name (for tc/XDP tracing: the BPF program's function name).
+    pub function: Arc<str>,
+    /// The function address, or the tracepoint id for tracepoint events.
+    pub address: u64,
+    /// The caller (return address symbolized), when captured.
+    pub caller: Option<Symbol>,
+    /// `struct sk_buff` address (the `xdp_buff` address for XDP).
+    pub skb: u64,
+    /// `skb->head` (shared by clones).
+    pub skb_head: u64,
+    /// CPU the probe ran on.
+    pub cpu: u32,
+    /// Running task.
+    pub process: Process,
+    /// Kernel monotonic time in nanoseconds (`bpf_ktime_get_ns`).
+    pub timestamp_ns: u64,
+    /// skb metadata, when captured.
+    pub meta: Option<Meta>,
+    /// `skb->cb` as tc sees it (`__sk_buff->cb[]`), when captured.
+    pub cb: Option<[u32; 5]>,
+    /// Outer packet tuple, when captured.
+    pub tuple: Option<Tuple>,
+    /// Tunnel inner tuple, when captured.
+    pub tunnel: Option<Tuple>,
+    /// Drop reason (kfree_skb tracepoint, kfree_skb_reason, sk_skb_reason_drop).
+    pub drop_reason: Option<DropReason>,
+    /// Stack id in the kernel's stack map, when captured.
+    pub stack_id: Option<u32>,
+    /// The stack, symbolized, innermost first (filled by whoever reads the stack map).
+    pub stack: Vec<Symbol>,
+    /// `bpf_snprintf_btf` text of the skb, when captured.
+    pub skb_dump: Option<String>,
+    /// `bpf_snprintf_btf` text of the skb's shared info, when captured.
+    pub shinfo_dump: Option<String>,
+    /// The traced tc/XDP program.
+    pub bpf_prog: Option<BpfProg>,
+    /// Return value (fexit: function return; XDP exit: the XDP action).
+    pub retval: Option<u64>,
+    /// Passed the filter because the skb (or its head or stack id) was tracked.
+    pub tracked: bool,
+}
+
+impl Event {
+    /// An event with only kind and function set; every other field empty/zero. Handy for
+    /// tests and for building events from other sources.
+    pub fn new(kind: ProbeKind, function: &str) -> Event {
+        Event {
+            kind,
+            function: function.into(),
+            address: 0,
+            caller: None,
+            skb: 0,
+            skb_head: 0,
+            cpu: 0,
+            process: Process::default(),
+            timestamp_ns: 0,
+            meta: None,
+            cb: None,
+            tuple: None,
+            tunnel: None,
+            drop_reason: None,
+            stack_id: None,
+            stack: Vec::new(),
+            skb_dump: None,
+            shinfo_dump: None,
+            bpf_prog: None,
+            retval: None,
+            tracked: false,
+        }
+    }
+}

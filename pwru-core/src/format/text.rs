@@ -1,0 +1,312 @@
+//! pwru's text header and line.
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+
+use super::{write_func, write_tuple, FormatOptions, Formatter, TimestampMode, VecWriter};
+use crate::event::Event;
+
+/// Width of pwru's PROCESS and IFACE columns; longer values keep their end, prefixed by `~`.
+const NAME_WIDTH: usize = 16;
+
+/// Display width as Go's fmt counts it (runes).
+fn width(s: &[u8]) -> usize {
+    if s.is_ascii() {
+        s.len()
+    } else {
+        String::from_utf8_lossy(s).chars().count()
+    }
+}
+
+/// Appends `s` left-aligned in `w` columns.
+fn pad_right(out: &mut Vec<u8>, s: &[u8], w: usize) {
+    out.extend_from_slice(s);
+    let n = width(s);
+    if n < w {
+        out.resize(out.len() + (w - n), b' ');
+    }
+}
+
+/// Appends `s` centred in `w` columns (extra space on the right), as pwru's centerAlignString.
+fn center(out: &mut Vec<u8>, s: &[u8], w: usize) {
+    let n = width(s);
+    if n >= w {
+        out.extend_from_slice(s);
+        return;
+    }
+    let left = (w - n) / 2;
+    out.resize(out.len() + left, b' ');
+    out.extend_from_slice(s);
+    out.resize(out.len() + (w - n - left), b' ');
+}
+
+/// Keeps the last 16 bytes of an over-long name, marking the cut with `~` (pwru's rule).
+fn shorten(s: &mut Vec<u8>) {
+    if s.len() > NAME_WIDTH {
+        let cut = s.len() - NAME_WIDTH;
+        s.drain(..cut);
+        s[0] = b'~';
+    }
+}
+
+pub(super) fn header(o: &FormatOptions, out: &mut Vec<u8>) {
+    if o.timestamp == TimestampMode::Absolute {
+        pad_right(out, b"TIME", 23);
+        out.push(b' ');
+    }
+    pad_right(out, b"SKB", 18);
+    out.push(b' ');
+    pad_right(out, b"CPU", 3);
+    out.push(b' ');
+    pad_right(out, b"PROCESS", 16);
+    if o.timestamp != TimestampMode::None {
+        out.push(b' ');
+        pad_right(out, b"TIMESTAMP", 16);
+    }
+    if o.meta {
+        out.push(b' ');
+        pad_right(out, b"NETNS", 10);
+        out.push(b' ');
+        pad_right(out, b"MARK/x", 8);
+        out.push(b' ');
+        center(out, b"IFACE", 16);
+        out.push(b' ');
+        pad_right(out, b"PROTO", 6);
+        out.push(b' ');
+        pad_right(out, b"MTU", 5);
+        out.push(b' ');
+        pad_right(out, b"LEN", 5);
+        if o.cb {
+            out.push(b' ');
+            pad_right(out, b"__sk_buff->cb[]", 56);
+        }
+    }
+    if let Some(w) = o.netns_names {
+        center(out, b"NETNS NAME", w);
+    }
+    if o.tuple {
+        out.extend_from_slice(b" TUPLE");
+    }
+    out.extend_from_slice(b" FUNC");
+    if o.caller {
+        out.extend_from_slice(b" CALLER");
+    }
+    if o.tunnel {
+        out.extend_from_slice(b" TUNNEL");
+    }
+    out.push(b'\n');
+}
+
+/// Appends a formatted value padded to `w`, using `scratch` to measure it.
+fn pad_fmt(out: &mut Vec<u8>, scratch: &mut Vec<u8>, w: usize, args: std::fmt::Arguments<'_>) {
+    scratch.clear();
+    let _ = scratch.write_fmt(args);
+    pad_right(out, scratch, w);
+}
+
+pub(super) fn line(f: &mut Formatter, ev: &Event, out: &mut Vec<u8>) {
+    // Reused across events: no allocation per line once warmed up.
+    let mut scratch = std::mem::take(&mut f.scratch);
+    let o = &f.opts;
+    if o.timestamp == TimestampMode::Absolute {
+        f.clock.write(out, ev.timestamp_ns);
+        out.push(b' ');
+    }
+    pad_fmt(out, &mut scratch, 18, format_args!("{:#x}", ev.skb));
+    out.push(b' ');
+    pad_fmt(out, &mut scratch, 3, format_args!("{}", ev.cpu));
+    out.push(b' ');
+    process_name(ev, &mut scratch);
+    pad_right(out, &scratch, 16);
+    if f.opts.timestamp != TimestampMode::None {
+        let ts = f.timestamp(ev);
+        out.push(b' ');
+        pad_fmt(out, &mut scratch, 16, format_args!("{ts}"));
+    } else {
+        // pwru records the last-seen time in every mode.
+        f.last_seen.insert(ev.skb, ev.timestamp_ns);
+    }
+    let o = &f.opts;
+    if o.meta {
+        let empty = crate::event::Meta::default();
+        let m = ev.meta.as_ref().unwrap_or(&empty);
+        out.push(b' ');
+        pad_fmt(out, &mut scratch, 10, format_args!("{}", m.netns));
+        out.push(b' ');
+        pad_fmt(out, &mut scratch, 8, format_args!("{:x}", m.mark));
+        out.push(b' ');
+        scratch.clear();
+        let _ = write!(scratch, "{}", m.interface);
+        shorten(&mut scratch);
+        center(out, &scratch, 16);
+        // Go's %#04x zero-pads the digits to 4 and then adds 0x: 0x0800.
+        let _ = write!(out, " 0x{:04x} ", m.protocol);
+        pad_fmt(out, &mut scratch, 5, format_args!("{}", m.mtu));
+        out.push(b' ');
+        pad_fmt(out, &mut scratch, 5, format_args!("{}", m.len));
+        if o.cb {
+            let cb = ev.cb.unwrap_or_default();
+            out.extend_from_slice(b" [");
+            for (i, v) in cb.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                let _ = write!(out, "0x{v:08X}");
+            }
+            out.push(b']');
+        }
+    }
+    if let Some(w) = o.netns_names {
+        let netns = ev.meta.as_ref().map_or(0, |m| u64::from(m.netns));
+        match f.netns_names.get(&netns) {
+            Some(name) => {
+                let cut = name.len().min(w);
+                let mut end = cut;
+                while !name.is_char_boundary(end) {
+                    end -= 1;
+                }
+                center(out, &name.as_bytes()[..end], w)
+            }
+            None => out.resize(out.len() + w, b' '),
+        }
+    }
+    if o.tuple {
+        scratch.clear();
+        let t = ev.tuple.unwrap_or(EMPTY_TUPLE);
+        let _ = write_tuple(&mut VecWriter(&mut scratch), &t, o.tcp_flags);
+        f.max_tuple = f.max_tuple.max(width(&scratch));
+        out.push(b' ');
+        pad_right(out, &scratch, f.max_tuple);
+    }
+    let o = &f.opts;
+    if o.caller {
+        scratch.clear();
+        write_func(&mut scratch, ev);
+        f.max_func = f.max_func.max(width(&scratch));
+        out.push(b' ');
+        pad_right(out, &scratch, f.max_func);
+        out.push(b' ');
+        if let Some(c) = &ev.caller {
+            out.extend_from_slice(c.name.as_bytes());
+        }
+    } else {
+        out.push(b' ');
+        write_func(out, ev);
+    }
+    let o = &f.opts;
+    if o.stack {
+        for s in &ev.stack {
+            out.push(b'\n');
+            out.extend_from_slice(s.name.as_bytes());
+        }
+    }
+    if o.skb_dump {
+        if let Some(d) = &ev.skb_dump {
+            out.push(b'\n');
+            out.extend_from_slice(d.as_bytes());
+        }
+    }
+    if o.shinfo_dump {
+        if let Some(d) = &ev.shinfo_dump {
+            out.push(b'\n');
+            out.extend_from_slice(d.as_bytes());
+        }
+    }
+    if o.tunnel {
+        out.push(b' ');
+        let t = ev.tunnel.unwrap_or(EMPTY_TUPLE);
+        let _ = write_tuple(&mut VecWriter(out), &t, o.tcp_flags);
+    }
+    out.push(b'\n');
+    f.scratch = scratch;
+}
+
+pub(super) const EMPTY_TUPLE: crate::event::Tuple = crate::event::Tuple {
+    src: None,
+    dst: None,
+    sport: 0,
+    dport: 0,
+    l4_proto: 0,
+    tcp_flags: crate::event::TcpFlags(0),
+};
+
+/// `comm:tgid`, `<empty>:tgid` without a name, shortened like pwru.
+pub(super) fn process_name(ev: &Event, out: &mut Vec<u8>) {
+    out.clear();
+    let comm = ev.process.comm.as_str();
+    if comm.is_empty() {
+        out.extend_from_slice(b"<empty>");
+    } else {
+        out.extend_from_slice(comm.as_bytes());
+    }
+    let _ = write!(out, ":{}", ev.process.tgid);
+    shorten(out);
+}
+
+/// Converts kernel monotonic nanoseconds to local wall-clock text, caching the formatted
+/// second so that most events only append milliseconds.
+#[derive(Debug, Clone)]
+pub(super) struct WallClock {
+    /// Realtime minus monotonic, in ns, measured once.
+    offset_ns: i128,
+    cached_sec: i64,
+    cached: [u8; 19],
+}
+
+impl WallClock {
+    pub(super) fn new() -> WallClock {
+        WallClock {
+            offset_ns: clock_ns(libc::CLOCK_REALTIME) - clock_ns(libc::CLOCK_MONOTONIC),
+            cached_sec: i64::MIN,
+            cached: [b'0'; 19],
+        }
+    }
+
+    pub(super) fn write(&mut self, out: &mut Vec<u8>, mono_ns: u64) {
+        let wall = i128::from(mono_ns) + self.offset_ns;
+        let sec = i64::try_from(wall.div_euclid(1_000_000_000)).unwrap_or(0);
+        let ms = (wall.rem_euclid(1_000_000_000) / 1_000_000) as u32;
+        if sec != self.cached_sec {
+            self.cached_sec = sec;
+            let mut s = String::with_capacity(19);
+            let _ = local_time(&mut s, sec);
+            let b = s.as_bytes();
+            let n = b.len().min(19);
+            self.cached[..n].copy_from_slice(&b[..n]);
+        }
+        out.extend_from_slice(&self.cached);
+        let _ = write!(out, ".{ms:03}");
+    }
+}
+
+fn clock_ns(clock: libc::clockid_t) -> i128 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec to a valid pointer.
+    unsafe { libc::clock_gettime(clock, &mut ts) };
+    i128::from(ts.tv_sec) * 1_000_000_000 + i128::from(ts.tv_nsec)
+}
+
+/// `YYYY-MM-DDTHH:MM:SS` in local time.
+fn local_time(out: &mut String, sec: i64) -> std::fmt::Result {
+    // SAFETY: `tm` is plain data; localtime_r fills it from a valid time_t pointer and returns
+    // NULL on failure, in which case the zeroed struct is printed.
+    let tm = unsafe {
+        let mut tm: libc::tm = std::mem::zeroed();
+        let t: libc::time_t = sec as libc::time_t;
+        libc::localtime_r(&t, &mut tm);
+        tm
+    };
+    write!(
+        out,
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+        tm.tm_year + 1900,
+        tm.tm_mon + 1,
+        tm.tm_mday,
+        tm.tm_hour,
+        tm.tm_min,
+        tm.tm_sec
+    )
+}

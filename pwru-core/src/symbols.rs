@@ -1,0 +1,196 @@
+//! Kernel symbols from `/proc/kallsyms`: address -> function name + offset (+ module).
+//!
+//! Built once (one read, one sort), then every lookup is a binary search with no allocation.
+//!
+//! ```no_run
+//! let syms = pwru_core::symbols::KernelSymbols::load()?;
+//! if let Some(sym) = syms.lookup(0xffff_ffff_8100_0010) {
+//!     println!("{}+{:#x}", sym.name, sym.offset);
+//! }
+//! # Ok::<(), pwru_core::symbols::SymbolsError>(())
+//! ```
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Where the kernel lists its symbols.
+pub const KALLSYMS: &str = "/proc/kallsyms";
+
+/// Why symbols could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum SymbolsError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Every address is zero: kptr_restrict hides them from this process.
+    #[error("all kernel symbol addresses in {0} read as zero (kernel.kptr_restrict hides them); run as root (CAP_SYSLOG), or set `sysctl kernel.kptr_restrict=0`")]
+    Restricted(PathBuf),
+    /// No symbol lines at all.
+    #[error("{0} lists no symbols; is it a kallsyms file?")]
+    Empty(PathBuf),
+}
+
+/// A resolved address. Cheap to clone: names are shared with the table.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Symbol {
+    /// Symbol name, e.g. `ip_rcv`.
+    pub name: Arc<str>,
+    /// Module name for module symbols.
+    pub module: Option<Arc<str>>,
+    /// Symbol start address.
+    pub addr: u64,
+    /// Distance of the looked-up address from `addr`.
+    pub offset: u64,
+}
+
+impl std::fmt::Display for Symbol {
+    /// `name+0xoff` (just `name` at offset 0), with ` [module]` for module symbols.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.name)?;
+        if self.offset != 0 {
+            write!(f, "+{:#x}", self.offset)?;
+        }
+        if let Some(m) = &self.module {
+            write!(f, " [{m}]")?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Entry {
+    addr: u64,
+    name: Arc<str>,
+    module: Option<Arc<str>>,
+}
+
+/// Sorted kernel symbol table.
+#[derive(Debug, Clone, Default)]
+pub struct KernelSymbols {
+    entries: Vec<Entry>,
+    by_name: HashMap<Arc<str>, u64>,
+}
+
+impl KernelSymbols {
+    /// Reads `/proc/kallsyms`.
+    pub fn load() -> Result<KernelSymbols, SymbolsError> {
+        Self::from_path(KALLSYMS)
+    }
+
+    /// Reads a kallsyms-format file.
+    pub fn from_path(path: impl AsRef<Path>) -> Result<KernelSymbols, SymbolsError> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|e| SymbolsError::Io {
+            path: path.to_path_buf(),
+            source: e,
+        })?;
+        Self::parse(&text).map_err(|e| match e {
+            SymbolsError::Restricted(_) => SymbolsError::Restricted(path.to_path_buf()),
+            SymbolsError::Empty(_) => SymbolsError::Empty(path.to_path_buf()),
+            other => other,
+        })
+    }
+
+    /// Parses kallsyms text: `<hex addr> <type> <name>[\t[module]]`. Only text symbols
+    /// (`t`/`T`/`w`/`W`) are kept: events carry code addresses. Malformed lines are skipped.
+    ///
+    /// ```
+    /// use pwru_core::symbols::KernelSymbols;
+    /// let syms = KernelSymbols::parse(
+    ///     "ffffffff81000000 T _text\nffffffff81001000 T ip_rcv\nffffffff81002000 t vxlan_rcv\t[vxlan]\n",
+    /// ).unwrap();
+    /// let s = syms.lookup(0xffffffff81001010).unwrap();
+    /// assert_eq!((&*s.name, s.offset), ("ip_rcv", 0x10));
+    /// assert_eq!(syms.lookup(0xffffffff81002000).unwrap().to_string(), "vxlan_rcv [vxlan]");
+    /// assert_eq!(syms.address_of("ip_rcv"), Some(0xffffffff81001000));
+    /// ```
+    pub fn parse(text: &str) -> Result<KernelSymbols, SymbolsError> {
+        let mut syms = KernelSymbols::default();
+        let mut modules: HashMap<&str, Arc<str>> = HashMap::new();
+        let mut lines = 0usize;
+        let mut nonzero = false;
+        for line in text.lines() {
+            let mut f = line.split_ascii_whitespace();
+            let (Some(addr), Some(kind), Some(name)) = (f.next(), f.next(), f.next()) else {
+                continue;
+            };
+            lines += 1;
+            let Ok(addr) = u64::from_str_radix(addr, 16) else {
+                continue;
+            };
+            nonzero |= addr != 0;
+            if !matches!(kind, "t" | "T" | "w" | "W") {
+                continue;
+            }
+            let module = f
+                .next()
+                .and_then(|m| m.strip_prefix('[').and_then(|m| m.strip_suffix(']')))
+                .map(|m| modules.entry(m).or_insert_with(|| m.into()).clone());
+            syms.entries.push(Entry {
+                addr,
+                name: name.into(),
+                module,
+            });
+        }
+        if lines == 0 {
+            return Err(SymbolsError::Empty(PathBuf::new()));
+        }
+        if !nonzero {
+            return Err(SymbolsError::Restricted(PathBuf::new()));
+        }
+        syms.entries.sort_by_key(|e| e.addr);
+        syms.by_name.reserve(syms.entries.len());
+        for e in &syms.entries {
+            // First (lowest) address wins for duplicate static names.
+            syms.by_name.entry(e.name.clone()).or_insert(e.addr);
+        }
+        Ok(syms)
+    }
+
+    /// Number of text symbols.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether the table is empty.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    fn symbol(&self, e: &Entry, addr: u64) -> Symbol {
+        Symbol {
+            name: e.name.clone(),
+            module: e.module.clone(),
+            addr: e.addr,
+            offset: addr - e.addr,
+        }
+    }
+
+    /// The symbol containing `addr` (the nearest one at or below it), `None` below the first.
+    pub fn lookup(&self, addr: u64) -> Option<Symbol> {
+        let i = self.entries.partition_point(|e| e.addr <= addr);
+        let e = self.entries.get(i.checked_sub(1)?)?;
+        Some(self.symbol(e, addr))
+    }
+
+    /// Symbolizes a kernel stack (instruction pointers, innermost first), skipping zero
+    /// entries and addresses below the first symbol.
+    pub fn symbolize(&self, ips: &[u64]) -> Vec<Symbol> {
+        ips.iter()
+            .filter(|&&ip| ip != 0)
+            .filter_map(|&ip| self.lookup(ip))
+            .collect()
+    }
+
+    /// The address of function `name` (the first, if the name is defined more than once).
+    pub fn address_of(&self, name: &str) -> Option<u64> {
+        self.by_name.get(name).copied()
+    }
+}

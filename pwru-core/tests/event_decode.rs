@@ -1,0 +1,238 @@
+//! Decoding ring buffer records: values land in the right fields, and corrupt records are
+//! errors, never panics.
+
+use std::mem::offset_of;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use proptest::prelude::*;
+use pwru_core::event::{
+    decode, DecodeContext, DecodeError, ProbeKind, RAW_EVENT_LEN, RECORD_HEADER_LEN,
+};
+use pwru_ebpf::{PwruEvent, PwruTuple};
+
+/// Builds a record field by field at the mirror's offsets.
+struct Rec(Vec<u8>);
+
+impl Rec {
+    fn new(extra: usize) -> Rec {
+        let len = RECORD_HEADER_LEN + RAW_EVENT_LEN + extra;
+        let mut v = vec![0u8; len];
+        v[0..2].copy_from_slice(&pwru_ebpf::PWRU_RECORD_EVENT.to_ne_bytes());
+        v[2..4].copy_from_slice(&pwru_ebpf::PWRU_RECORD_VERSION.to_ne_bytes());
+        v[4..8].copy_from_slice(&(len as u32).to_ne_bytes());
+        Rec(v)
+    }
+    fn put(&mut self, off: usize, bytes: &[u8]) -> &mut Self {
+        let o = RECORD_HEADER_LEN + off;
+        self.0[o..o + bytes.len()].copy_from_slice(bytes);
+        self
+    }
+}
+
+fn sample() -> Rec {
+    let mut r = Rec::new(0);
+    let flags = pwru_ebpf::PWRU_EV_META
+        | pwru_ebpf::PWRU_EV_TUPLE
+        | pwru_ebpf::PWRU_EV_DROP_REASON
+        | pwru_ebpf::PWRU_EV_CB;
+    let t = offset_of!(PwruEvent, tuple);
+    r.put(offset_of!(PwruEvent, ts), &123456789u64.to_ne_bytes())
+        .put(offset_of!(PwruEvent, addr), &11u64.to_ne_bytes())
+        .put(
+            offset_of!(PwruEvent, skb),
+            &0xffff888012345600u64.to_ne_bytes(),
+        )
+        .put(
+            offset_of!(PwruEvent, skb_head),
+            &0xffff888099990000u64.to_ne_bytes(),
+        )
+        .put(offset_of!(PwruEvent, cpu), &3u32.to_ne_bytes())
+        .put(offset_of!(PwruEvent, pid), &4242u32.to_ne_bytes())
+        .put(offset_of!(PwruEvent, tgid), &4240u32.to_ne_bytes())
+        .put(offset_of!(PwruEvent, flags), &flags.to_ne_bytes())
+        .put(offset_of!(PwruEvent, comm), b"nc\0")
+        .put(
+            offset_of!(PwruEvent, kind),
+            &[pwru_ebpf::PWRU_KIND_TRACEPOINT],
+        )
+        .put(offset_of!(PwruEvent, protocol), &0x0800u16.to_ne_bytes())
+        .put(offset_of!(PwruEvent, netns), &4026532000u32.to_ne_bytes())
+        .put(offset_of!(PwruEvent, mark), &0x10u32.to_ne_bytes())
+        .put(offset_of!(PwruEvent, ifindex), &7u32.to_ne_bytes())
+        .put(offset_of!(PwruEvent, len), &84u32.to_ne_bytes())
+        .put(offset_of!(PwruEvent, mtu), &1500u32.to_ne_bytes())
+        .put(offset_of!(PwruEvent, cb) + 4, &0xabcdu32.to_ne_bytes())
+        .put(offset_of!(PwruEvent, drop_reason), &2u32.to_ne_bytes())
+        .put(t + offset_of!(PwruTuple, saddr), &[10, 0, 0, 1])
+        .put(t + offset_of!(PwruTuple, daddr), &[10, 0, 0, 2])
+        .put(t + offset_of!(PwruTuple, sport), &40000u16.to_ne_bytes())
+        .put(t + offset_of!(PwruTuple, dport), &9u16.to_ne_bytes())
+        .put(
+            t + offset_of!(PwruTuple, l3_proto),
+            &0x0800u16.to_ne_bytes(),
+        )
+        .put(t + offset_of!(PwruTuple, l4_proto), &[17]);
+    r
+}
+
+fn ctx() -> DecodeContext {
+    let mut c = DecodeContext::new().with_builtin_tracepoints();
+    c.set_drop_reason(2, "SKB_DROP_REASON_NO_SOCKET");
+    c.set_interface(4026532000, 7, "veth0");
+    c
+}
+
+#[test]
+fn fields_land_where_the_kernel_put_them() {
+    let ev = decode(&sample().0, &ctx()).unwrap();
+    assert_eq!(ev.kind, ProbeKind::Tracepoint);
+    assert_eq!(&*ev.function, "kfree_skb");
+    assert_eq!(ev.timestamp_ns, 123456789);
+    assert_eq!(ev.skb, 0xffff888012345600);
+    assert_eq!(ev.skb_head, 0xffff888099990000);
+    assert_eq!(ev.cpu, 3);
+    assert_eq!((ev.process.pid, ev.process.tgid), (4242, 4240));
+    assert_eq!(ev.process.comm.as_str(), "nc");
+    let m = ev.meta.as_ref().unwrap();
+    assert_eq!(
+        (m.netns, m.mark, m.protocol, m.len, m.mtu),
+        (4026532000, 0x10, 0x0800, 84, 1500)
+    );
+    assert_eq!(m.interface.to_string(), "veth0:7");
+    assert_eq!(ev.cb, Some([0, 0xabcd, 0, 0, 0]));
+    let t = ev.tuple.unwrap();
+    assert_eq!(t.src, Some(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1))));
+    assert_eq!(t.to_string(), "10.0.0.1:40000->10.0.0.2:9(udp)");
+    assert_eq!(
+        ev.drop_reason.unwrap().to_string(),
+        "SKB_DROP_REASON_NO_SOCKET"
+    );
+    assert!(ev.tunnel.is_none() && ev.caller.is_none() && ev.stack_id.is_none());
+    assert!(ev.skb_dump.is_none() && !ev.tracked);
+}
+
+#[test]
+fn ipv6_dumps_prog_and_unknown_names() {
+    let mut r = Rec::new(16);
+    let flags = pwru_ebpf::PWRU_EV_TUNNEL
+        | pwru_ebpf::PWRU_EV_PROG
+        | pwru_ebpf::PWRU_EV_SKB_DUMP
+        | pwru_ebpf::PWRU_EV_SHINFO_DUMP
+        | pwru_ebpf::PWRU_EV_STACK
+        | pwru_ebpf::PWRU_EV_TRACKED;
+    let t = offset_of!(PwruEvent, tunnel);
+    let v6 = Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 1).octets();
+    r.put(offset_of!(PwruEvent, flags), &flags.to_ne_bytes())
+        .put(offset_of!(PwruEvent, kind), &[pwru_ebpf::PWRU_KIND_TC])
+        .put(offset_of!(PwruEvent, prog_id), &77u32.to_ne_bytes())
+        .put(offset_of!(PwruEvent, prog_name), b"cil_from_netdev")
+        .put(offset_of!(PwruEvent, stack_id), &5i32.to_ne_bytes())
+        .put(t + offset_of!(PwruTuple, saddr), &v6)
+        .put(
+            t + offset_of!(PwruTuple, l3_proto),
+            &0x86ddu16.to_ne_bytes(),
+        )
+        .put(t + offset_of!(PwruTuple, l4_proto), &[6])
+        .put(t + offset_of!(PwruTuple, tcp_flags), &[0x12])
+        .put(offset_of!(PwruEvent, skb_dump_len), &6u16.to_ne_bytes())
+        .put(offset_of!(PwruEvent, shinfo_dump_len), &4u16.to_ne_bytes())
+        .put(RAW_EVENT_LEN, b"{skb}\0sh\0\0");
+    let ev = decode(&r.0, &DecodeContext::new()).unwrap();
+    assert_eq!(ev.kind, ProbeKind::Tc);
+    assert_eq!(&*ev.function, "cil_from_netdev");
+    assert_eq!(ev.bpf_prog.unwrap().id, 77);
+    assert_eq!(ev.stack_id, Some(5));
+    assert!(ev.tracked);
+    let tun = ev.tunnel.unwrap();
+    assert_eq!(tun.src, Some(IpAddr::V6(Ipv6Addr::from(v6))));
+    assert_eq!(tun.tcp_flags.to_string(), "SYN|ACK");
+    assert_eq!(ev.skb_dump.as_deref(), Some("{skb}"));
+    assert_eq!(ev.shinfo_dump.as_deref(), Some("sh"));
+
+    // A negative stack id (bpf_get_stackid error) is no stack.
+    r.put(offset_of!(PwruEvent, stack_id), &(-14i32).to_ne_bytes());
+    assert_eq!(decode(&r.0, &DecodeContext::new()).unwrap().stack_id, None);
+
+    // Unknown function address: hex, as pwru prints it.
+    let mut k = Rec::new(0);
+    k.put(offset_of!(PwruEvent, kind), &[pwru_ebpf::PWRU_KIND_KPROBE])
+        .put(
+            offset_of!(PwruEvent, addr),
+            &0xffffffff81234567u64.to_ne_bytes(),
+        );
+    assert_eq!(
+        &*decode(&k.0, &DecodeContext::new()).unwrap().function,
+        "0xffffffff81234567"
+    );
+    let mut c = DecodeContext::new();
+    c.add_function(0xffffffff81234567, "ip_rcv");
+    assert_eq!(&*decode(&k.0, &c).unwrap().function, "ip_rcv");
+}
+
+#[test]
+fn corrupt_records_are_errors() {
+    let good = sample().0;
+    let c = ctx();
+    for len in 0..good.len() {
+        assert!(decode(&good[..len], &c).is_err(), "len {len}");
+    }
+    // Header longer than the record.
+    let mut r = good.clone();
+    r[4..8].copy_from_slice(&(good.len() as u32 + 1).to_ne_bytes());
+    assert!(matches!(decode(&r, &c), Err(DecodeError::BadLength { .. })));
+    // Unknown kind / version / probe kind.
+    let mut r = good.clone();
+    r[0] = 9;
+    assert!(matches!(decode(&r, &c), Err(DecodeError::UnknownKind(_))));
+    let mut r = good.clone();
+    r[2] = 9;
+    assert!(matches!(
+        decode(&r, &c),
+        Err(DecodeError::UnknownVersion(_))
+    ));
+    let mut r = sample();
+    r.put(offset_of!(PwruEvent, kind), &[200]);
+    assert!(matches!(
+        decode(&r.0, &c),
+        Err(DecodeError::UnknownProbeKind(200))
+    ));
+    // Dump lengths past the end.
+    let mut r = sample();
+    r.put(
+        offset_of!(PwruEvent, flags),
+        &pwru_ebpf::PWRU_EV_SKB_DUMP.to_ne_bytes(),
+    )
+    .put(offset_of!(PwruEvent, skb_dump_len), &100u16.to_ne_bytes());
+    assert!(matches!(
+        decode(&r.0, &c),
+        Err(DecodeError::DumpOutOfBounds { .. })
+    ));
+    // Trailing ring-buffer padding after a valid record is fine.
+    let mut padded = good.clone();
+    padded.extend_from_slice(&[0; 8]);
+    assert!(decode(&padded, &c).is_ok());
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(3000))]
+
+    #[test]
+    fn random_records_never_panic(data in proptest::collection::vec(any::<u8>(), 0..400)) {
+        let _ = decode(&data, &ctx());
+    }
+
+    #[test]
+    fn mutated_records_never_panic(
+        flips in proptest::collection::vec((0usize..RECORD_HEADER_LEN + RAW_EVENT_LEN + 32, any::<u8>()), 1..12),
+        cut in 0usize..(RECORD_HEADER_LEN + RAW_EVENT_LEN + 33),
+    ) {
+        let mut r = Rec::new(32);
+        r.put(offset_of!(PwruEvent, kind), &[pwru_ebpf::PWRU_KIND_KPROBE]);
+        let mut data = r.0;
+        for (i, v) in flips {
+            data[i] = v;
+        }
+        let _ = decode(&data, &ctx());
+        let _ = decode(&data[..cut.min(data.len())], &ctx());
+    }
+}

@@ -1,0 +1,362 @@
+//! Golden tests of pwru's text and JSON formats, expected strings written from pwru's format
+//! rules (output.go: `%-18s %-3s %-16s`, meta `%-10s %-8s %16s %#04x %-5s %-5s`, centred IFACE,
+//! tuple/func columns growing to the longest seen, JSON `omitempty`).
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::Arc;
+
+use pwru_core::event::{
+    BpfProg, DropReason, Event, Interface, Meta, ProbeKind, Process, ShortName, Symbol, TcpFlags,
+    Tuple,
+};
+use pwru_core::format::{FormatOptions, Formatter, TimestampMode};
+
+fn udp_event() -> Event {
+    let mut ev = Event::new(ProbeKind::KprobeMulti, "udp_queue_rcv_skb");
+    ev.skb = 0xffff0000ea5d7ce8;
+    ev.cpu = 7;
+    ev.process = Process {
+        pid: 2287425,
+        tgid: 2287425,
+        comm: ShortName::default(),
+    };
+    ev.timestamp_ns = 1_000_000;
+    ev.meta = Some(Meta {
+        netns: 4026532458,
+        mark: 0,
+        interface: Interface {
+            ifindex: 353,
+            name: Some("eth0".into()),
+        },
+        protocol: 0x0800,
+        mtu: 65536,
+        len: 90,
+        pkt_type: 0,
+    });
+    ev.tuple = Some(Tuple::new(
+        IpAddr::V4(Ipv4Addr::new(172, 18, 0, 5)),
+        54806,
+        IpAddr::V4(Ipv4Addr::new(172, 18, 0, 2)),
+        8472,
+        17,
+        TcpFlags::default(),
+    ));
+    ev
+}
+
+fn text(f: &mut Formatter, ev: &Event) -> String {
+    let mut out = Vec::new();
+    f.write_text(ev, &mut out);
+    String::from_utf8(out).unwrap()
+}
+
+fn header(f: &Formatter) -> String {
+    let mut out = Vec::new();
+    f.write_header(&mut out);
+    String::from_utf8(out).unwrap()
+}
+
+#[test]
+fn default_header_and_line() {
+    let mut f = Formatter::new(FormatOptions::default());
+    assert_eq!(
+        header(&f),
+        "SKB                CPU PROCESS          NETNS      MARK/x        IFACE       PROTO  MTU   LEN   TUPLE FUNC\n"
+    );
+    assert_eq!(
+        text(&mut f, &udp_event()),
+        "0xffff0000ea5d7ce8 7   <empty>:2287425  4026532458 0            eth0:353     0x0800 65536 90    172.18.0.5:54806->172.18.0.2:8472(udp) udp_queue_rcv_skb\n"
+    );
+}
+
+#[test]
+fn tuple_column_grows_to_longest_seen() {
+    let opts = FormatOptions {
+        meta: false,
+        ..Default::default()
+    };
+    let mut f = Formatter::new(opts);
+    let long = udp_event();
+    let mut short = udp_event();
+    short.tuple = Some(Tuple::new(
+        IpAddr::V4(Ipv4Addr::new(1, 1, 1, 1)),
+        1,
+        IpAddr::V4(Ipv4Addr::new(2, 2, 2, 2)),
+        2,
+        1,
+        TcpFlags::default(),
+    ));
+    short.function = "icmp_rcv".into();
+    let a = text(&mut f, &long);
+    let b = text(&mut f, &short);
+    assert_eq!(
+        a,
+        "0xffff0000ea5d7ce8 7   <empty>:2287425  172.18.0.5:54806->172.18.0.2:8472(udp) udp_queue_rcv_skb\n"
+    );
+    assert_eq!(
+        b,
+        "0xffff0000ea5d7ce8 7   <empty>:2287425  1.1.1.1:1->2.2.2.2:2(icmp)             icmp_rcv\n"
+    );
+}
+
+#[test]
+fn ipv6_tcp_flags_drop_reason_and_long_names() {
+    let opts = FormatOptions {
+        tcp_flags: true,
+        ..Default::default()
+    };
+    let mut f = Formatter::new(opts);
+    let mut ev = udp_event();
+    ev.function = "sk_skb_reason_drop".into();
+    ev.drop_reason = Some(DropReason {
+        code: 2,
+        name: Some("SKB_DROP_REASON_NO_SOCKET".into()),
+    });
+    ev.process.comm = ShortName::new("a-very-long-comm");
+    ev.process.tgid = 12345;
+    if let Some(m) = ev.meta.as_mut() {
+        m.interface.name = Some("veth-long-name0".into());
+        m.interface.ifindex = 12345;
+        m.protocol = 0x86dd;
+        m.mark = 0xbeef;
+    }
+    ev.tuple = Some(Tuple::new(
+        IpAddr::V6(Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 1)),
+        443,
+        IpAddr::V6(Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 2)),
+        50000,
+        6,
+        TcpFlags(TcpFlags::SYN | TcpFlags::ACK),
+    ));
+    // comm "a-very-long-com" (kernel keeps 15 bytes) + ":12345" = 21 bytes: the last 16
+    // bytes "y-long-com:12345" with the first replaced by "~".
+    // iface "veth-long-name0:12345" = 21 bytes -> "~" + last 15.
+    assert_eq!(
+        text(&mut f, &ev),
+        "0xffff0000ea5d7ce8 7   ~-long-com:12345 4026532458 beef     ~ong-name0:12345 0x86dd 65536 90    [fd00::1]:443->[fd00::2]:50000(tcp:SYN|ACK) sk_skb_reason_drop(SKB_DROP_REASON_NO_SOCKET)\n"
+    );
+    // Unknown reason name: pwru prints "func (code)".
+    ev.drop_reason = Some(DropReason {
+        code: 999,
+        name: None,
+    });
+    assert!(text(&mut f, &ev).ends_with(" sk_skb_reason_drop (999)\n"));
+}
+
+#[test]
+fn caller_tunnel_cb_and_timestamps() {
+    let opts = FormatOptions {
+        meta: true,
+        cb: true,
+        caller: true,
+        tunnel: true,
+        timestamp: TimestampMode::Relative,
+        ..Default::default()
+    };
+    let mut f = Formatter::new(opts);
+    assert_eq!(
+        header(&f),
+        "SKB                CPU PROCESS          TIMESTAMP        NETNS      MARK/x        IFACE       PROTO  MTU   LEN   __sk_buff->cb[]                                          TUPLE FUNC CALLER TUNNEL\n"
+    );
+    let mut ev = udp_event();
+    ev.kind = ProbeKind::Tc;
+    ev.function = "cil_from_netdev".into();
+    ev.bpf_prog = Some(BpfProg {
+        id: 42,
+        name: ShortName::new("cil_from_netdev"),
+    });
+    ev.cb = Some([1, 0xdeadbeef, 0, 0, 0x10]);
+    ev.caller = Some(Symbol {
+        name: Arc::from("tcf_classify"),
+        module: None,
+        addr: 0xffffffff81000000,
+        offset: 0x42,
+    });
+    ev.tunnel = Some(Tuple::new(
+        IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)),
+        1234,
+        IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2)),
+        80,
+        6,
+        TcpFlags(TcpFlags::SYN),
+    ));
+    let first = text(&mut f, &ev);
+    assert_eq!(
+        first,
+        "0xffff0000ea5d7ce8 7   <empty>:2287425  0                4026532458 0            eth0:353     0x0800 65536 90    [0x00000001,0xDEADBEEF,0x00000000,0x00000000,0x00000010] 172.18.0.5:54806->172.18.0.2:8472(udp) cil_from_netdev(tc) tcf_classify 10.0.0.1:1234->10.0.0.2:80(tcp)\n"
+    );
+    ev.timestamp_ns += 1500;
+    let second = text(&mut f, &ev);
+    assert!(
+        second.starts_with("0xffff0000ea5d7ce8 7   <empty>:2287425  1500             4026532458"),
+        "{second}"
+    );
+}
+
+#[test]
+fn absolute_and_current_timestamps() {
+    let mut f = Formatter::new(FormatOptions {
+        meta: false,
+        tuple: false,
+        timestamp: TimestampMode::Absolute,
+        ..Default::default()
+    });
+    assert_eq!(
+        header(&f),
+        "TIME                    SKB                CPU PROCESS          TIMESTAMP        FUNC\n"
+    );
+    let line = text(&mut f, &udp_event());
+    // 2006-01-02T15:04:05.000 layout, then the kernel time column.
+    let (time, rest) = line.split_at(23);
+    assert_eq!(time.len(), 23);
+    assert_eq!(&time[4..5], "-");
+    assert_eq!(&time[10..11], "T");
+    assert_eq!(&time[19..20], ".");
+    assert_eq!(
+        rest,
+        " 0xffff0000ea5d7ce8 7   <empty>:2287425  1000000          udp_queue_rcv_skb\n"
+    );
+}
+
+#[test]
+fn stack_and_dumps_follow_the_line() {
+    let mut f = Formatter::new(FormatOptions {
+        meta: false,
+        tuple: false,
+        stack: true,
+        skb_dump: true,
+        ..Default::default()
+    });
+    let mut ev = udp_event();
+    ev.stack = ["udp_queue_rcv_skb", "udp_unicast_rcv_skb"]
+        .iter()
+        .map(|n| Symbol {
+            name: Arc::from(*n),
+            module: None,
+            addr: 0,
+            offset: 0,
+        })
+        .collect();
+    ev.skb_dump = Some("(struct sk_buff){\n .len = (unsigned int)90,\n}".into());
+    assert_eq!(
+        text(&mut f, &ev),
+        "0xffff0000ea5d7ce8 7   <empty>:2287425  udp_queue_rcv_skb\nudp_queue_rcv_skb\nudp_unicast_rcv_skb\n(struct sk_buff){\n .len = (unsigned int)90,\n}\n"
+    );
+}
+
+#[test]
+fn json_lines_carry_pwru_keys() {
+    let mut f = Formatter::new(FormatOptions {
+        tcp_flags: true,
+        caller: true,
+        tunnel: true,
+        stack: true,
+        skb_dump: true,
+        timestamp: TimestampMode::Current,
+        ..Default::default()
+    });
+    let mut ev = udp_event();
+    ev.process.comm = ShortName::new("ping\"\\\n");
+    ev.caller = Some(Symbol {
+        name: Arc::from("ip_local_deliver"),
+        module: None,
+        addr: 0,
+        offset: 8,
+    });
+    ev.skb_dump = Some("dump\u{2028}\t\u{1}".into());
+    let mut out = Vec::new();
+    f.write_json(&ev, &mut out);
+    let line = String::from_utf8(out).unwrap();
+    assert!(
+        line.ends_with("}\n") && line.matches('\n').count() == 1,
+        "{line}"
+    );
+    let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+    let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+    // serde_json sorts keys; the line itself keeps pwru's order.
+    for k in [
+        "skb",
+        "cpu",
+        "process",
+        "func",
+        "caller_func",
+        "time",
+        "netns",
+        "iface",
+        "proto",
+        "mtu",
+        "len",
+        "cb",
+        "tuple",
+        "tunnel_tuple",
+        "skb_metadata",
+    ] {
+        assert!(keys.contains(&k), "{k} missing from {line}");
+    }
+    assert!(
+        !keys.contains(&"mark"),
+        "zero mark is omitted like Go omitempty: {line}"
+    );
+    assert_eq!(v["skb"], "0xffff0000ea5d7ce8");
+    assert_eq!(v["cpu"], 7);
+    assert_eq!(v["process"], "ping\"\\\n:2287425");
+    assert_eq!(v["func"], "udp_queue_rcv_skb");
+    assert_eq!(v["caller_func"], "ip_local_deliver");
+    assert_eq!(v["time"], 1_000_000);
+    assert_eq!(v["netns"], 4026532458u64);
+    assert_eq!(v["iface"], "eth0:353");
+    assert_eq!(v["proto"], 2048);
+    assert_eq!(v["mtu"], 65536);
+    assert_eq!(v["len"], 90);
+    assert_eq!(v["cb"], serde_json::json!([0, 0, 0, 0, 0]));
+    assert_eq!(
+        v["tuple"],
+        serde_json::json!({"saddr": "172.18.0.5", "daddr": "172.18.0.2", "sport": 54806, "dport": 8472, "proto": 17})
+    );
+    // An absent tunnel tuple is an empty object, as pwru's non-nil pointer to a zero struct.
+    assert_eq!(v["tunnel_tuple"], serde_json::json!({}));
+    assert_eq!(v["skb_metadata"], "\ndump\u{2028}\t\u{1}");
+    assert!(
+        line.contains("\\u2028") && line.contains("\\u0001"),
+        "{line}"
+    );
+    // Key order as pwru's struct.
+    let pos = |k: &str| line.find(&format!("\"{k}\":")).unwrap();
+    let order = [
+        "skb",
+        "cpu",
+        "process",
+        "func",
+        "caller_func",
+        "time",
+        "netns",
+        "iface",
+        "proto",
+        "mtu",
+        "len",
+        "cb",
+        "tuple",
+        "tunnel_tuple",
+        "skb_metadata",
+    ];
+    assert!(order.windows(2).all(|w| pos(w[0]) < pos(w[1])), "{line}");
+}
+
+#[test]
+fn json_formats_many_events_as_lines() {
+    let mut f = Formatter::new(FormatOptions::default());
+    let mut out = Vec::new();
+    for i in 0..100u64 {
+        let mut ev = udp_event();
+        ev.skb += i;
+        f.write_json(&ev, &mut out);
+    }
+    let text = String::from_utf8(out).unwrap();
+    let mut n = 0;
+    for l in text.lines() {
+        let v: serde_json::Value = serde_json::from_str(l).unwrap();
+        assert!(v.get("skb").is_some());
+        n += 1;
+    }
+    assert_eq!(n, 100);
+}

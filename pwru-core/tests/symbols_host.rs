@@ -1,0 +1,62 @@
+//! /proc/kallsyms symbolization.
+
+use pwru_core::symbols::{KernelSymbols, SymbolsError};
+
+#[test]
+fn host_kallsyms_resolves_known_functions() {
+    let syms = match KernelSymbols::load() {
+        Ok(s) => s,
+        Err(e) => {
+            println!("SKIP host_kallsyms_resolves_known_functions: {e}");
+            return;
+        }
+    };
+    assert!(syms.len() > 10_000);
+    // The oracle: the address kallsyms lists for ip_rcv.
+    let text = std::fs::read_to_string("/proc/kallsyms").unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.ends_with(" ip_rcv"))
+        .expect("ip_rcv in kallsyms");
+    let addr = u64::from_str_radix(line.split(' ').next().unwrap(), 16).unwrap();
+    assert_eq!(syms.address_of("ip_rcv"), Some(addr));
+    let s = syms.lookup(addr + 4).unwrap();
+    assert_eq!(
+        (&*s.name, s.offset, s.module.is_none()),
+        ("ip_rcv", 4, true)
+    );
+    assert_eq!(s.to_string(), "ip_rcv+0x4");
+    assert_eq!(syms.lookup(addr).unwrap().to_string(), "ip_rcv");
+    assert!(syms.lookup(0).is_none());
+    let stack = syms.symbolize(&[addr + 1, 0, addr]);
+    assert_eq!(stack.len(), 2);
+    assert_eq!(stack[0].to_string(), "ip_rcv+0x1");
+}
+
+#[test]
+fn restricted_addresses_are_a_clear_error() {
+    let err =
+        KernelSymbols::parse("0000000000000000 T _text\n0000000000000000 T ip_rcv\n").unwrap_err();
+    assert!(matches!(err, SymbolsError::Restricted(_)));
+    assert!(err.to_string().contains("run as root"), "{err}");
+    assert!(matches!(
+        KernelSymbols::parse(""),
+        Err(SymbolsError::Empty(_))
+    ));
+}
+
+#[test]
+fn modules_and_malformed_lines() {
+    let syms = KernelSymbols::parse(
+        "garbage\nzz T bad_addr\nffffffffc0000000 t vxlan_rcv\t[vxlan]\nffffffffc0000100 T other\t[vxlan]\nffffffff81000000 D data_sym\n",
+    )
+    .unwrap();
+    assert_eq!(syms.len(), 2);
+    let s = syms.lookup(0xffffffffc0000010).unwrap();
+    assert_eq!(
+        (&*s.name, s.module.as_deref()),
+        ("vxlan_rcv", Some("vxlan"))
+    );
+    assert_eq!(s.to_string(), "vxlan_rcv+0x10 [vxlan]");
+    assert!(syms.lookup(0xffffffff81000000).is_none());
+}
