@@ -1,1 +1,2 @@
 //! pwru-core: the Tracer library.
+pub mod loader;
