@@ -831,3 +831,9 @@ int fentry_xdp(__u64 *ctx) { return handle_xdp(ctx, PWRU_KIND_XDP, false); }
 
 SEC("fexit/xdp")
 int fexit_xdp(__u64 *ctx) { return handle_xdp(ctx, PWRU_KIND_XDP_EXIT, true); }
+
+/* ---- baseline ------------------------------------------------------------------------ */
+
+/* An empty BTF tracepoint program: the reference point of the kernel_cost benchmark. */
+SEC("tp_btf/baseline")
+int tp_btf_baseline(__u64 *ctx) { return 0; }

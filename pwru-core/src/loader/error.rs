@@ -32,7 +32,7 @@ pub enum LoaderError {
     Splice(#[from] SpliceError),
     /// aya could not parse the object or create its maps.
     #[error("loading the BPF object failed: {0}; check that you run as root (CAP_BPF + CAP_PERFMON) and that the kernel has BTF (/sys/kernel/btf/vmlinux)")]
-    Object(#[from] aya::EbpfError),
+    Object(Box<aya::EbpfError>),
     /// aya-obj could not prepare a program for a raw load.
     #[error("preparing program `{program}` failed: {reason}")]
     Prepare {
@@ -43,7 +43,7 @@ pub enum LoaderError {
     },
     /// The kernel's BTF could not be read.
     #[error("reading the kernel BTF failed: {0}; the kernel needs CONFIG_DEBUG_INFO_BTF (/sys/kernel/btf/vmlinux)")]
-    Btf(#[from] aya::BtfError),
+    Btf(Box<aya::BtfError>),
     /// The object has no program of that name.
     #[error(
         "the BPF object has no program `{0}`; use pwru_ebpf::OBJECT and the names it documents"
@@ -74,7 +74,7 @@ pub enum LoaderError {
         target: String,
         /// aya's error (its LoadError variant carries the verifier log).
         #[source]
-        source: aya::programs::ProgramError,
+        source: Box<aya::programs::ProgramError>,
     },
     /// Attaching failed.
     #[error("attaching `{program}` to `{target}` failed: {error}; check that the target exists and is traceable (available_filter_functions)")]
@@ -104,6 +104,18 @@ pub enum LoaderError {
         name: String,
         /// aya's error.
         #[source]
-        source: aya::maps::MapError,
+        source: Box<aya::maps::MapError>,
     },
+}
+
+impl From<aya::EbpfError> for LoaderError {
+    fn from(e: aya::EbpfError) -> Self {
+        LoaderError::Object(Box::new(e))
+    }
+}
+
+impl From<aya::BtfError> for LoaderError {
+    fn from(e: aya::BtfError) -> Self {
+        LoaderError::Btf(Box::new(e))
+    }
 }

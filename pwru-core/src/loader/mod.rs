@@ -39,6 +39,9 @@ pub use splice::{splice, FilterBody};
 
 use raw_object::RawObject;
 
+/// The outcome of attaching to one target: its name and the link or the reason it failed.
+pub type Attached = (String, Result<Link, LoaderError>);
+
 /// Which program flavour serves a tracepoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TracepointFlavor {
@@ -156,7 +159,7 @@ impl Loader {
             .ok_or_else(|| LoaderError::NoMap(name.into()))?;
         RingBuf::try_from(map).map_err(|source| LoaderError::Map {
             name: name.into(),
-            source,
+            source: Box::new(source),
         })
     }
 
@@ -171,7 +174,7 @@ impl Loader {
             .map(LostCounter)
             .map_err(|source| LoaderError::Map {
                 name: name.into(),
-                source,
+                source: Box::new(source),
             })
     }
 
@@ -196,7 +199,7 @@ impl Loader {
         let err = |source| LoaderError::Program {
             program: prog_name.clone(),
             target: target.clone(),
-            source,
+            source: Box::new(source),
         };
         let prog = self
             .ebpf
@@ -220,12 +223,31 @@ impl Loader {
         }
     }
 
-    /// [`Loader::load_tracepoint`] for each name; one result per name, in order.
-    pub fn load_tracepoints(
+    /// Loads BTF tracepoint program `program` (e.g. `tp_btf_baseline`, the empty program
+    /// used as a cost reference) on tracepoint `tracepoint` and attaches it.
+    pub fn load_btf_tracepoint_program(
         &mut self,
-        names: &[&str],
-        flavor: TracepointFlavor,
-    ) -> Vec<(String, Result<Link, LoaderError>)> {
+        program: &str,
+        tracepoint: &str,
+    ) -> Result<Link, LoaderError> {
+        let err = |source| LoaderError::Program {
+            program: program.into(),
+            target: tracepoint.into(),
+            source: Box::new(source),
+        };
+        let prog = self
+            .ebpf
+            .program_mut(program)
+            .ok_or_else(|| LoaderError::NoProgram(program.into()))?;
+        let p: &mut BtfTracePoint = prog.try_into().map_err(err)?;
+        p.load(tracepoint, &self.btf).map_err(err)?;
+        let id = p.attach().map_err(err)?;
+        let link = p.take_link(id).map_err(err)?;
+        Ok(Link::from_aya(program, tracepoint, link))
+    }
+
+    /// [`Loader::load_tracepoint`] for each name; one result per name, in order.
+    pub fn load_tracepoints(&mut self, names: &[&str], flavor: TracepointFlavor) -> Vec<Attached> {
         names
             .iter()
             .map(|n| (n.to_string(), self.load_tracepoint(n, flavor)))
@@ -238,7 +260,7 @@ impl Loader {
         &mut self,
         program: &str,
         functions: &[&str],
-    ) -> Result<Vec<(String, Result<Link, LoaderError>)>, LoaderError> {
+    ) -> Result<Vec<Attached>, LoaderError> {
         let prog = self
             .ebpf
             .program_mut(program)
@@ -246,13 +268,13 @@ impl Loader {
         let p: &mut KProbe = prog.try_into().map_err(|source| LoaderError::Program {
             program: program.into(),
             target: "-".into(),
-            source,
+            source: Box::new(source),
         })?;
         if p.fd().is_err() {
             p.load().map_err(|source| LoaderError::Program {
                 program: program.into(),
                 target: "-".into(),
-                source,
+                source: Box::new(source),
             })?;
         }
         Ok(functions
@@ -265,7 +287,7 @@ impl Loader {
                     .map_err(|source| LoaderError::Program {
                         program: program.into(),
                         target: f.to_string(),
-                        source,
+                        source: Box::new(source),
                     });
                 (f.to_string(), r)
             })
@@ -277,7 +299,7 @@ impl Loader {
         &mut self,
         position: u8,
         functions: &[&str],
-    ) -> Result<Vec<(String, Result<Link, LoaderError>)>, LoaderError> {
+    ) -> Result<Vec<Attached>, LoaderError> {
         check_position(position)?;
         self.load_kprobe_program(&format!("kprobe_skb_{position}"), functions)
     }
@@ -415,10 +437,7 @@ impl Loader {
 
     /// Programs that follow clones/copies and forget freed skbs (with `PWRU_CFG_TRACK_SKB`).
     /// Tracepoint-only kernels need none: the kfree_skb/consume_skb programs forget.
-    pub fn load_tracking(
-        &mut self,
-        backend: TrackingBackend,
-    ) -> Vec<(String, Result<Link, LoaderError>)> {
+    pub fn load_tracking(&mut self, backend: TrackingBackend) -> Vec<Attached> {
         let mut out = Vec::new();
         match backend {
             TrackingBackend::Fentry => {
@@ -517,7 +536,7 @@ impl Loader {
         let fd = prog.fd().map_err(|source| LoaderError::Program {
             program: program.into(),
             target: "-".into(),
-            source,
+            source: Box::new(source),
         })?;
         ProgramStats::of(fd.as_fd()).map_err(|error| LoaderError::Attach {
             program: program.into(),
@@ -540,7 +559,7 @@ impl LostCounter {
     pub fn total(&self) -> Result<u64, LoaderError> {
         let values = self.0.get(&0, 0).map_err(|source| LoaderError::Map {
             name: pwru_ebpf::MAP_LOST.into(),
-            source,
+            source: Box::new(source),
         })?;
         Ok(values.iter().sum())
     }

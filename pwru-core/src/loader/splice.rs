@@ -37,7 +37,7 @@ impl FilterBody {
     /// a non-empty multiple of 8 bytes, ending in `exit`, with no `ld_imm64` (map references)
     /// and no bpf-to-bpf calls.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, SpliceError> {
-        if bytes.is_empty() || bytes.len() % INSN != 0 {
+        if bytes.is_empty() || !bytes.len().is_multiple_of(INSN) {
             return Err(SpliceError::BadBody(format!(
                 "length {} is not a non-zero multiple of 8",
                 bytes.len()
@@ -226,7 +226,7 @@ pub fn splice(object: &[u8], stub: &str, body: &FilterBody) -> Result<Vec<u8>, S
 
     let old_text = elf.section_bytes(&text)?;
     let mut out = object.to_vec();
-    while out.len() % 8 != 0 {
+    while !out.len().is_multiple_of(8) {
         out.push(0);
     }
     let new_off = out.len();
