@@ -10,7 +10,7 @@
 
 mod object;
 
-pub use object::OBJECT;
+pub use object::{OBJECT, TEST_OBJECT};
 
 /// Every ring buffer record starts with this header (`struct pwru_record_hdr`).
 #[repr(C)]
