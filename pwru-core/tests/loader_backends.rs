@@ -58,6 +58,7 @@ fn loader_for(pair: &NetnsPair, extra: u32) -> Loader {
             | PWRU_CFG_OUTPUT_META
             | PWRU_CFG_OUTPUT_TUPLE
             | PWRU_CFG_OUTPUT_CALLER
+            | PWRU_CFG_OUTPUT_STACK
             | extra,
         netns: NetnsPair::inode(&pair.b),
         ..Default::default()
@@ -97,7 +98,7 @@ fn collect(
 }
 
 /// Checks that every function was seen with the right kind and address.
-fn check_functions(name: &str, events: &[PwruEvent], funcs: &[&str], kind: u8) {
+fn check_functions(l: &mut Loader, name: &str, events: &[PwruEvent], funcs: &[&str], kind: u8) {
     for f in funcs {
         let seen = match kallsyms(f) {
             // bpf_get_func_ip may point just past an ENDBR instruction.
@@ -109,6 +110,16 @@ fn check_functions(name: &str, events: &[PwruEvent], funcs: &[&str], kind: u8) {
         assert!(seen, "{name}: no event of kind {kind} from {f}: {events:?}");
     }
     println!("{name}: {} events from {funcs:?}", events.len());
+    let stacks = aya::maps::StackTraceMap::try_from(l.take_map(MAP_STACKS).expect("stacks"))
+        .expect("stack map");
+    for e in events {
+        println!("  {:?} caller {:?}", symbolize(e.addr), symbolize(e.caller));
+        if let Ok(st) = stacks.get(&(e.stack_id as u32), 0) {
+            for f in st.frames().iter().take(5) {
+                println!("      {:?}", symbolize(f.ip));
+            }
+        }
+    }
 }
 
 const FUNCS: &[&str] = &["ip_rcv", "udp_rcv"];
@@ -135,7 +146,7 @@ fn loader_kprobe_backend_sees_packets() {
     let _links = all_ok(name, l.load_kprobe(1, FUNCS).expect("load"));
     let _tracking = all_ok(name, l.load_tracking(TrackingBackend::Kprobe));
     let events = collect(&mut l, &pair, enough);
-    check_functions(name, &events, FUNCS, PWRU_KIND_KPROBE);
+    check_functions(&mut l, name, &events, FUNCS, PWRU_KIND_KPROBE);
     assert!(events
         .iter()
         .all(|e| e.flags & PWRU_EV_CALLER != 0 && e.caller != 0));
@@ -151,7 +162,7 @@ fn loader_kprobe_multi_backend_sees_packets() {
     let mut l = loader_for(&pair, 0);
     let _link = l.load_kprobe_multi(1, FUNCS).expect("kprobe.multi");
     let events = collect(&mut l, &pair, enough);
-    check_functions(name, &events, FUNCS, PWRU_KIND_KPROBE_MULTI);
+    check_functions(&mut l, name, &events, FUNCS, PWRU_KIND_KPROBE_MULTI);
 }
 
 #[test]
@@ -171,7 +182,7 @@ fn loader_fentry_backend_sees_packets() {
         .collect();
     let _tracking = all_ok(name, l.load_tracking(TrackingBackend::Fentry));
     let events = collect(&mut l, &pair, enough);
-    check_functions(name, &events, FUNCS, PWRU_KIND_FENTRY);
+    check_functions(&mut l, name, &events, FUNCS, PWRU_KIND_FENTRY);
 }
 
 /// The tc and XDP test programs load (classifier and XDP types work on the host too).
@@ -207,7 +218,10 @@ fn loader_traces_tc_and_xdp_programs() {
     // Attach the test programs to b's veth from inside namespace b.
     let (obj, ids) = NetnsPair::run_in(&pair.b, move || {
         let mut obj = aya::Ebpf::load(TEST_OBJECT).expect("test object");
-        let _ = tc::qdisc_add_clsact(&vb);
+        // Kernels before 6.6 attach through the clsact qdisc (sch_ingress module).
+        if let Err(e) = tc::qdisc_add_clsact(&vb) {
+            println!("loader_traces_tc_and_xdp_programs: clsact qdisc: {e}");
+        }
         let tcp: &mut SchedClassifier = obj
             .program_mut("pwru_test_tc")
             .expect("tc")

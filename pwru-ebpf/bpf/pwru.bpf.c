@@ -578,14 +578,21 @@ int kprobe_multi_stackid(struct pt_regs *ctx) { return handle_by_stackid(ctx, PW
 
 /* ---- fentry (typed arguments) --------------------------------------------------------- */
 
+/*
+ * Frame `skip` of the kernel stack seen from the program (frame 0 is the program itself,
+ * frame 1 the BPF trace/trampoline glue). Tracepoints: frame 2 is the function that fired
+ * the tracepoint. fentry: frame 2 is the traced function's caller.
+ */
+#define CALLER_FRAME 2
+
 static __always_inline __u64 stack_caller(void *ctx)
 {
-	__u64 st[2] = {};
+	__u64 ip = 0;
 	if (!CFG(OUTPUT_CALLER))
 		return 0;
-	if (bpf_get_stack(ctx, st, sizeof(st), 0) < (long)sizeof(st))
+	if (bpf_get_stack(ctx, &ip, sizeof(ip), CALLER_FRAME & BPF_F_SKIP_FIELD_MASK) < (long)sizeof(ip))
 		return 0;
-	return st[1];
+	return ip;
 }
 
 #define FENTRY_ENTRY(N)                                                                         \

@@ -245,3 +245,113 @@ pub fn tracepoint_exists(category: &str, name: &str) -> bool {
         .iter()
         .any(|b| std::path::Path::new(&format!("{b}/events/{category}/{name}")).exists())
 }
+
+/// Name of the kernel function containing `addr`, from /proc/kallsyms (None if hidden).
+pub fn symbolize(addr: u64) -> Option<String> {
+    let text = std::fs::read_to_string("/proc/kallsyms").ok()?;
+    let mut best: Option<(u64, &str)> = None;
+    for l in text.lines() {
+        let mut it = l.split_whitespace();
+        let (Some(a), Some(kind), Some(name)) = (it.next(), it.next(), it.next()) else {
+            continue;
+        };
+        if !matches!(kind, "T" | "t") {
+            continue;
+        }
+        let Ok(a) = u64::from_str_radix(a, 16) else {
+            continue;
+        };
+        if a != 0 && a <= addr && best.is_none_or(|(b, _)| a > b) {
+            best = Some((a, name));
+        }
+    }
+    best.map(|(_, n)| n.to_string())
+}
+
+/// Kernel functions (from /sys/kernel/btf/vmlinux) whose argument `position` (1-based) is a
+/// `struct sk_buff *` and that ftrace can trace (available_filter_functions), in BTF order.
+pub fn skb_functions(position: usize) -> Vec<String> {
+    let Ok(btf) = std::fs::read("/sys/kernel/btf/vmlinux") else {
+        return Vec::new();
+    };
+    // None when the list is unreadable (then every BTF function is a candidate).
+    let traceable: Option<std::collections::HashSet<String>> =
+        ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"]
+            .iter()
+            .find_map(|b| std::fs::read_to_string(format!("{b}/available_filter_functions")).ok())
+            .map(|t| {
+                t.lines()
+                    .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+                    .collect()
+            });
+    let u32_at = |o: usize| -> u32 {
+        btf.get(o..o + 4)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .unwrap_or(0)
+    };
+    let hdr_len = u32_at(4) as usize;
+    let (type_off, type_len) = (u32_at(8) as usize, u32_at(12) as usize);
+    let str_off = u32_at(16) as usize;
+    let strings = hdr_len + str_off;
+    let name = |off: u32| -> &str {
+        let s = &btf[strings + off as usize..];
+        std::str::from_utf8(&s[..s.iter().position(|&b| b == 0).unwrap_or(0)]).unwrap_or("")
+    };
+    // (kind, name_off, size_or_type, offset of the kind-specific data, vlen)
+    let mut types = vec![(0u32, 0u32, 0u32, 0usize, 0usize)];
+    let mut o = hdr_len + type_off;
+    let end = o + type_len;
+    while o + 12 <= end {
+        let (name_off, info, st) = (u32_at(o), u32_at(o + 4), u32_at(o + 8));
+        let (kind, vlen) = ((info >> 24) & 0x1f, (info & 0xffff) as usize);
+        let extra = match kind {
+            1 | 14 | 17 => 4,
+            3 => 12,
+            4 | 5 | 15 | 19 => vlen * 12,
+            6 | 13 => vlen * 8,
+            _ => 0,
+        };
+        types.push((kind, name_off, st, o + 12, vlen));
+        o += 12 + extra;
+    }
+    let skip_mods = |mut id: u32| -> u32 {
+        while let Some(&(k, _, st, _, _)) = types.get(id as usize) {
+            if matches!(k, 8..=11 | 18) {
+                id = st;
+            } else {
+                break;
+            }
+        }
+        id
+    };
+    let mut out = Vec::new();
+    for &(kind, name_off, proto, _, _) in &types {
+        if kind != 12 {
+            continue;
+        }
+        let Some(&(pk, _, _, data, vlen)) = types.get(proto as usize) else {
+            continue;
+        };
+        if pk != 13 || vlen < position {
+            continue;
+        }
+        let param_type = u32_at(data + (position - 1) * 8 + 4);
+        let Some(&(k, _, target, _, _)) = types.get(skip_mods(param_type) as usize) else {
+            continue;
+        };
+        if k != 2 {
+            continue;
+        }
+        let Some(&(sk, sname, _, _, _)) = types.get(skip_mods(target) as usize) else {
+            continue;
+        };
+        let fname = name(name_off);
+        if sk == 4
+            && name(sname) == "sk_buff"
+            && traceable.as_ref().is_none_or(|t| t.contains(fname))
+        {
+            out.push(fname.to_string());
+        }
+    }
+    out
+}
