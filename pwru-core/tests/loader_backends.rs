@@ -110,14 +110,27 @@ fn check_functions(l: &mut Loader, name: &str, events: &[PwruEvent], funcs: &[&s
         assert!(seen, "{name}: no event of kind {kind} from {f}: {events:?}");
     }
     println!("{name}: {} events from {funcs:?}", events.len());
+    // Oracle for the caller: the frame after the traced function in the event's stack trace.
     let stacks = aya::maps::StackTraceMap::try_from(l.take_map(MAP_STACKS).expect("stacks"))
         .expect("stack map");
     for e in events {
-        println!("  {:?} caller {:?}", symbolize(e.addr), symbolize(e.caller));
-        if let Ok(st) = stacks.get(&(e.stack_id as u32), 0) {
-            for f in st.frames().iter().take(5) {
-                println!("      {:?}", symbolize(f.ip));
-            }
+        let func = symbolize(e.addr);
+        let caller = symbolize(e.caller);
+        println!("  {func:?} called from {caller:?}");
+        let Some(func) = func else { continue };
+        let frames: Vec<Option<String>> = stacks
+            .get(&(e.stack_id as u32), 0)
+            .map(|st| st.frames().iter().map(|f| symbolize(f.ip)).collect())
+            .unwrap_or_default();
+        if let Some(i) = frames
+            .iter()
+            .position(|f| f.as_deref() == Some(func.as_str()))
+        {
+            assert_eq!(
+                caller,
+                frames.get(i + 1).cloned().flatten(),
+                "{name}: caller of {func}, stack {frames:?}"
+            );
         }
     }
 }

@@ -114,6 +114,11 @@ fn run(flavor: TracepointFlavor, tag: &str, subnet: u8, name: &str) {
     // At the drop in udp_rcv the IP header is already pulled: skb->len = UDP + payload.
     assert_eq!(ev.len, 8 + 12, "UDP header + payload");
     assert_ne!(ev.skb, 0);
+    // skb:kfree_skb's location argument: the UDP receive function that dropped it.
+    assert_ne!(ev.flags & PWRU_EV_CALLER, 0);
+    if let Some(sym) = symbolize(ev.caller) {
+        assert!(sym.contains("udp"), "drop location {sym} is not in UDP code");
+    }
     assert_eq!(lost.total().expect("lost"), 0);
 }
 
