@@ -62,7 +62,7 @@ fn main() {
     let out = PathBuf::from(env::var("OUT_DIR").unwrap_or_default());
     let bpf_dir = manifest.join("bpf");
     println!("cargo:rerun-if-env-changed=PWRU_CLANG");
-    for f in ["pwru.bpf.c", "event.h", "kernel.h"] {
+    for f in ["pwru.bpf.c", "testprogs.bpf.c", "event.h", "kernel.h"] {
         println!("cargo:rerun-if-changed={}", bpf_dir.join(f).display());
     }
 
@@ -92,23 +92,38 @@ fn main() {
         std::process::exit(1);
     }
 
-    let obj = out.join("pwru.bpf.o");
-    let status = Command::new(&clang)
+    for (src, name) in [
+        ("pwru.bpf.c", "pwru.bpf.o"),
+        ("testprogs.bpf.c", "testprogs.bpf.o"),
+    ] {
+        compile(
+            &clang,
+            target_arch,
+            multiarch,
+            &bpf_dir,
+            src,
+            &out.join(name),
+        );
+    }
+}
+
+fn compile(clang: &str, target_arch: &str, multiarch: &str, bpf_dir: &Path, src: &str, obj: &Path) {
+    let status = Command::new(clang)
         .args(["-g", "-O2", "-target", "bpfel", "-mcpu=v3"])
         .arg(format!("-D__TARGET_ARCH_{target_arch}"))
         .arg(format!("-I/usr/include/{multiarch}"))
         .arg("-I")
-        .arg(&bpf_dir)
+        .arg(bpf_dir)
         .args(["-Wall", "-Werror", "-Wno-unused-function"])
         .arg("-c")
-        .arg(bpf_dir.join("pwru.bpf.c"))
+        .arg(bpf_dir.join(src))
         .arg("-o")
-        .arg(&obj)
+        .arg(obj)
         .status();
     match status {
-        Ok(s) if s.success() => strip_debug(&clang, &obj),
+        Ok(s) if s.success() => strip_debug(clang, obj),
         Ok(s) => {
-            eprintln!("error: {clang} failed to compile bpf/pwru.bpf.c ({s})");
+            eprintln!("error: {clang} failed to compile bpf/{src} ({s})");
             std::process::exit(1);
         }
         Err(e) => {

@@ -10,6 +10,7 @@ pub mod discovery;
 pub mod error;
 pub mod event;
 pub mod format;
+pub mod loader;
 pub mod netlab;
 pub mod netns;
 pub mod options;

@@ -578,14 +578,23 @@ int kprobe_multi_stackid(struct pt_regs *ctx) { return handle_by_stackid(ctx, PW
 
 /* ---- fentry (typed arguments) --------------------------------------------------------- */
 
-static __always_inline __u64 stack_caller(void *ctx)
+/*
+ * A frame of the kernel stack seen from the program: frame 0 is the program itself, frame 1
+ * the glue (bpf_trace_runN for tracepoints, the trampoline for fentry). Tracepoints: frame 2
+ * is the function that fired the tracepoint. fentry: frame 2 is the traced function, frame 3
+ * its caller (checked on Debian 6.1/6.12 and the 6.18 host).
+ */
+#define TP_CALLER_FRAME 2
+#define FENTRY_CALLER_FRAME 3
+
+static __always_inline __u64 stack_caller(void *ctx, __u64 frame)
 {
-	__u64 st[2] = {};
+	__u64 ip = 0;
 	if (!CFG(OUTPUT_CALLER))
 		return 0;
-	if (bpf_get_stack(ctx, st, sizeof(st), 0) < (long)sizeof(st))
+	if (bpf_get_stack(ctx, &ip, sizeof(ip), frame & BPF_F_SKIP_FIELD_MASK) < (long)sizeof(ip))
 		return 0;
-	return st[1];
+	return ip;
 }
 
 #define FENTRY_ENTRY(N)                                                                         \
@@ -595,7 +604,7 @@ static __always_inline __u64 stack_caller(void *ctx)
 		struct probe_info pi = {.kind = PWRU_KIND_FENTRY, .typed = 1,                   \
 					.evflags = PWRU_EV_FUNC_IP};                            \
 		pi.addr = bpf_get_func_ip(ctx);                                                 \
-		pi.caller = stack_caller(ctx);                                                  \
+		pi.caller = stack_caller(ctx, FENTRY_CALLER_FRAME);                             \
 		return handle_skb(ctx, (struct sk_buff *)ctx[N - 1], &pi);                      \
 	}
 
@@ -625,7 +634,7 @@ static __always_inline int handle_tp(__u64 *ctx, __u32 id, int pos, __u8 kind, b
 	if (id == PWRU_TP_KFREE_SKB)
 		kfree_skb_extra(ctx, &pi);
 	else
-		pi.caller = stack_caller(ctx);
+		pi.caller = stack_caller(ctx, TP_CALLER_FRAME);
 	handle_skb(ctx, skb, &pi);
 	/* Tracepoint-only kernels have no kfree_skbmem probe: forget at the free. */
 	if (CFG(TRACK_SKB) && (id == PWRU_TP_KFREE_SKB || id == PWRU_TP_CONSUME_SKB) && skb) {
@@ -831,3 +840,9 @@ int fentry_xdp(__u64 *ctx) { return handle_xdp(ctx, PWRU_KIND_XDP, false); }
 
 SEC("fexit/xdp")
 int fexit_xdp(__u64 *ctx) { return handle_xdp(ctx, PWRU_KIND_XDP_EXIT, true); }
+
+/* ---- baseline ------------------------------------------------------------------------ */
+
+/* An empty BTF tracepoint program: the reference point of the kernel_cost benchmark. */
+SEC("tp_btf/baseline")
+int tp_btf_baseline(__u64 *ctx) { return 0; }

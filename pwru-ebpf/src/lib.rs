@@ -5,12 +5,29 @@
 //! them with clang into one CO-RE object, embedded here as [`OBJECT`]. Each mirror has the
 //! same name as its C struct in CamelCase (`pwru_event` -> [`PwruEvent`]) and the same field
 //! names, so comparing them with the object's BTF is mechanical.
+//!
+//! # Programs in [`OBJECT`]
+//!
+//! | program | section | backend / use |
+//! |---|---|---|
+//! | `kprobe_skb_1` .. `kprobe_skb_5` | `kprobe/skb_N` | kprobe, skb is argument N |
+//! | `kprobe_multi_skb_1` .. `_5` | `kprobe/multi_skb_N` | kprobe.multi (loaded with expected attach type `BPF_TRACE_KPROBE_MULTI`) |
+//! | `fentry_skb_1` .. `fentry_skb_5` | `fentry/skb_N` | fentry, loaded once per target function |
+//! | `tp_btf_<tp>`, `raw_tp_<tp>` | `tp_btf/<tp>`, `raw_tp/<tp>` | tracepoints of [`TRACEPOINTS`] |
+//! | `kprobe_stackid`, `kprobe_multi_stackid` | `kprobe/...` | functions without an skb, via stack id |
+//! | `fexit_skb_clone`, `fexit_skb_copy`, `fentry_kfree_skbmem` | `fexit/...`, `fentry/...` | skb tracking (fentry kernels) |
+//! | `kprobe_clone_entry`, `kretprobe_clone_exit`, `kprobe_kfree_skbmem` | `kprobe/...`, `kretprobe/...` | skb tracking (kprobe kernels) |
+//! | `fentry_tc`, `fentry_xdp`, `fexit_xdp` | `fentry/...`, `fexit/...` | tracing loaded tc/XDP programs (attach_prog_fd) |
+//! | `tp_btf_baseline` | `tp_btf/baseline` | empty program, reference for cost measurements |
+//!
+//! Every record in the ring buffer [`MAP_EVENTS`] is a [`PwruRecordHdr`] followed by its
+//! payload; records that did not fit are counted per CPU in [`MAP_LOST`].
 #![deny(missing_docs)]
 #![no_std]
 
 mod object;
 
-pub use object::OBJECT;
+pub use object::{OBJECT, TEST_OBJECT};
 
 /// Every ring buffer record starts with this header (`struct pwru_record_hdr`).
 #[repr(C)]

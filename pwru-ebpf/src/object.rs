@@ -10,3 +10,12 @@ static ALIGNED: &Aligned<[u8]> = &Aligned(*include_bytes!(concat!(env!("OUT_DIR"
 /// The global function `pwru_filter` is a placeholder: the loader in pwru-core replaces its
 /// body with the compiled filter before loading.
 pub static OBJECT: &[u8] = &ALIGNED.0;
+
+static TEST_ALIGNED: &Aligned<[u8]> = &Aligned(*include_bytes!(concat!(
+    env!("OUT_DIR"),
+    "/testprogs.bpf.o"
+)));
+
+/// A small object with a tc classifier (`pwru_test_tc`) and an XDP program (`pwru_test_xdp`),
+/// both with BTF: tests attach them so that tc/XDP tracing has targets.
+pub static TEST_OBJECT: &[u8] = &TEST_ALIGNED.0;

@@ -1,0 +1,253 @@
+//! Kernel-side cost per hit of the tracepoint programs, from the kernel's own BPF run-time
+//! statistics (run_time_ns / run_cnt), on skb:kfree_skb, all in one run on the same packets:
+//!
+//! - `empty`: an empty tp_btf program (the reference),
+//! - `no_match`: pwru's kfree_skb program whose pcap filter (udp dst port) rejects the packet,
+//! - `emit`: the same program whose filter matches, writing an event to the ring buffer.
+//!
+//! The three programs are attached together; UDP datagrams sent between two network
+//! namespaces to a closed port each hit kfree_skb once. Criterion reports kernel ns per hit
+//! (iter_custom returns run-time deltas, not wall time). Needs root; otherwise it says SKIP.
+
+use std::net::UdpSocket;
+use std::os::fd::AsRawFd;
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use pwru_core::loader::{
+    enable_stats, probe_backend, FilterBody, Link, Loader, LoaderOptions, ProbeBackend,
+    TracepointFlavor,
+};
+use pwru_ebpf::*;
+
+const PORT: u16 = 33_433;
+const OTHER_PORT: u16 = 33_434;
+
+/// Filter body (pwru-filter convention) matching Ethernet + IPv4 + UDP to `port`, the shape
+/// of a compiled `udp dst port N` on L2 data: one 38-byte kernel read, four compares. (At
+/// skb:kfree_skb after veth receive the MAC header is set, so selector 0 / L2 is used.)
+fn body_udp_dport(port: u16) -> FilterBody {
+    fn i(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> [u8; 8] {
+        let o = off.to_le_bytes();
+        let m = imm.to_le_bytes();
+        [code, (src << 4) | dst, o[0], o[1], m[0], m[1], m[2], m[3]]
+    }
+    let p = i32::from(u16::from_le_bytes(port.to_be_bytes()));
+    let prog = [
+        i(0xbf, 3, 2, 0, 0),      // 0: r3 = data
+        i(0xbf, 1, 10, 0, 0),     // 1: r1 = fp
+        i(0x07, 1, 0, 0, -40),    // 2: r1 = fp - 40
+        i(0xb7, 2, 0, 0, 38),     // 3: r2 = 38
+        i(0x85, 0, 0, 0, 113),    // 4: bpf_probe_read_kernel
+        i(0x55, 0, 0, 10, 0),     // 5: failed -> 16
+        i(0x69, 1, 10, -28, 0),   // 6: ethertype
+        i(0x55, 1, 0, 8, 0x0008), // 7: not IPv4 -> 16
+        i(0x71, 1, 10, -26, 0),   // 8: version/ihl
+        i(0x55, 1, 0, 6, 0x45),   // 9 -> 16
+        i(0x71, 1, 10, -17, 0),   // 10: protocol
+        i(0x55, 1, 0, 4, 17),     // 11 -> 16
+        i(0x69, 1, 10, -4, 0),    // 12: UDP destination port
+        i(0x55, 1, 0, 2, p),      // 13 -> 16
+        i(0xb7, 0, 0, 0, 1),      // 14: match
+        i(0x95, 0, 0, 0, 0),      // 15
+        i(0xb7, 0, 0, 0, 0),      // 16: no match
+        i(0x95, 0, 0, 0, 0),      // 17
+    ];
+    FilterBody::from_bytes(&prog.concat()).expect("valid body")
+}
+
+struct Netns(Vec<String>);
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        for n in &self.0 {
+            let _ = Command::new("ip").args(["netns", "del", n]).status();
+        }
+    }
+}
+
+fn ip(args: &[&str]) -> Result<(), String> {
+    let ok = Command::new("ip")
+        .args(args)
+        .status()
+        .map_err(|e| e.to_string())?;
+    ok.success()
+        .then_some(())
+        .ok_or_else(|| format!("ip {} failed", args.join(" ")))
+}
+
+fn netns_pair() -> Result<Netns, String> {
+    let pid = std::process::id();
+    let (a, b) = (format!("pwb-{pid}-a"), format!("pwb-{pid}-b"));
+    let (va, vb) = (format!("pwb{pid}a"), format!("pwb{pid}b"));
+    let guard = Netns(vec![a.clone(), b.clone()]);
+    ip(&["netns", "add", &a])?;
+    ip(&["netns", "add", &b])?;
+    ip(&[
+        "link", "add", &va, "netns", &a, "type", "veth", "peer", "name", &vb, "netns", &b,
+    ])?;
+    ip(&["-n", &a, "addr", "add", "10.202.0.1/24", "dev", &va])?;
+    ip(&["-n", &b, "addr", "add", "10.202.0.2/24", "dev", &vb])?;
+    ip(&["-n", &a, "link", "set", &va, "up"])?;
+    ip(&["-n", &b, "link", "set", &vb, "up"])?;
+    // This (the benchmark's) thread sends from namespace a.
+    let f = std::fs::File::open(format!("/run/netns/{a}")).map_err(|e| e.to_string())?;
+    // SAFETY: setns on the calling thread with a valid namespace fd.
+    if unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+        return Err(format!("setns: {}", std::io::Error::last_os_error()));
+    }
+    Ok(guard)
+}
+
+struct Setup {
+    _netns: Netns,
+    _stats: std::os::fd::OwnedFd,
+    _links: Vec<Link>,
+    loaders: Vec<(&'static str, Loader, &'static str)>,
+    sock: UdpSocket,
+    stop: Arc<AtomicBool>,
+}
+
+impl Drop for Setup {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+fn setup() -> Result<Setup, String> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return Err("needs root (CAP_BPF, CAP_PERFMON, CAP_NET_ADMIN)".into());
+    }
+    probe_backend(ProbeBackend::TpBtf).map_err(|e| format!("tp_btf unavailable: {e}"))?;
+    let netns = netns_pair()?;
+    let stats = enable_stats().map_err(|e| format!("BPF_ENABLE_STATS: {e}"))?;
+    let cfg = |flags| PwruConfig {
+        flags,
+        ..Default::default()
+    };
+    let opts = LoaderOptions::default();
+    let outputs = PWRU_CFG_OUTPUT_META | PWRU_CFG_OUTPUT_TUPLE;
+    let mut empty =
+        Loader::new(OBJECT, &FilterBody::match_all(), &cfg(0), &opts).map_err(|e| e.to_string())?;
+    let mut no_match = Loader::new(
+        OBJECT,
+        &body_udp_dport(OTHER_PORT),
+        &cfg(PWRU_CFG_FILTER_PCAP | outputs),
+        &opts,
+    )
+    .map_err(|e| e.to_string())?;
+    let mut emit = Loader::new(
+        OBJECT,
+        &body_udp_dport(PORT),
+        &cfg(PWRU_CFG_FILTER_PCAP | outputs),
+        &opts,
+    )
+    .map_err(|e| e.to_string())?;
+    let links = vec![
+        empty
+            .load_btf_tracepoint_program("tp_btf_baseline", "kfree_skb")
+            .map_err(|e| e.to_string())?,
+        no_match
+            .load_tracepoint("kfree_skb", TracepointFlavor::Btf)
+            .map_err(|e| e.to_string())?,
+        emit.load_tracepoint("kfree_skb", TracepointFlavor::Btf)
+            .map_err(|e| e.to_string())?,
+    ];
+    // Keep the ring buffer drained so emitting never degenerates into counting losses.
+    let mut ring = emit.take_events().map_err(|e| e.to_string())?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let stop2 = stop.clone();
+    std::thread::spawn(move || {
+        while !stop2.load(Ordering::Relaxed) {
+            while ring.next().is_some() {}
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    });
+    let sock = UdpSocket::bind("10.202.0.1:0").map_err(|e| e.to_string())?;
+    Ok(Setup {
+        _netns: netns,
+        _stats: stats,
+        _links: links,
+        loaders: vec![
+            ("empty", empty, "tp_btf_baseline"),
+            ("no_match", no_match, "tp_btf_kfree_skb"),
+            ("emit", emit, "tp_btf_kfree_skb"),
+        ],
+        sock,
+        stop,
+    })
+}
+
+/// (run_time_ns, run_cnt) of variant `i`.
+fn stats(s: &Setup, i: usize) -> (u64, u64) {
+    let (_, l, p) = &s.loaders[i];
+    l.program_stats(p)
+        .map(|st| (st.run_time_ns, st.run_cnt))
+        .unwrap_or((0, 0))
+}
+
+/// Sends `n` datagrams and waits (bounded) until variant `i` counted them.
+fn hit(s: &Setup, i: usize, n: u64) -> (u64, u64) {
+    let (t0, c0) = stats(s, i);
+    for _ in 0..n {
+        let _ = s.sock.send_to(b"pwru-rs bench", ("10.202.0.2", PORT));
+    }
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        let (t1, c1) = stats(s, i);
+        if c1 - c0 >= n || Instant::now() > deadline {
+            return (t1 - t0, c1 - c0);
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+fn kernel_cost(c: &mut Criterion) {
+    let s = match setup() {
+        Ok(s) => s,
+        Err(reason) => {
+            println!("SKIP kernel_cost: {reason}");
+            return;
+        }
+    };
+
+    // One run, same packets, all three programs: the summary the issue asks for.
+    let n = 20_000;
+    let before: Vec<_> = (0..3).map(|i| stats(&s, i)).collect();
+    hit(&s, 2, n);
+    let per_hit: Vec<f64> = (0..3)
+        .map(|i| {
+            let (t1, c1) = stats(&s, i);
+            let (t0, c0) = before[i];
+            (t1 - t0) as f64 / (c1 - c0).max(1) as f64
+        })
+        .collect();
+    println!("kernel_cost one run, {n} packets to a closed UDP port (skb:kfree_skb, tp_btf):");
+    for (i, (name, _, _)) in s.loaders.iter().enumerate() {
+        println!(
+            "  {name:9} {:7.1} ns/hit  ({:.2}x empty)",
+            per_hit[i],
+            per_hit[i] / per_hit[0]
+        );
+    }
+
+    let mut g = c.benchmark_group("kernel_cost_kfree_skb");
+    for i in 0..3 {
+        let name = s.loaders[i].0;
+        g.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                let (t, cnt) = hit(&s, i, iters);
+                // Kernel time per hit, scaled to the iterations criterion asked for.
+                Duration::from_nanos(t * iters / cnt.max(1))
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, kernel_cost);
+criterion_main!(benches);

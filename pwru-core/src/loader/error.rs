@@ -1,0 +1,121 @@
+//! Errors of the loader. Each message says what failed and what to do about it.
+
+use std::io;
+
+use thiserror::Error;
+
+/// The filter could not be spliced into the object.
+#[derive(Debug, Error)]
+pub enum SpliceError {
+    /// The dispatch body breaks pwru-filter's calling convention.
+    #[error("the filter body is not valid: {0}; pass the output of pwru_filter::dispatch")]
+    BadBody(String),
+    /// The object is not the ELF file the loader expects.
+    #[error("the BPF object is malformed ({0}); use pwru_ebpf::OBJECT")]
+    Malformed(&'static str),
+    /// The stub function is missing.
+    #[error("the BPF object has no `{0}` function in .text; use pwru_ebpf::OBJECT")]
+    NoStub(String),
+    /// The stub is not the last function of .text, so it cannot grow in place.
+    #[error("`{0}` is not the last function of .text; keep it last in pwru-ebpf/bpf/pwru.bpf.c")]
+    StubNotLast(String),
+    /// The stub has relocations that a new body would break.
+    #[error("`{0}` has relocations; its placeholder body must not reference maps or functions")]
+    StubHasRelocations(String),
+}
+
+/// Errors of [`Loader`](super::Loader) and the feature probes.
+#[derive(Debug, Error)]
+pub enum LoaderError {
+    /// Splicing the filter failed.
+    #[error(transparent)]
+    Splice(#[from] SpliceError),
+    /// aya could not parse the object or create its maps.
+    #[error("loading the BPF object failed: {0}; check that you run as root (CAP_BPF + CAP_PERFMON) and that the kernel has BTF (/sys/kernel/btf/vmlinux)")]
+    Object(Box<aya::EbpfError>),
+    /// aya-obj could not prepare a program for a raw load.
+    #[error("preparing program `{program}` failed: {reason}")]
+    Prepare {
+        /// Program name in the object.
+        program: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The kernel's BTF could not be read.
+    #[error("reading the kernel BTF failed: {0}; the kernel needs CONFIG_DEBUG_INFO_BTF (/sys/kernel/btf/vmlinux)")]
+    Btf(Box<aya::BtfError>),
+    /// The object has no program of that name.
+    #[error(
+        "the BPF object has no program `{0}`; use pwru_ebpf::OBJECT and the names it documents"
+    )]
+    NoProgram(String),
+    /// The object has no map of that name, or it was already taken.
+    #[error("map `{0}` is missing or was already taken from this loader")]
+    NoMap(String),
+    /// The argument position is outside 1..=5.
+    #[error("skb argument position {0} is out of range; use 1 to 5")]
+    BadPosition(u8),
+    /// The kernel refused to load a program: the verifier log says why.
+    #[error("the kernel refused to load `{program}` ({error}); verifier log:\n{log}")]
+    Verifier {
+        /// Program name.
+        program: String,
+        /// errno of BPF_PROG_LOAD.
+        error: io::Error,
+        /// The verifier's log (may be empty when the refusal came before verification).
+        log: String,
+    },
+    /// aya refused to load or attach a program.
+    #[error("program `{program}` on `{target}`: {source}")]
+    Program {
+        /// Program name.
+        program: String,
+        /// What it was loaded for or attached to.
+        target: String,
+        /// aya's error (its LoadError variant carries the verifier log).
+        #[source]
+        source: Box<aya::programs::ProgramError>,
+    },
+    /// Attaching failed.
+    #[error("attaching `{program}` to `{target}` failed: {error}; check that the target exists and is traceable (available_filter_functions)")]
+    Attach {
+        /// Program name.
+        program: String,
+        /// The function, tracepoint or BPF program.
+        target: String,
+        /// The kernel's errno.
+        error: io::Error,
+    },
+    /// A kernel function has no BTF description, so fentry/tp_btf cannot target it.
+    #[error("`{0}` is not in the kernel BTF; it cannot be traced with fentry or tp_btf")]
+    NotInBtf(String),
+    /// A traced BPF program could not be inspected.
+    #[error("BPF program id {id}: {reason}")]
+    BpfProg {
+        /// Program id.
+        id: u32,
+        /// What went wrong.
+        reason: String,
+    },
+    /// A map operation failed.
+    #[error("map `{name}`: {source}")]
+    Map {
+        /// Map name.
+        name: String,
+        /// aya's error.
+        #[source]
+        source: Box<aya::maps::MapError>,
+    },
+}
+
+impl From<aya::EbpfError> for LoaderError {
+    fn from(e: aya::EbpfError) -> Self {
+        LoaderError::Object(Box::new(e))
+    }
+}
+
+impl From<aya::BtfError> for LoaderError {
+    fn from(e: aya::BtfError) -> Self {
+        LoaderError::Btf(Box::new(e))
+    }
+}

@@ -1,0 +1,95 @@
+//! Attachments that detach when dropped. Every kind is fd based (BPF links or perf event
+//! fds), so a process that dies, even by SIGKILL, leaves nothing attached.
+
+use std::any::Any;
+use std::os::fd::{AsFd, OwnedFd};
+
+use super::sys;
+
+/// One attachment of one program to one target (or to many, for kprobe.multi).
+pub struct Link {
+    program: String,
+    target: String,
+    holder: Holder,
+}
+
+enum Holder {
+    /// A link (or perf event) fd and the program fd it runs.
+    Fd { _link: OwnedFd, prog: OwnedFd },
+    /// An aya link object; dropping it detaches.
+    Aya { _link: Box<dyn Any + Send> },
+}
+
+/// Kernel statistics of a loaded program (run time needs BPF stats enabled).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ProgramStats {
+    /// Program id.
+    pub id: u32,
+    /// Total run time in ns while `kernel.bpf_stats_enabled` (or a stats fd) was on.
+    pub run_time_ns: u64,
+    /// Number of runs counted in the same period.
+    pub run_cnt: u64,
+    /// Instructions the verifier processed.
+    pub verified_insns: u32,
+}
+
+impl ProgramStats {
+    pub(crate) fn of(fd: std::os::fd::BorrowedFd<'_>) -> std::io::Result<Self> {
+        let i = sys::prog_info(fd)?;
+        Ok(ProgramStats {
+            id: i.id,
+            run_time_ns: i.run_time_ns,
+            run_cnt: i.run_cnt,
+            verified_insns: i.verified_insns,
+        })
+    }
+}
+
+impl Link {
+    pub(crate) fn from_fds(program: &str, target: &str, link: OwnedFd, prog: OwnedFd) -> Self {
+        Link {
+            program: program.to_string(),
+            target: target.to_string(),
+            holder: Holder::Fd { _link: link, prog },
+        }
+    }
+
+    pub(crate) fn from_aya<T: Any + Send>(program: &str, target: &str, link: T) -> Self {
+        Link {
+            program: program.to_string(),
+            target: target.to_string(),
+            holder: Holder::Aya {
+                _link: Box::new(link),
+            },
+        }
+    }
+
+    /// Name of the program in the object.
+    pub fn program(&self) -> &str {
+        &self.program
+    }
+
+    /// What it is attached to (function, tracepoint, `prog:<id>`, or `<n> symbols`).
+    pub fn target(&self) -> &str {
+        &self.target
+    }
+
+    /// Statistics of the program behind this link, for links the loader loaded raw
+    /// (kprobe.multi, fentry, BPF program tracing); None for aya-loaded programs (use
+    /// [`Loader::program_stats`](super::Loader::program_stats)).
+    pub fn stats(&self) -> Option<std::io::Result<ProgramStats>> {
+        match &self.holder {
+            Holder::Fd { prog, .. } => Some(ProgramStats::of(prog.as_fd())),
+            Holder::Aya { .. } => None,
+        }
+    }
+}
+
+impl std::fmt::Debug for Link {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Link")
+            .field("program", &self.program)
+            .field("target", &self.target)
+            .finish()
+    }
+}

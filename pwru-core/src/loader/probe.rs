@@ -1,0 +1,139 @@
+//! Backend feature probes done for real: load a trivial program of the backend's type and
+//! attach it; the kernel's refusal, if any, is returned as the reason.
+
+use std::ffi::CString;
+use std::os::fd::AsFd;
+
+use aya::Btf;
+use aya_obj::btf::BtfKind;
+use aya_obj::generated::bpf_insn;
+
+use super::sys;
+
+/// A way of attaching that can be probed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ProbeBackend {
+    /// kprobe.multi links (fprobe, 5.18+).
+    KprobeMulti,
+    /// kprobes through the perf kprobe PMU.
+    Kprobe,
+    /// fentry trampolines.
+    Fentry,
+    /// BTF tracepoints (tp_btf).
+    TpBtf,
+    /// Raw tracepoints.
+    RawTp,
+}
+
+/// Functions a trivial probe attaches to: exported, traceable, present for years.
+const PROBE_FUNCS: &[&str] = &["consume_skb", "kfree_skbmem", "ip_rcv"];
+const PROBE_TRACEPOINT: &str = "netif_receive_skb";
+
+fn trivial() -> [bpf_insn; 2] {
+    // r0 = 0; exit
+    // SAFETY: bpf_insn is a plain C struct (bindgen); all-zero is a valid value.
+    let mut mov: bpf_insn = unsafe { std::mem::zeroed() };
+    mov.code = 0xb7;
+    // SAFETY: as above.
+    let mut exit: bpf_insn = unsafe { std::mem::zeroed() };
+    exit.code = 0x95;
+    [mov, exit]
+}
+
+fn refused(what: &str, r: sys::LoadRefused) -> String {
+    let first = r.log.lines().last().unwrap_or("").trim().to_string();
+    if first.is_empty() {
+        format!("{what}: {}", r.error)
+    } else {
+        format!("{what}: {} ({first})", r.error)
+    }
+}
+
+/// Loads and attaches a trivial program of `backend`'s kind; `Err` carries the kernel's
+/// refusal (e.g. "loading an fentry program was refused: Operation not permitted").
+/// Needs root (CAP_BPF + CAP_PERFMON).
+pub fn probe_backend(backend: ProbeBackend) -> Result<(), String> {
+    let insns = trivial();
+    let load = |prog_type, attach_type, attach_btf_id| {
+        sys::prog_load(&sys::ProgLoad {
+            prog_type,
+            expected_attach_type: attach_type,
+            insns: &insns,
+            name: "pwru_probe",
+            attach_btf_id,
+            attach_prog_fd: None,
+        })
+    };
+    match backend {
+        ProbeBackend::RawTp => {
+            let prog = load(sys::PROG_TYPE_RAW_TRACEPOINT, 0, 0)
+                .map_err(|r| refused("loading a raw_tp program was refused", r))?;
+            let name = CString::new(PROBE_TRACEPOINT).map_err(|e| e.to_string())?;
+            sys::raw_tracepoint_open(prog.as_fd(), Some(&name))
+                .map(drop)
+                .map_err(|e| {
+                    format!("attaching a raw_tp program to {PROBE_TRACEPOINT} failed: {e}")
+                })
+        }
+        ProbeBackend::TpBtf | ProbeBackend::Fentry => {
+            let btf = Btf::from_sys_fs().map_err(|e| format!("no kernel BTF: {e}"))?;
+            let (attach, id, what) = if backend == ProbeBackend::TpBtf {
+                let n = format!("btf_trace_{PROBE_TRACEPOINT}");
+                let id = btf
+                    .id_by_type_name_kind(&n, BtfKind::Typedef)
+                    .map_err(|_| format!("the kernel BTF has no {n}"))?;
+                (sys::ATTACH_TRACE_RAW_TP, id, "tp_btf")
+            } else {
+                let id = PROBE_FUNCS
+                    .iter()
+                    .find_map(|f| btf.id_by_type_name_kind(f, BtfKind::Func).ok())
+                    .ok_or("none of the probe functions is in the kernel BTF")?;
+                (sys::ATTACH_TRACE_FENTRY, id, "fentry")
+            };
+            let prog = load(sys::PROG_TYPE_TRACING, attach, id)
+                .map_err(|r| refused(&format!("loading a {what} program was refused"), r))?;
+            sys::raw_tracepoint_open(prog.as_fd(), None)
+                .map(drop)
+                .map_err(|e| format!("attaching a {what} program failed: {e}"))
+        }
+        ProbeBackend::Kprobe => {
+            let pmu = std::fs::read_to_string("/sys/bus/event_source/devices/kprobe/type")
+                .map_err(|_| {
+                    "the kernel has no kprobe PMU (/sys/bus/event_source/devices/kprobe): built without CONFIG_KPROBES".to_string()
+                })?;
+            let pmu: u32 = pmu
+                .trim()
+                .parse()
+                .map_err(|_| format!("unreadable kprobe PMU type {pmu:?}"))?;
+            let prog = load(sys::PROG_TYPE_KPROBE, 0, 0)
+                .map_err(|r| refused("loading a kprobe program was refused", r))?;
+            let mut last = String::new();
+            for f in PROBE_FUNCS {
+                let name = CString::new(*f).map_err(|e| e.to_string())?;
+                match sys::perf_kprobe_attach(pmu, &name, prog.as_fd()) {
+                    Ok(_) => return Ok(()),
+                    Err(e) => last = format!("attaching a kprobe to {f} failed: {e}"),
+                }
+            }
+            Err(last)
+        }
+        ProbeBackend::KprobeMulti => {
+            let prog = load(sys::PROG_TYPE_KPROBE, sys::ATTACH_TRACE_KPROBE_MULTI, 0)
+                .map_err(|r| refused("loading a kprobe.multi program was refused", r))?;
+            let mut last = String::new();
+            for f in PROBE_FUNCS {
+                let name = CString::new(*f).map_err(|e| e.to_string())?;
+                match sys::link_kprobe_multi(prog.as_fd(), &[name]) {
+                    Ok(_) => return Ok(()),
+                    Err(e) if e.raw_os_error() == Some(libc::EOPNOTSUPP) => {
+                        return Err(format!(
+                            "kprobe.multi links are not supported ({e}): the kernel lacks CONFIG_FPROBE"
+                        ))
+                    }
+                    Err(e) => last = format!("a kprobe.multi link on {f} failed: {e}"),
+                }
+            }
+            Err(last)
+        }
+    }
+}

@@ -1,0 +1,189 @@
+//! Tracepoint programs attached on the host see real packets between two network
+//! namespaces over veth, filtered in the kernel.
+
+mod loader_common;
+
+use std::time::{Duration, Instant};
+
+use loader_common::*;
+use pwru_core::loader::{Loader, LoaderOptions, TracepointFlavor};
+use pwru_ebpf::*;
+
+const CLOSED_PORT: u16 = 33_333;
+const OTHER_PORT: u16 = 33_334;
+
+fn config(netns: u32) -> PwruConfig {
+    PwruConfig {
+        flags: PWRU_CFG_FILTER_NETNS
+            | PWRU_CFG_FILTER_PCAP
+            | PWRU_CFG_OUTPUT_META
+            | PWRU_CFG_OUTPUT_TUPLE,
+        netns,
+        ..Default::default()
+    }
+}
+
+/// Reads records until `want` events arrived or 2 s passed without one.
+fn drain(ring: &mut aya::maps::RingBuf<aya::maps::MapData>, want: usize) -> Vec<PwruEvent> {
+    let mut out = Vec::new();
+    let mut last = Instant::now();
+    while out.len() < want && last.elapsed() < Duration::from_secs(2) {
+        match ring.next() {
+            Some(rec) => {
+                if let Some((hdr, ev)) = decode(&rec) {
+                    assert_eq!(hdr.version, PWRU_RECORD_VERSION);
+                    assert!(hdr.len as usize >= 8 + std::mem::size_of::<PwruEvent>());
+                    out.push(ev);
+                }
+                last = Instant::now();
+            }
+            None => std::thread::sleep(Duration::from_millis(10)),
+        }
+    }
+    out
+}
+
+fn run(flavor: TracepointFlavor, tag: &str, subnet: u8, name: &str) {
+    if skip_without_tracepoints(name) {
+        return;
+    }
+    let Some(no_socket) = drop_reason_value("NO_SOCKET") else {
+        println!(
+            "SKIP {name}: no kfree_skb tracepoint format with SKB_DROP_REASON_NO_SOCKET in tracefs"
+        );
+        return;
+    };
+    let pair = match NetnsPair::new(tag, subnet) {
+        Ok(p) => p,
+        Err(e) => {
+            println!("SKIP {name}: cannot create network namespaces: {e}");
+            return;
+        }
+    };
+    let netns_b = NetnsPair::inode(&pair.b);
+    assert_ne!(netns_b, 0);
+    let mut loader = Loader::new(
+        OBJECT,
+        &body_udp_dport(CLOSED_PORT),
+        &config(netns_b),
+        &LoaderOptions::default(),
+    )
+    .expect("loader");
+    let _link = loader
+        .load_tracepoint("kfree_skb", flavor)
+        .expect("attach kfree_skb");
+    let mut ring = loader.take_events().expect("ring buffer");
+    let lost = loader.take_lost().expect("lost counter");
+
+    // A packet the pcap filter rejects: dropped too, but no event.
+    pair.send_udp(OTHER_PORT, 3);
+    let none = drain(&mut ring, 1);
+    assert!(
+        none.is_empty(),
+        "non-matching packets produced events: {none:?}"
+    );
+
+    let sport = pair.send_udp(CLOSED_PORT, 1);
+    let events = drain(&mut ring, 1);
+    assert_eq!(
+        events.len(),
+        1,
+        "expected one event for the drop, got {events:?}"
+    );
+    let ev = events[0];
+    let kind = if flavor == TracepointFlavor::Btf {
+        PWRU_KIND_TRACEPOINT
+    } else {
+        PWRU_KIND_RAW_TRACEPOINT
+    };
+    assert_eq!(ev.kind, kind);
+    assert_eq!(ev.addr, 11, "tracepoint id of skb:kfree_skb");
+    assert_ne!(ev.flags & PWRU_EV_DROP_REASON, 0);
+    assert_eq!(ev.drop_reason, no_socket, "drop reason must be NO_SOCKET");
+    assert_ne!(ev.flags & PWRU_EV_TUPLE, 0);
+    assert_eq!(&ev.tuple.saddr[..4], &pair.addr_a);
+    assert_eq!(&ev.tuple.daddr[..4], &pair.addr_b);
+    assert_eq!(ev.tuple.sport, sport);
+    assert_eq!(ev.tuple.dport, CLOSED_PORT);
+    assert_eq!(ev.tuple.l3_proto, 0x0800);
+    assert_eq!(ev.tuple.l4_proto, 17);
+    assert_ne!(ev.flags & PWRU_EV_META, 0);
+    assert_eq!(ev.netns, netns_b);
+    assert_eq!(ev.protocol, 0x0800);
+    assert_ne!(ev.ifindex, 0);
+    // At the drop in udp_rcv the IP header is already pulled: skb->len = UDP + payload.
+    assert_eq!(ev.len, 8 + 12, "UDP header + payload");
+    assert_ne!(ev.skb, 0);
+    // skb:kfree_skb's location argument: the UDP receive function that dropped it.
+    assert_ne!(ev.flags & PWRU_EV_CALLER, 0);
+    if let Some(sym) = symbolize(ev.caller) {
+        assert!(sym.contains("udp"), "drop location {sym} is not in UDP code");
+    }
+    assert_eq!(lost.total().expect("lost"), 0);
+}
+
+#[test]
+fn loader_tp_btf_kfree_skb_no_socket() {
+    run(
+        TracepointFlavor::Btf,
+        "t",
+        11,
+        "loader_tp_btf_kfree_skb_no_socket",
+    );
+}
+
+#[test]
+fn loader_raw_tp_kfree_skb_no_socket() {
+    run(
+        TracepointFlavor::Raw,
+        "r",
+        12,
+        "loader_raw_tp_kfree_skb_no_socket",
+    );
+}
+
+/// A tiny ring buffer flooded: every matching packet is either read or counted as lost.
+#[test]
+fn loader_lost_counter_counts() {
+    let name = "loader_lost_counter_counts";
+    if skip_without_tracepoints(name) {
+        return;
+    }
+    let pair = match NetnsPair::new("l", 13) {
+        Ok(p) => p,
+        Err(e) => {
+            println!("SKIP {name}: cannot create network namespaces: {e}");
+            return;
+        }
+    };
+    let netns_b = NetnsPair::inode(&pair.b);
+    let page = 4096;
+    let mut loader = Loader::new(
+        OBJECT,
+        &body_udp_dport(CLOSED_PORT),
+        &config(netns_b),
+        &LoaderOptions {
+            ring_buf_bytes: page,
+        },
+    )
+    .expect("loader");
+    let _link = loader
+        .load_tracepoint("kfree_skb", TracepointFlavor::Btf)
+        .expect("attach kfree_skb");
+    let mut ring = loader.take_events().expect("ring buffer");
+    let lost = loader.take_lost().expect("lost counter");
+    let sent = 200;
+    pair.send_udp(CLOSED_PORT, sent);
+    let read = drain(&mut ring, sent).len();
+    let lost = lost.total().expect("lost") as usize;
+    println!("{name}: sent {sent}, read {read}, lost {lost}");
+    assert!(
+        lost > 0,
+        "a {page}-byte ring buffer cannot hold {sent} events"
+    );
+    assert_eq!(
+        read + lost,
+        sent,
+        "every matching packet is read or counted lost"
+    );
+}
