@@ -26,29 +26,6 @@ pub enum Error {
         /// libpcap's (or the translator's) message.
         message: String,
     },
-    /// The function regular expression does not compile.
-    #[error("invalid function regex {pattern:?}: {source}")]
-    Regex {
-        /// The pattern as given.
-        pattern: String,
-        /// What the regex engine said.
-        #[source]
-        source: regex::Error,
-    },
-    /// Discovery found no function to trace.
-    #[error("no kernel function matches {what}: check the --filter-func regex (it must match the whole name) and the module list")]
-    NoFunctionMatched {
-        /// What was searched, e.g. `regex "ip_rcv.*"`.
-        what: String,
-    },
-    /// Kernel type information could not be read.
-    #[error("cannot read kernel BTF from {path}: {message} (the kernel needs CONFIG_DEBUG_INFO_BTF, or pass an external BTF file with --kernel-btf)")]
-    Btf {
-        /// The file that was read.
-        path: String,
-        /// What went wrong.
-        message: String,
-    },
     /// The requested backend does not work on this kernel.
     #[error("backend {backend} is not supported by this kernel: {reason}")]
     BackendUnsupported {
@@ -75,31 +52,27 @@ pub enum Error {
         /// The verifier's log.
         log: String,
     },
+    /// Function or tracepoint discovery failed: BTF unreadable, bad regex, nothing matched.
+    #[error(transparent)]
+    Discovery(#[from] crate::discovery::DiscoveryError),
+    /// A network namespace or interface could not be resolved.
+    #[error(transparent)]
+    Netns(#[from] crate::netns::NetnsError),
     /// Loading or attaching failed for a reason other than the verifier.
-    #[error("{context}: {message}")]
-    Kernel {
-        /// What was being done.
-        context: String,
-        /// What the kernel or loader said.
-        message: String,
-    },
-    /// A network namespace could not be resolved.
+    #[error(transparent)]
+    Loader(Box<crate::loader::LoaderError>),
+    /// Kernel symbols could not be read.
+    #[error(transparent)]
+    Symbols(#[from] crate::symbols::SymbolsError),
+    /// Nothing could be attached: every target was refused.
     #[error(
-        "network namespace {spec:?}: {message} (use /proc/PID/ns/net, /run/netns/NAME or inode:N)"
+        "no function or tracepoint could be attached ({refused} refused); first refusal: {first}"
     )]
-    Netns {
-        /// The namespace as given.
-        spec: String,
-        /// What went wrong.
-        message: String,
-    },
-    /// An interface name does not exist in the chosen network namespace.
-    #[error("interface {name:?} not found in {netns}: check `ip -n NETNS link`")]
-    InterfaceNotFound {
-        /// The name as given.
-        name: String,
-        /// The namespace searched.
-        netns: String,
+    NothingAttached {
+        /// How many targets were refused.
+        refused: usize,
+        /// The first refusal's reason.
+        first: String,
     },
     /// An option is invalid on its own or in combination.
     #[error("invalid option: {0}")]
@@ -125,6 +98,23 @@ fn format_refusals(r: &[(Backend, String)]) -> String {
         .map(|(b, why)| format!("{b}: {why}"))
         .collect::<Vec<_>>()
         .join("; ")
+}
+
+impl From<crate::loader::LoaderError> for Error {
+    fn from(e: crate::loader::LoaderError) -> Self {
+        match e {
+            crate::loader::LoaderError::Verifier {
+                program,
+                error,
+                log,
+            } => Error::Verifier {
+                program,
+                message: error.to_string(),
+                log,
+            },
+            other => Error::Loader(Box::new(other)),
+        }
+    }
 }
 
 impl Error {

@@ -6,6 +6,7 @@
 #![deny(missing_docs)]
 
 pub mod btf;
+mod builder;
 pub mod discovery;
 pub mod error;
 pub mod event;
@@ -15,8 +16,13 @@ pub mod netlab;
 pub mod netns;
 pub mod options;
 pub mod privileges;
+pub mod session;
 mod stream;
 pub mod symbols;
+pub mod tracer;
 
 pub use error::Error;
+pub use event::Event;
 pub use options::{Backend, Capture, KernelModules, MarkFilter, Options};
+pub use session::{Events, Progress, Session, Stats};
+pub use tracer::{Refusal, Target, Tracer, TracerBuilder};

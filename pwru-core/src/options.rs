@@ -170,6 +170,9 @@ impl std::str::FromStr for MarkFilter {
     }
 }
 
+/// Default ring buffer size: 4 MiB, room for about 20,000 events.
+pub const DEFAULT_RING_BUFFER_BYTES: u32 = 4 << 20;
+
 /// Everything a tracer was asked for; built by [`TracerBuilder`](crate::TracerBuilder).
 #[derive(Debug, Clone, Default)]
 pub struct Options {

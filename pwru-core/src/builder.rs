@@ -1,0 +1,151 @@
+//! [`TracerBuilder`]: the options of a tracer, set one call at a time.
+
+use std::path::PathBuf;
+
+use crate::options::{Backend, Capture, KernelModules, MarkFilter, Options};
+
+/// Builds a [`Tracer`](crate::Tracer). Every setter is optional; [`TracerBuilder::build`] checks
+/// the whole set and reports the first problem as an [`Error`](crate::Error).
+///
+/// ```no_run
+/// use pwru_core::{Backend, Tracer};
+/// let tracer = Tracer::builder()
+///     .pcap_filter("udp and port 53")
+///     .function_regex("ip_.*|udp_.*|kfree_skb.*")
+///     .backend(Backend::Auto)
+///     .track_skb(true)
+///     .build()?;
+/// # Ok::<(), pwru_core::Error>(())
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct TracerBuilder {
+    pub(crate) options: Options,
+}
+
+impl TracerBuilder {
+    /// Starts from pwru's defaults (no filter, every skb function, Auto backend, meta + tuple).
+    pub fn new() -> Self {
+        TracerBuilder {
+            options: Options {
+                ring_buffer_bytes: crate::options::DEFAULT_RING_BUFFER_BYTES,
+                ..Options::default()
+            },
+        }
+    }
+
+    /// Starts from a complete set of options.
+    pub fn from_options(options: Options) -> Self {
+        TracerBuilder { options }
+    }
+
+    /// The options as set so far.
+    pub fn options(&self) -> &Options {
+        &self.options
+    }
+
+    /// Keep only packets matching this pcap-filter (tcpdump) expression.
+    pub fn pcap_filter(mut self, expr: impl Into<String>) -> Self {
+        self.options.pcap_filter = expr.into();
+        self
+    }
+
+    /// Trace only functions whose whole name matches `regex` (pwru `--filter-func`).
+    pub fn function_regex(mut self, regex: impl Into<String>) -> Self {
+        self.options.function_regex = Some(regex.into());
+        self
+    }
+
+    /// Also trace functions of these kernel modules (or all of them).
+    pub fn kernel_modules(mut self, modules: KernelModules) -> Self {
+        self.options.kernel_modules = modules;
+        self
+    }
+
+    /// Also trace these functions without an skb argument (linked by stack id).
+    pub fn non_skb_functions<I, S>(mut self, names: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.options.non_skb_functions = names.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Choose the attach backend (default [`Backend::Auto`]).
+    pub fn backend(mut self, backend: Backend) -> Self {
+        self.options.backend = backend;
+        self
+    }
+
+    /// Only packets in this network namespace (`/proc/PID/ns/net`, `/run/netns/NAME`, `inode:N`).
+    pub fn netns(mut self, spec: impl Into<String>) -> Self {
+        self.options.netns = Some(spec.into());
+        self
+    }
+
+    /// Only packets whose `mark & mask == mark`.
+    pub fn mark(mut self, mark: MarkFilter) -> Self {
+        self.options.mark = Some(mark);
+        self
+    }
+
+    /// Only packets on this interface (resolved inside the chosen netns).
+    pub fn interface(mut self, name: impl Into<String>) -> Self {
+        self.options.interface = Some(name.into());
+        self
+    }
+
+    /// pcap filter on the inner Ethernet frame of VXLAN/Geneve packets.
+    pub fn tunnel_filter_l2(mut self, expr: impl Into<String>) -> Self {
+        self.options.tunnel_filter_l2 = Some(expr.into());
+        self
+    }
+
+    /// pcap filter on the inner IP packet of VXLAN/Geneve packets.
+    pub fn tunnel_filter_l3(mut self, expr: impl Into<String>) -> Self {
+        self.options.tunnel_filter_l3 = Some(expr.into());
+        self
+    }
+
+    /// Follow a matched skb everywhere, clones and copies included.
+    pub fn track_skb(mut self, on: bool) -> Self {
+        self.options.track_skb = on;
+        self
+    }
+
+    /// Link functions without an skb argument to packets by stack id.
+    pub fn track_skb_by_stackid(mut self, on: bool) -> Self {
+        self.options.track_skb_by_stackid = on;
+        self
+    }
+
+    /// Trace the tc BPF programs loaded in the kernel.
+    pub fn trace_tc(mut self, on: bool) -> Self {
+        self.options.trace_tc = on;
+        self
+    }
+
+    /// Trace the XDP programs loaded in the kernel.
+    pub fn trace_xdp(mut self, on: bool) -> Self {
+        self.options.trace_xdp = on;
+        self
+    }
+
+    /// What each event carries.
+    pub fn capture(mut self, capture: Capture) -> Self {
+        self.options.capture = capture;
+        self
+    }
+
+    /// Ring buffer size in bytes (rounded up to a power of two of at least one page).
+    pub fn ring_buffer_bytes(mut self, bytes: u32) -> Self {
+        self.options.ring_buffer_bytes = bytes;
+        self
+    }
+
+    /// Read kernel types from this BTF file instead of /sys/kernel/btf/vmlinux.
+    pub fn kernel_btf(mut self, path: impl Into<PathBuf>) -> Self {
+        self.options.kernel_btf = Some(path.into());
+        self
+    }
+}

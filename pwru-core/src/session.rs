@@ -1,0 +1,493 @@
+//! [`Session`]: attached probes, the event stream, statistics. Dropping it detaches everything.
+
+use std::pin::Pin;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use aya::maps::{MapData, RingBuf, StackTraceMap};
+use futures::Stream;
+
+use crate::error::Error;
+use crate::event::{decode, DecodeContext, Event};
+use crate::loader::{Link, Loader, LoaderError, LoaderOptions, LostCounter, TrackingBackend};
+use crate::netns::InterfaceCache;
+use crate::options::Backend;
+use crate::stream::readiness::Readiness;
+use crate::stream::{Counters, RecordStream};
+use crate::symbols::KernelSymbols;
+use crate::tracer::{Refusal, Target, Tracer};
+
+/// How far [`Tracer::attach`] has come; passed to the progress callback.
+#[derive(Debug, Clone, Copy)]
+pub struct Progress<'a> {
+    /// The backend in use.
+    pub backend: Backend,
+    /// Targets handled so far (attached or refused).
+    pub done: usize,
+    /// Targets in all.
+    pub total: usize,
+    /// The target just handled.
+    pub current: &'a str,
+}
+
+/// Counters of a running session.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Records read from the ring buffer.
+    pub records: u64,
+    /// Records the kernel could not write because the ring buffer was full.
+    pub lost: u64,
+    /// Records that failed to decode.
+    pub decode_errors: u64,
+    /// Targets attached.
+    pub attached: usize,
+    /// Targets refused by the kernel.
+    pub refused: usize,
+}
+
+/// Attached probes and their ring buffer. Drop it to detach everything (every attachment is an
+/// fd-based link, so a process killed with SIGKILL leaves nothing behind either).
+pub struct Session {
+    // Field order is drop order: stop the waker thread, then the links, then maps/programs.
+    readiness: Readiness,
+    _links: Vec<Link>,
+    ring: RingBuf<MapData>,
+    lost: LostCounter,
+    stacks: Option<StackTraceMap<MapData>>,
+    _loader: Loader,
+    decode_ctx: DecodeContext,
+    interfaces: InterfaceCache,
+    symbols: Arc<KernelSymbols>,
+    counters: Counters,
+    backend: Backend,
+    attached: Vec<String>,
+    refused: Vec<Refusal>,
+    attach_time: Duration,
+    resolve_stacks: bool,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("backend", &self.backend)
+            .field("attached", &self.attached.len())
+            .field("refused", &self.refused.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// kprobe.multi: one link for many symbols. One unattachable symbol fails the whole link, so
+/// on failure split the set and retry the halves until the refused functions are isolated.
+fn attach_multi(
+    loader: &mut Loader,
+    position: u8,
+    names: &[&str],
+    links: &mut Vec<Link>,
+    attached: &mut Vec<String>,
+    refused: &mut Vec<Refusal>,
+) {
+    match loader.load_kprobe_multi(position, names) {
+        Ok(link) => {
+            links.push(link);
+            attached.extend(names.iter().map(|s| s.to_string()));
+        }
+        // A verifier rejection is the same for every subset: do not bisect it.
+        Err(e) if names.len() == 1 || is_verifier(&e) => {
+            let reason = e.to_string();
+            refused.extend(names.iter().map(|n| Refusal {
+                target: n.to_string(),
+                reason: reason.clone(),
+            }));
+        }
+        Err(_) => {
+            let (a, b) = names.split_at(names.len() / 2);
+            attach_multi(loader, position, a, links, attached, refused);
+            attach_multi(loader, position, b, links, attached, refused);
+        }
+    }
+}
+
+fn is_verifier(e: &LoaderError) -> bool {
+    matches!(e, LoaderError::Verifier { .. })
+}
+
+impl Tracer {
+    /// Loads the programs with the filter spliced in and attaches them to every target,
+    /// calling `progress` as it goes. Targets the kernel refuses are counted and listed in
+    /// [`Session::refused`], never dropped silently; it fails only if nothing attaches.
+    ///
+    /// ```no_run
+    /// let tracer = pwru_core::Tracer::builder().pcap_filter("icmp").build()?;
+    /// let session = tracer.attach(|p| eprint!("\r{}/{} {}", p.done, p.total, p.backend))?;
+    /// eprintln!("\n{} attached, {} refused", session.attached().len(), session.refused().len());
+    /// # Ok::<(), pwru_core::Error>(())
+    /// ```
+    pub fn attach(self, mut progress: impl FnMut(Progress<'_>)) -> Result<Session, Error> {
+        let started = Instant::now();
+        let mut loader = Loader::new(
+            pwru_ebpf::OBJECT,
+            &self.filter,
+            &self.config,
+            &LoaderOptions {
+                ring_buf_bytes: self.options.ring_buffer_bytes,
+            },
+        )?;
+        let ring = loader.take_events()?;
+        let lost = loader.take_lost()?;
+        let resolve_stacks = self.options.capture.stack;
+        let stacks = if resolve_stacks {
+            let map = loader.take_map(pwru_ebpf::MAP_STACKS)?;
+            Some(
+                StackTraceMap::try_from(map).map_err(|source| LoaderError::Map {
+                    name: pwru_ebpf::MAP_STACKS.into(),
+                    source: Box::new(source),
+                })?,
+            )
+        } else {
+            None
+        };
+
+        let total = self.targets.len();
+        let mut links = Vec::new();
+        let mut attached = Vec::new();
+        let mut refused = Vec::new();
+        let mut note = |done: usize, current: &str| {
+            progress(Progress {
+                backend: self.backend,
+                done,
+                total,
+                current,
+            })
+        };
+
+        let by_position = |targets: &[Target], pos: u8| -> Vec<String> {
+            targets
+                .iter()
+                .filter(|t| t.position == pos)
+                .map(|t| t.name.clone())
+                .collect()
+        };
+        let mut done = 0;
+        match self.backend {
+            Backend::Tracepoint => {
+                for t in &self.targets {
+                    match loader.load_tracepoint(&t.name, self.tracepoint_flavor) {
+                        Ok(l) => {
+                            links.push(l);
+                            attached.push(t.name.clone());
+                        }
+                        Err(e) => refused.push(Refusal {
+                            target: t.name.clone(),
+                            reason: e.to_string(),
+                        }),
+                    }
+                    done += 1;
+                    note(done, &t.name);
+                }
+            }
+            Backend::KprobeMulti => {
+                for pos in 1..=5u8 {
+                    let names = by_position(&self.targets, pos);
+                    if names.is_empty() {
+                        continue;
+                    }
+                    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+                    attach_multi(
+                        &mut loader,
+                        pos,
+                        &refs,
+                        &mut links,
+                        &mut attached,
+                        &mut refused,
+                    );
+                    done += names.len();
+                    note(done, &format!("position {pos}"));
+                }
+            }
+            Backend::Kprobe => {
+                for pos in 1..=5u8 {
+                    let names = by_position(&self.targets, pos);
+                    // Batches keep progress moving without a callback per kprobe.
+                    for batch in names.chunks(64) {
+                        let refs: Vec<&str> = batch.iter().map(String::as_str).collect();
+                        match loader.load_kprobe(pos, &refs) {
+                            Ok(results) => {
+                                for (name, r) in results {
+                                    match r {
+                                        Ok(l) => {
+                                            links.push(l);
+                                            attached.push(name);
+                                        }
+                                        Err(e) => refused.push(Refusal {
+                                            target: name,
+                                            reason: e.to_string(),
+                                        }),
+                                    }
+                                }
+                            }
+                            // The program itself failed to load: fatal (it would fail for all).
+                            Err(e) => return Err(e.into()),
+                        }
+                        done += batch.len();
+                        note(done, batch.last().map(String::as_str).unwrap_or(""));
+                    }
+                }
+            }
+            Backend::Fentry => {
+                for t in &self.targets {
+                    match loader.load_fentry(t.position, &t.name) {
+                        Ok(l) => {
+                            links.push(l);
+                            attached.push(t.name.clone());
+                        }
+                        Err(e) if is_verifier(&e) && attached.is_empty() => {
+                            return Err(e.into());
+                        }
+                        Err(e) => refused.push(Refusal {
+                            target: t.name.clone(),
+                            reason: e.to_string(),
+                        }),
+                    }
+                    done += 1;
+                    note(done, &t.name);
+                }
+            }
+            Backend::Auto => {
+                return Err(Error::InvalidOption(
+                    "internal: the tracer was built without a concrete backend".into(),
+                ))
+            }
+        }
+        if attached.is_empty() {
+            return Err(Error::NothingAttached {
+                refused: refused.len(),
+                first: refused
+                    .first()
+                    .map(|r| format!("{}: {}", r.target, r.reason))
+                    .unwrap_or_default(),
+            });
+        }
+
+        // Clone/copy tracking and freeing (tracepoint kernels need none: the kfree_skb and
+        // consume_skb programs forget, and head tracking follows clones).
+        if self.options.track_skb {
+            let tracking = match self.backend {
+                Backend::Fentry => Some(TrackingBackend::Fentry),
+                Backend::Kprobe | Backend::KprobeMulti => Some(TrackingBackend::Kprobe),
+                _ => None,
+            };
+            if let Some(t) = tracking {
+                for (name, r) in loader.load_tracking(t) {
+                    match r {
+                        Ok(l) => links.push(l),
+                        Err(e) => refused.push(Refusal {
+                            target: name,
+                            reason: e.to_string(),
+                        }),
+                    }
+                }
+            }
+        }
+
+        let mut decode_ctx = DecodeContext::new().with_builtin_tracepoints();
+        let symbols = Arc::new(KernelSymbols::load()?);
+        decode_ctx = decode_ctx.with_symbols(Arc::clone(&symbols));
+        let _ = decode_ctx.load_drop_reasons(&self.btf);
+
+        if self.options.trace_tc || self.options.trace_xdp {
+            trace_bpf_programs(
+                &mut loader,
+                self.options.trace_tc,
+                self.options.trace_xdp,
+                &mut links,
+                &mut attached,
+                &mut refused,
+                &mut decode_ctx,
+            );
+        }
+
+        let mut interfaces = InterfaceCache::new();
+        interfaces.refresh();
+        decode_ctx.set_interfaces_from(&interfaces);
+
+        let readiness =
+            Readiness::new(std::os::fd::AsFd::as_fd(&ring)).map_err(Error::RingBuffer)?;
+        Ok(Session {
+            readiness,
+            _links: links,
+            ring,
+            lost,
+            stacks,
+            _loader: loader,
+            decode_ctx,
+            interfaces,
+            symbols,
+            counters: Counters::default(),
+            backend: self.backend,
+            attached,
+            refused,
+            attach_time: started.elapsed(),
+            resolve_stacks,
+        })
+    }
+}
+
+/// Attaches to every loaded tc (and/or XDP) program; refusals are listed, not fatal.
+fn trace_bpf_programs(
+    loader: &mut Loader,
+    tc: bool,
+    xdp: bool,
+    links: &mut Vec<Link>,
+    attached: &mut Vec<String>,
+    refused: &mut Vec<Refusal>,
+    ctx: &mut DecodeContext,
+) {
+    use aya_obj::generated::bpf_prog_type;
+    for info in aya::programs::loaded_programs().flatten() {
+        let ty = info.program_type();
+        let wanted =
+            (tc && matches!(
+                ty,
+                bpf_prog_type::BPF_PROG_TYPE_SCHED_CLS | bpf_prog_type::BPF_PROG_TYPE_SCHED_ACT
+            )) || (xdp && ty == bpf_prog_type::BPF_PROG_TYPE_XDP);
+        if !wanted {
+            continue;
+        }
+        let name = info.name_as_str().unwrap_or("?").to_string();
+        let label = format!("bpf prog {}:{name}", info.id());
+        match loader.trace_bpf_prog(info.id()) {
+            Ok(ls) => {
+                links.extend(ls);
+                attached.push(label);
+                ctx.set_bpf_prog(info.id(), &name);
+            }
+            Err(e) => refused.push(Refusal {
+                target: label,
+                reason: e.to_string(),
+            }),
+        }
+    }
+}
+
+impl Session {
+    /// The stream of events. Each item is an [`Event`], or an error: lost-event reports
+    /// ([`Error::EventsLost`]) and corrupt records ([`Error::Decode`]) are not fatal (see
+    /// [`Error::is_fatal`]); the stream goes on after them. Works under any executor.
+    ///
+    /// ```no_run
+    /// use futures::StreamExt;
+    /// let mut session = pwru_core::Tracer::builder().pcap_filter("icmp").build()?.attach(|_| {})?;
+    /// for item in futures::executor::block_on_stream(session.events()).take(10) {
+    ///     match item {
+    ///         Ok(ev) => println!("{} {:#x}", ev.function, ev.skb),
+    ///         Err(e) if !e.is_fatal() => eprintln!("{e}"),
+    ///         Err(e) => return Err(e),
+    ///     }
+    /// }
+    /// # Ok::<(), pwru_core::Error>(())
+    /// ```
+    pub fn events(&mut self) -> Events<'_> {
+        let Session {
+            readiness,
+            ring,
+            lost,
+            stacks,
+            decode_ctx,
+            interfaces,
+            symbols,
+            counters,
+            resolve_stacks,
+            ..
+        } = self;
+        let resolve_stacks = *resolve_stacks;
+        let decode_ctx: &DecodeContext = decode_ctx;
+        let stacks: &Option<StackTraceMap<MapData>> = stacks;
+        let symbols: &KernelSymbols = symbols;
+        let lost: &LostCounter = lost;
+        let decode_fn = move |bytes: &[u8]| -> Result<Event, Error> {
+            let mut ev = decode(bytes, decode_ctx).map_err(|e| Error::Decode(e.to_string()))?;
+            if let Some(meta) = ev.meta.as_mut() {
+                if meta.interface.name.is_none() && meta.interface.ifindex != 0 {
+                    meta.interface.name = interfaces
+                        .resolve(u64::from(meta.netns), meta.interface.ifindex)
+                        .map(Arc::from);
+                }
+            }
+            if resolve_stacks {
+                if let (Some(map), Some(id)) = (stacks.as_ref(), ev.stack_id) {
+                    if let Ok(trace) = map.get(&id, 0) {
+                        let ips: Vec<u64> = trace.frames().iter().map(|f| f.ip).collect();
+                        ev.stack = symbols.symbolize(&ips);
+                    }
+                }
+            }
+            Ok(ev)
+        };
+        let read_lost = move || -> Result<u64, Error> { Ok(lost.total()?) };
+        Events(RecordStream {
+            source: ring,
+            readiness,
+            decode: Box::new(decode_fn),
+            read_lost: Box::new(read_lost),
+            counters,
+            since_lost_check: 0,
+        })
+    }
+
+    /// The backend in use.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Names of the targets attached.
+    pub fn attached(&self) -> &[String] {
+        &self.attached
+    }
+
+    /// Targets the kernel refused, each with its reason.
+    pub fn refused(&self) -> &[Refusal] {
+        &self.refused
+    }
+
+    /// How long [`Tracer::attach`] took.
+    pub fn attach_time(&self) -> Duration {
+        self.attach_time
+    }
+
+    /// Current counters (reads the kernel's lost-record counter).
+    pub fn stats(&self) -> Stats {
+        Stats {
+            records: self.counters.records.load(Ordering::Relaxed),
+            lost: self
+                .lost
+                .total()
+                .unwrap_or(self.counters.lost_reported.load(Ordering::Relaxed)),
+            decode_errors: self.counters.decode_errors.load(Ordering::Relaxed),
+            attached: self.attached.len(),
+            refused: self.refused.len(),
+        }
+    }
+
+    /// Detaches everything now and reports how long it took (dropping does the same).
+    pub fn detach(self) -> Duration {
+        let started = Instant::now();
+        drop(self);
+        started.elapsed()
+    }
+}
+
+type DecodeFn<'a> = Box<dyn FnMut(&[u8]) -> Result<Event, Error> + Send + 'a>;
+type LostFn<'a> = Box<dyn FnMut() -> Result<u64, Error> + Send + 'a>;
+
+/// The event stream of a [`Session`]; see [`Session::events`].
+pub struct Events<'a>(RecordStream<'a, RingBuf<MapData>, DecodeFn<'a>, LostFn<'a>>);
+
+impl Stream for Events<'_> {
+    type Item = Result<Event, Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        Pin::new(&mut self.0).poll_next(cx)
+    }
+}

@@ -1,0 +1,337 @@
+//! [`Tracer`]: a checked plan (functions, filters, backend) ready to attach.
+//!
+//! [`TracerBuilder::build`] does every check that can fail because of the user's input or the
+//! kernel's abilities (privileges, filters, regex, netns/interface, backend probes, discovery)
+//! without changing anything in the kernel; [`Tracer::attach`] then loads and attaches.
+
+use std::time::{Duration, Instant};
+
+use pwru_ebpf::{
+    PwruConfig, PWRU_CFG_FILTER_IFINDEX, PWRU_CFG_FILTER_MARK, PWRU_CFG_FILTER_NETNS,
+    PWRU_CFG_FILTER_PCAP, PWRU_CFG_FILTER_TUNNEL_L2, PWRU_CFG_FILTER_TUNNEL_L3,
+    PWRU_CFG_OUTPUT_CALLER, PWRU_CFG_OUTPUT_CB, PWRU_CFG_OUTPUT_META, PWRU_CFG_OUTPUT_SHINFO,
+    PWRU_CFG_OUTPUT_SKB, PWRU_CFG_OUTPUT_STACK, PWRU_CFG_OUTPUT_TUNNEL, PWRU_CFG_OUTPUT_TUPLE,
+    PWRU_CFG_TRACK_HEAD, PWRU_CFG_TRACK_SKB, PWRU_CFG_TRACK_STACKID,
+};
+use pwru_filter::{Insn, Layer, Mode};
+
+pub use crate::builder::TracerBuilder;
+use crate::discovery::{self, DiscoveryOptions, Modules};
+use crate::error::Error;
+use crate::loader::{probe_backend, FilterBody, ProbeBackend, TracepointFlavor};
+use crate::netns::{self, NetnsSpec};
+use crate::options::{Backend, KernelModules, Options};
+use crate::privileges::{self, Capability};
+
+/// One place the tracer attaches to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// Function or tracepoint name.
+    pub name: String,
+    /// Kernel module, if not in vmlinux.
+    pub module: Option<String>,
+    /// 1-based position of the `struct sk_buff *` argument.
+    pub position: u8,
+}
+
+/// A [`Backend`] the tracer did not use, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// What was refused: a backend, a function, a tracepoint or a BPF program.
+    pub target: String,
+    /// The kernel's (or the loader's) reason.
+    pub reason: String,
+}
+
+/// A checked plan: the functions or tracepoints to attach, the compiled filter, the backend.
+///
+/// Made by [`Tracer::builder`]`()...build()`; nothing is attached until [`Tracer::attach`].
+#[derive(Debug)]
+pub struct Tracer {
+    pub(crate) options: Options,
+    pub(crate) backend: Backend,
+    pub(crate) tracepoint_flavor: TracepointFlavor,
+    pub(crate) backend_refusals: Vec<(Backend, String)>,
+    pub(crate) targets: Vec<Target>,
+    pub(crate) filter: FilterBody,
+    pub(crate) config: PwruConfig,
+    pub(crate) btf: std::sync::Arc<crate::btf::Btf>,
+    pub(crate) build_time: Duration,
+}
+
+impl Tracer {
+    /// Starts a builder with pwru's defaults.
+    ///
+    /// ```no_run
+    /// let tracer = pwru_core::Tracer::builder().pcap_filter("icmp").build()?;
+    /// println!("{} targets with {}", tracer.targets().len(), tracer.backend());
+    /// # Ok::<(), pwru_core::Error>(())
+    /// ```
+    pub fn builder() -> TracerBuilder {
+        TracerBuilder::new()
+    }
+
+    /// The backend that will be used (never [`Backend::Auto`]).
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Backends tried before the chosen one and why the kernel refused each.
+    pub fn backend_refusals(&self) -> &[(Backend, String)] {
+        &self.backend_refusals
+    }
+
+    /// The functions or tracepoints that [`Tracer::attach`] will attach to.
+    pub fn targets(&self) -> &[Target] {
+        &self.targets
+    }
+
+    /// The options this tracer was built from.
+    pub fn options(&self) -> &Options {
+        &self.options
+    }
+
+    /// How long `build()` took (discovery, compilation, probes).
+    pub fn build_time(&self) -> Duration {
+        self.build_time
+    }
+}
+
+fn filter_error(which: &'static str, expr: &str, e: impl std::fmt::Display) -> Error {
+    Error::Filter {
+        which,
+        expr: expr.to_string(),
+        message: e.to_string(),
+    }
+}
+
+/// Compiles one pcap expression for one layer to probe-read eBPF.
+fn compile_one(which: &'static str, expr: &str, layer: Layer) -> Result<Vec<Insn>, Error> {
+    let program = pwru_filter::compile_ebpf(expr, layer, Mode::ProbeRead)
+        .map_err(|e| filter_error(which, expr, e))?;
+    Ok(program.insns)
+}
+
+/// The four filter bodies behind one dispatch (selectors 0..=3), and the config bits they need.
+fn compile_filters(o: &Options) -> Result<(FilterBody, u32), Error> {
+    let mut flags = 0;
+    let pcap = o.pcap_filter.trim();
+    if !pcap.is_empty() {
+        flags |= PWRU_CFG_FILTER_PCAP;
+    }
+    let l2 = compile_one("pcap", pcap, Layer::L2)?;
+    let l3 = compile_one("pcap", pcap, Layer::L3)?;
+    let tl2 = match o.tunnel_filter_l2.as_deref().map(str::trim) {
+        Some(e) if !e.is_empty() => {
+            flags |= PWRU_CFG_FILTER_TUNNEL_L2;
+            compile_one("tunnel L2", e, Layer::L2)?
+        }
+        _ => compile_one("tunnel L2", "", Layer::L2)?,
+    };
+    let tl3 = match o.tunnel_filter_l3.as_deref().map(str::trim) {
+        Some(e) if !e.is_empty() => {
+            flags |= PWRU_CFG_FILTER_TUNNEL_L3;
+            compile_one("tunnel L3", e, Layer::L3)?
+        }
+        _ => compile_one("tunnel L3", "", Layer::L3)?,
+    };
+    let bodies = [l2, l3, tl2, tl3];
+    let refs: Vec<&[Insn]> = bodies.iter().map(Vec::as_slice).collect();
+    let dispatch = pwru_filter::dispatch(&refs).map_err(|e| filter_error("pcap", pcap, e))?;
+    let body = FilterBody::from_bytes(&pwru_filter::insn::program_bytes(&dispatch))
+        .map_err(|e| filter_error("pcap", pcap, e))?;
+    Ok((body, flags))
+}
+
+/// Probes `backend` for real; for the tracepoint backend also picks tp_btf or raw_tp.
+fn probe(backend: Backend) -> Result<TracepointFlavor, String> {
+    match backend {
+        Backend::KprobeMulti => probe_backend(ProbeBackend::KprobeMulti),
+        Backend::Kprobe => probe_backend(ProbeBackend::Kprobe),
+        Backend::Fentry => probe_backend(ProbeBackend::Fentry),
+        Backend::Tracepoint | Backend::Auto => {
+            return match probe_backend(ProbeBackend::TpBtf) {
+                Ok(()) => Ok(TracepointFlavor::Btf),
+                Err(btf) => probe_backend(ProbeBackend::RawTp)
+                    .map(|()| TracepointFlavor::Raw)
+                    .map_err(|raw| format!("{btf}; {raw}")),
+            };
+        }
+    }
+    .map(|()| TracepointFlavor::Btf)
+}
+
+/// Picks the backend: the requested one, or the first of [`Backend::AUTO_ORDER`] that works.
+fn choose_backend(
+    requested: Backend,
+) -> Result<(Backend, TracepointFlavor, Vec<(Backend, String)>), Error> {
+    if requested != Backend::Auto {
+        return match probe(requested) {
+            Ok(flavor) => Ok((requested, flavor, Vec::new())),
+            Err(reason) => Err(Error::BackendUnsupported {
+                backend: requested,
+                reason,
+            }),
+        };
+    }
+    let mut refusals = Vec::new();
+    for b in Backend::AUTO_ORDER {
+        match probe(b) {
+            Ok(flavor) => return Ok((b, flavor, refusals)),
+            Err(reason) => refusals.push((b, reason)),
+        }
+    }
+    Err(Error::NoBackend { refusals })
+}
+
+impl TracerBuilder {
+    /// Checks everything and plans the tracing; attaches nothing.
+    ///
+    /// Errors, each with what to do: [`Error::Privileges`], [`Error::Filter`],
+    /// [`Error::Discovery`] (bad regex, no function matched, no BTF), [`Error::Netns`],
+    /// [`Error::BackendUnsupported`], [`Error::NoBackend`], [`Error::InvalidOption`].
+    pub fn build(self) -> Result<Tracer, Error> {
+        let started = Instant::now();
+        let o = self.options;
+        privileges::require(&[Capability::Bpf, Capability::Perfmon])?;
+
+        // Cheap, pure checks first so a typo is reported before any kernel probe.
+        let (filter, mut flags) = compile_filters(&o)?;
+        if let Some(re) = &o.function_regex {
+            discovery::whole_name_regex(re)?;
+        }
+        let rb = o.ring_buffer_bytes;
+        if rb < 4096 || !rb.is_power_of_two() {
+            return Err(Error::InvalidOption(format!(
+                "ring buffer size {rb} must be a power of two of at least 4096 bytes"
+            )));
+        }
+
+        let mut config = PwruConfig {
+            flags: 0,
+            netns: 0,
+            mark: 0,
+            mark_mask: 0,
+            ifindex: 0,
+            _pad: 0,
+        };
+        let spec = match &o.netns {
+            Some(s) => {
+                let spec: NetnsSpec = s.parse()?;
+                let inode = spec.inode()?;
+                config.netns = u32::try_from(inode).map_err(|_| {
+                    Error::InvalidOption(format!("netns inode {inode} does not fit 32 bits"))
+                })?;
+                flags |= PWRU_CFG_FILTER_NETNS;
+                Some(spec)
+            }
+            None => None,
+        };
+        if let Some(name) = &o.interface {
+            let spec = match &spec {
+                Some(s) => s.clone(),
+                None => NetnsSpec::Path("/proc/self/ns/net".into()),
+            };
+            config.ifindex = netns::ifindex_in(&spec, name)?;
+            flags |= PWRU_CFG_FILTER_IFINDEX;
+        }
+        if let Some(m) = o.mark {
+            config.mark = m.mark;
+            config.mark_mask = m.mask;
+            flags |= PWRU_CFG_FILTER_MARK;
+        }
+        let c = &o.capture;
+        for (on, bit) in [
+            (c.meta, PWRU_CFG_OUTPUT_META),
+            (c.tuple, PWRU_CFG_OUTPUT_TUPLE),
+            (c.tunnel, PWRU_CFG_OUTPUT_TUNNEL),
+            (c.stack, PWRU_CFG_OUTPUT_STACK),
+            (c.caller, PWRU_CFG_OUTPUT_CALLER),
+            (c.cb, PWRU_CFG_OUTPUT_CB),
+            (c.skb, PWRU_CFG_OUTPUT_SKB),
+            (c.skb_shared_info, PWRU_CFG_OUTPUT_SHINFO),
+            (o.track_skb, PWRU_CFG_TRACK_SKB | PWRU_CFG_TRACK_HEAD),
+            (o.track_skb_by_stackid, PWRU_CFG_TRACK_STACKID),
+        ] {
+            if on {
+                flags |= bit;
+            }
+        }
+        // Stack-id tracking needs stack ids.
+        if o.track_skb_by_stackid || !o.non_skb_functions.is_empty() {
+            flags |= PWRU_CFG_TRACK_STACKID | PWRU_CFG_OUTPUT_STACK;
+        }
+        config.flags = flags;
+
+        let (backend, tracepoint_flavor, backend_refusals) = choose_backend(o.backend)?;
+        if backend == Backend::Tracepoint && !o.non_skb_functions.is_empty() {
+            return Err(Error::InvalidOption(
+                "non-skb functions need a function backend (kprobe, kprobe-multi or fentry); the tracepoint backend was chosen".into(),
+            ));
+        }
+
+        let function_backend = backend != Backend::Tracepoint;
+        let found = discovery::discover(&DiscoveryOptions {
+            filter_func: if function_backend {
+                o.function_regex.clone()
+            } else {
+                None
+            },
+            modules: match &o.kernel_modules {
+                KernelModules::None => Modules::None,
+                KernelModules::List(l) => Modules::List(l.clone()),
+                KernelModules::All => Modules::All,
+            },
+            non_skb_funcs: o.non_skb_functions.clone(),
+            kernel_btf: o.kernel_btf.clone(),
+            require_traceable: function_backend,
+            tracefs: None,
+            tracepoints: !function_backend,
+        })?;
+
+        let targets: Vec<Target> = if function_backend {
+            found
+                .functions
+                .iter()
+                .map(|f| Target {
+                    name: f.name.clone(),
+                    module: f.module.clone(),
+                    position: f.position(),
+                })
+                .collect()
+        } else {
+            let re = match &o.function_regex {
+                Some(r) => Some(discovery::whole_name_regex(r)?),
+                None => None,
+            };
+            // Only tracepoints the kernel has AND the object has a program for.
+            pwru_ebpf::TRACEPOINTS
+                .iter()
+                .filter(|(_, _, name, _)| found.tracepoints.iter().any(|t| t.name == *name))
+                .filter(|(_, _, name, _)| re.as_ref().is_none_or(|re| re.is_match(name)))
+                .map(|&(_, _, name, pos)| Target {
+                    name: name.to_string(),
+                    module: None,
+                    position: pos + 1,
+                })
+                .collect()
+        };
+        if targets.is_empty() {
+            return Err(discovery::DiscoveryError::NoMatch {
+                expr: o.function_regex.clone().unwrap_or_else(|| ".*".into()),
+            }
+            .into());
+        }
+        Ok(Tracer {
+            options: o,
+            backend,
+            tracepoint_flavor,
+            backend_refusals,
+            targets,
+            filter,
+            config,
+            btf: found.btf,
+            build_time: started.elapsed(),
+        })
+    }
+}
