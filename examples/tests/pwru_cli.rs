@@ -238,3 +238,36 @@ fn non_root_run_explains_the_missing_capabilities() {
     );
     assert!(err.contains("sudo"), "{err}");
 }
+
+#[test]
+fn drops_counts_a_drop_by_reason_and_function() {
+    if skip_unless_root("drops_counts_a_drop_by_reason_and_function") {
+        return;
+    }
+    let pair = VethPair::create(&format!("r{}", std::process::id() % 100_000), 233).expect("pair");
+    let filter = format!("udp and dst host {}", pair.addr_b);
+    let child = Command::new(env!("CARGO_BIN_EXE_drops"))
+        .args(["--seconds", "3", "--backend", "tracepoint", &filter])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn drops");
+    // Attaching takes well under the 3 s window; send twice to be sure one lands inside it.
+    std::thread::sleep(Duration::from_millis(1200));
+    pair.send_udp(41010, 9, 2, 8).expect("send");
+    let o = child.wait_with_output().expect("drops output");
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    let last_table = out.rsplit("COUNT").next().unwrap_or("");
+    let row = last_table
+        .lines()
+        .find(|l| l.contains("SKB_DROP_REASON_NO_SOCKET"))
+        .unwrap_or_else(|| panic!("no NO_SOCKET row:\n{out}\n{err}"));
+    let n: u64 = row
+        .split_whitespace()
+        .next()
+        .and_then(|n| n.parse().ok())
+        .expect("count");
+    assert_eq!(n, 2, "{row}");
+    assert!(row.contains("kfree_skb"), "{row}");
+}
