@@ -246,14 +246,26 @@ fn drops_counts_a_drop_by_reason_and_function() {
     }
     let pair = VethPair::create(&format!("r{}", std::process::id() % 100_000), 233).expect("pair");
     let filter = format!("udp and dst host {}", pair.addr_b);
-    let child = Command::new(env!("CARGO_BIN_EXE_drops"))
-        .args(["--seconds", "3", "--backend", "tracepoint", &filter])
+    let ready = std::env::temp_dir().join(format!("drops-ready-{}", std::process::id()));
+    let _ = std::fs::remove_file(&ready);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_drops"))
+        .args(["--seconds", "3", "--backend", "tracepoint", "--ready-file"])
+        .arg(&ready)
+        .arg(&filter)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn drops");
-    // Attaching takes well under the 3 s window; send twice to be sure one lands inside it.
-    std::thread::sleep(Duration::from_millis(1200));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !ready.exists() {
+        assert!(
+            child.try_wait().ok().flatten().is_none(),
+            "drops exited before attaching"
+        );
+        assert!(Instant::now() < deadline, "drops not ready after 60 s");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = std::fs::remove_file(&ready);
     pair.send_udp(41010, 9, 2, 8).expect("send");
     let o = child.wait_with_output().expect("drops output");
     let (out, err) = text(&o);

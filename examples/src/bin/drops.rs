@@ -20,6 +20,9 @@ struct Args {
     /// Backend (auto, kprobe-multi, kprobe, fentry, tracepoint).
     #[arg(long, default_value = "auto")]
     backend: String,
+    /// Create this file once the probes are attached (for scripts and tests).
+    #[arg(long)]
+    ready_file: Option<String>,
     /// pcap-filter expression selecting the packets.
     filter: Vec<String>,
 }
@@ -43,6 +46,9 @@ fn run() -> Result<(), String> {
         .build()
         .map_err(|e| e.to_string())?;
     let mut session = tracer.attach(|_| {}).map_err(|e| e.to_string())?;
+    if let Some(p) = &args.ready_file {
+        std::fs::write(p, b"").map_err(|e| format!("--ready-file {p}: {e}"))?;
+    }
     let tty = std::io::stdout().is_terminal();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
