@@ -44,7 +44,7 @@ pub struct Args {
     #[arg(long, value_name = "PATH")]
     pub kernel_btf: Option<String>,
 
-    /// only packets in this network namespace: /proc/<pid>/ns/net or inode:<n>
+    /// only packets in this network namespace: /proc/PID/ns/net, /run/netns/NAME or inode:N
     #[arg(long, value_name = "NETNS")]
     pub filter_netns: Option<String>,
     /// only packets with this mark: mark[/mask], decimal or 0x-hex
