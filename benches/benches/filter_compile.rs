@@ -1,0 +1,125 @@
+//! Compile time of pcap-filter expressions, split into libpcap's `pcap_compile` and this
+//! crate's cBPF -> eBPF translation (both modes), over the corpus of typical expressions
+//! (pwru-filter/tests/corpus/expressions.txt) and for 200 OR'd hosts.
+//!
+//! Besides criterion's groups it prints the per-expression ratio translation / libpcap and its
+//! median (the target is <= 20%).
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use pwru_filter::{compile, corpus, translate, Cbpf, Layer, Mode};
+
+fn typical() -> Vec<String> {
+    let mut list: Vec<String> = corpus::EXPRESSIONS_FILE
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(str::to_string)
+        .collect();
+    list.insert(0, String::new());
+    list
+}
+
+/// Median time of `f` over a few batches sized to take about 2 ms each.
+fn median_time(mut f: impl FnMut()) -> Duration {
+    let start = Instant::now();
+    f();
+    let once = start.elapsed().max(Duration::from_nanos(50));
+    let batch = (Duration::from_millis(2).as_nanos() / once.as_nanos()).clamp(1, 100_000) as u32;
+    let mut samples: Vec<Duration> = (0..15)
+        .map(|_| {
+            let t = Instant::now();
+            for _ in 0..batch {
+                f();
+            }
+            t.elapsed() / batch
+        })
+        .collect();
+    samples.sort();
+    samples[samples.len() / 2]
+}
+
+fn ratio_report(exprs: &[String]) {
+    let mut ratios = Vec::new();
+    let (mut lib_total, mut tr_total) = (Duration::ZERO, Duration::ZERO);
+    for e in exprs {
+        for layer in [Layer::L2, Layer::L3] {
+            let Ok(cbpf) = compile(e, layer) else {
+                continue;
+            };
+            let lib = median_time(|| {
+                black_box(compile(black_box(e), layer).ok());
+            });
+            for mode in [Mode::Direct, Mode::ProbeRead] {
+                let tr = median_time(|| {
+                    black_box(translate(black_box(&cbpf), mode).ok());
+                });
+                ratios.push(tr.as_secs_f64() / lib.as_secs_f64());
+                tr_total += tr;
+            }
+            lib_total += lib * 2;
+        }
+    }
+    ratios.sort_by(f64::total_cmp);
+    let pct = |q: f64| 100.0 * ratios[((ratios.len() - 1) as f64 * q) as usize];
+    println!(
+        "RATIO translation/libpcap over {} (expression, layer, mode) cases: median {:.1}%, p90 {:.1}%, max {:.1}%; totals {:?} translation vs {:?} libpcap",
+        ratios.len(),
+        pct(0.5),
+        pct(0.9),
+        pct(1.0),
+        tr_total,
+        lib_total
+    );
+}
+
+fn bench(c: &mut Criterion) {
+    let exprs = typical();
+    ratio_report(&exprs);
+
+    let compiled: Vec<(Cbpf, Cbpf)> = exprs
+        .iter()
+        .filter_map(|e| Some((compile(e, Layer::L2).ok()?, compile(e, Layer::L3).ok()?)))
+        .collect();
+    let mut g = c.benchmark_group("filter_compile/corpus");
+    g.sample_size(20);
+    g.bench_function("libpcap", |b| {
+        b.iter(|| {
+            for e in &exprs {
+                black_box(compile(black_box(e), Layer::L2).ok());
+                black_box(compile(black_box(e), Layer::L3).ok());
+            }
+        })
+    });
+    for mode in [Mode::Direct, Mode::ProbeRead] {
+        g.bench_function(format!("translate_{mode:?}"), |b| {
+            b.iter(|| {
+                for (l2, l3) in &compiled {
+                    black_box(translate(black_box(l2), mode).ok());
+                    black_box(translate(black_box(l3), mode).ok());
+                }
+            })
+        });
+    }
+    g.finish();
+
+    let hosts = corpus::many_hosts_expr(200);
+    let mut g = c.benchmark_group("filter_compile/200_hosts");
+    g.sample_size(10);
+    g.bench_function("libpcap", |b| {
+        b.iter(|| black_box(compile(black_box(&hosts), Layer::L2).ok()))
+    });
+    if let Ok(cbpf) = compile(&hosts, Layer::L2) {
+        for mode in [Mode::Direct, Mode::ProbeRead] {
+            g.bench_function(format!("translate_{mode:?}"), |b| {
+                b.iter(|| black_box(translate(black_box(&cbpf), mode).ok()))
+            });
+        }
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

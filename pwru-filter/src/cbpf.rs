@@ -1,0 +1,242 @@
+//! Classic BPF programs as libpcap compiles them, for one of the two data layers.
+
+use std::fmt;
+
+use crate::libpcap;
+use crate::FilterError;
+
+/// Where the data the filter sees begins.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub enum Layer {
+    /// Data starts at the MAC header (libpcap `DLT_EN10MB` = 1, Ethernet).
+    L2,
+    /// Data starts at the network header (libpcap link type 12, `DLT_RAW`: raw IPv4/IPv6).
+    L3,
+}
+
+impl Layer {
+    /// The libpcap data link type used to compile for this layer.
+    pub fn dlt(self) -> i32 {
+        match self {
+            Layer::L2 => 1,
+            Layer::L3 => 12,
+        }
+    }
+}
+
+impl fmt::Display for Layer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Layer::L2 => "L2 (Ethernet)",
+            Layer::L3 => "L3 (raw IP)",
+        })
+    }
+}
+
+/// One classic BPF instruction, the kernel's and libpcap's `struct bpf_insn`.
+#[repr(C)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Default)]
+pub struct CbpfInsn {
+    /// Opcode (class | size | mode, or class | op | source).
+    pub code: u16,
+    /// Jump offset if true (relative to the next instruction).
+    pub jt: u8,
+    /// Jump offset if false.
+    pub jf: u8,
+    /// Generic operand.
+    pub k: u32,
+}
+
+impl CbpfInsn {
+    /// An instruction from its fields.
+    pub const fn new(code: u16, jt: u8, jf: u8, k: u32) -> CbpfInsn {
+        CbpfInsn { code, jt, jf, k }
+    }
+}
+
+impl fmt::Display for CbpfInsn {
+    /// Same format as `tcpdump -dd` prints: `{ 0x28, 0, 0, 0x0000000c },`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{{ 0x{:x}, {}, {}, 0x{:08x} }}",
+            self.code, self.jt, self.jf, self.k
+        )
+    }
+}
+
+/// Why a [`Cbpf`] can never match.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub enum RejectReason {
+    /// libpcap could not compile the expression for L3 (e.g. `ether host ...`), but it compiled
+    /// for L2: the program is the documented reject-all (`ret #0`), as pwru injects it. Carries
+    /// libpcap's message for L3.
+    L2Only(String),
+    /// No packet of this layer can match: libpcap's optimiser proved it (for `arp` on raw IP it
+    /// reports "expression rejects all packets" while the expression compiles for L2), or every
+    /// exit of the program returns 0.
+    NeverMatches,
+}
+
+/// A classic BPF program compiled from a pcap-filter expression for one layer.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct Cbpf {
+    insns: Vec<CbpfInsn>,
+    layer: Layer,
+    expr: String,
+    reject: Option<RejectReason>,
+}
+
+impl Cbpf {
+    /// A program from raw instructions (e.g. hand-written or generated in tests). It is not
+    /// validated here; [`crate::translate()`] validates.
+    pub fn from_insns(insns: Vec<CbpfInsn>, layer: Layer) -> Cbpf {
+        let reject = if never_matches(&insns) {
+            Some(RejectReason::NeverMatches)
+        } else {
+            None
+        };
+        Cbpf {
+            insns,
+            layer,
+            expr: String::new(),
+            reject,
+        }
+    }
+
+    /// The documented reject-all program: the single instruction `ret #0`.
+    pub fn reject_all(layer: Layer, reason: RejectReason) -> Cbpf {
+        Cbpf {
+            insns: vec![CbpfInsn::new(RET_K, 0, 0, 0)],
+            layer,
+            expr: String::new(),
+            reject: Some(reason),
+        }
+    }
+
+    /// The instructions.
+    pub fn insns(&self) -> &[CbpfInsn] {
+        &self.insns
+    }
+
+    /// The layer the program was compiled for.
+    pub fn layer(&self) -> Layer {
+        self.layer
+    }
+
+    /// The expression it was compiled from (empty for [`Cbpf::from_insns`]).
+    pub fn expr(&self) -> &str {
+        &self.expr
+    }
+
+    /// True when no packet can ever match (see [`Cbpf::reject_reason`]). pwru silently injects
+    /// such programs for L2-only expressions at L3; here the caller can see it.
+    pub fn rejects_all(&self) -> bool {
+        self.reject.is_some()
+    }
+
+    /// Why the program rejects everything, if it does.
+    pub fn reject_reason(&self) -> Option<&RejectReason> {
+        self.reject.as_ref()
+    }
+
+    /// Runs libpcap's interpreter on `packet` (see [`crate::libpcap::interpret`]).
+    pub fn run_libpcap(&self, packet: &[u8]) -> Option<u32> {
+        libpcap::interpret(&self.insns, packet)
+    }
+}
+
+impl fmt::Display for Cbpf {
+    /// One instruction a line, as `tcpdump -dd` prints them.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for insn in &self.insns {
+            writeln!(f, "{insn},")?;
+        }
+        Ok(())
+    }
+}
+
+/// What libpcap's optimiser says when it proves that nothing can match.
+const REJECTS_ALL_MESSAGE: &str = "expression rejects all packets";
+
+const RET_K: u16 = 0x06;
+const RET_A: u16 = 0x16;
+
+fn never_matches(insns: &[CbpfInsn]) -> bool {
+    !insns.is_empty()
+        && insns
+            .iter()
+            .all(|i| i.code != RET_A && !(i.code == RET_K && i.k != 0))
+}
+
+/// Compiles a pcap-filter expression (tcpdump syntax) with libpcap for `layer`, optimised, with
+/// the netmask unknown (as pwru; `ip broadcast` is therefore an error).
+///
+/// - The empty expression accepts everything.
+/// - An expression libpcap refuses for [`Layer::L3`] but accepts for [`Layer::L2`] (`ether
+///   host ..`, `ether proto ..`) yields the reject-all program `ret #0` with
+///   [`RejectReason::L2Only`]; programs that can never match (`arp` at L3) are marked
+///   [`RejectReason::NeverMatches`]. Both answer true to [`Cbpf::rejects_all`].
+/// - An invalid expression is a [`FilterError::Compile`] with libpcap's message.
+pub fn compile(expr: &str, layer: Layer) -> Result<Cbpf, FilterError> {
+    match libpcap::compile(expr, layer.dlt()) {
+        Ok(insns) => {
+            let mut cbpf = Cbpf::from_insns(insns, layer);
+            cbpf.expr = expr.to_string();
+            Ok(cbpf)
+        }
+        Err(l3_message) if layer == Layer::L3 => match libpcap::compile(expr, Layer::L2.dlt()) {
+            Ok(_) => {
+                let reason = if l3_message.contains(REJECTS_ALL_MESSAGE) {
+                    RejectReason::NeverMatches
+                } else {
+                    RejectReason::L2Only(l3_message)
+                };
+                let mut cbpf = Cbpf::reject_all(layer, reason);
+                cbpf.expr = expr.to_string();
+                Ok(cbpf)
+            }
+            Err(message) => Err(FilterError::Compile {
+                expr: expr.to_string(),
+                layer,
+                message,
+            }),
+        },
+        Err(message) => Err(FilterError::Compile {
+            expr: expr.to_string(),
+            layer,
+            message,
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_expression_accepts_all() {
+        let p = compile("", Layer::L2).unwrap();
+        assert!(!p.rejects_all());
+        assert_ne!(p.run_libpcap(&[]), Some(0));
+    }
+
+    #[test]
+    fn l2_only_expressions_reject_all_at_l3() {
+        let p = compile("ether host 01:02:03:04:05:06", Layer::L3).unwrap();
+        assert!(matches!(p.reject_reason(), Some(RejectReason::L2Only(_))));
+        let p = compile("arp", Layer::L3).unwrap();
+        assert_eq!(p.reject_reason(), Some(&RejectReason::NeverMatches));
+        assert!(!compile("arp", Layer::L2).unwrap().rejects_all());
+    }
+
+    #[test]
+    fn bad_expression_reports_libpcap_message() {
+        let e = compile("tcp port", Layer::L2).unwrap_err();
+        let text = e.to_string();
+        assert!(text.contains("tcp port"), "{text}");
+        assert!(text.contains("syntax error"), "{text}");
+        let e = compile("ip broadcast", Layer::L2).unwrap_err();
+        assert!(e.to_string().contains("netmask"), "{e}");
+    }
+}

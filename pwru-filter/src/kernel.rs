@@ -1,0 +1,324 @@
+//! A small raw `bpf(2)` module: load an instruction vector as a program of a given type and run
+//! it on a packet with `BPF_PROG_TEST_RUN`. The tests use it to check generated filters in the
+//! real kernel and the benches to measure their cost per packet. Needs root (CAP_BPF +
+//! CAP_PERFMON + CAP_NET_ADMIN).
+//!
+//! [`harness`] wraps a filter body (see the crate's calling convention) into a complete program
+//! that calls it as a BPF-to-BPF subprogram:
+//!
+//! - [`Harness::SchedCls`]: a tc classifier. Test frames are prefixed with the 14-byte
+//!   [`DUMMY_ETH_HEADER`] (ethertype 0x88b5, so the kernel's test-run does not inspect the
+//!   frame) which the harness skips: the filter sees exactly the given packet. In
+//!   [`crate::Mode::ProbeRead`] the packet pointers are first turned into plain numbers (copied
+//!   through `bpf_probe_read_kernel`), so the filter sees scalars as in a kprobe.
+//! - [`Harness::Kprobe`]: a KPROBE program passing `pt_regs->di`/`si` as data/data_end
+//!   (x86-64): proves the verifier accepts ProbeRead code with unknown scalar inputs in kprobe
+//!   context. It is only loaded, never run.
+
+use std::ffi::c_long;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+use crate::insn::{op, program_bytes, Insn, HELPER_PROBE_READ_KERNEL};
+use crate::translate::Mode;
+
+/// Program types this module loads.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum ProgType {
+    /// `BPF_PROG_TYPE_SOCKET_FILTER`.
+    SocketFilter,
+    /// `BPF_PROG_TYPE_KPROBE`.
+    Kprobe,
+    /// `BPF_PROG_TYPE_SCHED_CLS` (tc).
+    SchedCls,
+}
+
+impl ProgType {
+    fn raw(self) -> u32 {
+        match self {
+            ProgType::SocketFilter => 1,
+            ProgType::Kprobe => 2,
+            ProgType::SchedCls => 3,
+        }
+    }
+}
+
+/// What went wrong talking to the kernel.
+#[derive(Debug, thiserror::Error)]
+pub enum KernelError {
+    /// `BPF_PROG_LOAD` failed.
+    #[error("the kernel refused to load the {prog_type:?} program of {insns} instructions: {errno}; {hint}\nverifier log (end):\n{log}")]
+    Load {
+        /// Program type.
+        prog_type: ProgType,
+        /// Number of instructions.
+        insns: usize,
+        /// The error.
+        errno: std::io::Error,
+        /// What to do about it.
+        hint: &'static str,
+        /// The last part of the verifier log.
+        log: String,
+    },
+    /// `BPF_PROG_TEST_RUN` failed.
+    #[error("BPF_PROG_TEST_RUN failed: {errno}; the frame must be at least 14 bytes and the program a type that supports test runs (SCHED_CLS, SOCKET_FILTER)")]
+    TestRun {
+        /// The error.
+        errno: std::io::Error,
+    },
+    /// The input is too large for the syscall.
+    #[error("{what} is too large for bpf(2) ({len}); use a smaller one")]
+    TooLarge {
+        /// What.
+        what: &'static str,
+        /// Its size.
+        len: usize,
+    },
+}
+
+#[repr(C)]
+#[derive(Default)]
+struct ProgLoadAttr {
+    prog_type: u32,
+    insn_cnt: u32,
+    insns: u64,
+    license: u64,
+    log_level: u32,
+    log_size: u32,
+    log_buf: u64,
+    kern_version: u32,
+    prog_flags: u32,
+    prog_name: [u8; 16],
+    prog_ifindex: u32,
+    expected_attach_type: u32,
+}
+
+#[repr(C)]
+#[derive(Default)]
+struct TestRunAttr {
+    prog_fd: u32,
+    retval: u32,
+    data_size_in: u32,
+    data_size_out: u32,
+    data_in: u64,
+    data_out: u64,
+    repeat: u32,
+    duration: u32,
+}
+
+const BPF_PROG_LOAD: c_long = 5;
+const BPF_PROG_TEST_RUN: c_long = 10;
+const LOG_SIZE: usize = 4 << 20;
+const LOG_TAIL: usize = 6000;
+
+fn sys_bpf<T>(cmd: c_long, attr: &mut T) -> Result<c_long, std::io::Error> {
+    // SAFETY: attr is a valid, initialised repr(C) bpf_attr prefix of the given size; every
+    // pointer inside it refers to memory that outlives the call.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            cmd,
+            attr as *mut T as *mut libc::c_void,
+            std::mem::size_of::<T>(),
+        )
+    };
+    if rc < 0 {
+        Err(std::io::Error::last_os_error())
+    } else {
+        Ok(rc)
+    }
+}
+
+/// A loaded program; closed on drop.
+#[derive(Debug)]
+pub struct LoadedProgram {
+    fd: OwnedFd,
+}
+
+/// The result of one `BPF_PROG_TEST_RUN`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TestRun {
+    /// The program's return value (R0, truncated to 32 bits).
+    pub retval: u32,
+    /// Mean run time per repetition in nanoseconds, as the kernel measured it.
+    pub duration_ns: u32,
+}
+
+/// Loads `insns` as a GPL program of type `prog_type`. On refusal the error carries the end of
+/// the verifier's log.
+pub fn load(prog_type: ProgType, insns: &[Insn]) -> Result<LoadedProgram, KernelError> {
+    let code = program_bytes(insns);
+    let insn_cnt = u32::try_from(insns.len()).map_err(|_| KernelError::TooLarge {
+        what: "program",
+        len: insns.len(),
+    })?;
+    let license = b"GPL\0";
+    let mut attr = ProgLoadAttr {
+        prog_type: prog_type.raw(),
+        insn_cnt,
+        insns: code.as_ptr() as u64,
+        license: license.as_ptr() as u64,
+        ..Default::default()
+    };
+    attr.prog_name[..10].copy_from_slice(b"pwru_filt\0");
+    match sys_bpf(BPF_PROG_LOAD, &mut attr) {
+        // SAFETY: a successful BPF_PROG_LOAD returns a new file descriptor we own.
+        Ok(fd) => Ok(LoadedProgram {
+            fd: unsafe { OwnedFd::from_raw_fd(fd as i32) },
+        }),
+        Err(first) => {
+            // Load again with the verifier log on, only to explain the refusal.
+            let mut log = vec![0u8; LOG_SIZE];
+            attr.log_level = 1;
+            attr.log_size = LOG_SIZE as u32;
+            attr.log_buf = log.as_mut_ptr() as u64;
+            let second = sys_bpf(BPF_PROG_LOAD, &mut attr);
+            if let Ok(fd) = second {
+                // SAFETY: as above; the retry succeeded, so we own and close this fd.
+                drop(unsafe { OwnedFd::from_raw_fd(fd as i32) });
+            }
+            let end = log.iter().position(|b| *b == 0).unwrap_or(log.len());
+            let text = String::from_utf8_lossy(&log[..end]);
+            let tail: String = if text.len() > LOG_TAIL {
+                let mut cut = text.len() - LOG_TAIL;
+                while !text.is_char_boundary(cut) {
+                    cut += 1;
+                }
+                text[cut..].to_string()
+            } else {
+                text.into_owned()
+            };
+            let hint = match first.raw_os_error() {
+                Some(libc::EPERM) => "loading BPF needs root (CAP_BPF and CAP_PERFMON)",
+                Some(libc::EINVAL) if prog_type == ProgType::Kprobe => {
+                    "this kernel may lack kprobe support (CONFIG_BPF_EVENTS)"
+                }
+                _ => "the verifier log below says why",
+            };
+            Err(KernelError::Load {
+                prog_type,
+                insns: insns.len(),
+                errno: first,
+                hint,
+                log: tail,
+            })
+        }
+    }
+}
+
+impl LoadedProgram {
+    /// Runs the program `repeat` times (0 counts as 1) on `frame` with `BPF_PROG_TEST_RUN`.
+    pub fn test_run(&self, frame: &[u8], repeat: u32) -> Result<TestRun, KernelError> {
+        let data_size_in = u32::try_from(frame.len()).map_err(|_| KernelError::TooLarge {
+            what: "frame",
+            len: frame.len(),
+        })?;
+        let mut attr = TestRunAttr {
+            prog_fd: self.fd.as_raw_fd() as u32,
+            data_size_in,
+            data_in: frame.as_ptr() as u64,
+            repeat,
+            ..Default::default()
+        };
+        sys_bpf(BPF_PROG_TEST_RUN, &mut attr).map_err(|errno| KernelError::TestRun { errno })?;
+        Ok(TestRun {
+            retval: attr.retval,
+            duration_ns: attr.duration,
+        })
+    }
+}
+
+/// The Ethernet header [`Harness::SchedCls`] frames start with: zero MACs, ethertype 0x88b5
+/// (IEEE local experimental), which the test-run path leaves alone.
+pub const DUMMY_ETH_HEADER: [u8; 14] = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x88, 0xb5];
+
+/// The frame to test-run a [`Harness::SchedCls`] program on so that its filter sees `packet`.
+pub fn sched_cls_frame(packet: &[u8]) -> Vec<u8> {
+    let mut frame = Vec::with_capacity(packet.len() + DUMMY_ETH_HEADER.len());
+    frame.extend_from_slice(&DUMMY_ETH_HEADER);
+    frame.extend_from_slice(packet);
+    frame
+}
+
+/// Kinds of complete program [`harness`] builds around a filter body.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Harness {
+    /// A SCHED_CLS program for test runs on [`sched_cls_frame`]s.
+    SchedCls,
+    /// A KPROBE program (ProbeRead bodies only), to be loaded, not run.
+    Kprobe,
+}
+
+impl Harness {
+    /// The program type to [`load`] the harness as.
+    pub fn prog_type(self) -> ProgType {
+        match self {
+            Harness::SchedCls => ProgType::SchedCls,
+            Harness::Kprobe => ProgType::Kprobe,
+        }
+    }
+}
+
+// struct __sk_buff offsets of data and data_end; x86-64 struct pt_regs offsets of di and si.
+const SKB_DATA: i16 = 76;
+const SKB_DATA_END: i16 = 80;
+const PT_REGS_DI: i16 = 112;
+const PT_REGS_SI: i16 = 104;
+
+/// A complete program: a main function calling `filter` (a body following the crate's calling
+/// convention, in `mode`) as a BPF-to-BPF subprogram and returning its R0.
+pub fn harness(filter: &[Insn], mode: Mode, kind: Harness) -> Vec<Insn> {
+    let mut main = match (kind, mode) {
+        (Harness::SchedCls, Mode::Direct) => vec![
+            Insn::load(op::W, 2, 1, SKB_DATA),
+            Insn::load(op::W, 3, 1, SKB_DATA_END),
+            Insn::mov64_reg(1, 2),
+            Insn::alu64_imm(op::ADD, 1, DUMMY_ETH_HEADER.len() as i32),
+            Insn::mov64_reg(2, 3),
+        ],
+        (Harness::SchedCls, Mode::ProbeRead) => vec![
+            Insn::load(op::W, 2, 1, SKB_DATA),
+            Insn::load(op::W, 3, 1, SKB_DATA_END),
+            Insn::alu64_imm(op::ADD, 2, DUMMY_ETH_HEADER.len() as i32),
+            Insn::store_reg(op::DW, 10, -16, 2),
+            Insn::store_reg(op::DW, 10, -8, 3),
+            // Copy the two pointer values as raw bytes: what lands in the stack are numbers.
+            Insn::mov64_reg(1, 10),
+            Insn::alu64_imm(op::ADD, 1, -32),
+            Insn::mov64_imm(2, 16),
+            Insn::mov64_reg(3, 10),
+            Insn::alu64_imm(op::ADD, 3, -16),
+            Insn::call_helper(HELPER_PROBE_READ_KERNEL),
+            Insn::load(op::DW, 1, 10, -32),
+            Insn::load(op::DW, 2, 10, -24),
+        ],
+        (Harness::Kprobe, _) => vec![
+            Insn::load(op::DW, 6, 1, PT_REGS_DI),
+            Insn::load(op::DW, 2, 1, PT_REGS_SI),
+            Insn::mov64_reg(1, 6),
+        ],
+    };
+    main.push(Insn::call_local(1));
+    main.push(Insn::exit());
+    main.extend_from_slice(filter);
+    main
+}
+
+/// Checks that this process can load and test-run BPF programs; the error says why not.
+/// Tests print `SKIP <name>: <error>` when this fails.
+pub fn probe_test_run() -> Result<(), KernelError> {
+    let body = [Insn::mov32_imm(0, 7), Insn::exit()];
+    let prog = load(
+        ProgType::SchedCls,
+        &harness(&body, Mode::Direct, Harness::SchedCls),
+    )?;
+    let run = prog.test_run(&sched_cls_frame(&[]), 1)?;
+    if run.retval != 7 {
+        return Err(KernelError::TestRun {
+            errno: std::io::Error::other(format!(
+                "probe program returned {} instead of 7",
+                run.retval
+            )),
+        });
+    }
+    Ok(())
+}
