@@ -117,7 +117,10 @@ fn run(flavor: TracepointFlavor, tag: &str, subnet: u8, name: &str) {
     // skb:kfree_skb's location argument: the UDP receive function that dropped it.
     assert_ne!(ev.flags & PWRU_EV_CALLER, 0);
     if let Some(sym) = symbolize(ev.caller) {
-        assert!(sym.contains("udp"), "drop location {sym} is not in UDP code");
+        assert!(
+            sym.contains("udp"),
+            "drop location {sym} is not in UDP code"
+        );
     }
     assert_eq!(lost.total().expect("lost"), 0);
 }
