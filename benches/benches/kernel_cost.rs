@@ -2,7 +2,8 @@
 //! statistics (run_time_ns / run_cnt), on skb:kfree_skb, all in one run on the same packets:
 //!
 //! - `empty`: an empty tp_btf program (the reference),
-//! - `no_match`: pwru's kfree_skb program whose pcap filter (udp dst port) rejects the packet,
+//! - `no_match`: pwru's kfree_skb program whose pcap filter (`udp dst port N`, compiled by
+//!   pwru-filter) rejects the packet,
 //! - `emit`: the same program whose filter matches, writing an event to the ring buffer.
 //!
 //! The three programs are attached together; UDP datagrams sent between two network
@@ -26,37 +27,16 @@ use pwru_ebpf::*;
 const PORT: u16 = 33_433;
 const OTHER_PORT: u16 = 33_434;
 
-/// Filter body (pwru-filter convention) matching Ethernet + IPv4 + UDP to `port`, the shape
-/// of a compiled `udp dst port N` on L2 data: one 38-byte kernel read, four compares. (At
-/// skb:kfree_skb after veth receive the MAC header is set, so selector 0 / L2 is used.)
+/// `udp dst port <port>` compiled by pwru-filter (libpcap, ProbeRead mode) for L2 and L3,
+/// behind the dispatch selector, as the tracer splices it.
 fn body_udp_dport(port: u16) -> FilterBody {
-    fn i(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> [u8; 8] {
-        let o = off.to_le_bytes();
-        let m = imm.to_le_bytes();
-        [code, (src << 4) | dst, o[0], o[1], m[0], m[1], m[2], m[3]]
-    }
-    let p = i32::from(u16::from_le_bytes(port.to_be_bytes()));
-    let prog = [
-        i(0xbf, 3, 2, 0, 0),      // 0: r3 = data
-        i(0xbf, 1, 10, 0, 0),     // 1: r1 = fp
-        i(0x07, 1, 0, 0, -40),    // 2: r1 = fp - 40
-        i(0xb7, 2, 0, 0, 38),     // 3: r2 = 38
-        i(0x85, 0, 0, 0, 113),    // 4: bpf_probe_read_kernel
-        i(0x55, 0, 0, 10, 0),     // 5: failed -> 16
-        i(0x69, 1, 10, -28, 0),   // 6: ethertype
-        i(0x55, 1, 0, 8, 0x0008), // 7: not IPv4 -> 16
-        i(0x71, 1, 10, -26, 0),   // 8: version/ihl
-        i(0x55, 1, 0, 6, 0x45),   // 9 -> 16
-        i(0x71, 1, 10, -17, 0),   // 10: protocol
-        i(0x55, 1, 0, 4, 17),     // 11 -> 16
-        i(0x69, 1, 10, -4, 0),    // 12: UDP destination port
-        i(0x55, 1, 0, 2, p),      // 13 -> 16
-        i(0xb7, 0, 0, 0, 1),      // 14: match
-        i(0x95, 0, 0, 0, 0),      // 15
-        i(0xb7, 0, 0, 0, 0),      // 16: no match
-        i(0x95, 0, 0, 0, 0),      // 17
-    ];
-    FilterBody::from_bytes(&prog.concat()).expect("valid body")
+    use pwru_filter::{compile_ebpf, dispatch, Layer, Mode};
+    let expr = format!("udp dst port {port}");
+    let l2 = compile_ebpf(&expr, Layer::L2, Mode::ProbeRead).expect("compiles");
+    let l3 = compile_ebpf(&expr, Layer::L3, Mode::ProbeRead).expect("compiles");
+    let d = dispatch(&[&l2.insns, &l3.insns]).expect("dispatch");
+    let bytes: Vec<u8> = d.iter().flat_map(|i| i.to_bytes()).collect();
+    FilterBody::from_bytes(&bytes).expect("valid body")
 }
 
 struct Netns(Vec<String>);
