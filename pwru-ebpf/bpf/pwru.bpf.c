@@ -463,9 +463,11 @@ static __always_inline void forget_head_if_last(struct sk_buff *skb)
 		return;
 	__u64 head = (__u64)BPF_CORE_READ(skb, head);
 	__u32 end = BPF_CORE_READ(skb, end);
-	int dataref = 0;
-	if (!head || bpf_probe_read_kernel(&dataref, sizeof(dataref), (void *)(head + end)))
+	if (!head)
 		return;
+	struct skb_shared_info *shinfo = (void *)(head + end);
+	int dataref = BPF_CORE_READ(shinfo, dataref.counter);
+	/* Low 16 bits: references to the whole buffer (SKB_DATAREF_SHIFT). */
 	if ((dataref & 0xffff) <= 1)
 		bpf_map_delete_elem(&pwru_heads, &head);
 }
