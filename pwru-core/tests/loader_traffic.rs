@@ -276,3 +276,62 @@ fn loader_tracepoint_tracking_follows_clones() {
         first.skb, clone.skb, clone.addr, clone.skb_head
     );
 }
+
+/// With the dump options, the record carries bpf_snprintf_btf text of the skb and of its
+/// shared info after the event, with the lengths the event states.
+#[test]
+fn loader_event_carries_skb_dumps() {
+    let name = "loader_event_carries_skb_dumps";
+    if skip_without_tracepoints(name) {
+        return;
+    }
+    let pair = match NetnsPair::new("d", 15) {
+        Ok(p) => p,
+        Err(e) => {
+            println!("SKIP {name}: cannot create network namespaces: {e}");
+            return;
+        }
+    };
+    let mut cfg = config(NetnsPair::inode(&pair.b));
+    cfg.flags |= PWRU_CFG_OUTPUT_SKB | PWRU_CFG_OUTPUT_SHINFO | PWRU_CFG_OUTPUT_CB;
+    let mut loader = Loader::new(
+        OBJECT,
+        &body_udp_dport(CLOSED_PORT),
+        &cfg,
+        &LoaderOptions::default(),
+    )
+    .expect("loader");
+    let _link = loader
+        .load_tracepoint("kfree_skb", TracepointFlavor::Btf)
+        .expect("attach kfree_skb");
+    let mut ring = loader.take_events().expect("ring buffer");
+    pair.send_udp(CLOSED_PORT, 1);
+    let start = Instant::now();
+    let record = loop {
+        if let Some(r) = ring.next() {
+            break r.to_vec();
+        }
+        assert!(start.elapsed() < Duration::from_secs(2), "no record");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let (hdr, ev) = decode(&record).expect("an event record");
+    assert_ne!(ev.flags & PWRU_EV_SKB_DUMP, 0);
+    assert_ne!(ev.flags & PWRU_EV_SHINFO_DUMP, 0);
+    assert_ne!(ev.flags & PWRU_EV_CB, 0);
+    let fixed = 8 + std::mem::size_of::<PwruEvent>();
+    let (skb_len, sh_len) = (ev.skb_dump_len as usize, ev.shinfo_dump_len as usize);
+    assert_eq!(hdr.len as usize, fixed + skb_len + sh_len);
+    assert!(record.len() >= hdr.len as usize);
+    let skb_text = String::from_utf8_lossy(&record[fixed..fixed + skb_len]);
+    let sh_text = String::from_utf8_lossy(&record[fixed + skb_len..fixed + skb_len + sh_len]);
+    assert!(skb_text.starts_with("(struct sk_buff)"), "{skb_text:.200}");
+    assert!(
+        sh_text.starts_with("(struct skb_shared_info)"),
+        "{sh_text:.200}"
+    );
+    assert!(
+        skb_text.contains(".len = (unsigned int)20") || skb_text.contains(".len = 20"),
+        "{skb_text:.600}"
+    );
+    println!("{name}: skb text {skb_len} bytes, shared info text {sh_len} bytes");
+}
