@@ -380,18 +380,29 @@ fn clone_tracking(name: &str, backend: ProbeBackend, tag: &str, subnet: u8) {
             e.flags & PWRU_EV_TRACKED != 0
         );
     }
-    // The first sighting passes the filter; a later one under another address but on the
-    // same data buffer can only be the AF_PACKET clone, found through the tracking map.
+    // The packet leaving a's veth (dev_hard_start_xmit) is the skb b receives. Its AF_PACKET
+    // clone shares its data buffer, has another address, and is reported as tracked without
+    // ever having passed the filter itself (no earlier untracked event under its address):
+    // only the skb_clone follower can have put it in the tracking map.
+    let xmit = kallsyms("dev_hard_start_xmit");
     let first = events
         .iter()
-        .find(|e| e.kind == kind && e.flags & PWRU_EV_TRACKED == 0)
-        .unwrap_or_else(|| panic!("{name}: no first match: {events:?}"));
+        .rev()
+        .find(|e| e.kind == kind && xmit.is_none_or(|a| e.addr >= a && e.addr < a + 16))
+        .unwrap_or_else(|| panic!("{name}: no dev_hard_start_xmit event: {events:?}"));
     let clone = events
         .iter()
-        .find(|e| {
-            e.skb != first.skb && e.skb_head == first.skb_head && e.flags & PWRU_EV_TRACKED != 0
+        .enumerate()
+        .find(|(i, e)| {
+            e.skb != first.skb
+                && e.skb_head == first.skb_head
+                && e.flags & PWRU_EV_TRACKED != 0
+                && !events[..*i]
+                    .iter()
+                    .any(|p| p.skb == e.skb && p.flags & PWRU_EV_TRACKED == 0)
         })
-        .unwrap_or_else(|| panic!("{name}: no tracked clone: {events:?}"));
+        .map(|(_, e)| e)
+        .unwrap_or_else(|| panic!("{name}: no clone tracked through skb_clone: {events:?}"));
     println!(
         "{name}: original {:#x} at {:?}, clone {:#x} at {:?}",
         first.skb,
