@@ -84,6 +84,13 @@ fn main() {
             std::process::exit(1);
         }
     };
+    if !Path::new("/usr/include/linux/bpf.h").exists() {
+        eprintln!(
+            "error: /usr/include/linux/bpf.h is missing: install linux-libc-dev \
+             (`apt-get install linux-libc-dev`, or run tests/setup.sh as root)"
+        );
+        std::process::exit(1);
+    }
     if !Path::new("/usr/include/bpf/bpf_helpers.h").exists() {
         eprintln!(
             "error: /usr/include/bpf/bpf_helpers.h is missing: install libbpf-dev \

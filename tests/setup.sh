@@ -6,6 +6,7 @@ set -euo pipefail
 pkgs=(
   clang-19 llvm-19          # compiles the kernel programs (pwru-ebpf/build.rs)
   libbpf-dev                # bpf_helpers.h, bpf_core_read.h, bpf_tracing.h
+  linux-libc-dev            # linux/bpf.h (uapi) for pwru-ebpf/bpf/*.c
   libpcap-dev               # pwru-filter: libpcap compiles pcap expressions to classic BPF
   pkg-config
   iproute2 nftables iptables  # network namespaces, veth, drop rules for tests and the demo

@@ -190,3 +190,148 @@ fn loader_lost_counter_counts() {
         "every matching packet is read or counted lost"
     );
 }
+
+/// Tracepoint-only tracking follows clones through skb->head: an AF_PACKET socket in
+/// namespace b makes the kernel clone every received skb; the clone, freed when the socket
+/// reads it, is reported as tracked, with its own address and the original's head.
+#[test]
+fn loader_tracepoint_tracking_follows_clones() {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    let name = "loader_tracepoint_tracking_follows_clones";
+    if skip_without_tracepoints(name) {
+        return;
+    }
+    let pair = match NetnsPair::new("c", 14) {
+        Ok(p) => p,
+        Err(e) => {
+            println!("SKIP {name}: cannot create network namespaces: {e}");
+            return;
+        }
+    };
+    let netns_b = NetnsPair::inode(&pair.b);
+    let mut cfg = config(netns_b);
+    cfg.flags |= PWRU_CFG_TRACK_SKB | PWRU_CFG_TRACK_HEAD;
+    let mut loader = Loader::new(
+        OBJECT,
+        &body_udp_dport(CLOSED_PORT),
+        &cfg,
+        &LoaderOptions::default(),
+    )
+    .expect("loader");
+    let _links: Vec<_> = ["netif_receive_skb", "kfree_skb", "consume_skb"]
+        .iter()
+        .map(|t| {
+            loader
+                .load_tracepoint(t, TracepointFlavor::Btf)
+                .unwrap_or_else(|e| panic!("{t}: {e}"))
+        })
+        .collect();
+    let mut ring = loader.take_events().expect("ring buffer");
+    // A packet socket in b: every packet b receives is cloned for it.
+    let sock = NetnsPair::run_in(&pair.b, || {
+        // SAFETY: plain socket(2) call; the fd is owned below.
+        let fd = unsafe {
+            libc::socket(
+                libc::AF_PACKET,
+                libc::SOCK_RAW,
+                i32::from((libc::ETH_P_ALL as u16).to_be()),
+            )
+        };
+        assert!(
+            fd >= 0,
+            "AF_PACKET socket: {}",
+            std::io::Error::last_os_error()
+        );
+        // SAFETY: fd is a new socket nobody else owns.
+        unsafe { OwnedFd::from_raw_fd(fd) }
+    });
+    pair.send_udp(CLOSED_PORT, 1);
+    std::thread::sleep(Duration::from_millis(200));
+    drop(sock); // frees the queued clones
+    let events = drain(&mut ring, 3);
+    let first = events
+        .iter()
+        .find(|e| e.addr == 1)
+        .unwrap_or_else(|| panic!("no netif_receive_skb event: {events:?}"));
+    assert_eq!(
+        first.flags & PWRU_EV_TRACKED,
+        0,
+        "the first sighting is a filter match"
+    );
+    let clone = events
+        .iter()
+        .find(|e| e.skb != first.skb && e.skb_head == first.skb_head)
+        .unwrap_or_else(|| panic!("no event for a clone sharing the head: {events:?}"));
+    assert_ne!(
+        clone.flags & PWRU_EV_TRACKED,
+        0,
+        "the clone is found through its head"
+    );
+    assert!(
+        clone.addr == 11 || clone.addr == 12,
+        "clone freed at kfree_skb/consume_skb"
+    );
+    println!(
+        "{name}: original {:#x}, clone {:#x} (tracepoint {}), head {:#x}",
+        first.skb, clone.skb, clone.addr, clone.skb_head
+    );
+}
+
+/// With the dump options, the record carries bpf_snprintf_btf text of the skb and of its
+/// shared info after the event, with the lengths the event states.
+#[test]
+fn loader_event_carries_skb_dumps() {
+    let name = "loader_event_carries_skb_dumps";
+    if skip_without_tracepoints(name) {
+        return;
+    }
+    let pair = match NetnsPair::new("d", 15) {
+        Ok(p) => p,
+        Err(e) => {
+            println!("SKIP {name}: cannot create network namespaces: {e}");
+            return;
+        }
+    };
+    let mut cfg = config(NetnsPair::inode(&pair.b));
+    cfg.flags |= PWRU_CFG_OUTPUT_SKB | PWRU_CFG_OUTPUT_SHINFO | PWRU_CFG_OUTPUT_CB;
+    let mut loader = Loader::new(
+        OBJECT,
+        &body_udp_dport(CLOSED_PORT),
+        &cfg,
+        &LoaderOptions::default(),
+    )
+    .expect("loader");
+    let _link = loader
+        .load_tracepoint("kfree_skb", TracepointFlavor::Btf)
+        .expect("attach kfree_skb");
+    let mut ring = loader.take_events().expect("ring buffer");
+    pair.send_udp(CLOSED_PORT, 1);
+    let start = Instant::now();
+    let record = loop {
+        if let Some(r) = ring.next() {
+            break r.to_vec();
+        }
+        assert!(start.elapsed() < Duration::from_secs(2), "no record");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let (hdr, ev) = decode(&record).expect("an event record");
+    assert_ne!(ev.flags & PWRU_EV_SKB_DUMP, 0);
+    assert_ne!(ev.flags & PWRU_EV_SHINFO_DUMP, 0);
+    assert_ne!(ev.flags & PWRU_EV_CB, 0);
+    let fixed = 8 + std::mem::size_of::<PwruEvent>();
+    let (skb_len, sh_len) = (ev.skb_dump_len as usize, ev.shinfo_dump_len as usize);
+    assert_eq!(hdr.len as usize, fixed + skb_len + sh_len);
+    assert!(record.len() >= hdr.len as usize);
+    let skb_text = String::from_utf8_lossy(&record[fixed..fixed + skb_len]);
+    let sh_text = String::from_utf8_lossy(&record[fixed + skb_len..fixed + skb_len + sh_len]);
+    assert!(skb_text.starts_with("(struct sk_buff)"), "{skb_text:.200}");
+    assert!(
+        sh_text.starts_with("(struct skb_shared_info)"),
+        "{sh_text:.200}"
+    );
+    assert!(
+        skb_text.contains(".len = (unsigned int)20") || skb_text.contains(".len = 20"),
+        "{skb_text:.600}"
+    );
+    println!("{name}: skb text {skb_len} bytes, shared info text {sh_len} bytes");
+}

@@ -109,6 +109,31 @@ struct {
 	__type(value, __u64);
 } pwru_clone_args SEC(".maps");
 
+/*
+ * Kernels from 7.x on type a direct load of an `unsigned char *` / `void *` field (skb->head,
+ * xdp->data) as a pointer to untrusted memory, which cannot be passed where the filter's
+ * u64 arguments expect a number. A round trip through map memory yields the same value as
+ * a plain scalar (privileged programs may store pointers in maps).
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} pwru_scalar SEC(".maps");
+
+static __always_inline __u64 as_scalar(__u64 v)
+{
+	__u32 zero = 0;
+	volatile __u64 *slot = bpf_map_lookup_elem(&pwru_scalar, &zero);
+	if (!slot)
+		return 0;
+	*slot = v;
+	return *slot;
+}
+
+#define SKB_HEAD(typed, skb) ((typed) ? as_scalar((__u64)(skb)->head) : (__u64)BPF_CORE_READ(skb, head))
+
 /* ---- the filter stub ----------------------------------------------------------------- */
 
 /*
@@ -242,7 +267,7 @@ struct skb_data {
 
 static __always_inline void skb_data(struct sk_buff *skb, bool typed, struct skb_data *d)
 {
-	d->head = (__u64)RD(typed, skb, head);
+	d->head = SKB_HEAD(typed, skb);
 	d->end = d->head + RD(typed, skb, tail);
 	d->mac = RD(typed, skb, mac_header);
 	d->nh = RD(typed, skb, network_header);
@@ -463,9 +488,11 @@ static __always_inline void forget_head_if_last(struct sk_buff *skb)
 		return;
 	__u64 head = (__u64)BPF_CORE_READ(skb, head);
 	__u32 end = BPF_CORE_READ(skb, end);
-	int dataref = 0;
-	if (!head || bpf_probe_read_kernel(&dataref, sizeof(dataref), (void *)(head + end)))
+	if (!head)
 		return;
+	struct skb_shared_info *shinfo = (void *)(head + end);
+	int dataref = BPF_CORE_READ(shinfo, dataref.counter);
+	/* Low 16 bits: references to the whole buffer (SKB_DATAREF_SHIFT). */
 	if ((dataref & 0xffff) <= 1)
 		bpf_map_delete_elem(&pwru_heads, &head);
 }
@@ -483,7 +510,7 @@ static __always_inline int handle_skb(void *ctx, struct sk_buff *skb, struct pro
 		if (bpf_map_lookup_elem(&pwru_skbs, &addr)) {
 			tracked = true;
 		} else if (CFG(TRACK_HEAD)) {
-			head = (__u64)RD(pi->typed, skb, head);
+			head = SKB_HEAD(pi->typed, skb);
 			if (head && bpf_map_lookup_elem(&pwru_heads, &head))
 				tracked = true;
 		}
@@ -494,7 +521,7 @@ static __always_inline int handle_skb(void *ctx, struct sk_buff *skb, struct pro
 		pi->evflags |= PWRU_EV_TRACKED;
 	if (CFG(TRACK_SKB)) {
 		if (!head && CFG(TRACK_HEAD))
-			head = (__u64)RD(pi->typed, skb, head);
+			head = SKB_HEAD(pi->typed, skb);
 		track(addr, head);
 	}
 	__s32 stack_id = -1;
@@ -773,7 +800,7 @@ int fentry_tc(__u64 *ctx)
 	if (!tracked && !filter_skb(skb, true))
 		return 0;
 	if (CFG(TRACK_SKB))
-		track(addr, CFG(TRACK_HEAD) ? (__u64)skb->head : 0);
+		track(addr, CFG(TRACK_HEAD) ? SKB_HEAD(true, skb) : 0);
 	pi.addr = bpf_get_func_ip(ctx);
 	struct pwru_scratch *s = scratch();
 	if (!s)
@@ -792,8 +819,8 @@ static __always_inline int handle_xdp(__u64 *ctx, __u8 kind, bool exit)
 	struct xdp_buff *xdp = (struct xdp_buff *)ctx[0];
 	if (!xdp)
 		return 0;
-	__u64 data = (__u64)xdp->data;
-	__u64 end = (__u64)xdp->data_end;
+	__u64 data = as_scalar((__u64)xdp->data);
+	__u64 end = as_scalar((__u64)xdp->data_end);
 	struct net_device *dev = xdp->rxq->dev;
 	if (CFG(FILTER_NETNS) && (!dev || dev->nd_net.net->ns.inum != pwru_cfg.netns))
 		return 0;

@@ -6,7 +6,6 @@ use std::os::fd::AsFd;
 
 use aya::Btf;
 use aya_obj::btf::BtfKind;
-use aya_obj::generated::bpf_insn;
 
 use super::sys;
 
@@ -29,17 +28,6 @@ pub enum ProbeBackend {
 const PROBE_FUNCS: &[&str] = &["consume_skb", "kfree_skbmem", "ip_rcv"];
 const PROBE_TRACEPOINT: &str = "netif_receive_skb";
 
-fn trivial() -> [bpf_insn; 2] {
-    // r0 = 0; exit
-    // SAFETY: bpf_insn is a plain C struct (bindgen); all-zero is a valid value.
-    let mut mov: bpf_insn = unsafe { std::mem::zeroed() };
-    mov.code = 0xb7;
-    // SAFETY: as above.
-    let mut exit: bpf_insn = unsafe { std::mem::zeroed() };
-    exit.code = 0x95;
-    [mov, exit]
-}
-
 fn refused(what: &str, r: sys::LoadRefused) -> String {
     let first = r.log.lines().last().unwrap_or("").trim().to_string();
     if first.is_empty() {
@@ -53,7 +41,7 @@ fn refused(what: &str, r: sys::LoadRefused) -> String {
 /// refusal (e.g. "loading an fentry program was refused: Operation not permitted").
 /// Needs root (CAP_BPF + CAP_PERFMON).
 pub fn probe_backend(backend: ProbeBackend) -> Result<(), String> {
-    let insns = trivial();
+    let insns = sys::trivial_program();
     let load = |prog_type, attach_type, attach_btf_id| {
         sys::prog_load(&sys::ProgLoad {
             prog_type,

@@ -64,6 +64,12 @@ impl FilterBody {
         })
     }
 
+    /// [`FilterBody::from_bytes`] of pwru-filter instructions (e.g. `pwru_filter::dispatch`'s).
+    pub fn from_insns(insns: &[pwru_filter::Insn]) -> Result<Self, SpliceError> {
+        let bytes: Vec<u8> = insns.iter().flat_map(|i| i.to_bytes()).collect();
+        Self::from_bytes(&bytes)
+    }
+
     /// The instructions as bytes.
     pub fn as_bytes(&self) -> &[u8] {
         &self.bytes
@@ -308,6 +314,25 @@ mod tests {
             OP_CALL, 0x10, 0, 0, 1, 0, 0, 0, OP_EXIT, 0, 0, 0, 0, 0, 0, 0,
         ];
         assert!(FilterBody::from_bytes(&call).is_err());
+    }
+
+    #[test]
+    fn loader_types_can_move_between_threads() {
+        fn send<T: Send>() {}
+        send::<super::super::Loader>();
+        send::<super::super::Link>();
+    }
+
+    #[test]
+    fn pwru_filter_dispatch_bodies_are_accepted() {
+        use pwru_filter::{compile_ebpf, dispatch, Layer, Mode};
+        let l2 = compile_ebpf("tcp port 80", Layer::L2, Mode::ProbeRead).unwrap();
+        let l3 = compile_ebpf("tcp port 80", Layer::L3, Mode::ProbeRead).unwrap();
+        let d = dispatch(&[&l2.insns, &l3.insns]).unwrap();
+        let body = FilterBody::from_insns(&d).unwrap();
+        assert_eq!(body.len(), d.len());
+        let out = splice(pwru_ebpf::OBJECT, pwru_ebpf::FILTER_STUB, &body).unwrap();
+        assert!(text_of(&out).ends_with(body.as_bytes()));
     }
 
     #[test]

@@ -282,3 +282,14 @@ pub(crate) fn perf_kprobe_attach(
     }
     Ok(fd)
 }
+
+/// `r0 = 0; exit`: the program the feature probes load.
+pub(crate) fn trivial_program() -> [bpf_insn; 2] {
+    // SAFETY: bpf_insn is a plain C struct (bindgen); all-zero is a valid value.
+    let mut mov: bpf_insn = unsafe { std::mem::zeroed() };
+    mov.code = 0xb7;
+    // SAFETY: as above.
+    let mut exit: bpf_insn = unsafe { std::mem::zeroed() };
+    exit.code = 0x95;
+    [mov, exit]
+}
