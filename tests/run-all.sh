@@ -18,7 +18,7 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "tests (unit, differential, host kernel)"
 mkdir -p target
-cargo test --workspace --locked -- --nocapture 2>&1 | tee target/test-output.log
+cargo test --workspace --locked --no-fail-fast -- --nocapture 2>&1 | tee target/test-output.log
 echo "test binaries passed: $(grep -c '^test result: ok' target/test-output.log)"
 echo "skipped, with reasons:"; grep '^SKIP' target/test-output.log || echo "  (none)"
 

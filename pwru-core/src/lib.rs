@@ -26,3 +26,8 @@ pub use event::Event;
 pub use options::{Backend, Capture, KernelModules, MarkFilter, Options};
 pub use session::{Events, Progress, Session, Stats};
 pub use tracer::{Refusal, Target, Tracer, TracerBuilder};
+
+/// The README's code, compiled and run as doctests so it cannot go stale.
+#[doc = include_str!("../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

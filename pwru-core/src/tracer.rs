@@ -162,9 +162,10 @@ fn probe(backend: Backend) -> Result<TracepointFlavor, String> {
 }
 
 /// Picks the backend: the requested one, or the first of [`Backend::AUTO_ORDER`] that works.
-fn choose_backend(
-    requested: Backend,
-) -> Result<(Backend, TracepointFlavor, Vec<(Backend, String)>), Error> {
+/// The chosen backend, its tracepoint flavour, and the backends refused before it.
+type Choice = (Backend, TracepointFlavor, Vec<(Backend, String)>);
+
+fn choose_backend(requested: Backend) -> Result<Choice, Error> {
     if requested != Backend::Auto {
         return match probe(requested) {
             Ok(flavor) => Ok((requested, flavor, Vec::new())),

@@ -32,7 +32,7 @@ pub struct Args {
     #[arg(long, value_delimiter = ',', value_name = "MODULES")]
     pub kmods: Vec<String>,
     /// also trace every loaded kernel module with BTF
-    #[arg(long, action = bool_flag!(), default_value_t = false, num_args = 0..=1, default_missing_value = "true")]
+    #[arg(long, action = bool_flag!(), default_value_t = false, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub all_kmods: bool,
     /// attach backend: auto, kprobe-multi, kprobe, fentry, tracepoint (pwru: kprobe, kprobe-multi)
     #[arg(long, default_value = "auto")]
@@ -60,16 +60,16 @@ pub struct Args {
     #[arg(long, value_name = "PCAP")]
     pub filter_tunnel_pcap_l3: Option<String>,
     /// follow a matched skb everywhere, including clones
-    #[arg(long, action = bool_flag!(), default_value_t = false, num_args = 0..=1, default_missing_value = "true")]
+    #[arg(long, action = bool_flag!(), default_value_t = false, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub filter_track_skb: bool,
     /// link functions without an skb argument to packets by stack id
-    #[arg(long, action = bool_flag!(), default_value_t = false, num_args = 0..=1, default_missing_value = "true")]
+    #[arg(long, action = bool_flag!(), default_value_t = false, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub filter_track_skb_by_stackid: bool,
     /// trace the loaded tc BPF programs
-    #[arg(long, action = bool_flag!(), default_value_t = false, num_args = 0..=1, default_missing_value = "true")]
+    #[arg(long, action = bool_flag!(), default_value_t = false, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub filter_trace_tc: bool,
     /// trace the loaded XDP programs
-    #[arg(long, action = bool_flag!(), default_value_t = false, num_args = 0..=1, default_missing_value = "true")]
+    #[arg(long, action = bool_flag!(), default_value_t = false, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub filter_trace_xdp: bool,
     /// (pwru) filter on skb fields with a C-like expression: not supported yet
     #[arg(long, value_name = "EXPR")]
@@ -78,35 +78,35 @@ pub struct Args {
     #[arg(long, value_name = "EXPR")]
     pub filter_xdp_expr: Option<String>,
     /// (pwru) trace BPF helpers: not supported yet
-    #[arg(long, action = bool_flag!(), default_value_t = false, num_args = 0..=1, default_missing_value = "true")]
+    #[arg(long, action = bool_flag!(), default_value_t = false, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub filter_track_bpf_helpers: bool,
 
     /// print netns, mark, interface, protocol, MTU and length
-    #[arg(long, action = bool_flag!(), default_value_t = true, num_args = 0..=1, default_missing_value = "true")]
+    #[arg(long, action = bool_flag!(), default_value_t = true, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub output_meta: bool,
     /// print the L3/L4 tuple
-    #[arg(long, action = bool_flag!(), default_value_t = true, num_args = 0..=1, default_missing_value = "true")]
+    #[arg(long, action = bool_flag!(), default_value_t = true, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub output_tuple: bool,
     /// print TCP flags
-    #[arg(long, action = bool_flag!(), default_value_t = false, num_args = 0..=1, default_missing_value = "true")]
+    #[arg(long, action = bool_flag!(), default_value_t = false, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub output_tcp_flags: bool,
     /// print the inner tuple of tunnelled packets
-    #[arg(long, action = bool_flag!(), default_value_t = false, num_args = 0..=1, default_missing_value = "true")]
+    #[arg(long, action = bool_flag!(), default_value_t = false, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub output_tunnel: bool,
     /// print the kernel stack
-    #[arg(long, action = bool_flag!(), default_value_t = false, num_args = 0..=1, default_missing_value = "true")]
+    #[arg(long, action = bool_flag!(), default_value_t = false, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub output_stack: bool,
     /// print the calling function
-    #[arg(long, action = bool_flag!(), default_value_t = false, num_args = 0..=1, default_missing_value = "true")]
+    #[arg(long, action = bool_flag!(), default_value_t = false, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub output_caller: bool,
     /// print struct sk_buff
-    #[arg(long, action = bool_flag!(), default_value_t = false, num_args = 0..=1, default_missing_value = "true")]
+    #[arg(long, action = bool_flag!(), default_value_t = false, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub output_skb: bool,
     /// print struct skb_shared_info
-    #[arg(long, action = bool_flag!(), default_value_t = false, num_args = 0..=1, default_missing_value = "true")]
+    #[arg(long, action = bool_flag!(), default_value_t = false, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub output_skb_shared_info: bool,
     /// print the skb control buffer
-    #[arg(long, action = bool_flag!(), default_value_t = false, num_args = 0..=1, default_missing_value = "true")]
+    #[arg(long, action = bool_flag!(), default_value_t = false, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub output_skb_cb: bool,
     /// (pwru) print skb fields by expression: not supported yet
     #[arg(long, value_delimiter = ',', value_name = "EXPR")]
@@ -115,10 +115,10 @@ pub struct Args {
     #[arg(long, value_delimiter = ',', value_name = "EXPR")]
     pub output_xdp_metadata: Vec<String>,
     /// (pwru) print BPF map operations: not supported yet
-    #[arg(long, action = bool_flag!(), default_value_t = false, num_args = 0..=1, default_missing_value = "true")]
+    #[arg(long, action = bool_flag!(), default_value_t = false, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub output_bpfmap: bool,
     /// print one JSON object per event
-    #[arg(long, action = bool_flag!(), default_value_t = false, num_args = 0..=1, default_missing_value = "true")]
+    #[arg(long, action = bool_flag!(), default_value_t = false, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub output_json: bool,
     /// write events to this file instead of standard output
     #[arg(long, value_name = "PATH")]
@@ -133,7 +133,7 @@ pub struct Args {
     #[arg(long, default_value_t = 0)]
     pub output_file_max_age: u32,
     /// (pwru) gzip rotated files: not supported yet
-    #[arg(long, action = bool_flag!(), default_value_t = false, num_args = 0..=1, default_missing_value = "true")]
+    #[arg(long, action = bool_flag!(), default_value_t = false, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub output_file_compress: bool,
     /// stop after this many events (0: no limit)
     #[arg(long, default_value_t = 0)]
@@ -148,7 +148,7 @@ pub struct Args {
     #[arg(long, value_name = "PATH")]
     pub ready_file: Option<String>,
     /// print debug information (verifier logs on failure are always printed)
-    #[arg(long, action = bool_flag!(), default_value_t = false, num_args = 0..=1, default_missing_value = "true")]
+    #[arg(long, action = bool_flag!(), default_value_t = false, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub debug: bool,
 }
 

@@ -1,0 +1,34 @@
+//! The smallest complete program embedding pwru-core: build, attach, read the stream.
+//!
+//! `sudo embed [PCAP-FILTER]` prints the function, drop reason and tuple of the next 20
+//! matching packet events.
+
+use futures::StreamExt;
+use pwru_core::Tracer;
+
+fn main() -> Result<(), pwru_core::Error> {
+    let filter = std::env::args().skip(1).collect::<Vec<_>>().join(" ");
+    let tracer = Tracer::builder().pcap_filter(filter).build()?;
+    let mut session = tracer.attach(|_| {})?;
+    eprintln!(
+        "tracing with {} ({} attached)",
+        session.backend(),
+        session.attached().len()
+    );
+
+    futures::executor::block_on(async {
+        let mut events = session.events().take(20);
+        while let Some(item) = events.next().await {
+            match item {
+                Ok(ev) => {
+                    let reason = ev.drop_reason.map(|r| r.to_string()).unwrap_or_default();
+                    let tuple = ev.tuple.map(|t| t.to_string()).unwrap_or_default();
+                    println!("{:#x} {} {reason} {tuple}", ev.skb, ev.function);
+                }
+                Err(e) if !e.is_fatal() => eprintln!("{e}"),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    })
+}
