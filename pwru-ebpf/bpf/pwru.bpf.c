@@ -464,7 +464,9 @@ static __always_inline void forget_head_if_last(struct sk_buff *skb)
 	__u64 head = (__u64)BPF_CORE_READ(skb, head);
 	__u32 end = BPF_CORE_READ(skb, end);
 	int dataref = 0;
-	if (!head || bpf_probe_read_kernel(&dataref, sizeof(dataref), (void *)(head + end)))
+	/* dataref is not the first field of skb_shared_info: take its offset from kernel BTF. */
+	__u64 at = head + end + bpf_core_field_offset(struct skb_shared_info, dataref);
+	if (!head || bpf_probe_read_kernel(&dataref, sizeof(dataref), (void *)at))
 		return;
 	if ((dataref & 0xffff) <= 1)
 		bpf_map_delete_elem(&pwru_heads, &head);
