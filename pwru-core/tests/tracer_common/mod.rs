@@ -32,6 +32,8 @@ pub struct Collected {
     pub events: Vec<Event>,
     pub lost: u64,
     pub lost_items: usize,
+    /// The `total` of each `EventsLost` item, in stream order.
+    pub lost_totals: Vec<u64>,
 }
 
 /// Reads `session`'s stream until `done` holds (then drains what is already queued, stopping
@@ -59,9 +61,10 @@ pub fn collect(
             };
             match tokio::time::timeout(wait, events.next()).await {
                 Ok(Some(Ok(ev))) => out.events.push(ev),
-                Ok(Some(Err(Error::EventsLost { count, .. }))) => {
+                Ok(Some(Err(Error::EventsLost { count, total }))) => {
                     out.lost += count;
                     out.lost_items += 1;
+                    out.lost_totals.push(total);
                 }
                 Ok(Some(Err(e))) => panic!("stream error: {e}"),
                 Ok(None) => break,
