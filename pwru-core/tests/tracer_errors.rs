@@ -33,13 +33,18 @@ const UNPRIVILEGED_ENV: &str = "PWRU_PROOF_UNPRIVILEGED";
 #[test]
 fn without_capabilities_build_names_cap_bpf() {
     let name = "without_capabilities_build_names_cap_bpf";
-    if std::env::var_os(UNPRIVILEGED_ENV).is_some() {
-        // The child: become nobody, which clears every effective capability, then build.
-        // SAFETY: plain credential syscalls; glibc applies them to every thread.
-        unsafe {
-            assert_eq!(libc::setgroups(0, std::ptr::null()), 0);
-            assert_eq!(libc::setresgid(65534, 65534, 65534), 0);
-            assert_eq!(libc::setresuid(65534, 65534, 65534), 0);
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    if std::env::var_os(UNPRIVILEGED_ENV).is_some() || !root {
+        // The child (or a normal user's run): without capabilities, build must say so.
+        if root {
+            // Become nobody, which clears every effective capability.
+            // SAFETY: plain credential syscalls; glibc applies them to every thread.
+            unsafe {
+                assert_eq!(libc::setgroups(0, std::ptr::null()), 0);
+                assert_eq!(libc::setresgid(65534, 65534, 65534), 0);
+                assert_eq!(libc::setresuid(65534, 65534, 65534), 0);
+            }
         }
         let status = std::fs::read_to_string("/proc/self/status").expect("status");
         let eff = status
@@ -60,9 +65,7 @@ fn without_capabilities_build_names_cap_bpf() {
         }
         return;
     }
-    if skip_unless_root(name) {
-        return;
-    }
+    // As root: run this test again in a child that drops to nobody.
     let exe = std::env::current_exe().expect("test binary");
     let out = Command::new(exe)
         .args([name, "--exact", "--nocapture", "--test-threads=1"])
