@@ -51,6 +51,41 @@ pub fn ip(args: &[&str]) -> io::Result<()> {
     }
 }
 
+/// Loads an nftables ruleset (the `nft -f` file syntax) into namespace `ns`; needs the
+/// Debian package `nftables`. The rules go away with the namespace.
+///
+/// ```no_run
+/// pwru_core::netlab::nft("pwru-demo-b", "table ip t { chain c { type filter hook prerouting priority 0; meta mark set 7; } }")?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn nft(ns: &str, ruleset: &str) -> io::Result<()> {
+    use std::io::Write;
+    let mut child = Command::new("ip")
+        .args(["netns", "exec", ns, "nft", "-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("cannot run `ip netns exec` ({e}): install iproute2"),
+            )
+        })?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin.write_all(ruleset.as_bytes())?;
+    }
+    let out = child.wait_with_output()?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(io::Error::other(format!(
+            "`nft -f -` in {ns} failed (is the `nftables` package installed?): {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )))
+    }
+}
+
 impl VethPair {
     /// Creates the pair. `tag` makes the names unique (at most 8 characters are used, so
     /// interface names stay within 15); `subnet` is the third octet of 10.248.`subnet`.0/24.

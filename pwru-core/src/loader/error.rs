@@ -56,7 +56,7 @@ pub enum LoaderError {
     #[error("skb argument position {0} is out of range; use 1 to 5")]
     BadPosition(u8),
     /// The kernel refused to load a program: the verifier log says why.
-    #[error("the kernel refused to load `{program}` ({error}); verifier log:\n{log}")]
+    #[error("the kernel refused to load `{program}` ({error}); {}", describe_log(.log))]
     Verifier {
         /// Program name.
         program: String,
@@ -117,5 +117,18 @@ impl From<aya::EbpfError> for LoaderError {
 impl From<aya::BtfError> for LoaderError {
     fn from(e: aya::BtfError) -> Self {
         LoaderError::Btf(Box::new(e))
+    }
+}
+
+/// The verifier log for a message; an empty log means the kernel refused before verifying
+/// (program type, attach point or lockdown), which is worth saying instead of printing nothing.
+fn describe_log(log: &str) -> String {
+    if log.trim().is_empty() {
+        "no verifier log: the kernel refused before verifying (this program type or attach \
+         point is not allowed here, e.g. fentry disabled or blocked by lockdown); use another \
+         backend"
+            .to_string()
+    } else {
+        format!("verifier log:\n{log}")
     }
 }

@@ -1,0 +1,213 @@
+//! Shared by the tracer_*.rs tests: root check, unique tags, event collection with a witness,
+//! and small oracles (ifindex from iproute2, sockets with a mark, an AF_PACKET capture).
+#![allow(dead_code)]
+
+use std::net::{SocketAddr, UdpSocket};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use pwru_core::netlab::VethPair;
+use pwru_core::{Error, Event, Session};
+
+/// Prints `SKIP <name>: <reason>` and returns true when not root.
+pub fn skip_unless_root(name: &str) -> bool {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        println!("SKIP {name}: needs root (CAP_BPF, CAP_PERFMON, CAP_NET_ADMIN)");
+        return true;
+    }
+    false
+}
+
+/// A namespace tag unique to this process, test file (`file`) and test (`n`): at most 8 chars.
+pub fn tag(file: char, n: u32) -> String {
+    format!("{}{file}{n}", std::process::id() % 100_000)
+}
+
+/// What a session delivered: events in stream order and the sum of `EventsLost` items.
+#[derive(Debug, Default)]
+pub struct Collected {
+    pub events: Vec<Event>,
+    pub lost: u64,
+    pub lost_items: usize,
+    /// The `total` of each `EventsLost` item, in stream order.
+    pub lost_totals: Vec<u64>,
+}
+
+/// Reads `session`'s stream until `done` holds (then drains what is already queued, stopping
+/// after `quiet` without an item) or `limit` passes. Fatal stream errors fail the test.
+pub fn collect(
+    session: &mut Session,
+    done: impl Fn(&[Event]) -> bool,
+    quiet: Duration,
+    limit: Duration,
+) -> Collected {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .expect("tokio runtime");
+    rt.block_on(async {
+        let mut events = session.events();
+        let mut out = Collected::default();
+        let start = Instant::now();
+        let mut satisfied = done(&out.events);
+        loop {
+            let wait = if satisfied {
+                quiet
+            } else {
+                limit.saturating_sub(start.elapsed())
+            };
+            match tokio::time::timeout(wait, events.next()).await {
+                Ok(Some(Ok(ev))) => out.events.push(ev),
+                Ok(Some(Err(Error::EventsLost { count, total }))) => {
+                    out.lost += count;
+                    out.lost_items += 1;
+                    out.lost_totals.push(total);
+                }
+                Ok(Some(Err(e))) => panic!("stream error: {e}"),
+                Ok(None) => break,
+                Err(_) => break,
+            }
+            if !satisfied && done(&out.events) {
+                satisfied = true;
+            }
+        }
+        out
+    })
+}
+
+/// Drains what is queued now (stops after `quiet` without an item).
+pub fn drain(session: &mut Session, quiet: Duration) -> Collected {
+    collect(session, |_| true, quiet, quiet)
+}
+
+/// Whether `ev` is the kfree_skb tracepoint with a drop reason.
+pub fn is_kfree(ev: &Event) -> bool {
+    &*ev.function == "kfree_skb" && ev.drop_reason.is_some()
+}
+
+/// The ifindex of `dev` in namespace `ns`, read from `ip -o link` (independent of pwru-core).
+pub fn ifindex(ns: &str, dev: &str) -> u32 {
+    let out = Command::new("ip")
+        .args(["-n", ns, "-o", "link", "show", "dev", dev])
+        .output()
+        .expect("run ip");
+    assert!(out.status.success(), "ip link show {dev} in {ns}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.split(':')
+        .next()
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("cannot parse ifindex from {text:?}"))
+}
+
+/// Sends `count` UDP datagrams from namespace `ns`, `src` -> `dst`, with `SO_MARK` = `mark`
+/// when given.
+pub fn send_udp_from(ns: &str, src: SocketAddr, dst: SocketAddr, count: usize, mark: Option<u32>) {
+    VethPair::in_netns(ns, move || {
+        let s = UdpSocket::bind(src)?;
+        if let Some(m) = mark {
+            // SAFETY: setsockopt on an open socket with a pointer to a live u32 and its size.
+            let rc = unsafe {
+                libc::setsockopt(
+                    s.as_raw_fd(),
+                    libc::SOL_SOCKET,
+                    libc::SO_MARK,
+                    &m as *const u32 as *const libc::c_void,
+                    std::mem::size_of::<u32>() as libc::socklen_t,
+                )
+            };
+            if rc != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+        }
+        for _ in 0..count {
+            s.send_to(b"pwru-rs proof", dst)?;
+        }
+        Ok(())
+    })
+    .expect("send udp");
+}
+
+/// An AF_PACKET socket capturing every frame on `dev` inside namespace `ns` (what tcpdump
+/// opens): the kernel hands it a clone of each received skb.
+pub fn packet_capture(ns: &str, dev: &str) -> OwnedFd {
+    let ifidx = ifindex(ns, dev);
+    VethPair::in_netns(ns, move || {
+        let proto = (libc::ETH_P_ALL as u16).to_be();
+        // SAFETY: plain socket(2) call; the fd is owned right away.
+        let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW, i32::from(proto)) };
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: fd is a fresh, valid descriptor nobody else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        // SAFETY: sockaddr_ll is plain data; all-zero is valid.
+        let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+        sll.sll_family = libc::AF_PACKET as u16;
+        sll.sll_protocol = proto;
+        sll.sll_ifindex = ifidx as i32;
+        // SAFETY: bind with a pointer to a live sockaddr_ll and its size.
+        let rc = unsafe {
+            libc::bind(
+                fd.as_raw_fd(),
+                &sll as *const libc::sockaddr_ll as *const libc::sockaddr,
+                std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+            )
+        };
+        if rc != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(fd)
+    })
+    .expect("AF_PACKET socket")
+}
+
+/// Reads every frame queued on a capture socket without blocking; returns how many.
+pub fn read_capture(fd: &OwnedFd) -> usize {
+    let mut buf = [0u8; 2048];
+    let mut n = 0;
+    loop {
+        // SAFETY: recv into a live buffer of the given length.
+        let r = unsafe {
+            libc::recv(
+                fd.as_raw_fd(),
+                buf.as_mut_ptr() as *mut libc::c_void,
+                buf.len(),
+                libc::MSG_DONTWAIT,
+            )
+        };
+        if r < 0 {
+            return n;
+        }
+        n += 1;
+    }
+}
+
+/// One line per event, for failure messages and the test log.
+pub fn describe(events: &[Event]) -> String {
+    events
+        .iter()
+        .map(|e| {
+            format!(
+                "  {:#x} {:<24} {} netns={} mark={:#x} if={} tracked={} drop={}",
+                e.skb,
+                e.function,
+                e.tuple.map(|t| t.to_string()).unwrap_or_default(),
+                e.meta.as_ref().map_or(0, |m| m.netns),
+                e.meta.as_ref().map_or(0, |m| m.mark),
+                e.meta
+                    .as_ref()
+                    .map(|m| m.interface.to_string())
+                    .unwrap_or_default(),
+                e.tracked,
+                e.drop_reason
+                    .as_ref()
+                    .map(|d| d.to_string())
+                    .unwrap_or_default(),
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
