@@ -112,6 +112,26 @@ impl From<crate::loader::LoaderError> for Error {
                 message: error.to_string(),
                 log,
             },
+            // aya's loads carry the verifier log inside its own error type.
+            crate::loader::LoaderError::Program {
+                program,
+                target,
+                source,
+            } => match *source {
+                aya::programs::ProgramError::LoadError {
+                    io_error,
+                    verifier_log,
+                } => Error::Verifier {
+                    program,
+                    message: io_error.to_string(),
+                    log: verifier_log.to_string(),
+                },
+                other => Error::Loader(Box::new(crate::loader::LoaderError::Program {
+                    program,
+                    target,
+                    source: Box::new(other),
+                })),
+            },
             other => Error::Loader(Box::new(other)),
         }
     }

@@ -194,7 +194,12 @@ impl TracerBuilder {
     pub fn build(self) -> Result<Tracer, Error> {
         let started = Instant::now();
         let o = self.options;
-        privileges::require(&[Capability::Bpf, Capability::Perfmon])?;
+        // Tracing needs BPF + PERFMON; finding and tracing tc/XDP programs also NET_ADMIN.
+        let mut caps = vec![Capability::Bpf, Capability::Perfmon];
+        if o.trace_tc || o.trace_xdp {
+            caps.push(Capability::NetAdmin);
+        }
+        privileges::require(&caps)?;
 
         // Cheap, pure checks first so a typo is reported before any kernel probe.
         let (filter, mut flags) = compile_filters(&o)?;

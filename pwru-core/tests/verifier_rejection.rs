@@ -1,0 +1,56 @@
+//! A program the kernel's verifier refuses surfaces as `Error::Verifier` with the log.
+//!
+//! The public Tracer never builds such a program from valid input (the filter translator is
+//! checked against the verifier), so this drives the public loader with a filter body that
+//! breaks the calling convention: it reads R5, which the 3-argument filter function never sets.
+
+use pwru_core::loader::{FilterBody, Loader, LoaderOptions, TracepointFlavor};
+use pwru_core::Error;
+use pwru_ebpf::PwruConfig;
+use pwru_filter::Insn;
+
+#[test]
+fn verifier_rejection_carries_the_log() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        println!("SKIP verifier_rejection_carries_the_log: needs root to load BPF programs");
+        return;
+    }
+    // r0 = r5; exit  — R5 is not an argument of pwru_filter(which, data, data_end).
+    let body = FilterBody::from_insns(&[
+        Insn::from_bytes([0xbf, 0x50, 0, 0, 0, 0, 0, 0]),
+        Insn::from_bytes([0x95, 0, 0, 0, 0, 0, 0, 0]),
+    ])
+    .expect("a structurally valid body");
+    let config = PwruConfig {
+        flags: pwru_ebpf::PWRU_CFG_FILTER_PCAP,
+        netns: 0,
+        mark: 0,
+        mark_mask: 0,
+        ifindex: 0,
+        _pad: 0,
+    };
+    let mut loader = match Loader::new(pwru_ebpf::OBJECT, &body, &config, &LoaderOptions::default())
+    {
+        Ok(l) => l,
+        // Some kernels verify global functions at object load already.
+        Err(e) => return check(Error::from(e)),
+    };
+    let err = loader
+        .load_tracepoint("kfree_skb", TracepointFlavor::Btf)
+        .err()
+        .expect("the verifier must refuse a filter that reads R5");
+    check(Error::from(err));
+}
+
+fn check(e: Error) {
+    match &e {
+        Error::Verifier { program, log, .. } => {
+            assert!(log.contains("R5 !read_ok"), "log lacks the reason:\n{log}");
+            let shown = e.to_string();
+            assert!(shown.contains("verifier log"), "{shown}");
+            assert!(shown.contains(program.as_str()), "{shown}");
+        }
+        other => panic!("expected Error::Verifier, got {other:?}"),
+    }
+}
