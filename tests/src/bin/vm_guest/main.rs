@@ -40,6 +40,10 @@ fn parse_args() -> Result<Option<Selection>, String> {
                 let b = args.next().and_then(|b| Backend::parse(&b));
                 scenarios::sigkill_trivial::hold(b.ok_or("--hold needs a backend")?);
             }
+            scenarios::sigkill_cleanup::HOLD_TRACER_FLAG => {
+                let b = args.next().and_then(|b| Backend::parse(&b));
+                scenarios::sigkill_cleanup::hold(b.ok_or("--hold-tracer needs a backend")?);
+            }
             "--scenario" | "--backend" => {
                 let v = args.next().ok_or(format!("{a} needs a value"))?;
                 for item in v.split(',').filter(|s| !s.is_empty()) {
