@@ -80,7 +80,36 @@ fn parse_args() -> Result<Option<Selection>, String> {
     Ok(Some(sel))
 }
 
+/// Raises the open-file limit to its hard maximum: the kprobe backend holds one perf event fd
+/// per function (about 1,600 for the full set), more than the default soft limit of 1,024.
+fn raise_nofile_limit() -> Result<u64, String> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit with a valid pointer to an rlimit struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return Err(std::io::Error::last_os_error().to_string());
+        }
+        // root may raise the hard limit too (up to fs.nr_open)
+        let want = libc::rlimit {
+            rlim_cur: 65536.max(lim.rlim_max),
+            rlim_max: 65536.max(lim.rlim_max),
+        };
+        if libc::setrlimit(libc::RLIMIT_NOFILE, &want) == 0 {
+            return Ok(want.rlim_cur);
+        }
+        lim.rlim_cur = lim.rlim_max;
+        if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+            return Err(std::io::Error::last_os_error().to_string());
+        }
+    }
+    Ok(lim.rlim_cur)
+}
+
 fn main() -> ExitCode {
+    let nofile = raise_nofile_limit();
     let sel = match parse_args() {
         Ok(Some(s)) => s,
         Ok(None) => return ExitCode::SUCCESS,
@@ -98,6 +127,12 @@ fn main() -> ExitCode {
     };
     let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
     ctx.report.info(&format!("kernel {}", release.trim()));
+    match nofile {
+        Ok(n) => ctx.report.info(&format!("open-file limit raised to {n}")),
+        Err(e) => ctx
+            .report
+            .info(&format!("cannot raise the open-file limit: {e}")),
+    }
 
     match caps::baseline_load_ms() {
         Ok(ms) => {

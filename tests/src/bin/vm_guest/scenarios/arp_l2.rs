@@ -19,7 +19,12 @@ pub fn run(_: &mut Ctx, backend: Backend) -> Outcome {
 fn try_run(backend: Backend) -> Result<Outcome, Outcome> {
     // a fresh pair: A has never resolved B, so the datagram needs an ARP request and reply
     let pair = kit::lab("ar", 34).map_err(Outcome::Fail)?;
-    let mut session = kit::start(kit::packet_tracer(backend, "arp")).map_err(Outcome::Fail)?;
+    let mut session = kit::start(kit::packet_tracer(
+        backend,
+        "arp_rcv|arp_process|__dev_queue_xmit|ip_output",
+        "arp",
+    ))
+    .map_err(Outcome::Fail)?;
     pair.send_udp(40300, 9, 1, 16)
         .map_err(|e| Outcome::Fail(format!("send: {e}")))?;
     let got = kit::collect(&mut session, QUIET, 2000).map_err(Outcome::Fail)?;

@@ -8,7 +8,7 @@ use crate::backend::Backend;
 use crate::registry::{Capability, Ctx};
 use crate::report::Outcome;
 
-use super::tracer_kit::{core_backend, PACKET_PATH};
+use super::tracer_kit::{core_backend, RX_TX};
 
 /// Builds an Auto tracer and compares its choice with the capability rows.
 pub fn run(ctx: &mut Ctx, _: Backend) -> Outcome {
@@ -18,7 +18,7 @@ pub fn run(ctx: &mut Ctx, _: Backend) -> Outcome {
     let Some(expected) = expected else {
         return Outcome::Skip("no backend passed the capability probe".into());
     };
-    let tracer = match Tracer::builder().function_regex(PACKET_PATH).build() {
+    let tracer = match Tracer::builder().function_regex(RX_TX).build() {
         Ok(t) => t,
         Err(e) => return Outcome::Fail(format!("build with Auto: {e}")),
     };

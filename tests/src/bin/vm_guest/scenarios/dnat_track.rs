@@ -11,6 +11,9 @@ use crate::report::Outcome;
 use super::tracer_kit::{self as kit, QUIET};
 
 const SPORT: u16 = 40777;
+/// A's output path around the NAT hook, and B's receive path.
+const DNAT_PATH: &str = "ip_local_out|__ip_local_out|nf_nat_ipv4_local_fn|nf_nat_manip_pkt|\
+ip_output|ip_finish_output2|__dev_queue_xmit|ip_rcv|udp_rcv";
 const VPORT: u16 = 7777;
 const RPORT: u16 = 7778;
 
@@ -28,8 +31,8 @@ fn try_run(backend: Backend) -> Result<Outcome, Outcome> {
     kit::nft(
         &pair.ns_a,
         &format!(
-            "table ip pwtnat {{ chain out {{ type nat hook output priority -100; policy accept; \
-             ip daddr {virt} udp dport {VPORT} dnat to {}:{RPORT}; }} }}",
+            "table ip pwtnat {{\n chain out {{\n  type nat hook output priority -100; policy accept\n  \
+             ip daddr {virt} udp dport {VPORT} dnat to {}:{RPORT}\n }}\n}}\n",
             pair.addr_b
         ),
     )
@@ -38,8 +41,8 @@ fn try_run(backend: Backend) -> Result<Outcome, Outcome> {
         .listen_udp(RPORT)
         .map_err(|e| Outcome::Fail(format!("listen: {e}")))?;
     let expr = format!("udp and dst host {virt} and dst port {VPORT}");
-    let mut session =
-        kit::start(kit::packet_tracer(backend, &expr).track_skb(true)).map_err(Outcome::Fail)?;
+    let mut session = kit::start(kit::packet_tracer(backend, DNAT_PATH, &expr).track_skb(true))
+        .map_err(Outcome::Fail)?;
     // a socket in A sending to the virtual address (the DNAT rule is in A's output path)
     let dst = std::net::SocketAddr::from((virt, VPORT));
     let src = std::net::SocketAddr::from((pair.addr_a, SPORT));

@@ -36,8 +36,8 @@ fn try_run(backend: Backend, v6: bool) -> Result<Outcome, Outcome> {
     kit::nft(
         &pair.ns_b,
         &format!(
-            "table inet pwt {{ chain in {{ type filter hook input priority 0; policy accept; \
-             udp dport {DPORT} drop; }} }}"
+            "table inet pwt {{\n chain in {{\n  type filter hook input priority 0; policy accept\n  \
+             udp dport {DPORT} drop\n }}\n}}\n"
         ),
     )
     .map_err(Outcome::Fail)?;
@@ -47,7 +47,12 @@ fn try_run(backend: Backend, v6: bool) -> Result<Outcome, Outcome> {
         (pair.addr_a.into(), pair.addr_b.into())
     };
     let filter = format!("udp and dst port {DPORT}");
-    let mut session = kit::start(kit::packet_tracer(backend, &filter)).map_err(Outcome::Fail)?;
+    let mut session = kit::start(kit::packet_tracer(
+        backend,
+        &format!("ip_rcv|ipv6_rcv|{}", kit::DROP_FUNCS),
+        &filter,
+    ))
+    .map_err(Outcome::Fail)?;
     let sent = if v6 {
         pair.send_udp6(SPORT, DPORT, 3)
     } else {

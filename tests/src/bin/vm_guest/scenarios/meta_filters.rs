@@ -40,7 +40,7 @@ fn netns_iface(pair: &VethPair, backend: Backend) -> Result<String, String> {
     let inode = VethPair::netns_inode(&pair.ns_b).map_err(|e| format!("inode: {e}"))?;
     let inode_a = VethPair::netns_inode(&pair.ns_a).map_err(|e| format!("inode: {e}"))?;
     let idx = ifindex(&pair.ns_b, &pair.if_b)?;
-    let b = kit::packet_tracer(backend, "")
+    let b = kit::packet_tracer(backend, kit::RX_TX, "")
         .netns(VethPair::netns_path(&pair.ns_b).display().to_string())
         .interface(pair.if_b.clone());
     let mut session = kit::start(b)?;
@@ -85,11 +85,16 @@ fn mark(pair: &VethPair, backend: Backend) -> Result<String, String> {
     kit::nft(
         &pair.ns_a,
         &format!(
-            "table ip pwtmark {{ chain out {{ type route hook output priority mangle; \
-             policy accept; udp dport {MARKED_PORT} meta mark set {MARK:#x}; }} }}"
+            "table ip pwtmark {{\n chain out {{\n  type route hook output priority mangle; \
+             policy accept\n  udp dport {MARKED_PORT} meta mark set {MARK:#x}\n }}\n}}\n"
         ),
     )?;
-    let b = kit::packet_tracer(backend, "").mark(MarkFilter {
+    let b = kit::packet_tracer(
+        backend,
+        "ip_output|ip_finish_output2|__dev_queue_xmit|ip_rcv",
+        "",
+    )
+    .mark(MarkFilter {
         mark: MARK,
         mask: 0xff,
     });

@@ -33,7 +33,8 @@ pub fn run(_: &mut Ctx, backend: Backend) -> Outcome {
 fn try_run(backend: Backend) -> Result<Outcome, Outcome> {
     let pair = kit::lab("pf", 32).map_err(Outcome::Fail)?;
     let expr = filter(&pair.addr_a.to_string(), &pair.addr_b.to_string());
-    let mut session = kit::start(kit::packet_tracer(backend, &expr)).map_err(Outcome::Fail)?;
+    let mut session =
+        kit::start(kit::packet_tracer(backend, kit::RX_TX, &expr)).map_err(Outcome::Fail)?;
     for (sport, dport, len) in FLOWS {
         pair.send_udp(sport, dport, 2, len)
             .map_err(|e| Outcome::Fail(format!("send {sport}->{dport}: {e}")))?;

@@ -16,7 +16,7 @@ pub const HOLD_TRACER_FLAG: &str = "--hold-tracer";
 
 /// Runs in the child: attach a tracer, say `READY`, wait to be killed.
 pub fn hold(backend: Backend) -> ! {
-    match kit::start(kit::packet_tracer(backend, "udp").track_skb(true)) {
+    match kit::start(kit::packet_tracer(backend, kit::RX_TX, "udp").track_skb(true)) {
         Ok(session) => {
             println!("READY");
             loop {

@@ -67,7 +67,7 @@ fn load_test_prog(pair: &VethPair, xdp: bool) -> Result<aya::Ebpf, String> {
 fn try_run(backend: Backend, xdp: bool) -> Result<Outcome, Outcome> {
     let pair = kit::lab(if xdp { "tx" } else { "tt" }, 36).map_err(Outcome::Fail)?;
     let _prog = load_test_prog(&pair, xdp).map_err(Outcome::Fail)?;
-    let b = kit::packet_tracer(backend, "udp and dst port 6100")
+    let b = kit::packet_tracer(backend, "ip_rcv", "udp and dst port 6100")
         .trace_tc(!xdp)
         .trace_xdp(xdp);
     let mut session = kit::start(b).map_err(Outcome::Fail)?;

@@ -9,16 +9,13 @@ use pwru_core::{Error, Event, Session, Tracer, TracerBuilder};
 
 use crate::backend::Backend;
 
-/// The functions the packet scenarios trace: the IPv4/IPv6/ARP receive and send paths, the
-/// netfilter hook and the drop functions. A small set keeps each attach short under TCG; names
-/// a kernel lacks simply do not match.
-pub const PACKET_PATH: &str = "ip_rcv|ip_rcv_core|ip_rcv_finish|ip_local_deliver|\
-ip_local_deliver_finish|ipv6_rcv|ip6_rcv_core|ip6_input|ip_output|ip_finish_output2|\
-ip6_output|ip6_finish_output2|__dev_queue_xmit|dev_hard_start_xmit|veth_xmit|netif_rx|\
-__netif_rx|__netif_receive_skb|__netif_receive_skb_one_core|nf_hook_slow|udp_rcv|\
-__udp4_lib_rcv|udpv6_rcv|__udp6_lib_rcv|arp_rcv|arp_process|kfree_skb_reason|\
-sk_skb_reason_drop|consume_skb|skb_clone|nf_nat_ipv4_out|nf_nat_ipv4_local_fn|\
-nf_nat_manip_pkt|nf_nat_ipv4_manip_pkt|ip_route_me_harder";
+/// Functions on the IPv4/IPv6 receive and send paths over veth that every scenario's
+/// packets pass. Each scenario traces a few of them plus its own: small sets keep attach
+/// short under TCG (fentry loads one program per function); names a kernel lacks do not match.
+pub const RX_TX: &str = "ip_rcv|ipv6_rcv|udp_rcv|udpv6_rcv|ip_output|ip6_output|__dev_queue_xmit";
+
+/// Where packets are dropped with a reason (one of them exists per kernel).
+pub const DROP_FUNCS: &str = "kfree_skb_reason|sk_skb_reason_drop";
 
 /// The pwru-core backend behind a matrix backend.
 pub fn core_backend(b: Backend) -> pwru_core::Backend {
@@ -30,11 +27,11 @@ pub fn core_backend(b: Backend) -> pwru_core::Backend {
     }
 }
 
-/// A builder for `backend` tracing [`PACKET_PATH`] with `filter`.
-pub fn packet_tracer(backend: Backend, filter: &str) -> TracerBuilder {
+/// A builder for `backend` tracing the functions matching `functions` with `filter`.
+pub fn packet_tracer(backend: Backend, functions: &str, filter: &str) -> TracerBuilder {
     Tracer::builder()
         .backend(core_backend(backend))
-        .function_regex(PACKET_PATH)
+        .function_regex(functions)
         .pcap_filter(filter)
 }
 
@@ -85,7 +82,7 @@ pub fn collect(session: &mut Session, quiet: Duration, limit: usize) -> Result<C
 }
 
 /// Quiet time after the traffic: TCG guests deliver softirq work late.
-pub const QUIET: Duration = Duration::from_millis(1500);
+pub const QUIET: Duration = Duration::from_millis(800);
 
 /// The function names of `events`, deduplicated in order of first appearance.
 pub fn functions(events: &[Event]) -> Vec<String> {
