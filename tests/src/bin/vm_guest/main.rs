@@ -5,7 +5,7 @@
 //! (as root) for development: `vm_guest --backend tracepoint`.
 //!
 //! ```text
-//! vm_guest [--scenario NAME[,NAME...]] [--backend NAME[,NAME...]] [--list]
+//! vm_guest [--scenario NAME[,NAME...]] [--backend NAME[,NAME...]] [--slow] [--list]
 //! ```
 //! Exit status: 0 when no result failed, 1 otherwise, 2 on bad arguments.
 
@@ -32,6 +32,7 @@ fn parse_args() -> Result<Option<Selection>, String> {
     let mut sel = Selection {
         scenarios: Vec::new(),
         backends: Vec::new(),
+        slow: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -60,6 +61,7 @@ fn parse_args() -> Result<Option<Selection>, String> {
                     }
                 }
             }
+            "--slow" => sel.slow = true,
             "--list" => {
                 for s in scenarios::ALL {
                     let on = match s.applies {
@@ -124,6 +126,7 @@ fn main() -> ExitCode {
         btf: Default::default(),
         caps: HashMap::new(),
         baseline_load_ms: f64::NAN,
+        slow: sel.slow,
     };
     let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
     ctx.report.info(&format!("kernel {}", release.trim()));

@@ -17,6 +17,15 @@ use super::traffic;
 /// A simple filter no packet of the run matches (TEST-NET-3).
 pub const NO_MATCH: &str = "host 203.0.113.99";
 
+/// kprobe-multi always runs (about 10 s under TCG); kprobe and fentry take minutes under TCG
+/// (the kernel waits for RCU grace periods per detached kprobe or trampoline), so they run
+/// only where the matrix asks for the slow scenarios (`--slow`: one kernel by default).
+pub fn precondition(ctx: &Ctx, backend: Backend) -> Option<String> {
+    (backend != Backend::KprobeMulti && !ctx.slow).then(|| {
+        "slow under TCG (minutes): measured on the kernel given --slow (PWRU_VM_SLOW_ON)".into()
+    })
+}
+
 /// Attaches everything, measures, detaches.
 pub fn run(ctx: &mut Ctx, backend: Backend) -> Outcome {
     match try_run(ctx, backend) {

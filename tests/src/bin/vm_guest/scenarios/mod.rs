@@ -124,7 +124,7 @@ pub const ALL: &[Scenario] = &[
         name: "full-attach",
         about: "all discovered skb functions attach; times, counts, UDP rate and idle CPU printed",
         applies: SKB,
-        precondition: always,
+                precondition: full_attach::precondition,
         run: full_attach::run,
     },
     Scenario {
