@@ -371,33 +371,6 @@ fn trace_bpf_programs(
     }
 }
 
-impl Drop for Session {
-    fn drop(&mut self) {
-        detach_all(std::mem::take(&mut self._links));
-    }
-}
-
-/// Drops `links` from several threads. Detaching a kprobe or an fentry trampoline makes the
-/// kernel wait for RCU grace periods; waiters in parallel share them, so 1,600 links detach
-/// in a fraction of the serial time.
-fn detach_all(mut links: Vec<Link>) {
-    const THREADS: usize = 16;
-    const SERIAL_BELOW: usize = 64;
-    if links.len() < SERIAL_BELOW {
-        return;
-    }
-    let chunk = links.len().div_ceil(THREADS);
-    std::thread::scope(|s| {
-        while !links.is_empty() {
-            let part: Vec<Link> = links.drain(..chunk.min(links.len())).collect();
-            // If no thread can be made, the part comes back in the error and drops here.
-            let _ = std::thread::Builder::new()
-                .name("pwru-detach".into())
-                .spawn_scoped(s, move || drop(part));
-        }
-    });
-}
-
 impl Session {
     /// The stream of events. Each item is an [`Event`], or an error: lost-event reports
     /// ([`Error::EventsLost`]) and corrupt records ([`Error::Decode`]) are not fatal (see
