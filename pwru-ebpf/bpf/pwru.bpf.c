@@ -556,6 +556,23 @@ static __always_inline __u64 kprobe_caller(struct pt_regs *ctx)
 	return caller;
 }
 
+/*
+ * The drop functions take the reason right after the skb: kfree_skb_reason(skb, reason)
+ * (position 1) and sk_skb_reason_drop(sk, skb, reason) (position 2). Programs of those
+ * positions pass the next argument as a drop reason; user space keeps it only for events of
+ * a drop function (see pwru-core's decoder).
+ */
+static __always_inline void kprobe_next_arg(struct pt_regs *ctx, int n, struct probe_info *pi)
+{
+	if (n == 1)
+		pi->drop_reason = (__u32)PT_REGS_PARM2(ctx);
+	else if (n == 2)
+		pi->drop_reason = (__u32)PT_REGS_PARM3(ctx);
+	else
+		return;
+	pi->evflags |= PWRU_EV_DROP_REASON;
+}
+
 #define KPROBE_ENTRY(sec, name, kindv, N)                                                       \
 	SEC(sec)                                                                                \
 	int name(struct pt_regs *ctx)                                                           \
@@ -563,6 +580,7 @@ static __always_inline __u64 kprobe_caller(struct pt_regs *ctx)
 		struct probe_info pi = {.kind = kindv};                                         \
 		pi.addr = kprobe_func_ip(ctx, &pi.evflags);                                     \
 		pi.caller = kprobe_caller(ctx);                                                 \
+		kprobe_next_arg(ctx, N, &pi);                                                   \
 		return handle_skb(ctx, (struct sk_buff *)PT_REGS_PARM##N(ctx), &pi);            \
 	}
 
@@ -624,6 +642,17 @@ static __always_inline __u64 stack_caller(void *ctx, __u64 frame)
 	return ip;
 }
 
+/* As kprobe_next_arg; bpf_get_func_arg fails (and nothing is set) when there is no such
+ * argument, so one program serves functions of any arity. */
+static __always_inline void fentry_next_arg(__u64 *ctx, int n, struct probe_info *pi)
+{
+	__u64 v = 0;
+	if (n > 2 || bpf_get_func_arg(ctx, n, &v) != 0)
+		return;
+	pi->drop_reason = (__u32)v;
+	pi->evflags |= PWRU_EV_DROP_REASON;
+}
+
 #define FENTRY_ENTRY(N)                                                                         \
 	SEC("fentry/skb_" #N)                                                                   \
 	int fentry_skb_##N(__u64 *ctx)                                                          \
@@ -632,6 +661,7 @@ static __always_inline __u64 stack_caller(void *ctx, __u64 frame)
 					.evflags = PWRU_EV_FUNC_IP};                            \
 		pi.addr = bpf_get_func_ip(ctx);                                                 \
 		pi.caller = stack_caller(ctx, FENTRY_CALLER_FRAME);                             \
+		fentry_next_arg(ctx, N, &pi);                                                   \
 		return handle_skb(ctx, (struct sk_buff *)ctx[N - 1], &pi);                      \
 	}
 

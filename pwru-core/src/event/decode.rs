@@ -306,6 +306,9 @@ fn dump_text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(&bytes[..end]).into_owned()
 }
 
+/// Kernel functions whose argument after the skb is an `enum skb_drop_reason`.
+const DROP_FUNCTIONS: [&str; 2] = ["kfree_skb_reason", "sk_skb_reason_drop"];
+
 /// Decodes one ring buffer record into an [`Event`].
 ///
 /// Every length is checked: a short, oversized or inconsistent record is a [`DecodeError`].
@@ -386,7 +389,16 @@ pub fn decode(record: &[u8], ctx: &DecodeContext) -> Result<Event, DecodeError> 
         cb
     });
 
-    let drop_reason = (flags & EV_DROP_REASON != 0).then(|| {
+    let function = ctx.function_name(kind, address, bpf_prog.as_ref());
+    // Function probes of skb positions 1 and 2 pass the next argument along; it is a drop
+    // reason only in the functions that take one there.
+    let reason_valid = match kind {
+        ProbeKind::Kprobe | ProbeKind::KprobeMulti | ProbeKind::Fentry => {
+            DROP_FUNCTIONS.contains(&&*function)
+        }
+        _ => true,
+    };
+    let drop_reason = (flags & EV_DROP_REASON != 0 && reason_valid).then(|| {
         let code = u32_at(raw, off::DROP_REASON);
         DropReason {
             code,
@@ -420,7 +432,7 @@ pub fn decode(record: &[u8], ctx: &DecodeContext) -> Result<Event, DecodeError> 
 
     Ok(Event {
         kind,
-        function: ctx.function_name(kind, address, bpf_prog.as_ref()),
+        function,
         address,
         caller: if flags & EV_CALLER != 0 {
             ctx.symbol(u64_at(raw, off::CALLER))

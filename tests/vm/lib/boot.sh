@@ -25,7 +25,7 @@ boot_kernel() {
   [ "$accel" = kvm ] && accel_args=(-accel kvm -cpu host)
   : > "$console"; : > "$results"
   # -nodefaults: no NIC (no route out of the guest), no VGA, no option ROMs
-  timeout "${PWRU_VM_TIMEOUT:-300}" qemu-system-x86_64 -nodefaults -no-user-config -no-reboot \
+  timeout "${PWRU_VM_TIMEOUT:-900}" qemu-system-x86_64 -nodefaults -no-user-config -no-reboot \
     "${accel_args[@]}" -smp "${PWRU_VM_SMP:-2}" -m "${PWRU_VM_MEM:-512}" -display none \
     -serial "file:$console" -serial "file:$results" \
     -kernel "$image" -initrd "$initrd" \

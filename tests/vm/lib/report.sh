@@ -67,7 +67,7 @@ judge() {
   done < "$res"
   if [ "$saw_done" = 0 ]; then
     local why="guest did not finish (QEMU status $st)"
-    [ "$st" = 124 ] && why="timed out after ${PWRU_VM_TIMEOUT:-300}s"
+    [ "$st" = 124 ] && why="timed out after ${PWRU_VM_TIMEOUT:-900}s"
     add_row "$k" - guest FAIL "$why; console tail: $(tail -c 400 "$console" | tr '\r\n' '  ')"
   fi
 }

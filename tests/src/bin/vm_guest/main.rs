@@ -5,7 +5,7 @@
 //! (as root) for development: `vm_guest --backend tracepoint`.
 //!
 //! ```text
-//! vm_guest [--scenario NAME[,NAME...]] [--backend NAME[,NAME...]] [--list]
+//! vm_guest [--scenario NAME[,NAME...]] [--backend NAME[,NAME...]] [--slow] [--list]
 //! ```
 //! Exit status: 0 when no result failed, 1 otherwise, 2 on bad arguments.
 
@@ -32,6 +32,7 @@ fn parse_args() -> Result<Option<Selection>, String> {
     let mut sel = Selection {
         scenarios: Vec::new(),
         backends: Vec::new(),
+        slow: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -39,6 +40,10 @@ fn parse_args() -> Result<Option<Selection>, String> {
             scenarios::sigkill_trivial::HOLD_FLAG => {
                 let b = args.next().and_then(|b| Backend::parse(&b));
                 scenarios::sigkill_trivial::hold(b.ok_or("--hold needs a backend")?);
+            }
+            scenarios::sigkill_cleanup::HOLD_TRACER_FLAG => {
+                let b = args.next().and_then(|b| Backend::parse(&b));
+                scenarios::sigkill_cleanup::hold(b.ok_or("--hold-tracer needs a backend")?);
             }
             "--scenario" | "--backend" => {
                 let v = args.next().ok_or(format!("{a} needs a value"))?;
@@ -56,6 +61,7 @@ fn parse_args() -> Result<Option<Selection>, String> {
                     }
                 }
             }
+            "--slow" => sel.slow = true,
             "--list" => {
                 for s in scenarios::ALL {
                     let on = match s.applies {
@@ -76,7 +82,36 @@ fn parse_args() -> Result<Option<Selection>, String> {
     Ok(Some(sel))
 }
 
+/// Raises the open-file limit to its hard maximum: the kprobe backend holds one perf event fd
+/// per function (about 1,600 for the full set), more than the default soft limit of 1,024.
+fn raise_nofile_limit() -> Result<u64, String> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit with a valid pointer to an rlimit struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return Err(std::io::Error::last_os_error().to_string());
+        }
+        // root may raise the hard limit too (up to fs.nr_open)
+        let want = libc::rlimit {
+            rlim_cur: 65536.max(lim.rlim_max),
+            rlim_max: 65536.max(lim.rlim_max),
+        };
+        if libc::setrlimit(libc::RLIMIT_NOFILE, &want) == 0 {
+            return Ok(want.rlim_cur);
+        }
+        lim.rlim_cur = lim.rlim_max;
+        if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+            return Err(std::io::Error::last_os_error().to_string());
+        }
+    }
+    Ok(lim.rlim_cur)
+}
+
 fn main() -> ExitCode {
+    let nofile = raise_nofile_limit();
     let sel = match parse_args() {
         Ok(Some(s)) => s,
         Ok(None) => return ExitCode::SUCCESS,
@@ -91,9 +126,16 @@ fn main() -> ExitCode {
         btf: Default::default(),
         caps: HashMap::new(),
         baseline_load_ms: f64::NAN,
+        slow: sel.slow,
     };
     let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
     ctx.report.info(&format!("kernel {}", release.trim()));
+    match nofile {
+        Ok(n) => ctx.report.info(&format!("open-file limit raised to {n}")),
+        Err(e) => ctx
+            .report
+            .info(&format!("cannot raise the open-file limit: {e}")),
+    }
 
     match caps::baseline_load_ms() {
         Ok(ms) => {

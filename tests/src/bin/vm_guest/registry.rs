@@ -57,6 +57,9 @@ pub struct Ctx {
     pub caps: HashMap<Backend, Capability>,
     /// Mean load time of the smallest program (ms): divide TCG timings by it to compare kernels.
     pub baseline_load_ms: f64,
+    /// Run the minutes-long scenarios too (full-attach with kprobe and fentry under TCG);
+    /// set by `--slow`, which the matrix passes for one kernel by default.
+    pub slow: bool,
 }
 
 /// What to run (from the command line).
@@ -65,6 +68,8 @@ pub struct Selection {
     pub scenarios: Vec<String>,
     /// Only these backends (all if empty).
     pub backends: Vec<Backend>,
+    /// Also the slow scenarios (see [`Ctx::slow`]).
+    pub slow: bool,
 }
 
 impl Selection {

@@ -1,13 +1,23 @@
 //! Every scenario the guest knows, in the order they run.
 //!
 //! Add a scenario by writing its function in a module here and listing it in [`ALL`].
-//! Scenarios that need the pwru-core `Tracer` are listed already, with a precondition that
-//! skips them until they are written, so the matrix table shows what is still missing.
+//! Scenarios from `auto-backend` on drive the pwru-core `Tracer` through its public API.
 
+mod arp_l2;
+mod auto_backend;
+mod dnat_track;
+mod drop_reason;
 mod fires;
+mod full_attach;
+mod meta_filters;
 mod netns_pair;
-mod pending;
+mod pcap_filter;
+mod side_by_side;
+pub mod sigkill_cleanup;
 pub mod sigkill_trivial;
+mod trace_prog;
+mod tracer_kit;
+mod traffic;
 
 use crate::backend::Backend;
 use crate::registry::{always, Applies, Scenario};
@@ -40,51 +50,88 @@ pub const ALL: &[Scenario] = &[
         precondition: always,
         run: sigkill_trivial::run,
     },
-    pending::scenario(
-        "auto-backend",
-        "Backend::Auto picks the first backend the capability probe accepts (kprobe on 6.1)",
-        Applies::Once,
-    ),
-    pending::scenario(
-        "drop-reason-v4",
-        "IPv4 drop by an nft rule shows the drop function, reason and tuple",
-        SKB,
-    ),
-    pending::scenario(
-        "drop-reason-v6",
-        "IPv6 drop by an nft rule shows the drop function, reason and tuple",
-        SKB,
-    ),
-    pending::scenario(
-        "pcap-filter",
-        "a complex pcap filter selects exactly the intended flow",
-        SKB,
-    ),
-    pending::scenario(
-        "dnat-track-skb",
-        "DNAT followed with track-skb shows the translated tuple",
-        SKB,
-    ),
-    pending::scenario("arp-l2", "ARP seen at arp_rcv with an L2-only filter", SKB),
-    pending::scenario("iface-netns-mark", "interface, netns and mark filters", SKB),
-    pending::scenario(
-        "trace-tc",
-        "fentry on a loaded tc program carries its name",
-        FENTRY,
-    ),
-    pending::scenario(
-        "trace-xdp",
-        "fentry/fexit on a loaded XDP program carries its name",
-        FENTRY,
-    ),
-    pending::scenario(
-        "full-attach",
-        "all discovered skb functions attach; times and counts printed",
-        SKB,
-    ),
-    pending::scenario(
-        "sigkill-cleanup",
-        "SIGKILL of the tracer leaves no programs, links or kprobes",
-        SKB,
-    ),
+    Scenario {
+        name: "auto-backend",
+        about: "Backend::Auto picks the first backend the capability probe accepts (kprobe on 6.1)",
+        applies: Applies::Once,
+        precondition: always,
+        run: auto_backend::run,
+    },
+    Scenario {
+        name: "drop-reason-v4",
+        about: "IPv4 drop by an nft rule shows the drop function, reason and tuple",
+        applies: SKB,
+        precondition: always,
+        run: drop_reason::run_v4,
+    },
+    Scenario {
+        name: "drop-reason-v6",
+        about: "IPv6 drop by an nft rule shows the drop function, reason and tuple",
+        applies: SKB,
+        precondition: always,
+        run: drop_reason::run_v6,
+    },
+    Scenario {
+        name: "pcap-filter",
+        about: "a complex pcap filter selects exactly the intended flow",
+        applies: SKB,
+        precondition: always,
+        run: pcap_filter::run,
+    },
+    Scenario {
+        name: "dnat-track-skb",
+        about: "DNAT followed with track-skb shows the translated tuple",
+        applies: SKB,
+        precondition: always,
+        run: dnat_track::run,
+    },
+    Scenario {
+        name: "arp-l2",
+        about: "ARP seen at arp_rcv with an L2-only filter",
+        applies: SKB,
+        precondition: always,
+        run: arp_l2::run,
+    },
+    Scenario {
+        name: "iface-netns-mark",
+        about: "interface, netns and mark filters",
+        applies: SKB,
+        precondition: always,
+        run: meta_filters::run,
+    },
+    Scenario {
+        name: "trace-tc",
+        about: "fentry on a loaded tc program carries its name",
+        applies: FENTRY,
+        precondition: always,
+        run: trace_prog::run_tc,
+    },
+    Scenario {
+        name: "trace-xdp",
+        about: "fentry/fexit on a loaded XDP program carries its name",
+        applies: FENTRY,
+        precondition: always,
+        run: trace_prog::run_xdp,
+    },
+    Scenario {
+        name: "sigkill-cleanup",
+        about: "SIGKILL of the tracer leaves no programs, links or kprobes",
+        applies: SKB,
+        precondition: always,
+        run: sigkill_cleanup::run,
+    },
+    Scenario {
+        name: "full-attach",
+        about: "all discovered skb functions attach; times, counts, UDP rate and idle CPU printed",
+        applies: SKB,
+                precondition: full_attach::precondition,
+        run: full_attach::run,
+    },
+    Scenario {
+        name: "side-by-side",
+        about: "Auto backend: start->attached with 200 OR'd hosts; unfiltered flood delivery",
+        applies: Applies::Once,
+        precondition: always,
+        run: side_by_side::run,
+    },
 ];

@@ -45,12 +45,19 @@ pub fn hold(backend: Backend) -> ! {
 
 /// Spawns a holder, snapshots, SIGKILLs it, and waits for its objects to disappear.
 pub fn run(ctx: &mut Ctx, backend: Backend) -> Outcome {
+    kill_holder(ctx, backend, HOLD_FLAG, "sigkill_gone_ms")
+}
+
+/// Runs `vm_guest <hold_flag> <backend>` (a holder that prints `READY` once its objects are in
+/// the kernel), SIGKILLs it, and waits until everything it made is gone; the time that took is
+/// reported as metric `<metric>.<backend>`.
+pub fn kill_holder(ctx: &mut Ctx, backend: Backend, hold_flag: &str, metric: &str) -> Outcome {
     let before = match Snapshot::take() {
         Ok(s) => s,
         Err(e) => return Outcome::Fail(e),
     };
     let mut child = match Command::new("/proc/self/exe")
-        .args([HOLD_FLAG, backend.name()])
+        .args([hold_flag, backend.name()])
         .stdout(Stdio::piped())
         .spawn()
     {
@@ -66,7 +73,9 @@ pub fn run(ctx: &mut Ctx, backend: Backend) -> Outcome {
         let _ = BufReader::new(stdout).read_line(&mut line);
         let _ = tx.send(line);
     });
-    let line = rx.recv_timeout(Duration::from_secs(60)).unwrap_or_default();
+    let line = rx
+        .recv_timeout(Duration::from_secs(120))
+        .unwrap_or_default();
     let made = Snapshot::take().map(|now| now.added_since(&before));
     let _ = child.kill(); // SIGKILL
     let _ = child.wait();
@@ -83,7 +92,7 @@ pub fn run(ctx: &mut Ctx, backend: Backend) -> Outcome {
     match kernel_state::wait_until_gone(&made, Duration::from_secs(10)) {
         Ok(t) => {
             ctx.report.metric(
-                &format!("sigkill_gone_ms.{}", backend.name()),
+                &format!("{metric}.{}", backend.name()),
                 t.as_secs_f64() * 1e3,
             );
             Outcome::Pass(format!(

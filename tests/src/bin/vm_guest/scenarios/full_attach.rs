@@ -1,0 +1,113 @@
+//! `full-attach`: every skb function discovery finds is attached with a filter that matches
+//! nothing; attach and detach times, attached/refused counts and the multiple of the VM's
+//! trivial-load baseline are printed. The same session gives two side-by-side figures: UDP
+//! packets/s over veth relative to no tracer, and the CPU the idle session uses.
+
+use std::time::{Duration, Instant};
+
+use pwru_core::{Session, Tracer};
+
+use crate::backend::Backend;
+use crate::registry::Ctx;
+use crate::report::Outcome;
+
+use super::tracer_kit::{self as kit};
+use super::traffic;
+
+/// A simple filter no packet of the run matches (TEST-NET-3).
+pub const NO_MATCH: &str = "host 203.0.113.99";
+
+/// kprobe-multi always runs (about 10 s under TCG); kprobe and fentry take minutes under TCG
+/// (the kernel waits for RCU grace periods per detached kprobe or trampoline), so they run
+/// only where the matrix asks for the slow scenarios (`--slow`: one kernel by default).
+pub fn precondition(ctx: &Ctx, backend: Backend) -> Option<String> {
+    (backend != Backend::KprobeMulti && !ctx.slow).then(|| {
+        "slow under TCG (minutes): measured on the kernel given --slow (PWRU_VM_SLOW_ON)".into()
+    })
+}
+
+/// Attaches everything, measures, detaches.
+pub fn run(ctx: &mut Ctx, backend: Backend) -> Outcome {
+    match try_run(ctx, backend) {
+        Ok(o) | Err(o) => o,
+    }
+}
+
+fn try_run(ctx: &mut Ctx, backend: Backend) -> Result<Outcome, Outcome> {
+    let b = backend.name();
+    let pair = kit::lab("fa", 37).map_err(Outcome::Fail)?;
+    let _sink = pair
+        .listen_udp(traffic::PORT)
+        .map_err(|e| Outcome::Fail(format!("listen: {e}")))?;
+    let base_pps = traffic::udp_pps(&pair).map_err(Outcome::Fail)?;
+
+    let t0 = Instant::now();
+    let tracer = Tracer::builder()
+        .backend(kit::core_backend(backend))
+        .pcap_filter(NO_MATCH)
+        .build()
+        .map_err(|e| Outcome::Fail(format!("build: {e}")))?;
+    let build = t0.elapsed();
+    let targets = tracer.targets().len();
+    let t1 = Instant::now();
+    let mut session = tracer
+        .attach(|_| {})
+        .map_err(|e| Outcome::Fail(format!("attach: {e}")))?;
+    let attach = t1.elapsed();
+    let total = t0.elapsed();
+    let (attached, refused) = (session.attached().len(), session.refused().len());
+    let first_refusal = session
+        .refused()
+        .first()
+        .map(|r| format!("; first refusal {}: {}", r.target, r.reason))
+        .unwrap_or_default();
+
+    let traced_pps = traffic::udp_pps(&pair).map_err(Outcome::Fail)?;
+    let idle = idle_cpu(&mut session, Duration::from_secs(2)).map_err(Outcome::Fail)?;
+    let detach = session.detach();
+
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    let base = ctx.baseline_load_ms;
+    let r = &mut ctx.report;
+    r.metric(&format!("full.targets.{b}"), targets as f64);
+    r.metric(&format!("full.attached.{b}"), attached as f64);
+    r.metric(&format!("full.refused.{b}"), refused as f64);
+    r.metric(&format!("full.build_ms.{b}"), ms(build));
+    r.metric(&format!("full.attach_ms.{b}"), ms(attach));
+    r.metric(&format!("full.detach_ms.{b}"), ms(detach));
+    r.metric(&format!("full.attach_x_baseline.{b}"), ms(attach) / base);
+    r.metric(&format!("full.detach_x_baseline.{b}"), ms(detach) / base);
+    r.metric(&format!("start_to_attached_ms.simple.{b}"), ms(total));
+    r.metric("udp_pps.no_tracer", base_pps);
+    r.metric(&format!("udp_pps.nomatch.{b}"), traced_pps);
+    r.metric(
+        &format!("udp_slowdown_x.{b}"),
+        base_pps / traced_pps.max(1.0),
+    );
+    r.metric(&format!("idle_cpu_pct.{b}"), idle);
+    if attached + refused != targets {
+        return Err(Outcome::Fail(format!(
+            "{targets} targets but {attached} attached + {refused} refused"
+        )));
+    }
+    Ok(Outcome::Pass(format!(
+        "{attached}/{targets} attached, {refused} refused; attach {:.2} s ({:.0}x baseline), \
+         detach {:.2} s; {:.0} -> {:.0} UDP pkt/s; idle CPU {idle:.1}%{first_refusal}",
+        attach.as_secs_f64(),
+        ms(attach) / base,
+        detach.as_secs_f64(),
+        base_pps,
+        traced_pps
+    )))
+}
+
+/// Percent of one CPU the process uses over `window` while it waits on an idle session.
+fn idle_cpu(session: &mut Session, window: Duration) -> Result<f64, String> {
+    let before = kit::process_cpu()?;
+    let t0 = Instant::now();
+    // a reader blocked on the stream, as an application would be
+    let _ = kit::collect(session, window, usize::MAX)?;
+    let wall = t0.elapsed();
+    let used = kit::process_cpu()?.saturating_sub(before);
+    Ok(used.as_secs_f64() / wall.as_secs_f64() * 100.0)
+}

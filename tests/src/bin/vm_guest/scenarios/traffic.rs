@@ -1,0 +1,49 @@
+//! Measured traffic over a veth lab: UDP packets per second from A to B.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use pwru_core::netlab::VethPair;
+
+/// The port B listens on while traffic is measured.
+pub const PORT: u16 = 9100;
+/// How long one rate measurement sends.
+pub const WINDOW: Duration = Duration::from_millis(1500);
+
+/// Sends 64-byte UDP datagrams from A to B's [`PORT`] for [`WINDOW`]; returns packets/s.
+pub fn udp_pps(pair: &VethPair) -> Result<f64, String> {
+    let dst = SocketAddr::from((pair.addr_b, PORT));
+    VethPair::in_netns(&pair.ns_a, move || {
+        let s = std::net::UdpSocket::bind(("0.0.0.0", 0))?;
+        let buf = [0x5au8; 64];
+        let t0 = Instant::now();
+        let mut n = 0u64;
+        while t0.elapsed() < WINDOW {
+            for _ in 0..64 {
+                // a full socket buffer on B drops, it does not fail the send
+                if s.send_to(&buf, dst).is_ok() {
+                    n += 1;
+                }
+            }
+        }
+        Ok(n as f64 / t0.elapsed().as_secs_f64())
+    })
+    .map_err(|e| format!("udp flood: {e}"))
+}
+
+/// Sends `count` 64-byte datagrams from A to B's [`PORT`] as fast as possible.
+pub fn udp_burst(pair: &VethPair, count: u64) -> Result<u64, String> {
+    let dst = SocketAddr::from((pair.addr_b, PORT));
+    VethPair::in_netns(&pair.ns_a, move || {
+        let s = std::net::UdpSocket::bind(("0.0.0.0", 0))?;
+        let buf = [0x5au8; 64];
+        let mut sent = 0;
+        for _ in 0..count {
+            if s.send_to(&buf, dst).is_ok() {
+                sent += 1;
+            }
+        }
+        Ok(sent)
+    })
+    .map_err(|e| format!("udp burst: {e}"))
+}
