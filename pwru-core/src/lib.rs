@@ -11,6 +11,7 @@ pub mod discovery;
 pub mod error;
 pub mod event;
 pub mod format;
+pub mod limits;
 pub mod loader;
 pub mod netlab;
 pub mod netns;

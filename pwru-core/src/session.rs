@@ -126,6 +126,10 @@ impl Tracer {
     /// ```
     pub fn attach(self, mut progress: impl FnMut(Progress<'_>)) -> Result<Session, Error> {
         let started = Instant::now();
+        if matches!(self.backend, Backend::Kprobe | Backend::Fentry) {
+            // One fd per function: a failure here shows up below as refusals, with the reason.
+            let _ = crate::limits::raise_open_file_limit();
+        }
         let mut loader = Loader::new(
             pwru_ebpf::OBJECT,
             &self.filter,

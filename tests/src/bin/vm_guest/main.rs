@@ -82,36 +82,8 @@ fn parse_args() -> Result<Option<Selection>, String> {
     Ok(Some(sel))
 }
 
-/// Raises the open-file limit to its hard maximum: the kprobe backend holds one perf event fd
-/// per function (about 1,600 for the full set), more than the default soft limit of 1,024.
-fn raise_nofile_limit() -> Result<u64, String> {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit/setrlimit with a valid pointer to an rlimit struct.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
-            return Err(std::io::Error::last_os_error().to_string());
-        }
-        // root may raise the hard limit too (up to fs.nr_open)
-        let want = libc::rlimit {
-            rlim_cur: 65536.max(lim.rlim_max),
-            rlim_max: 65536.max(lim.rlim_max),
-        };
-        if libc::setrlimit(libc::RLIMIT_NOFILE, &want) == 0 {
-            return Ok(want.rlim_cur);
-        }
-        lim.rlim_cur = lim.rlim_max;
-        if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
-            return Err(std::io::Error::last_os_error().to_string());
-        }
-    }
-    Ok(lim.rlim_cur)
-}
-
 fn main() -> ExitCode {
-    let nofile = raise_nofile_limit();
+    let nofile = pwru_core::limits::raise_open_file_limit().map_err(|e| e.to_string());
     let sel = match parse_args() {
         Ok(Some(s)) => s,
         Ok(None) => return ExitCode::SUCCESS,
