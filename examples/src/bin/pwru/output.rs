@@ -112,3 +112,32 @@ impl Output {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rotates_by_size_and_keeps_at_most_the_backups_asked_for() {
+        let dir = std::env::temp_dir().join(format!("pwru-rotate-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join("out.txt");
+        let line = [b'x'; 99];
+        let mut f = RotatingFile::open(path.clone(), 250, 2).expect("open");
+        for i in 0..10u8 {
+            let mut l = line.to_vec();
+            l[0] = b'0' + i;
+            l.push(b'\n');
+            f.write_all(&l).expect("write");
+        }
+        f.flush().expect("flush");
+        // 100-byte lines, 250-byte files: 2 lines per file; 10 lines = 5 files, 3 kept.
+        let read = |p: &std::path::Path| fs::read_to_string(p).expect("read");
+        assert_eq!(read(&path).lines().map(|l| &l[..1]).collect::<String>(), "89");
+        assert_eq!(read(&dir.join("out.txt.1")).lines().map(|l| &l[..1]).collect::<String>(), "67");
+        assert_eq!(read(&dir.join("out.txt.2")).lines().map(|l| &l[..1]).collect::<String>(), "45");
+        assert!(!dir.join("out.txt.3").exists(), "more backups than asked for");
+        let _ = fs::remove_dir_all(&dir);
+    }
+}
