@@ -84,6 +84,12 @@ pub enum KernelModules {
 }
 
 /// What each event carries besides the function and skb address (pwru's `--output-*` flags).
+///
+/// ```
+/// use pwru_core::{Capture, Tracer};
+/// let builder = Tracer::builder().capture(Capture { stack: true, caller: true, ..Capture::default() });
+/// assert!(builder.options().capture.tuple); // pwru's defaults stay on
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Capture {
     /// netns, mark, interface, protocol, MTU, length.

@@ -20,6 +20,14 @@ use crate::symbols::KernelSymbols;
 use crate::tracer::{Refusal, Target, Tracer};
 
 /// How far [`Tracer::attach`] has come; passed to the progress callback.
+///
+/// ```no_run
+/// let tracer = pwru_core::Tracer::builder().build()?;
+/// let session = tracer.attach(|p: pwru_core::Progress<'_>| {
+///     eprint!("\rattaching {}/{} with {} ({})", p.done, p.total, p.backend, p.current)
+/// })?;
+/// # Ok::<(), pwru_core::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy)]
 pub struct Progress<'a> {
     /// The backend in use.
@@ -461,6 +469,13 @@ impl Session {
     }
 
     /// Current counters (reads the kernel's lost-record counter).
+    ///
+    /// ```no_run
+    /// let session = pwru_core::Tracer::builder().build()?.attach(|_| {})?;
+    /// let s = session.stats();
+    /// println!("{} events, {} lost, {} attached, {} refused", s.records, s.lost, s.attached, s.refused);
+    /// # Ok::<(), pwru_core::Error>(())
+    /// ```
     pub fn stats(&self) -> Stats {
         Stats {
             records: self.counters.records.load(Ordering::Relaxed),

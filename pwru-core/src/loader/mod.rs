@@ -76,6 +76,18 @@ pub enum TrackingBackend {
 }
 
 /// The object with its filter and config, its maps created, programs loaded on demand.
+///
+/// Most users want [`Tracer`](crate::Tracer), which drives this; it is public for tools that
+/// pick their own attach points.
+///
+/// ```no_run
+/// use pwru_core::loader::{FilterBody, Loader, LoaderOptions, TracepointFlavor};
+/// let config = pwru_ebpf::PwruConfig { flags: pwru_ebpf::PWRU_CFG_OUTPUT_META, netns: 0, mark: 0, mark_mask: 0, ifindex: 0, _pad: 0 };
+/// let mut loader = Loader::new(pwru_ebpf::OBJECT, &FilterBody::match_all(), &config, &LoaderOptions::default())?;
+/// let _link = loader.load_tracepoint("kfree_skb", TracepointFlavor::Btf)?; // detaches on drop
+/// let _events = loader.take_events()?;
+/// # Ok::<(), pwru_core::loader::LoaderError>(())
+/// ```
 pub struct Loader {
     ebpf: Ebpf,
     btf: Btf,

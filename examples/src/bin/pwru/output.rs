@@ -134,10 +134,28 @@ mod tests {
         f.flush().expect("flush");
         // 100-byte lines, 250-byte files: 2 lines per file; 10 lines = 5 files, 3 kept.
         let read = |p: &std::path::Path| fs::read_to_string(p).expect("read");
-        assert_eq!(read(&path).lines().map(|l| &l[..1]).collect::<String>(), "89");
-        assert_eq!(read(&dir.join("out.txt.1")).lines().map(|l| &l[..1]).collect::<String>(), "67");
-        assert_eq!(read(&dir.join("out.txt.2")).lines().map(|l| &l[..1]).collect::<String>(), "45");
-        assert!(!dir.join("out.txt.3").exists(), "more backups than asked for");
+        assert_eq!(
+            read(&path).lines().map(|l| &l[..1]).collect::<String>(),
+            "89"
+        );
+        assert_eq!(
+            read(&dir.join("out.txt.1"))
+                .lines()
+                .map(|l| &l[..1])
+                .collect::<String>(),
+            "67"
+        );
+        assert_eq!(
+            read(&dir.join("out.txt.2"))
+                .lines()
+                .map(|l| &l[..1])
+                .collect::<String>(),
+            "45"
+        );
+        assert!(
+            !dir.join("out.txt.3").exists(),
+            "more backups than asked for"
+        );
         let _ = fs::remove_dir_all(&dir);
     }
 }
