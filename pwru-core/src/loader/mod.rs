@@ -204,35 +204,24 @@ impl Loader {
         name: &str,
         flavor: TracepointFlavor,
     ) -> Result<Link, LoaderError> {
-        let (prog_name, target) = match flavor {
-            TracepointFlavor::Btf => (format!("tp_btf_{name}"), name.to_string()),
-            TracepointFlavor::Raw => (format!("raw_tp_{name}"), name.to_string()),
-        };
+        if flavor == TracepointFlavor::Btf {
+            return self.load_btf_tracepoint_program(&format!("tp_btf_{name}"), name);
+        }
+        let prog_name = format!("raw_tp_{name}");
         let err = |source| LoaderError::Program {
             program: prog_name.clone(),
-            target: target.clone(),
+            target: name.to_string(),
             source: Box::new(source),
         };
         let prog = self
             .ebpf
             .program_mut(&prog_name)
             .ok_or_else(|| LoaderError::NoProgram(prog_name.clone()))?;
-        match flavor {
-            TracepointFlavor::Btf => {
-                let p: &mut BtfTracePoint = prog.try_into().map_err(err)?;
-                p.load(name, &self.btf).map_err(err)?;
-                let id = p.attach().map_err(err)?;
-                let link = p.take_link(id).map_err(err)?;
-                Ok(Link::from_aya(&prog_name, &target, link))
-            }
-            TracepointFlavor::Raw => {
-                let p: &mut RawTracePoint = prog.try_into().map_err(err)?;
-                p.load().map_err(err)?;
-                let id = p.attach(name).map_err(err)?;
-                let link = p.take_link(id).map_err(err)?;
-                Ok(Link::from_aya(&prog_name, &target, link))
-            }
-        }
+        let p: &mut RawTracePoint = prog.try_into().map_err(err)?;
+        p.load().map_err(err)?;
+        let id = p.attach(name).map_err(err)?;
+        let link = p.take_link(id).map_err(err)?;
+        Ok(Link::from_aya(&prog_name, name, link))
     }
 
     /// Loads BTF tracepoint program `program` (e.g. `tp_btf_baseline`, the empty program
