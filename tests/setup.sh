@@ -27,3 +27,13 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 echo "setup: all packages present"
+
+# tracefs: function discovery for the kprobe/fentry backends reads available_filter_functions,
+# and some tests read tracepoint formats. Fresh machines may not have it mounted.
+if ! grep -q ' tracefs ' /proc/mounts && [ -d /sys/kernel/tracing ]; then
+  if [ "$(id -u)" = 0 ]; then
+    mount -t tracefs nodev /sys/kernel/tracing && echo "setup: mounted tracefs at /sys/kernel/tracing"
+  else
+    echo "setup: tracefs is not mounted; as root: mount -t tracefs nodev /sys/kernel/tracing" >&2
+  fi
+fi

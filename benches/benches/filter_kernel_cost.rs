@@ -1,5 +1,6 @@
-//! In-kernel cost per packet of translated filters, Direct vs ProbeRead (default scheme: one
-//! bulk copy of the headers; alternative: one helper call per load), measured with
+//! In-kernel cost per packet of translated filters, Direct vs ProbeRead (helper reads: one
+//! bulk copy of the headers, or one helper call per load; and kfunc-cast loads where the kernel
+//! has `bpf_rdonly_cast`), measured with
 //! BPF_PROG_TEST_RUN and `repeat` on a SCHED_CLS harness (needs root; prints a SKIP line
 //! otherwise).
 //!
@@ -11,7 +12,9 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use pwru_filter::kernel::{self, Harness, LoadedProgram};
-use pwru_filter::{compile, corpus, translate_with, Insn, Layer, Mode, Options};
+use pwru_filter::{
+    compile, corpus, translate_with, CastIds, Insn, Layer, Mode, Options, ProbeAccess,
+};
 
 const CASES: &[(&str, &str)] = &[
     ("host", "host 10.0.0.2"),
@@ -112,8 +115,8 @@ struct Variant {
     opts: Options,
 }
 
-fn variants() -> Vec<Variant> {
-    vec![
+fn variants(cast: Option<CastIds>) -> Vec<Variant> {
+    let mut v = vec![
         Variant {
             label: "direct",
             mode: Mode::Direct,
@@ -132,7 +135,15 @@ fn variants() -> Vec<Variant> {
                 ..Options::default()
             },
         },
-    ]
+    ];
+    if let Some(ids) = cast {
+        v.push(Variant {
+            label: "probe_cast",
+            mode: Mode::ProbeRead,
+            opts: Options::with_access(ProbeAccess::Cast(ids)),
+        });
+    }
+    v
 }
 
 fn load(body: &[Insn], mode: Mode) -> Option<LoadedProgram> {
@@ -166,9 +177,20 @@ fn bench(c: &mut Criterion) {
         );
         return;
     }
+    let cast = match CastIds::running_kernel() {
+        Ok(Some(ids)) => Some(ids),
+        Ok(None) => {
+            println!("SKIP filter_kernel_cost/probe_cast: no bpf_rdonly_cast (Linux < 6.2)");
+            None
+        }
+        Err(e) => {
+            println!("SKIP filter_kernel_cost/probe_cast: {e}");
+            None
+        }
+    };
     let baseline_body = [Insn::mov32_imm(0, 1), Insn::exit()];
     let mut baselines = Vec::new();
-    for v in variants() {
+    for v in variants(cast) {
         let prog = load(&baseline_body, v.mode).expect("baseline loads");
         baselines.push(ns_per_packet(
             &prog,
@@ -193,7 +215,7 @@ fn bench(c: &mut Criterion) {
         let cbpf = compile(expr, Layer::L2).expect("compiles");
         let frame = kernel::sched_cls_frame(&packet_for(name));
         let mut net = Vec::new();
-        for (v, base) in variants().iter().zip(&baselines) {
+        for (v, base) in variants(cast).iter().zip(&baselines) {
             let body = translate_with(cbpf.insns(), v.mode, &v.opts).expect("translates");
             let Some(prog) = load(&body, v.mode) else {
                 continue;

@@ -25,6 +25,7 @@ pub mod tracer;
 pub use error::Error;
 pub use event::Event;
 pub use options::{Backend, Capture, KernelModules, MarkFilter, Options};
+pub use pwru_filter::ProbeAccess;
 pub use session::{Events, Progress, Session, Stats};
 pub use tracer::{Refusal, Target, Tracer, TracerBuilder};
 

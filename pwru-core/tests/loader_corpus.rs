@@ -1,18 +1,25 @@
 //! Every expression of pwru-filter's corpus, compiled for L2 and L3 and as tunnel L2/L3
 //! filters, spliced into the object and verified by the kernel in the programs that load
-//! here (tp_btf, raw_tp, kprobe and kprobe.multi program types).
+//! here (tp_btf, raw_tp, kprobe and kprobe.multi program types), with both ways of reading
+//! packet bytes: `bpf_probe_read_kernel`, and kfunc-cast loads in every program type whose
+//! probe says the kernel accepts them.
 
 mod loader_common;
 
 use loader_common::*;
-use pwru_core::loader::{FilterBody, Loader, LoaderOptions, TracepointFlavor};
+use pwru_core::loader::{
+    probe_kfunc_cast, FilterBody, Loader, LoaderOptions, ProbeBackend, TracepointFlavor,
+};
 use pwru_ebpf::*;
-use pwru_filter::{compile_ebpf, corpus, dispatch, Layer, Mode};
+use pwru_filter::{
+    compile_ebpf_with, corpus, dispatch, CastIds, Layer, Mode, Options, ProbeAccess,
+};
 
 /// Dispatch body with selectors 0..3 = pcap L2, pcap L3, tunnel L2, tunnel L3 of `expr`.
-fn body(expr: &str) -> Result<FilterBody, String> {
-    let l2 = compile_ebpf(expr, Layer::L2, Mode::ProbeRead).map_err(|e| e.to_string())?;
-    let l3 = compile_ebpf(expr, Layer::L3, Mode::ProbeRead).map_err(|e| e.to_string())?;
+fn body(expr: &str, access: ProbeAccess) -> Result<FilterBody, String> {
+    let o = Options::with_access(access);
+    let l2 = compile_ebpf_with(expr, Layer::L2, Mode::ProbeRead, &o).map_err(|e| e.to_string())?;
+    let l3 = compile_ebpf_with(expr, Layer::L3, Mode::ProbeRead, &o).map_err(|e| e.to_string())?;
     let d = dispatch(&[&l2.insns, &l3.insns, &l2.insns, &l3.insns]).map_err(|e| e.to_string())?;
     let bytes: Vec<u8> = d.iter().flat_map(|i| i.to_bytes()).collect();
     FilterBody::from_bytes(&bytes).map_err(|e| e.to_string())
@@ -35,34 +42,73 @@ fn loader_corpus_filters_verify() {
             | PWRU_CFG_OUTPUT_TUNNEL,
         ..Default::default()
     };
-    let (mut verified, mut untranslatable) = (0, Vec::new());
-    for expr in corpus::expressions() {
-        let body = match body(&expr) {
-            Ok(b) => b,
-            Err(e) => {
-                // pwru-filter's own tests cover refusals; here only spliceable bodies count.
-                untranslatable.push(format!("{expr:.40}: {e:.80}"));
-                continue;
-            }
+    let mut accesses = vec![(ProbeAccess::Helper, [true; 4])];
+    match CastIds::running_kernel() {
+        Ok(Some(ids)) => {
+            // Which program types take kfunc-cast code here: tp_btf, raw_tp, kprobe, kprobe.multi.
+            let kinds = [
+                ProbeBackend::TpBtf,
+                ProbeBackend::RawTp,
+                ProbeBackend::Kprobe,
+                ProbeBackend::KprobeMulti,
+            ];
+            let ok = kinds.map(|k| match probe_kfunc_cast(k, ids) {
+                Ok(()) => true,
+                Err(e) => {
+                    println!("SKIP {name} (kfunc-cast variant, {k:?}): {e}");
+                    false
+                }
+            });
+            accesses.push((ProbeAccess::Cast(ids), ok));
+        }
+        Ok(None) => println!("SKIP {name} (kfunc-cast variant): no bpf_rdonly_cast (Linux < 6.2)"),
+        Err(e) => println!("SKIP {name} (kfunc-cast variant): {e}"),
+    }
+    for (access, ok) in accesses {
+        let label = match access {
+            ProbeAccess::Helper => "helper reads",
+            ProbeAccess::Cast(_) => "kfunc-cast loads",
         };
-        let mut l = Loader::new(OBJECT, &body, &cfg, &LoaderOptions::default())
-            .unwrap_or_else(|e| panic!("{expr:.60}: {e}"));
-        for flavor in [TracepointFlavor::Btf, TracepointFlavor::Raw] {
-            if let Err(e) = l.load_tracepoint("kfree_skb", flavor) {
-                panic!("{expr:.60}: {flavor:?} kfree_skb refused: {e}");
+        let (mut verified, mut untranslatable) = (0, Vec::new());
+        for expr in corpus::expressions() {
+            let body = match body(&expr, access) {
+                Ok(b) => b,
+                Err(e) => {
+                    // pwru-filter's own tests cover refusals; here only spliceable bodies count.
+                    untranslatable.push(format!("{expr:.40}: {e:.80}"));
+                    continue;
+                }
+            };
+            let mut l = Loader::new(OBJECT, &body, &cfg, &LoaderOptions::default())
+                .unwrap_or_else(|e| panic!("{expr:.60}: {e}"));
+            for (flavor, on) in [
+                (TracepointFlavor::Btf, ok[0]),
+                (TracepointFlavor::Raw, ok[1]),
+            ] {
+                if !on {
+                    continue;
+                }
+                if let Err(e) = l.load_tracepoint("kfree_skb", flavor) {
+                    panic!("{expr:.60} ({label}): {flavor:?} kfree_skb refused: {e}");
+                }
             }
+            if ok[2] {
+                if let Err(e) = l.load_kprobe_program("kprobe_skb_1", &[]) {
+                    panic!("{expr:.60} ({label}): kprobe_skb_1 refused: {e}");
+                }
+            }
+            if ok[3] {
+                if let Err(e) = l.verify_kprobe_multi("kprobe_multi_skb_1") {
+                    panic!("{expr:.60} ({label}): kprobe_multi_skb_1 refused: {e}");
+                }
+            }
+            verified += 1;
         }
-        if let Err(e) = l.load_kprobe_program("kprobe_skb_1", &[]) {
-            panic!("{expr:.60}: kprobe_skb_1 refused: {e}");
+        let types = ok.iter().filter(|o| **o).count();
+        println!("{name}: {verified} corpus filters ({label}) verified in {types} program types (L2, L3, tunnel L2, tunnel L3)");
+        if !untranslatable.is_empty() {
+            println!("{name}: not translatable by pwru-filter (not spliced): {untranslatable:?}");
         }
-        if let Err(e) = l.verify_kprobe_multi("kprobe_multi_skb_1") {
-            panic!("{expr:.60}: kprobe_multi_skb_1 refused: {e}");
-        }
-        verified += 1;
+        assert!(verified > 50, "too few corpus filters verified: {verified}");
     }
-    println!("{name}: {verified} corpus filters verified in 4 program types (L2, L3, tunnel L2, tunnel L3)");
-    if !untranslatable.is_empty() {
-        println!("{name}: not translatable by pwru-filter (not spliced): {untranslatable:?}");
-    }
-    assert!(verified > 50, "too few corpus filters verified: {verified}");
 }

@@ -110,6 +110,9 @@ impl fmt::Display for Insn {
                     op::JA => write!(f, "goto pc{:+}", self.off),
                     op::EXIT => write!(f, "exit"),
                     op::CALL if self.src == op::PSEUDO_CALL => write!(f, "call pc{:+}", self.imm),
+                    op::CALL if self.src == op::PSEUDO_KFUNC_CALL => {
+                        write!(f, "call kfunc#{}", self.imm)
+                    }
                     op::CALL => match helper_name(self.imm) {
                         Some(name) => write!(f, "call {name}#{}", self.imm),
                         None => write!(f, "call #{}", self.imm),
@@ -165,6 +168,7 @@ mod tests {
                 "call bpf_probe_read_kernel#113",
             ),
             (Insn::call_local(4), "call pc+4"),
+            (Insn::call_kfunc(52000), "call kfunc#52000"),
             (Insn::exit(), "exit"),
             (Insn::alu32_imm(op::LSH, 7, 2), "w7 <<= 2"),
         ];

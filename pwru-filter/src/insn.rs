@@ -100,6 +100,8 @@ pub mod op {
 
     /// `src` of a `call` naming a BPF-to-BPF call (imm = relative target).
     pub const PSEUDO_CALL: u8 = 1;
+    /// `src` of a `call` naming a kernel function (kfunc; imm = its vmlinux BTF id).
+    pub const PSEUDO_KFUNC_CALL: u8 = 2;
 }
 
 /// Helper id of `bpf_probe_read_kernel(void *dst, u32 size, const void *src)`.
@@ -225,6 +227,10 @@ impl Insn {
     pub fn call_helper(id: i32) -> Insn {
         Self::raw(op::JMP | op::CALL, 0, 0, 0, id)
     }
+    /// `call` of the kernel function (kfunc) whose vmlinux BTF id is `btf_id`.
+    pub fn call_kfunc(btf_id: i32) -> Insn {
+        Self::raw(op::JMP | op::CALL, 0, op::PSEUDO_KFUNC_CALL, 0, btf_id)
+    }
     /// BPF-to-BPF `call pc+imm` (target = this index + 1 + imm).
     pub fn call_local(imm: i32) -> Insn {
         Self::raw(op::JMP | op::CALL, 0, op::PSEUDO_CALL, 0, imm)
@@ -271,6 +277,7 @@ mod tests {
             Insn::load(op::H, 3, 10, -12),
             Insn::jmp32_reg(op::JGT, 6, 7, 300),
             Insn::call_helper(HELPER_PROBE_READ_KERNEL),
+            Insn::call_kfunc(12345),
             Insn::raw(0xff, 15, 15, i16::MIN, i32::MIN),
         ];
         for s in samples {

@@ -83,6 +83,7 @@
 //!
 #![deny(missing_docs)]
 
+pub mod cast;
 pub mod cbpf;
 pub mod corpus;
 pub mod disasm;
@@ -94,13 +95,14 @@ pub mod libpcap;
 pub mod translate;
 mod validate;
 
+pub use cast::CastIds;
 pub use cbpf::{compile, Cbpf, CbpfInsn, Layer, RejectReason};
 pub use disasm::disassemble;
 pub use dispatch::dispatch;
 pub use insn::{Insn, Reg};
 pub use translate::{
-    translate, translate_insns, translate_with, Mode, Options, TranslateError, DIRECT_MAX_OFFSET,
-    PROBE_BUFFER_INDIRECT, PROBE_BUFFER_MAX, STACK_BYTES,
+    translate, translate_insns, translate_with, Mode, Options, ProbeAccess, TranslateError,
+    DIRECT_MAX_OFFSET, PROBE_BUFFER_INDIRECT, PROBE_BUFFER_MAX, STACK_BYTES,
 };
 
 /// libpcap could not compile an expression.
@@ -149,8 +151,18 @@ pub struct Program {
 
 /// [`compile`] then [`translate()`].
 pub fn compile_ebpf(expr: &str, layer: Layer, mode: Mode) -> Result<Program, Error> {
+    compile_ebpf_with(expr, layer, mode, &Options::default())
+}
+
+/// [`compile`] then [`translate_with`] with explicit [`Options`].
+pub fn compile_ebpf_with(
+    expr: &str,
+    layer: Layer,
+    mode: Mode,
+    opts: &Options,
+) -> Result<Program, Error> {
     let cbpf = compile(expr, layer)?;
-    let insns = translate(&cbpf, mode).map_err(|source| Error::Translate {
+    let insns = translate_with(cbpf.insns(), mode, opts).map_err(|source| Error::Translate {
         expr: expr.to_string(),
         layer,
         source,

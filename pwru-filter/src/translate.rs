@@ -1,6 +1,7 @@
 //! Classic BPF -> eBPF translation in the two modes of the calling convention (see the crate
 //! documentation, section "Calling convention").
 
+use crate::cast::CastIds;
 use crate::cbpf::{Cbpf, CbpfInsn};
 use crate::emit::{Emitter, Label};
 use crate::insn::{op, Insn, Reg, HELPER_PROBE_READ_KERNEL};
@@ -13,10 +14,27 @@ pub enum Mode {
     /// socket-filter contexts, called as a static subprogram). Plain loads after bounds checks.
     Direct,
     /// Packet memory is kernel memory behind plain addresses (kprobe, fentry, tracepoint
-    /// contexts): entry R1/R2 are scalars. Up to [`PROBE_BUFFER_MAX`] header bytes are copied
-    /// once with `bpf_probe_read_kernel` into the stack and read from there; loads beyond that
-    /// read their bytes with one `bpf_probe_read_kernel` each.
+    /// contexts): entry R1/R2 are scalars. How bytes are read is [`Options::probe_access`]:
+    /// by default up to [`PROBE_BUFFER_MAX`] header bytes are copied once with
+    /// `bpf_probe_read_kernel` into the stack and read from there, and loads beyond that read
+    /// their bytes with one `bpf_probe_read_kernel` each.
     ProbeRead,
+}
+
+/// How [`Mode::ProbeRead`] code reads packet bytes.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Default)]
+pub enum ProbeAccess {
+    /// `bpf_probe_read_kernel`: one bulk copy of the headers, then one call per load beyond
+    /// them (see [`Options::probe_buffer_max`]). Works in every program type and kernel. A read
+    /// the kernel refuses ends the filter with "no match".
+    #[default]
+    Helper,
+    /// Each load goes through a pointer made by the kfunc `bpf_rdonly_cast` (see
+    /// [`crate::cast`]): a plain `BPF_PROBE_MEM` load, no helper call. Needs Linux 6.2+ and a
+    /// program type that allows the kfunc (tracing: fentry/fexit/tp_btf; tc; XDP), not KPROBE
+    /// or (raw) tracepoint programs. A load the kernel cannot perform reads 0 (bytes inside
+    /// `[data, data_end)` of a real packet are always readable).
+    Cast(CastIds),
 }
 
 /// Bytes of its own stack frame (below R10) the generated code uses at most.
@@ -229,7 +247,7 @@ fn scan(insns: &[CbpfInsn], reachable: &[bool], mode: Mode, opts: &Options) -> N
             }
         }
     }
-    if mode == Mode::ProbeRead {
+    if mode == Mode::ProbeRead && opts.probe_access == ProbeAccess::Helper {
         needs.buffer = if indirect {
             (opts.probe_buffer_indirect.min(limit) & !7).max((max_abs_end as u32 + 7) & !7)
         } else {
@@ -267,6 +285,9 @@ pub struct Options {
     /// ProbeRead: bytes copied when the program has indirect loads (whose offsets are unknown
     /// until run time), at most `probe_buffer_max`.
     pub probe_buffer_indirect: u32,
+    /// ProbeRead: helper reads (the default) or kfunc-cast loads. With
+    /// [`ProbeAccess::Cast`] the two buffer sizes above are not used.
+    pub probe_access: ProbeAccess,
 }
 
 impl Default for Options {
@@ -274,6 +295,17 @@ impl Default for Options {
         Options {
             probe_buffer_max: PROBE_BUFFER_MAX,
             probe_buffer_indirect: PROBE_BUFFER_INDIRECT,
+            probe_access: ProbeAccess::Helper,
+        }
+    }
+}
+
+impl Options {
+    /// The default options with the given [`ProbeAccess`].
+    pub fn with_access(probe_access: ProbeAccess) -> Options {
+        Options {
+            probe_access,
+            ..Options::default()
         }
     }
 }
@@ -304,6 +336,10 @@ pub fn translate_with(
             Mode::ProbeRead => PROBE_MEM,
         },
         buffer: needs.buffer,
+        cast: match (mode, opts.probe_access) {
+            (Mode::ProbeRead, ProbeAccess::Cast(ids)) => Some(ids),
+            _ => None,
+        },
         nomatch: Label::NoMatch,
         nomatch_used: needs.nomatch,
     };
@@ -324,6 +360,8 @@ struct Translator<'a> {
     r: Regs,
     mem_base: i16,
     buffer: u32,
+    /// ProbeRead with [`ProbeAccess::Cast`].
+    cast: Option<CastIds>,
     nomatch: Label,
     nomatch_used: bool,
 }
@@ -500,6 +538,10 @@ impl Translator<'_> {
                 // k < DIRECT_MAX_OFFSET fits the 16-bit displacement.
                 self.e.push(Insn::load(s, dst, r.data, k as i16));
             }
+            Mode::ProbeRead if self.cast.is_some() => {
+                self.e.push(Insn::mov32_imm(1, k as i32));
+                self.cast_read_at_r1(size, dst);
+            }
             Mode::ProbeRead => {
                 if end <= self.buffer as u64 {
                     self.e
@@ -532,6 +574,24 @@ impl Translator<'_> {
         self.e.push(Insn::call_helper(HELPER_PROBE_READ_KERNEL));
         self.e.jump(Insn::jmp_imm(op::JNE, 0, 0, 0), self.nomatch);
         self.e.push(Insn::load(size_op(size), dst, 10, PROBE_TMP));
+    }
+
+    /// ProbeRead with [`ProbeAccess::Cast`]: R1 holds a 64-bit offset; checks R1 + size <= len
+    /// and loads those bytes into `dst` (not yet byte-swapped) through `bpf_rdonly_cast`.
+    fn cast_read_at_r1(&mut self, size: u32, dst: Reg) {
+        let r = self.r;
+        let Some(ids) = self.cast else {
+            return self.probe_read_at_r1(size, dst);
+        };
+        self.e.push(Insn::mov64_reg(2, 1));
+        self.e.push(Insn::alu64_imm(op::ADD, 2, size as i32));
+        self.e
+            .jump(Insn::jmp_reg(op::JGT, 2, r.end, 0), self.nomatch);
+        self.e.push(Insn::alu64_reg(op::ADD, 1, r.data));
+        // ids come from BTF: small positive numbers, they fit the immediates.
+        self.e.push(Insn::mov64_imm(2, ids.target as i32));
+        self.e.push(Insn::call_kfunc(ids.rdonly_cast as i32));
+        self.e.push(Insn::load(size_op(size), dst, 0, 0));
     }
 
     /// ProbeRead: `dst` = the big-endian value of `size` buffer bytes at constant offset `k`.
@@ -616,7 +676,9 @@ impl Translator<'_> {
                         self.e.push(Insn::alu64_reg(op::ADD, 1, 2));
                     }
                 }
-                if self.buffer >= size {
+                if self.cast.is_some() {
+                    self.cast_read_at_r1(size, r.a);
+                } else if self.buffer >= size {
                     let slow = self.e.new_label();
                     let done = self.e.new_label();
                     self.e.push(Insn::mov64_reg(2, 1));

@@ -1,11 +1,11 @@
-//! Every corpus expression x L2/L3 x Direct/ProbeRead, run in the rbpf userspace VM on
+//! Every corpus expression x L2/L3 x Direct/ProbeRead (helper and kfunc-cast reads), run in the rbpf userspace VM on
 //! template, truncated, mutated and random packets, must return exactly what libpcap's own
 //! interpreter returns.
 
 mod common;
 
 use common::*;
-use pwru_filter::{translate_with, Layer, Mode, Options};
+use pwru_filter::{translate_with, CastIds, Layer, Mode, Options, ProbeAccess};
 
 #[test]
 fn rbpf_agrees_with_libpcap_on_the_corpus() {
@@ -22,11 +22,19 @@ fn rbpf_agrees_with_libpcap_on_the_corpus() {
             let small = Options {
                 probe_buffer_max: 40,
                 probe_buffer_indirect: 24,
+                ..Options::default()
             };
+            // The kfunc-cast scheme, with made-up BTF ids: the VM runs the call as the
+            // verifier rewrites it (r0 = r1), so the ids do not matter here.
+            let cast = Options::with_access(ProbeAccess::Cast(CastIds {
+                rdonly_cast: 1000,
+                target: 2000,
+            }));
             for (mode, opts) in [
                 (Mode::Direct, Options::default()),
                 (Mode::ProbeRead, Options::default()),
                 (Mode::ProbeRead, small),
+                (Mode::ProbeRead, cast),
             ] {
                 let b = translate_with(cbpf.insns(), mode, &opts)
                     .unwrap_or_else(|e| panic!("{} {layer:?} {mode:?}: {e}", short(expr)));

@@ -34,7 +34,7 @@ use pwru_ebpf::PwruConfig;
 
 pub use error::{LoaderError, SpliceError};
 pub use link::{Link, ProgramStats};
-pub use probe::{probe_backend, ProbeBackend};
+pub use probe::{probe_backend, probe_kfunc_cast, ProbeBackend};
 pub use splice::{splice, FilterBody};
 
 use raw_object::RawObject;

@@ -37,6 +37,79 @@ fn refused(what: &str, r: sys::LoadRefused) -> String {
     }
 }
 
+/// Loads (without attaching) a small program of `backend`'s kind that reads one byte through
+/// the kfunc `bpf_rdonly_cast`, as pwru-filter's [`pwru_filter::ProbeAccess::Cast`] code does.
+/// `Ok` means filters of that scheme load in this backend's programs; `Err` carries the
+/// kernel's refusal (kernels before 6.2 lack the kfunc; some refuse kfuncs in KPROBE programs).
+pub fn probe_kfunc_cast(backend: ProbeBackend, ids: pwru_filter::CastIds) -> Result<(), String> {
+    use pwru_filter::{insn::op, Insn};
+    let code = [
+        Insn::mov64_imm(1, 0),
+        Insn::mov64_imm(2, ids.target as i32),
+        Insn::call_kfunc(ids.rdonly_cast as i32),
+        Insn::load(op::B, 0, 0, 0),
+        Insn::mov64_imm(0, 0),
+        Insn::exit(),
+    ];
+    let insns = sys::insns_from(&code);
+    let (prog_type, attach_type, attach_btf_id, what) = program_kind(backend)?;
+    sys::prog_load(&sys::ProgLoad {
+        prog_type,
+        expected_attach_type: attach_type,
+        insns: &insns,
+        name: "pwru_probe_cast",
+        attach_btf_id,
+        attach_prog_fd: None,
+    })
+    .map(drop)
+    .map_err(|r| {
+        refused(
+            &format!("a {what} program reading through bpf_rdonly_cast was refused"),
+            r,
+        )
+    })
+}
+
+/// Program type, expected attach type, attach BTF id and a name for `backend`'s programs.
+fn program_kind(backend: ProbeBackend) -> Result<(u32, u32, u32, &'static str), String> {
+    Ok(match backend {
+        ProbeBackend::RawTp => (sys::PROG_TYPE_RAW_TRACEPOINT, 0, 0, "raw_tp"),
+        ProbeBackend::Kprobe => (sys::PROG_TYPE_KPROBE, 0, 0, "kprobe"),
+        ProbeBackend::KprobeMulti => (
+            sys::PROG_TYPE_KPROBE,
+            sys::ATTACH_TRACE_KPROBE_MULTI,
+            0,
+            "kprobe.multi",
+        ),
+        ProbeBackend::TpBtf | ProbeBackend::Fentry => {
+            let btf = Btf::from_sys_fs().map_err(|e| format!("no kernel BTF: {e}"))?;
+            if backend == ProbeBackend::TpBtf {
+                let n = format!("btf_trace_{PROBE_TRACEPOINT}");
+                let id = btf
+                    .id_by_type_name_kind(&n, BtfKind::Typedef)
+                    .map_err(|_| format!("the kernel BTF has no {n}"))?;
+                (
+                    sys::PROG_TYPE_TRACING,
+                    sys::ATTACH_TRACE_RAW_TP,
+                    id,
+                    "tp_btf",
+                )
+            } else {
+                let id = PROBE_FUNCS
+                    .iter()
+                    .find_map(|f| btf.id_by_type_name_kind(f, BtfKind::Func).ok())
+                    .ok_or("none of the probe functions is in the kernel BTF")?;
+                (
+                    sys::PROG_TYPE_TRACING,
+                    sys::ATTACH_TRACE_FENTRY,
+                    id,
+                    "fentry",
+                )
+            }
+        }
+    })
+}
+
 /// Loads and attaches a trivial program of `backend`'s kind; `Err` carries the kernel's
 /// refusal (e.g. "loading an fentry program was refused: Operation not permitted").
 /// Needs root (CAP_BPF + CAP_PERFMON).
@@ -64,20 +137,7 @@ pub fn probe_backend(backend: ProbeBackend) -> Result<(), String> {
                 })
         }
         ProbeBackend::TpBtf | ProbeBackend::Fentry => {
-            let btf = Btf::from_sys_fs().map_err(|e| format!("no kernel BTF: {e}"))?;
-            let (attach, id, what) = if backend == ProbeBackend::TpBtf {
-                let n = format!("btf_trace_{PROBE_TRACEPOINT}");
-                let id = btf
-                    .id_by_type_name_kind(&n, BtfKind::Typedef)
-                    .map_err(|_| format!("the kernel BTF has no {n}"))?;
-                (sys::ATTACH_TRACE_RAW_TP, id, "tp_btf")
-            } else {
-                let id = PROBE_FUNCS
-                    .iter()
-                    .find_map(|f| btf.id_by_type_name_kind(f, BtfKind::Func).ok())
-                    .ok_or("none of the probe functions is in the kernel BTF")?;
-                (sys::ATTACH_TRACE_FENTRY, id, "fentry")
-            };
+            let (_, attach, id, what) = program_kind(backend)?;
             let prog = load(sys::PROG_TYPE_TRACING, attach, id)
                 .map_err(|r| refused(&format!("loading a {what} program was refused"), r))?;
             sys::raw_tracepoint_open(prog.as_fd(), None)

@@ -35,7 +35,7 @@ impl FilterBody {
 
     /// Checks a body in kernel byte order (e.g. pwru-filter's `Insn::to_bytes()` joined):
     /// a non-empty multiple of 8 bytes, ending in `exit`, with no `ld_imm64` (map references)
-    /// and no bpf-to-bpf calls.
+    /// and no bpf-to-bpf calls (helper and kfunc calls are fine).
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, SpliceError> {
         if bytes.is_empty() || !bytes.len().is_multiple_of(INSN) {
             return Err(SpliceError::BadBody(format!(
@@ -47,10 +47,11 @@ impl FilterBody {
             if insn[0] == OP_LD_IMM64 {
                 return Err(SpliceError::BadBody(format!("instruction {i} is ld_imm64")));
             }
-            // src_reg (high nibble of byte 1) != 0 marks a bpf-to-bpf or kfunc call.
-            if insn[0] == OP_CALL && insn[1] >> 4 != 0 {
+            // src_reg (high nibble of byte 1): 0 helper, 1 bpf-to-bpf call (its target would
+            // need relocating), 2 kfunc (vmlinux BTF id in imm: no relocation).
+            if insn[0] == OP_CALL && !matches!(insn[1] >> 4, 0 | 2) {
                 return Err(SpliceError::BadBody(format!(
-                    "instruction {i} calls a function, only helpers are allowed"
+                    "instruction {i} calls a BPF function, only helpers and kfuncs are allowed"
                 )));
             }
         }

@@ -283,6 +283,22 @@ pub(crate) fn perf_kprobe_attach(
     Ok(fd)
 }
 
+/// pwru-filter instructions as the kernel's `bpf_insn`s.
+pub(crate) fn insns_from(code: &[pwru_filter::Insn]) -> Vec<bpf_insn> {
+    code.iter()
+        .map(|i| {
+            // SAFETY: bpf_insn is a plain C struct (bindgen); all-zero is a valid value.
+            let mut b: bpf_insn = unsafe { std::mem::zeroed() };
+            b.code = i.code;
+            b.set_dst_reg(i.dst);
+            b.set_src_reg(i.src);
+            b.off = i.off;
+            b.imm = i.imm;
+            b
+        })
+        .collect()
+}
+
 /// `r0 = 0; exit`: the program the feature probes load.
 pub(crate) fn trivial_program() -> [bpf_insn; 2] {
     // SAFETY: bpf_insn is a plain C struct (bindgen); all-zero is a valid value.

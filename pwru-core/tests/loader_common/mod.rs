@@ -241,9 +241,15 @@ pub fn drop_reason_value(name: &str) -> Option<u32> {
 
 /// Whether tracepoint category/name exists on this kernel.
 pub fn tracepoint_exists(category: &str, name: &str) -> bool {
-    ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"]
+    let in_tracefs = ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"]
         .iter()
-        .any(|b| std::path::Path::new(&format!("{b}/events/{category}/{name}")).exists())
+        .any(|b| std::path::Path::new(&format!("{b}/events/{category}/{name}")).exists());
+    // Without tracefs, the kernel BTF's `btf_trace_<name>` typedef says the same.
+    in_tracefs
+        || pwru_core::btf::Btf::vmlinux().is_ok_and(|btf| {
+            btf.find_by_name(pwru_core::btf::Kind::Typedef, &format!("btf_trace_{name}"))
+                .is_some()
+        })
 }
 
 /// Name of the kernel function containing `addr`, from /proc/kallsyms (None if hidden).

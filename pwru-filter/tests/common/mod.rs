@@ -338,7 +338,15 @@ pub struct RbpfFilter {
 impl RbpfFilter {
     pub fn new(body: &[Insn]) -> RbpfFilter {
         let mut prog = vec![Insn::load(op::DW, 2, 1, 8), Insn::load(op::DW, 1, 1, 0)];
-        prog.extend_from_slice(body);
+        // A kfunc call (only bpf_rdonly_cast is generated) runs as the kernel's verifier
+        // rewrites it: r0 = r1.
+        prog.extend(body.iter().map(|i| {
+            if i.code == op::JMP | op::CALL && i.src == op::PSEUDO_KFUNC_CALL {
+                Insn::mov64_reg(0, 1)
+            } else {
+                *i
+            }
+        }));
         RbpfFilter {
             bytes: program_bytes(&prog),
         }
@@ -357,6 +365,22 @@ impl RbpfFilter {
         mbuff[8..].copy_from_slice(&hi.to_le_bytes());
         vm.execute_program(packet, &mbuff)
             .map_err(|e| e.to_string())
+    }
+}
+
+/// The running kernel's ids for kfunc-cast reads; None (after printing the SKIP line for
+/// `test`) when it has none.
+pub fn cast_ids(test: &str) -> Option<pwru_filter::CastIds> {
+    match pwru_filter::CastIds::running_kernel() {
+        Ok(Some(ids)) => Some(ids),
+        Ok(None) => {
+            println!("SKIP {test}: this kernel has no bpf_rdonly_cast kfunc (Linux < 6.2)");
+            None
+        }
+        Err(e) => {
+            println!("SKIP {test}: {e}");
+            None
+        }
     }
 }
 
