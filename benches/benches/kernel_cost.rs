@@ -6,7 +6,9 @@
 //!   pwru-filter) rejects the packet,
 //! - `emit`: the same program whose filter matches, writing an event to the ring buffer,
 //! - `no_match_trivial` (summary only): the same program with the filter body `r0 = 0; exit`,
-//!   i.e. pwru's own cost without the filter's packet read.
+//!   i.e. pwru's own cost without the filter's packet read,
+//! - `no_match_cast`: `no_match` with the filter reading through kfunc-cast loads instead of
+//!   `bpf_probe_read_kernel` (what the tracer picks on 6.2+ kernels; absent on older ones).
 //!
 //! The three programs are attached together; UDP datagrams sent between two network
 //! namespaces to a closed port each hit kfree_skb once. Criterion reports kernel ns per hit
@@ -32,17 +34,19 @@ use pwru_core::loader::{
     TracepointFlavor,
 };
 use pwru_ebpf::*;
+use pwru_filter::{CastIds, ProbeAccess};
 
 const PORT: u16 = 33_433;
 const OTHER_PORT: u16 = 33_434;
 
-/// `udp dst port <port>` compiled by pwru-filter (libpcap, ProbeRead mode) for L2 and L3,
-/// behind the dispatch selector, as the tracer splices it.
-fn body_udp_dport(port: u16) -> FilterBody {
-    use pwru_filter::{compile_ebpf, dispatch, Layer, Mode};
+/// `udp dst port <port>` compiled by pwru-filter (libpcap, ProbeRead mode, reading packet bytes
+/// as `access` says) for L2 and L3, behind the dispatch selector, as the tracer splices it.
+fn body_udp_dport(port: u16, access: ProbeAccess) -> FilterBody {
+    use pwru_filter::{compile_ebpf_with, dispatch, Layer, Mode, Options};
     let expr = format!("udp dst port {port}");
-    let l2 = compile_ebpf(&expr, Layer::L2, Mode::ProbeRead).expect("compiles");
-    let l3 = compile_ebpf(&expr, Layer::L3, Mode::ProbeRead).expect("compiles");
+    let o = Options::with_access(access);
+    let l2 = compile_ebpf_with(&expr, Layer::L2, Mode::ProbeRead, &o).expect("compiles");
+    let l3 = compile_ebpf_with(&expr, Layer::L3, Mode::ProbeRead, &o).expect("compiles");
     let d = dispatch(&[&l2.insns, &l3.insns]).expect("dispatch");
     let bytes: Vec<u8> = d.iter().flat_map(|i| i.to_bytes()).collect();
     FilterBody::from_bytes(&bytes).expect("valid body")
@@ -124,7 +128,7 @@ fn setup() -> Result<Setup, String> {
         Loader::new(OBJECT, &FilterBody::match_all(), &cfg(0), &opts).map_err(|e| e.to_string())?;
     let mut no_match = Loader::new(
         OBJECT,
-        &body_udp_dport(OTHER_PORT),
+        &body_udp_dport(OTHER_PORT, ProbeAccess::Helper),
         &cfg(PWRU_CFG_FILTER_PCAP | outputs),
         &opts,
     )
@@ -140,12 +144,12 @@ fn setup() -> Result<Setup, String> {
             .map_err(|e| e.to_string())?;
     let mut emit = Loader::new(
         OBJECT,
-        &body_udp_dport(PORT),
+        &body_udp_dport(PORT, ProbeAccess::Helper),
         &cfg(PWRU_CFG_FILTER_PCAP | outputs),
         &opts,
     )
     .map_err(|e| e.to_string())?;
-    let links = vec![
+    let mut links = vec![
         empty
             .load_btf_tracepoint_program("tp_btf_baseline", "kfree_skb")
             .map_err(|e| e.to_string())?,
@@ -168,17 +172,36 @@ fn setup() -> Result<Setup, String> {
             std::thread::sleep(Duration::from_millis(1));
         }
     });
+    let mut loaders = vec![
+        ("empty", empty, "tp_btf_baseline"),
+        ("no_match", no_match, "tp_btf_kfree_skb"),
+        ("emit", emit, "tp_btf_kfree_skb"),
+        ("no_match_trivial", no_match_trivial, "tp_btf_kfree_skb"),
+    ];
+    match CastIds::running_kernel() {
+        Ok(Some(ids)) => {
+            let mut cast = Loader::new(
+                OBJECT,
+                &body_udp_dport(OTHER_PORT, ProbeAccess::Cast(ids)),
+                &cfg(PWRU_CFG_FILTER_PCAP | outputs),
+                &opts,
+            )
+            .map_err(|e| e.to_string())?;
+            links.push(
+                cast.load_tracepoint("kfree_skb", TracepointFlavor::Btf)
+                    .map_err(|e| e.to_string())?,
+            );
+            loaders.push(("no_match_cast", cast, "tp_btf_kfree_skb"));
+        }
+        Ok(None) => println!("SKIP kernel_cost/no_match_cast: no bpf_rdonly_cast (Linux < 6.2)"),
+        Err(e) => println!("SKIP kernel_cost/no_match_cast: {e}"),
+    }
     let sock = UdpSocket::bind("10.202.0.1:0").map_err(|e| e.to_string())?;
     Ok(Setup {
         _netns: netns,
         _stats: stats,
         _links: links,
-        loaders: vec![
-            ("empty", empty, "tp_btf_baseline"),
-            ("no_match", no_match, "tp_btf_kfree_skb"),
-            ("emit", emit, "tp_btf_kfree_skb"),
-            ("no_match_trivial", no_match_trivial, "tp_btf_kfree_skb"),
-        ],
+        loaders,
         sock,
         stop,
     })
@@ -239,7 +262,8 @@ fn kernel_cost(c: &mut Criterion) {
     }
 
     let mut g = c.benchmark_group("kernel_cost_kfree_skb");
-    for i in 0..3 {
+    // All but no_match_trivial (a reference for the summary only).
+    for i in (0..s.loaders.len()).filter(|i| *i != 3) {
         let name = s.loaders[i].0;
         g.bench_function(name, |b| {
             b.iter_custom(|iters| {

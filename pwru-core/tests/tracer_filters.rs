@@ -27,6 +27,22 @@ fn builder(pcap: &str) -> TracerBuilder {
 fn attach(b: TracerBuilder) -> Session {
     let tracer = b.build().expect("build");
     assert_eq!(tracer.backend(), Backend::Tracepoint);
+    // With bpf_rdonly_cast (6.2+) tp_btf programs take kfunc-cast filters: every test here
+    // then proves that scheme on real packets; without it, the helper scheme.
+    let has_cast = matches!(pwru_filter::CastIds::running_kernel(), Ok(Some(_)));
+    match tracer.filter_access() {
+        pwru_core::ProbeAccess::Cast(ids) => println!("filter reads: kfunc cast ({ids})"),
+        pwru_core::ProbeAccess::Helper => println!(
+            "filter reads: bpf_probe_read_kernel ({})",
+            tracer.filter_access_note().unwrap_or("")
+        ),
+    }
+    assert_eq!(
+        matches!(tracer.filter_access(), pwru_core::ProbeAccess::Cast(_)),
+        has_cast,
+        "{:?}",
+        tracer.filter_access_note()
+    );
     let built = tracer.build_time();
     let s = tracer.attach(|_| {}).expect("attach");
     assert!(!s.attached().is_empty());

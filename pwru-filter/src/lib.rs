@@ -29,8 +29,11 @@
 //!     [`DIRECT_MAX_OFFSET`] (32767; the verifier tracks packet ranges only up to 65535) count as out of range.
 //!   - [`Mode::ProbeRead`]: R1/R2 are plain u64 kernel addresses (scalars); the body verifies
 //!     on its own, e.g. as a global function with BTF `int f(u64 data, u64 data_end)`, or in a
-//!     KPROBE program. R2 < R1 is treated as an empty packet. If the kernel refuses to read
-//!     the packet memory, the result is "no match".
+//!     KPROBE program. R2 < R1 is treated as an empty packet. Bytes are read as
+//!     [`Options::probe_access`] says: with [`ProbeAccess::Helper`] (the default) through
+//!     `bpf_probe_read_kernel`, and a read the kernel refuses ends with "no match"; with
+//!     [`ProbeAccess::Cast`] by plain loads through pointers from the kfunc `bpf_rdonly_cast`
+//!     (Linux 6.2+, see [`cast`]), and a load the kernel cannot perform reads 0.
 //! - **Exit**: R0 = 0 means no match, non-zero means match (it is the classic program's return
 //!   value: libpcap returns the snapshot length 262144 on a match).
 //! - `ld len` (the pcap `len` keyword) = R2 - R1. Every packet load is bounds-checked against it
@@ -38,14 +41,16 @@
 //! - **Registers**: R6–R9 are preserved as for any BPF-to-BPF subprogram: the verifier starts
 //!   the callee with R6–R9 uninitialised (the body never reads the caller's values) and the
 //!   JIT/interpreter saves and restores the registers a function writes. ProbeRead bodies use
-//!   R6–R9 for A, X, data and length (they survive the helper calls); Direct bodies use only
-//!   R0–R5. R1–R5 are clobbered.
+//!   R6–R9 for A, X, data and length (they survive the helper and kfunc calls); Direct bodies
+//!   use only R0–R5. R1–R5 are clobbered.
 //! - **Stack**: at most [`STACK_BYTES`] = 256 bytes of its own frame below R10 (ProbeRead: 8
-//!   bytes scratch, 64 bytes M\[0..15\], and a header copy of at most [`PROBE_BUFFER_MAX`] =
-//!   184 bytes; Direct: at most 64 bytes for M\[\]).
-//! - **Contents**: no map references and no `ld_imm64` (splicing needs no relocation), only the
-//!   helper `bpf_probe_read_kernel` (id 113) and only in ProbeRead mode, only forward jumps
-//!   with 16-bit offsets, no unreachable instruction. ALU is 32-bit (`w` registers) and
+//!   bytes scratch, 64 bytes M\[0..15\], and with helper reads a header copy of at most
+//!   [`PROBE_BUFFER_MAX`] = 184 bytes; Direct: at most 64 bytes for M\[\]).
+//! - **Contents**: no map references and no `ld_imm64` (splicing needs no relocation), only
+//!   forward jumps with 16-bit offsets, no unreachable instruction. Calls only in ProbeRead
+//!   mode: the helper `bpf_probe_read_kernel` (id 113) with [`ProbeAccess::Helper`], the
+//!   kfunc `bpf_rdonly_cast` (its vmlinux BTF id in the call's `imm`, already resolved: no
+//!   relocation either) with [`ProbeAccess::Cast`]. ALU is 32-bit (`w` registers) and
 //!   compares use JMP32, so the kernel needs JMP32 (5.1+); ProbeRead reads its header buffer
 //!   with variable stack offsets (5.12+) and needs CAP_PERFMON (or root) like any probe-read.
 //!   Direct mode's `ld len` subtracts two packet pointers, which also needs CAP_PERFMON.
@@ -76,10 +81,12 @@
 //!
 //! - Compile: libpcap ≈ 5 µs per typical expression (284 ms for 200 OR'd hosts); translation
 //!   ≈ 0.3 µs (11.7 µs for 200 hosts). Translation / libpcap: median 7.6 %, p90 14.4 %.
-//! - Per packet in the kernel (net of the test harness): Direct 1–2 ns; ProbeRead 27–33 ns
-//!   with the default bulk header copy, 50–175 ns with one helper call per load (pwru's
-//!   scheme). ProbeRead's cost is one `bpf_probe_read_kernel` call (≈ 24 ns here whatever the
-//!   size), so it is 13–16x Direct in net filter time and ≈ 1.6x per test-run packet.
+//! - Per packet in the kernel (net of the test harness): Direct 0–4 ns; ProbeRead with
+//!   kfunc-cast loads 0–12 ns (≤ 1.4x Direct per test-run packet); ProbeRead with helper reads
+//!   27–42 ns with the bulk header copy, 50–200 ns with one helper call per load (pwru's
+//!   scheme): one `bpf_probe_read_kernel` call costs ≈ 24 ns here whatever the size. In pwru's
+//!   real kfree_skb program a non-matching packet costs 81 ns with the cast filter against
+//!   119 ns with the helper one (empty program: 58 ns).
 //!
 #![deny(missing_docs)]
 

@@ -263,8 +263,9 @@ fn scan(insns: &[CbpfInsn], reachable: &[bool], mode: Mode, opts: &Options) -> N
 
 /// Translates a classic BPF program into the body of an eBPF subprogram following the crate's
 /// calling convention. The result contains no map references, no `ld_imm64`, only forward
-/// jumps, no unreachable instruction, and in [`Mode::ProbeRead`] only the helper
-/// `bpf_probe_read_kernel`.
+/// jumps, no unreachable instruction, and calls only in [`Mode::ProbeRead`]: the helper
+/// `bpf_probe_read_kernel` (the default [`ProbeAccess::Helper`]; [`translate_with`] can choose
+/// [`ProbeAccess::Cast`]).
 pub fn translate(cbpf: &Cbpf, mode: Mode) -> Result<Vec<Insn>, TranslateError> {
     translate_insns(cbpf.insns(), mode)
 }

@@ -7,7 +7,9 @@ mod common;
 use common::*;
 use proptest::prelude::*;
 use pwru_filter::cbpf::CbpfInsn;
-use pwru_filter::{compile, translate_insns, Cbpf, Layer, Mode};
+use pwru_filter::{
+    compile, translate_insns, translate_with, CastIds, Cbpf, Layer, Mode, Options, ProbeAccess,
+};
 
 fn primitive() -> impl Strategy<Value = String> {
     let host = prop_oneof![
@@ -104,15 +106,32 @@ fn expression() -> impl Strategy<Value = String> {
     })
 }
 
+/// The running kernel's kfunc-cast ids (None, after a SKIP line, when it has none).
+fn kernel_cast_ids() -> Option<CastIds> {
+    static IDS: std::sync::OnceLock<Option<CastIds>> = std::sync::OnceLock::new();
+    *IDS.get_or_init(|| cast_ids("proptest_random (kernel part, kfunc-cast variant)"))
+}
+
 fn check_program(name: &str, cbpf: &Cbpf, packets: &[Vec<u8>]) -> Result<(), TestCaseError> {
-    for mode in [Mode::Direct, Mode::ProbeRead] {
-        let body = match translate_insns(cbpf.insns(), mode) {
+    // Made-up ids are fine for rbpf (it runs the call as r0 = r1); the kernel needs real ones.
+    let real = if kernel_ok() { kernel_cast_ids() } else { None };
+    let cast = real.unwrap_or(CastIds {
+        rdonly_cast: 1000,
+        target: 2000,
+    });
+    for (mode, access) in [
+        (Mode::Direct, ProbeAccess::Helper),
+        (Mode::ProbeRead, ProbeAccess::Helper),
+        (Mode::ProbeRead, ProbeAccess::Cast(cast)),
+    ] {
+        let body = match translate_with(cbpf.insns(), mode, &Options::with_access(access)) {
             Ok(b) => b,
             // Refusals are fine (they name the construct); panics are not.
             Err(_) => return Ok(()),
         };
         let vm = RbpfFilter::new(&body);
-        let kernel = if kernel_ok() {
+        let in_kernel = kernel_ok() && (access == ProbeAccess::Helper || real.is_some());
+        let kernel = if in_kernel {
             Some(
                 KernelFilter::load(&body, mode)
                     .map_err(|e| TestCaseError::fail(format!("{name} {mode:?}: {e}")))?,

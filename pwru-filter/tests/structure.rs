@@ -7,11 +7,13 @@ use common::*;
 use pwru_filter::cbpf::CbpfInsn;
 use pwru_filter::insn::{op, HELPER_PROBE_READ_KERNEL};
 use pwru_filter::{
-    compile_ebpf, corpus, translate_insns, Error, Insn, Layer, Mode, TranslateError, STACK_BYTES,
+    compile_ebpf, corpus, translate_insns, translate_with, CastIds, Error, Insn, Layer, Mode,
+    Options, ProbeAccess, TranslateError, STACK_BYTES,
 };
 
-/// Checks one body; returns a description of the first broken promise.
-fn check_body(body: &[Insn], mode: Mode) -> Result<(), String> {
+/// Checks one body; returns a description of the first broken promise. `cast`: the body was
+/// made with kfunc-cast reads, so its only calls are kfunc calls of `bpf_rdonly_cast`.
+fn check_body(body: &[Insn], mode: Mode, cast: Option<CastIds>) -> Result<(), String> {
     let n = body.len();
     let mut reachable = vec![false; n];
     let mut work = vec![0usize];
@@ -29,10 +31,13 @@ fn check_body(body: &[Insn], mode: Mode) -> Result<(), String> {
                 let jop = insn.code & 0xf0;
                 if jop == op::EXIT {
                 } else if jop == op::CALL {
-                    if insn.src != 0
-                        || insn.imm != HELPER_PROBE_READ_KERNEL
-                        || mode != Mode::ProbeRead
-                    {
+                    let allowed = match cast {
+                        None => insn.src == 0 && insn.imm == HELPER_PROBE_READ_KERNEL,
+                        Some(ids) => {
+                            insn.src == op::PSEUDO_KFUNC_CALL && insn.imm == ids.rdonly_cast as i32
+                        }
+                    };
+                    if !allowed || mode != Mode::ProbeRead {
                         return Err(format!("{i}: call not allowed here: {insn}"));
                     }
                     next.push(i + 1);
@@ -86,11 +91,24 @@ fn corpus_bodies_keep_the_calling_convention() {
     let mut checked = 0;
     for (expr, l2, l3) in compiled_corpus() {
         for cbpf in [l2, l3] {
-            for mode in [Mode::Direct, Mode::ProbeRead] {
-                let b = body(expr, cbpf, mode);
-                check_body(&b, mode).unwrap_or_else(|e| {
+            let cast = CastIds {
+                rdonly_cast: 4242,
+                target: 77,
+            };
+            for (mode, access) in [
+                (Mode::Direct, ProbeAccess::Helper),
+                (Mode::ProbeRead, ProbeAccess::Helper),
+                (Mode::ProbeRead, ProbeAccess::Cast(cast)),
+            ] {
+                let b = translate_with(cbpf.insns(), mode, &Options::with_access(access))
+                    .unwrap_or_else(|e| panic!("{} {mode:?}: {e}", short(expr)));
+                let ids = match access {
+                    ProbeAccess::Cast(ids) => Some(ids),
+                    ProbeAccess::Helper => None,
+                };
+                check_body(&b, mode, ids).unwrap_or_else(|e| {
                     panic!(
-                        "{} {:?} {mode:?}: {e}\n{}",
+                        "{} {:?} {mode:?} {access:?}: {e}\n{}",
                         short(expr),
                         cbpf.layer(),
                         pwru_filter::disassemble(&b)
@@ -113,7 +131,7 @@ fn many_hosts_fit_the_jump_limit() {
             p.cbpf.insns().len(),
             p.insns.len()
         );
-        check_body(&p.insns, mode).unwrap();
+        check_body(&p.insns, mode, None).unwrap();
     }
 }
 
@@ -197,7 +215,7 @@ fn dispatch_selects_each_filter_in_rbpf() {
             .collect();
         let refs: Vec<&[Insn]> = bodies.iter().map(|b| b.as_slice()).collect();
         let disp = pwru_filter::dispatch(&refs).expect("dispatch");
-        check_body(&disp, mode).expect("dispatch body keeps the convention");
+        check_body(&disp, mode, None).expect("dispatch body keeps the convention");
         for which in 0..=picks.len() as i32 {
             // The rbpf prologue puts data/data_end in R1/R2: move them to R2/R3, selector in R1.
             let mut prog = vec![

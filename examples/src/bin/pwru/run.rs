@@ -118,6 +118,17 @@ pub fn trace_with(
             eprintln!("pwru: backend {b} refused: {why}");
         }
     }
+    if a.debug {
+        match tracer.filter_access() {
+            pwru_core::ProbeAccess::Cast(ids) => {
+                eprintln!("pwru: the filter reads packets with kfunc-cast loads ({ids})")
+            }
+            pwru_core::ProbeAccess::Helper => eprintln!(
+                "pwru: the filter reads packets with bpf_probe_read_kernel: {}",
+                tracer.filter_access_note().unwrap_or("")
+            ),
+        }
+    }
     let tty = std::io::stderr().is_terminal();
     let backend = tracer.backend();
     let started = Instant::now();
