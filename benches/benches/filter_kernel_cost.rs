@@ -155,10 +155,10 @@ fn load(body: &[Insn], mode: Mode) -> Option<LoadedProgram> {
     .ok()
 }
 
-/// Mean ns per run: median of 9 test runs of `repeat` repetitions each, in tenths of ns via
+/// Mean ns per run: median of 15 test runs of `repeat` repetitions each, in tenths of ns via
 /// averaging several runs.
 fn ns_per_packet(prog: &LoadedProgram, frame: &[u8]) -> f64 {
-    let mut samples: Vec<f64> = (0..9)
+    let mut samples: Vec<f64> = (0..15)
         .filter_map(|_| {
             prog.test_run(frame, 200_000)
                 .ok()

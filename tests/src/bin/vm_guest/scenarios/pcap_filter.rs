@@ -33,8 +33,13 @@ pub fn run(_: &mut Ctx, backend: Backend) -> Outcome {
 fn try_run(backend: Backend) -> Result<Outcome, Outcome> {
     let pair = kit::lab("pf", 32).map_err(Outcome::Fail)?;
     let expr = filter(&pair.addr_a.to_string(), &pair.addr_b.to_string());
-    let mut session =
-        kit::start(kit::packet_tracer(backend, kit::RX_TX, &expr)).map_err(Outcome::Fail)?;
+    let tracer = kit::packet_tracer(backend, kit::RX_TX, &expr)
+        .build()
+        .map_err(|e| Outcome::Fail(format!("build: {e}")))?;
+    let reads = kit::filter_reads(&tracer);
+    let mut session = tracer
+        .attach(|_| {})
+        .map_err(|e| Outcome::Fail(format!("attach: {e}")))?;
     for (sport, dport, len) in FLOWS {
         pair.send_udp(sport, dport, 2, len)
             .map_err(|e| Outcome::Fail(format!("send {sport}->{dport}: {e}")))?;
@@ -76,7 +81,7 @@ fn try_run(backend: Backend) -> Result<Outcome, Outcome> {
         )));
     }
     Ok(Outcome::Pass(format!(
-        "{matched} events, all {}:{want_s}->{}:{want_d}; 4 other v4 flows and 1 v6 flow filtered out ({})",
+        "{matched} events, all {}:{want_s}->{}:{want_d}; 4 other v4 flows and 1 v6 flow filtered out ({reads}; {})",
         pair.addr_a,
         pair.addr_b,
         kit::some_functions(&got.events, 6)

@@ -35,6 +35,14 @@ pub fn packet_tracer(backend: Backend, functions: &str, filter: &str) -> TracerB
         .pcap_filter(filter)
 }
 
+/// How the tracer's filter reads packet bytes, for reports.
+pub fn filter_reads(tracer: &Tracer) -> &'static str {
+    match tracer.filter_access() {
+        pwru_core::ProbeAccess::Cast(_) => "filter reads: kfunc cast",
+        pwru_core::ProbeAccess::Helper => "filter reads: bpf_probe_read_kernel",
+    }
+}
+
 /// Builds and attaches; the error says which step failed.
 pub fn start(builder: TracerBuilder) -> Result<Session, String> {
     let tracer = builder.build().map_err(|e| format!("build: {e}"))?;
