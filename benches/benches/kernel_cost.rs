@@ -15,11 +15,10 @@
 //! (iter_custom returns run-time deltas, not wall time). Needs root; otherwise it says SKIP.
 //!
 //! Measured on the 2-core Debian 12 development VM, kernel 6.18 (`cargo bench -p pwru-benches
-//! --bench kernel_cost`): empty 59-64 ns/hit, no_match 111-125 ns (1.84-2.05x empty),
-//! no_match_trivial 72 ns (1.21x: pwru's own part; the other ~50 ns are the compiled filter's
-//! packet read and logic), emit 256-430 ns (4-7x; it varies with how often the ring buffer
-//! has to wake the reader). run_time_ns includes the
-//! kernel's own timing overhead (two clock reads per run), which is most of `empty`.
+//! --bench kernel_cost`): empty 57-60 ns/hit, no_match_cast 79-85 ns (1.38-1.41x empty),
+//! no_match 115-127 ns (2.01-2.13x), no_match_trivial 69-78 ns (pwru's own part), emit
+//! 480-920 ns (it varies with how often the ring buffer has to wake the reader). run_time_ns
+//! includes the kernel's own timing overhead (two clock reads per run), most of `empty`.
 
 use std::net::UdpSocket;
 use std::os::fd::AsRawFd;

@@ -81,12 +81,12 @@
 //!
 //! - Compile: libpcap ≈ 5 µs per typical expression (284 ms for 200 OR'd hosts); translation
 //!   ≈ 0.3 µs (11.7 µs for 200 hosts). Translation / libpcap: median 7.6 %, p90 14.4 %.
-//! - Per packet in the kernel (net of the test harness): Direct 0–4 ns; ProbeRead with
-//!   kfunc-cast loads 0–12 ns (≤ 1.4x Direct per test-run packet); ProbeRead with helper reads
-//!   27–42 ns with the bulk header copy, 50–200 ns with one helper call per load (pwru's
-//!   scheme): one `bpf_probe_read_kernel` call costs ≈ 24 ns here whatever the size. In pwru's
-//!   real kfree_skb program a non-matching packet costs 81 ns with the cast filter against
-//!   119 ns with the helper one (empty program: 58 ns).
+//! - Per packet in the kernel (net of the test harness): Direct 2–7 ns; ProbeRead with
+//!   kfunc-cast loads 3–12 ns (1.00–1.18x Direct per test-run packet); ProbeRead with helper
+//!   reads 26–41 ns with the bulk header copy (1.45–1.92x), 47–186 ns with one helper call per
+//!   load (pwru's scheme): one `bpf_probe_read_kernel` call costs ≈ 24 ns here whatever the
+//!   size. In pwru-rs's real kfree_skb program a non-matching packet costs 79–85 ns with the
+//!   cast filter against 115–127 ns with the helper one (empty program: 57–60 ns).
 //!
 #![deny(missing_docs)]
 
