@@ -360,3 +360,43 @@ fn json_formats_many_events_as_lines() {
     }
     assert_eq!(n, 100);
 }
+
+#[test]
+fn relative_timestamps_keep_a_bounded_memory() {
+    use pwru_core::format::{LAST_SEEN_HORIZON_NS, LAST_SEEN_MAX};
+    let mut f = Formatter::new(FormatOptions {
+        timestamp: TimestampMode::Relative,
+        ..Default::default()
+    });
+    let mut ev = udp_event();
+    // A flood of distinct skbs within one horizon: the map never exceeds its bound.
+    for i in 0..(LAST_SEEN_MAX as u64 * 3) {
+        ev.skb = 0xffff_0000_0000_0000 + i * 256;
+        ev.timestamp_ns = 1_000 + i;
+        text(&mut f, &ev);
+        assert!(f.last_seen_len() <= LAST_SEEN_MAX);
+    }
+    // An skb seen recently keeps its relative time across a prune of old ones.
+    f.clear_last_seen();
+    for i in 0..LAST_SEEN_MAX as u64 {
+        ev.skb = 0xffff_1000_0000_0000 + i * 256;
+        ev.timestamp_ns = 5_000;
+        text(&mut f, &ev);
+    }
+    ev.skb = 0xffff_1000_0000_0000; // seen at 5 000
+    ev.timestamp_ns = 5_000 + LAST_SEEN_HORIZON_NS / 2;
+    let line = text(&mut f, &ev);
+    assert!(
+        line.contains(&format!(" {} ", LAST_SEEN_HORIZON_NS / 2)),
+        "{line}"
+    );
+    // A new skb after the horizon forces a prune: only the refreshed one survives.
+    ev.skb = 0xffff_2000_0000_0000;
+    ev.timestamp_ns = 5_001 + LAST_SEEN_HORIZON_NS;
+    text(&mut f, &ev);
+    assert_eq!(f.last_seen_len(), 2);
+    // Other modes remember nothing.
+    let mut abs = Formatter::new(FormatOptions::default());
+    text(&mut abs, &ev);
+    assert_eq!(abs.last_seen_len(), 0);
+}

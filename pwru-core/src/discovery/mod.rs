@@ -142,10 +142,14 @@ pub struct Discovery {
 /// assert!(!re.is_match("xip_rcv"));
 /// ```
 pub fn whole_name_regex(expr: &str) -> Result<regex::Regex, DiscoveryError> {
-    regex::Regex::new(&format!("^(?:{expr})$")).map_err(|e| DiscoveryError::BadRegex {
+    let bad = |e| DiscoveryError::BadRegex {
         expr: expr.to_string(),
         source: Box::new(e),
-    })
+    };
+    // Compiled alone first, so that an error points into what the user wrote rather than into
+    // the anchored form.
+    regex::Regex::new(expr).map_err(bad)?;
+    regex::Regex::new(&format!("^(?:{expr})$")).map_err(bad)
 }
 
 /// Every BTF function in `btf` (local types only, so a module's own functions for split BTF)

@@ -123,11 +123,8 @@ pub(super) fn line(f: &mut Formatter, ev: &Event, out: &mut Vec<u8>) {
         }
     }
     match f.opts.timestamp {
-        TimestampMode::None => {
-            f.last_seen.insert(ev.skb, ev.timestamp_ns);
-        }
+        TimestampMode::None => {}
         TimestampMode::Absolute => {
-            f.last_seen.insert(ev.skb, ev.timestamp_ns);
             key(out, &mut first, "time");
             out.push(b'"');
             f.clock.write(out, ev.timestamp_ns);

@@ -32,6 +32,12 @@ use std::fmt;
 
 use crate::event::{Event, Tuple};
 
+/// Most skbs whose last-seen time a [`Formatter`] remembers for relative timestamps.
+pub const LAST_SEEN_MAX: usize = 1 << 16;
+
+/// A remembered skb not seen for this long (1 s) is forgotten when the map is full.
+pub const LAST_SEEN_HORIZON_NS: u64 = 1_000_000_000;
+
 /// How timestamps are shown (pwru's `--timestamp`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum TimestampMode {
@@ -146,17 +152,37 @@ impl Formatter {
         self.netns_names = names;
     }
 
-    /// The timestamp to show for `ev` in `Current`/`Relative`/`Absolute` modes, and records it
-    /// as the skb's last-seen time (as pwru does for both text and JSON).
+    /// The timestamp to show for `ev` in `Current`/`Relative` modes; in `Relative` mode also
+    /// records it as the skb's last-seen time (the only mode that reads it).
     fn timestamp(&mut self, ev: &Event) -> u64 {
+        if self.opts.timestamp != TimestampMode::Relative {
+            return ev.timestamp_ns;
+        }
+        if self.last_seen.len() >= LAST_SEEN_MAX && !self.last_seen.contains_key(&ev.skb) {
+            self.prune_last_seen(ev.timestamp_ns);
+        }
         let prev = self.last_seen.insert(ev.skb, ev.timestamp_ns);
-        match self.opts.timestamp {
-            TimestampMode::Relative => prev.map_or(0, |p| ev.timestamp_ns.wrapping_sub(p)),
-            _ => ev.timestamp_ns,
+        prev.map_or(0, |p| ev.timestamp_ns.wrapping_sub(p))
+    }
+
+    /// Keeps the last-seen map bounded: skb addresses are recycled by the kernel's slab, so an
+    /// skb not seen for [`LAST_SEEN_HORIZON_NS`] is forgotten (its next event shows a relative
+    /// time of 0, as a new skb). If that frees too little (a flood of distinct skbs), all go,
+    /// so that the next prune is at least `LAST_SEEN_MAX / 2` insertions away.
+    fn prune_last_seen(&mut self, now: u64) {
+        self.last_seen
+            .retain(|_, t| now.saturating_sub(*t) < LAST_SEEN_HORIZON_NS);
+        if self.last_seen.len() > LAST_SEEN_MAX / 2 {
+            self.last_seen.clear();
         }
     }
 
-    /// Forgets the per-skb last-seen times (bounded memory for very long runs).
+    /// Number of skbs whose last-seen time is remembered (for `--timestamp relative`).
+    pub fn last_seen_len(&self) -> usize {
+        self.last_seen.len()
+    }
+
+    /// Forgets the per-skb last-seen times.
     pub fn clear_last_seen(&mut self) {
         self.last_seen.clear();
     }

@@ -122,9 +122,6 @@ pub(super) fn line(f: &mut Formatter, ev: &Event, out: &mut Vec<u8>) {
         let ts = f.timestamp(ev);
         out.push(b' ');
         pad_fmt(out, &mut scratch, 16, format_args!("{ts}"));
-    } else {
-        // pwru records the last-seen time in every mode.
-        f.last_seen.insert(ev.skb, ev.timestamp_ns);
     }
     let o = &f.opts;
     if o.meta {
