@@ -145,7 +145,9 @@ fn bad_function_regex_and_no_match() {
     let re = "ip_(rcv";
     // The oracle: the regex crate on the expression as written (the error's caret diagram
     // then points into the user's text, not into the anchored whole-name form).
-    let oracle = regex::Regex::new(re).expect_err("invalid regex").to_string();
+    let oracle = regex::Regex::new(re)
+        .expect_err("invalid regex")
+        .to_string();
     match build_err(builder().function_regex(re)) {
         Error::Discovery(DiscoveryError::BadRegex { expr, source }) => {
             assert_eq!(expr, re);
