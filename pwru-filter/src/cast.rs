@@ -5,9 +5,10 @@
 //! *untrusted* pointer to a BTF struct. The verifier turns loads through such pointers into
 //! `BPF_PROBE_MEM` loads (an exception-table entry instead of a helper call: a load that faults
 //! yields 0) and replaces the call itself with `r0 = r1`. So one packet byte costs a plain load,
-//! against ≈ 24 ns for a `bpf_probe_read_kernel` call. The kernel allows the kfunc in tracing
-//! (fentry/fexit/tp_btf), tc, XDP and socket-filter programs, but not in KPROBE or
-//! (raw) tracepoint programs: those keep the helper.
+//! against ≈ 24 ns for a `bpf_probe_read_kernel` call. Which program types may call the kfunc
+//! depends on the kernel (tracing, tc and XDP programs always; on 6.12, 7.3 and 6.18 also
+//! KPROBE and raw tracepoint programs), so a user should try loading before relying on it, as
+//! pwru-core does (`probe_kfunc_cast`), and keep the helper scheme where it is refused.
 
 use std::fmt;
 

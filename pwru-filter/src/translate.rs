@@ -31,8 +31,8 @@ pub enum ProbeAccess {
     Helper,
     /// Each load goes through a pointer made by the kfunc `bpf_rdonly_cast` (see
     /// [`crate::cast`]): a plain `BPF_PROBE_MEM` load, no helper call. Needs Linux 6.2+ and a
-    /// program type that allows the kfunc (tracing: fentry/fexit/tp_btf; tc; XDP), not KPROBE
-    /// or (raw) tracepoint programs. A load the kernel cannot perform reads 0 (bytes inside
+    /// program type the kernel lets call the kfunc (tracing, tc and XDP programs; KPROBE and
+    /// raw tracepoint programs on recent kernels). A load the kernel cannot perform reads 0 (bytes inside
     /// `[data, data_end)` of a real packet are always readable).
     Cast(CastIds),
 }
