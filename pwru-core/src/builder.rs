@@ -23,13 +23,11 @@ pub struct TracerBuilder {
 }
 
 impl TracerBuilder {
-    /// Starts from pwru's defaults (no filter, every skb function, Auto backend, meta + tuple).
+    /// Starts from pwru's defaults (no filter, every skb function, Auto backend, meta + tuple,
+    /// 4 MiB ring buffer); the same as `TracerBuilder::default()` and [`Tracer::builder`](crate::Tracer::builder).
     pub fn new() -> Self {
         TracerBuilder {
-            options: Options {
-                ring_buffer_bytes: crate::options::DEFAULT_RING_BUFFER_BYTES,
-                ..Options::default()
-            },
+            options: Options::default(),
         }
     }
 
@@ -137,7 +135,8 @@ impl TracerBuilder {
         self
     }
 
-    /// Ring buffer size in bytes (rounded up to a power of two of at least one page).
+    /// Ring buffer size in bytes, rounded up by `build()` to a power of two of at least one
+    /// page (5000 becomes 8192); sizes above 2 GiB are refused. Default 4 MiB.
     pub fn ring_buffer_bytes(mut self, bytes: u32) -> Self {
         self.options.ring_buffer_bytes = bytes;
         self

@@ -7,14 +7,25 @@ use crate::options::Backend;
 /// Everything that can go wrong while building a tracer, attaching it, or reading its events.
 ///
 /// Messages say what happened and what to do about it; match on the variant to handle a case.
-#[derive(Debug, thiserror::Error)]
+///
+/// `Debug` shows the variant's name and the same message as `Display`, so that
+/// `fn main() -> Result<(), pwru_core::Error>` prints the advice, not a bare struct:
+///
+/// ```
+/// let e = pwru_core::Error::InvalidOption("ring buffer too large".into());
+/// assert_eq!(format!("{e:?}"), "InvalidOption: invalid option: ring buffer too large");
+/// ```
+#[derive(thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// The process lacks a capability needed to load or attach BPF programs.
-    #[error("missing privileges: {missing} (run as root, or grant CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN)")]
+    /// The process lacks a capability (or kernel setting) that tracing needs.
+    #[error("missing privileges: {missing}; {advice}")]
     Privileges {
-        /// Which capabilities are missing, e.g. "CAP_BPF, CAP_PERFMON".
+        /// What is missing, e.g. "CAP_BPF, CAP_PERFMON" or "CAP_SYSLOG".
         missing: String,
+        /// What to do: the capabilities to grant (all that are needed, not only the missing
+        /// ones), or the setting to change.
+        advice: String,
     },
     /// A pcap-filter expression libpcap (or the eBPF translation) refused.
     #[error("invalid {which} filter {expr:?}: {message}")]
@@ -93,6 +104,13 @@ pub enum Error {
     RingBuffer(#[source] io::Error),
 }
 
+impl std::fmt::Debug for Error {
+    /// The variant's name and the `Display` message: what `main` returning this error prints.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {self}", self.variant_name())
+    }
+}
+
 fn format_refusals(r: &[(Backend, String)]) -> String {
     r.iter()
         .map(|(b, why)| format!("{b}: {why}"))
@@ -138,6 +156,26 @@ impl From<crate::loader::LoaderError> for Error {
 }
 
 impl Error {
+    /// The variant's name, e.g. `"Privileges"`.
+    fn variant_name(&self) -> &'static str {
+        match self {
+            Error::Privileges { .. } => "Privileges",
+            Error::Filter { .. } => "Filter",
+            Error::BackendUnsupported { .. } => "BackendUnsupported",
+            Error::NoBackend { .. } => "NoBackend",
+            Error::Verifier { .. } => "Verifier",
+            Error::Discovery(_) => "Discovery",
+            Error::Netns(_) => "Netns",
+            Error::Loader(_) => "Loader",
+            Error::Symbols(_) => "Symbols",
+            Error::NothingAttached { .. } => "NothingAttached",
+            Error::InvalidOption(_) => "InvalidOption",
+            Error::EventsLost { .. } => "EventsLost",
+            Error::Decode(_) => "Decode",
+            Error::RingBuffer(_) => "RingBuffer",
+        }
+    }
+
     /// Whether the event stream ends after this error. Lost-event reports and single corrupt
     /// records are not fatal: the stream goes on after them.
     ///

@@ -41,6 +41,15 @@ pub enum NetnsError {
         #[source]
         source: std::io::Error,
     },
+    /// The file exists but is not a network namespace (e.g. a plain file, or another kind of
+    /// namespace such as `/proc/<pid>/ns/mnt`).
+    #[error("{path} is not a network namespace file ({found}); give /proc/<pid>/ns/net, /run/netns/<name> or inode:<number>")]
+    NotNetns {
+        /// The path as given.
+        path: PathBuf,
+        /// What it is instead.
+        found: String,
+    },
     /// No process or `ip netns` entry holds a namespace with this inode.
     #[error("no process or /run/netns entry holds network namespace inode {0}; give its /proc/<pid>/ns/net path instead")]
     InodeNotFound(u64),
@@ -114,10 +123,13 @@ impl std::fmt::Display for NetnsSpec {
 impl NetnsSpec {
     /// The namespace inode number (what the kernel program compares with
     /// `skb->dev->nd_net.net->ns.inum`).
+    ///
+    /// A path must be a network namespace file ([`netns_file_inode`]); an inode is taken as
+    /// given (a namespace may be held by no file at all).
     pub fn inode(&self) -> Result<u64, NetnsError> {
         match self {
             NetnsSpec::Inode(i) => Ok(*i),
-            NetnsSpec::Path(p) => inode_of(p),
+            NetnsSpec::Path(p) => netns_file_inode(p),
         }
     }
 
@@ -129,6 +141,81 @@ impl NetnsSpec {
             NetnsSpec::Inode(i) => path_for_inode(*i),
         }
     }
+}
+
+/// `ioctl(fd, NS_GET_NSTYPE)` (`_IO(0xb7, 0x3)`, Linux 4.11+): the `CLONE_NEW*` type of a
+/// namespace file.
+const NS_GET_NSTYPE: libc::c_ulong = 0xb703;
+/// `statfs` magic of nsfs, the filesystem of namespace files.
+const NSFS_MAGIC: i64 = 0x6e73_6673;
+
+fn namespace_kind(clone_flag: libc::c_int) -> String {
+    let name = match clone_flag {
+        libc::CLONE_NEWNS => "mount",
+        libc::CLONE_NEWUTS => "UTS",
+        libc::CLONE_NEWIPC => "IPC",
+        libc::CLONE_NEWUSER => "user",
+        libc::CLONE_NEWPID => "PID",
+        libc::CLONE_NEWCGROUP => "cgroup",
+        libc::CLONE_NEWTIME => "time",
+        other => return format!("a namespace of type {other:#x}"),
+    };
+    format!("a {name} namespace")
+}
+
+/// The inode of the network namespace file at `path`, after checking that it is one: a file
+/// of nsfs (the filesystem of `/proc/<pid>/ns/*` and of `ip netns` bind mounts) whose
+/// namespace type is network. `/etc/passwd` or `/proc/self/ns/mnt` are refused with
+/// [`NetnsError::NotNetns`].
+///
+/// ```no_run
+/// use pwru_core::netns::netns_file_inode;
+/// assert!(netns_file_inode("/proc/self/ns/net".as_ref()).is_ok());
+/// assert!(netns_file_inode("/etc/passwd".as_ref()).is_err());
+/// ```
+pub fn netns_file_inode(path: &Path) -> Result<u64, NetnsError> {
+    let open_err = |e| NetnsError::Open {
+        path: path.to_path_buf(),
+        source: e,
+    };
+    let not = |found: String| NetnsError::NotNetns {
+        path: path.to_path_buf(),
+        found,
+    };
+    // Namespace files are regular files; opening anything else (a FIFO, a device) could block
+    // or have side effects.
+    let meta = std::fs::metadata(path).map_err(open_err)?;
+    if !meta.is_file() {
+        return Err(not(if meta.is_dir() {
+            "a directory".into()
+        } else {
+            "not a regular file".into()
+        }));
+    }
+    let file = std::fs::File::open(path).map_err(open_err)?;
+    let fd = file.as_raw_fd();
+    // SAFETY: statfs is plain old data, for which all-zero bytes are a valid value.
+    let mut fs: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: fstatfs writes into the statfs passed; fd stays open for the call.
+    if unsafe { libc::fstatfs(fd, &mut fs) } != 0 {
+        return Err(open_err(std::io::Error::last_os_error()));
+    }
+    #[allow(clippy::unnecessary_cast)] // f_type's width differs between architectures
+    if fs.f_type as i64 != NSFS_MAGIC {
+        return Err(not("a file, not a namespace".into()));
+    }
+    // SAFETY: NS_GET_NSTYPE takes no argument and only reads the open namespace fd.
+    let kind = unsafe { libc::ioctl(fd, NS_GET_NSTYPE as _) };
+    if kind < 0 {
+        return Err(not(format!(
+            "the kernel does not tell its type: {}",
+            std::io::Error::last_os_error()
+        )));
+    }
+    if kind != libc::CLONE_NEWNET {
+        return Err(not(namespace_kind(kind)));
+    }
+    Ok(meta.ino())
 }
 
 fn inode_of(path: &Path) -> Result<u64, NetnsError> {

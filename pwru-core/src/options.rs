@@ -179,8 +179,23 @@ impl std::str::FromStr for MarkFilter {
 /// Default ring buffer size: 4 MiB, room for about 20,000 events.
 pub const DEFAULT_RING_BUFFER_BYTES: u32 = 4 << 20;
 
+/// The largest ring buffer: the largest power of two a `u32` holds (2 GiB). The kernel's own
+/// limit is higher; memory runs out first.
+pub const MAX_RING_BUFFER_BYTES: u32 = 1 << 31;
+
 /// Everything a tracer was asked for; built by [`TracerBuilder`](crate::TracerBuilder).
-#[derive(Debug, Clone, Default)]
+///
+/// `Options::default()` holds pwru's defaults, the same as [`Tracer::builder`](crate::Tracer::builder):
+///
+/// ```
+/// use pwru_core::{Options, TracerBuilder, Tracer};
+/// assert_eq!(Options::default().ring_buffer_bytes, pwru_core::options::DEFAULT_RING_BUFFER_BYTES);
+/// assert_eq!(
+///     format!("{:?}", TracerBuilder::default().options()),
+///     format!("{:?}", Tracer::builder().options()),
+/// );
+/// ```
+#[derive(Debug, Clone)]
 pub struct Options {
     /// The pcap-filter expression for the packet (empty: every packet).
     pub pcap_filter: String,
@@ -212,8 +227,62 @@ pub struct Options {
     pub trace_xdp: bool,
     /// What each event carries.
     pub capture: Capture,
-    /// Ring buffer size in bytes (a power of two, at least one page).
+    /// Ring buffer size in bytes; [`TracerBuilder::build`](crate::TracerBuilder::build) rounds
+    /// it up to a power of two of at least one page (see [`ring_buffer_size`]).
     pub ring_buffer_bytes: u32,
     /// Read kernel types from this BTF file instead of /sys/kernel/btf/vmlinux.
     pub kernel_btf: Option<PathBuf>,
+}
+
+impl Default for Options {
+    /// pwru's defaults: no filter, every skb function, Auto backend, meta + tuple, a 4 MiB ring
+    /// buffer.
+    fn default() -> Self {
+        Options {
+            pcap_filter: String::new(),
+            function_regex: None,
+            kernel_modules: KernelModules::None,
+            non_skb_functions: Vec::new(),
+            backend: Backend::Auto,
+            netns: None,
+            mark: None,
+            interface: None,
+            tunnel_filter_l2: None,
+            tunnel_filter_l3: None,
+            track_skb: false,
+            track_skb_by_stackid: false,
+            trace_tc: false,
+            trace_xdp: false,
+            capture: Capture::default(),
+            ring_buffer_bytes: DEFAULT_RING_BUFFER_BYTES,
+            kernel_btf: None,
+        }
+    }
+}
+
+/// The ring buffer size the kernel is given for a requested size: the next power of two that
+/// is at least `page_size` (the kernel wants both). Sizes above [`MAX_RING_BUFFER_BYTES`]
+/// cannot be rounded within 32 bits and are refused with the valid range.
+///
+/// ```
+/// use pwru_core::options::ring_buffer_size;
+/// assert_eq!(ring_buffer_size(5000, 4096), Ok(8192));
+/// assert_eq!(ring_buffer_size(0, 4096), Ok(4096));
+/// assert_eq!(ring_buffer_size(1 << 20, 4096), Ok(1 << 20));
+/// assert!(ring_buffer_size(u32::MAX, 4096).unwrap_err().contains("4096 to 2147483648"));
+/// ```
+pub fn ring_buffer_size(requested: u32, page_size: u32) -> Result<u32, String> {
+    let page = page_size.max(1).next_power_of_two();
+    let range = || {
+        format!(
+            "the ring buffer size must be between {page} and {MAX_RING_BUFFER_BYTES} bytes (it is rounded up to a power of two)"
+        )
+    };
+    if requested > MAX_RING_BUFFER_BYTES || page > MAX_RING_BUFFER_BYTES {
+        return Err(format!(
+            "ring buffer size {requested} is too large: {}",
+            range()
+        ));
+    }
+    Ok(requested.max(page).next_power_of_two())
 }

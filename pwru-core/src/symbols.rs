@@ -29,9 +29,15 @@ pub enum SymbolsError {
         #[source]
         source: std::io::Error,
     },
-    /// Every address is zero: kptr_restrict hides them from this process.
-    #[error("all kernel symbol addresses in {0} read as zero (kernel.kptr_restrict hides them); run as root (CAP_SYSLOG), or set `sysctl kernel.kptr_restrict=0`")]
-    Restricted(PathBuf),
+    /// Every address is zero: the kernel hides them from this process.
+    #[error("all kernel symbol addresses in {path} read as zero; {advice}")]
+    Restricted {
+        /// The file.
+        path: PathBuf,
+        /// What would show the addresses here (from
+        /// [`AddressPolicy::advice`](crate::privileges::AddressPolicy::advice)).
+        advice: String,
+    },
     /// No symbol lines at all.
     #[error("{0} lists no symbols; is it a kallsyms file?")]
     Empty(PathBuf),
@@ -92,7 +98,10 @@ impl KernelSymbols {
             source: e,
         })?;
         Self::parse(&text).map_err(|e| match e {
-            SymbolsError::Restricted(_) => SymbolsError::Restricted(path.to_path_buf()),
+            SymbolsError::Restricted { advice, .. } => SymbolsError::Restricted {
+                path: path.to_path_buf(),
+                advice,
+            },
             SymbolsError::Empty(_) => SymbolsError::Empty(path.to_path_buf()),
             other => other,
         })
@@ -143,7 +152,13 @@ impl KernelSymbols {
             return Err(SymbolsError::Empty(PathBuf::new()));
         }
         if !nonzero {
-            return Err(SymbolsError::Restricted(PathBuf::new()));
+            let advice = crate::privileges::AddressPolicy::current()
+                .advice()
+                .unwrap_or_else(|| "is it a kallsyms file read with the addresses hidden?".into());
+            return Err(SymbolsError::Restricted {
+                path: PathBuf::new(),
+                advice,
+            });
         }
         syms.entries.sort_by_key(|e| e.addr);
         syms.by_name.reserve(syms.entries.len());

@@ -113,6 +113,13 @@ impl Tracer {
     }
 }
 
+/// The system's page size (4096 where it cannot be asked).
+fn page_size() -> u32 {
+    // SAFETY: sysconf has no preconditions.
+    let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    u32::try_from(n).ok().filter(|&n| n > 0).unwrap_or(4096)
+}
+
 fn filter_error(which: &'static str, expr: &str, e: impl std::fmt::Display) -> Error {
     Error::Filter {
         which,
@@ -266,25 +273,21 @@ impl TracerBuilder {
     /// [`Error::BackendUnsupported`], [`Error::NoBackend`], [`Error::InvalidOption`].
     pub fn build(self) -> Result<Tracer, Error> {
         let started = Instant::now();
-        let o = self.options;
+        let mut o = self.options;
         // Tracing needs BPF + PERFMON; finding and tracing tc/XDP programs also NET_ADMIN.
         let mut caps = vec![Capability::Bpf, Capability::Perfmon];
         if o.trace_tc || o.trace_xdp {
             caps.push(Capability::NetAdmin);
         }
-        privileges::require(&caps)?;
+        privileges::require_for_tracing(&caps)?;
 
         // Cheap, pure checks first so a typo is reported before any kernel probe.
         let (filters, mut flags) = compile_filters(&o)?;
         if let Some(re) = &o.function_regex {
             discovery::whole_name_regex(re)?;
         }
-        let rb = o.ring_buffer_bytes;
-        if rb < 4096 || !rb.is_power_of_two() {
-            return Err(Error::InvalidOption(format!(
-                "ring buffer size {rb} must be a power of two of at least 4096 bytes"
-            )));
-        }
+        o.ring_buffer_bytes = crate::options::ring_buffer_size(o.ring_buffer_bytes, page_size())
+            .map_err(Error::InvalidOption)?;
 
         let mut config = PwruConfig {
             flags: 0,

@@ -54,7 +54,7 @@ fn without_capabilities_build_names_cap_bpf() {
         println!("CHILD {eff}");
         match Tracer::builder().build() {
             Err(e @ Error::Privileges { .. }) => {
-                let Error::Privileges { missing } = &e else {
+                let Error::Privileges { missing, .. } = &e else {
                     unreachable!()
                 };
                 assert!(missing.contains("CAP_BPF"), "{missing}");
@@ -280,10 +280,154 @@ fn missing_external_btf_and_bad_ring_size() {
         matches!(e, Error::Discovery(DiscoveryError::Btf(_))),
         "{e:?}"
     );
-    for bytes in [1000, 4097, 2048] {
-        assert!(matches!(
-            build_err(builder().ring_buffer_bytes(bytes)),
-            Error::InvalidOption(_)
-        ));
+}
+
+#[test]
+fn default_builder_is_the_same_as_tracer_builder() {
+    let name = "default_builder_is_the_same_as_tracer_builder";
+    if skip_unless_root(name) {
+        return;
     }
+    assert_eq!(
+        format!("{:?}", TracerBuilder::default().options()),
+        format!("{:?}", Tracer::builder().options())
+    );
+    assert_eq!(
+        format!("{:?}", TracerBuilder::new().options()),
+        format!("{:?}", pwru_core::Options::default())
+    );
+    let t = TracerBuilder::default()
+        .backend(Backend::Tracepoint)
+        .build()
+        .expect("TracerBuilder::default() builds");
+    assert_eq!(
+        t.options().ring_buffer_bytes,
+        pwru_core::options::DEFAULT_RING_BUFFER_BYTES
+    );
+}
+
+#[test]
+fn ring_buffer_size_is_rounded_up_and_the_kernel_takes_it() {
+    let name = "ring_buffer_size_is_rounded_up_and_the_kernel_takes_it";
+    if skip_unless_root(name) {
+        return;
+    }
+    // SAFETY: sysconf has no preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as u32;
+    for (asked, want) in [
+        (5000, 8192.max(page)),
+        (1, page),
+        (page + 1, 2 * page),
+        (1 << 20, 1 << 20),
+    ] {
+        let t = builder()
+            .function_regex("kfree_skb")
+            .ring_buffer_bytes(asked)
+            .build()
+            .unwrap_or_else(|e| panic!("ring_buffer_bytes({asked}): {e}"));
+        assert_eq!(t.options().ring_buffer_bytes, want, "asked {asked}");
+        // The oracle: the kernel refuses a ring buffer that is not a power-of-two number of
+        // pages (EINVAL), so attaching proves the size it was given.
+        let session = t
+            .attach(|_| {})
+            .unwrap_or_else(|e| panic!("attach with ring_buffer_bytes({asked}): {e}"));
+        assert_eq!(session.attached().len(), 1);
+    }
+    for asked in [u32::MAX, (1 << 31) + 1] {
+        match build_err(builder().ring_buffer_bytes(asked)) {
+            Error::InvalidOption(msg) => {
+                assert!(msg.contains(&asked.to_string()), "{msg}");
+                assert!(
+                    msg.contains(&format!("between {page} and 2147483648")),
+                    "{msg}"
+                );
+            }
+            other => panic!("expected InvalidOption, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn errors_name_library_options_not_cli_flags() {
+    let name = "errors_name_library_options_not_cli_flags";
+    if skip_unless_root(name) {
+        return;
+    }
+    let e = build_err(builder().function_regex("pwru_no_such_function_.*"));
+    let text = e.to_string();
+    assert!(text.contains("kernel_modules"), "{text}");
+    // No command-line flag of any tool (`--kmods`, `--filter-func`, ...) in library errors.
+    let flag = regex::Regex::new(r"(^|\s)--[a-z]").unwrap();
+    for e in [
+        e,
+        build_err(builder().pcap_filter("udp and port")),
+        build_err(builder().netns("/etc/passwd")),
+        build_err(builder().ring_buffer_bytes(u32::MAX)),
+        build_err(builder().kernel_btf("/nonexistent/vmlinux")),
+    ] {
+        assert!(!flag.is_match(&e.to_string()), "{e}");
+    }
+}
+
+#[test]
+fn debug_form_carries_the_message() {
+    // What `fn main() -> Result<(), pwru_core::Error>` prints is "Error: {e:?}".
+    let e = Error::Privileges {
+        missing: "CAP_BPF, CAP_PERFMON".into(),
+        advice: "run as root, or grant CAP_BPF and CAP_PERFMON".into(),
+    };
+    let debug = format!("{e:?}");
+    assert_eq!(debug, format!("Privileges: {e}"));
+    assert!(debug.contains("run as root"), "{debug}");
+    let e = Error::Discovery(DiscoveryError::NoMatch { expr: "x".into() });
+    assert_eq!(format!("{e:?}"), format!("Discovery: {e}"));
+}
+
+#[test]
+fn netns_must_be_a_network_namespace_file() {
+    let name = "netns_must_be_a_network_namespace_file";
+    if skip_unless_root(name) {
+        return;
+    }
+    for (path, found) in [
+        ("/etc/passwd", "not a namespace"),
+        ("/proc/self/ns/mnt", "a mount namespace"),
+        ("/proc/self/ns/uts", "a UTS namespace"),
+        ("/proc/self", "a directory"),
+        ("/dev/null", "not a regular file"),
+    ] {
+        match build_err(builder().netns(path)) {
+            Error::Netns(e @ NetnsError::NotNetns { .. }) => {
+                let text = e.to_string();
+                assert!(text.contains(path), "{text}");
+                assert!(text.contains(found), "{path}: {text}");
+                assert!(text.contains("/proc/<pid>/ns/net"), "{text}");
+            }
+            other => panic!("{path}: expected NotNetns, got {other:?}"),
+        }
+    }
+    // Real network namespace files: this process's, and an `ip netns` bind mount.
+    let pair = pwru_core::netlab::VethPair::create(&tag('e', 2), 196).expect("veth pair");
+    let path_a = pwru_core::netlab::VethPair::netns_path(&pair.ns_a);
+    for path in [
+        "/proc/self/ns/net".to_string(),
+        path_a.to_string_lossy().into_owned(),
+    ] {
+        let t = builder()
+            .netns(&*path)
+            .build()
+            .unwrap_or_else(|e| panic!("{path}: {e}"));
+        // The oracle: the inode the kernel reports for the file.
+        let ino = std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&path).unwrap());
+        assert_eq!(t.options().netns.as_deref(), Some(path.as_str()));
+        assert_eq!(
+            pwru_core::netns::netns_file_inode(path.as_ref()).unwrap(),
+            ino
+        );
+    }
+    // An inode is taken as given.
+    builder()
+        .netns("inode:4026531840")
+        .build()
+        .expect("inode: spec");
 }

@@ -32,7 +32,7 @@ pub enum DiscoveryError {
         source: Box<regex::Error>,
     },
     /// No function matched.
-    #[error("no kernel function with a struct sk_buff * argument matches {expr:?} (and is traceable); check the regex (it must match the whole name) or add --kmods")]
+    #[error("no kernel function with a struct sk_buff * argument matches {expr:?} (and is traceable); check the regex (it must match the whole name) or also search kernel modules (the kernel_modules option)")]
     NoMatch {
         /// The regex.
         expr: String,
