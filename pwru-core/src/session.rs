@@ -138,13 +138,14 @@ impl Tracer {
             // One fd per function: a failure here shows up below as refusals, with the reason.
             let _ = crate::limits::raise_open_file_limit();
         }
-        let mut loader = Loader::new(
+        let mut loader = Loader::with_kernel_btf(
             pwru_ebpf::OBJECT,
             &self.filter,
             &self.config,
             &LoaderOptions {
                 ring_buf_bytes: self.options.ring_buffer_bytes,
             },
+            &self.btf,
         )?;
         let ring = loader.take_events()?;
         let lost = loader.take_lost()?;

@@ -15,10 +15,13 @@ use pwru_ebpf::{
 };
 use pwru_filter::{Cbpf, Insn, Layer, Mode, ProbeAccess};
 
+use crate::btf::Btf;
 pub use crate::builder::TracerBuilder;
 use crate::discovery::{self, DiscoveryOptions, Modules};
 use crate::error::Error;
-use crate::loader::{probe_backend, probe_kfunc_cast, FilterBody, ProbeBackend, TracepointFlavor};
+use crate::loader::{
+    probe_backend_with, probe_kfunc_cast_with, FilterBody, ProbeBackend, TracepointFlavor,
+};
 use crate::netns::{self, NetnsSpec};
 use crate::options::{Backend, KernelModules, Options};
 use crate::privileges::{self, Capability};
@@ -199,16 +202,13 @@ fn translate_filters(
 fn choose_filter_access(
     backend: Backend,
     flavor: TracepointFlavor,
+    btf: &Btf,
 ) -> (ProbeAccess, Option<String>) {
-    let ids = match pwru_filter::CastIds::running_kernel() {
-        Ok(Some(ids)) => ids,
-        Ok(None) => {
-            return (
-                ProbeAccess::Helper,
-                Some("the kernel has no bpf_rdonly_cast kfunc (Linux < 6.2)".into()),
-            )
-        }
-        Err(e) => return (ProbeAccess::Helper, Some(e.to_string())),
+    let Some(ids) = btf.cast_ids() else {
+        return (
+            ProbeAccess::Helper,
+            Some("the kernel BTF has no bpf_rdonly_cast kfunc (Linux < 6.2)".into()),
+        );
     };
     let kind = match (backend, flavor) {
         (Backend::KprobeMulti, _) => ProbeBackend::KprobeMulti,
@@ -217,14 +217,15 @@ fn choose_filter_access(
         (_, TracepointFlavor::Btf) => ProbeBackend::TpBtf,
         (_, TracepointFlavor::Raw) => ProbeBackend::RawTp,
     };
-    match probe_kfunc_cast(kind, ids) {
+    match probe_kfunc_cast_with(kind, ids, Some(btf)) {
         Ok(()) => (ProbeAccess::Cast(ids), None),
         Err(why) => (ProbeAccess::Helper, Some(why)),
     }
 }
 
 /// Probes `backend` for real; for the tracepoint backend also picks tp_btf or raw_tp.
-fn probe(backend: Backend) -> Result<TracepointFlavor, String> {
+fn probe(backend: Backend, kernel: &Btf) -> Result<TracepointFlavor, String> {
+    let probe_backend = |b| probe_backend_with(b, Some(kernel));
     match backend {
         Backend::KprobeMulti => probe_backend(ProbeBackend::KprobeMulti),
         Backend::Kprobe => probe_backend(ProbeBackend::Kprobe),
@@ -245,9 +246,9 @@ fn probe(backend: Backend) -> Result<TracepointFlavor, String> {
 /// The chosen backend, its tracepoint flavour, and the backends refused before it.
 type Choice = (Backend, TracepointFlavor, Vec<(Backend, String)>);
 
-fn choose_backend(requested: Backend) -> Result<Choice, Error> {
+fn choose_backend(requested: Backend, kernel: &Btf) -> Result<Choice, Error> {
     if requested != Backend::Auto {
-        return match probe(requested) {
+        return match probe(requested, kernel) {
             Ok(flavor) => Ok((requested, flavor, Vec::new())),
             Err(reason) => Err(Error::BackendUnsupported {
                 backend: requested,
@@ -257,7 +258,7 @@ fn choose_backend(requested: Backend) -> Result<Choice, Error> {
     }
     let mut refusals = Vec::new();
     for b in Backend::AUTO_ORDER {
-        match probe(b) {
+        match probe(b, kernel) {
             Ok(flavor) => return Ok((b, flavor, refusals)),
             Err(reason) => refusals.push((b, reason)),
         }
@@ -345,8 +346,13 @@ impl TracerBuilder {
         }
         config.flags = flags;
 
-        let (backend, tracepoint_flavor, backend_refusals) = choose_backend(o.backend)?;
-        let (filter_access, filter_access_note) = choose_filter_access(backend, tracepoint_flavor);
+        // The kernel BTF, parsed once here and shared by every step below and by attach().
+        let kernel = std::sync::Arc::new(
+            Btf::kernel(o.kernel_btf.as_deref()).map_err(discovery::DiscoveryError::from)?,
+        );
+        let (backend, tracepoint_flavor, backend_refusals) = choose_backend(o.backend, &kernel)?;
+        let (filter_access, filter_access_note) =
+            choose_filter_access(backend, tracepoint_flavor, &kernel);
         let filter = translate_filters(&filters, filter_access)?;
         if backend == Backend::Tracepoint && !o.non_skb_functions.is_empty() {
             return Err(Error::InvalidOption(
@@ -355,23 +361,26 @@ impl TracerBuilder {
         }
 
         let function_backend = backend != Backend::Tracepoint;
-        let found = discovery::discover(&DiscoveryOptions {
-            filter_func: if function_backend {
-                o.function_regex.clone()
-            } else {
-                None
+        let found = discovery::discover_with(
+            &DiscoveryOptions {
+                filter_func: if function_backend {
+                    o.function_regex.clone()
+                } else {
+                    None
+                },
+                modules: match &o.kernel_modules {
+                    KernelModules::None => Modules::None,
+                    KernelModules::List(l) => Modules::List(l.clone()),
+                    KernelModules::All => Modules::All,
+                },
+                non_skb_funcs: o.non_skb_functions.clone(),
+                kernel_btf: o.kernel_btf.clone(),
+                require_traceable: function_backend,
+                tracefs: None,
+                tracepoints: !function_backend,
             },
-            modules: match &o.kernel_modules {
-                KernelModules::None => Modules::None,
-                KernelModules::List(l) => Modules::List(l.clone()),
-                KernelModules::All => Modules::All,
-            },
-            non_skb_funcs: o.non_skb_functions.clone(),
-            kernel_btf: o.kernel_btf.clone(),
-            require_traceable: function_backend,
-            tracefs: None,
-            tracepoints: !function_backend,
-        })?;
+            kernel,
+        )?;
 
         let targets: Vec<Target> = if function_backend {
             found

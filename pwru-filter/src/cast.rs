@@ -1,6 +1,12 @@
 //! The kfunc-cast read scheme of [`crate::Mode::ProbeRead`] ([`crate::ProbeAccess::Cast`]):
 //! the two vmlinux BTF ids it needs, and how to find them in the running kernel's BTF.
 //!
+//! The translator never reads BTF: it takes the ids, resolved, in [`CastIds`]. pwru-core
+//! resolves them from the tracer's one parsed kernel BTF (its `Btf::cast_ids`, which follows
+//! `kernel_btf`); [`CastIds::running_kernel`] and [`CastIds::from_btf`] are a small
+//! stand-alone lookup for using this crate without pwru-core (and an independent oracle for
+//! pwru-core's tests).
+//!
 //! `bpf_rdonly_cast(ptr, btf_id)` (a kfunc, Linux 6.2+) turns a plain number into a read-only,
 //! *untrusted* pointer to a BTF struct. The verifier turns loads through such pointers into
 //! `BPF_PROBE_MEM` loads (an exception-table entry instead of a helper call: a load that faults

@@ -54,6 +54,15 @@ pub enum BtfError {
     /// An ELF file is malformed or has no `.BTF` section.
     #[error("cannot use ELF object: {0}; compile the object with -g so that clang emits .BTF")]
     Elf(String),
+    /// A BTF file was read but its content is not usable BTF (empty, corrupt, not BTF).
+    #[error("{path} is not usable BTF: {source}")]
+    InFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with its content.
+        #[source]
+        source: Box<BtfError>,
+    },
     /// A module name that cannot name a file under /sys/kernel/btf.
     #[error("invalid kernel module name {0:?}; use a name listed in /sys/kernel/btf")]
     BadModuleName(String),

@@ -26,9 +26,12 @@
 
 mod elf;
 mod error;
+mod kernel;
 mod types;
 
 pub use error::BtfError;
+#[doc(hidden)]
+pub use kernel::{kernel_btf_parses, KernelBtfParses};
 pub use types::{EnumValue, Kind, Member, Param, StructLayout, Type, TypeId};
 
 use std::collections::HashMap;
@@ -80,6 +83,7 @@ impl std::fmt::Debug for Btf {
 impl Btf {
     /// Reads the running kernel's BTF from `/sys/kernel/btf/vmlinux`.
     pub fn vmlinux() -> Result<Btf, BtfError> {
+        kernel::count_own_parse();
         Self::from_raw_file(Path::new(SYSFS_BTF_DIR).join("vmlinux"), None)
     }
 
@@ -110,14 +114,15 @@ impl Btf {
     /// Reads an external BTF file (pwru's `--kernel-btf`): raw BTF or an ELF file with a `.BTF`
     /// section are both accepted.
     pub fn from_file(path: impl AsRef<Path>) -> Result<Btf, BtfError> {
+        kernel::count_own_parse();
         let path = path.as_ref();
         let data = read(path)?;
         if elf::is_elf(&data) {
-            let mut btf = Self::from_elf(&data)?;
+            let mut btf = Self::from_elf(&data).map_err(|e| in_file(path, e))?;
             btf.source = path.display().to_string();
             Ok(btf)
         } else {
-            Self::parse(data, None, path.display().to_string())
+            Self::parse(data, None, path.display().to_string()).map_err(|e| in_file(path, e))
         }
     }
 
@@ -139,7 +144,7 @@ impl Btf {
 
     fn from_raw_file(path: PathBuf, base: Option<Arc<Btf>>) -> Result<Btf, BtfError> {
         let data = read(&path)?;
-        Self::parse(data, base, path.display().to_string())
+        Self::parse(data, base, path.display().to_string()).map_err(|e| in_file(&path, e))
     }
 
     fn parse(data: Vec<u8>, base: Option<Arc<Btf>>, source: String) -> Result<Btf, BtfError> {
@@ -394,6 +399,14 @@ impl Btf {
             out.push(m);
         }
         Ok(())
+    }
+}
+
+/// Names the file in a parse error, so that a user knows which BTF is bad.
+fn in_file(path: &Path, e: BtfError) -> BtfError {
+    BtfError::InFile {
+        path: path.to_path_buf(),
+        source: Box::new(e),
     }
 }
 

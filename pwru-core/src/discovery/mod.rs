@@ -238,13 +238,6 @@ impl SkbMatcher {
     }
 }
 
-fn load_kernel_btf(opts: &DiscoveryOptions) -> Result<Arc<Btf>, DiscoveryError> {
-    Ok(Arc::new(match &opts.kernel_btf {
-        Some(p) => Btf::from_file(p)?,
-        None => Btf::vmlinux()?,
-    }))
-}
-
 /// Reads BTF (vmlinux + chosen modules), finds skb functions, applies the traceable set and the
 /// regex, checks non-skb functions, and lists skb tracepoints.
 ///
@@ -253,13 +246,34 @@ fn load_kernel_btf(opts: &DiscoveryOptions) -> Result<Arc<Btf>, DiscoveryError> 
 /// latter is tolerated: categories are left empty), no function matched, unknown non-skb
 /// function.
 pub fn discover(opts: &DiscoveryOptions) -> Result<Discovery, DiscoveryError> {
+    // A typo in the regex is reported before any BTF is read.
+    if let Some(re) = &opts.filter_func {
+        whole_name_regex(re)?;
+    }
+    let t0 = Instant::now();
+    let vmlinux = Arc::new(Btf::kernel(opts.kernel_btf.as_deref())?);
+    discover_in(opts, vmlinux, t0)
+}
+
+/// [`discover`] in kernel BTF already parsed (the tracer's one handle); `opts.kernel_btf` is
+/// not read again. Module BTF, when asked for, is read on top of `vmlinux`.
+pub fn discover_with(
+    opts: &DiscoveryOptions,
+    vmlinux: Arc<Btf>,
+) -> Result<Discovery, DiscoveryError> {
+    discover_in(opts, vmlinux, Instant::now())
+}
+
+fn discover_in(
+    opts: &DiscoveryOptions,
+    vmlinux: Arc<Btf>,
+    t0: Instant,
+) -> Result<Discovery, DiscoveryError> {
     let regex = opts
         .filter_func
         .as_deref()
         .map(whole_name_regex)
         .transpose()?;
-    let t0 = Instant::now();
-    let vmlinux = load_kernel_btf(opts)?;
     let module_names = match &opts.modules {
         Modules::None => Vec::new(),
         Modules::List(l) => l.clone(),

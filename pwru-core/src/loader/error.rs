@@ -41,9 +41,12 @@ pub enum LoaderError {
         /// What went wrong.
         reason: String,
     },
-    /// The kernel's BTF could not be read.
-    #[error("reading the kernel BTF failed: {0}; the kernel needs CONFIG_DEBUG_INFO_BTF (/sys/kernel/btf/vmlinux)")]
+    /// aya could not parse the kernel's BTF.
+    #[error("aya could not parse the kernel BTF: {0}; the kernel needs CONFIG_DEBUG_INFO_BTF (/sys/kernel/btf/vmlinux), or give a BTF file of this kernel")]
     Btf(Box<aya::BtfError>),
+    /// The kernel's BTF could not be read.
+    #[error(transparent)]
+    KernelBtf(Box<crate::btf::BtfError>),
     /// The object has no program of that name.
     #[error(
         "the BPF object has no program `{0}`; use pwru_ebpf::OBJECT and the names it documents"

@@ -34,7 +34,9 @@ use pwru_ebpf::PwruConfig;
 
 pub use error::{LoaderError, SpliceError};
 pub use link::{Link, ProgramStats};
-pub use probe::{probe_backend, probe_kfunc_cast, ProbeBackend};
+pub use probe::{
+    probe_backend, probe_backend_with, probe_kfunc_cast, probe_kfunc_cast_with, ProbeBackend,
+};
 pub use splice::{splice, FilterBody};
 
 use raw_object::RawObject;
@@ -120,16 +122,34 @@ fn check_position(position: u8) -> Result<(), LoaderError> {
 
 impl Loader {
     /// Splices `filter` into `object` (normally [`pwru_ebpf::OBJECT`]), sets `config` as the
-    /// read-only global `pwru_cfg` and creates the maps. No program is loaded yet.
+    /// read-only global `pwru_cfg` and creates the maps. No program is loaded yet. CO-RE
+    /// relocations use the running kernel's BTF (`/sys/kernel/btf/vmlinux`); see
+    /// [`Loader::with_kernel_btf`] for BTF already parsed or read from elsewhere.
     pub fn new(
         object: &[u8],
         filter: &FilterBody,
         config: &PwruConfig,
         options: &LoaderOptions,
     ) -> Result<Self, LoaderError> {
+        let kernel = crate::btf::Btf::vmlinux().map_err(|e| LoaderError::KernelBtf(Box::new(e)))?;
+        Self::with_kernel_btf(object, filter, config, options, &kernel)
+    }
+
+    /// [`Loader::new`] with the kernel BTF given: CO-RE relocation, tp_btf and fentry attach ids
+    /// all come from `kernel` (aya gets its own copy, parsed from `kernel`'s bytes; no file is
+    /// read again).
+    pub fn with_kernel_btf(
+        object: &[u8],
+        filter: &FilterBody,
+        config: &PwruConfig,
+        options: &LoaderOptions,
+        kernel: &crate::btf::Btf,
+    ) -> Result<Self, LoaderError> {
         let spliced = splice(object, pwru_ebpf::FILTER_STUB, filter)?;
-        let btf = Btf::from_sys_fs()?;
+        let btf = kernel.to_aya()?;
         let cfg = config_bytes(config);
+        // aya 0.14's EbpfLoader::new() reads /sys/kernel/btf/vmlinux itself (and ignores a
+        // failure); `.btf()` below replaces that with the given BTF.
         let ebpf = EbpfLoader::new()
             .btf(Some(&btf))
             .override_global(pwru_ebpf::CONFIG_GLOBAL, &cfg[..], true)

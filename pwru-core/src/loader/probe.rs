@@ -4,10 +4,8 @@
 use std::ffi::CString;
 use std::os::fd::AsFd;
 
-use aya::Btf;
-use aya_obj::btf::BtfKind;
-
 use super::sys;
+use crate::btf::{Btf, Kind};
 
 /// A way of attaching that can be probed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -41,7 +39,21 @@ fn refused(what: &str, r: sys::LoadRefused) -> String {
 /// the kfunc `bpf_rdonly_cast`, as pwru-filter's [`pwru_filter::ProbeAccess::Cast`] code does.
 /// `Ok` means filters of that scheme load in this backend's programs; `Err` carries the
 /// kernel's refusal (kernels before 6.2 lack the kfunc; some refuse kfuncs in KPROBE programs).
+///
+/// tp_btf and fentry probes need the running kernel's BTF: this reads it;
+/// [`probe_kfunc_cast_with`] takes it already parsed.
 pub fn probe_kfunc_cast(backend: ProbeBackend, ids: pwru_filter::CastIds) -> Result<(), String> {
+    let btf = running_kernel_btf(backend)?;
+    probe_kfunc_cast_with(backend, ids, btf.as_ref())
+}
+
+/// [`probe_kfunc_cast`] with the kernel BTF already parsed (`None` is fine for raw_tp, kprobe
+/// and kprobe.multi, which need no BTF id).
+pub fn probe_kfunc_cast_with(
+    backend: ProbeBackend,
+    ids: pwru_filter::CastIds,
+    btf: Option<&Btf>,
+) -> Result<(), String> {
     use pwru_filter::{insn::op, Insn};
     let code = [
         Insn::mov64_imm(1, 0),
@@ -52,7 +64,7 @@ pub fn probe_kfunc_cast(backend: ProbeBackend, ids: pwru_filter::CastIds) -> Res
         Insn::exit(),
     ];
     let insns = sys::insns_from(&code);
-    let (prog_type, attach_type, attach_btf_id, what) = program_kind(backend)?;
+    let (prog_type, attach_type, attach_btf_id, what) = program_kind(backend, btf)?;
     sys::prog_load(&sys::ProgLoad {
         prog_type,
         expected_attach_type: attach_type,
@@ -70,8 +82,21 @@ pub fn probe_kfunc_cast(backend: ProbeBackend, ids: pwru_filter::CastIds) -> Res
     })
 }
 
+/// The running kernel's BTF when `backend`'s probe needs a BTF id (tp_btf, fentry).
+fn running_kernel_btf(backend: ProbeBackend) -> Result<Option<Btf>, String> {
+    match backend {
+        ProbeBackend::TpBtf | ProbeBackend::Fentry => Btf::vmlinux()
+            .map(Some)
+            .map_err(|e| format!("no kernel BTF: {e}")),
+        _ => Ok(None),
+    }
+}
+
 /// Program type, expected attach type, attach BTF id and a name for `backend`'s programs.
-fn program_kind(backend: ProbeBackend) -> Result<(u32, u32, u32, &'static str), String> {
+fn program_kind(
+    backend: ProbeBackend,
+    btf: Option<&Btf>,
+) -> Result<(u32, u32, u32, &'static str), String> {
     Ok(match backend {
         ProbeBackend::RawTp => (sys::PROG_TYPE_RAW_TRACEPOINT, 0, 0, "raw_tp"),
         ProbeBackend::Kprobe => (sys::PROG_TYPE_KPROBE, 0, 0, "kprobe"),
@@ -82,12 +107,13 @@ fn program_kind(backend: ProbeBackend) -> Result<(u32, u32, u32, &'static str), 
             "kprobe.multi",
         ),
         ProbeBackend::TpBtf | ProbeBackend::Fentry => {
-            let btf = Btf::from_sys_fs().map_err(|e| format!("no kernel BTF: {e}"))?;
+            let btf = btf.ok_or("no kernel BTF was given to the probe")?;
             if backend == ProbeBackend::TpBtf {
                 let n = format!("btf_trace_{PROBE_TRACEPOINT}");
                 let id = btf
-                    .id_by_type_name_kind(&n, BtfKind::Typedef)
-                    .map_err(|_| format!("the kernel BTF has no {n}"))?;
+                    .find_by_name(Kind::Typedef, &n)
+                    .ok_or_else(|| format!("the kernel BTF has no {n}"))?
+                    .0;
                 (
                     sys::PROG_TYPE_TRACING,
                     sys::ATTACH_TRACE_RAW_TP,
@@ -97,8 +123,9 @@ fn program_kind(backend: ProbeBackend) -> Result<(u32, u32, u32, &'static str), 
             } else {
                 let id = PROBE_FUNCS
                     .iter()
-                    .find_map(|f| btf.id_by_type_name_kind(f, BtfKind::Func).ok())
-                    .ok_or("none of the probe functions is in the kernel BTF")?;
+                    .find_map(|f| btf.find_by_name(Kind::Func, f))
+                    .ok_or("none of the probe functions is in the kernel BTF")?
+                    .0;
                 (
                     sys::PROG_TYPE_TRACING,
                     sys::ATTACH_TRACE_FENTRY,
@@ -112,8 +139,16 @@ fn program_kind(backend: ProbeBackend) -> Result<(u32, u32, u32, &'static str), 
 
 /// Loads and attaches a trivial program of `backend`'s kind; `Err` carries the kernel's
 /// refusal (e.g. "loading an fentry program was refused: Operation not permitted").
-/// Needs root (CAP_BPF + CAP_PERFMON).
+/// Needs root (CAP_BPF + CAP_PERFMON). tp_btf and fentry probes read the running kernel's
+/// BTF; [`probe_backend_with`] takes it already parsed.
 pub fn probe_backend(backend: ProbeBackend) -> Result<(), String> {
+    let btf = running_kernel_btf(backend)?;
+    probe_backend_with(backend, btf.as_ref())
+}
+
+/// [`probe_backend`] with the kernel BTF already parsed (`None` is fine for raw_tp, kprobe and
+/// kprobe.multi, which need no BTF id).
+pub fn probe_backend_with(backend: ProbeBackend, btf: Option<&Btf>) -> Result<(), String> {
     let insns = sys::trivial_program();
     let load = |prog_type, attach_type, attach_btf_id| {
         sys::prog_load(&sys::ProgLoad {
@@ -137,7 +172,7 @@ pub fn probe_backend(backend: ProbeBackend) -> Result<(), String> {
                 })
         }
         ProbeBackend::TpBtf | ProbeBackend::Fentry => {
-            let (_, attach, id, what) = program_kind(backend)?;
+            let (_, attach, id, what) = program_kind(backend, btf)?;
             let prog = load(sys::PROG_TYPE_TRACING, attach, id)
                 .map_err(|r| refused(&format!("loading a {what} program was refused"), r))?;
             sys::raw_tracepoint_open(prog.as_fd(), None)

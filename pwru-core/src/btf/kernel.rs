@@ -1,0 +1,101 @@
+//! The kernel's BTF as a tracer uses it: read and parsed once at
+//! [`TracerBuilder::build`](crate::TracerBuilder::build) (from `/sys/kernel/btf/vmlinux`, or the
+//! file given as [`kernel_btf`](crate::TracerBuilder::kernel_btf)), then shared as one
+//! `Arc<Btf>` by discovery, the backend probes, the filter's kfunc-cast ids and the loader,
+//! which gives aya a copy parsed from the same bytes for CO-RE relocation.
+
+use std::cell::Cell;
+use std::path::Path;
+
+use pwru_filter::CastIds;
+
+use super::{Btf, BtfError, Kind, TypeId};
+
+thread_local! {
+    /// Kernel BTF parses on this thread: (this reader, aya).
+    static PARSES: Cell<(u32, u32)> = const { Cell::new((0, 0)) };
+}
+
+pub(super) fn count_own_parse() {
+    PARSES.with(|p| p.set((p.get().0 + 1, p.get().1)));
+}
+
+fn count_aya_parse() {
+    PARSES.with(|p| p.set((p.get().0, p.get().1 + 1)));
+}
+
+/// How often kernel BTF was parsed on the calling thread (a diagnostic for tests).
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KernelBtfParses {
+    /// Parses by this crate's reader ([`Btf::vmlinux`], [`Btf::from_file`]).
+    pub own: u32,
+    /// Parses into aya's type (for CO-RE relocation and aya's program loads).
+    pub aya: u32,
+}
+
+/// The kernel BTF parses counted on the calling thread so far. aya's `EbpfLoader::new()`
+/// also reads `/sys/kernel/btf/vmlinux` on its own, which this cannot count (aya 0.14 has no way
+/// to skip it; its result is replaced by ours).
+#[doc(hidden)]
+pub fn kernel_btf_parses() -> KernelBtfParses {
+    let (own, aya) = PARSES.with(Cell::get);
+    KernelBtfParses { own, aya }
+}
+
+/// Whether `id` is, through typedefs and qualifiers, an integer of at least 4 bytes.
+fn is_wide_int(btf: &Btf, id: TypeId) -> bool {
+    let Ok(id) = btf.skip_modifiers(id) else {
+        return false;
+    };
+    btf.get(id)
+        .is_ok_and(|t| t.kind() == Kind::Int && t.size() >= 4)
+}
+
+impl Btf {
+    /// The kernel's BTF: the file at `path` (raw BTF or an ELF file with `.BTF`, e.g. from
+    /// btfhub) when given, else `/sys/kernel/btf/vmlinux`.
+    pub fn kernel(path: Option<&Path>) -> Result<Btf, BtfError> {
+        match path {
+            Some(p) => Btf::from_file(p),
+            None => Btf::vmlinux(),
+        }
+    }
+
+    /// The vmlinux BTF ids the kfunc-cast read scheme of pwru-filter needs
+    /// ([`pwru_filter::ProbeAccess::Cast`]): the `FUNC` `bpf_rdonly_cast` and `struct in_addr`
+    /// (whose first member, at offset 0, is an integer of at least 4 bytes). `None` when this
+    /// BTF lacks either (kernels before 6.2 have no `bpf_rdonly_cast`).
+    ///
+    /// ```no_run
+    /// let btf = pwru_core::btf::Btf::vmlinux()?;
+    /// if let Some(ids) = btf.cast_ids() {
+    ///     println!("{ids}");
+    /// }
+    /// # Ok::<(), pwru_core::btf::BtfError>(())
+    /// ```
+    pub fn cast_ids(&self) -> Option<CastIds> {
+        let rdonly_cast = self.find_by_name(Kind::Func, "bpf_rdonly_cast")?;
+        let target = self.find_by_name(Kind::Struct, pwru_filter::cast::CAST_TARGET)?;
+        let first = self.get(target).ok()?.members(self).next()?;
+        if first.bit_offset != 0 || !is_wide_int(self, first.type_id) {
+            return None;
+        }
+        Some(CastIds {
+            rdonly_cast: rdonly_cast.0,
+            target: target.0,
+        })
+    }
+
+    /// The same BTF parsed by aya (which has its own type), from the bytes this one holds: no
+    /// second read of the file.
+    pub(crate) fn to_aya(&self) -> Result<aya::Btf, aya::BtfError> {
+        count_aya_parse();
+        let endianness = if self.is_big_endian() {
+            aya::Endianness::Big
+        } else {
+            aya::Endianness::Little
+        };
+        aya::Btf::parse(&self.data, endianness)
+    }
+}
