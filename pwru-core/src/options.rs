@@ -269,7 +269,7 @@ impl Default for Options {
 /// assert_eq!(ring_buffer_size(5000, 4096), Ok(8192));
 /// assert_eq!(ring_buffer_size(0, 4096), Ok(4096));
 /// assert_eq!(ring_buffer_size(1 << 20, 4096), Ok(1 << 20));
-/// assert!(ring_buffer_size(u32::MAX, 4096).unwrap_err().contains("4096 to 2147483648"));
+/// assert!(ring_buffer_size(u32::MAX, 4096).unwrap_err().contains("between 4096 and 2147483648"));
 /// ```
 pub fn ring_buffer_size(requested: u32, page_size: u32) -> Result<u32, String> {
     let page = page_size.max(1).next_power_of_two();
