@@ -76,6 +76,8 @@ impl TracerBuilder {
     }
 
     /// Only packets in this network namespace (`/proc/PID/ns/net`, `/run/netns/NAME`, `inode:N`).
+    /// `build()` refuses a path that is not a network namespace file
+    /// ([`NetnsError::NotNetns`](crate::netns::NetnsError::NotNetns)).
     pub fn netns(mut self, spec: impl Into<String>) -> Self {
         self.options.netns = Some(spec.into());
         self
@@ -142,7 +144,10 @@ impl TracerBuilder {
         self
     }
 
-    /// Read kernel types from this BTF file instead of /sys/kernel/btf/vmlinux.
+    /// Read kernel types from this BTF file (raw BTF, or an ELF file with `.BTF`) instead of
+    /// /sys/kernel/btf/vmlinux. `build()` parses it once, and everything uses it: function and
+    /// tracepoint discovery, the backend probes, the filter's kfunc-cast ids, and the loader's
+    /// CO-RE relocation and attach ids.
     pub fn kernel_btf(mut self, path: impl Into<PathBuf>) -> Self {
         self.options.kernel_btf = Some(path.into());
         self

@@ -269,7 +269,12 @@ fn choose_backend(requested: Backend, kernel: &Btf) -> Result<Choice, Error> {
 impl TracerBuilder {
     /// Checks everything and plans the tracing; attaches nothing.
     ///
-    /// Errors, each with what to do: [`Error::Privileges`], [`Error::Filter`],
+    /// The kernel BTF (/sys/kernel/btf/vmlinux or [`TracerBuilder::kernel_btf`]) is parsed
+    /// here, once, and kept for [`Tracer::attach`]. The ring buffer size is rounded up to a
+    /// power of two of at least one page ([`Tracer::options`] shows the result).
+    ///
+    /// Errors, each with what to do: [`Error::Privileges`] (capabilities, and CAP_SYSLOG or
+    /// the sysctl that hides kernel addresses in /proc/kallsyms), [`Error::Filter`],
     /// [`Error::Discovery`] (bad regex, no function matched, no BTF), [`Error::Netns`],
     /// [`Error::BackendUnsupported`], [`Error::NoBackend`], [`Error::InvalidOption`].
     pub fn build(self) -> Result<Tracer, Error> {
