@@ -6,7 +6,7 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum BtfError {
     /// The file could not be read.
-    #[error("cannot read BTF from {path}: {source}; the kernel needs CONFIG_DEBUG_INFO_BTF=y for /sys/kernel/btf/vmlinux, otherwise pass a BTF file (e.g. from btfhub) as the external kernel BTF")]
+    #[error("cannot read BTF from {path}: {source}; the kernel needs CONFIG_DEBUG_INFO_BTF=y for /sys/kernel/btf/vmlinux, otherwise give a BTF file of this kernel (e.g. from btfhub) with the kernel_btf option")]
     Io {
         /// The path that failed.
         path: PathBuf,
@@ -55,7 +55,7 @@ pub enum BtfError {
     #[error("cannot use ELF object: {0}; compile the object with -g so that clang emits .BTF")]
     Elf(String),
     /// A BTF file was read but its content is not usable BTF (empty, corrupt, not BTF).
-    #[error("{path} is not usable BTF: {source}")]
+    #[error("{path} is not usable BTF: {source}; give the running kernel's BTF (raw, or an ELF file with .BTF) with the kernel_btf option")]
     InFile {
         /// The file.
         path: PathBuf,
