@@ -489,6 +489,14 @@ impl Session {
         }
     }
 
+    /// How many times the event stream was woken by its backstop rather than by the kernel:
+    /// records were waiting in the ring buffer, the reader was asleep, and no notification had
+    /// come for 250 ms. Zero in a healthy run; each one is a kernel wake-up that went missing
+    /// (the records were still delivered, late by at most that interval).
+    pub fn backstop_wakeups(&self) -> u64 {
+        self.readiness.backstop_wakeups()
+    }
+
     /// Detaches everything now and reports how long it took (dropping does the same).
     pub fn detach(self) -> Duration {
         let started = Instant::now();
