@@ -1,8 +1,14 @@
 //! Network namespaces: pwru's `--filter-netns` spec, interface names resolved inside a netns,
 //! an (netns, ifindex) -> name cache for output, and `ip netns` names.
 //!
-//! Entering a namespace is done by a short-lived thread that calls `setns(2)` and then dies, so
-//! the caller's threads never change namespace.
+//! Entering a namespace is done by a short-lived thread (named `pwru-netns`) that calls
+//! `setns(2)` and then dies, so the caller's threads never change namespace.
+//!
+//! Reading a namespace's interfaces is a netlink dump, and its skbs are traced like any other
+//! by a session with no filter. The [`InterfaceCache`] therefore reads every namespace once
+//! before a session attaches, then looks up only on a miss, one dump per namespace, within its
+//! [`CacheLimits`] (per-namespace interval, negative cache, a token bucket over all
+//! namespaces); every map it keeps is capped and evictions are counted ([`CacheStats`]).
 //!
 //! ```no_run
 //! use pwru_core::netns::{NetnsSpec, ifindex_in};
