@@ -134,3 +134,6 @@ where
         self.get_mut().poll_item(cx)
     }
 }
+
+#[cfg(test)]
+mod tests;
