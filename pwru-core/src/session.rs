@@ -511,6 +511,12 @@ impl Session {
         self.readiness.backstop_wakeups()
     }
 
+    /// What the interface-name cache did so far: namespace lookups made and skipped, and
+    /// entries evicted to stay within its [`CacheLimits`](crate::netns::CacheLimits).
+    pub fn interface_cache_stats(&self) -> crate::netns::CacheStats {
+        self.interfaces.stats()
+    }
+
     /// Detaches everything now and reports how long it took (dropping does the same).
     pub fn detach(self) -> Duration {
         let started = Instant::now();
