@@ -39,8 +39,13 @@ fn cache_stays_within_its_limits_with_many_namespaces() {
 
     // Unbounded enough: every namespace and name is kept.
     let mut full = InterfaceCache::new();
-    assert_eq!(full.refresh(), 0, "every namespace could be read");
-    assert!(full.len() >= 3 * NAMESPACES, "{} names", full.len());
+    // (Namespaces of other processes may vanish while it reads: only ours must be complete.)
+    full.refresh();
+    for ns in &made.0 {
+        let inode = pwru_core::netlab::VethPair::netns_inode(ns).expect("netns inode");
+        let names = full.iter().filter(|((n, _), _)| *n == inode).count();
+        assert_eq!(names, 3, "lo, v0 and v1 of {ns}");
+    }
     assert_eq!(full.stats().evictions, 0);
 
     let limits = CacheLimits {
