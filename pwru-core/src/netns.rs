@@ -1,8 +1,14 @@
 //! Network namespaces: pwru's `--filter-netns` spec, interface names resolved inside a netns,
 //! an (netns, ifindex) -> name cache for output, and `ip netns` names.
 //!
-//! Entering a namespace is done by a short-lived thread that calls `setns(2)` and then dies, so
-//! the caller's threads never change namespace.
+//! Entering a namespace is done by a short-lived thread (named `pwru-netns`) that calls
+//! `setns(2)` and then dies, so the caller's threads never change namespace.
+//!
+//! Reading a namespace's interfaces is a netlink dump, and its skbs are traced like any other
+//! by a session with no filter. The [`InterfaceCache`] therefore reads every namespace once
+//! before a session attaches, then looks up only on a miss, one dump per namespace, within its
+//! [`CacheLimits`] (per-namespace interval, negative cache, a token bucket over all
+//! namespaces); every map it keeps is capped and evictions are counted ([`CacheStats`]).
 //!
 //! ```no_run
 //! use pwru_core::netns::{NetnsSpec, ifindex_in};
@@ -362,56 +368,213 @@ pub fn interfaces_in(netns: &NetnsSpec) -> Result<Vec<(u32, String)>, NetnsError
     in_netns(&path, list_interfaces_here)
 }
 
+/// Limits of an [`InterfaceCache`]: how many entries it keeps and how often it may look.
+///
+/// Every lookup is a netlink dump (`RTM_GETLINK`) made inside the namespace: real skbs that a
+/// tracer with no filter sees like any other, so the limits also bound how much of its own
+/// work pwru-core puts into the trace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CacheLimits {
+    /// Names kept at most (one per (namespace, ifindex)); beyond it an entry is evicted.
+    pub max_names: usize,
+    /// Unknown (namespace, ifindex) pairs remembered at most (the negative cache).
+    pub max_unknown: usize,
+    /// Namespaces whose lookup state (last dump, file path) is kept at most.
+    pub max_namespaces: usize,
+    /// A pair a dump did not find is not looked up again before this much time.
+    pub negative_ttl: Duration,
+    /// One namespace is dumped at most once per this interval.
+    pub netns_interval: Duration,
+    /// Dumps of all namespaces together: at most this many in a burst ...
+    pub lookup_burst: u32,
+    /// ... and on average at most this many per second.
+    pub lookups_per_second: u32,
+}
+
+impl CacheLimits {
+    /// The defaults: 65,536 names, 16,384 unknown pairs, 4,096 namespaces; an unknown pair is
+    /// retried after 10 s, a namespace re-read at most once a second, and lookups of all
+    /// namespaces together at most 32 in a burst and 10 a second on average.
+    pub const DEFAULT: CacheLimits = CacheLimits {
+        max_names: 65_536,
+        max_unknown: 16_384,
+        max_namespaces: 4_096,
+        negative_ttl: Duration::from_secs(10),
+        netns_interval: Duration::from_secs(1),
+        lookup_burst: 32,
+        lookups_per_second: 10,
+    };
+}
+
+impl Default for CacheLimits {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
+
+/// What an [`InterfaceCache`] did: lookups made and skipped, entries evicted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CacheStats {
+    /// Namespace dumps made by [`InterfaceCache::resolve`] (not counting
+    /// [`InterfaceCache::refresh`]).
+    pub lookups: u64,
+    /// Misses answered without a lookup (negative cache or rate limit).
+    pub skipped: u64,
+    /// Scans of `/proc` and `/run/netns` to find a namespace's file.
+    pub path_scans: u64,
+    /// Entries dropped because a limit was reached (names, unknown pairs, namespaces).
+    pub evictions: u64,
+}
+
+/// Reads the interface list of the namespace behind this file, if it can be entered.
+type Lister = fn(&Path) -> Option<Vec<(u32, String)>>;
+
+fn list_in(path: &Path) -> Option<Vec<(u32, String)>> {
+    in_netns(path, list_interfaces_here).ok()
+}
+
 /// Interface names by (netns inode, ifindex), for printing events.
 ///
-/// Filled for every namespace by [`InterfaceCache::refresh`]; [`InterfaceCache::resolve`]
-/// re-reads one namespace on a miss, at most once per `retry` interval, so a burst of events
-/// from an unknown interface costs one lookup.
+/// [`InterfaceCache::refresh`] reads every visible namespace (a [`Session`](crate::Session)
+/// does it before attaching anything, so that work is never traced).
+/// [`InterfaceCache::resolve`] reads one namespace on a miss, in one dump (every name of that
+/// namespace at once), and is bounded by [`CacheLimits`]: a namespace is dumped at most once
+/// per `netns_interval`, all namespaces together at most once per `global_interval`, and a
+/// pair the dump did not find is not looked up again for `negative_ttl`. So a flood of events
+/// from an unknown or vanished interface costs one lookup, not one per event, and the
+/// lookups' own netlink skbs stay a handful per namespace. Every map is capped; evictions are
+/// counted in [`InterfaceCache::stats`].
 #[derive(Debug, Clone)]
 pub struct InterfaceCache {
     names: HashMap<(u64, u32), String>,
-    last_try: HashMap<u64, Instant>,
-    retry: Duration,
+    /// Pairs a dump did not find, with the time of that dump.
+    unknown: HashMap<(u64, u32), Instant>,
+    /// Last dump of each namespace.
+    dumped: HashMap<u64, Instant>,
+    /// A file for each namespace inode, from the last scan.
+    paths: HashMap<u64, PathBuf>,
+    last_scan: Option<Instant>,
+    /// Token bucket of lookups (`lookup_burst`, refilled at `lookups_per_second`).
+    tokens: f64,
+    refilled: Option<Instant>,
+    limits: CacheLimits,
+    stats: CacheStats,
+    lister: Lister,
 }
 
 impl Default for InterfaceCache {
     fn default() -> Self {
-        InterfaceCache {
-            names: HashMap::new(),
-            last_try: HashMap::new(),
-            retry: Duration::from_secs(1),
-        }
+        Self::with_limits(CacheLimits::DEFAULT)
     }
 }
 
+/// Inserts into a capped map, evicting an arbitrary other entry when full.
+fn insert_capped<K, V>(map: &mut HashMap<K, V>, cap: usize, key: K, value: V, evictions: &mut u64)
+where
+    K: std::hash::Hash + Eq + Clone,
+{
+    if !map.contains_key(&key) && map.len() >= cap.max(1) {
+        if let Some(victim) = map.keys().next().cloned() {
+            map.remove(&victim);
+            *evictions += 1;
+        }
+    }
+    map.insert(key, value);
+}
+
 impl InterfaceCache {
-    /// An empty cache.
+    /// An empty cache with the default [`CacheLimits`].
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty cache with these limits.
+    pub fn with_limits(limits: CacheLimits) -> Self {
+        InterfaceCache {
+            names: HashMap::new(),
+            unknown: HashMap::new(),
+            dumped: HashMap::new(),
+            paths: HashMap::new(),
+            last_scan: None,
+            tokens: f64::from(limits.lookup_burst),
+            refilled: None,
+            limits,
+            stats: CacheStats::default(),
+            lister: list_in,
+        }
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> CacheLimits {
+        self.limits
+    }
+
+    /// Lookups made and skipped, evictions.
+    pub fn stats(&self) -> CacheStats {
+        self.stats
     }
 
     /// Reads the interfaces of every visible namespace. Namespaces that cannot be entered are
     /// skipped; their count is returned.
     pub fn refresh(&mut self) -> usize {
         let mut failed = 0;
-        for (ino, path) in all_namespaces() {
-            match in_netns(&path, list_interfaces_here) {
-                Ok(list) => self.insert_all(ino, list),
-                Err(_) => failed += 1,
+        let now = Instant::now();
+        self.scan_paths(now);
+        let namespaces: Vec<(u64, PathBuf)> =
+            self.paths.iter().map(|(i, p)| (*i, p.clone())).collect();
+        for (ino, path) in namespaces {
+            match (self.lister)(&path) {
+                Some(list) => {
+                    self.note_dump(ino, now);
+                    self.insert_all(ino, list);
+                }
+                None => failed += 1,
             }
         }
         failed
     }
 
+    fn scan_paths(&mut self, now: Instant) {
+        self.last_scan = Some(now);
+        self.stats.path_scans += 1;
+        self.paths.clear();
+        for (ino, path) in all_namespaces() {
+            insert_capped(
+                &mut self.paths,
+                self.limits.max_namespaces,
+                ino,
+                path,
+                &mut self.stats.evictions,
+            );
+        }
+    }
+
+    fn note_dump(&mut self, ino: u64, now: Instant) {
+        insert_capped(
+            &mut self.dumped,
+            self.limits.max_namespaces,
+            ino,
+            now,
+            &mut self.stats.evictions,
+        );
+    }
+
     fn insert_all(&mut self, ino: u64, list: Vec<(u32, String)>) {
         for (idx, name) in list {
-            self.names.insert((ino, idx), name);
+            self.unknown.remove(&(ino, idx));
+            self.insert(ino, idx, name);
         }
     }
 
     /// Records a name (e.g. from a test or another source).
     pub fn insert(&mut self, netns: u64, ifindex: u32, name: impl Into<String>) {
-        self.names.insert((netns, ifindex), name.into());
+        insert_capped(
+            &mut self.names,
+            self.limits.max_names,
+            (netns, ifindex),
+            name.into(),
+            &mut self.stats.evictions,
+        );
     }
 
     /// The cached name, without any lookup.
@@ -419,24 +582,69 @@ impl InterfaceCache {
         self.names.get(&(netns, ifindex)).map(String::as_str)
     }
 
-    /// The name, re-reading namespace `netns` on a miss (rate limited).
+    /// The name, reading namespace `netns` on a miss within the [`CacheLimits`].
     pub fn resolve(&mut self, netns: u64, ifindex: u32) -> Option<&str> {
-        if !self.names.contains_key(&(netns, ifindex)) {
-            let now = Instant::now();
-            let due = self
-                .last_try
-                .get(&netns)
-                .is_none_or(|t| now.duration_since(*t) >= self.retry);
-            if due {
-                self.last_try.insert(netns, now);
-                if let Ok(path) = path_for_inode(netns) {
-                    if let Ok(list) = in_netns(&path, list_interfaces_here) {
-                        self.insert_all(netns, list);
-                    }
-                }
-            }
-        }
+        self.resolve_at(netns, ifindex, Instant::now());
         self.get(netns, ifindex)
+    }
+
+    /// `resolve` at time `now` (tests drive the clock).
+    fn resolve_at(&mut self, netns: u64, ifindex: u32, now: Instant) {
+        let key = (netns, ifindex);
+        if self.names.contains_key(&key) {
+            return;
+        }
+        let since =
+            |t: Option<&Instant>, d: Duration| t.is_none_or(|t| now.duration_since(*t) >= d);
+        let due = since(self.unknown.get(&key), self.limits.negative_ttl)
+            && since(self.dumped.get(&netns), self.limits.netns_interval)
+            && self.take_token(now);
+        if !due {
+            self.stats.skipped += 1;
+            return;
+        }
+        if !self.paths.contains_key(&netns)
+            && since(self.last_scan.as_ref(), self.limits.netns_interval)
+        {
+            self.scan_paths(now);
+        }
+        let listed = match self.paths.get(&netns).cloned() {
+            Some(path) => {
+                self.stats.lookups += 1;
+                self.note_dump(netns, now);
+                (self.lister)(&path)
+            }
+            None => None,
+        };
+        if let Some(list) = listed {
+            self.insert_all(netns, list);
+        }
+        if !self.names.contains_key(&key) {
+            insert_capped(
+                &mut self.unknown,
+                self.limits.max_unknown,
+                key,
+                now,
+                &mut self.stats.evictions,
+            );
+        }
+    }
+
+    /// Takes one lookup from the token bucket, if there is one.
+    fn take_token(&mut self, now: Instant) -> bool {
+        let burst = f64::from(self.limits.lookup_burst);
+        if let Some(t) = self.refilled {
+            let gained =
+                now.duration_since(t).as_secs_f64() * f64::from(self.limits.lookups_per_second);
+            self.tokens = (self.tokens + gained).min(burst);
+        }
+        self.refilled = Some(now);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
     }
 
     /// Iterates over ((netns inode, ifindex), name).
@@ -452,5 +660,114 @@ impl InterfaceCache {
     /// Whether the cache is empty.
     pub fn is_empty(&self) -> bool {
         self.names.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Namespace 1 has `lo` and `eth0`; any other path fails to list.
+    fn fake_lister(path: &Path) -> Option<Vec<(u32, String)>> {
+        (path == Path::new("/fake/1")).then(|| vec![(1, "lo".into()), (2, "eth0".into())])
+    }
+
+    fn fake_cache(limits: CacheLimits) -> InterfaceCache {
+        let mut c = InterfaceCache::with_limits(limits);
+        c.lister = fake_lister;
+        c.paths.insert(1, PathBuf::from("/fake/1"));
+        c.paths.insert(2, PathBuf::from("/fake/2"));
+        c
+    }
+
+    #[test]
+    fn a_miss_reads_the_namespace_once_and_learns_every_name() {
+        let mut c = fake_cache(CacheLimits::DEFAULT);
+        let t0 = Instant::now();
+        c.resolve_at(1, 2, t0);
+        assert_eq!(c.get(1, 2), Some("eth0"));
+        assert_eq!(
+            c.get(1, 1),
+            Some("lo"),
+            "one dump gives the whole namespace"
+        );
+        c.resolve_at(1, 1, t0);
+        c.resolve_at(1, 2, t0 + Duration::from_secs(60));
+        assert_eq!(c.stats().lookups, 1, "hits never look up");
+    }
+
+    #[test]
+    fn an_unknown_interface_is_looked_up_once_per_negative_ttl_not_per_event() {
+        let limits = CacheLimits::DEFAULT;
+        let mut c = fake_cache(limits);
+        let t0 = Instant::now();
+        // 10,000 events over 60 s (one every 6 ms) from an ifindex namespace 1 does not have.
+        for i in 0..10_000u32 {
+            c.resolve_at(1, 99, t0 + Duration::from_millis(u64::from(i) * 6));
+        }
+        let s = c.stats();
+        let ttl = limits.negative_ttl.as_secs();
+        assert_eq!(s.lookups, 60 / ttl, "one lookup per {ttl} s: {s:?}");
+        assert_eq!(s.lookups + s.skipped, 10_000);
+        assert_eq!(c.get(1, 99), None);
+    }
+
+    #[test]
+    fn a_namespace_is_read_at_most_once_per_interval_and_lookups_are_rate_limited() {
+        let limits = CacheLimits {
+            negative_ttl: Duration::ZERO,
+            ..CacheLimits::DEFAULT
+        };
+        let mut c = fake_cache(limits);
+        let t0 = Instant::now();
+        // Distinct unknown interfaces of namespace 1 at the same moment: one dump.
+        for idx in 100..200 {
+            c.resolve_at(1, idx, t0);
+        }
+        assert_eq!(c.stats().lookups, 1);
+        // Many namespaces at once: the burst is spent, then nothing until tokens come back.
+        let mut c = fake_cache(limits);
+        for ns in 0..1_000u64 {
+            c.paths.insert(1_000 + ns, PathBuf::from("/fake/none"));
+            c.resolve_at(1_000 + ns, 1, t0);
+        }
+        assert_eq!(c.stats().lookups, u64::from(limits.lookup_burst));
+        for ns in 0..1_000u64 {
+            c.resolve_at(1_000 + ns, 1, t0 + Duration::from_secs(1));
+        }
+        assert_eq!(
+            c.stats().lookups,
+            u64::from(limits.lookup_burst + limits.lookups_per_second),
+            "one second refills {} lookups",
+            limits.lookups_per_second
+        );
+    }
+
+    #[test]
+    fn every_map_is_capped_and_evictions_are_counted() {
+        let limits = CacheLimits {
+            max_names: 100,
+            max_unknown: 50,
+            max_namespaces: 20,
+            negative_ttl: Duration::from_secs(10),
+            netns_interval: Duration::ZERO,
+            lookup_burst: u32::MAX,
+            lookups_per_second: 0,
+        };
+        let mut c = fake_cache(limits);
+        for i in 0..10_000u32 {
+            c.insert(u64::from(i % 7), i, format!("if{i}"));
+        }
+        assert_eq!(c.len(), 100);
+        let after_names = c.stats().evictions;
+        assert_eq!(after_names, 10_000 - 100);
+        let t0 = Instant::now();
+        for ns in 0..1_000u64 {
+            c.paths.insert(1_000 + ns, PathBuf::from("/fake/none"));
+            c.resolve_at(1_000 + ns, 7, t0);
+        }
+        assert!(c.unknown.len() <= 50, "{}", c.unknown.len());
+        assert!(c.dumped.len() <= 20, "{}", c.dumped.len());
+        assert!(c.stats().evictions >= after_names + (1_000 - 50) + (1_000 - 20));
     }
 }

@@ -134,6 +134,10 @@ impl Tracer {
     /// ```
     pub fn attach(self, mut progress: impl FnMut(Progress<'_>)) -> Result<Session, Error> {
         let started = Instant::now();
+        // Interface names are read before anything is attached: these netlink dumps (one per
+        // namespace) would otherwise be traced by a session with no filter.
+        let mut interfaces = InterfaceCache::new();
+        interfaces.refresh();
         if matches!(self.backend, Backend::Kprobe | Backend::Fentry) {
             // One fd per function: a failure here shows up below as refusals, with the reason.
             let _ = crate::limits::raise_open_file_limit();
@@ -321,8 +325,6 @@ impl Tracer {
             );
         }
 
-        let mut interfaces = InterfaceCache::new();
-        interfaces.refresh();
         decode_ctx.set_interfaces_from(&interfaces);
 
         let readiness =
@@ -388,6 +390,18 @@ impl Session {
     /// The stream of events. Each item is an [`Event`], or an error: lost-event reports
     /// ([`Error::EventsLost`]) and corrupt records ([`Error::Decode`]) are not fatal (see
     /// [`Error::is_fatal`]); the stream goes on after them. Works under any executor.
+    ///
+    /// A record the kernel commits is delivered without waiting for another one: the reader
+    /// sleeps on epoll and, should a kernel notification go missing, a backstop wakes it within
+    /// 250 ms (counted in [`Session::backstop_wakeups`]).
+    ///
+    /// Interface names: the names of every namespace are read once, before anything is
+    /// attached. An event from an interface not known then makes the stream read that
+    /// namespace's interfaces (one netlink dump, which a session with no filter traces like
+    /// any other skb), within the [`CacheLimits`](crate::netns::CacheLimits): at most once a
+    /// second per namespace, 32 at once and 10 a second over all namespaces, and not again for
+    /// 10 s for a pair the dump did not list. So pwru-core's own lookups stay a few events per
+    /// new namespace, not per event; an event whose lookup was skipped carries no name.
     ///
     /// ```no_run
     /// use futures::StreamExt;
@@ -488,6 +502,20 @@ impl Session {
             attached: self.attached.len(),
             refused: self.refused.len(),
         }
+    }
+
+    /// How many times the event stream was woken by its backstop rather than by the kernel:
+    /// records were waiting in the ring buffer, the reader was asleep, and no notification had
+    /// come for 250 ms. Zero in a healthy run; each one is a kernel wake-up that went missing
+    /// (the records were still delivered, late by at most that interval).
+    pub fn backstop_wakeups(&self) -> u64 {
+        self.readiness.backstop_wakeups()
+    }
+
+    /// What the interface-name cache did so far: namespace lookups made and skipped, and
+    /// entries evicted to stay within its [`CacheLimits`](crate::netns::CacheLimits).
+    pub fn interface_cache_stats(&self) -> crate::netns::CacheStats {
+        self.interfaces.stats()
     }
 
     /// Detaches everything now and reports how long it took (dropping does the same).

@@ -376,6 +376,11 @@ fn relative_timestamps_keep_a_bounded_memory() {
         text(&mut f, &ev);
         assert!(f.last_seen_len() <= LAST_SEEN_MAX);
     }
+    // Every skb not remembered was counted as forgotten.
+    assert_eq!(
+        f.last_seen_forgotten() + f.last_seen_len() as u64,
+        LAST_SEEN_MAX as u64 * 3
+    );
     // An skb seen recently keeps its relative time across a prune of old ones.
     f.clear_last_seen();
     for i in 0..LAST_SEEN_MAX as u64 {

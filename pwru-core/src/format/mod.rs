@@ -121,6 +121,7 @@ impl Default for FormatOptions {
 pub struct Formatter {
     opts: FormatOptions,
     last_seen: HashMap<u64, u64>,
+    last_seen_forgotten: u64,
     max_tuple: usize,
     max_func: usize,
     netns_names: HashMap<u64, String>,
@@ -134,6 +135,7 @@ impl Formatter {
         Formatter {
             opts,
             last_seen: HashMap::new(),
+            last_seen_forgotten: 0,
             max_tuple: 0,
             max_func: 0,
             netns_names: HashMap::new(),
@@ -170,11 +172,19 @@ impl Formatter {
     /// time of 0, as a new skb). If that frees too little (a flood of distinct skbs), all go,
     /// so that the next prune is at least `LAST_SEEN_MAX / 2` insertions away.
     fn prune_last_seen(&mut self, now: u64) {
+        let before = self.last_seen.len();
         self.last_seen
             .retain(|_, t| now.saturating_sub(*t) < LAST_SEEN_HORIZON_NS);
         if self.last_seen.len() > LAST_SEEN_MAX / 2 {
             self.last_seen.clear();
         }
+        self.last_seen_forgotten += (before - self.last_seen.len()) as u64;
+    }
+
+    /// How many skbs were forgotten to keep the last-seen map under [`LAST_SEEN_MAX`] (each
+    /// one's next event, if any, shows a relative time of 0).
+    pub fn last_seen_forgotten(&self) -> u64 {
+        self.last_seen_forgotten
     }
 
     /// Number of skbs whose last-seen time is remembered (for `--timestamp relative`).

@@ -1,7 +1,16 @@
 //! The event stream: ring buffer records, decoded, as a runtime-agnostic [`futures::Stream`].
 //!
 //! The kernel programs write records into a BPF ring buffer; [`readiness`] wakes the consuming
-//! task when the ring becomes readable. Lost records (the kernel could not reserve space) are
+//! task when the ring becomes readable.
+//!
+//! Going to sleep follows the ring buffer's wake-up protocol: the kernel notifies only when it
+//! commits the record at the consumer position it reads after its (fully ordered) header
+//! update, so the reader must publish its consumer position, then fence (`SeqCst`), then look
+//! at the producer position or the next header. aya 0.14's `RingBuf::next` does exactly that
+//! before it returns `None` (`needs_wakeup` + `fence(SeqCst)`); the stream then arms the epoll
+//! registration (whose `EPOLL_CTL_MOD` re-polls the ring: producer != consumer reports at
+//! once, a still-busy record included) and looks once more. Should a notification still go
+//! missing, [`readiness`]'s backstop wakes the task within [`readiness::BACKSTOP`]. Lost records (the kernel could not reserve space) are
 //! counted per CPU by the kernel programs; the stream reads that counter whenever it has drained
 //! the ring and every [`LOST_CHECK_EVERY`] records, and yields the increase as an
 //! [`Error::EventsLost`](crate::Error::EventsLost) item in the position where it noticed it.
@@ -89,6 +98,7 @@ where
             }
             let decode = &mut self.decode;
             if let Some(item) = self.source.next_record(|bytes| decode(bytes)) {
+                self.readiness.consuming();
                 self.since_lost_check += 1;
                 self.counters.records.fetch_add(1, Ordering::Relaxed);
                 if item.is_err() {
@@ -124,3 +134,6 @@ where
         self.get_mut().poll_item(cx)
     }
 }
+
+#[cfg(test)]
+mod tests;
