@@ -54,7 +54,7 @@ fn mirrors_match_object_btf() {
         size_of::<PwruEvent>(),
         fields!(PwruEvent: ts, addr, caller, skb, skb_head, cpu, pid, tgid, flags, comm, kind,
             pkt_type, protocol, netns, mark, ifindex, len, mtu, cb, stack_id, drop_reason,
-            prog_id, prog_name, retval, tuple, tunnel, skb_dump_len, shinfo_dump_len, _pad),
+            prog_id, prog_name, retval, tuple, tunnel, skb_dump_len, shinfo_dump_len, check),
     );
     check(
         &btf,

@@ -29,6 +29,10 @@ pub struct ProgramStats {
     pub run_time_ns: u64,
     /// Number of runs counted in the same period.
     pub run_cnt: u64,
+    /// Runs the kernel skipped because a BPF program was already running on that CPU (its
+    /// recursion guard: kprobes and kprobe.multi guard all programs together, fentry and
+    /// tracepoints each program alone). Counted always, since program load.
+    pub recursion_misses: u64,
     /// Instructions the verifier processed.
     pub verified_insns: u32,
 }
@@ -40,6 +44,7 @@ impl ProgramStats {
             id: i.id,
             run_time_ns: i.run_time_ns,
             run_cnt: i.run_cnt,
+            recursion_misses: i.recursion_misses,
             verified_insns: i.verified_insns,
         })
     }
