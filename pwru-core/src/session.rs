@@ -12,7 +12,10 @@ use futures::Stream;
 
 use crate::error::Error;
 use crate::event::{decode, DecodeContext, DecodeError, Event};
-use crate::loader::{Link, Loader, LoaderError, LoaderOptions, LostCounter, TrackingBackend};
+use crate::loader::{
+    DetachedProgram, Link, Loader, LoaderError, LoaderOptions, LostCounter, ProgramStats,
+    TrackingBackend,
+};
 use crate::netns::InterfaceCache;
 use crate::options::Backend;
 use crate::stream::readiness::Readiness;
@@ -167,6 +170,8 @@ pub struct Session {
     // Field order is drop order: stop the waker thread, then the links, then maps/programs.
     readiness: Readiness,
     _links: Vec<Link>,
+    /// Programs of links detached by [`Session::stop`], kept for their run counters.
+    stopped: Vec<DetachedProgram>,
     ring: RingBuf<MapData>,
     lost: LostCounter,
     stacks: Option<StackTraceMap<MapData>>,
@@ -436,6 +441,7 @@ impl Tracer {
         Ok(Session {
             readiness,
             _links: links,
+            stopped: Vec::new(),
             ring,
             lost,
             stacks,
@@ -625,28 +631,37 @@ impl Session {
 
     /// (run_cnt, recursion_misses) summed over every loaded event program, each program once.
     fn kernel_run_counts(&self) -> Result<(u64, u64), Error> {
+        let attached = self._links.iter().map(|l| (l.program(), l.stats()));
+        let stopped = self.stopped.iter().map(|p| (p.program(), p.stats()));
         let mut aya_programs = HashSet::new();
         let (mut runs, mut misses) = (0u64, 0u64);
-        for link in &self._links {
-            if !pwru_ebpf::is_event_program(link.program()) {
+        for (program, stats) in attached.chain(stopped) {
+            if !pwru_ebpf::is_event_program(program) {
                 continue;
             }
-            let stats = match link.stats() {
+            let stats: ProgramStats = match stats {
                 Some(r) => r.map_err(|error| LoaderError::Attach {
-                    program: link.program().into(),
+                    program: program.into(),
                     target: "info".into(),
                     error,
                 })?,
                 // aya keeps one program for all its links: count it once.
-                None if aya_programs.insert(link.program()) => {
-                    self._loader.program_stats(link.program())?
-                }
+                None if aya_programs.insert(program) => self._loader.program_stats(program)?,
                 None => continue,
             };
             runs = runs.wrapping_add(stats.run_cnt);
             misses = misses.wrapping_add(stats.recursion_misses);
         }
         Ok((runs, misses))
+    }
+
+    /// Detaches every probe now but keeps the ring buffer, its counters and the programs:
+    /// records already written can still be read from [`Session::events`], and
+    /// [`Session::stats`] read afterwards gives final counts (no run can start any more).
+    /// Dropping the session releases the rest.
+    pub fn stop(&mut self) {
+        let links = std::mem::take(&mut self._links);
+        self.stopped.extend(links.into_iter().map(Link::detach));
     }
 
     /// Detaches everything now and reports how long it took (dropping does the same).

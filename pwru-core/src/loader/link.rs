@@ -90,6 +90,40 @@ impl Link {
     }
 }
 
+/// The program of a detached [`Link`], kept to read its statistics (see [`Link::detach`]).
+pub struct DetachedProgram {
+    program: String,
+    prog: Option<OwnedFd>,
+}
+
+impl DetachedProgram {
+    /// Name of the program in the object.
+    pub fn program(&self) -> &str {
+        &self.program
+    }
+
+    /// Statistics of the program, as [`Link::stats`] (None for aya-loaded programs, which
+    /// stay loaded in the [`Loader`](super::Loader)).
+    pub fn stats(&self) -> Option<std::io::Result<ProgramStats>> {
+        self.prog.as_ref().map(|fd| ProgramStats::of(fd.as_fd()))
+    }
+}
+
+impl Link {
+    /// Detaches now, keeping the program loaded (while the returned value lives) so that its
+    /// run counters can still be read: counts read afterwards are final.
+    pub fn detach(self) -> DetachedProgram {
+        let prog = match self.holder {
+            Holder::Fd { prog, .. } => Some(prog),
+            Holder::Aya { .. } => None,
+        };
+        DetachedProgram {
+            program: self.program,
+            prog,
+        }
+    }
+}
+
 impl std::fmt::Debug for Link {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Link")

@@ -33,7 +33,7 @@ use aya_obj::btf::BtfKind;
 use pwru_ebpf::PwruConfig;
 
 pub use error::{LoaderError, SpliceError};
-pub use link::{Link, ProgramStats};
+pub use link::{DetachedProgram, Link, ProgramStats};
 pub use probe::{probe_backend, probe_kfunc_cast, ProbeBackend};
 pub use splice::{splice, FilterBody};
 
