@@ -13,8 +13,8 @@ use futures::Stream;
 use crate::error::Error;
 use crate::event::{decode, DecodeContext, DecodeError, Event};
 use crate::loader::{
-    DetachedProgram, Link, Loader, LoaderError, LoaderOptions, LostCounter, ProgramStats,
-    TrackingBackend,
+    DetachedProgram, Link, Loader, LoaderError, LoaderOptions, LostCounter, NestingCounter,
+    ProgramStats, TrackingBackend,
 };
 use crate::netns::InterfaceCache;
 use crate::options::Backend;
@@ -153,6 +153,12 @@ pub struct Stats {
     /// softirq that interrupted one of our runs is skipped and counted here. Those packets'
     /// events are lost without reaching the ring buffer.
     pub recursion_misses: u64,
+    /// Runs that built their record while another run on the same CPU was building one
+    /// (a softirq interrupting a run in process context, a tracepoint or fentry program
+    /// inside another). Each nesting level has its own scratch slot, so these records are
+    /// whole; the count shows that the case happened. Not an outcome (these runs are also
+    /// counted in [`RunOutcomes`]).
+    pub nested_runs: u64,
 }
 
 impl Stats {
@@ -174,6 +180,7 @@ pub struct Session {
     stopped: Vec<DetachedProgram>,
     ring: RingBuf<MapData>,
     lost: LostCounter,
+    nesting: NestingCounter,
     stacks: Option<StackTraceMap<MapData>>,
     _loader: Loader,
     decode_ctx: DecodeContext,
@@ -260,6 +267,7 @@ impl Tracer {
         )?;
         let ring = loader.take_events()?;
         let lost = loader.take_lost()?;
+        let nesting = loader.take_nesting()?;
         let resolve_stacks = self.options.capture.stack;
         let stacks = if resolve_stacks {
             let map = loader.take_map(pwru_ebpf::MAP_STACKS)?;
@@ -444,6 +452,7 @@ impl Tracer {
             stopped: Vec::new(),
             ring,
             lost,
+            nesting,
             stacks,
             _loader: loader,
             decode_ctx,
@@ -612,6 +621,7 @@ impl Session {
         let mut s = self.stream_stats();
         s.runs = RunOutcomes::from_counts(&self.lost.outcomes()?);
         s.lost = s.runs.ring_full;
+        s.nested_runs = self.nesting.nested()?;
         let (runs, misses) = self.kernel_run_counts()?;
         s.kernel_runs = runs;
         s.recursion_misses = misses;

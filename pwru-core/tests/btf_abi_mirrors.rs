@@ -63,3 +63,35 @@ fn mirrors_match_object_btf() {
         fields!(PwruConfig: flags, netns, mark, mark_mask, ifindex, _pad),
     );
 }
+
+/// `enum pwru_outcome` (the index of each run counter) against `pwru_ebpf::outcome`.
+#[test]
+fn outcome_indexes_match_object_btf() {
+    use pwru_ebpf::outcome as o;
+    let btf = Btf::from_elf(OBJECT).expect("the embedded object has a .BTF section");
+    let values = btf
+        .enum_values("pwru_outcome")
+        .expect("enum pwru_outcome in the object's BTF (key type of pwru_runs)");
+    let want: &[(&str, u32)] = &[
+        ("PWRU_OUT_EMITTED", o::EMITTED),
+        ("PWRU_OUT_RING_FULL", o::RING_FULL),
+        ("PWRU_OUT_NULL_SKB", o::NULL_SKB),
+        ("PWRU_OUT_FILTER_NETNS", o::FILTER_NETNS),
+        ("PWRU_OUT_FILTER_MARK", o::FILTER_MARK),
+        ("PWRU_OUT_FILTER_IFINDEX", o::FILTER_IFINDEX),
+        ("PWRU_OUT_FILTER_PCAP", o::FILTER_PCAP),
+        ("PWRU_OUT_FILTER_TUNNEL", o::FILTER_TUNNEL),
+        ("PWRU_OUT_NESTED_TOO_DEEP", o::NESTED_TOO_DEEP),
+        ("PWRU_OUT_NO_SCRATCH", o::NO_SCRATCH),
+        ("PWRU_OUT_NO_STACK_SKB", o::NO_STACK_SKB),
+        ("PWRU_OUT_MAX", o::COUNT),
+    ];
+    assert_eq!(values.len(), want.len(), "{values:?}");
+    for (name, value) in want {
+        let v = values
+            .iter()
+            .find(|v| v.name == *name)
+            .unwrap_or_else(|| panic!("{name} missing from enum pwru_outcome"));
+        assert_eq!(v.value, i64::from(*value), "{name}");
+    }
+}

@@ -47,6 +47,10 @@ enum pwru_record_kind {
  */
 #define PWRU_SCRATCH_SLOTS 4
 
+/* Keys of the per-CPU map pwru_depth (u64 values). */
+#define PWRU_DEPTH_LEVEL 0  /* scratch slots in use now */
+#define PWRU_DEPTH_NESTED 1 /* runs that built a record inside another run's */
+
 /*
  * How each run of an event program ended: index into the per-CPU counters `pwru_runs`.
  * Every run of every event program increments exactly one of them.

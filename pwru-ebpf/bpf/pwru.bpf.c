@@ -53,7 +53,8 @@ struct {
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, PWRU_OUT_MAX);
-	__type(key, __u32);
+	/* The enum as key type puts its values in the object's BTF for the mirror test. */
+	__type(key, enum pwru_outcome);
 	__type(value, __u64);
 } pwru_runs SEC(".maps");
 
@@ -69,12 +70,14 @@ struct {
 	__type(value, struct pwru_scratch);
 } pwru_scratch SEC(".maps");
 
-/* Scratch slots in use on this CPU (the current nesting level of record building). */
+/* Per CPU: [PWRU_DEPTH_LEVEL] scratch slots in use (the current nesting level of record
+ * building); [PWRU_DEPTH_NESTED] runs that built their record while another run on the CPU
+ * was building one (in slot 1 or above). */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
+	__uint(max_entries, 2);
 	__type(key, __u32);
-	__type(value, __u32);
+	__type(value, __u64);
 } pwru_depth SEC(".maps");
 
 struct {
@@ -389,7 +392,7 @@ static __always_inline void fill_skb(struct pwru_event *ev, struct sk_buff *skb,
 
 /* The scratch slot a run holds, and the nesting level to restore when it is done. */
 struct slot {
-	__u32 *depth;
+	__u64 *depth;
 	__u32 level;
 };
 
@@ -401,8 +404,8 @@ struct slot {
  */
 static __always_inline struct pwru_scratch *slot_enter(struct slot *sl)
 {
-	__u32 zero = 0;
-	sl->depth = bpf_map_lookup_elem(&pwru_depth, &zero);
+	__u32 key = PWRU_DEPTH_LEVEL;
+	sl->depth = bpf_map_lookup_elem(&pwru_depth, &key);
 	if (!sl->depth) {
 		count_run(PWRU_OUT_NO_SCRATCH);
 		return NULL;
@@ -416,6 +419,12 @@ static __always_inline struct pwru_scratch *slot_enter(struct slot *sl)
 	if (!s) {
 		count_run(PWRU_OUT_NO_SCRATCH);
 		return NULL;
+	}
+	if (level > 0) {
+		key = PWRU_DEPTH_NESTED;
+		__u64 *nested = bpf_map_lookup_elem(&pwru_depth, &key);
+		if (nested)
+			__sync_fetch_and_add(nested, 1);
 	}
 	sl->level = level;
 	*sl->depth = level + 1;

@@ -195,6 +195,15 @@ pub struct PwruConfig {
 pub const CONFIG_GLOBAL: &str = "pwru_cfg";
 /// Name of the ring buffer map.
 pub const MAP_EVENTS: &str = "pwru_events";
+/// Name of the per-CPU array (`u64` values) of record-building depth: key
+/// [`PWRU_DEPTH_LEVEL`] is the nesting level now, key [`PWRU_DEPTH_NESTED`] counts runs that
+/// built their record while another run on the same CPU was building one.
+pub const MAP_DEPTH: &str = "pwru_depth";
+/// Key of [`MAP_DEPTH`]: scratch slots in use now.
+pub const PWRU_DEPTH_LEVEL: u32 = 0;
+/// Key of [`MAP_DEPTH`]: runs that built a record nested inside another run's.
+pub const PWRU_DEPTH_NESTED: u32 = 1;
+
 /// Name of the per-CPU array of run counters, indexed by outcome (`PWRU_OUT_*`, one `u64`
 /// each); the [`PWRU_OUT_RING_FULL`] entry counts the records lost to a full ring buffer.
 pub const MAP_RUNS: &str = "pwru_runs";

@@ -191,6 +191,22 @@ impl Loader {
             })
     }
 
+    /// Takes the per-CPU record-building depth ([`pwru_ebpf::MAP_DEPTH`]), to count nested
+    /// runs. Once only.
+    pub fn take_nesting(&mut self) -> Result<NestingCounter, LoaderError> {
+        let name = pwru_ebpf::MAP_DEPTH;
+        let map = self
+            .ebpf
+            .take_map(name)
+            .ok_or_else(|| LoaderError::NoMap(name.into()))?;
+        PerCpuArray::try_from(map)
+            .map(NestingCounter)
+            .map_err(|source| LoaderError::Map {
+                name: name.into(),
+                source: Box::new(source),
+            })
+    }
+
     /// Takes any other map by name (e.g. [`pwru_ebpf::MAP_STACKS`]). Once only.
     pub fn take_map(&mut self, name: &str) -> Result<Map, LoaderError> {
         self.ebpf
@@ -579,6 +595,25 @@ impl LostCounter {
             *slot = self.sum(i)?;
         }
         Ok(out)
+    }
+}
+
+/// The per-CPU record-building depth of the event programs ([`pwru_ebpf::MAP_DEPTH`]).
+pub struct NestingCounter(PerCpuArray<MapData, u64>);
+
+impl NestingCounter {
+    /// Runs that built their record while another run on the same CPU was building one (an
+    /// interrupt or another program nested inside it), summed over all CPUs. Each used its
+    /// own scratch slot, so neither record was disturbed.
+    pub fn nested(&self) -> Result<u64, LoaderError> {
+        let values = self
+            .0
+            .get(&pwru_ebpf::PWRU_DEPTH_NESTED, 0)
+            .map_err(|source| LoaderError::Map {
+                name: pwru_ebpf::MAP_DEPTH.into(),
+                source: Box::new(source),
+            })?;
+        Ok(values.iter().fold(0u64, |a, v| a.wrapping_add(*v)))
     }
 }
 

@@ -153,6 +153,7 @@ fn metrics(ctx: &mut Ctx, label: &str, s: &Stats, r: &Read, sent: u64) {
         ("no_scratch", o.no_scratch),
         ("no_stack_skb", o.no_stack_skb),
         ("recursion_misses", s.recursion_misses),
+        ("nested_runs", s.nested_runs),
         ("delivered", r.events),
         ("lost", r.lost),
         ("check_mismatches", s.check_mismatches),
@@ -171,9 +172,7 @@ pub fn run(ctx: &mut Ctx, backend: Backend) -> Outcome {
 
 fn flood(ctx: &mut Ctx, backend: Backend) -> Result<String, String> {
     let pair = kit::lab("ra", 39)?;
-    let sink = pair
-        .listen_udp(PORT)
-        .map_err(|e| format!("listen: {e}"))?;
+    let sink = pair.listen_udp(PORT).map_err(|e| format!("listen: {e}"))?;
     // the kernel counts program runs only while this is held: before the load, so all count
     let _stats_on =
         pwru_core::loader::enable_stats().map_err(|e| format!("BPF_ENABLE_STATS: {e}"))?;
@@ -218,7 +217,11 @@ fn flood(ctx: &mut Ctx, backend: Backend) -> Result<String, String> {
     let mut got = got?;
     // No run starts after this; what is still queued is read, then the counts are final.
     session.stop();
-    let rest = read(&mut session, &AtomicBool::new(true), Duration::from_millis(500))?;
+    let rest = read(
+        &mut session,
+        &AtomicBool::new(true),
+        Duration::from_millis(500),
+    )?;
     got.events += rest.events;
     got.lost += rest.lost;
     got.decode_errors += rest.decode_errors;
@@ -230,17 +233,19 @@ fn flood(ctx: &mut Ctx, backend: Backend) -> Result<String, String> {
     metrics(ctx, label, &s, &got, sent);
     let summary = format!(
         "{sent} datagrams, {attached} targets: kernel runs {} = outcomes {} ({}); recursion misses {}; \
-         delivered {} + lost {} vs built {}; check mismatches {}",
+         nested runs {}; delivered {} + lost {} vs built {}; check mismatches {}",
         s.kernel_runs,
         s.runs.total(),
         outcomes_text(&s.runs),
         s.recursion_misses,
+        s.nested_runs,
         got.events,
         got.lost,
         s.runs.produced(),
         s.check_mismatches
     );
-    ctx.report.info(&format!("run-accounting {label}: {summary}"));
+    ctx.report
+        .info(&format!("run-accounting {label}: {summary}"));
     let mut wrong = Vec::new();
     if s.kernel_runs == 0 {
         wrong.push("BPF stats counted no run".to_string());
