@@ -64,15 +64,39 @@ fn mirrors_match_object_btf() {
     );
 }
 
-/// `enum pwru_outcome` (the index of each run counter) against `pwru_ebpf::outcome`.
+/// `enum pwru_outcome` (the index of each run counter) and the other numbers user space reads
+/// the kernel's counters with, against the C header the object was compiled from (array map
+/// keys must be plain integers in BTF, so the enum is not in the object's BTF).
 #[test]
-fn outcome_indexes_match_object_btf() {
+fn outcome_indexes_match_the_c_header() {
     use pwru_ebpf::outcome as o;
-    let btf = Btf::from_elf(OBJECT).expect("the embedded object has a .BTF section");
-    let values = btf
-        .enum_values("pwru_outcome")
-        .expect("enum pwru_outcome in the object's BTF (key type of pwru_runs)");
-    let want: &[(&str, u32)] = &[
+    let header = include_str!("../../pwru-ebpf/bpf/event.h");
+    let value = |name: &str| -> u64 {
+        let line = header
+            .lines()
+            .map(str::trim)
+            .find(|l| {
+                l.strip_prefix(name).is_some_and(|r| {
+                    r.starts_with(' ') || r.starts_with('\t') || r.starts_with('=')
+                }) || l
+                    .strip_prefix("#define ")
+                    .and_then(|r| r.strip_prefix(name))
+                    .is_some_and(|r| r.starts_with(' '))
+            })
+            .unwrap_or_else(|| panic!("{name} not in event.h"));
+        let text = line
+            .split(['=', ' '])
+            .map(|t| t.trim().trim_end_matches(',').trim_end_matches("ULL"))
+            .filter(|t| !t.is_empty())
+            .nth(if line.starts_with("#define") { 2 } else { 1 })
+            .unwrap_or_else(|| panic!("no value in {line:?}"));
+        match text.strip_prefix("0x") {
+            Some(hex) => u64::from_str_radix(hex, 16),
+            None => text.parse(),
+        }
+        .unwrap_or_else(|e| panic!("{line:?}: {e}"))
+    };
+    for (name, want) in [
         ("PWRU_OUT_EMITTED", o::EMITTED),
         ("PWRU_OUT_RING_FULL", o::RING_FULL),
         ("PWRU_OUT_NULL_SKB", o::NULL_SKB),
@@ -85,13 +109,21 @@ fn outcome_indexes_match_object_btf() {
         ("PWRU_OUT_NO_SCRATCH", o::NO_SCRATCH),
         ("PWRU_OUT_NO_STACK_SKB", o::NO_STACK_SKB),
         ("PWRU_OUT_MAX", o::COUNT),
-    ];
-    assert_eq!(values.len(), want.len(), "{values:?}");
-    for (name, value) in want {
-        let v = values
-            .iter()
-            .find(|v| v.name == *name)
-            .unwrap_or_else(|| panic!("{name} missing from enum pwru_outcome"));
-        assert_eq!(v.value, i64::from(*value), "{name}");
+        ("PWRU_SCRATCH_SLOTS", pwru_ebpf::PWRU_SCRATCH_SLOTS),
+        ("PWRU_DEPTH_LEVEL", pwru_ebpf::PWRU_DEPTH_LEVEL),
+        ("PWRU_DEPTH_NESTED", pwru_ebpf::PWRU_DEPTH_NESTED),
+    ] {
+        assert_eq!(value(name), u64::from(want), "{name}");
+    }
+    for (name, want) in [
+        ("PWRU_CHECK_WORDS", pwru_ebpf::PWRU_CHECK_WORDS as u64),
+        ("PWRU_CHECK_SEED", pwru_ebpf::PWRU_CHECK_SEED),
+        ("PWRU_CHECK_MUL", pwru_ebpf::PWRU_CHECK_MUL),
+        (
+            "PWRU_RECORD_VERSION",
+            u64::from(pwru_ebpf::PWRU_RECORD_VERSION),
+        ),
+    ] {
+        assert_eq!(value(name), want, "{name}");
     }
 }

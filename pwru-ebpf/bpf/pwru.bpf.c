@@ -53,8 +53,7 @@ struct {
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, PWRU_OUT_MAX);
-	/* The enum as key type puts its values in the object's BTF for the mirror test. */
-	__type(key, enum pwru_outcome);
+	__type(key, __u32); /* enum pwru_outcome (array keys must be plain u32 in BTF) */
 	__type(value, __u64);
 } pwru_runs SEC(".maps");
 
