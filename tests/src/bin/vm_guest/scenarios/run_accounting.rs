@@ -1,6 +1,8 @@
 //! `run-accounting`: a UDP flood between two namespaces with both CPUs sending (programs run
-//! in process context on the send path and in softirq on the receive path, and can interrupt
-//! each other on one CPU), traced with no filter. Asserts, from the kernel's own counters:
+//! in process context on the send path and in softirq on the receive path), traced with no
+//! filter. B's interface steers received packets to both CPUs (RPS), so a CPU running a
+//! program in process context is interrupted by the other's IPI and runs the receive softirq
+//! on top of it: programs nest on one CPU. Asserts, from the kernel's own counters:
 //!
 //! - every run is accounted for: BPF run statistics (on from before the load) summed over the
 //!   event programs == the sum of the outcomes the programs counted, exactly;
@@ -81,6 +83,27 @@ fn read(session: &mut Session, done: &AtomicBool, quiet: Duration) -> Result<Rea
     })
 }
 
+/// Source ports per sender: several flows, so RPS spreads them over both CPUs.
+const FLOWS: u16 = 8;
+
+/// Turns on RPS over CPUs 0 and 1 for B's interface (a fresh sysfs inside `ip netns exec`).
+fn steer_to_both_cpus(pair: &VethPair) -> Result<(), String> {
+    let file = format!("/sys/class/net/{}/queues/rx-0/rps_cpus", pair.if_b);
+    let out = std::process::Command::new("ip")
+        .args(["netns", "exec", &pair.ns_b, "sh", "-c"])
+        .arg(format!("echo 3 > {file}"))
+        .output()
+        .map_err(|e| format!("cannot run ip netns exec: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "writing {file}: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
 /// Sends `EACH` datagrams from A with this thread pinned to `cpu`.
 fn send_pinned(pair: &VethPair, cpu: usize, src_port: u16) -> Result<u64, String> {
     let dst = SocketAddr::from((pair.addr_b, PORT));
@@ -94,10 +117,12 @@ fn send_pinned(pair: &VethPair, cpu: usize, src_port: u16) -> Result<u64, String
             // best effort: a kernel with one CPU still floods from both threads
             libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
         }
-        let s = std::net::UdpSocket::bind(src)?;
+        let socks = (0..FLOWS)
+            .map(|i| std::net::UdpSocket::bind(SocketAddr::new(src.ip(), src.port() + i)))
+            .collect::<std::io::Result<Vec<_>>>()?;
         let buf = [0x5au8; 64];
         let mut sent = 0;
-        for _ in 0..EACH {
+        for (_, s) in (0..EACH).zip(socks.iter().cycle()) {
             // a full socket buffer on B drops, it does not fail the send
             if s.send_to(&buf, dst).is_ok() {
                 sent += 1;
@@ -173,6 +198,7 @@ pub fn run(ctx: &mut Ctx, backend: Backend) -> Outcome {
 fn flood(ctx: &mut Ctx, backend: Backend) -> Result<String, String> {
     let pair = kit::lab("ra", 39)?;
     let sink = pair.listen_udp(PORT).map_err(|e| format!("listen: {e}"))?;
+    steer_to_both_cpus(&pair)?;
     // the kernel counts program runs only while this is held: before the load, so all count
     let _stats_on =
         pwru_core::loader::enable_stats().map_err(|e| format!("BPF_ENABLE_STATS: {e}"))?;
@@ -194,7 +220,7 @@ fn flood(ctx: &mut Ctx, backend: Backend) -> Result<String, String> {
         let senders: Vec<_> = (0..2usize)
             .map(|cpu| {
                 let pair = &pair;
-                s.spawn(move || send_pinned(pair, cpu, 41000 + cpu as u16))
+                s.spawn(move || send_pinned(pair, cpu, 41000 + FLOWS * cpu as u16))
             })
             .collect();
         let flags = &done;
