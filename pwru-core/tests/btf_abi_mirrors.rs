@@ -127,3 +127,33 @@ fn outcome_indexes_match_the_c_header() {
         assert_eq!(value(name), want, "{name}");
     }
 }
+
+/// Every program of the object is either an event program (each run counted under one
+/// outcome, summed into `Stats::kernel_runs`) or one of the programs that never emit. A new
+/// program must be classified in `pwru_ebpf::is_event_program` (and count its runs) or
+/// listed here.
+#[test]
+fn every_program_is_classified_for_run_accounting() {
+    const SILENT: &[&str] = &[
+        "fexit_skb_clone",
+        "fexit_skb_copy",
+        "fentry_kfree_skbmem",
+        "kprobe_clone_entry",
+        "kretprobe_clone_exit",
+        "kprobe_kfree_skbmem",
+        "tp_btf_baseline",
+    ];
+    let obj = aya_obj::Object::parse(OBJECT).expect("the embedded object parses");
+    let mut events = 0;
+    for name in obj.programs.keys() {
+        let event = pwru_ebpf::is_event_program(name);
+        let silent = SILENT.contains(&name.as_str());
+        assert!(
+            event != silent,
+            "program {name}: event program {event}, listed as silent {silent}"
+        );
+        events += usize::from(event);
+    }
+    // 5 kprobe + 5 kprobe.multi + 5 fentry + 2 x 22 tracepoints + stack id + tc/XDP tracing.
+    assert!(events >= 5 + 5 + 5 + 44 + 3, "{events} event programs");
+}
