@@ -398,8 +398,11 @@ struct slot {
 /*
  * Takes the scratch slot of this run's nesting level. Runs on one CPU nest strictly (an
  * interrupting run ends before the one it interrupted goes on), so a plain per-CPU level
- * is enough: a nested run sees the level raised and takes the next slot. NULL when no slot
- * is free or a lookup failed; that run's outcome is then counted here.
+ * is enough: a nested run sees the level raised and takes the next slot. (A fully
+ * preemptible kernel may switch tasks inside an fentry program, which runs with migration,
+ * not preemption, disabled; a slot shared that way is caught by the check word in submit(),
+ * and the record rejected in user space instead of shown mixed.) NULL when no slot is free or
+ * a lookup failed; that run's outcome is then counted here.
  */
 static __always_inline struct pwru_scratch *slot_enter(struct slot *sl)
 {
