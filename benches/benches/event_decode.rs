@@ -3,7 +3,7 @@
 use std::mem::offset_of;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use pwru_core::event::{decode, DecodeContext, RAW_EVENT_LEN, RECORD_HEADER_LEN};
+use pwru_core::event::{decode, seal, DecodeContext, RAW_EVENT_LEN, RECORD_HEADER_LEN};
 use pwru_ebpf::{PwruEvent, PwruTuple};
 
 /// A typical record: meta + tuple + drop reason from the kfree_skb tracepoint.
@@ -40,6 +40,7 @@ fn record() -> Vec<u8> {
     v[0..2].copy_from_slice(&pwru_ebpf::PWRU_RECORD_EVENT.to_ne_bytes());
     v[2..4].copy_from_slice(&pwru_ebpf::PWRU_RECORD_VERSION.to_ne_bytes());
     v[4..8].copy_from_slice(&(len as u32).to_ne_bytes());
+    seal(&mut v);
     v
 }
 
@@ -52,6 +53,7 @@ fn bench(c: &mut Criterion) {
     kprobe[RECORD_HEADER_LEN + offset_of!(PwruEvent, kind)] = pwru_ebpf::PWRU_KIND_KPROBE_MULTI;
     kprobe[RECORD_HEADER_LEN + offset_of!(PwruEvent, addr)..][..8]
         .copy_from_slice(&0xffffffff81a00000u64.to_ne_bytes());
+    seal(&mut kprobe);
     ctx.add_function(0xffffffff81a00000, "ip_rcv");
 
     let mut g = c.benchmark_group("event_decode");

@@ -26,7 +26,7 @@ pub use error::Error;
 pub use event::Event;
 pub use options::{Backend, Capture, KernelModules, MarkFilter, Options};
 pub use pwru_filter::ProbeAccess;
-pub use session::{Events, Progress, Session, Stats};
+pub use session::{Events, Progress, RunOutcomes, Session, Stats};
 pub use tracer::{Refusal, Target, Tracer, TracerBuilder};
 
 /// The README's code, compiled and run as doctests so it cannot go stale.

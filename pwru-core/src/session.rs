@@ -1,7 +1,8 @@
 //! [`Session`]: attached probes, the event stream, statistics. Dropping it detaches everything.
 
+use std::collections::HashSet;
 use std::pin::Pin;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -10,8 +11,11 @@ use aya::maps::{MapData, RingBuf, StackTraceMap};
 use futures::Stream;
 
 use crate::error::Error;
-use crate::event::{decode, DecodeContext, Event};
-use crate::loader::{Link, Loader, LoaderError, LoaderOptions, LostCounter, TrackingBackend};
+use crate::event::{decode, DecodeContext, DecodeError, Event};
+use crate::loader::{
+    DetachedProgram, Link, Loader, LoaderError, LoaderOptions, LostCounter, NestingCounter,
+    ProgramStats, TrackingBackend,
+};
 use crate::netns::InterfaceCache;
 use crate::options::Backend;
 use crate::stream::readiness::Readiness;
@@ -40,19 +44,130 @@ pub struct Progress<'a> {
     pub current: &'a str,
 }
 
+/// Runs of the kernel's event programs by how each ended, summed over all CPUs. Every run
+/// that the kernel let start is counted under exactly one outcome (see
+/// [`pwru_ebpf::outcome`]), so [`RunOutcomes::total`] equals the kernel's own run count of
+/// the programs ([`Stats::kernel_runs`]) when BPF statistics were on from their load.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RunOutcomes {
+    /// Records written to the ring buffer.
+    pub emitted: u64,
+    /// Records built but lost because the ring buffer was full (same as [`Stats::lost`]).
+    pub ring_full: u64,
+    /// Runs whose skb (or `xdp_buff`) argument was NULL.
+    pub null_skb: u64,
+    /// Packets left out by the network namespace filter.
+    pub filtered_netns: u64,
+    /// Packets left out by the mark filter.
+    pub filtered_mark: u64,
+    /// Packets left out by the interface filter.
+    pub filtered_ifindex: u64,
+    /// Packets left out by the pcap expression.
+    pub filtered_pcap: u64,
+    /// Packets left out by the tunnel (inner header) pcap expression.
+    pub filtered_tunnel: u64,
+    /// Runs nested deeper than the per-CPU scratch slots allow (process context, softirq,
+    /// hardirq and NMI each have one): no record was built.
+    pub nested_too_deep: u64,
+    /// Runs that found no per-CPU scratch or depth slot (a map lookup failed; not expected).
+    pub no_scratch: u64,
+    /// Runs in functions without an skb argument whose stack had no skb remembered.
+    pub no_stack_skb: u64,
+}
+
+impl RunOutcomes {
+    fn from_counts(c: &[u64; pwru_ebpf::outcome::COUNT as usize]) -> Self {
+        use pwru_ebpf::outcome as o;
+        let at = |i: u32| c.get(i as usize).copied().unwrap_or(0);
+        RunOutcomes {
+            emitted: at(o::EMITTED),
+            ring_full: at(o::RING_FULL),
+            null_skb: at(o::NULL_SKB),
+            filtered_netns: at(o::FILTER_NETNS),
+            filtered_mark: at(o::FILTER_MARK),
+            filtered_ifindex: at(o::FILTER_IFINDEX),
+            filtered_pcap: at(o::FILTER_PCAP),
+            filtered_tunnel: at(o::FILTER_TUNNEL),
+            nested_too_deep: at(o::NESTED_TOO_DEEP),
+            no_scratch: at(o::NO_SCRATCH),
+            no_stack_skb: at(o::NO_STACK_SKB),
+        }
+    }
+
+    /// Runs left out by a filter (netns, mark, interface, pcap, tunnel).
+    pub fn filtered(&self) -> u64 {
+        self.filtered_netns
+            + self.filtered_mark
+            + self.filtered_ifindex
+            + self.filtered_pcap
+            + self.filtered_tunnel
+    }
+
+    /// Runs that built a record: written ([`emitted`](Self::emitted)) or lost to a full ring
+    /// buffer ([`ring_full`](Self::ring_full)).
+    pub fn produced(&self) -> u64 {
+        self.emitted + self.ring_full
+    }
+
+    /// Every run counted, whatever its outcome.
+    pub fn total(&self) -> u64 {
+        self.produced()
+            + self.null_skb
+            + self.filtered()
+            + self.nested_too_deep
+            + self.no_scratch
+            + self.no_stack_skb
+    }
+}
+
 /// Counters of a running session.
+///
+/// Records the user never sees are [`Stats::total_lost`]: the ones lost to a full ring
+/// buffer ([`Stats::lost`]) and the runs the kernel skipped ([`Stats::recursion_misses`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Stats {
     /// Records read from the ring buffer.
     pub records: u64,
     /// Records the kernel could not write because the ring buffer was full.
     pub lost: u64,
-    /// Records that failed to decode.
+    /// Records that failed to decode (check-word mismatches included).
     pub decode_errors: u64,
+    /// Records whose check word did not match their contents (also in
+    /// [`decode_errors`](Self::decode_errors)): records mixed from two program runs or
+    /// otherwise damaged, dropped instead of shown.
+    pub check_mismatches: u64,
     /// Targets attached.
     pub attached: usize,
     /// Targets refused by the kernel.
     pub refused: usize,
+    /// Runs of the event programs by outcome, counted by the programs themselves.
+    pub runs: RunOutcomes,
+    /// Runs of the event programs counted by the kernel (`run_cnt` of `bpf_prog_info`,
+    /// summed). The kernel counts only while BPF statistics are on (`sysctl
+    /// kernel.bpf_stats_enabled=1`, or an fd from [`crate::loader::enable_stats`]); with them
+    /// on from before [`Tracer::attach`], it equals [`RunOutcomes::total`].
+    pub kernel_runs: u64,
+    /// Runs the kernel skipped because a BPF program was already running on that CPU
+    /// (`recursion_misses` of `bpf_prog_info`, summed over the event programs; counted
+    /// always). kprobe and kprobe.multi programs never nest: a packet function hit from a
+    /// softirq that interrupted one of our runs is skipped and counted here. Those packets'
+    /// events are lost without reaching the ring buffer.
+    pub recursion_misses: u64,
+    /// Runs that built their record while another run on the same CPU was building one
+    /// (a softirq interrupting a run in process context, a tracepoint or fentry program
+    /// inside another). Each nesting level has its own scratch slot, so these records are
+    /// whole; the count shows that the case happened. Not an outcome (these runs are also
+    /// counted in [`RunOutcomes`]).
+    pub nested_runs: u64,
+}
+
+impl Stats {
+    /// Everything the tracer failed to show: records lost to a full ring buffer plus runs the
+    /// kernel skipped ([`lost`](Self::lost) + [`recursion_misses`](Self::recursion_misses)).
+    /// This is the "lost" of a summary line.
+    pub fn total_lost(&self) -> u64 {
+        self.lost.saturating_add(self.recursion_misses)
+    }
 }
 
 /// Attached probes and their ring buffer. Drop it to detach everything (every attachment is an
@@ -61,14 +176,18 @@ pub struct Session {
     // Field order is drop order: stop the waker thread, then the links, then maps/programs.
     readiness: Readiness,
     _links: Vec<Link>,
+    /// Programs of links detached by [`Session::stop`], kept for their run counters.
+    stopped: Vec<DetachedProgram>,
     ring: RingBuf<MapData>,
     lost: LostCounter,
+    nesting: NestingCounter,
     stacks: Option<StackTraceMap<MapData>>,
     _loader: Loader,
     decode_ctx: DecodeContext,
     interfaces: InterfaceCache,
     symbols: Arc<KernelSymbols>,
     counters: Counters,
+    check_mismatches: AtomicU64,
     backend: Backend,
     attached: Vec<String>,
     refused: Vec<Refusal>,
@@ -153,6 +272,7 @@ impl Tracer {
         )?;
         let ring = loader.take_events()?;
         let lost = loader.take_lost()?;
+        let nesting = loader.take_nesting()?;
         let resolve_stacks = self.options.capture.stack;
         let stacks = if resolve_stacks {
             let map = loader.take_map(pwru_ebpf::MAP_STACKS)?;
@@ -332,14 +452,17 @@ impl Tracer {
         Ok(Session {
             readiness,
             _links: links,
+            stopped: Vec::new(),
             ring,
             lost,
+            nesting,
             stacks,
             _loader: loader,
             decode_ctx,
             interfaces,
             symbols,
             counters: Counters::default(),
+            check_mismatches: AtomicU64::new(0),
             backend: self.backend,
             attached,
             refused,
@@ -425,16 +548,23 @@ impl Session {
             interfaces,
             symbols,
             counters,
+            check_mismatches,
             resolve_stacks,
             ..
         } = self;
+        let check_mismatches: &AtomicU64 = check_mismatches;
         let resolve_stacks = *resolve_stacks;
         let decode_ctx: &DecodeContext = decode_ctx;
         let stacks: &Option<StackTraceMap<MapData>> = stacks;
         let symbols: &KernelSymbols = symbols;
         let lost: &LostCounter = lost;
         let decode_fn = move |bytes: &[u8]| -> Result<Event, Error> {
-            let mut ev = decode(bytes, decode_ctx).map_err(|e| Error::Decode(e.to_string()))?;
+            let mut ev = decode(bytes, decode_ctx).map_err(|e| {
+                if matches!(e, DecodeError::CheckMismatch { .. }) {
+                    check_mismatches.fetch_add(1, Ordering::Relaxed);
+                }
+                Error::Decode(e.to_string())
+            })?;
             if let Some(meta) = ev.meta.as_mut() {
                 if meta.interface.name.is_none() && meta.interface.ifindex != 0 {
                     meta.interface.name = interfaces
@@ -483,24 +613,44 @@ impl Session {
         self.attach_time
     }
 
-    /// Current counters (reads the kernel's lost-record counter).
+    /// Current counters (reads the kernel's run counters and program statistics). When a
+    /// kernel counter cannot be read, its fields keep what the stream saw (see
+    /// [`Session::try_stats`] for the error).
     ///
     /// ```no_run
     /// let session = pwru_core::Tracer::builder().build()?.attach(|_| {})?;
     /// let s = session.stats();
-    /// println!("{} events, {} lost, {} attached, {} refused", s.records, s.lost, s.attached, s.refused);
+    /// println!("{} events, {} lost, {} attached, {} refused", s.records, s.total_lost(), s.attached, s.refused);
     /// # Ok::<(), pwru_core::Error>(())
     /// ```
     pub fn stats(&self) -> Stats {
+        self.try_stats().unwrap_or_else(|_| {
+            let mut s = self.stream_stats();
+            s.lost = self.counters.lost_reported.load(Ordering::Relaxed);
+            s
+        })
+    }
+
+    /// [`Session::stats`], failing if a kernel counter cannot be read.
+    pub fn try_stats(&self) -> Result<Stats, Error> {
+        let mut s = self.stream_stats();
+        s.runs = RunOutcomes::from_counts(&self.lost.outcomes()?);
+        s.lost = s.runs.ring_full;
+        s.nested_runs = self.nesting.nested()?;
+        let (runs, misses) = self.kernel_run_counts()?;
+        s.kernel_runs = runs;
+        s.recursion_misses = misses;
+        Ok(s)
+    }
+
+    fn stream_stats(&self) -> Stats {
         Stats {
             records: self.counters.records.load(Ordering::Relaxed),
-            lost: self
-                .lost
-                .total()
-                .unwrap_or(self.counters.lost_reported.load(Ordering::Relaxed)),
             decode_errors: self.counters.decode_errors.load(Ordering::Relaxed),
+            check_mismatches: self.check_mismatches.load(Ordering::Relaxed),
             attached: self.attached.len(),
             refused: self.refused.len(),
+            ..Stats::default()
         }
     }
 
@@ -516,6 +666,41 @@ impl Session {
     /// entries evicted to stay within its [`CacheLimits`](crate::netns::CacheLimits).
     pub fn interface_cache_stats(&self) -> crate::netns::CacheStats {
         self.interfaces.stats()
+    }
+
+    /// (run_cnt, recursion_misses) summed over every loaded event program, each program once.
+    fn kernel_run_counts(&self) -> Result<(u64, u64), Error> {
+        let attached = self._links.iter().map(|l| (l.program(), l.stats()));
+        let stopped = self.stopped.iter().map(|p| (p.program(), p.stats()));
+        let mut aya_programs = HashSet::new();
+        let (mut runs, mut misses) = (0u64, 0u64);
+        for (program, stats) in attached.chain(stopped) {
+            if !pwru_ebpf::is_event_program(program) {
+                continue;
+            }
+            let stats: ProgramStats = match stats {
+                Some(r) => r.map_err(|error| LoaderError::Attach {
+                    program: program.into(),
+                    target: "info".into(),
+                    error,
+                })?,
+                // aya keeps one program for all its links: count it once.
+                None if aya_programs.insert(program) => self._loader.program_stats(program)?,
+                None => continue,
+            };
+            runs = runs.wrapping_add(stats.run_cnt);
+            misses = misses.wrapping_add(stats.recursion_misses);
+        }
+        Ok((runs, misses))
+    }
+
+    /// Detaches every probe now but keeps the ring buffer, its counters and the programs:
+    /// records already written can still be read from [`Session::events`], and
+    /// [`Session::stats`] read afterwards gives final counts (no run can start any more).
+    /// Dropping the session releases the rest.
+    pub fn stop(&mut self) {
+        let links = std::mem::take(&mut self._links);
+        self.stopped.extend(links.into_iter().map(Link::detach));
     }
 
     /// Detaches everything now and reports how long it took (dropping does the same).

@@ -6,11 +6,12 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use proptest::prelude::*;
 use pwru_core::event::{
-    decode, DecodeContext, DecodeError, ProbeKind, RAW_EVENT_LEN, RECORD_HEADER_LEN,
+    decode, seal, DecodeContext, DecodeError, ProbeKind, RAW_EVENT_LEN, RECORD_HEADER_LEN,
 };
 use pwru_ebpf::{PwruEvent, PwruTuple};
 
-/// Builds a record field by field at the mirror's offsets.
+/// Builds a record field by field at the mirror's offsets, sealed with its check word after
+/// every write (as the kernel programs seal each record they submit).
 struct Rec(Vec<u8>);
 
 impl Rec {
@@ -20,11 +21,13 @@ impl Rec {
         v[0..2].copy_from_slice(&pwru_ebpf::PWRU_RECORD_EVENT.to_ne_bytes());
         v[2..4].copy_from_slice(&pwru_ebpf::PWRU_RECORD_VERSION.to_ne_bytes());
         v[4..8].copy_from_slice(&(len as u32).to_ne_bytes());
+        seal(&mut v);
         Rec(v)
     }
     fn put(&mut self, off: usize, bytes: &[u8]) -> &mut Self {
         let o = RECORD_HEADER_LEN + off;
         self.0[o..o + bytes.len()].copy_from_slice(bytes);
+        seal(&mut self.0);
         self
     }
 }
@@ -207,10 +210,72 @@ fn corrupt_records_are_errors() {
         decode(&r.0, &c),
         Err(DecodeError::DumpOutOfBounds { .. })
     ));
+    // The wrong version is reported as such even though the check word then fails too.
+    let mut r = good.clone();
+    r[2] = 1;
+    assert_eq!(decode(&r, &c).unwrap_err(), DecodeError::UnknownVersion(1));
     // Trailing ring-buffer padding after a valid record is fine.
     let mut padded = good.clone();
     padded.extend_from_slice(&[0; 8]);
     assert!(decode(&padded, &c).is_ok());
+}
+
+/// The check word covers every bit of the header and the event: flipping any one of them
+/// (a record mixed from two runs differs in at least one) fails the record, by name. Bytes of
+/// the header that earlier checks look at fail those checks instead.
+#[test]
+fn every_flipped_bit_fails_the_check_word() {
+    let good = sample().0;
+    let c = ctx();
+    assert!(decode(&good, &c).is_ok());
+    let mut mismatches = 0;
+    for byte in 0..RECORD_HEADER_LEN + RAW_EVENT_LEN {
+        for bit in 0..8 {
+            let mut r = good.clone();
+            r[byte] ^= 1 << bit;
+            match decode(&r, &c) {
+                Err(DecodeError::CheckMismatch { stored, computed }) => {
+                    assert_ne!(stored, computed);
+                    mismatches += 1;
+                }
+                Err(_) if byte < RECORD_HEADER_LEN => {}
+                other => panic!("byte {byte} bit {bit}: {other:?}"),
+            }
+        }
+    }
+    // Every event bit, and the header bits no earlier check catches.
+    assert!(mismatches >= RAW_EVENT_LEN * 8, "{mismatches} mismatches");
+    // The dumps after the event are not covered: changing them changes only the text.
+    let mut r = sample();
+    r.0.extend_from_slice(b"x\0");
+    let len = r.0.len() as u32;
+    r.0[4..8].copy_from_slice(&len.to_ne_bytes());
+    seal(&mut r.0);
+    let mut changed = r.0.clone();
+    let last = changed.len() - 2;
+    changed[last] = b'y';
+    assert!(decode(&changed, &c).is_ok());
+}
+
+/// The check word is the documented fold (a second, independent writing of it), so the C
+/// programs and this decoder agree on a known value.
+#[test]
+fn check_word_is_the_documented_fold() {
+    let rec = sample().0;
+    let mut c = pwru_ebpf::PWRU_CHECK_SEED;
+    for i in 0..pwru_ebpf::PWRU_CHECK_WORDS {
+        let mut w = u64::from_ne_bytes(rec[i * 8..i * 8 + 8].try_into().unwrap());
+        if i == pwru_ebpf::PWRU_CHECK_WORDS - 1 {
+            w &= 0x0000_0000_ffff_ffff; // the check field is the upper half of the last word
+        }
+        c = (c.rotate_left(7) ^ w).wrapping_mul(pwru_ebpf::PWRU_CHECK_MUL);
+    }
+    let want = (c ^ (c >> 32)) as u32;
+    let at = pwru_ebpf::PWRU_CHECK_OFFSET;
+    assert_eq!(
+        u32::from_ne_bytes(rec[at..at + 4].try_into().unwrap()),
+        want
+    );
 }
 
 proptest! {

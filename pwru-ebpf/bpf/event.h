@@ -27,7 +27,48 @@ enum pwru_record_kind {
 	PWRU_RECORD_EVENT = 1,
 };
 
-#define PWRU_RECORD_VERSION 1
+/* 2: pwru_event.check holds the record's check word (was padding in 1). */
+#define PWRU_RECORD_VERSION 2
+
+/*
+ * The check word: the header and the event (PWRU_CHECK_WORDS little-endian 8-byte words,
+ * with event.check read as 0) folded as c = (rotl64(c, 7) ^ w) * PWRU_CHECK_MUL from
+ * PWRU_CHECK_SEED, then c ^ (c >> 32) truncated to 32 bits. User space recomputes it for every
+ * record; a record another run wrote into while it was being built does not check.
+ */
+#define PWRU_CHECK_WORDS 31
+#define PWRU_CHECK_SEED 0x7077727572656331ULL /* "pwrurec1" */
+#define PWRU_CHECK_MUL 0x100000001b3ULL      /* FNV-1a 64-bit prime */
+
+/*
+ * Scratch slots per CPU, one per nesting level of pwru programs on that CPU: process
+ * context, softirq, hardirq, NMI. A run finding every slot in use is counted as
+ * PWRU_OUT_NESTED_TOO_DEEP and writes nothing.
+ */
+#define PWRU_SCRATCH_SLOTS 4
+
+/* Keys of the per-CPU map pwru_depth (u64 values). */
+#define PWRU_DEPTH_LEVEL 0  /* scratch slots in use now */
+#define PWRU_DEPTH_NESTED 1 /* runs that built a record inside another run's */
+
+/*
+ * How each run of an event program ended: index into the per-CPU counters `pwru_runs`.
+ * Every run of every event program increments exactly one of them.
+ */
+enum pwru_outcome {
+	PWRU_OUT_EMITTED = 0,         /* record written to the ring buffer */
+	PWRU_OUT_RING_FULL = 1,       /* record built, ring buffer full: lost */
+	PWRU_OUT_NULL_SKB = 2,        /* the skb (xdp_buff) argument was NULL */
+	PWRU_OUT_FILTER_NETNS = 3,    /* filtered out by --filter-netns */
+	PWRU_OUT_FILTER_MARK = 4,     /* filtered out by --filter-mark */
+	PWRU_OUT_FILTER_IFINDEX = 5,  /* filtered out by --filter-ifname */
+	PWRU_OUT_FILTER_PCAP = 6,     /* filtered out by the pcap expression */
+	PWRU_OUT_FILTER_TUNNEL = 7,   /* filtered out by the tunnel (inner) pcap expression */
+	PWRU_OUT_NESTED_TOO_DEEP = 8, /* every scratch slot of this CPU in use */
+	PWRU_OUT_NO_SCRATCH = 9,      /* a per-CPU map lookup failed (not expected) */
+	PWRU_OUT_NO_STACK_SKB = 10,   /* non-skb function: no skb known for this stack */
+	PWRU_OUT_MAX = 11,
+};
 
 /* Largest optional dumps appended to an event record (bytes, NUL included). */
 #define PWRU_SKB_DUMP_MAX 3072
@@ -132,7 +173,7 @@ struct pwru_event {
 	struct pwru_tuple tunnel;
 	__u16 skb_dump_len;
 	__u16 shinfo_dump_len;
-	__u32 _pad;
+	__u32 check;     /* check word over the header and this event (PWRU_CHECK_*) */
 };
 
 /* ---- configuration (read-only global `pwru_cfg`, set before load) ---------------- */

@@ -48,21 +48,36 @@ struct {
 	__uint(max_entries, 4 << 20);
 } pwru_events SEC(".maps");
 
-/* Records that could not be put in the ring buffer (full), per CPU. */
+/* Runs of the event programs by outcome (enum pwru_outcome), per CPU. Ring-full runs are the
+ * lost records. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
+	__uint(max_entries, PWRU_OUT_MAX);
+	__type(key, __u32); /* enum pwru_outcome (array keys must be plain u32 in BTF) */
 	__type(value, __u64);
-} pwru_lost SEC(".maps");
+} pwru_runs SEC(".maps");
 
-/* Where a record is built before bpf_ringbuf_output (too big for the stack). */
+/*
+ * Where records are built before bpf_ringbuf_output (too big for the stack): one slot per
+ * nesting level, so that a run interrupting another on the same CPU (softirq over process
+ * context, an fentry or tracepoint program inside another) builds in its own slot.
+ */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
+	__uint(max_entries, PWRU_SCRATCH_SLOTS);
 	__type(key, __u32);
 	__type(value, struct pwru_scratch);
 } pwru_scratch SEC(".maps");
+
+/* Per CPU: [PWRU_DEPTH_LEVEL] scratch slots in use (the current nesting level of record
+ * building); [PWRU_DEPTH_NESTED] runs that built their record while another run on the CPU
+ * was building one (in slot 1 or above). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__type(value, __u64);
+} pwru_depth SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_STACK_TRACE);
@@ -280,14 +295,17 @@ static __always_inline __u64 skb_l3(const struct skb_data *d)
 
 /* ---- filters, cheapest first ------------------------------------------------------- */
 
-static __always_inline bool filter_skb(struct sk_buff *skb, bool typed)
+/* The filters' verdict: FILTER_PASS, or the PWRU_OUT_FILTER_* outcome of the first that refused. */
+#define FILTER_PASS PWRU_OUT_EMITTED
+
+static __always_inline __u32 filter_skb(struct sk_buff *skb, bool typed)
 {
 	if (CFG(FILTER_NETNS) && skb_netns(skb, typed) != pwru_cfg.netns)
-		return false;
+		return PWRU_OUT_FILTER_NETNS;
 	if (CFG(FILTER_MARK) && (RD(typed, skb, mark) & pwru_cfg.mark_mask) != pwru_cfg.mark)
-		return false;
+		return PWRU_OUT_FILTER_MARK;
 	if (CFG(FILTER_IFINDEX) && skb_ifindex(skb, typed) != pwru_cfg.ifindex)
-		return false;
+		return PWRU_OUT_FILTER_IFINDEX;
 	if (CFG(FILTER_PCAP) || CFG(FILTER_TUNNEL_L2) || CFG(FILTER_TUNNEL_L3)) {
 		struct skb_data d;
 		skb_data(skb, typed, &d);
@@ -298,33 +316,36 @@ static __always_inline bool filter_skb(struct sk_buff *skb, bool typed)
 			else
 				ok = pwru_filter(PWRU_SEL_L3, d.head + d.nh, d.end);
 			if (!ok)
-				return false;
+				return PWRU_OUT_FILTER_PCAP;
 		}
 		if (CFG(FILTER_TUNNEL_L2) || CFG(FILTER_TUNNEL_L3)) {
 			__u64 inner = tunnel_inner_l2(skb_l3(&d), d.end);
 			/* Packets that are not tunnelled pass the tunnel filters (as pwru). */
 			if (inner) {
 				if (CFG(FILTER_TUNNEL_L2) && !pwru_filter(PWRU_SEL_TUNNEL_L2, inner, d.end))
-					return false;
+					return PWRU_OUT_FILTER_TUNNEL;
 				if (CFG(FILTER_TUNNEL_L3)) {
 					__u64 inner3 = tunnel_inner_l3(inner);
 					if (!inner3 || !pwru_filter(PWRU_SEL_TUNNEL_L3, inner3, d.end))
-						return false;
+						return PWRU_OUT_FILTER_TUNNEL;
 				}
 			}
 		}
 	}
-	return true;
+	return FILTER_PASS;
 }
 
 /* ---- event output ------------------------------------------------------------------ */
 
-static __always_inline void count_lost(void)
+/*
+ * Counts one run with outcome `o`. Atomic although the counter is per CPU: a run nested on
+ * this CPU between the load and the store of a plain increment would lose its count.
+ */
+static __always_inline void count_run(__u32 o)
 {
-	__u32 zero = 0;
-	__u64 *n = bpf_map_lookup_elem(&pwru_lost, &zero);
+	__u64 *n = bpf_map_lookup_elem(&pwru_runs, &o);
 	if (n)
-		*n += 1; /* per-CPU value: no atomics needed */
+		__sync_fetch_and_add(n, 1);
 }
 
 static __always_inline void fill_skb(struct pwru_event *ev, struct sk_buff *skb, bool typed)
@@ -368,16 +389,62 @@ static __always_inline void fill_skb(struct pwru_event *ev, struct sk_buff *skb,
 	}
 }
 
-static __always_inline struct pwru_scratch *scratch(void)
+/* The scratch slot a run holds, and the nesting level to restore when it is done. */
+struct slot {
+	__u64 *depth;
+	__u32 level;
+};
+
+/*
+ * Takes the scratch slot of this run's nesting level. Runs on one CPU nest strictly (an
+ * interrupting run ends before the one it interrupted goes on), so a plain per-CPU level
+ * is enough: a nested run sees the level raised and takes the next slot. (A fully
+ * preemptible kernel may switch tasks inside an fentry program, which runs with migration,
+ * not preemption, disabled; a slot shared that way is caught by the check word in submit(),
+ * and the record rejected in user space instead of shown mixed.) NULL when no slot is free or
+ * a lookup failed; that run's outcome is then counted here.
+ */
+static __always_inline struct pwru_scratch *slot_enter(struct slot *sl)
 {
-	__u32 zero = 0;
-	return bpf_map_lookup_elem(&pwru_scratch, &zero);
+	__u32 key = PWRU_DEPTH_LEVEL;
+	sl->depth = bpf_map_lookup_elem(&pwru_depth, &key);
+	if (!sl->depth) {
+		count_run(PWRU_OUT_NO_SCRATCH);
+		return NULL;
+	}
+	__u32 level = *sl->depth;
+	if (level >= PWRU_SCRATCH_SLOTS) {
+		count_run(PWRU_OUT_NESTED_TOO_DEEP);
+		return NULL;
+	}
+	struct pwru_scratch *s = bpf_map_lookup_elem(&pwru_scratch, &level);
+	if (!s) {
+		count_run(PWRU_OUT_NO_SCRATCH);
+		return NULL;
+	}
+	if (level > 0) {
+		key = PWRU_DEPTH_NESTED;
+		__u64 *nested = bpf_map_lookup_elem(&pwru_depth, &key);
+		if (nested)
+			__sync_fetch_and_add(nested, 1);
+	}
+	sl->level = level;
+	*sl->depth = level + 1;
+	return s;
 }
 
-static __always_inline void fill_common(struct pwru_event *ev, const struct probe_info *pi)
+static __always_inline void slot_exit(struct slot *sl)
+{
+	*sl->depth = sl->level;
+}
+
+/* Fills the fields every event has; returns the timestamp, which submit() uses to notice a
+ * record another run wrote into meanwhile. */
+static __always_inline __u64 fill_common(struct pwru_event *ev, const struct probe_info *pi)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	ev->ts = bpf_ktime_get_ns();
+	__u64 ts = bpf_ktime_get_ns();
+	ev->ts = ts;
 	ev->addr = pi->addr;
 	ev->caller = pi->caller;
 	ev->cpu = bpf_get_smp_processor_id();
@@ -388,17 +455,38 @@ static __always_inline void fill_common(struct pwru_event *ev, const struct prob
 	ev->drop_reason = pi->drop_reason;
 	ev->retval = pi->retval;
 	bpf_get_current_comm(ev->comm, sizeof(ev->comm));
+	return ts;
 }
 
-static __always_inline void submit(struct pwru_scratch *s, __u32 len)
+/* The check word of the header and event in `s` (see PWRU_CHECK_* in event.h). */
+static __always_inline __u32 record_check(struct pwru_scratch *s)
+{
+	const __u64 *w = (const __u64 *)s;
+	__u64 c = PWRU_CHECK_SEED;
+#pragma unroll
+	for (int i = 0; i < PWRU_CHECK_WORDS; i++)
+		c = (((c << 7) | (c >> 57)) ^ w[i]) * PWRU_CHECK_MUL;
+	return (__u32)(c ^ (c >> 32));
+}
+
+/*
+ * Writes the record of `len` bytes and returns the run's outcome. `ts` is the timestamp
+ * this run put in the event: if another run overwrote the slot meanwhile, the event's
+ * differs and the check word is spoiled on purpose, so user space rejects the mixed record.
+ */
+static __always_inline __u32 submit(struct pwru_scratch *s, __u32 len, __u64 ts)
 {
 	s->hdr.kind = PWRU_RECORD_EVENT;
 	s->hdr.version = PWRU_RECORD_VERSION;
 	if (len > sizeof(*s))
 		len = sizeof(*s);
 	s->hdr.len = len;
+	s->ev.check = 0;
+	__u64 spoil = s->ev.ts ^ ts;
+	s->ev.check = record_check(s) ^ (__u32)(spoil ^ (spoil >> 32));
 	if (bpf_ringbuf_output(&pwru_events, s, len, 0))
-		count_lost();
+		return PWRU_OUT_RING_FULL;
+	return PWRU_OUT_EMITTED;
 }
 
 static __always_inline __u32 dump_skb(struct pwru_scratch *s, struct sk_buff *skb, struct skb_data *d)
@@ -433,13 +521,15 @@ static __always_inline __u32 dump_skb(struct pwru_scratch *s, struct sk_buff *sk
 	return off;
 }
 
+/* Builds and writes the event of one run that passed the filters; counts its outcome. */
 static __always_inline void emit_skb(void *ctx, struct sk_buff *skb, const struct probe_info *pi, __s32 stack_id)
 {
-	struct pwru_scratch *s = scratch();
+	struct slot sl;
+	struct pwru_scratch *s = slot_enter(&sl);
 	if (!s)
 		return;
 	__builtin_memset(&s->ev, 0, sizeof(s->ev));
-	fill_common(&s->ev, pi);
+	__u64 ts = fill_common(&s->ev, pi);
 	s->ev.skb = (__u64)skb;
 	fill_skb(&s->ev, skb, pi->typed);
 	if (CFG(OUTPUT_STACK)) {
@@ -455,7 +545,8 @@ static __always_inline void emit_skb(void *ctx, struct sk_buff *skb, const struc
 		skb_data(skb, false, &d);
 		extra = dump_skb(s, skb, &d);
 	}
-	submit(s, sizeof(s->hdr) + sizeof(s->ev) + extra);
+	count_run(submit(s, sizeof(s->hdr) + sizeof(s->ev) + extra, ts));
+	slot_exit(&sl);
 }
 
 /* ---- tracking ------------------------------------------------------------------------ */
@@ -499,10 +590,13 @@ static __always_inline void forget_head_if_last(struct sk_buff *skb)
 
 /* ---- the shared entry path --------------------------------------------------------- */
 
+/* Every return counts the run's outcome once: here, or in emit_skb. */
 static __always_inline int handle_skb(void *ctx, struct sk_buff *skb, struct probe_info *pi)
 {
-	if (!skb)
+	if (!skb) {
+		count_run(PWRU_OUT_NULL_SKB);
 		return 0;
+	}
 	__u64 addr = (__u64)skb;
 	bool tracked = false;
 	__u64 head = 0;
@@ -515,8 +609,13 @@ static __always_inline int handle_skb(void *ctx, struct sk_buff *skb, struct pro
 				tracked = true;
 		}
 	}
-	if (!tracked && !filter_skb(skb, pi->typed))
-		return 0;
+	if (!tracked) {
+		__u32 verdict = filter_skb(skb, pi->typed);
+		if (verdict != FILTER_PASS) {
+			count_run(verdict);
+			return 0;
+		}
+	}
 	if (tracked)
 		pi->evflags |= PWRU_EV_TRACKED;
 	if (CFG(TRACK_SKB)) {
@@ -602,12 +701,16 @@ KPROBE_ENTRY("kprobe/multi_skb_5", kprobe_multi_skb_5, PWRU_KIND_KPROBE_MULTI, 5
 static __always_inline int handle_by_stackid(struct pt_regs *ctx, __u8 kind)
 {
 	__s32 sid = bpf_get_stackid(ctx, &pwru_stacks, 0);
-	if (sid < 0)
+	if (sid < 0) {
+		count_run(PWRU_OUT_NO_STACK_SKB);
 		return 0;
+	}
 	__u32 key = sid;
 	__u64 *skb = bpf_map_lookup_elem(&pwru_stackid_skb, &key);
-	if (!skb || !*skb)
+	if (!skb || !*skb) {
+		count_run(PWRU_OUT_NO_STACK_SKB);
 		return 0;
+	}
 	struct probe_info pi = {.kind = kind, .evflags = PWRU_EV_BY_STACKID | PWRU_EV_TRACKED};
 	pi.addr = kprobe_func_ip(ctx, &pi.evflags);
 	pi.caller = kprobe_caller(ctx);
@@ -822,43 +925,65 @@ int fentry_tc(__u64 *ctx)
 {
 	struct sk_buff *skb = (struct sk_buff *)ctx[0];
 	struct probe_info pi = {.kind = PWRU_KIND_TC, .typed = 1, .evflags = PWRU_EV_FUNC_IP};
-	if (!skb)
+	if (!skb) {
+		count_run(PWRU_OUT_NULL_SKB);
 		return 0;
+	}
 	/* Same path as handle_skb, with the program identity added to the event. */
 	__u64 addr = (__u64)skb;
 	bool tracked = CFG(TRACK_SKB) && bpf_map_lookup_elem(&pwru_skbs, &addr);
-	if (!tracked && !filter_skb(skb, true))
-		return 0;
+	if (!tracked) {
+		__u32 verdict = filter_skb(skb, true);
+		if (verdict != FILTER_PASS) {
+			count_run(verdict);
+			return 0;
+		}
+	}
 	if (CFG(TRACK_SKB))
 		track(addr, CFG(TRACK_HEAD) ? SKB_HEAD(true, skb) : 0);
 	pi.addr = bpf_get_func_ip(ctx);
-	struct pwru_scratch *s = scratch();
+	struct slot sl;
+	struct pwru_scratch *s = slot_enter(&sl);
 	if (!s)
 		return 0;
 	__builtin_memset(&s->ev, 0, sizeof(s->ev));
-	fill_common(&s->ev, &pi);
+	__u64 ts = fill_common(&s->ev, &pi);
 	s->ev.skb = addr;
 	fill_skb(&s->ev, skb, true);
 	set_prog(&pi, &s->ev);
-	submit(s, sizeof(s->hdr) + sizeof(s->ev));
+	count_run(submit(s, sizeof(s->hdr) + sizeof(s->ev), ts));
+	slot_exit(&sl);
 	return 0;
+}
+
+static __always_inline __u32 xdp_filter(struct net_device *dev, __u64 data, __u64 end)
+{
+	if (CFG(FILTER_NETNS) && (!dev || dev->nd_net.net->ns.inum != pwru_cfg.netns))
+		return PWRU_OUT_FILTER_NETNS;
+	if (CFG(FILTER_IFINDEX) && (!dev || dev->ifindex != pwru_cfg.ifindex))
+		return PWRU_OUT_FILTER_IFINDEX;
+	if (CFG(FILTER_PCAP) && !pwru_filter(PWRU_SEL_L2, data, end))
+		return PWRU_OUT_FILTER_PCAP;
+	return FILTER_PASS;
 }
 
 static __always_inline int handle_xdp(__u64 *ctx, __u8 kind, bool exit)
 {
 	struct xdp_buff *xdp = (struct xdp_buff *)ctx[0];
-	if (!xdp)
+	if (!xdp) {
+		count_run(PWRU_OUT_NULL_SKB);
 		return 0;
+	}
 	__u64 data = as_scalar((__u64)xdp->data);
 	__u64 end = as_scalar((__u64)xdp->data_end);
 	struct net_device *dev = xdp->rxq->dev;
-	if (CFG(FILTER_NETNS) && (!dev || dev->nd_net.net->ns.inum != pwru_cfg.netns))
+	__u32 verdict = xdp_filter(dev, data, end);
+	if (verdict != FILTER_PASS) {
+		count_run(verdict);
 		return 0;
-	if (CFG(FILTER_IFINDEX) && (!dev || dev->ifindex != pwru_cfg.ifindex))
-		return 0;
-	if (CFG(FILTER_PCAP) && !pwru_filter(PWRU_SEL_L2, data, end))
-		return 0;
-	struct pwru_scratch *s = scratch();
+	}
+	struct slot sl;
+	struct pwru_scratch *s = slot_enter(&sl);
 	if (!s)
 		return 0;
 	struct probe_info pi = {.kind = kind, .typed = 1, .evflags = PWRU_EV_FUNC_IP};
@@ -868,7 +993,7 @@ static __always_inline int handle_xdp(__u64 *ctx, __u8 kind, bool exit)
 		pi.evflags |= PWRU_EV_RETVAL;
 	}
 	__builtin_memset(&s->ev, 0, sizeof(s->ev));
-	fill_common(&s->ev, &pi);
+	__u64 ts = fill_common(&s->ev, &pi);
 	s->ev.skb = (__u64)xdp;
 	s->ev.skb_head = data;
 	if (CFG(OUTPUT_META) && dev) {
@@ -888,7 +1013,8 @@ static __always_inline int handle_xdp(__u64 *ctx, __u8 kind, bool exit)
 		}
 	}
 	set_prog(&pi, &s->ev);
-	submit(s, sizeof(s->hdr) + sizeof(s->ev));
+	count_run(submit(s, sizeof(s->hdr) + sizeof(s->ev), ts));
+	slot_exit(&sl);
 	return 0;
 }
 

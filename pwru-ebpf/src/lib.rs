@@ -21,7 +21,9 @@
 //! | `tp_btf_baseline` | `tp_btf/baseline` | empty program, reference for cost measurements |
 //!
 //! Every record in the ring buffer [`MAP_EVENTS`] is a [`PwruRecordHdr`] followed by its
-//! payload; records that did not fit are counted per CPU in [`MAP_LOST`].
+//! payload, and carries a check word ([`record_check`]). Every run of an event program
+//! (see [`is_event_program`]) is counted per CPU in [`MAP_RUNS`] under exactly one outcome
+//! (`PWRU_OUT_*`); records that did not fit are the [`PWRU_OUT_RING_FULL`] runs.
 #![deny(missing_docs)]
 #![no_std]
 
@@ -44,8 +46,8 @@ pub struct PwruRecordHdr {
 /// Record kind: a [`PwruRecordHdr`], a [`PwruEvent`], then `skb_dump_len` bytes of skb text
 /// and `shinfo_dump_len` bytes of `skb_shared_info` text.
 pub const PWRU_RECORD_EVENT: u16 = 1;
-/// Current record layout version.
-pub const PWRU_RECORD_VERSION: u16 = 1;
+/// Current record layout version (2: [`PwruEvent::check`] holds the check word).
+pub const PWRU_RECORD_VERSION: u16 = 2;
 /// Largest skb dump appended to an event (bytes, NUL included).
 pub const PWRU_SKB_DUMP_MAX: usize = 3072;
 /// Largest `skb_shared_info` dump appended to an event (bytes, NUL included).
@@ -131,9 +133,45 @@ pub struct PwruEvent {
     pub skb_dump_len: u16,
     /// Bytes of `skb_shared_info` text following the skb text.
     pub shinfo_dump_len: u16,
-    /// Padding.
-    pub _pad: u32,
+    /// Check word over the header and this event, see [`record_check`].
+    pub check: u32,
 }
+
+/// 8-byte words of a record covered by the check word: the header and the event.
+pub const PWRU_CHECK_WORDS: usize = 31;
+/// Start value of the check word fold.
+pub const PWRU_CHECK_SEED: u64 = 0x7077_7275_7265_6331;
+/// Multiplier of the check word fold (the FNV-1a 64-bit prime).
+pub const PWRU_CHECK_MUL: u64 = 0x0000_0100_0000_01b3;
+/// Bytes covered by the check word: `PwruRecordHdr` + `PwruEvent`.
+pub const PWRU_CHECK_BYTES: usize = PWRU_CHECK_WORDS * 8;
+/// Byte offset of [`PwruEvent::check`] in a record (header included).
+pub const PWRU_CHECK_OFFSET: usize =
+    core::mem::size_of::<PwruRecordHdr>() + core::mem::offset_of!(PwruEvent, check);
+
+/// The check word the kernel programs put in [`PwruEvent::check`]: the record's first
+/// [`PWRU_CHECK_BYTES`] bytes (header and event) as native-endian 8-byte words, with the
+/// check field read as zero, folded as `c = (c.rotate_left(7) ^ w) * PWRU_CHECK_MUL` from
+/// [`PWRU_CHECK_SEED`], then `c ^ (c >> 32)` truncated. A record that another program run
+/// wrote into while it was being built does not check (the kernel spoils the word on purpose
+/// when it notices; user space rejects every record whose word differs).
+pub fn record_check(record: &[u8; PWRU_CHECK_BYTES]) -> u32 {
+    let mut c = PWRU_CHECK_SEED;
+    for (i, chunk) in record.chunks_exact(8).enumerate() {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(chunk);
+        if i * 8 + 8 > PWRU_CHECK_OFFSET && i * 8 <= PWRU_CHECK_OFFSET {
+            let at = PWRU_CHECK_OFFSET - i * 8;
+            w[at..at + 4].fill(0);
+        }
+        c = (c.rotate_left(7) ^ u64::from_ne_bytes(w)).wrapping_mul(PWRU_CHECK_MUL);
+    }
+    (c ^ (c >> 32)) as u32
+}
+
+/// Scratch slots per CPU (one per nesting level of pwru programs: process context, softirq,
+/// hardirq, NMI); a run finding all in use is counted as [`PWRU_OUT_NESTED_TOO_DEEP`].
+pub const PWRU_SCRATCH_SLOTS: u32 = 4;
 
 /// Read-only configuration global `pwru_cfg` (`struct pwru_config`), set before load.
 #[repr(C)]
@@ -157,8 +195,64 @@ pub struct PwruConfig {
 pub const CONFIG_GLOBAL: &str = "pwru_cfg";
 /// Name of the ring buffer map.
 pub const MAP_EVENTS: &str = "pwru_events";
-/// Name of the per-CPU array (one `u64`) counting records that could not be reserved.
-pub const MAP_LOST: &str = "pwru_lost";
+/// Name of the per-CPU array (`u64` values) of record-building depth: key
+/// [`PWRU_DEPTH_LEVEL`] is the nesting level now, key [`PWRU_DEPTH_NESTED`] counts runs that
+/// built their record while another run on the same CPU was building one.
+pub const MAP_DEPTH: &str = "pwru_depth";
+/// Key of [`MAP_DEPTH`]: scratch slots in use now.
+pub const PWRU_DEPTH_LEVEL: u32 = 0;
+/// Key of [`MAP_DEPTH`]: runs that built a record nested inside another run's.
+pub const PWRU_DEPTH_NESTED: u32 = 1;
+
+/// Name of the per-CPU array of run counters, indexed by outcome (`PWRU_OUT_*`, one `u64`
+/// each); the [`PWRU_OUT_RING_FULL`] entry counts the records lost to a full ring buffer.
+pub const MAP_RUNS: &str = "pwru_runs";
+
+/// How each run of an event program ended: indexes into [`MAP_RUNS`]. Every run increments
+/// exactly one (`enum pwru_outcome` in `bpf/event.h`).
+pub mod outcome {
+    /// Record written to the ring buffer.
+    pub const EMITTED: u32 = 0;
+    /// Record built, but the ring buffer was full: lost.
+    pub const RING_FULL: u32 = 1;
+    /// The skb (or `xdp_buff`) argument was NULL.
+    pub const NULL_SKB: u32 = 2;
+    /// Filtered out by the network namespace filter.
+    pub const FILTER_NETNS: u32 = 3;
+    /// Filtered out by the mark filter.
+    pub const FILTER_MARK: u32 = 4;
+    /// Filtered out by the interface filter.
+    pub const FILTER_IFINDEX: u32 = 5;
+    /// Filtered out by the pcap expression.
+    pub const FILTER_PCAP: u32 = 6;
+    /// Filtered out by the tunnel (inner header) pcap expression.
+    pub const FILTER_TUNNEL: u32 = 7;
+    /// Every scratch slot of the CPU was in use (runs nested deeper than
+    /// [`PWRU_SCRATCH_SLOTS`](super::PWRU_SCRATCH_SLOTS)).
+    pub const NESTED_TOO_DEEP: u32 = 8;
+    /// A per-CPU map lookup failed (not expected to happen).
+    pub const NO_SCRATCH: u32 = 9;
+    /// A function without an skb argument ran on a stack with no skb remembered.
+    pub const NO_STACK_SKB: u32 = 10;
+    /// Number of outcomes (entries of [`MAP_RUNS`](super::MAP_RUNS)).
+    pub const COUNT: u32 = 11;
+}
+
+pub use outcome::NESTED_TOO_DEEP as PWRU_OUT_NESTED_TOO_DEEP;
+pub use outcome::RING_FULL as PWRU_OUT_RING_FULL;
+
+/// Whether object program `name` is an event program, one that counts each of its runs in
+/// [`MAP_RUNS`] (entry programs of every backend, stack-id and tc/XDP tracing programs), as
+/// opposed to the skb tracking programs (clone/copy following, `kfree_skbmem`) and the
+/// `tp_btf_baseline` reference, which count nothing.
+pub fn is_event_program(name: &str) -> bool {
+    let prefixed = ["kprobe_skb_", "kprobe_multi_skb_", "fentry_skb_", "raw_tp_"]
+        .iter()
+        .any(|p| name.starts_with(p));
+    let tracepoint = name.starts_with("tp_btf_") && name != "tp_btf_baseline";
+    let named = matches!(name, "fentry_tc" | "fentry_xdp" | "fexit_xdp");
+    prefixed || tracepoint || named || name.ends_with("_stackid")
+}
 /// Name of the stack trace map.
 pub const MAP_STACKS: &str = "pwru_stacks";
 /// Name of the filter stub the loader replaces with the compiled dispatch body.
@@ -298,5 +392,11 @@ const _: () = {
     assert!(core::mem::size_of::<PwruRecordHdr>() == 8);
     assert!(core::mem::size_of::<PwruTuple>() == 40);
     assert!(core::mem::size_of::<PwruEvent>() == 240);
+    assert!(
+        PWRU_CHECK_BYTES
+            == core::mem::size_of::<PwruRecordHdr>() + core::mem::size_of::<PwruEvent>()
+    );
+    // The check field is the upper half of the record's last word.
+    assert!(PWRU_CHECK_OFFSET == PWRU_CHECK_BYTES - 4);
     assert!(core::mem::size_of::<PwruConfig>() == 24);
 };

@@ -5,6 +5,10 @@
 //! skb_shared_info dump texts. The layout is defined in `pwru-ebpf/bpf/event.h`; field offsets
 //! come from the `#[repr(C)]` mirrors in `pwru_ebpf`, which a test checks against the compiled
 //! object's own BTF. Records are read with native byte order (the kernel's).
+//!
+//! Every record carries a check word over its header and event
+//! ([`pwru_ebpf::record_check`]); a record whose word differs (a record mixed from two
+//! program runs, or otherwise damaged) is [`DecodeError::CheckMismatch`], never an event.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -104,8 +108,17 @@ pub enum DecodeError {
     #[error("unknown ring buffer record kind {0}; kernel programs and pwru-core versions differ")]
     UnknownKind(u16),
     /// A record layout version this decoder does not know.
-    #[error("unknown ring buffer record version {0} (expected 1); kernel programs and pwru-core versions differ")]
+    #[error("unknown ring buffer record version {0} (expected {RECORD_VERSION}); kernel programs and pwru-core versions differ")]
     UnknownVersion(u16),
+    /// The record's check word does not match its contents: the record was written by two
+    /// program runs at once, or damaged. It is dropped, not decoded.
+    #[error("ring buffer record fails its check word (stored {stored:#010x}, computed {computed:#010x}): the record is corrupt; please report this as a pwru-rs bug")]
+    CheckMismatch {
+        /// The word in the record.
+        stored: u32,
+        /// The word computed over the record.
+        computed: u32,
+    },
     /// The event's probe kind is unknown.
     #[error("unknown probe kind {0} in event; kernel programs and pwru-core versions differ")]
     UnknownProbeKind(u8),
@@ -306,6 +319,45 @@ fn dump_text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(&bytes[..end]).into_owned()
 }
 
+/// Verifies the check word of a record at least header + event long.
+fn check_word(record: &[u8]) -> Result<(), DecodeError> {
+    let covered: &[u8; pwru_ebpf::PWRU_CHECK_BYTES] = record
+        .get(..pwru_ebpf::PWRU_CHECK_BYTES)
+        .and_then(|b| b.try_into().ok())
+        .ok_or(DecodeError::Truncated {
+            need: pwru_ebpf::PWRU_CHECK_BYTES,
+            got: record.len(),
+        })?;
+    let at = pwru_ebpf::PWRU_CHECK_OFFSET;
+    let stored = u32::from_ne_bytes([
+        covered[at],
+        covered[at + 1],
+        covered[at + 2],
+        covered[at + 3],
+    ]);
+    let computed = pwru_ebpf::record_check(covered);
+    if stored == computed {
+        Ok(())
+    } else {
+        Err(DecodeError::CheckMismatch { stored, computed })
+    }
+}
+
+/// Writes the check word into `record` (header + event, as the kernel programs do), for
+/// tools and tests that build records themselves. Records shorter than header + event are
+/// left alone (they do not decode anyway).
+pub fn seal(record: &mut [u8]) {
+    let Some(covered) = record
+        .get(..pwru_ebpf::PWRU_CHECK_BYTES)
+        .and_then(|b| <&[u8; pwru_ebpf::PWRU_CHECK_BYTES]>::try_from(b).ok())
+    else {
+        return;
+    };
+    let word = pwru_ebpf::record_check(covered);
+    let at = pwru_ebpf::PWRU_CHECK_OFFSET;
+    record[at..at + 4].copy_from_slice(&word.to_ne_bytes());
+}
+
 /// Kernel functions whose argument after the skb is an `enum skb_drop_reason`.
 const DROP_FUNCTIONS: [&str; 2] = ["kfree_skb_reason", "sk_skb_reason_drop"];
 
@@ -353,6 +405,7 @@ pub fn decode(record: &[u8], ctx: &DecodeContext) -> Result<Event, DecodeError> 
                 got: record.len(),
             })?;
     let tail = &record[need..len];
+    check_word(record)?;
 
     let flags = u32_at(raw, off::FLAGS);
     let kind_raw = raw[off::KIND];

@@ -20,7 +20,7 @@
 
 mod decode;
 
-pub use decode::{decode, DecodeContext, DecodeError, RAW_EVENT_LEN, RECORD_HEADER_LEN};
+pub use decode::{decode, seal, DecodeContext, DecodeError, RAW_EVENT_LEN, RECORD_HEADER_LEN};
 
 use std::fmt;
 use std::net::IpAddr;

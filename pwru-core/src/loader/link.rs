@@ -29,6 +29,10 @@ pub struct ProgramStats {
     pub run_time_ns: u64,
     /// Number of runs counted in the same period.
     pub run_cnt: u64,
+    /// Runs the kernel skipped because a BPF program was already running on that CPU (its
+    /// recursion guard: kprobes and kprobe.multi guard all programs together, fentry and
+    /// tracepoints each program alone). Counted always, since program load.
+    pub recursion_misses: u64,
     /// Instructions the verifier processed.
     pub verified_insns: u32,
 }
@@ -40,6 +44,7 @@ impl ProgramStats {
             id: i.id,
             run_time_ns: i.run_time_ns,
             run_cnt: i.run_cnt,
+            recursion_misses: i.recursion_misses,
             verified_insns: i.verified_insns,
         })
     }
@@ -81,6 +86,40 @@ impl Link {
         match &self.holder {
             Holder::Fd { prog, .. } => Some(ProgramStats::of(prog.as_fd())),
             Holder::Aya { .. } => None,
+        }
+    }
+}
+
+/// The program of a detached [`Link`], kept to read its statistics (see [`Link::detach`]).
+pub struct DetachedProgram {
+    program: String,
+    prog: Option<OwnedFd>,
+}
+
+impl DetachedProgram {
+    /// Name of the program in the object.
+    pub fn program(&self) -> &str {
+        &self.program
+    }
+
+    /// Statistics of the program, as [`Link::stats`] (None for aya-loaded programs, which
+    /// stay loaded in the [`Loader`](super::Loader)).
+    pub fn stats(&self) -> Option<std::io::Result<ProgramStats>> {
+        self.prog.as_ref().map(|fd| ProgramStats::of(fd.as_fd()))
+    }
+}
+
+impl Link {
+    /// Detaches now, keeping the program loaded (while the returned value lives) so that its
+    /// run counters can still be read: counts read afterwards are final.
+    pub fn detach(self) -> DetachedProgram {
+        let prog = match self.holder {
+            Holder::Fd { prog, .. } => Some(prog),
+            Holder::Aya { .. } => None,
+        };
+        DetachedProgram {
+            program: self.program,
+            prog,
         }
     }
 }

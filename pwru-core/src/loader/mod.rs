@@ -33,7 +33,7 @@ use aya_obj::btf::BtfKind;
 use pwru_ebpf::PwruConfig;
 
 pub use error::{LoaderError, SpliceError};
-pub use link::{Link, ProgramStats};
+pub use link::{DetachedProgram, Link, ProgramStats};
 pub use probe::{
     probe_backend, probe_backend_with, probe_kfunc_cast, probe_kfunc_cast_with, ProbeBackend,
 };
@@ -195,15 +195,32 @@ impl Loader {
         })
     }
 
-    /// Takes the per-CPU counter of records lost because the ring buffer was full. Once only.
+    /// Takes the per-CPU run counters ([`pwru_ebpf::MAP_RUNS`]): runs by outcome, among them
+    /// the records lost because the ring buffer was full. Once only.
     pub fn take_lost(&mut self) -> Result<LostCounter, LoaderError> {
-        let name = pwru_ebpf::MAP_LOST;
+        let name = pwru_ebpf::MAP_RUNS;
         let map = self
             .ebpf
             .take_map(name)
             .ok_or_else(|| LoaderError::NoMap(name.into()))?;
         PerCpuArray::try_from(map)
             .map(LostCounter)
+            .map_err(|source| LoaderError::Map {
+                name: name.into(),
+                source: Box::new(source),
+            })
+    }
+
+    /// Takes the per-CPU record-building depth ([`pwru_ebpf::MAP_DEPTH`]), to count nested
+    /// runs. Once only.
+    pub fn take_nesting(&mut self) -> Result<NestingCounter, LoaderError> {
+        let name = pwru_ebpf::MAP_DEPTH;
+        let map = self
+            .ebpf
+            .take_map(name)
+            .ok_or_else(|| LoaderError::NoMap(name.into()))?;
+        PerCpuArray::try_from(map)
+            .map(NestingCounter)
             .map_err(|source| LoaderError::Map {
                 name: name.into(),
                 source: Box::new(source),
@@ -572,17 +589,51 @@ pub fn enable_stats() -> std::io::Result<OwnedFd> {
     sys::enable_run_time_stats()
 }
 
-/// The per-CPU count of records that could not be written to the ring buffer.
+/// The per-CPU run counters of the event programs, indexed by outcome
+/// ([`pwru_ebpf::outcome`]); [`LostCounter::total`] is the ring-full entry.
 pub struct LostCounter(PerCpuArray<MapData, u64>);
 
 impl LostCounter {
-    /// Sum over all CPUs.
-    pub fn total(&self) -> Result<u64, LoaderError> {
-        let values = self.0.get(&0, 0).map_err(|source| LoaderError::Map {
-            name: pwru_ebpf::MAP_LOST.into(),
+    fn sum(&self, outcome: u32) -> Result<u64, LoaderError> {
+        let values = self.0.get(&outcome, 0).map_err(|source| LoaderError::Map {
+            name: pwru_ebpf::MAP_RUNS.into(),
             source: Box::new(source),
         })?;
-        Ok(values.iter().sum())
+        Ok(values.iter().fold(0u64, |a, v| a.wrapping_add(*v)))
+    }
+
+    /// Records lost because the ring buffer was full, summed over all CPUs.
+    pub fn total(&self) -> Result<u64, LoaderError> {
+        self.sum(pwru_ebpf::outcome::RING_FULL)
+    }
+
+    /// Runs by outcome, summed over all CPUs: entry `i` counts outcome `i` of
+    /// [`pwru_ebpf::outcome`].
+    pub fn outcomes(&self) -> Result<[u64; pwru_ebpf::outcome::COUNT as usize], LoaderError> {
+        let mut out = [0u64; pwru_ebpf::outcome::COUNT as usize];
+        for (i, slot) in (0u32..).zip(out.iter_mut()) {
+            *slot = self.sum(i)?;
+        }
+        Ok(out)
+    }
+}
+
+/// The per-CPU record-building depth of the event programs ([`pwru_ebpf::MAP_DEPTH`]).
+pub struct NestingCounter(PerCpuArray<MapData, u64>);
+
+impl NestingCounter {
+    /// Runs that built their record while another run on the same CPU was building one (an
+    /// interrupt or another program nested inside it), summed over all CPUs. Each used its
+    /// own scratch slot, so neither record was disturbed.
+    pub fn nested(&self) -> Result<u64, LoaderError> {
+        let values = self
+            .0
+            .get(&pwru_ebpf::PWRU_DEPTH_NESTED, 0)
+            .map_err(|source| LoaderError::Map {
+                name: pwru_ebpf::MAP_DEPTH.into(),
+                source: Box::new(source),
+            })?;
+        Ok(values.iter().fold(0u64, |a, v| a.wrapping_add(*v)))
     }
 }
 

@@ -189,6 +189,7 @@ pub(crate) struct ProgInfo {
     pub func_type_id: u32,
     pub run_time_ns: u64,
     pub run_cnt: u64,
+    pub recursion_misses: u64,
     pub verified_insns: u32,
 }
 
@@ -228,6 +229,7 @@ pub(crate) fn prog_info(fd: BorrowedFd<'_>) -> io::Result<ProgInfo> {
         },
         run_time_ns: info.run_time_ns,
         run_cnt: info.run_cnt,
+        recursion_misses: info.recursion_misses,
         verified_insns: info.verified_insns,
     })
 }

@@ -12,6 +12,7 @@ mod full_attach;
 mod meta_filters;
 mod netns_pair;
 mod pcap_filter;
+mod run_accounting;
 mod side_by_side;
 pub mod sigkill_cleanup;
 pub mod sigkill_trivial;
@@ -126,6 +127,13 @@ pub const ALL: &[Scenario] = &[
         applies: SKB,
                 precondition: full_attach::precondition,
         run: full_attach::run,
+    },
+    Scenario {
+        name: "run-accounting",
+        about: "UDP flood from both CPUs, no filter: kernel runs == sum of outcomes, read + lost == built, no check-word mismatch",
+        applies: Applies::Backends(ALL_BACKENDS),
+        precondition: always,
+        run: run_accounting::run,
     },
     Scenario {
         name: "side-by-side",
