@@ -131,10 +131,10 @@ impl Failure {
 const DEMO_DROPS_KEPT: usize = 16;
 
 /// How long the loop keeps reading records that are already in the ring buffer after a stop.
-const DRAIN_FOR: Duration = Duration::from_millis(250);
+const DRAIN_FOR: Duration = Duration::from_millis(150);
 
 /// How long the writer gets at exit to write what is queued.
-const WRITER_WAIT: Duration = Duration::from_millis(300);
+const WRITER_WAIT: Duration = Duration::from_millis(200);
 
 /// How often a quiet loop checks whether the reader of standard output went away.
 const STDOUT_CHECK: Duration = Duration::from_millis(250);
@@ -385,6 +385,7 @@ pub fn trace_with(
             (d.traffic)().map_err(|e| format!("demo traffic: {e}"))?;
         }
         let mut lost_line = LostLine::default();
+        let mut last_event = Instant::now();
         let mut check = tokio::time::interval(STDOUT_CHECK);
         check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let stop = loop {
@@ -401,9 +402,10 @@ pub fn trace_with(
                     Err(Closed) => break Stop::OutputGone,
                 },
             };
+            // Quiet time counts from the last event, not from this pass of the loop.
             let idle = async {
                 match quiet {
-                    Some(q) => tokio::time::sleep(q).await,
+                    Some(q) => tokio::time::sleep_until((last_event + q).into()).await,
                     None => std::future::pending().await,
                 }
             };
@@ -436,6 +438,7 @@ pub fn trace_with(
                 }
                 Some(Err(e)) => return Err(Failure::Run(e.to_string())),
             };
+            last_event = Instant::now();
             let line = format(&mut fmt, &ev);
             writer.send(permit, line);
             note(&mut summary, &ev);
