@@ -788,3 +788,90 @@ fn drop_events_do_not_grow_memory() {
         "RSS grew by {growth} KiB over 200,000 drops"
     );
 }
+
+#[test]
+fn sigint_right_after_the_ready_file_gets_the_drain_and_summary() {
+    let name = "sigint_right_after_the_ready_file_gets_the_drain_and_summary";
+    if skip_unless_root(name) {
+        return;
+    }
+    for round in 0..3 {
+        let mut bg = Background::spawn(
+            PWRU,
+            "readysig",
+            &["--backend", "tracepoint", "host 10.255.255.253"],
+            true,
+        );
+        // Signal the moment the file appears (a tight poll, not the helper's 20 ms one).
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !bg.ready.exists() {
+            assert!(Instant::now() < deadline, "not ready after 60 s");
+            std::thread::yield_now();
+        }
+        let (st, took) = bg.stop_by(libc::SIGINT, EXIT_DEADLINE);
+        let (_, err) = bg.texts();
+        println!("round {round}: SIGINT right after ready: exited in {took:?}");
+        assert!(st.success(), "killed instead of stopping ({st}):\n{err}");
+        assert!(err.contains("stopping: SIGINT"), "{err}");
+        assert!(err.contains("detached in"), "no summary:\n{err}");
+    }
+}
+
+/// Number of BPF links a process holds (its fds that are `anon_inode:bpf_link`).
+fn bpf_links(pid: u32) -> usize {
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return 0;
+    };
+    dir.filter_map(|e| e.ok())
+        .filter_map(|e| std::fs::read_link(e.path()).ok())
+        .filter(|t| t.to_string_lossy() == "anon_inode:bpf_link")
+        .count()
+}
+
+#[test]
+fn a_signal_while_attaching_ends_the_process_and_leaves_nothing_attached() {
+    let name = "a_signal_while_attaching_ends_the_process_and_leaves_nothing_attached";
+    if skip_unless_root(name) {
+        return;
+    }
+    // Every tracepoint of the backend: several links, attached one after another.
+    let mut caught = 0;
+    for _ in 0..5 {
+        let mut bg = Background::spawn(
+            PWRU,
+            "attachsig",
+            &["--backend", "tracepoint", "host 10.255.255.252"],
+            true,
+        );
+        let pid = bg.child.id();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while bpf_links(pid) == 0 && !bg.ready.exists() {
+            assert!(Instant::now() < deadline, "nothing attached after 60 s");
+            assert!(
+                bg.child.try_wait().ok().flatten().is_none(),
+                "pwru exited before attaching:\n{}",
+                bg.err.text()
+            );
+            std::thread::yield_now();
+        }
+        if bg.ready.exists() {
+            // Attach finished before the first link was seen: try again.
+            continue;
+        }
+        let (st, took) = bg.stop_by(libc::SIGINT, EXIT_DEADLINE);
+        let (_, err) = bg.texts();
+        println!("SIGINT while attaching: exited in {took:?}");
+        assert_eq!(st.code(), Some(130), "{err}");
+        assert!(
+            err.contains("while attaching"),
+            "no message saying why:\n{err}"
+        );
+        // The links were fd-based: the kernel released them with the process.
+        caught += 1;
+        break;
+    }
+    assert!(
+        caught > 0,
+        "attach always finished before a link could be seen"
+    );
+}
