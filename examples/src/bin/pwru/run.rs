@@ -448,8 +448,8 @@ pub fn trace_with(
         };
         if let Stop::OutputGone = stop {
             summary.stopped_by = Some(match writer.error() {
-                Some(e) => format!("output closed ({e})"),
-                None => "output closed".to_string(),
+                Some(e) if !writer.reader_gone() => format!("writing output failed: {e}"),
+                _ => "output closed".to_string(),
             });
         }
         if !matches!(stop, Stop::Limit) {

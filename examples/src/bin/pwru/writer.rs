@@ -25,7 +25,7 @@ struct State {
     /// Lines written and flushed to the sink.
     flushed: AtomicU64,
     /// Why the writer stopped early (write error, e.g. the reader closed the pipe).
-    error: Mutex<Option<String>>,
+    error: Mutex<Option<std::io::Error>>,
 }
 
 /// The loop's end of the output queue.
@@ -76,7 +76,7 @@ impl Writer {
                 })();
                 if let Err(e) = result {
                     if let Ok(mut slot) = st.error.lock() {
-                        *slot = Some(e.to_string());
+                        *slot = Some(e);
                     }
                 }
                 // Closes the queue (the loop's reserve fails) before saying we are done.
@@ -116,7 +116,16 @@ impl Writer {
 
     /// The write error that stopped the writer, if any.
     pub fn error(&self) -> Option<String> {
-        self.state.error.lock().ok().and_then(|e| e.clone())
+        let slot = self.state.error.lock().ok()?;
+        slot.as_ref().map(|e| e.to_string())
+    }
+
+    /// True when the writer stopped because the reader went away (EPIPE).
+    pub fn reader_gone(&self) -> bool {
+        self.state.error.lock().is_ok_and(|slot| {
+            slot.as_ref()
+                .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+        })
     }
 
     /// Closes the queue and gives the writer up to `wait` to write what is queued; a writer
