@@ -1,13 +1,18 @@
 //! The `pwru` example run as a user runs it: real binary, real kernel, real packets.
 
-use std::io::Read;
+use std::io::{BufRead, BufReader, Read};
+use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
 use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use pwru_core::netlab::VethPair;
 
 const PWRU: &str = env!("CARGO_BIN_EXE_pwru");
+const DROPS: &str = env!("CARGO_BIN_EXE_drops");
 
 fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions.
@@ -33,61 +38,152 @@ fn text(o: &Output) -> (String, String) {
     )
 }
 
-/// pwru started in the background with a ready file; stopped with SIGTERM or by itself.
+/// Lines a child wrote on one stream, collected by a reader thread as they come.
+#[derive(Clone, Default)]
+struct Lines(Arc<Mutex<Vec<String>>>);
+
+impl Lines {
+    fn follow(r: impl Read + Send + 'static) -> Lines {
+        let lines = Lines::default();
+        let l = lines.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(r).lines() {
+                let Ok(line) = line else { break };
+                l.0.lock().expect("lines").push(line);
+            }
+        });
+        lines
+    }
+
+    fn count(&self, pred: impl Fn(&str) -> bool) -> usize {
+        self.0
+            .lock()
+            .expect("lines")
+            .iter()
+            .filter(|l| pred(l))
+            .count()
+    }
+
+    /// Polls until `n` lines match, or the deadline passes (false).
+    fn wait_for(&self, n: usize, within: Duration, pred: impl Fn(&str) -> bool) -> bool {
+        let deadline = Instant::now() + within;
+        while self.count(&pred) < n {
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        true
+    }
+
+    fn text(&self) -> String {
+        self.0.lock().expect("lines").join("\n")
+    }
+}
+
+/// A program started in the background with a ready file; its stdout and stderr are read by
+/// threads as they come (or stdout is left to the test).
 struct Background {
     child: Child,
     ready: PathBuf,
+    out: Lines,
+    err: Lines,
 }
 
 impl Background {
     fn start(name: &str, args: &[&str]) -> Background {
+        Self::start_with(PWRU, name, args, true)
+    }
+
+    /// Starts `bin`; when `read_stdout` is false the test takes `child.stdout` itself.
+    fn start_with(bin: &str, name: &str, args: &[&str], read_stdout: bool) -> Background {
+        let mut bg = Self::spawn(bin, name, args, read_stdout);
+        bg.wait_ready();
+        bg
+    }
+
+    fn spawn(bin: &str, name: &str, args: &[&str], read_stdout: bool) -> Background {
         let ready = std::env::temp_dir().join(format!("pwru-ready-{}-{name}", std::process::id()));
         let _ = std::fs::remove_file(&ready);
         let ready_s = ready.to_string_lossy().into_owned();
-        let child = Command::new(PWRU)
+        let mut child = Command::new(bin)
             .args(["--ready-file", &ready_s])
             .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .expect("spawn pwru");
-        let mut bg = Background { child, ready };
+            .expect("spawn");
+        let out = if read_stdout {
+            Lines::follow(child.stdout.take().expect("stdout"))
+        } else {
+            Lines::default()
+        };
+        let err = Lines::follow(child.stderr.take().expect("stderr"));
+        Background {
+            child,
+            ready,
+            out,
+            err,
+        }
+    }
+
+    fn wait_ready(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(60);
-        while !bg.ready.exists() {
-            if let Ok(Some(st)) = bg.child.try_wait() {
-                let (out, err) = bg.drain();
-                panic!("pwru exited early ({st}) before attaching:\n{out}\n{err}");
+        while !self.ready.exists() {
+            if let Ok(Some(st)) = self.child.try_wait() {
+                panic!(
+                    "exited early ({st}) before attaching:\n{}\n{}",
+                    self.out.text(),
+                    self.err.text()
+                );
             }
-            assert!(Instant::now() < deadline, "pwru not ready after 60 s");
-            std::thread::sleep(Duration::from_millis(50));
+            assert!(Instant::now() < deadline, "not ready after 60 s");
+            std::thread::sleep(Duration::from_millis(20));
         }
-        bg
     }
 
-    fn drain(&mut self) -> (String, String) {
-        let mut out = String::new();
-        let mut err = String::new();
-        if let Some(mut o) = self.child.stdout.take() {
-            let _ = o.read_to_string(&mut out);
-        }
-        if let Some(mut e) = self.child.stderr.take() {
-            let _ = e.read_to_string(&mut err);
-        }
-        (out, err)
-    }
-
-    /// Sends SIGTERM after `settle`, waits, and returns (status ok, stdout, stderr).
-    fn stop(self, settle: Duration) -> (bool, String, String) {
-        std::thread::sleep(settle);
+    fn signal(&self, sig: i32) {
         // SAFETY: kill(2) on our own child's pid.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        self.wait()
+        unsafe { libc::kill(self.child.id() as i32, sig) };
     }
 
-    fn wait(mut self) -> (bool, String, String) {
-        let (out, err) = self.drain();
-        let ok = self.child.wait().map(|s| s.success()).unwrap_or(false);
-        (ok, out, err)
+    /// Waits up to `within` for the child to exit: its status and how long it took, or None.
+    fn exit_within(&mut self, within: Duration) -> Option<(ExitStatus, Duration)> {
+        let started = Instant::now();
+        loop {
+            if let Ok(Some(st)) = self.child.try_wait() {
+                return Some((st, started.elapsed()));
+            }
+            if started.elapsed() >= within {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Sends `sig` and waits for the exit; panics (with what was printed) past `within`.
+    fn stop_by(&mut self, sig: i32, within: Duration) -> (ExitStatus, Duration) {
+        self.signal(sig);
+        match self.exit_within(within) {
+            Some(r) => r,
+            None => panic!(
+                "still running {within:?} after signal {sig}:\n{}",
+                self.err.text()
+            ),
+        }
+    }
+
+    /// The complete stdout and stderr once the reader threads saw the streams end.
+    fn texts(&self) -> (String, String) {
+        // The child has exited; its pipes close, the readers finish shortly.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline && Arc::strong_count(&self.err.0) > 1 {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        while Instant::now() < deadline && Arc::strong_count(&self.out.0) > 1 {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        (self.out.text(), self.err.text())
     }
 }
 
@@ -99,11 +195,71 @@ impl Drop for Background {
     }
 }
 
+/// Held by tests that flood and by tests that count exact numbers of events: a flood running
+/// beside an exact count disturbs it (see the report on nested runs sharing a scratch record).
+static HEAVY: Mutex<()> = Mutex::new(());
+
+fn heavy() -> std::sync::MutexGuard<'static, ()> {
+    HEAVY.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Sends UDP from A to B's `port` in a loop until `stop` is set (a flood of real packets).
+fn flood(pair: &VethPair, port: u16, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<u64> {
+    let (src, dst) = (
+        SocketAddr::from((pair.addr_a, 0)),
+        SocketAddr::from((pair.addr_b, port)),
+    );
+    let ns = pair.ns_a.clone();
+    std::thread::spawn(move || {
+        VethPair::in_netns(&ns, move || {
+            let s = std::net::UdpSocket::bind(src)?;
+            let mut sent = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                if s.send_to(b"flood", dst).is_ok() {
+                    sent += 1;
+                }
+            }
+            Ok(sent)
+        })
+        .expect("flood")
+    })
+}
+
+/// Resident memory of a process, in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .expect("VmRSS")
+}
+
+/// User plus system CPU time of a process, in clock ticks (100 a second on Linux).
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
+    let rest = stat.rsplit(')').next().unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let n = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    n(11) + n(12)
+}
+
+/// A pcap filter of `n` OR'd hosts: libpcap takes tens of seconds to compile it.
+fn huge_filter(n: u32) -> String {
+    (1..=n)
+        .map(|i| format!("host 10.{}.{}.{}", (i >> 16) & 255, (i >> 8) & 255, i & 255))
+        .collect::<Vec<_>>()
+        .join(" or ")
+}
+
 #[test]
 fn demo_shows_the_dropped_packet_with_its_reason() {
     if skip_unless_root("demo_shows_the_dropped_packet_with_its_reason") {
         return;
     }
+    let _heavy = heavy();
     let o = run(&["--demo"]);
     let (out, err) = text(&o);
     assert!(o.status.success(), "demo failed:\n{out}\n{err}");
@@ -130,13 +286,21 @@ fn pcap_filter_selects_only_the_matching_flow_and_json_carries_pwrus_keys() {
     if skip_unless_root(name) {
         return;
     }
+    let _heavy = heavy();
     let pair = VethPair::create(&format!("c{}", std::process::id() % 100_000), 231).expect("pair");
     let filter = format!("udp and dst host {} and dst port 5555", pair.addr_b);
-    let bg = Background::start("json", &["--output-json", &filter]);
-    pair.send_udp(41000, 5555, 2, 20).expect("send matching");
+    let mut bg = Background::start("json", &["--output-json", &filter]);
+    // The other port first: once the matching datagrams' events are in, any event of the
+    // earlier, non-matching ones would be too.
     pair.send_udp(41001, 6666, 2, 20).expect("send other port");
-    let (ok, out, err) = bg.stop(Duration::from_millis(700));
-    assert!(ok, "pwru failed: {err}");
+    pair.send_udp(41000, 5555, 2, 20).expect("send matching");
+    let seen = bg
+        .out
+        .wait_for(2, Duration::from_secs(10), |l| l.contains("\"dport\":5555"));
+    let (st, _) = bg.stop_by(libc::SIGTERM, Duration::from_secs(10));
+    let (out, err) = bg.texts();
+    assert!(seen, "no events of the matching flow:\n{out}\n{err}");
+    assert!(st.success(), "pwru failed: {err}");
     let lines: Vec<&str> = out.lines().collect();
     assert!(!lines.is_empty(), "no events:\n{err}");
     for l in &lines {
@@ -159,21 +323,16 @@ fn output_limit_lines_stops_after_n_events() {
     if skip_unless_root("output_limit_lines_stops_after_n_events") {
         return;
     }
+    let _heavy = heavy();
     let pair = VethPair::create(&format!("l{}", std::process::id() % 100_000), 232).expect("pair");
     let filter = format!("udp and dst host {}", pair.addr_b);
-    let bg = Background::start("limit", &["--output-limit-lines", "3", &filter]);
+    let mut bg = Background::start("limit", &["--output-limit-lines", "3", &filter]);
     pair.send_udp(41002, 9, 5, 20).expect("send");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut bg = bg;
-    while bg.child.try_wait().ok().flatten().is_none() {
-        assert!(
-            Instant::now() < deadline,
-            "pwru did not exit after 3 events"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let (ok, out, err) = bg.wait();
-    assert!(ok, "{err}");
+    let (st, _) = bg
+        .exit_within(Duration::from_secs(10))
+        .expect("pwru did not exit after 3 events");
+    let (out, err) = bg.texts();
+    assert!(st.success(), "{err}");
     let events = out.lines().filter(|l| l.starts_with("0x")).count();
     assert_eq!(events, 3, "{out}");
     assert!(err.contains("3 events"), "{err}");
@@ -237,6 +396,35 @@ fn non_root_run_explains_the_missing_capabilities() {
         "{err}"
     );
     assert!(err.contains("sudo"), "{err}");
+    assert_hint_names_every_missing_capability(&err);
+
+    // The demo needs more (namespaces): its hint must name all of it too.
+    let o = Command::new(PWRU)
+        .arg("--demo")
+        .uid(65534)
+        .gid(65534)
+        .output()
+        .expect("run the demo as nobody");
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("CAP_SYS_ADMIN"), "{err}");
+    assert_hint_names_every_missing_capability(&err);
+}
+
+/// The hint line after "missing privileges: A, B" must name A and B.
+fn assert_hint_names_every_missing_capability(err: &str) {
+    let listed = err
+        .split("missing privileges: ")
+        .nth(1)
+        .and_then(|r| r.split(" (").next())
+        .unwrap_or_else(|| panic!("no list of missing capabilities: {err}"));
+    let hint = err
+        .lines()
+        .find(|l| l.starts_with('(') && l.contains("sudo"))
+        .unwrap_or_else(|| panic!("no hint line: {err}"));
+    for cap in listed.split(", ") {
+        assert!(hint.contains(cap), "hint leaves out {cap}: {err}");
+    }
 }
 
 #[test]
@@ -244,32 +432,21 @@ fn drops_counts_a_drop_by_reason_and_function() {
     if skip_unless_root("drops_counts_a_drop_by_reason_and_function") {
         return;
     }
+    let _heavy = heavy();
     let pair = VethPair::create(&format!("r{}", std::process::id() % 100_000), 233).expect("pair");
     let filter = format!("udp and dst host {}", pair.addr_b);
-    let ready = std::env::temp_dir().join(format!("drops-ready-{}", std::process::id()));
-    let _ = std::fs::remove_file(&ready);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_drops"))
-        .args(["--seconds", "3", "--backend", "tracepoint", "--ready-file"])
-        .arg(&ready)
-        .arg(&filter)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn drops");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !ready.exists() {
-        assert!(
-            child.try_wait().ok().flatten().is_none(),
-            "drops exited before attaching"
-        );
-        assert!(Instant::now() < deadline, "drops not ready after 60 s");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let _ = std::fs::remove_file(&ready);
+    let mut bg = Background::start_with(
+        DROPS,
+        "drops",
+        &["--seconds", "3", "--backend", "tracepoint", &filter],
+        true,
+    );
     pair.send_udp(41010, 9, 2, 8).expect("send");
-    let o = child.wait_with_output().expect("drops output");
-    let (out, err) = text(&o);
-    assert!(o.status.success(), "{err}");
+    let (st, _) = bg
+        .exit_within(Duration::from_secs(30))
+        .expect("drops did not stop after --seconds 3");
+    let (out, err) = bg.texts();
+    assert!(st.success(), "{err}");
     let last_table = out.rsplit("COUNT").next().unwrap_or("");
     let row = last_table
         .lines()
@@ -282,4 +459,419 @@ fn drops_counts_a_drop_by_reason_and_function() {
         .expect("count");
     assert_eq!(n, 2, "{row}");
     assert!(row.contains("kfree_skb"), "{row}");
+}
+
+/// How long a stopped program may take to exit before the test calls it hung. The goal is 1 s;
+/// the deadline leaves room for a loaded machine, and the time measured is printed.
+const EXIT_DEADLINE: Duration = Duration::from_secs(3);
+
+#[test]
+fn a_signal_while_libpcap_compiles_a_huge_filter_ends_the_process_at_once() {
+    let name = "a_signal_while_libpcap_compiles_a_huge_filter_ends_the_process_at_once";
+    if skip_unless_root(name) {
+        return;
+    }
+    let filter = huge_filter(2000);
+    for (sig, status) in [(libc::SIGINT, 130), (libc::SIGTERM, 143)] {
+        let mut bg =
+            Background::spawn(PWRU, "compile", &["--backend", "tracepoint", &filter], true);
+        // One second of CPU: arguments are parsed long before, libpcap is compiling now.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while cpu_ticks(bg.child.id()) < 100 {
+            assert!(
+                bg.child.try_wait().ok().flatten().is_none(),
+                "pwru exited before compiling:\n{}",
+                bg.err.text()
+            );
+            assert!(Instant::now() < deadline, "pwru never got busy compiling");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let (st, took) = bg.stop_by(sig, EXIT_DEADLINE);
+        let (_, err) = bg.texts();
+        println!("signal {sig} while compiling: exited in {took:?}");
+        assert_eq!(st.code(), Some(status), "{err}");
+        assert!(
+            err.contains("before anything was attached"),
+            "no message saying why:\n{err}"
+        );
+        assert!(
+            !bg.ready.exists(),
+            "ready file written though nothing attached"
+        );
+    }
+}
+
+#[test]
+fn a_signal_during_a_flood_stops_pwru_with_its_summary() {
+    let name = "a_signal_during_a_flood_stops_pwru_with_its_summary";
+    if skip_unless_root(name) {
+        return;
+    }
+    let _heavy = heavy();
+    let pair = VethPair::create(&format!("f{}", std::process::id() % 100_000), 234).expect("pair");
+    let filter = format!("udp and dst host {}", pair.addr_b);
+    for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGINT] {
+        let mut bg = Background::start("flood", &["--backend", "tracepoint", &filter]);
+        let stop = Arc::new(AtomicBool::new(false));
+        let sender = flood(&pair, 9, Arc::clone(&stop));
+        let flowing = bg
+            .out
+            .wait_for(200, Duration::from_secs(20), |l| l.starts_with("0x"));
+        let stopped = bg.exit_within(Duration::ZERO).is_none().then(|| {
+            bg.signal(sig);
+            bg.exit_within(EXIT_DEADLINE)
+        });
+        stop.store(true, Ordering::Relaxed);
+        let sent = sender.join().expect("flood thread");
+        let (_, err) = bg.texts();
+        assert!(flowing, "no events during the flood ({sent} sent):\n{err}");
+        let (st, took) = stopped
+            .flatten()
+            .unwrap_or_else(|| panic!("pwru ignored signal {sig} during a flood:\n{err}"));
+        println!("signal {sig} during a flood of {sent} datagrams: exited in {took:?}");
+        assert!(st.success(), "{err}");
+        assert!(
+            err.contains("stopping: SIGINT") || err.contains("stopping: SIGTERM"),
+            "{err}"
+        );
+        assert!(
+            err.contains(" events, ") && err.contains("detached in"),
+            "no summary:\n{err}"
+        );
+    }
+}
+
+#[test]
+fn drops_stops_on_a_signal_during_a_flood() {
+    if skip_unless_root("drops_stops_on_a_signal_during_a_flood") {
+        return;
+    }
+    let _heavy = heavy();
+    let pair = VethPair::create(&format!("g{}", std::process::id() % 100_000), 235).expect("pair");
+    let filter = format!("udp and dst host {}", pair.addr_b);
+    for sig in [libc::SIGINT, libc::SIGTERM] {
+        let mut bg =
+            Background::start_with(DROPS, "dflood", &["--backend", "tracepoint", &filter], true);
+        // A counted number of drops first, then a flood running while the signal comes.
+        pair.send_udp(41040, 9, 20_000, 8).expect("send");
+        let stop = Arc::new(AtomicBool::new(false));
+        let sender = flood(&pair, 9, Arc::clone(&stop));
+        bg.signal(sig);
+        let stopped = bg.exit_within(EXIT_DEADLINE);
+        stop.store(true, Ordering::Relaxed);
+        sender.join().expect("flood thread");
+        let (out, err) = bg.texts();
+        let (st, took) =
+            stopped.unwrap_or_else(|| panic!("drops ignored signal {sig} during a flood:\n{err}"));
+        // The table printed at exit counts the drops.
+        let last_table = out.rsplit("COUNT").next().unwrap_or("");
+        assert!(
+            last_table.contains("NO_SOCKET"),
+            "no drops counted:\n{out}\n{err}"
+        );
+        println!("drops: signal {sig} during a flood: exited in {took:?}");
+        assert!(st.success(), "{err}");
+    }
+}
+
+#[test]
+fn a_stalled_stdout_reader_does_not_keep_pwru_from_stopping() {
+    let name = "a_stalled_stdout_reader_does_not_keep_pwru_from_stopping";
+    if skip_unless_root(name) {
+        return;
+    }
+    let _heavy = heavy();
+    let pair = VethPair::create(&format!("s{}", std::process::id() % 100_000), 236).expect("pair");
+    let filter = format!("udp and dst host {}", pair.addr_b);
+    let mut bg =
+        Background::start_with(PWRU, "stall", &["--backend", "tracepoint", &filter], false);
+    // The test holds the read end of pwru's stdout and never reads it.
+    let pipe = bg.child.stdout.take().expect("stdout");
+    let stop = Arc::new(AtomicBool::new(false));
+    let sender = flood(&pair, 9, Arc::clone(&stop));
+    // Wait until the pipe is full: pwru's writes now block.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut queued: libc::c_int = 0;
+    while Instant::now() < deadline {
+        // SAFETY: FIONREAD stores the byte count of the pipe in `queued`.
+        unsafe { libc::ioctl(pipe.as_raw_fd(), libc::FIONREAD, &mut queued) };
+        if queued >= 60_000 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    bg.signal(libc::SIGTERM);
+    let stopped = bg.exit_within(EXIT_DEADLINE);
+    stop.store(true, Ordering::Relaxed);
+    sender.join().expect("flood thread");
+    let (_, err) = bg.texts();
+    assert!(
+        queued >= 60_000,
+        "the pipe never filled ({queued} bytes):\n{err}"
+    );
+    let (st, took) = stopped
+        .unwrap_or_else(|| panic!("pwru blocked on a stalled stdout ignored SIGTERM:\n{err}"));
+    println!("SIGTERM with stdout stalled: exited in {took:?}");
+    assert!(st.success(), "{err}");
+    let summary = err
+        .lines()
+        .find(|l| l.contains("detached in"))
+        .unwrap_or_else(|| panic!("no summary:\n{err}"));
+    let unprinted: u64 = summary
+        .split(" not printed (output blocked)")
+        .next()
+        .filter(|head| head.len() < summary.len())
+        .and_then(|head| head.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("unprinted records not counted: {summary}"));
+    assert!(unprinted > 0, "{summary}");
+    drop(pipe);
+}
+
+#[test]
+fn a_closed_stdout_is_noticed_with_nothing_matching() {
+    if skip_unless_root("a_closed_stdout_is_noticed_with_nothing_matching") {
+        return;
+    }
+    let mut bg = Background::start_with(
+        PWRU,
+        "closed",
+        &["--backend", "tracepoint", "host 10.255.255.254"],
+        false,
+    );
+    drop(bg.child.stdout.take());
+    let stopped = bg.exit_within(Duration::from_secs(5));
+    let (_, err) = bg.texts();
+    let (st, took) = stopped.unwrap_or_else(|| panic!("pwru did not notice stdout closed:\n{err}"));
+    println!("stdout closed: noticed and exited in {took:?}");
+    assert!(st.success(), "{err}");
+    assert!(err.contains("stopping: output closed"), "{err}");
+    assert!(err.contains("detached in"), "no summary:\n{err}");
+}
+
+#[test]
+fn the_events_lost_line_comes_at_most_once_a_second() {
+    if skip_unless_root("the_events_lost_line_comes_at_most_once_a_second") {
+        return;
+    }
+    let _heavy = heavy();
+    let pair = VethPair::create(&format!("t{}", std::process::id() % 100_000), 237).expect("pair");
+    let filter = format!("udp and dst host {}", pair.addr_b);
+    // The smallest ring buffer: a flood overflows it many times a second.
+    let mut bg = Background::start(
+        "lost",
+        &[
+            "--backend",
+            "tracepoint",
+            "--set-percpu-buf",
+            "4096",
+            &filter,
+        ],
+    );
+    let started = Instant::now();
+    pair.send_udp(41020, 9, 30_000, 8).expect("send");
+    let lost_seen = bg
+        .err
+        .wait_for(1, Duration::from_secs(10), |l| l.contains("events lost"));
+    let (st, _) = bg.stop_by(libc::SIGINT, Duration::from_secs(10));
+    let elapsed = started.elapsed();
+    let (_, err) = bg.texts();
+    assert!(st.success(), "{err}");
+    assert!(
+        lost_seen,
+        "30,000 datagrams did not overflow a 4 KiB ring:\n{err}"
+    );
+    let lines = err.lines().filter(|l| l.contains("events lost")).count();
+    let allowed = elapsed.as_secs() as usize + 1;
+    assert!(
+        lines <= allowed,
+        "{lines} 'events lost' lines in {elapsed:?}:\n{err}"
+    );
+}
+
+#[test]
+fn booleans_take_gos_spellings_and_usage_errors_exit_2() {
+    for v in [
+        "1", "t", "T", "TRUE", "true", "True", "0", "f", "F", "FALSE", "false", "False",
+    ] {
+        // The value parses, so the run gets as far as the bad backend (a usage error too).
+        let o = run(&[&format!("--output-meta={v}"), "--backend=ebpf-magic"]);
+        let (_, err) = text(&o);
+        assert_eq!(o.status.code(), Some(2), "--output-meta={v}: {err}");
+        assert!(
+            err.contains("--backend"),
+            "--output-meta={v} refused: {err}"
+        );
+    }
+    let o = run(&["--output-meta=yes"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o).1);
+    assert!(text(&o).1.contains("--output-meta"), "{}", text(&o).1);
+    for bad in [
+        &["--timestamp", "sometimes"][..],
+        &["--filter-mark", "0xzz"][..],
+        &["--no-such-flag"][..],
+    ] {
+        let o = run(bad);
+        assert_eq!(o.status.code(), Some(2), "{bad:?}: {}", text(&o).1);
+    }
+    let o = Command::new(DROPS)
+        .args(["--backend", "ebpf-magic"])
+        .output()
+        .expect("run drops");
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o).1);
+}
+
+#[test]
+fn unusable_ready_and_output_files_are_refused_before_anything_is_attached() {
+    let dir = std::env::temp_dir().join(format!("pwru-no-such-dir-{}", std::process::id()));
+    let missing = dir.join("f");
+    let missing = missing.to_string_lossy();
+    for flag in ["--ready-file", "--output-file"] {
+        let o = run(&[flag, &missing, "--backend", "tracepoint", "icmp"]);
+        let (_, err) = text(&o);
+        assert_eq!(o.status.code(), Some(1), "{err}");
+        assert!(
+            err.contains(&format!("{flag} {missing}")),
+            "path not named: {err}"
+        );
+        assert!(
+            !err.contains("attached"),
+            "checked only after attaching: {err}"
+        );
+    }
+}
+
+#[test]
+fn drop_events_do_not_grow_memory() {
+    if skip_unless_root("drop_events_do_not_grow_memory") {
+        return;
+    }
+    let _heavy = heavy();
+    let pair = VethPair::create(&format!("m{}", std::process::id() % 100_000), 238).expect("pair");
+    let filter = format!("udp and dst host {} and dst port 9", pair.addr_b);
+    // Only the drop tracepoint: one event per datagram, each with a drop reason.
+    let bg = Background::start(
+        "soak",
+        &[
+            "--backend",
+            "tracepoint",
+            "--filter-func",
+            "kfree_skb",
+            &filter,
+        ],
+    );
+    let drops = |bg: &Background| bg.out.count(|l| l.contains("SKB_DROP_REASON_NO_SOCKET"));
+    // Sends in batches and waits for each batch's drop lines, so the ring never overflows.
+    let send = |bg: &Background, packets: usize| {
+        const BATCH: usize = 2000;
+        for _ in 0..packets / BATCH {
+            let want = drops(bg) + BATCH;
+            pair.send_udp(41030, 9, BATCH, 8).expect("send");
+            assert!(
+                bg.out.wait_for(want, Duration::from_secs(20), |l| l
+                    .contains("SKB_DROP_REASON_NO_SOCKET")),
+                "drop lines missing ({} of {want}):\n{}",
+                drops(bg),
+                bg.err.text()
+            );
+        }
+    };
+    send(&bg, 20_000);
+    let warm = rss_kib(bg.child.id());
+    send(&bg, 200_000);
+    let after = rss_kib(bg.child.id());
+    let growth = after.saturating_sub(warm);
+    println!("RSS after 20,000 drops: {warm} KiB; after 200,000 more: {after} KiB (+{growth} KiB)");
+    // The bounded output queue, allocator slack: a few MiB at most, whatever the count.
+    assert!(
+        growth < 6 * 1024,
+        "RSS grew by {growth} KiB over 200,000 drops"
+    );
+}
+
+#[test]
+fn sigint_right_after_the_ready_file_gets_the_drain_and_summary() {
+    let name = "sigint_right_after_the_ready_file_gets_the_drain_and_summary";
+    if skip_unless_root(name) {
+        return;
+    }
+    for round in 0..3 {
+        let mut bg = Background::spawn(
+            PWRU,
+            "readysig",
+            &["--backend", "tracepoint", "host 10.255.255.253"],
+            true,
+        );
+        // Signal the moment the file appears (a tight poll, not the helper's 20 ms one).
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !bg.ready.exists() {
+            assert!(Instant::now() < deadline, "not ready after 60 s");
+            std::thread::yield_now();
+        }
+        let (st, took) = bg.stop_by(libc::SIGINT, EXIT_DEADLINE);
+        let (_, err) = bg.texts();
+        println!("round {round}: SIGINT right after ready: exited in {took:?}");
+        assert!(st.success(), "killed instead of stopping ({st}):\n{err}");
+        assert!(err.contains("stopping: SIGINT"), "{err}");
+        assert!(err.contains("detached in"), "no summary:\n{err}");
+    }
+}
+
+/// Number of BPF links a process holds (its fds that are `anon_inode:bpf_link`).
+fn bpf_links(pid: u32) -> usize {
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return 0;
+    };
+    dir.filter_map(|e| e.ok())
+        .filter_map(|e| std::fs::read_link(e.path()).ok())
+        .filter(|t| t.to_string_lossy() == "anon_inode:bpf_link")
+        .count()
+}
+
+#[test]
+fn a_signal_while_attaching_ends_the_process_and_leaves_nothing_attached() {
+    let name = "a_signal_while_attaching_ends_the_process_and_leaves_nothing_attached";
+    if skip_unless_root(name) {
+        return;
+    }
+    // Every tracepoint of the backend: several links, attached one after another.
+    let mut caught = 0;
+    for _ in 0..5 {
+        let mut bg = Background::spawn(
+            PWRU,
+            "attachsig",
+            &["--backend", "tracepoint", "host 10.255.255.252"],
+            true,
+        );
+        let pid = bg.child.id();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while bpf_links(pid) == 0 && !bg.ready.exists() {
+            assert!(Instant::now() < deadline, "nothing attached after 60 s");
+            assert!(
+                bg.child.try_wait().ok().flatten().is_none(),
+                "pwru exited before attaching:\n{}",
+                bg.err.text()
+            );
+            std::thread::yield_now();
+        }
+        if bg.ready.exists() {
+            // Attach finished before the first link was seen: try again.
+            continue;
+        }
+        let (st, took) = bg.stop_by(libc::SIGINT, EXIT_DEADLINE);
+        let (_, err) = bg.texts();
+        println!("SIGINT while attaching: exited in {took:?}");
+        assert_eq!(st.code(), Some(130), "{err}");
+        assert!(
+            err.contains("while attaching"),
+            "no message saying why:\n{err}"
+        );
+        // The links were fd-based: the kernel released them with the process.
+        caught += 1;
+        break;
+    }
+    assert!(
+        caught > 0,
+        "attach always finished before a link could be seen"
+    );
 }

@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use futures::StreamExt;
-use pwru_core::{Error, Tracer};
+use pwru_core::{Backend, Error, Tracer};
+use pwru_examples::signals::{Phase, Signals};
 
 /// Count dropped packets by drop reason and function.
 #[derive(Parser)]
@@ -31,21 +32,39 @@ struct Args {
 const DROP_POINTS: &str = "kfree_skb|kfree_skb_reason|sk_skb_reason_drop";
 
 fn main() {
-    if let Err(e) = run() {
+    let args = Args::parse();
+    let backend = match args.backend.parse() {
+        Ok(b) => b,
+        Err(e) => {
+            // A usage error, like clap's own: status 2.
+            eprintln!("drops: --backend: {e}");
+            std::process::exit(2);
+        }
+    };
+    // One listener for the whole run, before the filter is compiled.
+    let mut signals = match Signals::install("drops") {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("drops: cannot listen for SIGINT/SIGTERM: {e}");
+            std::process::exit(1);
+        }
+    };
+    if let Err(e) = run(&args, backend, &mut signals) {
         eprintln!("drops: {e}");
         std::process::exit(1);
     }
 }
 
-fn run() -> Result<(), String> {
-    let args = Args::parse();
+fn run(args: &Args, backend: Backend, signals: &mut Signals) -> Result<(), String> {
     let tracer = Tracer::builder()
         .pcap_filter(args.filter.join(" "))
         .function_regex(DROP_POINTS)
-        .backend(args.backend.parse().map_err(|e| format!("{e}"))?)
+        .backend(backend)
         .build()
         .map_err(|e| e.to_string())?;
+    signals.set_phase(Phase::Attaching);
     let mut session = tracer.attach(|_| {}).map_err(|e| e.to_string())?;
+    signals.deliver();
     if let Some(p) = &args.ready_file {
         std::fs::write(p, b"").map_err(|e| format!("--ready-file {p}: {e}"))?;
     }
@@ -63,6 +82,16 @@ fn run() -> Result<(), String> {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         loop {
             tokio::select! {
+                biased;
+                // Signals, then the clock (ready once a second), then events, which are always
+                // ready in a flood and would otherwise starve the other two.
+                _ = signals.recv() => break,
+                _ = tick.tick() => {
+                    draw(&counts, lost, started.elapsed(), tty);
+                    if limit.is_some_and(|l| started.elapsed() >= l) {
+                        break;
+                    }
+                }
                 item = events.next() => match item {
                     Some(Ok(ev)) => {
                         if let Some(r) = ev.drop_reason {
@@ -74,13 +103,6 @@ fn run() -> Result<(), String> {
                     Some(Err(e)) => return Err(e.to_string()),
                     None => break,
                 },
-                _ = tick.tick() => {
-                    draw(&counts, lost, started.elapsed(), tty);
-                    if limit.is_some_and(|l| started.elapsed() >= l) {
-                        break;
-                    }
-                }
-                _ = tokio::signal::ctrl_c() => break,
             }
         }
         Ok(())

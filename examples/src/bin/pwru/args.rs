@@ -2,11 +2,13 @@
 
 use clap::{ArgAction, Parser};
 
-/// Booleans that pwru (pflag) accepts as `--flag`, `--flag=true` and `--flag=false`.
-macro_rules! bool_flag {
-    () => {
-        ArgAction::Set
-    };
+/// A boolean flag's value, spelled as pwru's flag parser (Go's strconv.ParseBool) accepts it.
+pub fn go_bool(s: &str) -> Result<bool, String> {
+    match s {
+        "1" | "t" | "T" | "TRUE" | "true" | "True" => Ok(true),
+        "0" | "f" | "F" | "FALSE" | "false" | "False" => Ok(false),
+        _ => Err("expected one of 1, t, T, TRUE, true, True, 0, f, F, FALSE, false, False".into()),
+    }
 }
 
 /// pwru-rs: where does my packet go inside the kernel? (a drop-in for cilium/pwru)
@@ -19,7 +21,7 @@ pub struct Args {
 
     /// Run a self-contained demo: two network namespaces joined by veth, a few packets (one
     /// dropped on purpose), traced and printed; everything created is removed afterwards
-    #[arg(long)]
+    #[arg(long, action = ArgAction::Set, value_parser = go_bool, default_value_t = false, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub demo: bool,
 
     /// trace kernel functions whose whole name matches this regex
@@ -32,7 +34,7 @@ pub struct Args {
     #[arg(long, value_delimiter = ',', value_name = "MODULES")]
     pub kmods: Vec<String>,
     /// also trace every loaded kernel module with BTF
-    #[arg(long, action = bool_flag!(), default_value_t = false, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    #[arg(long, action = ArgAction::Set, value_parser = go_bool, default_value_t = false, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub all_kmods: bool,
     /// attach backend: auto, kprobe-multi, kprobe, fentry, tracepoint (pwru: kprobe, kprobe-multi)
     #[arg(long, default_value = "auto")]
@@ -60,16 +62,16 @@ pub struct Args {
     #[arg(long, value_name = "PCAP")]
     pub filter_tunnel_pcap_l3: Option<String>,
     /// follow a matched skb everywhere, including clones
-    #[arg(long, action = bool_flag!(), default_value_t = false, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    #[arg(long, action = ArgAction::Set, value_parser = go_bool, default_value_t = false, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub filter_track_skb: bool,
     /// link functions without an skb argument to packets by stack id
-    #[arg(long, action = bool_flag!(), default_value_t = false, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    #[arg(long, action = ArgAction::Set, value_parser = go_bool, default_value_t = false, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub filter_track_skb_by_stackid: bool,
     /// trace the loaded tc BPF programs
-    #[arg(long, action = bool_flag!(), default_value_t = false, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    #[arg(long, action = ArgAction::Set, value_parser = go_bool, default_value_t = false, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub filter_trace_tc: bool,
     /// trace the loaded XDP programs
-    #[arg(long, action = bool_flag!(), default_value_t = false, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    #[arg(long, action = ArgAction::Set, value_parser = go_bool, default_value_t = false, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub filter_trace_xdp: bool,
     /// (pwru) filter on skb fields with a C-like expression: not supported yet
     #[arg(long, value_name = "EXPR")]
@@ -78,35 +80,35 @@ pub struct Args {
     #[arg(long, value_name = "EXPR")]
     pub filter_xdp_expr: Option<String>,
     /// (pwru) trace BPF helpers: not supported yet
-    #[arg(long, action = bool_flag!(), default_value_t = false, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    #[arg(long, action = ArgAction::Set, value_parser = go_bool, default_value_t = false, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub filter_track_bpf_helpers: bool,
 
     /// print netns, mark, interface, protocol, MTU and length
-    #[arg(long, action = bool_flag!(), default_value_t = true, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    #[arg(long, action = ArgAction::Set, value_parser = go_bool, default_value_t = true, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub output_meta: bool,
     /// print the L3/L4 tuple
-    #[arg(long, action = bool_flag!(), default_value_t = true, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    #[arg(long, action = ArgAction::Set, value_parser = go_bool, default_value_t = true, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub output_tuple: bool,
     /// print TCP flags
-    #[arg(long, action = bool_flag!(), default_value_t = false, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    #[arg(long, action = ArgAction::Set, value_parser = go_bool, default_value_t = false, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub output_tcp_flags: bool,
     /// print the inner tuple of tunnelled packets
-    #[arg(long, action = bool_flag!(), default_value_t = false, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    #[arg(long, action = ArgAction::Set, value_parser = go_bool, default_value_t = false, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub output_tunnel: bool,
     /// print the kernel stack
-    #[arg(long, action = bool_flag!(), default_value_t = false, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    #[arg(long, action = ArgAction::Set, value_parser = go_bool, default_value_t = false, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub output_stack: bool,
     /// print the calling function
-    #[arg(long, action = bool_flag!(), default_value_t = false, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    #[arg(long, action = ArgAction::Set, value_parser = go_bool, default_value_t = false, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub output_caller: bool,
     /// print struct sk_buff
-    #[arg(long, action = bool_flag!(), default_value_t = false, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    #[arg(long, action = ArgAction::Set, value_parser = go_bool, default_value_t = false, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub output_skb: bool,
     /// print struct skb_shared_info
-    #[arg(long, action = bool_flag!(), default_value_t = false, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    #[arg(long, action = ArgAction::Set, value_parser = go_bool, default_value_t = false, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub output_skb_shared_info: bool,
     /// print the skb control buffer
-    #[arg(long, action = bool_flag!(), default_value_t = false, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    #[arg(long, action = ArgAction::Set, value_parser = go_bool, default_value_t = false, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub output_skb_cb: bool,
     /// (pwru) print skb fields by expression: not supported yet
     #[arg(long, value_delimiter = ',', value_name = "EXPR")]
@@ -115,10 +117,10 @@ pub struct Args {
     #[arg(long, value_delimiter = ',', value_name = "EXPR")]
     pub output_xdp_metadata: Vec<String>,
     /// (pwru) print BPF map operations: not supported yet
-    #[arg(long, action = bool_flag!(), default_value_t = false, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    #[arg(long, action = ArgAction::Set, value_parser = go_bool, default_value_t = false, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub output_bpfmap: bool,
     /// print one JSON object per event
-    #[arg(long, action = bool_flag!(), default_value_t = false, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    #[arg(long, action = ArgAction::Set, value_parser = go_bool, default_value_t = false, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub output_json: bool,
     /// write events to this file instead of standard output
     #[arg(long, value_name = "PATH")]
@@ -133,7 +135,7 @@ pub struct Args {
     #[arg(long, default_value_t = 0)]
     pub output_file_max_age: u32,
     /// (pwru) gzip rotated files: not supported yet
-    #[arg(long, action = bool_flag!(), default_value_t = false, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    #[arg(long, action = ArgAction::Set, value_parser = go_bool, default_value_t = false, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub output_file_compress: bool,
     /// stop after this many events (0: no limit)
     #[arg(long, default_value_t = 0)]
@@ -148,7 +150,7 @@ pub struct Args {
     #[arg(long, value_name = "PATH")]
     pub ready_file: Option<String>,
     /// print debug information (verifier logs on failure are always printed)
-    #[arg(long, action = bool_flag!(), default_value_t = false, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    #[arg(long, action = ArgAction::Set, value_parser = go_bool, default_value_t = false, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub debug: bool,
 }
 
@@ -189,5 +191,27 @@ impl Args {
     /// The pcap filter: positional words joined by spaces.
     pub fn pcap(&self) -> String {
         self.pcap_filter.join(" ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn booleans_parse_as_go_strconv_parsebool_does() {
+        for t in ["1", "t", "T", "TRUE", "true", "True"] {
+            assert_eq!(go_bool(t), Ok(true), "{t}");
+        }
+        for f in ["0", "f", "F", "FALSE", "false", "False"] {
+            assert_eq!(go_bool(f), Ok(false), "{f}");
+        }
+        for bad in ["", "yes", "tRUE", "2", "on"] {
+            assert!(go_bool(bad).is_err(), "{bad:?} accepted");
+        }
+        let a = Args::try_parse_from(["pwru", "--output-meta=F", "--output-json=T", "--debug"])
+            .expect("parse");
+        assert!(!a.output_meta && a.output_json && a.debug);
+        assert!(Args::try_parse_from(["pwru", "--debug=yes"]).is_err());
     }
 }

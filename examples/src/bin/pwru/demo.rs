@@ -9,9 +9,11 @@ use std::time::Duration;
 
 use pwru_core::netlab::VethPair;
 use pwru_core::privileges::{self, Capability};
+use pwru_core::Error;
+use pwru_examples::signals::Signals;
 
 use crate::args::Args;
-use crate::run;
+use crate::run::{self, Failure};
 
 /// What the tracing loop does for the demo: make traffic once attached, stop when quiet.
 pub struct Hooks<'a> {
@@ -25,17 +27,20 @@ const OPEN_PORT: u16 = 7777;
 const CLOSED_PORT: u16 = 9;
 
 /// Runs the demo.
-pub fn run(a: &Args) -> Result<(), String> {
+pub fn run(a: &Args, signals: &mut Signals) -> Result<(), Failure> {
     privileges::require(&[
         Capability::Bpf,
         Capability::Perfmon,
         Capability::NetAdmin,
         Capability::SysAdmin,
     ])
-    .map_err(|e| {
-        format!(
-            "{e}\n(the demo creates network namespaces and loads BPF programs: run it with sudo)"
-        )
+    .map_err(|e| match e {
+        Error::Privileges { ref missing } => run::privileges_hint(
+            &e.to_string(),
+            missing,
+            "the demo creates network namespaces and loads BPF programs",
+        ),
+        other => other.to_string(),
     })?;
 
     let tag = format!("d{}", std::process::id() % 1_000_000);
@@ -44,6 +49,13 @@ pub fn run(a: &Args) -> Result<(), String> {
     let listener = pair
         .listen_udp(OPEN_PORT)
         .map_err(|e| format!("opening UDP port {OPEN_PORT} in {}: {e}", pair.ns_b))?;
+    // A signal while building or attaching exits at once: remove the namespaces first.
+    let names = [pair.ns_a.clone(), pair.ns_b.clone()];
+    signals.on_exit(move || {
+        for n in &names {
+            let _ = pwru_core::netlab::ip(&["netns", "del", n]);
+        }
+    });
     let filter = if a.pcap().trim().is_empty() {
         format!("udp and dst host {}", pair.addr_b)
     } else {
@@ -74,14 +86,19 @@ pub fn run(a: &Args) -> Result<(), String> {
             traffic: Box::new(traffic),
             quiet: Duration::from_millis(800),
         }),
+        signals,
     )?;
     drop(listener);
     eprintln!("demo: {} events", summary.events);
-    if summary.drops.is_empty() {
+    if summary.drops_seen == 0 {
         eprintln!("demo: no drop seen (with a custom filter or --filter-func the drop may be filtered out)");
     }
     for (func, reason, tuple) in &summary.drops {
         eprintln!("demo: dropped at {func}: {reason} {tuple}");
+    }
+    let more = summary.drops_seen - summary.drops.len() as u64;
+    if more > 0 {
+        eprintln!("demo: and {more} more drops");
     }
     eprintln!("demo: removing {} and {}", pair.ns_a, pair.ns_b);
     Ok(())

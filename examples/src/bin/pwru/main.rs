@@ -6,8 +6,10 @@ mod args;
 mod demo;
 mod output;
 mod run;
+mod writer;
 
 use clap::Parser;
+use pwru_examples::signals::Signals;
 
 fn main() {
     let args = args::Args::parse();
@@ -17,16 +19,21 @@ fn main() {
         );
         std::process::exit(2);
     }
-    let result = if args.demo {
-        demo::run(&args)
-    } else {
-        run::trace(&args, None)
-    };
-    match result {
-        Ok(()) => {}
+    // One listener for the whole run, before any filter is compiled.
+    let mut signals = match Signals::install("pwru") {
+        Ok(s) => s,
         Err(e) => {
-            eprintln!("pwru: {e}");
+            eprintln!("pwru: cannot listen for SIGINT/SIGTERM: {e}");
             std::process::exit(1);
         }
+    };
+    let result = if args.demo {
+        demo::run(&args, &mut signals)
+    } else {
+        run::trace(&args, &mut signals)
+    };
+    if let Err(e) = result {
+        eprintln!("pwru: {}", e.message());
+        std::process::exit(e.exit_status());
     }
 }

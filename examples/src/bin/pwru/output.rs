@@ -2,6 +2,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Write};
+use std::os::fd::AsFd;
 use std::path::PathBuf;
 
 /// A file that is renamed to `NAME.1` (older ones shift to `.2`, ...) once it reaches
@@ -77,8 +78,9 @@ impl Write for RotatingFile {
 
 /// The sink for event lines.
 pub enum Output {
-    /// Standard output (line-buffered so `tail -f`-like readers see every event at once).
-    Stdout(io::LineWriter<io::Stdout>),
+    /// Standard output, through its own descriptor (a duplicate of fd 1, so the writer thread
+    /// never holds the process's stdout lock) and buffer; the writer flushes after each burst.
+    Stdout(BufWriter<File>),
     /// A rotated file.
     File(RotatingFile),
 }
@@ -87,7 +89,10 @@ impl Output {
     /// Standard output, or the file when a path is given.
     pub fn new(path: Option<&str>, max_mb: u64, backups: u32) -> io::Result<Self> {
         Ok(match path {
-            None => Output::Stdout(io::LineWriter::new(io::stdout())),
+            None => {
+                let fd = io::stdout().as_fd().try_clone_to_owned()?;
+                Output::Stdout(BufWriter::with_capacity(1 << 16, File::from(fd)))
+            }
             Some(p) => Output::File(RotatingFile::open(
                 PathBuf::from(p),
                 max_mb.saturating_mul(1 << 20),

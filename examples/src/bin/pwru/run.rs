@@ -1,20 +1,27 @@
 //! The tracing loop: build, attach with a progress line, print events until told to stop.
 
 use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use pwru_core::format::{FormatOptions, Formatter, TimestampMode};
-use pwru_core::{Capture, Error, KernelModules, Tracer, TracerBuilder};
+use pwru_core::{Capture, Error, Event, KernelModules, Stats, Tracer, TracerBuilder};
+use pwru_examples::signals::{self, Phase, Signals};
 
 use crate::args::Args;
 use crate::output::Output;
+use crate::writer::{Closed, Writer};
 
 /// Builds the tracer's options from pwru's flags.
-pub fn builder(a: &Args) -> Result<TracerBuilder, String> {
+pub fn builder(a: &Args) -> Result<TracerBuilder, Failure> {
     let mut b = Tracer::builder()
         .pcap_filter(a.pcap())
-        .backend(a.backend.parse().map_err(|e| format!("--backend: {e}"))?)
+        .backend(
+            a.backend
+                .parse()
+                .map_err(|e| Failure::Usage(format!("--backend: {e}")))?,
+        )
         .track_skb(a.filter_track_skb)
         .track_skb_by_stackid(a.filter_track_skb_by_stackid)
         .trace_tc(a.filter_trace_tc)
@@ -45,7 +52,10 @@ pub fn builder(a: &Args) -> Result<TracerBuilder, String> {
         b = b.netns(n);
     }
     if let Some(m) = &a.filter_mark {
-        b = b.mark(m.parse().map_err(|e| format!("--filter-mark: {e}"))?);
+        b = b.mark(
+            m.parse()
+                .map_err(|e| Failure::Usage(format!("--filter-mark: {e}")))?,
+        );
     }
     if let Some(i) = &a.filter_ifname {
         b = b.interface(i);
@@ -66,7 +76,7 @@ pub fn builder(a: &Args) -> Result<TracerBuilder, String> {
 }
 
 /// How the printed lines look, from pwru's flags.
-pub fn format_options(a: &Args) -> Result<FormatOptions, String> {
+pub fn format_options(a: &Args) -> Result<FormatOptions, Failure> {
     Ok(FormatOptions {
         meta: a.output_meta,
         tuple: a.output_tuple,
@@ -80,38 +90,187 @@ pub fn format_options(a: &Args) -> Result<FormatOptions, String> {
         timestamp: a
             .timestamp
             .parse::<TimestampMode>()
-            .map_err(|e| format!("--timestamp: {e}"))?,
+            .map_err(|e| Failure::Usage(format!("--timestamp: {e}")))?,
         ..FormatOptions::default()
     })
 }
 
+/// Why a run failed: a usage error (exit status 2) or anything else (exit status 1).
+#[derive(Debug)]
+pub enum Failure {
+    /// A flag's value is not acceptable.
+    Usage(String),
+    /// Building, attaching, reading or writing failed.
+    Run(String),
+}
+
+impl From<String> for Failure {
+    fn from(s: String) -> Self {
+        Failure::Run(s)
+    }
+}
+
+impl Failure {
+    /// The process exit status for this failure.
+    pub fn exit_status(&self) -> i32 {
+        match self {
+            Failure::Usage(_) => 2,
+            Failure::Run(_) => 1,
+        }
+    }
+
+    /// The message.
+    pub fn message(&self) -> &str {
+        match self {
+            Failure::Usage(m) | Failure::Run(m) => m,
+        }
+    }
+}
+
+/// Drops remembered for the demo's closing list; more are only counted.
+const DEMO_DROPS_KEPT: usize = 16;
+
+/// How long the loop keeps reading records that are already in the ring buffer after a stop.
+const DRAIN_FOR: Duration = Duration::from_millis(150);
+
+/// How long the writer gets at exit to write what is queued.
+const WRITER_WAIT: Duration = Duration::from_millis(200);
+
+/// How often a quiet loop checks whether the reader of standard output went away.
+const STDOUT_CHECK: Duration = Duration::from_millis(250);
+
 /// What a run saw, for the summary line and the demo.
 #[derive(Debug, Default)]
 pub struct Summary {
-    /// Events printed.
+    /// Events read and formatted.
     pub events: u64,
     /// Events lost (ring buffer full).
     pub lost: u64,
-    /// Events printed that carry a drop reason: (function, reason, tuple text).
+    /// Events formatted but not printed: the output was blocked or closed at exit.
+    pub not_printed: u64,
+    /// Events that carry a drop reason.
+    pub drops_seen: u64,
+    /// The first [`DEMO_DROPS_KEPT`] drops (function, reason, tuple text), kept for the demo
+    /// only: memory does not grow with the number of events.
     pub drops: Vec<(String, String, String)>,
+    /// Why the loop stopped, when it is worth saying (signal, output closed).
+    pub stopped_by: Option<String>,
 }
 
-/// Traces until Ctrl-C/SIGTERM, `--output-limit-lines`, or (when `stop_after_quiet` is set)
-/// that long without an event after `ready` ran.
-pub fn trace(a: &Args, demo: Option<demo::Hooks<'_>>) -> Result<(), String> {
+/// Traces until Ctrl-C/SIGTERM, `--output-limit-lines`, or the reader of the output is gone.
+pub fn trace(a: &Args, signals: &mut Signals) -> Result<(), Failure> {
     let builder = builder(a)?;
-    trace_with(a, builder, demo).map(|_| ())
+    trace_with(a, builder, None, signals).map(|_| ())
 }
 
 use crate::demo;
+
+/// Checks before anything is attached that the ready file can be made: an existing file must
+/// open for writing; otherwise a probe file is created next to it and removed (the ready file
+/// itself must not exist before the probes are attached).
+fn check_ready_file(path: &str) -> Result<(), Failure> {
+    let named = |e: std::io::Error| Failure::Run(format!("--ready-file {path}: {e}"));
+    let p = Path::new(path);
+    if p.exists() {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(p)
+            .map_err(named)?;
+        return Ok(());
+    }
+    let dir = match p.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let probe = dir.join(format!(".pwru-ready-check-{}", std::process::id()));
+    std::fs::File::create(&probe).map_err(named)?;
+    let _ = std::fs::remove_file(&probe);
+    Ok(())
+}
+
+/// The "events lost" line: at most one a second, with the running total.
+#[derive(Default)]
+struct LostLine {
+    last: Option<Instant>,
+}
+
+impl LostLine {
+    fn report(&mut self, total: u64) {
+        let now = Instant::now();
+        if self
+            .last
+            .is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1))
+        {
+            self.last = Some(now);
+            eprintln!("pwru: {total} events lost so far (ring buffer full)");
+        }
+    }
+}
+
+/// True when standard output is a pipe or terminal whose other end is gone.
+fn stdout_closed() -> bool {
+    let mut p = libc::pollfd {
+        fd: libc::STDOUT_FILENO,
+        events: 0,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd, zero timeout: poll only reports, never blocks.
+    let n = unsafe { libc::poll(&mut p, 1, 0) };
+    n == 1 && p.revents & (libc::POLLERR | libc::POLLHUP) != 0
+}
+
+/// The closing line. One function, so new counters (e.g. kernel run counts) go in one place.
+fn summary_line(s: &Summary, stats: &Stats, detach: Duration) -> String {
+    let mut line = format!("pwru: {} events, {} lost", s.events, s.lost);
+    if s.not_printed > 0 {
+        line += &format!(", {} not printed (output blocked)", s.not_printed);
+    }
+    if stats.decode_errors > 0 {
+        line += &format!(", {} undecodable", stats.decode_errors);
+    }
+    line += &format!(
+        "; {} attached, {} refused; detached in {:.2}s",
+        stats.attached,
+        stats.refused,
+        detach.as_secs_f64()
+    );
+    line
+}
+
+/// Why the event loop ended.
+enum Stop {
+    /// Ctrl-C, SIGTERM, the demo's quiet time, or the end of the stream: drain, then summary.
+    Drain,
+    /// `--output-limit-lines` reached: nothing more is wanted.
+    Limit,
+    /// The output is gone: nothing read from now on can be printed.
+    OutputGone,
+}
 
 /// [`trace`] with an explicit builder; returns what was seen.
 pub fn trace_with(
     a: &Args,
     builder: TracerBuilder,
     demo: Option<demo::Hooks<'_>>,
-) -> Result<Summary, String> {
+    signals: &mut Signals,
+) -> Result<Summary, Failure> {
     let fopts = format_options(a)?;
+    // Both paths are checked before anything is attached, so a typo costs no attach time.
+    let out = Output::new(
+        a.output_file.as_deref(),
+        a.output_file_max_size,
+        a.output_file_max_backups,
+    )
+    .map_err(|e| match &a.output_file {
+        Some(p) => format!("--output-file {p}: {e}"),
+        None => format!("standard output: {e}"),
+    })?;
+    if let Some(path) = &a.ready_file {
+        check_ready_file(path)?;
+    }
+    if a.debug {
+        eprintln!("pwru: building the tracer (compiling filters, discovering functions)");
+    }
     let tracer = builder.build().map_err(explain)?;
     for (b, why) in tracer.backend_refusals() {
         if a.debug {
@@ -132,6 +291,7 @@ pub fn trace_with(
     let tty = std::io::stderr().is_terminal();
     let backend = tracer.backend();
     let started = Instant::now();
+    signals.set_phase(Phase::Attaching);
     let mut session = tracer
         .attach(|p| {
             if tty {
@@ -151,6 +311,8 @@ pub fn trace_with(
             }
         })
         .map_err(explain)?;
+    // From here a signal stops the loop, which drains and prints the summary.
+    signals.deliver();
     if tty {
         eprintln!();
     }
@@ -176,21 +338,17 @@ pub fn trace_with(
             eprintln!("pwru: refused {}: {}", r.target, r.reason);
         }
     }
+
+    let to_stdout = a.output_file.is_none();
+    let writer = Writer::start(out).map_err(|e| format!("starting the output thread: {e}"))?;
+    let mut fmt = Formatter::new(fopts);
+    if !a.output_json {
+        let mut header = Vec::with_capacity(128);
+        fmt.write_header(&mut header);
+        writer.try_send(header);
+    }
     if let Some(path) = &a.ready_file {
         std::fs::write(path, b"").map_err(|e| format!("--ready-file {path}: {e}"))?;
-    }
-
-    let mut out = Output::new(
-        a.output_file.as_deref(),
-        a.output_file_max_size,
-        a.output_file_max_backups,
-    )
-    .map_err(|e| format!("--output-file: {e}"))?;
-    let mut fmt = Formatter::new(fopts);
-    let mut buf = Vec::with_capacity(512);
-    if !a.output_json {
-        fmt.write_header(&mut buf);
-        out.line(&buf).map_err(|e| e.to_string())?;
     }
 
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -198,75 +356,151 @@ pub fn trace_with(
         .build()
         .map_err(|e| e.to_string())?;
     let mut summary = Summary::default();
+    let keep_drops = demo.is_some();
     let quiet = demo.as_ref().map(|d| d.quiet);
-    let result: Result<(), String> = rt.block_on(async {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .map_err(|e| e.to_string())?;
+    let format = |fmt: &mut Formatter, ev: &Event| {
+        let mut line = Vec::with_capacity(256);
+        if a.output_json {
+            fmt.write_json(ev, &mut line);
+        } else {
+            fmt.write_text(ev, &mut line);
+        }
+        line
+    };
+    let note = |summary: &mut Summary, ev: &Event| {
+        summary.events += 1;
+        if let Some(r) = &ev.drop_reason {
+            summary.drops_seen += 1;
+            if keep_drops && summary.drops.len() < DEMO_DROPS_KEPT {
+                let tuple = ev.tuple.as_ref().map(|t| t.to_string()).unwrap_or_default();
+                summary
+                    .drops
+                    .push((ev.function.to_string(), r.to_string(), tuple));
+            }
+        }
+    };
+    let result: Result<(), Failure> = rt.block_on(async {
         let mut events = session.events();
         if let Some(d) = &demo {
             (d.traffic)().map_err(|e| format!("demo traffic: {e}"))?;
         }
-        let idle = quiet.unwrap_or(Duration::from_secs(3600 * 24 * 365));
-        loop {
+        let mut lost_line = LostLine::default();
+        let mut last_event = Instant::now();
+        let mut check = tokio::time::interval(STDOUT_CHECK);
+        check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let stop = loop {
+            // Room in the output queue first: while it is full, no event is read (the kernel
+            // counts what it cannot write), but signals are still heard.
+            let permit = tokio::select! {
+                biased;
+                sig = signals.recv() => {
+                    summary.stopped_by = Some(signals::name(sig).to_string());
+                    break Stop::Drain;
+                }
+                p = writer.reserve() => match p {
+                    Ok(p) => p,
+                    Err(Closed) => break Stop::OutputGone,
+                },
+            };
+            // Quiet time counts from the last event, not from this pass of the loop.
+            let idle = async {
+                match quiet {
+                    Some(q) => tokio::time::sleep_until((last_event + q).into()).await,
+                    None => std::future::pending().await,
+                }
+            };
             let item = tokio::select! {
+                biased;
+                sig = signals.recv() => {
+                    summary.stopped_by = Some(signals::name(sig).to_string());
+                    break Stop::Drain;
+                }
+                _ = check.tick(), if to_stdout => {
+                    if stdout_closed() {
+                        break Stop::OutputGone;
+                    }
+                    continue;
+                }
                 item = events.next() => item,
-                _ = tokio::signal::ctrl_c() => break,
-                _ = term.recv() => break,
-                _ = tokio::time::sleep(idle) => break,
+                _ = idle => break Stop::Drain,
             };
             let ev = match item {
-                None => break,
+                None => break Stop::Drain,
                 Some(Ok(ev)) => ev,
-                Some(Err(Error::EventsLost { count, total })) => {
+                Some(Err(Error::EventsLost { total, .. })) => {
                     summary.lost = total;
-                    eprintln!("pwru: {count} events lost (ring buffer full)");
+                    lost_line.report(total);
                     continue;
                 }
                 Some(Err(e)) if !e.is_fatal() => {
                     eprintln!("pwru: {e}");
                     continue;
                 }
-                Some(Err(e)) => return Err(e.to_string()),
+                Some(Err(e)) => return Err(Failure::Run(e.to_string())),
             };
-            buf.clear();
-            if a.output_json {
-                fmt.write_json(&ev, &mut buf);
-            } else {
-                fmt.write_text(&ev, &mut buf);
-            }
-            out.line(&buf).map_err(|e| format!("writing output: {e}"))?;
-            summary.events += 1;
-            if let Some(r) = &ev.drop_reason {
-                let tuple = ev.tuple.as_ref().map(|t| t.to_string()).unwrap_or_default();
-                summary
-                    .drops
-                    .push((ev.function.to_string(), r.to_string(), tuple));
-            }
+            last_event = Instant::now();
+            let line = format(&mut fmt, &ev);
+            writer.send(permit, line);
+            note(&mut summary, &ev);
             if a.output_limit_lines != 0 && summary.events >= a.output_limit_lines {
-                break;
+                break Stop::Limit;
+            }
+        };
+        if let Stop::OutputGone = stop {
+            summary.stopped_by = Some(match writer.error() {
+                Some(e) if !writer.reader_gone() => format!("writing output failed: {e}"),
+                _ => "output closed".to_string(),
+            });
+        }
+        if !matches!(stop, Stop::Limit) {
+            // Records already in the ring buffer are printed if the queue has room, and
+            // counted as not printed otherwise; never dropped unseen.
+            let until = Instant::now() + DRAIN_FOR;
+            while Instant::now() < until {
+                let Some(Some(item)) = events.next().now_or_never() else {
+                    break;
+                };
+                match item {
+                    Ok(ev) => {
+                        let line = format(&mut fmt, &ev);
+                        if !writer.try_send(line) {
+                            summary.not_printed += 1;
+                        }
+                        note(&mut summary, &ev);
+                    }
+                    Err(Error::EventsLost { total, .. }) => summary.lost = total,
+                    Err(_) => {}
+                }
             }
         }
         Ok(())
     });
-    out.flush().map_err(|e| e.to_string())?;
+    let finished = writer.finish(WRITER_WAIT);
+    summary.not_printed += finished.unwritten.min(summary.events);
+    if let Some(why) = &summary.stopped_by {
+        eprintln!("pwru: stopping: {why}");
+    }
     let stats = session.stats();
     summary.lost = summary.lost.max(stats.lost);
     let detach = session.detach();
-    eprintln!(
-        "pwru: {} events, {} lost; {} attached, {} refused; detached in {:.2}s",
-        summary.events,
-        summary.lost,
-        stats.attached,
-        stats.refused,
-        detach.as_secs_f64()
-    );
+    eprintln!("{}", summary_line(&summary, &stats, detach));
+    if let (Some(e), None) = (&finished.error, &summary.stopped_by) {
+        return Err(Failure::Run(format!("writing output: {e}")));
+    }
     result.map(|()| summary)
 }
 
 /// The library's error, with a hint for the one users hit first.
-fn explain(e: Error) -> String {
+pub fn explain(e: Error) -> String {
     match e {
-        Error::Privileges { .. } => format!("{e}\n(pwru loads BPF programs: run it with sudo)"),
+        Error::Privileges { ref missing } => {
+            privileges_hint(&e.to_string(), missing, "pwru loads BPF programs")
+        }
         other => other.to_string(),
     }
+}
+
+/// The privilege error followed by a hint naming every capability the library found missing.
+pub fn privileges_hint(error: &str, missing: &str, why: &str) -> String {
+    format!("{error}\n({why}: run it with sudo, or grant {missing})")
 }
