@@ -35,7 +35,7 @@ pub fn run(a: &Args, signals: &mut Signals) -> Result<(), Failure> {
         Capability::SysAdmin,
     ])
     .map_err(|e| match e {
-        Error::Privileges { ref missing } => run::privileges_hint(
+        Error::Privileges { ref missing, .. } => run::privileges_hint(
             &e.to_string(),
             missing,
             "the demo creates network namespaces and loads BPF programs",

@@ -144,8 +144,10 @@ const STDOUT_CHECK: Duration = Duration::from_millis(250);
 pub struct Summary {
     /// Events read and formatted.
     pub events: u64,
-    /// Events lost (ring buffer full).
+    /// Events lost: the ring buffer was full, or the kernel skipped a run (recursion).
     pub lost: u64,
+    /// Records the kernel wrote that were still unread when the program stopped.
+    pub unread: u64,
     /// Events formatted but not printed: the output was blocked or closed at exit.
     pub not_printed: u64,
     /// Events that carry a drop reason.
@@ -224,6 +226,9 @@ fn summary_line(s: &Summary, stats: &Stats, detach: Duration) -> String {
     let mut line = format!("pwru: {} events, {} lost", s.events, s.lost);
     if s.not_printed > 0 {
         line += &format!(", {} not printed (output blocked)", s.not_printed);
+    }
+    if s.unread > 0 {
+        line += &format!(", {} left unread in the ring buffer", s.unread);
     }
     if stats.decode_errors > 0 {
         line += &format!(", {} undecodable", stats.decode_errors);
@@ -453,8 +458,12 @@ pub fn trace_with(
             });
         }
         if !matches!(stop, Stop::Limit) {
-            // Records already in the ring buffer are printed if the queue has room, and
-            // counted as not printed otherwise; never dropped unseen.
+            // No run can start any more; records already in the ring buffer are printed if the
+            // queue has room, and counted as not printed otherwise; never dropped unseen (what
+            // the drain cannot reach in time is counted from the kernel's counters below).
+            drop(events);
+            session.stop();
+            let mut events = session.events();
             let until = Instant::now() + DRAIN_FOR;
             while Instant::now() < until {
                 let Some(Some(item)) = events.next().now_or_never() else {
@@ -481,7 +490,9 @@ pub fn trace_with(
         eprintln!("pwru: stopping: {why}");
     }
     let stats = session.stats();
-    summary.lost = summary.lost.max(stats.lost);
+    summary.lost = summary.lost.max(stats.total_lost());
+    // Written by the kernel, never read: still in the ring buffer when the drain gave up.
+    summary.unread = stats.runs.emitted.saturating_sub(stats.records);
     let detach = session.detach();
     eprintln!("{}", summary_line(&summary, &stats, detach));
     if let (Some(e), None) = (&finished.error, &summary.stopped_by) {
@@ -493,7 +504,7 @@ pub fn trace_with(
 /// The library's error, with a hint for the one users hit first.
 pub fn explain(e: Error) -> String {
     match e {
-        Error::Privileges { ref missing } => {
+        Error::Privileges { ref missing, .. } => {
             privileges_hint(&e.to_string(), missing, "pwru loads BPF programs")
         }
         other => other.to_string(),
