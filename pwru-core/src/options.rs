@@ -179,6 +179,14 @@ impl std::str::FromStr for MarkFilter {
 /// Default ring buffer size: 4 MiB, room for about 20,000 events.
 pub const DEFAULT_RING_BUFFER_BYTES: u32 = 4 << 20;
 
+/// Default bound of each `--output-skb` / `--output-skb-shared-info` style dump: 4096 bytes
+/// (pwru's default per-CPU buffer), NUL included.
+pub const DEFAULT_DUMP_BUFFER_BYTES: u32 = pwru_ebpf::PWRU_SKB_DUMP_MAX as u32;
+/// Smallest dump bound [`crate::TracerBuilder::dump_buffer_bytes`] accepts.
+pub const DUMP_BUFFER_BYTES_MIN: u32 = 64;
+/// Largest dump bound: the size of the skb dump's place in the kernel's record buffer.
+pub const DUMP_BUFFER_BYTES_MAX: u32 = pwru_ebpf::PWRU_SKB_DUMP_MAX as u32;
+
 /// Everything a tracer was asked for; built by [`TracerBuilder`](crate::TracerBuilder).
 #[derive(Debug, Clone, Default)]
 pub struct Options {
@@ -214,6 +222,9 @@ pub struct Options {
     pub capture: Capture,
     /// Ring buffer size in bytes (a power of two, at least one page).
     pub ring_buffer_bytes: u32,
+    /// Bound of each skb / shared-info text dump in bytes, NUL included (0: the default,
+    /// [`DEFAULT_DUMP_BUFFER_BYTES`]); see [`crate::TracerBuilder::dump_buffer_bytes`].
+    pub dump_buffer_bytes: u32,
     /// Read kernel types from this BTF file instead of /sys/kernel/btf/vmlinux.
     pub kernel_btf: Option<PathBuf>,
 }

@@ -86,7 +86,7 @@ fn loader(body: &FilterBody, flags: u32) -> Loader {
         mark: 0x10,
         mark_mask: 0xff,
         ifindex: 1,
-        _pad: 0,
+        dump_max: 0,
     };
     Loader::new(OBJECT, body, &cfg, &LoaderOptions::default()).expect("loader")
 }

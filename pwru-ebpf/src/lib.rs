@@ -47,7 +47,7 @@ pub const PWRU_RECORD_EVENT: u16 = 1;
 /// Current record layout version.
 pub const PWRU_RECORD_VERSION: u16 = 1;
 /// Largest skb dump appended to an event (bytes, NUL included).
-pub const PWRU_SKB_DUMP_MAX: usize = 3072;
+pub const PWRU_SKB_DUMP_MAX: usize = 4096;
 /// Largest `skb_shared_info` dump appended to an event (bytes, NUL included).
 pub const PWRU_SHINFO_DUMP_MAX: usize = 1024;
 
@@ -149,8 +149,9 @@ pub struct PwruConfig {
     pub mark_mask: u32,
     /// Interface index to match (with [`PWRU_CFG_FILTER_IFINDEX`]).
     pub ifindex: u32,
-    /// Padding.
-    pub _pad: u32,
+    /// Bytes per skb or shared-info dump, NUL included; 0 means the compile-time maximum
+    /// ([`PWRU_SKB_DUMP_MAX`], [`PWRU_SHINFO_DUMP_MAX`]), which also caps larger values.
+    pub dump_max: u32,
 }
 
 /// Name of the read-only config global in the object.
@@ -218,6 +219,10 @@ consts! {
     PWRU_EV_BY_STACKID: u32 = 1 << 12;
     /// `addr` came from `bpf_get_func_ip` (else from the saved instruction pointer).
     PWRU_EV_FUNC_IP: u32 = 1 << 13;
+    /// The skb text was cut at the dump bound ([`PwruConfig::dump_max`]).
+    PWRU_EV_SKB_DUMP_CUT: u32 = 1 << 14;
+    /// The shared-info text was cut at the dump bound ([`PwruConfig::dump_max`]).
+    PWRU_EV_SHINFO_DUMP_CUT: u32 = 1 << 15;
 
     /// Filter on the network namespace inode.
     PWRU_CFG_FILTER_NETNS: u32 = 1 << 0;
