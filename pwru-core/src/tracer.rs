@@ -294,7 +294,8 @@ impl TracerBuilder {
         }
 
         let dump = o.dump_buffer_bytes;
-        let dump_range = crate::options::DUMP_BUFFER_BYTES_MIN..=crate::options::DUMP_BUFFER_BYTES_MAX;
+        let dump_range =
+            crate::options::DUMP_BUFFER_BYTES_MIN..=crate::options::DUMP_BUFFER_BYTES_MAX;
         if dump != 0 && !dump_range.contains(&dump) {
             return Err(Error::InvalidOption(format!(
                 "dump buffer size {dump} is outside {}..={} bytes (or 0 for the default {})",

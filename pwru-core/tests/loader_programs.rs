@@ -17,6 +17,7 @@ const KPROBE_PROGRAMS: &[&str] = &[
     "kprobe_clone_entry",
     "kretprobe_clone_exit",
     "kprobe_kfree_skbmem",
+    "kprobe_skb_free_head",
 ];
 const KPROBE_MULTI_PROGRAMS: &[&str] = &[
     "kprobe_multi_skb_1",
