@@ -21,10 +21,11 @@ use crate::report::Outcome;
 
 use super::tracer_kit::{self as kit, QUIET};
 
-/// B's receive path around the PREROUTING mark, the drop, and the capture's read of its clone.
+/// B's receive path around the PREROUTING mark, the drop, and the capture's read of its clone
+/// (packet_recvmsg copies with skb_copy_datagram_iter, then frees the clone with consume_skb).
 fn clone_functions() -> String {
     format!(
-        "ip_rcv|ip_local_deliver|udp_rcv|{}|skb_copy_datagram_iovec|consume_skb",
+        "ip_rcv|ip_local_deliver|udp_rcv|{}|skb_copy_datagram_iter|consume_skb",
         kit::drop_function()
     )
 }
@@ -169,11 +170,13 @@ fn try_clone(backend: Backend) -> Result<Outcome, Outcome> {
         .collect();
     let read = clone_events
         .iter()
-        .find(|e| &*e.function == "skb_copy_datagram_iovec");
+        .find(|e| &*e.function == "skb_copy_datagram_iter");
+    let freed = clone_events.iter().any(|e| &*e.function == "consume_skb");
     let all = describe(&[first.events.clone(), second.events.clone()].concat());
-    let Some(read) = read else {
+    let (Some(read), true) = (read, freed) else {
         return Err(fail(format!(
-            "the capture's read of the clone (after the original's free) was not traced; \
+            "the capture's read and free of the clone (after the original's free) were not \
+             traced; \
              original {:#x} head {:#x}; events: {all}",
             dropped.skb, dropped.skb_head
         )));
