@@ -59,7 +59,12 @@ impl TracerBuilder {
         self
     }
 
-    /// Also trace these functions without an skb argument (linked by stack id).
+    /// Also trace these functions without an skb argument (pwru `--filter-non-skb-funcs`).
+    /// A hit is shown as an event about the skb last seen by a traced skb function on the same
+    /// kernel stack (the task's stack, or the CPU's interrupt stack for softirq work), so they
+    /// show up for packets that pass the filter and share their call chain. Needs the kprobe,
+    /// kprobe-multi or fentry backend: [`build`](Self::build) refuses them with the tracepoint
+    /// backend.
     pub fn non_skb_functions<I, S>(mut self, names: I) -> Self
     where
         I: IntoIterator<Item = S>,
@@ -141,6 +146,27 @@ impl TracerBuilder {
     /// page (5000 becomes 8192); sizes above 2 GiB are refused. Default 4 MiB.
     pub fn ring_buffer_bytes(mut self, bytes: u32) -> Self {
         self.options.ring_buffer_bytes = bytes;
+        self
+    }
+
+    /// Bound of each text dump of [`Capture::skb`] and [`Capture::skb_shared_info`] in bytes,
+    /// NUL included (pwru's `--set-percpu-buf`): the kernel cuts the text there and the event
+    /// says it was cut ([`Event::skb_dump_cut`](crate::Event::skb_dump_cut)). From
+    /// [`DUMP_BUFFER_BYTES_MIN`](crate::options::DUMP_BUFFER_BYTES_MIN) to
+    /// [`DUMP_BUFFER_BYTES_MAX`](crate::options::DUMP_BUFFER_BYTES_MAX) (4096, also the default;
+    /// the shared-info dump is further capped at 1024); other values fail [`build`](Self::build).
+    /// Not the ring buffer's size: that is [`TracerBuilder::ring_buffer_bytes`].
+    ///
+    /// ```no_run
+    /// use pwru_core::{Capture, Tracer};
+    /// let tracer = Tracer::builder()
+    ///     .capture(Capture { skb: true, ..Capture::default() })
+    ///     .dump_buffer_bytes(512)
+    ///     .build()?;
+    /// # Ok::<(), pwru_core::Error>(())
+    /// ```
+    pub fn dump_buffer_bytes(mut self, bytes: u32) -> Self {
+        self.options.dump_buffer_bytes = bytes;
         self
     }
 

@@ -182,6 +182,13 @@ pub const DEFAULT_RING_BUFFER_BYTES: u32 = 4 << 20;
 /// The largest ring buffer: the largest power of two a `u32` holds (2 GiB). The kernel's own
 /// limit is higher; memory runs out first.
 pub const MAX_RING_BUFFER_BYTES: u32 = 1 << 31;
+/// Default bound of each `--output-skb` / `--output-skb-shared-info` style dump: 4096 bytes
+/// (pwru's default per-CPU buffer), NUL included.
+pub const DEFAULT_DUMP_BUFFER_BYTES: u32 = pwru_ebpf::PWRU_SKB_DUMP_MAX as u32;
+/// Smallest dump bound [`crate::TracerBuilder::dump_buffer_bytes`] accepts.
+pub const DUMP_BUFFER_BYTES_MIN: u32 = 64;
+/// Largest dump bound: the size of the skb dump's place in the kernel's record buffer.
+pub const DUMP_BUFFER_BYTES_MAX: u32 = pwru_ebpf::PWRU_SKB_DUMP_MAX as u32;
 
 /// Everything a tracer was asked for; built by [`TracerBuilder`](crate::TracerBuilder).
 ///
@@ -230,6 +237,9 @@ pub struct Options {
     /// Ring buffer size in bytes; [`TracerBuilder::build`](crate::TracerBuilder::build) rounds
     /// it up to a power of two of at least one page (see [`ring_buffer_size`]).
     pub ring_buffer_bytes: u32,
+    /// Bound of each skb / shared-info text dump in bytes, NUL included (0: the default,
+    /// [`DEFAULT_DUMP_BUFFER_BYTES`]); see [`crate::TracerBuilder::dump_buffer_bytes`].
+    pub dump_buffer_bytes: u32,
     /// Read kernel types from this BTF file instead of /sys/kernel/btf/vmlinux.
     pub kernel_btf: Option<PathBuf>,
 }
@@ -255,6 +265,7 @@ impl Default for Options {
             trace_xdp: false,
             capture: Capture::default(),
             ring_buffer_bytes: DEFAULT_RING_BUFFER_BYTES,
+            dump_buffer_bytes: DEFAULT_DUMP_BUFFER_BYTES,
             kernel_btf: None,
         }
     }

@@ -407,16 +407,32 @@ impl Tracer {
             });
         }
 
+        attach_non_skb(
+            &mut loader,
+            self.backend,
+            &self.non_skb_targets,
+            &mut links,
+            &mut attached,
+            &mut refused,
+        );
+
         // Clone/copy tracking and freeing (tracepoint kernels need none: the kfree_skb and
-        // consume_skb programs forget, and head tracking follows clones).
-        if self.options.track_skb {
+        // consume_skb programs forget, and head tracking follows clones). Stack links of
+        // freed skbs are dropped at kfree_skbmem too.
+        let stack_links = !self.non_skb_targets.is_empty();
+        if self.options.track_skb || stack_links {
             let tracking = match self.backend {
                 Backend::Fentry => Some(TrackingBackend::Fentry),
                 Backend::Kprobe | Backend::KprobeMulti => Some(TrackingBackend::Kprobe),
                 _ => None,
             };
             if let Some(t) = tracking {
-                for (name, r) in loader.load_tracking(t) {
+                let results = if self.options.track_skb {
+                    loader.load_tracking(t)
+                } else {
+                    loader.load_lifetime(t)
+                };
+                for (name, r) in results {
                     match r {
                         Ok(l) => links.push(l),
                         Err(e) => refused.push(Refusal {
@@ -469,6 +485,74 @@ impl Tracer {
             attach_time: started.elapsed(),
             resolve_stacks,
         })
+    }
+}
+
+/// Attaches the stack-link program to each function without an skb argument (one
+/// kprobe.multi link for all of them, or one kprobe / fentry program each); refusals are
+/// listed, not fatal.
+fn attach_non_skb(
+    loader: &mut Loader,
+    backend: Backend,
+    names: &[String],
+    links: &mut Vec<Link>,
+    attached: &mut Vec<String>,
+    refused: &mut Vec<Refusal>,
+) {
+    if names.is_empty() {
+        return;
+    }
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let results: Vec<(String, Result<Link, LoaderError>)> = match backend {
+        Backend::KprobeMulti => {
+            match loader.load_kprobe_multi_program("kprobe_multi_stackid", &refs) {
+                Ok(link) => {
+                    links.push(link);
+                    attached.extend(names.iter().cloned());
+                    return;
+                }
+                // One refused symbol fails the whole link: retry one by one to name it.
+                Err(_) => refs
+                    .iter()
+                    .map(|n| {
+                        let r = loader.load_kprobe_multi_program("kprobe_multi_stackid", &[n]);
+                        (n.to_string(), r)
+                    })
+                    .collect(),
+            }
+        }
+        Backend::Kprobe => match loader.load_kprobe_program("kprobe_stackid", &refs) {
+            Ok(r) => r,
+            Err(e) => {
+                let reason = e.to_string();
+                refused.extend(names.iter().map(|n| Refusal {
+                    target: n.clone(),
+                    reason: reason.clone(),
+                }));
+                return;
+            }
+        },
+        Backend::Fentry => refs
+            .iter()
+            .map(|n| {
+                let r = loader.load_tracing_program("fentry_stackid", n, false);
+                (n.to_string(), r)
+            })
+            .collect(),
+        // build() refuses non-skb functions on the tracepoint backend.
+        Backend::Tracepoint | Backend::Auto => return,
+    };
+    for (name, r) in results {
+        match r {
+            Ok(l) => {
+                links.push(l);
+                attached.push(name);
+            }
+            Err(e) => refused.push(Refusal {
+                target: name,
+                reason: e.to_string(),
+            }),
+        }
     }
 }
 

@@ -56,6 +56,7 @@ pub struct Tracer {
     pub(crate) tracepoint_flavor: TracepointFlavor,
     pub(crate) backend_refusals: Vec<(Backend, String)>,
     pub(crate) targets: Vec<Target>,
+    pub(crate) non_skb_targets: Vec<String>,
     pub(crate) filter: FilterBody,
     pub(crate) filter_access: ProbeAccess,
     pub(crate) filter_access_note: Option<String>,
@@ -103,6 +104,12 @@ impl Tracer {
     /// The functions or tracepoints that [`Tracer::attach`] will attach to.
     pub fn targets(&self) -> &[Target] {
         &self.targets
+    }
+
+    /// Functions without an skb argument that [`Tracer::attach`] will attach to (linked to
+    /// packets by the stack they run on; see [`TracerBuilder::non_skb_functions`]).
+    pub fn non_skb_targets(&self) -> &[String] {
+        &self.non_skb_targets
     }
 
     /// The options this tracer was built from.
@@ -295,13 +302,29 @@ impl TracerBuilder {
         o.ring_buffer_bytes = crate::options::ring_buffer_size(o.ring_buffer_bytes, page_size())
             .map_err(Error::InvalidOption)?;
 
+        let dump = o.dump_buffer_bytes;
+        let dump_range =
+            crate::options::DUMP_BUFFER_BYTES_MIN..=crate::options::DUMP_BUFFER_BYTES_MAX;
+        if dump != 0 && !dump_range.contains(&dump) {
+            return Err(Error::InvalidOption(format!(
+                "dump buffer size {dump} is outside {}..={} bytes (or 0 for the default {})",
+                dump_range.start(),
+                dump_range.end(),
+                crate::options::DEFAULT_DUMP_BUFFER_BYTES
+            )));
+        }
+
         let mut config = PwruConfig {
             flags: 0,
             netns: 0,
             mark: 0,
             mark_mask: 0,
             ifindex: 0,
-            _pad: 0,
+            dump_max: if dump == 0 {
+                crate::options::DEFAULT_DUMP_BUFFER_BYTES
+            } else {
+                dump
+            },
         };
         let spec = match &o.netns {
             Some(s) => {
@@ -345,9 +368,9 @@ impl TracerBuilder {
                 flags |= bit;
             }
         }
-        // Stack-id tracking needs stack ids.
-        if o.track_skb_by_stackid || !o.non_skb_functions.is_empty() {
-            flags |= PWRU_CFG_TRACK_STACKID | PWRU_CFG_OUTPUT_STACK;
+        // Functions without an skb argument find their packet through the stack links.
+        if !o.non_skb_functions.is_empty() {
+            flags |= PWRU_CFG_TRACK_STACKID;
         }
         config.flags = flags;
 
@@ -360,9 +383,11 @@ impl TracerBuilder {
             choose_filter_access(backend, tracepoint_flavor, &kernel);
         let filter = translate_filters(&filters, filter_access)?;
         if backend == Backend::Tracepoint && !o.non_skb_functions.is_empty() {
-            return Err(Error::InvalidOption(
-                "non-skb functions need a function backend (kprobe, kprobe-multi or fentry); the tracepoint backend was chosen".into(),
-            ));
+            return Err(Error::InvalidOption(format!(
+                "non_skb_functions ({}) cannot be traced with the tracepoint backend: they need \
+                 kprobe, kprobe-multi or fentry (choose one of them, or drop the functions)",
+                o.non_skb_functions.join(", ")
+            )));
         }
 
         let function_backend = backend != Backend::Tracepoint;
@@ -420,12 +445,19 @@ impl TracerBuilder {
             }
             .into());
         }
+        // A listed function that has an skb argument and is traced anyway is not linked twice.
+        let non_skb_targets: Vec<String> = found
+            .non_skb_functions
+            .into_iter()
+            .filter(|n| !targets.iter().any(|t| t.name == *n))
+            .collect();
         Ok(Tracer {
             options: o,
             backend,
             tracepoint_flavor,
             backend_refusals,
             targets,
+            non_skb_targets,
             filter,
             filter_access,
             filter_access_note,

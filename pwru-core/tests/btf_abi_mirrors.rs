@@ -60,7 +60,7 @@ fn mirrors_match_object_btf() {
         &btf,
         "pwru_config",
         size_of::<PwruConfig>(),
-        fields!(PwruConfig: flags, netns, mark, mark_mask, ifindex, _pad),
+        fields!(PwruConfig: flags, netns, mark, mark_mask, ifindex, dump_max),
     );
 }
 

@@ -245,6 +245,26 @@ fn stack_and_dumps_follow_the_line() {
 }
 
 #[test]
+fn cut_dumps_say_where_they_were_cut() {
+    let mut f = Formatter::new(FormatOptions {
+        meta: false,
+        tuple: false,
+        skb_dump: true,
+        shinfo_dump: true,
+        ..Default::default()
+    });
+    let mut ev = udp_event();
+    ev.skb_dump = Some("(struct sk_buff){\n .len".into());
+    ev.skb_dump_cut = true;
+    ev.shinfo_dump = Some("(struct skb_shared_info){}".into());
+    assert_eq!(
+        text(&mut f, &ev),
+        "0xffff0000ea5d7ce8 7   <empty>:2287425  udp_queue_rcv_skb\n(struct sk_buff){\n .len\n\
+         ... (skb dump cut at 24 bytes)\n(struct skb_shared_info){}\n"
+    );
+}
+
+#[test]
 fn json_lines_carry_pwru_keys() {
     let mut f = Formatter::new(FormatOptions {
         tcp_flags: true,

@@ -17,6 +17,7 @@ const KPROBE_PROGRAMS: &[&str] = &[
     "kprobe_clone_entry",
     "kretprobe_clone_exit",
     "kprobe_kfree_skbmem",
+    "kprobe_skb_free_head",
 ];
 const KPROBE_MULTI_PROGRAMS: &[&str] = &[
     "kprobe_multi_skb_1",
@@ -86,7 +87,7 @@ fn loader(body: &FilterBody, flags: u32) -> Loader {
         mark: 0x10,
         mark_mask: 0xff,
         ifindex: 1,
-        _pad: 0,
+        dump_max: 0,
     };
     Loader::new(OBJECT, body, &cfg, &LoaderOptions::default()).expect("loader")
 }

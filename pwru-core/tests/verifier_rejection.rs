@@ -28,7 +28,7 @@ fn verifier_rejection_carries_the_log() {
         mark: 0,
         mark_mask: 0,
         ifindex: 0,
-        _pad: 0,
+        dump_max: 0,
     };
     let mut loader = match Loader::new(pwru_ebpf::OBJECT, &body, &config, &LoaderOptions::default())
     {

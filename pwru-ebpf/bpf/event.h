@@ -70,8 +70,9 @@ enum pwru_outcome {
 	PWRU_OUT_MAX = 11,
 };
 
-/* Largest optional dumps appended to an event record (bytes, NUL included). */
-#define PWRU_SKB_DUMP_MAX 3072
+/* Largest optional dumps appended to an event record (bytes, NUL included); the config's
+ * dump_max lowers the bound at run time. */
+#define PWRU_SKB_DUMP_MAX 4096
 #define PWRU_SHINFO_DUMP_MAX 1024
 
 /* ---- event ---------------------------------------------------------------------- */
@@ -131,6 +132,8 @@ enum pwru_tracepoint {
 #define PWRU_EV_TRACKED     (1u << 11) /* passed because the skb/head/stack was tracked */
 #define PWRU_EV_BY_STACKID  (1u << 12) /* skb found through the stack id (non-skb function) */
 #define PWRU_EV_FUNC_IP     (1u << 13) /* addr came from bpf_get_func_ip (else regs ip) */
+#define PWRU_EV_SKB_DUMP_CUT    (1u << 14) /* the skb text was cut at the dump bound */
+#define PWRU_EV_SHINFO_DUMP_CUT (1u << 15) /* the shared-info text was cut at the dump bound */
 
 /* Addresses and ports of one packet header stack. */
 struct pwru_tuple {
@@ -209,7 +212,7 @@ struct pwru_config {
 	__u32 mark;      /* with PWRU_CFG_FILTER_MARK: (skb->mark & mark_mask) == mark */
 	__u32 mark_mask;
 	__u32 ifindex;   /* with PWRU_CFG_FILTER_IFINDEX */
-	__u32 _pad;
+	__u32 dump_max;  /* bytes per dump, NUL included (0: the compile-time maximum) */
 };
 
 #endif

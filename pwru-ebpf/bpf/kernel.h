@@ -65,6 +65,10 @@ struct skb_shared_info {
 	atomic_t dataref;
 };
 
+struct task_struct {
+	void *stack;
+};
+
 struct xdp_rxq_info {
 	struct net_device *dev;
 };

@@ -101,11 +101,12 @@ struct {
 	__type(value, __u8);
 } pwru_heads SEC(".maps");
 
-/* Stack id -> skb and back, for functions without an skb argument. */
+/* Stack key (see stack_key) -> the skb last seen on that stack, and back: functions without
+ * an skb argument are linked to that skb. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 65536);
-	__type(key, __u32);
+	__type(key, __u64);
 	__type(value, __u64);
 } pwru_stackid_skb SEC(".maps");
 
@@ -113,7 +114,7 @@ struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 65536);
 	__type(key, __u64);
-	__type(value, __u32);
+	__type(value, __u64);
 } pwru_skb_stackid SEC(".maps");
 
 /* skb_clone/skb_copy argument saved by the kprobe for the kretprobe, by pid_tgid. */
@@ -489,16 +490,30 @@ static __always_inline __u32 submit(struct pwru_scratch *s, __u32 len, __u64 ts)
 	return PWRU_OUT_EMITTED;
 }
 
+/* Run-time bound of one dump: the config's dump_max, capped by the compile-time size `cap`
+ * of its place in the scratch buffer (0 in the config means the cap). */
+static __always_inline __u32 dump_bound(__u32 cap)
+{
+	__u32 n = pwru_cfg.dump_max;
+	if (n == 0 || n > cap)
+		n = cap;
+	return n;
+}
+
 static __always_inline __u32 dump_skb(struct pwru_scratch *s, struct sk_buff *skb, struct skb_data *d)
 {
 	__u32 off = 0;
 	if (CFG(OUTPUT_SKB)) {
 		struct btf_ptr p = {.ptr = skb, .type_id = bpf_core_type_id_kernel(struct sk_buff)};
-		long n = bpf_snprintf_btf(s->dump, PWRU_SKB_DUMP_MAX, &p, sizeof(p), 0);
+		__u32 cap = dump_bound(PWRU_SKB_DUMP_MAX);
+		/* n excludes the NUL and counts what did not fit: n >= cap means cut */
+		long n = bpf_snprintf_btf(s->dump, cap, &p, sizeof(p), 0);
 		if (n >= 0) {
-			off = n + 1 > PWRU_SKB_DUMP_MAX ? PWRU_SKB_DUMP_MAX : n + 1;
+			off = n + 1 > cap ? cap : n + 1;
 			s->ev.skb_dump_len = off;
 			s->ev.flags |= PWRU_EV_SKB_DUMP;
+			if (n + 1 > cap)
+				s->ev.flags |= PWRU_EV_SKB_DUMP_CUT;
 		}
 	}
 	if (CFG(OUTPUT_SHINFO)) {
@@ -509,11 +524,14 @@ static __always_inline __u32 dump_skb(struct pwru_scratch *s, struct sk_buff *sk
 			p.ptr = (void *)(d->head + skb_end);
 			if (off > PWRU_SKB_DUMP_MAX)
 				off = PWRU_SKB_DUMP_MAX;
-			long n = bpf_snprintf_btf(s->dump + off, PWRU_SHINFO_DUMP_MAX, &p, sizeof(p), 0);
+			__u32 cap = dump_bound(PWRU_SHINFO_DUMP_MAX);
+			long n = bpf_snprintf_btf(s->dump + off, cap, &p, sizeof(p), 0);
 			if (n >= 0) {
-				__u32 m = n + 1 > PWRU_SHINFO_DUMP_MAX ? PWRU_SHINFO_DUMP_MAX : n + 1;
+				__u32 m = n + 1 > cap ? cap : n + 1;
 				s->ev.shinfo_dump_len = m;
 				s->ev.flags |= PWRU_EV_SHINFO_DUMP;
+				if (n + 1 > cap)
+					s->ev.flags |= PWRU_EV_SHINFO_DUMP_CUT;
 				off += m;
 			}
 		}
@@ -551,6 +569,15 @@ static __always_inline void emit_skb(void *ctx, struct sk_buff *skb, const struc
 
 /* ---- tracking ------------------------------------------------------------------------ */
 
+/*
+ * Lifetimes. An skb address is tracked until the skb itself is freed (kfree_skbmem, or the
+ * kfree_skb/consume_skb tracepoints on tracepoint-only kernels). A head is tracked until its
+ * data buffer is freed, which is decided where the last data reference goes: skb_free_head
+ * (function backends; the buffer and skb->head are still valid there) or, on tracepoint-only
+ * kernels, at kfree_skb/consume_skb from the dataref count, read before skb_release_data
+ * drops this skb's reference. Never at kfree_skbmem: by then the reference is gone, the
+ * count of a shared buffer no longer says who holds it, and a last buffer is already freed.
+ */
 static __always_inline void track(__u64 skb, __u64 head)
 {
 	__u8 one = 1;
@@ -559,20 +586,29 @@ static __always_inline void track(__u64 skb, __u64 head)
 		bpf_map_update_elem(&pwru_heads, &head, &one, BPF_ANY);
 }
 
+/* Unlinks skb from its stack key, if the key still names it. */
+static __always_inline void unlink_stack(__u64 skb, __u64 key)
+{
+	__u64 *cur = bpf_map_lookup_elem(&pwru_stackid_skb, &key);
+	if (cur && *cur == skb)
+		bpf_map_delete_elem(&pwru_stackid_skb, &key);
+}
+
+/* The skb itself is freed: its address may come back as another packet. */
 static __always_inline void forget(__u64 skb)
 {
 	bpf_map_delete_elem(&pwru_skbs, &skb);
 	if (CFG(TRACK_STACKID)) {
-		__u32 *sid = bpf_map_lookup_elem(&pwru_skb_stackid, &skb);
-		if (sid) {
-			__u32 id = *sid;
-			bpf_map_delete_elem(&pwru_stackid_skb, &id);
+		__u64 *key = bpf_map_lookup_elem(&pwru_skb_stackid, &skb);
+		if (key) {
+			unlink_stack(skb, *key);
 			bpf_map_delete_elem(&pwru_skb_stackid, &skb);
 		}
 	}
 }
 
-/* Forgets skb->head when this free releases the data buffer (last reference). */
+/* Tracepoint kernels: called at kfree_skb/consume_skb, before this skb's data reference is
+ * dropped, so dataref is still valid; forgets skb->head when this is the last reference. */
 static __always_inline void forget_head_if_last(struct sk_buff *skb)
 {
 	if (!CFG(TRACK_HEAD))
@@ -586,6 +622,48 @@ static __always_inline void forget_head_if_last(struct sk_buff *skb)
 	/* Low 16 bits: references to the whole buffer (SKB_DATAREF_SHIFT). */
 	if ((dataref & 0xffff) <= 1)
 		bpf_map_delete_elem(&pwru_heads, &head);
+}
+
+/* skb_free_head(skb): the data buffer skb->head names is being freed. */
+static __always_inline void forget_head(struct sk_buff *skb)
+{
+	if (!CFG(TRACK_HEAD) || !skb)
+		return;
+	__u64 head = (__u64)BPF_CORE_READ(skb, head);
+	if (head)
+		bpf_map_delete_elem(&pwru_heads, &head);
+}
+
+/*
+ * Which kernel stack this program runs on: the key linking functions without an skb argument
+ * to the skb last seen on the same stack (pwru's "stack id"; pwru finds the outermost frame
+ * pointer, which kernels unwound with ORC, Debian's among them, do not keep). The BPF stack
+ * (r10) lives on the kernel stack of the traced code. A task stack is named by its base;
+ * interrupt stacks (softirqs run at irq exit or local_bh_enable) by the CPU.
+ */
+#define TASK_STACK_BYTES 16384 /* x86-64 THREAD_SIZE without KASAN */
+
+static __always_inline __u64 stack_key(void)
+{
+	__u64 fp;
+	asm volatile("%[fp] = r10" : [fp] "=r"(fp));
+	__u64 sp = as_scalar(fp);
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	__u64 base = (__u64)BPF_CORE_READ(task, stack);
+	if (base && sp - base < TASK_STACK_BYTES)
+		return base;
+	return 1 + (__u64)bpf_get_smp_processor_id();
+}
+
+/* Records skb as the last skb seen on this stack (pwru: stackid_skb / skb_stackid). */
+static __always_inline void link_stack(__u64 skb)
+{
+	__u64 key = stack_key();
+	__u64 *old = bpf_map_lookup_elem(&pwru_skb_stackid, &skb);
+	if (old && *old != key)
+		unlink_stack(skb, *old);
+	bpf_map_update_elem(&pwru_stackid_skb, &key, &skb, BPF_ANY);
+	bpf_map_update_elem(&pwru_skb_stackid, &skb, &key, BPF_ANY);
 }
 
 /* ---- the shared entry path --------------------------------------------------------- */
@@ -623,16 +701,9 @@ static __always_inline int handle_skb(void *ctx, struct sk_buff *skb, struct pro
 			head = SKB_HEAD(pi->typed, skb);
 		track(addr, head);
 	}
-	__s32 stack_id = -1;
-	if (CFG(TRACK_STACKID)) {
-		stack_id = bpf_get_stackid(ctx, &pwru_stacks, 0);
-		if (stack_id >= 0) {
-			__u32 sid = stack_id;
-			bpf_map_update_elem(&pwru_stackid_skb, &sid, &addr, BPF_ANY);
-			bpf_map_update_elem(&pwru_skb_stackid, &addr, &sid, BPF_ANY);
-		}
-	}
-	emit_skb(ctx, skb, pi, stack_id);
+	if (CFG(TRACK_STACKID))
+		link_stack(addr);
+	emit_skb(ctx, skb, pi, -1);
 	return 0;
 }
 
@@ -697,32 +768,32 @@ KPROBE_ENTRY("kprobe/multi_skb_3", kprobe_multi_skb_3, PWRU_KIND_KPROBE_MULTI, 3
 KPROBE_ENTRY("kprobe/multi_skb_4", kprobe_multi_skb_4, PWRU_KIND_KPROBE_MULTI, 4)
 KPROBE_ENTRY("kprobe/multi_skb_5", kprobe_multi_skb_5, PWRU_KIND_KPROBE_MULTI, 5)
 
-/* Functions without an skb argument: the skb is found through the stack id. */
-static __always_inline int handle_by_stackid(struct pt_regs *ctx, __u8 kind)
+/* Functions without an skb argument: the event is about the skb last seen on this stack. */
+static __always_inline int handle_by_stackid(void *ctx, struct probe_info *pi)
 {
-	__s32 sid = bpf_get_stackid(ctx, &pwru_stacks, 0);
-	if (sid < 0) {
-		count_run(PWRU_OUT_NO_STACK_SKB);
-		return 0;
-	}
-	__u32 key = sid;
+	__u64 key = stack_key();
 	__u64 *skb = bpf_map_lookup_elem(&pwru_stackid_skb, &key);
 	if (!skb || !*skb) {
 		count_run(PWRU_OUT_NO_STACK_SKB);
 		return 0;
 	}
-	struct probe_info pi = {.kind = kind, .evflags = PWRU_EV_BY_STACKID | PWRU_EV_TRACKED};
-	pi.addr = kprobe_func_ip(ctx, &pi.evflags);
-	pi.caller = kprobe_caller(ctx);
-	emit_skb(ctx, (struct sk_buff *)*skb, &pi, sid);
+	pi->evflags |= PWRU_EV_BY_STACKID | PWRU_EV_TRACKED;
+	emit_skb(ctx, (struct sk_buff *)*skb, pi, -1);
 	return 0;
 }
 
-SEC("kprobe/stackid")
-int kprobe_stackid(struct pt_regs *ctx) { return handle_by_stackid(ctx, PWRU_KIND_KPROBE); }
+#define KPROBE_STACKID(sec, name, kindv)                                                        \
+	SEC(sec)                                                                                \
+	int name(struct pt_regs *ctx)                                                           \
+	{                                                                                       \
+		struct probe_info pi = {.kind = kindv};                                         \
+		pi.addr = kprobe_func_ip(ctx, &pi.evflags);                                     \
+		pi.caller = kprobe_caller(ctx);                                                 \
+		return handle_by_stackid(ctx, &pi);                                             \
+	}
 
-SEC("kprobe/multi_stackid")
-int kprobe_multi_stackid(struct pt_regs *ctx) { return handle_by_stackid(ctx, PWRU_KIND_KPROBE_MULTI); }
+KPROBE_STACKID("kprobe/stackid", kprobe_stackid, PWRU_KIND_KPROBE)
+KPROBE_STACKID("kprobe/multi_stackid", kprobe_multi_stackid, PWRU_KIND_KPROBE_MULTI)
 
 /* ---- fentry (typed arguments) --------------------------------------------------------- */
 
@@ -774,6 +845,16 @@ FENTRY_ENTRY(3)
 FENTRY_ENTRY(4)
 FENTRY_ENTRY(5)
 
+/* The skb comes from a map, not from a typed argument: read it with probe reads (typed 0). */
+SEC("fentry/stackid")
+int fentry_stackid(__u64 *ctx)
+{
+	struct probe_info pi = {.kind = PWRU_KIND_FENTRY, .evflags = PWRU_EV_FUNC_IP};
+	pi.addr = bpf_get_func_ip(ctx);
+	pi.caller = stack_caller(ctx, FENTRY_CALLER_FRAME);
+	return handle_by_stackid(ctx, &pi);
+}
+
 /* ---- tracepoints ------------------------------------------------------------------- */
 
 /* kfree_skb(skb, location, reason[, rx_sk]): the reason exists since drop reasons did. */
@@ -797,7 +878,7 @@ static __always_inline int handle_tp(__u64 *ctx, __u32 id, int pos, __u8 kind, b
 		pi.caller = stack_caller(ctx, TP_CALLER_FRAME);
 	handle_skb(ctx, skb, &pi);
 	/* Tracepoint-only kernels have no kfree_skbmem probe: forget at the free. */
-	if (CFG(TRACK_SKB) && (id == PWRU_TP_KFREE_SKB || id == PWRU_TP_CONSUME_SKB) && skb) {
+	if ((CFG(TRACK_SKB) || CFG(TRACK_STACKID)) && (id == PWRU_TP_KFREE_SKB || id == PWRU_TP_CONSUME_SKB) && skb) {
 		forget_head_if_last(skb);
 		forget((__u64)skb);
 	}
@@ -874,25 +955,37 @@ int kretprobe_clone_exit(struct pt_regs *ctx)
 	return 0;
 }
 
+static __always_inline void skb_freed(struct sk_buff *skb)
+{
+	if ((CFG(TRACK_SKB) || CFG(TRACK_STACKID)) && skb)
+		forget((__u64)skb);
+}
+
 SEC("kprobe/kfree_skbmem")
 int kprobe_kfree_skbmem(struct pt_regs *ctx)
 {
-	struct sk_buff *skb = (struct sk_buff *)PT_REGS_PARM1(ctx);
-	if (CFG(TRACK_SKB) && skb) {
-		forget_head_if_last(skb);
-		forget((__u64)skb);
-	}
+	skb_freed((struct sk_buff *)PT_REGS_PARM1(ctx));
 	return 0;
 }
 
 SEC("fentry/kfree_skbmem")
 int fentry_kfree_skbmem(__u64 *ctx)
 {
-	struct sk_buff *skb = (struct sk_buff *)ctx[0];
-	if (CFG(TRACK_SKB) && skb) {
-		forget_head_if_last(skb);
-		forget((__u64)skb);
-	}
+	skb_freed((struct sk_buff *)ctx[0]);
+	return 0;
+}
+
+SEC("kprobe/skb_free_head")
+int kprobe_skb_free_head(struct pt_regs *ctx)
+{
+	forget_head((struct sk_buff *)PT_REGS_PARM1(ctx));
+	return 0;
+}
+
+SEC("fentry/skb_free_head")
+int fentry_skb_free_head(__u64 *ctx)
+{
+	forget_head((struct sk_buff *)ctx[0]);
 	return 0;
 }
 

@@ -49,7 +49,7 @@ pub const PWRU_RECORD_EVENT: u16 = 1;
 /// Current record layout version (2: [`PwruEvent::check`] holds the check word).
 pub const PWRU_RECORD_VERSION: u16 = 2;
 /// Largest skb dump appended to an event (bytes, NUL included).
-pub const PWRU_SKB_DUMP_MAX: usize = 3072;
+pub const PWRU_SKB_DUMP_MAX: usize = 4096;
 /// Largest `skb_shared_info` dump appended to an event (bytes, NUL included).
 pub const PWRU_SHINFO_DUMP_MAX: usize = 1024;
 
@@ -187,8 +187,9 @@ pub struct PwruConfig {
     pub mark_mask: u32,
     /// Interface index to match (with [`PWRU_CFG_FILTER_IFINDEX`]).
     pub ifindex: u32,
-    /// Padding.
-    pub _pad: u32,
+    /// Bytes per skb or shared-info dump, NUL included; 0 means the compile-time maximum
+    /// ([`PWRU_SKB_DUMP_MAX`], [`PWRU_SHINFO_DUMP_MAX`]), which also caps larger values.
+    pub dump_max: u32,
 }
 
 /// Name of the read-only config global in the object.
@@ -251,7 +252,9 @@ pub fn is_event_program(name: &str) -> bool {
         .any(|p| name.starts_with(p));
     let tracepoint = name.starts_with("tp_btf_") && name != "tp_btf_baseline";
     let named = matches!(name, "fentry_tc" | "fentry_xdp" | "fexit_xdp");
-    prefixed || tracepoint || named || name.ends_with("_stackid")
+    // The head-lifetime programs share the `*_skb_` prefix but only forget, never emit.
+    let lifetime = name.ends_with("_skb_free_head");
+    (prefixed && !lifetime) || tracepoint || named || name.ends_with("_stackid")
 }
 /// Name of the stack trace map.
 pub const MAP_STACKS: &str = "pwru_stacks";
@@ -312,6 +315,10 @@ consts! {
     PWRU_EV_BY_STACKID: u32 = 1 << 12;
     /// `addr` came from `bpf_get_func_ip` (else from the saved instruction pointer).
     PWRU_EV_FUNC_IP: u32 = 1 << 13;
+    /// The skb text was cut at the dump bound ([`PwruConfig::dump_max`]).
+    PWRU_EV_SKB_DUMP_CUT: u32 = 1 << 14;
+    /// The shared-info text was cut at the dump bound ([`PwruConfig::dump_max`]).
+    PWRU_EV_SHINFO_DUMP_CUT: u32 = 1 << 15;
 
     /// Filter on the network namespace inode.
     PWRU_CFG_FILTER_NETNS: u32 = 1 << 0;

@@ -33,7 +33,8 @@ const RECORD_VERSION: u16 = pwru_ebpf::PWRU_RECORD_VERSION;
 use pwru_ebpf::{
     PWRU_EV_CALLER as EV_CALLER, PWRU_EV_CB as EV_CB, PWRU_EV_DROP_REASON as EV_DROP_REASON,
     PWRU_EV_META as EV_META, PWRU_EV_PROG as EV_PROG, PWRU_EV_RETVAL as EV_RETVAL,
-    PWRU_EV_SHINFO_DUMP as EV_SHINFO_DUMP, PWRU_EV_SKB_DUMP as EV_SKB_DUMP,
+    PWRU_EV_SHINFO_DUMP as EV_SHINFO_DUMP, PWRU_EV_SHINFO_DUMP_CUT as EV_SHINFO_DUMP_CUT,
+    PWRU_EV_SKB_DUMP as EV_SKB_DUMP, PWRU_EV_SKB_DUMP_CUT as EV_SKB_DUMP_CUT,
     PWRU_EV_STACK as EV_STACK, PWRU_EV_TRACKED as EV_TRACKED, PWRU_EV_TUNNEL as EV_TUNNEL,
     PWRU_EV_TUPLE as EV_TUPLE,
 };
@@ -510,6 +511,8 @@ pub fn decode(record: &[u8], ctx: &DecodeContext) -> Result<Event, DecodeError> 
         stack: Vec::new(),
         skb_dump,
         shinfo_dump,
+        skb_dump_cut: flags & EV_SKB_DUMP_CUT != 0,
+        shinfo_dump_cut: flags & EV_SHINFO_DUMP_CUT != 0,
         bpf_prog,
         retval: (flags & EV_RETVAL != 0).then(|| u64_at(raw, off::RETVAL)),
         tracked: flags & EV_TRACKED != 0,

@@ -350,6 +350,11 @@ pub struct Event {
     pub skb_dump: Option<String>,
     /// `bpf_snprintf_btf` text of the skb's shared info, when captured.
     pub shinfo_dump: Option<String>,
+    /// The skb text was cut at the dump bound
+    /// ([`TracerBuilder::dump_buffer_bytes`](crate::TracerBuilder::dump_buffer_bytes)).
+    pub skb_dump_cut: bool,
+    /// The shared-info text was cut at the dump bound.
+    pub shinfo_dump_cut: bool,
     /// The traced tc/XDP program.
     pub bpf_prog: Option<BpfProg>,
     /// Return value (fexit: function return; XDP exit: the XDP action).
@@ -381,6 +386,8 @@ impl Event {
             stack: Vec::new(),
             skb_dump: None,
             shinfo_dump: None,
+            skb_dump_cut: false,
+            shinfo_dump_cut: false,
             bpf_prog: None,
             retval: None,
             tracked: false,

@@ -201,12 +201,18 @@ pub(super) fn line(f: &mut Formatter, ev: &Event, out: &mut Vec<u8>) {
         if let Some(d) = &ev.skb_dump {
             out.push(b'\n');
             out.extend_from_slice(d.as_bytes());
+            if ev.skb_dump_cut {
+                write_cut(out, "skb", d);
+            }
         }
     }
     if o.shinfo_dump {
         if let Some(d) = &ev.shinfo_dump {
             out.push(b'\n');
             out.extend_from_slice(d.as_bytes());
+            if ev.shinfo_dump_cut {
+                write_cut(out, "skb_shared_info", d);
+            }
         }
     }
     if o.tunnel {
@@ -306,4 +312,10 @@ fn local_time(out: &mut String, sec: i64) -> std::fmt::Result {
         tm.tm_min,
         tm.tm_sec
     )
+}
+
+/// The line after a dump the kernel cut at its bound (the bound counts the NUL).
+fn write_cut(out: &mut Vec<u8>, what: &str, dump: &str) {
+    let bound = dump.len() + 1;
+    out.extend_from_slice(format!("\n... ({what} dump cut at {bound} bytes)").as_bytes());
 }

@@ -71,9 +71,9 @@ impl Default for LoaderOptions {
 /// Tracking programs for one backend, see [`Loader::load_tracking`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TrackingBackend {
-    /// fexit on skb_clone/skb_copy, fentry on kfree_skbmem.
+    /// fexit on skb_clone/skb_copy, fentry on kfree_skbmem and skb_free_head.
     Fentry,
-    /// kprobe + kretprobe on skb_clone/skb_copy, kprobe on kfree_skbmem.
+    /// kprobe + kretprobe on skb_clone/skb_copy, kprobe on kfree_skbmem and skb_free_head.
     Kprobe,
 }
 
@@ -84,7 +84,7 @@ pub enum TrackingBackend {
 ///
 /// ```no_run
 /// use pwru_core::loader::{FilterBody, Loader, LoaderOptions, TracepointFlavor};
-/// let config = pwru_ebpf::PwruConfig { flags: pwru_ebpf::PWRU_CFG_OUTPUT_META, netns: 0, mark: 0, mark_mask: 0, ifindex: 0, _pad: 0 };
+/// let config = pwru_ebpf::PwruConfig { flags: pwru_ebpf::PWRU_CFG_OUTPUT_META, netns: 0, mark: 0, mark_mask: 0, ifindex: 0, dump_max: 0 };
 /// let mut loader = Loader::new(pwru_ebpf::OBJECT, &FilterBody::match_all(), &config, &LoaderOptions::default())?;
 /// let _link = loader.load_tracepoint("kfree_skb", TracepointFlavor::Btf)?; // detaches on drop
 /// let _events = loader.take_events()?;
@@ -473,17 +473,36 @@ impl Loader {
         self.load_tracing_program(&format!("fentry_skb_{position}"), function, false)
     }
 
-    /// Programs that follow clones/copies and forget freed skbs (with `PWRU_CFG_TRACK_SKB`).
-    /// Tracepoint-only kernels need none: the kfree_skb/consume_skb programs forget.
+    /// Programs that follow clones/copies and end tracking when an skb or its data buffer is
+    /// freed (with `PWRU_CFG_TRACK_SKB`): addresses are forgotten at `kfree_skbmem`, heads at
+    /// `skb_free_head` (where the last data reference goes, while `skb->head` still names
+    /// the buffer). Tracepoint-only kernels need none: the kfree_skb/consume_skb programs
+    /// forget.
     pub fn load_tracking(&mut self, backend: TrackingBackend) -> Vec<Attached> {
+        self.load_lifetime_programs(backend, true)
+    }
+
+    /// Only the program that forgets a freed skb's address and stack link (`kfree_skbmem`):
+    /// what stack links of functions without an skb argument need when skbs are not tracked.
+    pub fn load_lifetime(&mut self, backend: TrackingBackend) -> Vec<Attached> {
+        self.load_lifetime_programs(backend, false)
+    }
+
+    fn load_lifetime_programs(&mut self, backend: TrackingBackend, all: bool) -> Vec<Attached> {
         let mut out = Vec::new();
         match backend {
             TrackingBackend::Fentry => {
-                for (prog, func, exit) in [
-                    ("fexit_skb_clone", "skb_clone", true),
-                    ("fexit_skb_copy", "skb_copy", true),
-                    ("fentry_kfree_skbmem", "kfree_skbmem", false),
-                ] {
+                let progs: &[(&str, &str, bool)] = if all {
+                    &[
+                        ("fexit_skb_clone", "skb_clone", true),
+                        ("fexit_skb_copy", "skb_copy", true),
+                        ("fentry_kfree_skbmem", "kfree_skbmem", false),
+                        ("fentry_skb_free_head", "skb_free_head", false),
+                    ]
+                } else {
+                    &[("fentry_kfree_skbmem", "kfree_skbmem", false)]
+                };
+                for &(prog, func, exit) in progs {
                     out.push((
                         format!("{prog}:{func}"),
                         self.load_tracing_program(prog, func, exit),
@@ -491,11 +510,17 @@ impl Loader {
                 }
             }
             TrackingBackend::Kprobe => {
-                for (prog, funcs) in [
-                    ("kprobe_clone_entry", &["skb_clone", "skb_copy"][..]),
-                    ("kretprobe_clone_exit", &["skb_clone", "skb_copy"][..]),
-                    ("kprobe_kfree_skbmem", &["kfree_skbmem"][..]),
-                ] {
+                let progs: &[(&str, &[&str])] = if all {
+                    &[
+                        ("kprobe_clone_entry", &["skb_clone", "skb_copy"]),
+                        ("kretprobe_clone_exit", &["skb_clone", "skb_copy"]),
+                        ("kprobe_kfree_skbmem", &["kfree_skbmem"]),
+                        ("kprobe_skb_free_head", &["skb_free_head"]),
+                    ]
+                } else {
+                    &[("kprobe_kfree_skbmem", &["kfree_skbmem"])]
+                };
+                for &(prog, funcs) in progs {
                     match self.load_kprobe_program(prog, funcs) {
                         Ok(links) => {
                             out.extend(links.into_iter().map(|(f, r)| (format!("{prog}:{f}"), r)))
@@ -639,7 +664,7 @@ impl NestingCounter {
 
 fn config_bytes(c: &PwruConfig) -> [u8; std::mem::size_of::<PwruConfig>()] {
     let mut out = [0u8; std::mem::size_of::<PwruConfig>()];
-    for (i, v) in [c.flags, c.netns, c.mark, c.mark_mask, c.ifindex, c._pad]
+    for (i, v) in [c.flags, c.netns, c.mark, c.mark_mask, c.ifindex, c.dump_max]
         .iter()
         .enumerate()
     {

@@ -143,9 +143,13 @@ pub struct Args {
     /// timestamp column: none, current, relative, absolute
     #[arg(long, default_value = "none")]
     pub timestamp: String,
-    /// ring buffer size per tracer, in bytes (pwru: per-CPU buffer size)
+    /// size of buffers to print skb data (used by --output-skb and --output-skb-shared-info),
+    /// in bytes, 64..=4096; longer dumps are cut and say so
+    #[arg(long, value_name = "BYTES", default_value_t = 4096)]
+    pub set_percpu_buf: u32,
+    /// ring buffer size shared by all CPUs, in bytes (a power of two, at least 4096)
     #[arg(long, value_name = "BYTES")]
-    pub set_percpu_buf: Option<u32>,
+    pub ring_buffer_size: Option<u32>,
     /// create this file once every probe is attached
     #[arg(long, value_name = "PATH")]
     pub ready_file: Option<String>,

@@ -66,7 +66,8 @@ pub fn builder(a: &Args) -> Result<TracerBuilder, Failure> {
     if let Some(e) = &a.filter_tunnel_pcap_l3 {
         b = b.tunnel_filter_l3(e);
     }
-    if let Some(n) = a.set_percpu_buf {
+    b = b.dump_buffer_bytes(a.set_percpu_buf);
+    if let Some(n) = a.ring_buffer_size {
         b = b.ring_buffer_bytes(n);
     }
     if let Some(p) = &a.kernel_btf {

@@ -11,6 +11,7 @@ mod fires;
 mod full_attach;
 mod meta_filters;
 mod netns_pair;
+mod non_skb;
 mod pcap_filter;
 mod run_accounting;
 mod side_by_side;
@@ -18,6 +19,7 @@ pub mod sigkill_cleanup;
 pub mod sigkill_trivial;
 mod trace_prog;
 mod tracer_kit;
+mod track_lifetime;
 mod traffic;
 
 use crate::backend::Backend;
@@ -85,6 +87,27 @@ pub const ALL: &[Scenario] = &[
         applies: SKB,
         precondition: always,
         run: dnat_track::run,
+    },
+    Scenario {
+        name: "track-clone-outlives",
+        about: "a clone (AF_PACKET capture) read after its tracked original was freed stays tracked",
+        applies: SKB,
+        precondition: always,
+        run: track_lifetime::run_clone,
+    },
+    Scenario {
+        name: "track-addr-reuse",
+        about: "packets reusing a freed tracked skb or head address are not shown as tracked",
+        applies: SKB,
+        precondition: always,
+        run: track_lifetime::run_reuse,
+    },
+    Scenario {
+        name: "non-skb-stackid",
+        about: "a non-skb function (sock_def_readable) is shown for the packet on the same stack",
+        applies: SKB,
+        precondition: always,
+        run: non_skb::run,
     },
     Scenario {
         name: "arp-l2",

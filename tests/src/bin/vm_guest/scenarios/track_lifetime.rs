@@ -1,0 +1,298 @@
+//! How long skb tracking follows a packet, on real traffic:
+//!
+//! - `track-clone-outlives`: an AF_PACKET socket on B's veth gets a clone of a frame (made in
+//!   packet_rcv before PREROUTING marks the original); the marked original passes the filter,
+//!   is dropped and freed; the capture is read afterwards. The clone shares the original's data
+//!   buffer, so it must still be followed through the head (the original's free must not end
+//!   the head's tracking while the clone holds the buffer).
+//! - `track-addr-reuse`: a tracked packet is freed, then packets that do not match the filter
+//!   are sent; a second, untracked session proves that some of them reuse the freed skb or
+//!   data-buffer address. None of them may be shown as tracked.
+
+use std::collections::HashSet;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+use pwru_core::netlab::VethPair;
+use pwru_core::{Event, MarkFilter};
+
+use crate::backend::Backend;
+use crate::registry::Ctx;
+use crate::report::Outcome;
+
+use super::tracer_kit::{self as kit, QUIET};
+
+/// B's receive path around the PREROUTING mark, the drop, and the capture's read of its clone
+/// (packet_recvmsg copies with skb_copy_datagram_iter, then frees the clone with consume_skb).
+fn clone_functions() -> String {
+    format!(
+        "ip_rcv|ip_local_deliver|udp_rcv|{}|skb_copy_datagram_iter|consume_skb",
+        kit::drop_function()
+    )
+}
+
+/// An AF_PACKET socket on `dev` in `ns`: the kernel queues a clone of each received frame.
+fn packet_capture(ns: &str, dev: &str) -> Result<OwnedFd, String> {
+    let dev = std::ffi::CString::new(dev).map_err(|e| e.to_string())?;
+    VethPair::in_netns(ns, move || {
+        // SAFETY: if_nametoindex reads a NUL-terminated string that outlives the call.
+        let ifindex = unsafe { libc::if_nametoindex(dev.as_ptr()) };
+        if ifindex == 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let proto = (libc::ETH_P_ALL as u16).to_be();
+        // SAFETY: plain socket(2) call; the fd is owned right away.
+        let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW, i32::from(proto)) };
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: fd is a fresh descriptor nobody else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        // SAFETY: sockaddr_ll is plain data; all-zero is valid.
+        let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+        sll.sll_family = libc::AF_PACKET as u16;
+        sll.sll_protocol = proto;
+        sll.sll_ifindex = ifindex as i32;
+        // SAFETY: bind with a pointer to a live sockaddr_ll and its size.
+        let rc = unsafe {
+            libc::bind(
+                fd.as_raw_fd(),
+                &sll as *const libc::sockaddr_ll as *const libc::sockaddr,
+                std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+            )
+        };
+        if rc != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(fd)
+    })
+    .map_err(|e| format!("AF_PACKET socket: {e}"))
+}
+
+/// Reads every frame queued on a capture socket without blocking; returns how many.
+fn read_capture(fd: &OwnedFd) -> usize {
+    let mut buf = [0u8; 2048];
+    let mut n = 0;
+    loop {
+        // SAFETY: recv into a live buffer of the given length.
+        let r = unsafe {
+            libc::recv(
+                fd.as_raw_fd(),
+                buf.as_mut_ptr() as *mut libc::c_void,
+                buf.len(),
+                libc::MSG_DONTWAIT,
+            )
+        };
+        if r < 0 {
+            return n;
+        }
+        n += 1;
+    }
+}
+
+fn is_drop(e: &Event) -> bool {
+    *e.function == *kit::drop_function()
+}
+
+fn describe(events: &[Event]) -> String {
+    events
+        .iter()
+        .map(|e| {
+            format!(
+                "{}:{:#x}/{:#x}{}{}",
+                e.function,
+                e.skb,
+                e.skb_head,
+                if e.tracked { "(t)" } else { "" },
+                e.tuple.map_or(String::new(), |t| format!(":{}", t.dport))
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// `track-clone-outlives`.
+pub fn run_clone(_: &mut Ctx, backend: Backend) -> Outcome {
+    match try_clone(backend) {
+        Ok(o) | Err(o) => o,
+    }
+}
+
+const CLONE_SPORT: u16 = 40610;
+
+fn try_clone(backend: Backend) -> Result<Outcome, Outcome> {
+    let fail = |s: String| Outcome::Fail(s);
+    let pair = kit::lab("tc", 39).map_err(fail)?;
+    let capture = packet_capture(&pair.ns_b, &pair.if_b).map_err(fail)?;
+    kit::nft(
+        &pair.ns_b,
+        "table ip pwru_mark {\n chain pre {\n  type filter hook prerouting priority mangle;\n  \
+         udp dport 9 meta mark set 0x77\n }\n}\n",
+    )
+    .map_err(fail)?;
+    let filter = format!("udp and host {}", pair.addr_b);
+    let mark = MarkFilter {
+        mark: 0x77,
+        mask: u32::MAX,
+    };
+    let mut session = kit::start(
+        kit::packet_tracer(backend, &clone_functions(), &filter)
+            .mark(mark)
+            .track_skb(true),
+    )
+    .map_err(fail)?;
+    pair.send_udp(CLONE_SPORT, 9, 1, 32)
+        .map_err(|e| fail(format!("send: {e}")))?;
+    // The marked original is dropped (closed port) and freed while the clone waits in the
+    // capture socket's queue ...
+    let first = kit::collect(&mut session, QUIET, 200).map_err(fail)?;
+    let dropped = first
+        .events
+        .iter()
+        .find(|e| is_drop(e))
+        .cloned()
+        .ok_or_else(|| {
+            fail(format!(
+                "the marked original was not seen dropped: {}",
+                describe(&first.events)
+            ))
+        })?;
+    // ... and only then the capture reads the clone.
+    let frames = read_capture(&capture);
+    let second = kit::collect(&mut session, QUIET, 200).map_err(fail)?;
+    drop(session);
+    if frames == 0 {
+        return Err(fail("the capture socket got no frame".into()));
+    }
+    let clone_events: Vec<&Event> = second
+        .events
+        .iter()
+        .filter(|e| e.skb != dropped.skb)
+        .collect();
+    let read = clone_events
+        .iter()
+        .find(|e| &*e.function == "skb_copy_datagram_iter");
+    let freed = clone_events.iter().any(|e| &*e.function == "consume_skb");
+    let all = describe(&[first.events.clone(), second.events.clone()].concat());
+    let (Some(read), true) = (read, freed) else {
+        return Err(fail(format!(
+            "the capture's read and free of the clone (after the original's free) were not \
+             traced; \
+             original {:#x} head {:#x}; events: {all}",
+            dropped.skb, dropped.skb_head
+        )));
+    };
+    for e in &clone_events {
+        if !e.tracked || e.skb_head != dropped.skb_head {
+            return Err(fail(format!(
+                "clone event not followed through the shared head: {}:{:#x}/{:#x} \
+                 (original head {:#x}); events: {all}",
+                e.function, e.skb, e.skb_head, dropped.skb_head
+            )));
+        }
+        if e.meta.as_ref().is_some_and(|m| m.mark != 0)
+            || e.tuple
+                .is_none_or(|t| (t.sport, t.dport) != (CLONE_SPORT, 9))
+        {
+            return Err(fail(format!("not the unmarked clone: {e:?}")));
+        }
+    }
+    if read.timestamp_ns < dropped.timestamp_ns {
+        return Err(fail(
+            "the clone was read before the original was dropped".into(),
+        ));
+    }
+    Ok(Outcome::Pass(format!(
+        "original {:#x} dropped at {}, then clone {:#x} read {} us later: {} clone events, \
+         all tracked through head {:#x}",
+        dropped.skb,
+        dropped.function,
+        read.skb,
+        (read.timestamp_ns - dropped.timestamp_ns) / 1000,
+        clone_events.len(),
+        dropped.skb_head
+    )))
+}
+
+/// `track-addr-reuse`.
+pub fn run_reuse(_: &mut Ctx, backend: Backend) -> Outcome {
+    match try_reuse(backend) {
+        Ok(o) | Err(o) => o,
+    }
+}
+
+const TRACKED_PORT: u16 = 7001;
+const OTHER_PORT: u16 = 7002;
+const OTHERS: usize = 40;
+
+fn try_reuse(backend: Backend) -> Result<Outcome, Outcome> {
+    let fail = |s: String| Outcome::Fail(s);
+    let pair = kit::lab("ta", 40).map_err(fail)?;
+    let functions = format!("{}|{}", kit::RX_TX, kit::drop_function());
+    let tracked_filter = format!("udp and dst port {TRACKED_PORT}");
+    let other_filter = format!("udp and dst port {OTHER_PORT}");
+    let mut tracked =
+        kit::start(kit::packet_tracer(backend, &functions, &tracked_filter).track_skb(true))
+            .map_err(fail)?;
+    // An untracked session sees the other packets, to prove that addresses were reused.
+    let mut observer =
+        kit::start(kit::packet_tracer(backend, &functions, &other_filter)).map_err(fail)?;
+
+    pair.send_udp(40700, TRACKED_PORT, 1, 32)
+        .map_err(|e| fail(format!("send: {e}")))?;
+    let first = kit::collect(&mut tracked, QUIET, 200).map_err(fail)?;
+    if !first.events.iter().any(is_drop) {
+        return Err(fail(format!(
+            "the tracked packet was not seen dropped: {}",
+            describe(&first.events)
+        )));
+    }
+    let freed_skbs: HashSet<u64> = first.events.iter().map(|e| e.skb).collect();
+    let freed_heads: HashSet<u64> = first.events.iter().map(|e| e.skb_head).collect();
+
+    pair.send_udp(40701, OTHER_PORT, OTHERS, 32)
+        .map_err(|e| fail(format!("send: {e}")))?;
+    let seen = kit::collect(&mut observer, QUIET, 5000).map_err(fail)?;
+    let after = kit::collect(&mut tracked, QUIET, 5000).map_err(fail)?;
+    drop(observer);
+    drop(tracked);
+
+    let reused_skbs = seen
+        .events
+        .iter()
+        .filter(|e| freed_skbs.contains(&e.skb))
+        .map(|e| e.skb)
+        .collect::<HashSet<_>>();
+    let reused_heads = seen
+        .events
+        .iter()
+        .filter(|e| freed_heads.contains(&e.skb_head))
+        .map(|e| e.skb_head)
+        .collect::<HashSet<_>>();
+    // The tracked packet was gone before the others were sent: the tracking session may show
+    // nothing more (no other UDP packet matches its filter, no ICMP error does).
+    if !after.events.is_empty() {
+        return Err(fail(format!(
+            "{} events of later packets shown by the tracking session (reused skbs {}, \
+             heads {}): {}",
+            after.events.len(),
+            reused_skbs.len(),
+            reused_heads.len(),
+            describe(&after.events)
+        )));
+    }
+    if reused_skbs.is_empty() && reused_heads.is_empty() {
+        return Err(fail(format!(
+            "none of {OTHERS} later packets reused the freed skb or head ({} events observed), \
+             so the scenario proved nothing",
+            seen.events.len()
+        )));
+    }
+    Ok(Outcome::Pass(format!(
+        "{} later packets reused the freed skb address ({}) or head ({}); none shown by the \
+         tracking session (lost {})",
+        OTHERS,
+        reused_skbs.len(),
+        reused_heads.len(),
+        after.lost + seen.lost
+    )))
+}
