@@ -241,7 +241,10 @@ pub fn has(test: &str, cap: &str) -> bool {
             false
         }
         Expect::Unknown(why) => {
-            skip(test, format!("cannot tell whether this machine has {cap}: {why}"));
+            skip(
+                test,
+                format!("cannot tell whether this machine has {cap}: {why}"),
+            );
             false
         }
     }
@@ -261,11 +264,17 @@ pub fn check_probe(test: &str, cap: &str, probe: Result<(), String>) -> bool {
              lacks it ({why}): fix the probe, or the rules if the machine changed"
         ),
         (Expect::No(why), Err(e)) => {
-            skip(test, format!("this machine lacks {cap}: {why} (probe: {e})"));
+            skip(
+                test,
+                format!("this machine lacks {cap}: {why} (probe: {e})"),
+            );
             false
         }
         (Expect::Unknown(why), _) => {
-            skip(test, format!("cannot tell whether this machine has {cap}: {why}"));
+            skip(
+                test,
+                format!("cannot tell whether this machine has {cap}: {why}"),
+            );
             false
         }
     }

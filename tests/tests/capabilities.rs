@@ -43,7 +43,14 @@ fn the_development_host_facts() {
         .replace("CONFIG_KPROBES=y", "# CONFIG_KPROBES is not set")
         .replace("CONFIG_FPROBE=y", "# CONFIG_FPROBE is not set");
     let m = Machine::parse(RULES, Ok(&cfg), "6.18.44-fc-v1147").unwrap();
-    for cap in ["tracepoint", "tp_btf", "raw_tp", "btf", "test_run", "rdonly_cast"] {
+    for cap in [
+        "tracepoint",
+        "tp_btf",
+        "raw_tp",
+        "btf",
+        "test_run",
+        "rdonly_cast",
+    ] {
         assert!(yes(&m, cap), "{cap}: {:?}", m.expect(cap));
     }
     for cap in ["kprobe", "kprobe-multi", "fentry", "ftrace_functions"] {
@@ -80,6 +87,9 @@ fn the_running_machine() {
         let e = m.expect(cap);
         println!("{} {cap}: {e:?}", m.release());
         // A config on disk must be readable and judged (root is not needed for either).
-        assert!(!has_config || !matches!(e, Expect::Unknown(_)), "{cap}: {e:?}");
+        assert!(
+            !has_config || !matches!(e, Expect::Unknown(_)),
+            "{cap}: {e:?}"
+        );
     }
 }
