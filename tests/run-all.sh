@@ -19,15 +19,21 @@ step() { printf '\n=== %s (%ss since start)\n' "$1" "$SECONDS"; }
 # A SKIP line can follow libtest's `test NAME ... ` on the same line when output interleaves,
 # so SKIP is looked for anywhere in a line.
 summarize() {
-  local log=$1 matrix=${2:-} skips whole partial p f i runs results extra mp=0 mf=0 ms=0
+  local log=$1 matrix=${2:-} skips whole partial p f i runs extra mp=0 mf=0 ms=0
   skips=$(grep -o 'SKIP [^[:space:]].*' "$log" || true)
   whole=$(printf '%s\n' "$skips" | grep -c '^SKIP [^ :(]*:' || true)
   partial=$(printf '%s\n' "$skips" | grep -c '^SKIP [^ :(]* (' || true)
-  read -r p f i < <(sed -nE 's/.*test result: [A-Za-z]+\. ([0-9]+) passed; ([0-9]+) failed; ([0-9]+) ignored.*/\1 \2 \3/p' "$log" |
-    awk '{p += $1; f += $2; i += $3} END {print p + 0, f + 0, i + 0}')
-  runs=$(grep -cE '^ +(Running|Doc-tests) ' "$log" || true)
-  results=$(grep -c 'test result:' "$log" || true)
-  extra=$((runs > results ? runs - results : 0))
+  # The last `test result:` line of each binary's section counts (a test that re-runs its own
+  # binary as a child may let the child's result line through before it).
+  read -r p f i runs extra < <(awk '
+    function flush() { if (sec) { if (have) { p += cp; f += cf; i += ci } else missing++ } }
+    /^ +(Running|Doc-tests) / { flush(); sec = 1; have = 0; runs++; next }
+    /test result: / {
+      if (match($0, /[0-9]+ passed; [0-9]+ failed; [0-9]+ ignored/)) {
+        split(substr($0, RSTART, RLENGTH), w, " "); cp = w[1]; cf = w[3]; ci = w[5]; have = 1
+      }
+    }
+    END { flush(); print p + 0, f + 0, i + 0, runs + 0, missing + 0 }' "$log")
   if [ "${TEST_STATUS:-0}" != 0 ] && [ $((f + extra)) = 0 ]; then extra=1; fi
   echo "skipped, with reasons:"
   if [ -n "$skips" ]; then printf '%s\n' "$skips" | sed 's/^/  /'; else echo "  (none)"; fi
