@@ -27,7 +27,7 @@ summarize() {
   # binary as a child may let the child's result line through before it).
   read -r p f i runs extra < <(awk '
     function flush() { if (sec) { if (have) { p += cp; f += cf; i += ci } else missing++ } }
-    /^ +(Running|Doc-tests) / { flush(); sec = 1; have = 0; runs++; next }
+    /^ *(Running|Doc-tests) / { flush(); sec = 1; have = 0; runs++; next }
     /test result: / {
       if (match($0, /[0-9]+ passed; [0-9]+ failed; [0-9]+ ignored/)) {
         split(substr($0, RSTART, RLENGTH), w, " "); cp = w[1]; cf = w[3]; ci = w[5]; have = 1
