@@ -27,18 +27,19 @@ read_expectations() {
       printf -v "$var" unknown; continue
     fi
     printf -v "$var" yes
+    printf -v "MISSING_${b//-/_}" '%s' ''
     for opt in $want; do
-      grep -q "^$opt=y" "$cfg" || { printf -v "$var" no; break; }
+      grep -q "^$opt=y" "$cfg" || { printf -v "$var" no; printf -v "MISSING_${b//-/_}" '%s' "$opt"; break; }
     done
   done
   return 0
 }
 
-# The config options a backend's support hangs on (for messages).
+# The config option a backend lacks, or else every option it needs (for messages).
 config_reason() {
-  local want
+  local want missing=MISSING_${1//-/_}
   want=$(needed_options "$1" | paste -sd/ -)
-  echo "${want:-?}"
+  echo "${!missing:-${want:-?}}"
 }
 
 add_row() { printf '%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" "$5" >> "$ROWS"; }
