@@ -1,5 +1,10 @@
 //! The BTF reader: host vmlinux, split BTF, ELF objects, and corrupt input.
 
+/// What this machine is expected to support (tests/capabilities.conf).
+#[allow(dead_code)]
+#[path = "../../tests/src/capabilities.rs"]
+mod capabilities;
+
 use std::sync::Arc;
 
 use proptest::prelude::*;
@@ -163,14 +168,19 @@ fn sample_parses_and_discovers() {
     exercise(&btf);
 }
 
+/// The kernel's BTF where the kernel config has it (an error of the reader fails the test);
+/// None after the SKIP line where it does not.
+fn host_btf(test: &str) -> Option<Btf> {
+    if !capabilities::has(test, "btf") {
+        return None;
+    }
+    Some(Btf::vmlinux().unwrap_or_else(|e| panic!("{test}: Btf::vmlinux: {e}")))
+}
+
 #[test]
 fn host_vmlinux_drop_reasons() {
-    let btf = match Btf::vmlinux() {
-        Ok(b) => b,
-        Err(e) => {
-            println!("SKIP host_vmlinux_drop_reasons: {e}");
-            return;
-        }
+    let Some(btf) = host_btf("host_vmlinux_drop_reasons") else {
+        return;
     };
     let reasons = btf.enum_values("skb_drop_reason").unwrap();
     assert!(reasons.len() > 50, "{} reasons", reasons.len());
@@ -186,12 +196,8 @@ fn host_vmlinux_drop_reasons() {
 
 #[test]
 fn split_btf_on_top_of_vmlinux() {
-    let vmlinux = match Btf::vmlinux() {
-        Ok(b) => Arc::new(b),
-        Err(e) => {
-            println!("SKIP split_btf_on_top_of_vmlinux: {e}");
-            return;
-        }
+    let Some(vmlinux) = host_btf("split_btf_on_top_of_vmlinux").map(Arc::new) else {
+        return;
     };
     let skb = vmlinux.find_by_name(Kind::Struct, "sk_buff").unwrap().0;
     let int = vmlinux.find_by_name(Kind::Int, "int").unwrap().0;
@@ -248,7 +254,10 @@ fn elf_btf_matches_repr_c_mirror() {
             .is_ok_and(|o| o.status.success())
     });
     let Some(clang) = clang else {
-        println!("SKIP {test}: no clang to build a BPF object");
+        capabilities::skip(
+            test,
+            "no clang to build a BPF object (tests/setup.sh installs it)",
+        );
         return;
     };
     let st = std::process::Command::new(clang)
@@ -285,13 +294,11 @@ fn elf_btf_matches_repr_c_mirror() {
 
 #[test]
 fn truncations_of_host_btf_are_errors() {
-    let raw = match std::fs::read("/sys/kernel/btf/vmlinux") {
-        Ok(r) => r,
-        Err(e) => {
-            println!("SKIP truncations_of_host_btf_are_errors: {e}");
-            return;
-        }
-    };
+    let test = "truncations_of_host_btf_are_errors";
+    if !capabilities::has(test, "btf") {
+        return;
+    }
+    let raw = std::fs::read("/sys/kernel/btf/vmlinux").expect("/sys/kernel/btf/vmlinux");
     let full = Btf::from_bytes(raw.clone()).unwrap();
     assert!(full.type_count() > 10_000);
     for len in [0, 1, 4, 23, 24, 25, 1000, raw.len() / 2, raw.len() - 1] {

@@ -1,16 +1,20 @@
 //! Discovery against the host kernel's real BTF.
 
+/// What this machine is expected to support (tests/capabilities.conf).
+#[allow(dead_code)]
+#[path = "../../tests/src/capabilities.rs"]
+mod capabilities;
+
 use pwru_core::btf::Btf;
 use pwru_core::discovery::{discover, skb_functions, skb_tracepoints, DiscoveryOptions, Tracefs};
 
+/// The kernel's BTF where the kernel config has it (an error reading it fails the test); None
+/// after the SKIP line where it does not.
 fn host_btf(test: &str) -> Option<Btf> {
-    match Btf::vmlinux() {
-        Ok(b) => Some(b),
-        Err(e) => {
-            println!("SKIP {test}: no kernel BTF: {e}");
-            None
-        }
+    if !capabilities::has(test, "btf") {
+        return None;
     }
+    Some(Btf::vmlinux().unwrap_or_else(|e| panic!("{test}: Btf::vmlinux: {e}")))
 }
 
 #[test]
@@ -130,12 +134,17 @@ fn host_traceable_restriction() {
         return;
     }
     let Ok(tracefs) = Tracefs::find() else {
-        println!("SKIP {test}: tracefs is not mounted");
+        capabilities::skip(test, "tracefs is not mounted");
         return;
     };
+    let listed = capabilities::expect("ftrace_functions") == capabilities::Expect::Yes;
     let avail = match tracefs.available_functions() {
         Ok(a) => a,
         Err(e) => {
+            assert!(
+                !listed,
+                "{test}: the kernel config has available_filter_functions: {e}"
+            );
             // The error must say what to do; then check discovery reports the same error.
             assert!(e.to_string().contains("tracepoint backend"), "{e}");
             let err = discover(&DiscoveryOptions::default()).unwrap_err();
@@ -146,7 +155,7 @@ fn host_traceable_restriction() {
                 ),
                 "{err}"
             );
-            println!("SKIP {test}: available_filter_functions unreadable here: {e}");
+            let _ = capabilities::has(test, "ftrace_functions"); // prints the SKIP line
             return;
         }
     };

@@ -1,7 +1,8 @@
 //! The kprobe, kprobe.multi and fentry backends and tc/XDP program tracing, each attached
 //! for real and seeing a real packet between two network namespaces. The development host
-//! has no kprobes and refuses fentry, so there these tests say SKIP with the kernel's
-//! reason; the same test binary runs inside Debian kernels under QEMU (static build).
+//! has no kprobes and refuses fentry, so there these tests say SKIP with the reason from
+//! tests/capabilities.conf (and fail if pwru-core's probe disagrees with it); the same test
+//! binary runs inside Debian kernels under QEMU (static build).
 
 mod loader_common;
 
@@ -9,33 +10,15 @@ use std::time::{Duration, Instant};
 
 use aya::programs::{tc, SchedClassifier, TcAttachType, Xdp, XdpMode};
 use loader_common::*;
-use pwru_core::loader::{
-    probe_backend, Link, Loader, LoaderError, LoaderOptions, ProbeBackend, TrackingBackend,
-};
+use pwru_core::loader::{Link, Loader, LoaderError, LoaderOptions, ProbeBackend, TrackingBackend};
 use pwru_ebpf::*;
 
 const PORT: u16 = 33_533;
 
-fn is_root(name: &str) -> bool {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        println!("SKIP {name}: needs root (CAP_BPF, CAP_PERFMON, CAP_NET_ADMIN)");
-        return false;
-    }
-    true
-}
-
+/// Root, and the kernel config (tests/capabilities.conf) has `backend`; pwru-core's probe must
+/// agree with the config either way.
 fn supported(name: &str, backend: ProbeBackend) -> bool {
-    if !is_root(name) {
-        return false;
-    }
-    match probe_backend(backend) {
-        Ok(()) => true,
-        Err(reason) => {
-            println!("SKIP {name}: {backend:?} is not available on this kernel: {reason}");
-            false
-        }
-    }
+    !skip_unless_root(name) && backend_usable(name, backend)
 }
 
 /// Address of a kernel function from /proc/kallsyms (None when hidden or absent).
@@ -81,17 +64,15 @@ fn collect(
     let mut ring = loader.take_events().expect("ring buffer");
     let sport = pair.send_udp(PORT, 1);
     let mut out = Vec::new();
-    let start = Instant::now();
-    while !done(&out) && start.elapsed() < Duration::from_secs(3) {
-        match ring.next() {
-            Some(rec) => {
-                if let Some((_, ev)) = decode(&rec) {
-                    assert_eq!(ev.tuple.dport, PORT, "filter let through {ev:?}");
-                    assert_eq!(ev.tuple.sport, sport);
-                    out.push(ev);
-                }
-            }
-            None => std::thread::sleep(Duration::from_millis(10)),
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while !done(&out) {
+        let Some(rec) = next_record(&mut ring, deadline) else {
+            break;
+        };
+        if let Some((_, ev)) = decode(&rec) {
+            assert_eq!(ev.tuple.dport, PORT, "filter let through {ev:?}");
+            assert_eq!(ev.tuple.sport, sport);
+            out.push(ev);
         }
     }
     out
@@ -202,7 +183,7 @@ fn loader_fentry_backend_sees_packets() {
 #[test]
 fn loader_test_tc_and_xdp_programs_load() {
     let name = "loader_test_tc_and_xdp_programs_load";
-    if !is_root(name) {
+    if skip_unless_root(name) {
         return;
     }
     let mut obj = aya::Ebpf::load(TEST_OBJECT).expect("test object");
@@ -295,7 +276,7 @@ fn loader_traces_tc_and_xdp_programs() {
 /// AF_PACKET socket in namespace b gets: the clone, consumed when the socket reads it, is
 /// reported as tracked under its own address (head tracking is off here).
 fn clone_tracking(name: &str, backend: ProbeBackend, tag: &str, subnet: u8) {
-    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    use std::os::fd::{AsFd, FromRawFd, OwnedFd};
     if !supported(name, backend) {
         return;
     }
@@ -350,26 +331,15 @@ fn clone_tracking(name: &str, backend: ProbeBackend, tag: &str, subnet: u8) {
         unsafe { OwnedFd::from_raw_fd(fd) }
     });
     pair.send_udp(PORT, 1);
-    std::thread::sleep(Duration::from_millis(300));
-    // Read everything queued: each read consumes a clone (consume_skb).
-    let mut buf = [0u8; 2048];
-    // SAFETY: recv into a local buffer of the given size on our own socket.
-    while unsafe {
-        libc::recv(
-            sock.as_raw_fd(),
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-            libc::MSG_DONTWAIT,
-        )
-    } > 0
-    {}
+    // Read the datagram's clone (and the ARP frames before it): each read consumes a clone.
+    assert!(
+        read_frames_until_udp(sock.as_fd(), PORT, Duration::from_secs(5)),
+        "{name}: the packet socket in b never received the datagram"
+    );
+    // Then everything the kernel wrote for it, until 2 s pass without a record.
     let mut events = Vec::new();
-    let start = Instant::now();
-    while start.elapsed() < Duration::from_secs(2) {
-        match ring.next() {
-            Some(r) => events.extend(decode(&r).map(|(_, e)| e)),
-            None => std::thread::sleep(Duration::from_millis(10)),
-        }
+    while let Some(r) = next_record(&mut ring, Instant::now() + Duration::from_secs(2)) {
+        events.extend(decode(&r).map(|(_, e)| e));
     }
     for e in &events {
         println!(

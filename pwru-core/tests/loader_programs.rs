@@ -214,8 +214,7 @@ fn loader_fentry_programs_load() {
     if skip_without_tracepoints(name) {
         return;
     }
-    if let Err(reason) = pwru_core::loader::probe_backend(pwru_core::loader::ProbeBackend::Fentry) {
-        println!("SKIP {name}: fentry is refused by this kernel: {reason}");
+    if !backend_usable(name, pwru_core::loader::ProbeBackend::Fentry) {
         return;
     }
     let mut l = loader(&body_udp_dport(53), FILTERS | TRACKING | OUTPUTS);

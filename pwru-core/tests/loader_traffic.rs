@@ -26,18 +26,14 @@ fn config(netns: u32) -> PwruConfig {
 /// Reads records until `want` events arrived or 2 s passed without one.
 fn drain(ring: &mut aya::maps::RingBuf<aya::maps::MapData>, want: usize) -> Vec<PwruEvent> {
     let mut out = Vec::new();
-    let mut last = Instant::now();
-    while out.len() < want && last.elapsed() < Duration::from_secs(2) {
-        match ring.next() {
-            Some(rec) => {
-                if let Some((hdr, ev)) = decode(&rec) {
-                    assert_eq!(hdr.version, PWRU_RECORD_VERSION);
-                    assert!(hdr.len as usize >= 8 + std::mem::size_of::<PwruEvent>());
-                    out.push(ev);
-                }
-                last = Instant::now();
-            }
-            None => std::thread::sleep(Duration::from_millis(10)),
+    while out.len() < want {
+        let Some(rec) = next_record(ring, Instant::now() + Duration::from_secs(2)) else {
+            break;
+        };
+        if let Some((hdr, ev)) = decode(&rec) {
+            assert_eq!(hdr.version, PWRU_RECORD_VERSION);
+            assert!(hdr.len as usize >= 8 + std::mem::size_of::<PwruEvent>());
+            out.push(ev);
         }
     }
     out
@@ -48,18 +44,13 @@ fn run(flavor: TracepointFlavor, tag: &str, subnet: u8, name: &str) {
         return;
     }
     let Some(no_socket) = drop_reason_value("NO_SOCKET") else {
-        println!(
-            "SKIP {name}: no kfree_skb tracepoint format with SKB_DROP_REASON_NO_SOCKET in tracefs"
+        skip(
+            name,
+            "the kernel has no kfree_skb tracepoint format with SKB_DROP_REASON_NO_SOCKET in tracefs",
         );
         return;
     };
-    let pair = match NetnsPair::new(tag, subnet) {
-        Ok(p) => p,
-        Err(e) => {
-            println!("SKIP {name}: cannot create network namespaces: {e}");
-            return;
-        }
-    };
+    let pair = NetnsPair::new(tag, subnet).expect("network namespaces (root has them)");
     let netns_b = NetnsPair::inode(&pair.b);
     assert_ne!(netns_b, 0);
     let mut loader = Loader::new(
@@ -152,13 +143,7 @@ fn loader_lost_counter_counts() {
     if skip_without_tracepoints(name) {
         return;
     }
-    let pair = match NetnsPair::new("l", 13) {
-        Ok(p) => p,
-        Err(e) => {
-            println!("SKIP {name}: cannot create network namespaces: {e}");
-            return;
-        }
-    };
+    let pair = NetnsPair::new("l", 13).expect("network namespaces (root has them)");
     let netns_b = NetnsPair::inode(&pair.b);
     let page = 4096;
     let mut loader = Loader::new(
@@ -201,13 +186,7 @@ fn loader_tracepoint_tracking_follows_clones() {
     if skip_without_tracepoints(name) {
         return;
     }
-    let pair = match NetnsPair::new("c", 14) {
-        Ok(p) => p,
-        Err(e) => {
-            println!("SKIP {name}: cannot create network namespaces: {e}");
-            return;
-        }
-    };
+    let pair = NetnsPair::new("c", 14).expect("network namespaces (root has them)");
     let netns_b = NetnsPair::inode(&pair.b);
     let mut cfg = config(netns_b);
     cfg.flags |= PWRU_CFG_TRACK_SKB | PWRU_CFG_TRACK_HEAD;
@@ -246,8 +225,16 @@ fn loader_tracepoint_tracking_follows_clones() {
         unsafe { OwnedFd::from_raw_fd(fd) }
     });
     pair.send_udp(CLOSED_PORT, 1);
-    std::thread::sleep(Duration::from_millis(200));
-    drop(sock); // frees the queued clones
+    // Reading the datagram's clone from the packet socket frees it (earlier frames too).
+    assert!(
+        read_frames_until_udp(
+            std::os::fd::AsFd::as_fd(&sock),
+            CLOSED_PORT,
+            Duration::from_secs(5)
+        ),
+        "the packet socket in b never received the datagram"
+    );
+    drop(sock); // frees any other queued clones
     let events = drain(&mut ring, 3);
     let first = events
         .iter()
@@ -285,13 +272,7 @@ fn loader_event_carries_skb_dumps() {
     if skip_without_tracepoints(name) {
         return;
     }
-    let pair = match NetnsPair::new("d", 15) {
-        Ok(p) => p,
-        Err(e) => {
-            println!("SKIP {name}: cannot create network namespaces: {e}");
-            return;
-        }
-    };
+    let pair = NetnsPair::new("d", 15).expect("network namespaces (root has them)");
     let mut cfg = config(NetnsPair::inode(&pair.b));
     cfg.flags |= PWRU_CFG_OUTPUT_SKB | PWRU_CFG_OUTPUT_SHINFO | PWRU_CFG_OUTPUT_CB;
     let mut loader = Loader::new(
@@ -306,14 +287,8 @@ fn loader_event_carries_skb_dumps() {
         .expect("attach kfree_skb");
     let mut ring = loader.take_events().expect("ring buffer");
     pair.send_udp(CLOSED_PORT, 1);
-    let start = Instant::now();
-    let record = loop {
-        if let Some(r) = ring.next() {
-            break r.to_vec();
-        }
-        assert!(start.elapsed() < Duration::from_secs(2), "no record");
-        std::thread::sleep(Duration::from_millis(10));
-    };
+    let record =
+        next_record(&mut ring, Instant::now() + Duration::from_secs(2)).expect("no record");
     let (hdr, ev) = decode(&record).expect("an event record");
     assert_ne!(ev.flags & PWRU_EV_SKB_DUMP, 0);
     assert_ne!(ev.flags & PWRU_EV_SHINFO_DUMP, 0);

@@ -1,12 +1,18 @@
 //! The network lab really carries packets between its two namespaces.
 
+/// What this machine is expected to support (tests/capabilities.conf).
+#[allow(dead_code)]
+#[path = "../../tests/src/capabilities.rs"]
+mod capabilities;
+
 use pwru_core::netlab::VethPair;
 
 #[test]
 fn veth_pair_carries_udp_and_cleans_up() {
-    if !nix_is_root() {
-        println!(
-            "SKIP veth_pair_carries_udp_and_cleans_up: needs root (CAP_NET_ADMIN, CAP_SYS_ADMIN)"
+    if !capabilities::is_root() {
+        capabilities::skip(
+            "veth_pair_carries_udp_and_cleans_up",
+            "needs root (CAP_NET_ADMIN, CAP_SYS_ADMIN)",
         );
         return;
     }
@@ -27,9 +33,4 @@ fn veth_pair_carries_udp_and_cleans_up() {
         !VethPair::netns_path(&ns_a).exists(),
         "namespace {ns_a} left behind after drop"
     );
-}
-
-fn nix_is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
 }

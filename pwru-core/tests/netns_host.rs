@@ -1,5 +1,10 @@
 //! Network namespace resolution against real namespaces made by the test.
 
+/// What this machine is expected to support (tests/capabilities.conf).
+#[allow(dead_code)]
+#[path = "../../tests/src/capabilities.rs"]
+mod capabilities;
+
 use std::process::Command;
 
 use pwru_core::netns::{
@@ -27,10 +32,14 @@ fn resolve_interfaces_inside_a_netns() {
     let test = "resolve_interfaces_inside_a_netns";
     let pid = std::process::id();
     let ns = format!("pwt-{pid}-ns");
-    if !ip(&["netns", "add", &ns]) {
-        println!("SKIP {test}: cannot create a network namespace (need root and iproute2)");
+    if !capabilities::is_root() {
+        capabilities::skip(test, "needs root to create a network namespace");
         return;
     }
+    assert!(
+        ip(&["netns", "add", &ns]),
+        "{test}: root cannot create a network namespace (is iproute2 installed? tests/setup.sh)"
+    );
     let _guard = NsGuard(ns.clone());
     let before = current_inode().unwrap();
     let a = format!("pwt-{pid}-a");

@@ -1,16 +1,23 @@
 //! /proc/kallsyms symbolization.
 
+/// What this machine is expected to support (tests/capabilities.conf).
+#[allow(dead_code)]
+#[path = "../../tests/src/capabilities.rs"]
+mod capabilities;
+
 use pwru_core::symbols::{KernelSymbols, SymbolsError};
 
 #[test]
 fn host_kallsyms_resolves_known_functions() {
-    let syms = match KernelSymbols::load() {
-        Ok(s) => s,
-        Err(e) => {
-            println!("SKIP host_kallsyms_resolves_known_functions: {e}");
-            return;
-        }
-    };
+    // Addresses in /proc/kallsyms are readable by root (CAP_SYSLOG); then loading must work.
+    if !capabilities::is_root() {
+        capabilities::skip(
+            "host_kallsyms_resolves_known_functions",
+            "needs root to read kernel addresses in /proc/kallsyms",
+        );
+        return;
+    }
+    let syms = KernelSymbols::load().expect("KernelSymbols::load as root");
     assert!(syms.len() > 10_000);
     // The oracle: the address kallsyms lists for ip_rcv.
     let text = std::fs::read_to_string("/proc/kallsyms").unwrap();

@@ -4,6 +4,11 @@
 //! checked against the verifier), so this drives the public loader with a filter body that
 //! breaks the calling convention: it reads R5, which the 3-argument filter function never sets.
 
+/// What this machine is expected to support (tests/capabilities.conf).
+#[allow(dead_code)]
+#[path = "../../tests/src/capabilities.rs"]
+mod capabilities;
+
 use pwru_core::loader::{FilterBody, Loader, LoaderOptions, TracepointFlavor};
 use pwru_core::Error;
 use pwru_ebpf::PwruConfig;
@@ -11,9 +16,11 @@ use pwru_filter::Insn;
 
 #[test]
 fn verifier_rejection_carries_the_log() {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        println!("SKIP verifier_rejection_carries_the_log: needs root to load BPF programs");
+    if !capabilities::is_root() {
+        capabilities::skip(
+            "verifier_rejection_carries_the_log",
+            "needs root to load BPF programs",
+        );
         return;
     }
     // r0 = r5; exit  — R5 is not an argument of pwru_filter(which, data, data_end).

@@ -7,6 +7,14 @@ use std::os::fd::AsRawFd;
 use std::process::Command;
 
 use pwru_core::loader::{probe_backend, FilterBody, ProbeBackend};
+
+/// What this machine is expected to support (tests/capabilities.conf): the one place a test
+/// decides whether it may skip.
+#[path = "../../../tests/src/capabilities.rs"]
+pub mod capabilities;
+
+#[allow(unused_imports)] // each test file uses some of them
+pub use capabilities::{has, skip, skip_unless_root};
 use pwru_ebpf::{PwruEvent, PwruRecordHdr};
 
 // ---- a tiny eBPF assembler (enough for test bodies) ----------------------------------
@@ -91,18 +99,103 @@ pub fn body_udp_dport(port: u16) -> FilterBody {
 
 // ---- skipping ------------------------------------------------------------------------
 
-/// Prints `SKIP <name>: <reason>` and returns true when the test cannot run here.
+/// Prints `SKIP <name>: <reason>` and returns true when the test cannot run here: not root, or
+/// the kernel config lacks tp_btf. Where tp_btf is expected, pwru-core's probe must accept it.
 pub fn skip_without_tracepoints(name: &str) -> bool {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        println!("SKIP {name}: needs root (CAP_BPF, CAP_PERFMON, CAP_NET_ADMIN)");
-        return true;
+    skip_unless_root(name) || !backend_usable(name, ProbeBackend::TpBtf)
+}
+
+/// The capability name of a probed backend in tests/capabilities.conf.
+pub fn capability(backend: ProbeBackend) -> &'static str {
+    match backend {
+        ProbeBackend::KprobeMulti => "kprobe-multi",
+        ProbeBackend::Kprobe => "kprobe",
+        ProbeBackend::Fentry => "fentry",
+        ProbeBackend::TpBtf => "tp_btf",
+        ProbeBackend::RawTp => "raw_tp",
     }
-    if let Err(reason) = probe_backend(ProbeBackend::TpBtf) {
-        println!("SKIP {name}: tp_btf is not available: {reason}");
-        return true;
+}
+
+/// Whether `backend` can be used here, judged by the kernel config (tests/capabilities.conf);
+/// pwru-core's probe must agree, or the test fails. Prints the SKIP line when it is not usable.
+pub fn backend_usable(name: &str, backend: ProbeBackend) -> bool {
+    capabilities::check_probe(name, capability(backend), probe_backend(backend))
+}
+
+// ---- waiting (on file descriptors, never on a fixed sleep) ------------------------------
+
+/// Waits until `fd` is readable or `timeout` passes; true when readable.
+pub fn wait_readable(fd: std::os::fd::BorrowedFd<'_>, timeout: std::time::Duration) -> bool {
+    let mut pfd = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
+    // SAFETY: poll on one live pollfd for the duration of the call.
+    let n = unsafe { libc::poll(&mut pfd, 1, ms) };
+    n > 0 && pfd.revents & libc::POLLIN != 0
+}
+
+/// The next record of `ring`, waiting for the kernel's wake-up on the ring buffer's fd until
+/// `deadline`; None when none came by then.
+pub fn next_record(
+    ring: &mut aya::maps::RingBuf<aya::maps::MapData>,
+    deadline: std::time::Instant,
+) -> Option<Vec<u8>> {
+    use std::os::fd::AsFd;
+    loop {
+        if let Some(r) = ring.next() {
+            return Some(r.to_vec());
+        }
+        let left = deadline.checked_duration_since(std::time::Instant::now())?;
+        if left.is_zero() {
+            return None;
+        }
+        wait_readable(ring.as_fd(), left);
     }
-    false
+}
+
+/// Reads (and so frees) frames from the AF_PACKET socket `sock` until one is an IPv4 UDP
+/// datagram to `port`, waiting on the socket until `timeout`; true when it was seen. Frames
+/// before it (ARP) are read too.
+pub fn read_frames_until_udp(
+    sock: std::os::fd::BorrowedFd<'_>,
+    port: u16,
+    timeout: std::time::Duration,
+) -> bool {
+    let deadline = std::time::Instant::now() + timeout;
+    let mut buf = [0u8; 2048];
+    loop {
+        // SAFETY: recv into a live buffer of the given length on a borrowed, open socket.
+        let n = unsafe {
+            libc::recv(
+                sock.as_raw_fd(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                libc::MSG_DONTWAIT,
+            )
+        };
+        if n > 0 {
+            let f = &buf[..n as usize];
+            // Ethernet, IPv4, UDP: ethertype at 12, protocol at 23, ports after the IP header.
+            let ihl = f.get(14).map_or(0, |b| usize::from(b & 0xf) * 4);
+            let dport = f.get(14 + ihl + 2..14 + ihl + 4);
+            if f.get(12..14) == Some(&[0x08, 0x00])
+                && f.get(23) == Some(&17)
+                && dport == Some(&port.to_be_bytes()[..])
+            {
+                return true;
+            }
+            continue;
+        }
+        let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) else {
+            return false;
+        };
+        if !wait_readable(sock, left) {
+            return false;
+        }
+    }
 }
 
 // ---- a network namespace pair over veth ------------------------------------------------

@@ -11,15 +11,13 @@ use futures::StreamExt;
 use pwru_core::netlab::VethPair;
 use pwru_core::{Error, Event, Session};
 
-/// Prints `SKIP <name>: <reason>` and returns true when not root.
-pub fn skip_unless_root(name: &str) -> bool {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        println!("SKIP {name}: needs root (CAP_BPF, CAP_PERFMON, CAP_NET_ADMIN)");
-        return true;
-    }
-    false
-}
+/// What this machine is expected to support (tests/capabilities.conf): the one place a test
+/// decides whether it may skip.
+#[path = "../../../tests/src/capabilities.rs"]
+pub mod capabilities;
+
+#[allow(unused_imports)] // each test file uses some of them
+pub use capabilities::{has, skip, skip_unless_root};
 
 /// A namespace tag unique to this process, test file (`file`) and test (`n`): at most 8 chars.
 pub fn tag(file: char, n: u32) -> String {

@@ -368,34 +368,46 @@ impl RbpfFilter {
     }
 }
 
+/// What this machine is expected to support (tests/capabilities.conf): the one place a test
+/// decides whether it may skip.
+#[path = "../../../tests/src/capabilities.rs"]
+pub mod capabilities;
+
 /// The running kernel's ids for kfunc-cast reads; None (after printing the SKIP line for
-/// `test`) when it has none.
+/// `test`) when the kernel config says it has no bpf_rdonly_cast. Reading them is pwru-filter's
+/// own code: an error, or no kfunc where the config says there is one, fails the test.
 pub fn cast_ids(test: &str) -> Option<pwru_filter::CastIds> {
+    let expected = capabilities::has(test, "rdonly_cast");
     match pwru_filter::CastIds::running_kernel() {
-        Ok(Some(ids)) => Some(ids),
-        Ok(None) => {
-            println!("SKIP {test}: this kernel has no bpf_rdonly_cast kfunc (Linux < 6.2)");
-            None
-        }
-        Err(e) => {
-            println!("SKIP {test}: {e}");
-            None
-        }
+        Ok(Some(ids)) if expected => Some(ids),
+        Ok(Some(_)) => panic!(
+            "{test}: bpf_rdonly_cast was found, but tests/capabilities.conf says this kernel \
+             lacks it: fix CastIds::running_kernel, or the rules"
+        ),
+        Ok(None) if expected => panic!(
+            "{test}: the kernel config says this kernel has bpf_rdonly_cast, but \
+             CastIds::running_kernel found none"
+        ),
+        Ok(None) => None,
+        Err(e) => panic!("{test}: reading the kfunc-cast ids failed: {e}"),
     }
 }
 
-/// Checks the kernel can load and test-run programs; on failure prints the SKIP line.
+/// True when the kernel can load and test-run programs here: root, and the kernel config has
+/// BPF_PROG_TEST_RUN (else prints the SKIP line). Then the probe must succeed: its error is a
+/// failure of pwru-filter's kernel module, never a reason to skip.
 pub fn kernel_available(test: &str) -> bool {
-    match kernel::probe_test_run() {
-        Ok(()) => true,
-        Err(e) => {
-            println!(
-                "SKIP {test}: cannot load/test-run BPF programs here: {}",
-                e.to_string().lines().next().unwrap_or("")
-            );
-            false
-        }
+    if !capabilities::is_root() {
+        capabilities::skip(test, "needs root to load and test-run BPF programs");
+        return false;
     }
+    if !capabilities::has(test, "test_run") {
+        return false;
+    }
+    if let Err(e) = kernel::probe_test_run() {
+        panic!("{test}: loading and test-running a 2-instruction program failed: {e}");
+    }
+    true
 }
 
 /// A filter body loaded in the kernel behind the SCHED_CLS harness.

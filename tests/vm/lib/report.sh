@@ -3,33 +3,43 @@
 # Rows are collected in $ROWS as tab-separated: kernel backend scenario verdict detail,
 # with verdict pass | skip | FAIL. Metrics go to $METRICS as: kernel name value.
 
-# Sets EXPECT_<backend> to yes / no / unknown from the kernel's config: the oracle for the
-# guest's "unsupported:" skips (a kernel capability is a fact, but only if the config agrees).
+# The capability rules shared with the host tests (tests/capabilities.conf): one `need` line
+# per capability lists the config options it hangs on.
+CAPABILITY_RULES=${CAPABILITY_RULES:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/capabilities.conf}
+
+# The config options capability $1 needs, from the rules (empty if the rules do not know it).
+needed_options() {
+  awk -v cap="$1" '$1 == "need" && $2 == cap { for (i = 3; i <= NF; i++) print $i }' "$CAPABILITY_RULES"
+}
+
+# Sets EXPECT_<backend> to yes / no / unknown from the kernel's config and the rules: the oracle
+# for the guest's "unsupported:" skips (a kernel capability is a fact, but only if the config
+# agrees). The rules' `refuse` lines name host kernels (uname -r globs), none of them a matrix
+# kernel, and `since` lines name no backend, so only `need` lines apply here.
 read_expectations() {
-  local cfg=$1
-  has() { [ -n "$cfg" ] && grep -q "^$1=y" "$cfg"; }
-  if [ -z "$cfg" ] || [ ! -s "$cfg" ]; then
-    EXPECT_kprobe=unknown EXPECT_kprobe_multi=unknown EXPECT_fentry=unknown EXPECT_tracepoint=unknown
-    return
-  fi
-  EXPECT_kprobe=no EXPECT_kprobe_multi=no EXPECT_fentry=no EXPECT_tracepoint=no
-  if has CONFIG_KPROBES && has CONFIG_KPROBE_EVENTS && has CONFIG_BPF_EVENTS; then
-    EXPECT_kprobe=yes
-    has CONFIG_FPROBE && EXPECT_kprobe_multi=yes
-  fi
-  has CONFIG_DEBUG_INFO_BTF && has CONFIG_BPF_JIT && has CONFIG_DYNAMIC_FTRACE_WITH_DIRECT_CALLS &&
-    EXPECT_fentry=yes
-  has CONFIG_DEBUG_INFO_BTF && has CONFIG_BPF_EVENTS && EXPECT_tracepoint=yes
+  local cfg=$1 b var opt want
+  for b in kprobe kprobe-multi fentry tracepoint; do
+    var=EXPECT_${b//-/_}
+    if [ -z "$cfg" ] || [ ! -s "$cfg" ]; then printf -v "$var" unknown; continue; fi
+    want=$(needed_options "$b")
+    if [ -z "$want" ]; then
+      echo "report.sh: $CAPABILITY_RULES has no 'need $b' line" >&2
+      printf -v "$var" unknown; continue
+    fi
+    printf -v "$var" yes
+    printf -v "MISSING_${b//-/_}" '%s' ''
+    for opt in $want; do
+      grep -q "^$opt=y" "$cfg" || { printf -v "$var" no; printf -v "MISSING_${b//-/_}" '%s' "$opt"; break; }
+    done
+  done
   return 0
 }
 
-# The config option a backend's support hangs on (for messages).
+# The config option a backend lacks, or else every option it needs (for messages).
 config_reason() {
-  case $1 in
-    kprobe-multi) echo CONFIG_FPROBE ;; kprobe) echo CONFIG_KPROBES/CONFIG_KPROBE_EVENTS ;;
-    fentry) echo CONFIG_DYNAMIC_FTRACE_WITH_DIRECT_CALLS ;; tracepoint) echo CONFIG_DEBUG_INFO_BTF ;;
-    *) echo "?" ;;
-  esac
+  local want missing=MISSING_${1//-/_}
+  want=$(needed_options "$1" | paste -sd/ -)
+  echo "${!missing:-${want:-?}}"
 }
 
 add_row() { printf '%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" "$5" >> "$ROWS"; }
