@@ -49,8 +49,8 @@ ROWS=$OUT/rows.tsv METRICS=$OUT/metrics.txt
 selftest_judge || { echo "matrix.sh: the result judge is broken (see above)" >&2; exit 1; }
 : > "$ROWS"; : > "$METRICS"
 
-# --- guest binary: static when it can be, so the initramfs needs no libraries for it ------
-# PWRU_VM_GUEST_LINK=static|dynamic|auto (auto: static, or dynamic when the static link fails,
+# --- guest binary: dynamic by default (the initramfs carries its libraries); static on request --
+# PWRU_VM_GUEST_LINK=dynamic (default)|static|auto (auto: static, or dynamic when the static link fails,
 # e.g. once libpcap is linked: its archive needs libdbus and libsystemd, which have none)
 build_guest() {   # build_guest static|dynamic -> sets GUEST
   local link=$1 flags= dir=$ROOT/target/vm-guest
@@ -66,7 +66,7 @@ build_guest() {   # build_guest static|dynamic -> sets GUEST
   GUEST=$dir/x86_64-unknown-linux-gnu/release/vm_guest
 }
 if [ "$FETCH_ONLY" = 0 ]; then
-  link=${PWRU_VM_GUEST_LINK:-auto}
+  link=${PWRU_VM_GUEST_LINK:-dynamic}
   log "building vm_guest (release, ${link} link)"
   if [ "$link" = auto ]; then
     if ! build_guest static; then
