@@ -416,7 +416,8 @@ fn assert_hint_names_every_missing_capability(err: &str) {
     let listed = err
         .split("missing privileges: ")
         .nth(1)
-        .and_then(|r| r.split(" (").next())
+        .and_then(|r| r.split([';', '(']).next())
+        .map(str::trim)
         .unwrap_or_else(|| panic!("no list of missing capabilities: {err}"));
     let hint = err
         .lines()

@@ -138,9 +138,11 @@ fn every_program_is_classified_for_run_accounting() {
         "fexit_skb_clone",
         "fexit_skb_copy",
         "fentry_kfree_skbmem",
+        "fentry_skb_free_head",
         "kprobe_clone_entry",
         "kretprobe_clone_exit",
         "kprobe_kfree_skbmem",
+        "kprobe_skb_free_head",
         "tp_btf_baseline",
     ];
     let obj = aya_obj::Object::parse(OBJECT).expect("the embedded object parses");
