@@ -29,7 +29,9 @@
 
 mod object;
 
-pub use object::{OBJECT, TEST_OBJECT};
+pub use object::OBJECT;
+#[cfg(feature = "test-programs")]
+pub use object::TEST_OBJECT;
 
 /// Every ring buffer record starts with this header (`struct pwru_record_hdr`).
 #[repr(C)]
