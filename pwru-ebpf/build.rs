@@ -133,7 +133,10 @@ fn compile(clang: &str, bpf_dir: &Path, src: &str, obj: &Path) -> Result<(), Str
         .arg("-D__TARGET_ARCH_x86")
         .arg("-I/usr/include/x86_64-linux-gnu")
         .arg("-I.")
-        .arg(format!("-ffile-prefix-map={}={MAPPED_DIR}", bpf_dir.display()))
+        .arg(format!(
+            "-ffile-prefix-map={}={MAPPED_DIR}",
+            bpf_dir.display()
+        ))
         .arg(format!("-fdebug-compilation-dir={MAPPED_DIR}"))
         .args(["-Wall", "-Werror", "-Wno-unused-function"])
         .arg("-c")
