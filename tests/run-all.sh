@@ -64,6 +64,12 @@ cargo fmt --all -- --check
 step "clippy (all targets, warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+step "shipped BPF object: rebuilt from bpf/ it is byte-identical (twice, and at another path)"
+pwru-ebpf/rebuild.sh --check
+
+step "publishing dry run (pwru-ebpf, pwru-filter, pwru-core)"
+cargo publish --dry-run --locked --allow-dirty -p pwru-ebpf -p pwru-filter -p pwru-core
+
 step "tests (unit, differential, host kernel)"
 mkdir -p target
 TEST_STATUS=0

@@ -4,7 +4,7 @@
 set -euo pipefail
 
 pkgs=(
-  clang-19 llvm-19          # compiles the kernel programs (pwru-ebpf/build.rs)
+  clang-19 llvm-19          # compiles the kernel programs (pwru-ebpf/rebuild.sh, feature test-programs)
   libbpf-dev                # bpf_helpers.h, bpf_core_read.h, bpf_tracing.h
   linux-libc-dev            # linux/bpf.h (uapi) for pwru-ebpf/bpf/*.c
   libpcap-dev               # pwru-filter: libpcap compiles pcap expressions to classic BPF

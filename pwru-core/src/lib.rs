@@ -3,6 +3,53 @@
 //! A [`Tracer`] attaches eBPF programs to the kernel functions and tracepoints that handle a
 //! `struct sk_buff`, keeps only the packets that match a tcpdump-style filter (compiled to eBPF
 //! and run in the kernel), and hands every hit to you as a typed event in an async stream.
+//!
+//! # Quick start
+//!
+//! ```toml
+//! [dependencies]
+//! pwru-core = "0.1"
+//! futures = "0.3"
+//! ```
+//!
+//! ```no_run
+//! use futures::StreamExt;
+//! use pwru_core::Tracer;
+//!
+//! fn main() -> Result<(), pwru_core::Error> {
+//!     let tracer = Tracer::builder().pcap_filter("udp port 53").build()?; // checks, attaches nothing
+//!     let mut session = tracer.attach(|_progress| {})?; // loads + attaches
+//!     futures::executor::block_on(async {
+//!         let mut events = session.events().take(20);
+//!         while let Some(item) = events.next().await {
+//!             match item {
+//!                 Ok(ev) => println!("{:#x} {} {:?}", ev.skb, ev.function, ev.drop_reason),
+//!                 Err(e) if !e.is_fatal() => eprintln!("{e}"), // e.g. "12 events lost"
+//!                 Err(e) => return Err(e),
+//!             }
+//!         }
+//!         Ok(())
+//!     })
+//! } // dropping the session detaches everything
+//! ```
+//!
+//! The stream is runtime-agnostic: it works under tokio as under `futures::executor`.
+//!
+//! # System requirements
+//!
+//! - **Linux on x86_64** with BTF (`/sys/kernel/btf/vmlinux`, CONFIG_DEBUG_INFO_BTF), BPF ring
+//!   buffers (5.8+).
+//! - **One backend the kernel accepts** ([`Backend::Auto`] tries them in this order):
+//!   `kprobe-multi` needs CONFIG_FPROBE (5.18+); `kprobe` needs CONFIG_KPROBES; `fentry` needs
+//!   BPF trampolines (5.5+) not refused by lockdown or an LSM; `tracepoint` needs BTF
+//!   tracepoints (5.5+) or raw tracepoints and traces only the kernel's skb tracepoints.
+//! - **Capabilities**: CAP_BPF and CAP_PERFMON (or CAP_SYS_ADMIN) to load and attach;
+//!   CAP_NET_ADMIN for tc/XDP tracing and network namespaces; kernel addresses in
+//!   `/proc/kallsyms` for function names (CAP_SYSLOG, or `kernel.kptr_restrict`).
+//!   [`privileges`] checks these before anything is loaded.
+//! - **libpcap** (`libpcap.so`, Debian: `libpcap0.8`) at run time to compile pcap filters, and
+//!   its development files (`libpcap-dev`) to build.
+//! - **No C toolchain**: the kernel programs ship compiled inside `pwru-ebpf`.
 #![deny(missing_docs)]
 
 pub mod btf;

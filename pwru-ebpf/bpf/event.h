@@ -1,4 +1,4 @@
-/* SPDX-License-Identifier: (GPL-2.0-only OR MIT OR Apache-2.0) */
+/* SPDX-License-Identifier: (GPL-2.0-only OR MIT) */
 /*
  * Structures shared between the kernel programs and user space.
  *

@@ -1,4 +1,4 @@
-/* SPDX-License-Identifier: (GPL-2.0-only OR MIT OR Apache-2.0) */
+/* SPDX-License-Identifier: (GPL-2.0-only OR MIT) */
 /*
  * Minimal kernel type definitions for CO-RE. Only the fields pwru reads are listed;
  * preserve_access_index makes clang record every access as a relocation, which the

@@ -1,4 +1,4 @@
-/* SPDX-License-Identifier: (GPL-2.0-only OR MIT OR Apache-2.0) */
+/* SPDX-License-Identifier: (GPL-2.0-only OR MIT) */
 /*
  * pwru-rs kernel programs: one entry program per (backend, skb argument position), the
  * tracepoint set, tracking helpers and tc/XDP tracing programs. All shared logic is
@@ -16,7 +16,7 @@
 #include <bpf/bpf_endian.h>
 #include "event.h"
 
-char LICENSE[] SEC("license") = "GPL";
+char LICENSE[] SEC("license") = "Dual MIT/GPL";
 
 typedef _Bool bool;
 #define true 1

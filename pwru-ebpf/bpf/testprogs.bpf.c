@@ -1,4 +1,4 @@
-/* SPDX-License-Identifier: (GPL-2.0-only OR MIT OR Apache-2.0) */
+/* SPDX-License-Identifier: (GPL-2.0-only OR MIT) */
 /*
  * Tiny tc and XDP programs (with BTF) that tests attach to an interface so that the
  * tc/XDP tracing programs (fentry/fexit with attach_prog_fd) have something to trace.
@@ -6,7 +6,7 @@
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
 
-char LICENSE[] SEC("license") = "GPL";
+char LICENSE[] SEC("license") = "Dual MIT/GPL";
 
 SEC("classifier")
 int pwru_test_tc(struct __sk_buff *skb)

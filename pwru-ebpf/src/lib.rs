@@ -1,8 +1,9 @@
 //! Kernel programs of pwru-rs: the compiled BPF object and `#[repr(C)]` mirrors of every
 //! struct it shares with user space.
 //!
-//! The C sources are in `bpf/` (`bpf/event.h` holds the shared structs). `build.rs` compiles
-//! them with clang into one CO-RE object, embedded here as [`OBJECT`]. Each mirror has the
+//! The C sources are in `bpf/` (`bpf/event.h` holds the shared structs). They are compiled
+//! with clang into one CO-RE object that ships with the crate (`obj/pwru.bpf.o`, refreshed by
+//! `rebuild.sh`) and is embedded here as [`OBJECT`]: building this crate needs no C toolchain. Each mirror has the
 //! same name as its C struct in CamelCase (`pwru_event` -> [`PwruEvent`]) and the same field
 //! names, so comparing them with the object's BTF is mechanical.
 //!
@@ -29,7 +30,9 @@
 
 mod object;
 
-pub use object::{OBJECT, TEST_OBJECT};
+pub use object::OBJECT;
+#[cfg(feature = "test-programs")]
+pub use object::TEST_OBJECT;
 
 /// Every ring buffer record starts with this header (`struct pwru_record_hdr`).
 #[repr(C)]
