@@ -91,7 +91,7 @@ impl Machine {
     }
 
     /// The running machine: its release from /proc, its config from /proc/config.gz or
-    /// /boot/config-<release>.
+    /// `/boot/config-<release>`.
     pub fn running() -> Self {
         let release = std::fs::read_to_string("/proc/sys/kernel/osrelease")
             .map(|s| s.trim().to_string())
