@@ -11,7 +11,7 @@ use aya::maps::{MapData, RingBuf, StackTraceMap};
 use futures::Stream;
 
 use crate::error::Error;
-use crate::event::{decode, DecodeContext, DecodeError, Event};
+use crate::event::{decode, DecodeContext, DecodeError, Event, WallClock};
 use crate::loader::{
     DetachedProgram, Link, Loader, LoaderError, LoaderOptions, LostCounter, NestingCounter,
     ProgramStats, TrackingBackend,
@@ -20,7 +20,7 @@ use crate::netns::InterfaceCache;
 use crate::options::Backend;
 use crate::stream::readiness::Readiness;
 use crate::stream::{Counters, RecordStream};
-use crate::symbols::KernelSymbols;
+use crate::symbols::{is_dispatch_frame, trim_dispatch_frames, KernelSymbols};
 use crate::tracer::{Refusal, Target, Tracer};
 
 /// How far [`Tracer::attach`] has come; passed to the progress callback.
@@ -193,6 +193,7 @@ pub struct Session {
     refused: Vec<Refusal>,
     attach_time: Duration,
     resolve_stacks: bool,
+    wall_clock: Option<WallClock>,
 }
 
 impl std::fmt::Debug for Session {
@@ -462,6 +463,21 @@ impl Tracer {
         }
 
         decode_ctx.set_interfaces_from(&interfaces);
+        let wall_clock = match WallClock::measure() {
+            Ok(c) => {
+                log::debug!(
+                    "wall clock: CLOCK_REALTIME - CLOCK_MONOTONIC = {} ns (+/- {:?})",
+                    c.offset_ns(),
+                    c.uncertainty()
+                );
+                decode_ctx = decode_ctx.with_wall_clock(c);
+                Some(c)
+            }
+            Err(e) => {
+                log::warn!("cannot read the system clocks ({e}); events carry no wall_time");
+                None
+            }
+        };
 
         let readiness =
             Readiness::new(std::os::fd::AsFd::as_fd(&ring)).map_err(Error::RingBuffer)?;
@@ -484,6 +500,7 @@ impl Tracer {
             refused,
             attach_time: started.elapsed(),
             resolve_stacks,
+            wall_clock,
         })
     }
 }
@@ -661,9 +678,11 @@ impl Session {
                     if let Ok(trace) = map.get(&id, 0) {
                         let ips: Vec<u64> = trace.frames().iter().map(|f| f.ip).collect();
                         ev.stack = symbols.symbolize(&ips);
+                        trim_dispatch_frames(&mut ev.stack);
                     }
                 }
             }
+            caller_past_dispatch(&mut ev);
             Ok(ev)
         };
         let read_lost = move || -> Result<u64, Error> { Ok(lost.total()?) };
@@ -690,6 +709,12 @@ impl Session {
     /// Targets the kernel refused, each with its reason.
     pub fn refused(&self) -> &[Refusal] {
         &self.refused
+    }
+
+    /// The clock that turns event stamps into [`Event::wall_time`], measured at attach
+    /// (`None` if the system clocks could not be read).
+    pub fn wall_clock(&self) -> Option<WallClock> {
+        self.wall_clock
     }
 
     /// How long [`Tracer::attach`] took.
@@ -795,6 +820,24 @@ impl Session {
     }
 }
 
+/// On tracepoints the kernel side takes the caller from a fixed stack depth, which can land
+/// in the tracepoint glue (`__traceiter_*`) instead of the function that fired the
+/// tracepoint. With a stack captured, that function is the first frame past the glue.
+fn caller_past_dispatch(ev: &mut Event) {
+    if !ev.kind.is_tracepoint() {
+        return;
+    }
+    let in_dispatch = ev
+        .caller
+        .as_ref()
+        .is_some_and(|c| is_dispatch_frame(&c.name));
+    if in_dispatch {
+        if let Some(first) = ev.stack.first() {
+            ev.caller = Some(first.clone());
+        }
+    }
+}
+
 type DecodeFn<'a> = Box<dyn FnMut(&[u8]) -> Result<Event, Error> + Send + 'a>;
 type LostFn<'a> = Box<dyn FnMut() -> Result<u64, Error> + Send + 'a>;
 
@@ -806,5 +849,45 @@ impl Stream for Events<'_> {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         Pin::new(&mut self.0).poll_next(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::caller_past_dispatch;
+    use crate::event::{Event, ProbeKind};
+    use crate::symbols::Symbol;
+
+    fn sym(name: &str) -> Symbol {
+        Symbol {
+            name: name.into(),
+            module: None,
+            addr: 0xffff_ffff_8100_0000,
+            offset: 0x10,
+        }
+    }
+
+    #[test]
+    fn tracepoint_caller_in_the_glue_becomes_the_first_stack_frame() {
+        let mut ev = Event::new(ProbeKind::Tracepoint, "net_dev_queue");
+        ev.caller = Some(sym("__traceiter_net_dev_queue"));
+        ev.stack = vec![sym("__dev_queue_xmit"), sym("ip_finish_output2")];
+        caller_past_dispatch(&mut ev);
+        assert_eq!(ev.caller.map(|c| c.name), Some("__dev_queue_xmit".into()));
+
+        // A caller outside the glue, or a function probe, is left alone.
+        let mut ev = Event::new(ProbeKind::Tracepoint, "net_dev_queue");
+        ev.caller = Some(sym("dev_hard_start_xmit"));
+        ev.stack = vec![sym("__dev_queue_xmit")];
+        caller_past_dispatch(&mut ev);
+        assert_eq!(
+            ev.caller.map(|c| c.name),
+            Some("dev_hard_start_xmit".into())
+        );
+        let mut ev = Event::new(ProbeKind::Fentry, "ip_rcv");
+        ev.caller = Some(sym("bpf_trampoline_123"));
+        ev.stack = vec![sym("ip_rcv")];
+        caller_past_dispatch(&mut ev);
+        assert_eq!(ev.caller.map(|c| c.name), Some("bpf_trampoline_123".into()));
     }
 }

@@ -45,6 +45,7 @@ pub enum SymbolsError {
 
 /// A resolved address. Cheap to clone: names are shared with the table.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct Symbol {
     /// Symbol name, e.g. `ip_rcv`.
     pub name: Arc<str>,
@@ -68,6 +69,64 @@ impl std::fmt::Display for Symbol {
         }
         Ok(())
     }
+}
+
+/// Name prefixes of the frames that run a BPF program rather than the traced code: the BPF
+/// program itself, fentry trampolines, and the tracepoint glue between the function that
+/// fires a tracepoint and the program.
+const DISPATCH_PREFIXES: [&str; 7] = [
+    "bpf_prog_",
+    "bpf_trampoline_",
+    "__bpf_prog_enter",
+    "__bpf_prog_exit",
+    "__traceiter_",
+    "__bpf_trace_",
+    "bpf_trace_run",
+];
+
+/// Whole names of kprobe, kprobe-multi (fprobe/rethook) and perf-event dispatch frames.
+const DISPATCH_NAMES: [&str; 16] = [
+    "trace_call_bpf",
+    "perf_trace_run_bpf_submit",
+    "kprobe_ftrace_handler",
+    "kprobe_dispatcher",
+    "kprobe_perf_func",
+    "kprobe_multi_link_handler",
+    "kprobe_multi_link_prog_run",
+    "kprobe_multi_link_exit_handler",
+    "fprobe_handler",
+    "__fprobe_handler",
+    "fprobe_entry",
+    "fprobe_ftrace_entry",
+    "rethook_trampoline_handler",
+    "arch_rethook_trampoline",
+    "arch_rethook_trampoline_callback",
+    "ftrace_regs_caller",
+];
+
+/// Whether `name` is a frame of the BPF/tracing dispatch machinery (the program, a
+/// trampoline, tracepoint or kprobe glue) rather than of the traced kernel code.
+///
+/// ```
+/// use pwru_core::symbols::is_dispatch_frame;
+/// assert!(is_dispatch_frame("__traceiter_net_dev_queue"));
+/// assert!(is_dispatch_frame("bpf_trace_run1"));
+/// assert!(is_dispatch_frame("bpf_prog_6deef7357e7b4530_tp_btf_kfree_skb"));
+/// assert!(!is_dispatch_frame("__dev_queue_xmit"));
+/// ```
+pub fn is_dispatch_frame(name: &str) -> bool {
+    DISPATCH_PREFIXES.iter().any(|p| name.starts_with(p)) || DISPATCH_NAMES.contains(&name)
+}
+
+/// Removes the dispatch frames ([`is_dispatch_frame`]) at the top of `stack` (innermost
+/// first), so it starts in the traced kernel code. Frames further down are kept: a BPF
+/// program deeper in the stack (a tc program calling a kernel function) is real context.
+pub fn trim_dispatch_frames(stack: &mut Vec<Symbol>) {
+    let n = stack
+        .iter()
+        .take_while(|s| is_dispatch_frame(&s.name))
+        .count();
+    stack.drain(..n);
 }
 
 #[derive(Debug, Clone)]
