@@ -340,7 +340,11 @@ pub struct Event {
     pub function: Arc<str>,
     /// The function address, or the tracepoint id for tracepoint events.
     pub address: u64,
-    /// The caller (return address symbolized), when captured.
+    /// The caller (return address symbolized), when captured. For tracepoints: the function
+    /// that fired the tracepoint. The kernel side reads it at a fixed stack depth; when a
+    /// tracepoint has more than one program attached the kernel adds a `__traceiter_*` frame
+    /// there, and the caller is then taken from the stack past that glue if
+    /// [`Capture::stack`](crate::Capture::stack) is on (without a stack it stays the glue frame).
     pub caller: Option<Symbol>,
     /// `struct sk_buff` address (the `xdp_buff` address for XDP).
     pub skb: u64,
@@ -369,7 +373,10 @@ pub struct Event {
     pub drop_reason: Option<DropReason>,
     /// Stack id in the kernel's stack map, when captured.
     pub stack_id: Option<u32>,
-    /// The stack, symbolized, innermost first (filled by whoever reads the stack map).
+    /// The stack, symbolized, innermost first (filled by whoever reads the stack map). The
+    /// session removes the BPF program, trampoline and tracepoint/kprobe dispatch frames at
+    /// its top ([`trim_dispatch_frames`](crate::symbols::trim_dispatch_frames)), so it starts
+    /// in kernel code: for tracepoints, at the function that fired the tracepoint.
     pub stack: Vec<Symbol>,
     /// `bpf_snprintf_btf` text of the skb, when captured.
     pub skb_dump: Option<String>,
