@@ -229,7 +229,12 @@ fn attach_multi(
                 reason: reason.clone(),
             }));
         }
-        Err(_) => {
+        Err(e) => {
+            log::debug!(
+                "kprobe.multi link for {} functions (position {position}) refused ({e}); \
+                 splitting it to find the refused functions",
+                names.len()
+            );
             let (a, b) = names.split_at(names.len() / 2);
             attach_multi(loader, position, a, links, attached, refused);
             attach_multi(loader, position, b, links, attached, refused);
@@ -260,7 +265,10 @@ impl Tracer {
         interfaces.refresh();
         if matches!(self.backend, Backend::Kprobe | Backend::Fentry) {
             // One fd per function: a failure here shows up below as refusals, with the reason.
-            let _ = crate::limits::raise_open_file_limit();
+            match crate::limits::raise_open_file_limit() {
+                Ok(n) => log::debug!("open file limit raised to {n}"),
+                Err(e) => log::debug!("cannot raise the open file limit: {e}"),
+            }
         }
         let mut loader = Loader::with_kernel_btf(
             pwru_ebpf::OBJECT,
@@ -291,7 +299,17 @@ impl Tracer {
         let mut links = Vec::new();
         let mut attached = Vec::new();
         let mut refused = Vec::new();
+        log::debug!(
+            "attaching {total} targets with the {} backend",
+            self.backend
+        );
         let mut note = |done: usize, current: &str| {
+            // Per-target lines only at trace level: fentry/kprobe can have thousands.
+            if done == total || done % 64 == 0 || matches!(self.backend, Backend::Tracepoint) {
+                log::debug!("attach progress: {done}/{total} ({current})");
+            } else {
+                log::trace!("attach progress: {done}/{total} ({current})");
+            }
             progress(Progress {
                 backend: self.backend,
                 done,
@@ -399,6 +417,9 @@ impl Tracer {
             }
         }
         if attached.is_empty() {
+            for r in &refused {
+                log::debug!("refused {}: {}", r.target, r.reason);
+            }
             return Err(Error::NothingAttached {
                 refused: refused.len(),
                 first: refused
@@ -448,7 +469,10 @@ impl Tracer {
         let mut decode_ctx = DecodeContext::new().with_builtin_tracepoints();
         let symbols = Arc::new(KernelSymbols::load()?);
         decode_ctx = decode_ctx.with_symbols(Arc::clone(&symbols));
-        let _ = decode_ctx.load_drop_reasons(&self.btf);
+        match decode_ctx.load_drop_reasons(&self.btf) {
+            Ok(n) => log::debug!("{n} drop reason names from the kernel BTF"),
+            Err(e) => log::debug!("no drop reason names ({e}); drop reasons show as numbers"),
+        }
 
         if self.options.trace_tc || self.options.trace_xdp {
             trace_bpf_programs(
@@ -481,6 +505,16 @@ impl Tracer {
 
         let readiness =
             Readiness::new(std::os::fd::AsFd::as_fd(&ring)).map_err(Error::RingBuffer)?;
+        for r in &refused {
+            log::debug!("refused {}: {}", r.target, r.reason);
+        }
+        log::debug!(
+            "attached {} targets with the {} backend, {} refused, in {:?}",
+            attached.len(),
+            self.backend,
+            refused.len(),
+            started.elapsed()
+        );
         Ok(Session {
             readiness,
             _links: links,
@@ -529,13 +563,19 @@ fn attach_non_skb(
                     return;
                 }
                 // One refused symbol fails the whole link: retry one by one to name it.
-                Err(_) => refs
-                    .iter()
-                    .map(|n| {
-                        let r = loader.load_kprobe_multi_program("kprobe_multi_stackid", &[n]);
-                        (n.to_string(), r)
-                    })
-                    .collect(),
+                Err(e) => {
+                    log::debug!(
+                        "kprobe.multi link for {} non-skb functions refused ({e}); \
+                         attaching them one by one",
+                        refs.len()
+                    );
+                    refs.iter()
+                        .map(|n| {
+                            let r = loader.load_kprobe_multi_program("kprobe_multi_stackid", &[n]);
+                            (n.to_string(), r)
+                        })
+                        .collect()
+                }
             }
         }
         Backend::Kprobe => match loader.load_kprobe_program("kprobe_stackid", &refs) {
