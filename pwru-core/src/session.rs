@@ -305,7 +305,10 @@ impl Tracer {
         );
         let mut note = |done: usize, current: &str| {
             // Per-target lines only at trace level: fentry/kprobe can have thousands.
-            if done == total || done % 64 == 0 || matches!(self.backend, Backend::Tracepoint) {
+            if done == total
+                || done.is_multiple_of(64)
+                || matches!(self.backend, Backend::Tracepoint)
+            {
                 log::debug!("attach progress: {done}/{total} ({current})");
             } else {
                 log::trace!("attach progress: {done}/{total} ({current})");
