@@ -121,6 +121,22 @@ pub fn is_dispatch_frame(name: &str) -> bool {
 /// Removes the dispatch frames ([`is_dispatch_frame`]) at the top of `stack` (innermost
 /// first), so it starts in the traced kernel code. Frames further down are kept: a BPF
 /// program deeper in the stack (a tc program calling a kernel function) is real context.
+///
+/// ```
+/// use pwru_core::symbols::{trim_dispatch_frames, Symbol};
+/// let sym = |n: &str| Symbol { name: n.into(), module: None, addr: 0, offset: 0 };
+/// let mut stack = vec![
+///     sym("bpf_prog_02e6a3d1bfec5624_tp_btf_net_dev_queue"),
+///     sym("bpf_trace_run1"),
+///     sym("__traceiter_net_dev_queue"),
+///     sym("__dev_queue_xmit"),
+///     sym("bpf_prog_1234_cil_from_netdev"),
+///     sym("tcf_classify"),
+/// ];
+/// trim_dispatch_frames(&mut stack);
+/// let names: Vec<&str> = stack.iter().map(|s| &*s.name).collect();
+/// assert_eq!(names, ["__dev_queue_xmit", "bpf_prog_1234_cil_from_netdev", "tcf_classify"]);
+/// ```
 pub fn trim_dispatch_frames(stack: &mut Vec<Symbol>) {
     let n = stack
         .iter()
