@@ -84,8 +84,8 @@ const DISPATCH_PREFIXES: [&str; 7] = [
     "bpf_trace_run",
 ];
 
-/// Whole names of kprobe, kprobe-multi (fprobe/rethook) and perf-event dispatch frames.
-const DISPATCH_NAMES: [&str; 16] = [
+/// Whole names of kprobe, kprobe-multi (fprobe/rethook), ftrace and perf-event dispatch frames.
+const DISPATCH_NAMES: [&str; 22] = [
     "trace_call_bpf",
     "perf_trace_run_bpf_submit",
     "kprobe_ftrace_handler",
@@ -102,6 +102,12 @@ const DISPATCH_NAMES: [&str; 16] = [
     "arch_rethook_trampoline",
     "arch_rethook_trampoline_callback",
     "ftrace_regs_caller",
+    "ftrace_regs_call",
+    "ftrace_caller",
+    "ftrace_call",
+    "ftrace_trampoline",
+    "arch_ftrace_ops_list_func",
+    "__ftrace_ops_list_func",
 ];
 
 /// Whether `name` is a frame of the BPF/tracing dispatch machinery (the program, a
@@ -119,8 +125,10 @@ pub fn is_dispatch_frame(name: &str) -> bool {
 }
 
 /// Removes the dispatch frames ([`is_dispatch_frame`]) at the top of `stack` (innermost
-/// first), so it starts in the traced kernel code. Frames further down are kept: a BPF
-/// program deeper in the stack (a tc program calling a kernel function) is real context.
+/// first), so it starts in the traced kernel code, or at the traced program when tracing a
+/// tc/XDP program (the program right below a `bpf_trampoline_*` frame is kept). Frames
+/// further down are kept: a BPF program deeper in the stack (a tc program calling a kernel
+/// function) is real context.
 ///
 /// ```
 /// use pwru_core::symbols::{trim_dispatch_frames, Symbol};
@@ -136,12 +144,29 @@ pub fn is_dispatch_frame(name: &str) -> bool {
 /// trim_dispatch_frames(&mut stack);
 /// let names: Vec<&str> = stack.iter().map(|s| &*s.name).collect();
 /// assert_eq!(names, ["__dev_queue_xmit", "bpf_prog_1234_cil_from_netdev", "tcf_classify"]);
+///
+/// // Tracing a tc program: the traced program stays on top.
+/// let mut stack = vec![
+///     sym("bpf_prog_5678_fentry_tc"),
+///     sym("bpf_trampoline_6442"),
+///     sym("bpf_prog_1234_cil_from_netdev"),
+///     sym("tcf_classify"),
+/// ];
+/// trim_dispatch_frames(&mut stack);
+/// assert_eq!(&*stack[0].name, "bpf_prog_1234_cil_from_netdev");
 /// ```
 pub fn trim_dispatch_frames(stack: &mut Vec<Symbol>) {
-    let n = stack
-        .iter()
-        .take_while(|s| is_dispatch_frame(&s.name))
-        .count();
+    let mut n = 0;
+    for (i, s) in stack.iter().enumerate() {
+        // A program entered through a trampoline is the traced tc/XDP program: keep it.
+        let traced_prog = s.name.starts_with("bpf_prog_")
+            && i > 0
+            && stack[i - 1].name.starts_with("bpf_trampoline_");
+        if traced_prog || !is_dispatch_frame(&s.name) {
+            break;
+        }
+        n = i + 1;
+    }
     stack.drain(..n);
 }
 
