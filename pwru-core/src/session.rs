@@ -11,7 +11,7 @@ use aya::maps::{MapData, RingBuf, StackTraceMap};
 use futures::Stream;
 
 use crate::error::Error;
-use crate::event::{decode, DecodeContext, DecodeError, Event};
+use crate::event::{decode, DecodeContext, DecodeError, Event, WallClock};
 use crate::loader::{
     DetachedProgram, Link, Loader, LoaderError, LoaderOptions, LostCounter, NestingCounter,
     ProgramStats, TrackingBackend,
@@ -20,7 +20,7 @@ use crate::netns::InterfaceCache;
 use crate::options::Backend;
 use crate::stream::readiness::Readiness;
 use crate::stream::{Counters, RecordStream};
-use crate::symbols::KernelSymbols;
+use crate::symbols::{is_dispatch_frame, trim_dispatch_frames, KernelSymbols};
 use crate::tracer::{Refusal, Target, Tracer};
 
 /// How far [`Tracer::attach`] has come; passed to the progress callback.
@@ -193,6 +193,7 @@ pub struct Session {
     refused: Vec<Refusal>,
     attach_time: Duration,
     resolve_stacks: bool,
+    wall_clock: Option<WallClock>,
 }
 
 impl std::fmt::Debug for Session {
@@ -228,7 +229,12 @@ fn attach_multi(
                 reason: reason.clone(),
             }));
         }
-        Err(_) => {
+        Err(e) => {
+            log::debug!(
+                "kprobe.multi link for {} functions (position {position}) refused ({e}); \
+                 splitting it to find the refused functions",
+                names.len()
+            );
             let (a, b) = names.split_at(names.len() / 2);
             attach_multi(loader, position, a, links, attached, refused);
             attach_multi(loader, position, b, links, attached, refused);
@@ -259,7 +265,10 @@ impl Tracer {
         interfaces.refresh();
         if matches!(self.backend, Backend::Kprobe | Backend::Fentry) {
             // One fd per function: a failure here shows up below as refusals, with the reason.
-            let _ = crate::limits::raise_open_file_limit();
+            match crate::limits::raise_open_file_limit() {
+                Ok(n) => log::debug!("open file limit raised to {n}"),
+                Err(e) => log::debug!("cannot raise the open file limit: {e}"),
+            }
         }
         let mut loader = Loader::with_kernel_btf(
             pwru_ebpf::OBJECT,
@@ -290,7 +299,20 @@ impl Tracer {
         let mut links = Vec::new();
         let mut attached = Vec::new();
         let mut refused = Vec::new();
+        log::debug!(
+            "attaching {total} targets with the {} backend",
+            self.backend
+        );
         let mut note = |done: usize, current: &str| {
+            // Per-target lines only at trace level: fentry/kprobe can have thousands.
+            if done == total
+                || done.is_multiple_of(64)
+                || matches!(self.backend, Backend::Tracepoint)
+            {
+                log::debug!("attach progress: {done}/{total} ({current})");
+            } else {
+                log::trace!("attach progress: {done}/{total} ({current})");
+            }
             progress(Progress {
                 backend: self.backend,
                 done,
@@ -398,6 +420,9 @@ impl Tracer {
             }
         }
         if attached.is_empty() {
+            for r in &refused {
+                log::debug!("refused {}: {}", r.target, r.reason);
+            }
             return Err(Error::NothingAttached {
                 refused: refused.len(),
                 first: refused
@@ -447,7 +472,10 @@ impl Tracer {
         let mut decode_ctx = DecodeContext::new().with_builtin_tracepoints();
         let symbols = Arc::new(KernelSymbols::load()?);
         decode_ctx = decode_ctx.with_symbols(Arc::clone(&symbols));
-        let _ = decode_ctx.load_drop_reasons(&self.btf);
+        match decode_ctx.load_drop_reasons(&self.btf) {
+            Ok(n) => log::debug!("{n} drop reason names from the kernel BTF"),
+            Err(e) => log::debug!("no drop reason names ({e}); drop reasons show as numbers"),
+        }
 
         if self.options.trace_tc || self.options.trace_xdp {
             trace_bpf_programs(
@@ -462,9 +490,34 @@ impl Tracer {
         }
 
         decode_ctx.set_interfaces_from(&interfaces);
+        let wall_clock = match WallClock::measure() {
+            Ok(c) => {
+                log::debug!(
+                    "wall clock: CLOCK_REALTIME - CLOCK_MONOTONIC = {} ns (+/- {:?})",
+                    c.offset_ns(),
+                    c.uncertainty()
+                );
+                decode_ctx = decode_ctx.with_wall_clock(c);
+                Some(c)
+            }
+            Err(e) => {
+                log::warn!("cannot read the system clocks ({e}); events carry no wall_time");
+                None
+            }
+        };
 
         let readiness =
             Readiness::new(std::os::fd::AsFd::as_fd(&ring)).map_err(Error::RingBuffer)?;
+        for r in &refused {
+            log::debug!("refused {}: {}", r.target, r.reason);
+        }
+        log::debug!(
+            "attached {} targets with the {} backend, {} refused, in {:?}",
+            attached.len(),
+            self.backend,
+            refused.len(),
+            started.elapsed()
+        );
         Ok(Session {
             readiness,
             _links: links,
@@ -484,6 +537,7 @@ impl Tracer {
             refused,
             attach_time: started.elapsed(),
             resolve_stacks,
+            wall_clock,
         })
     }
 }
@@ -512,13 +566,19 @@ fn attach_non_skb(
                     return;
                 }
                 // One refused symbol fails the whole link: retry one by one to name it.
-                Err(_) => refs
-                    .iter()
-                    .map(|n| {
-                        let r = loader.load_kprobe_multi_program("kprobe_multi_stackid", &[n]);
-                        (n.to_string(), r)
-                    })
-                    .collect(),
+                Err(e) => {
+                    log::debug!(
+                        "kprobe.multi link for {} non-skb functions refused ({e}); \
+                         attaching them one by one",
+                        refs.len()
+                    );
+                    refs.iter()
+                        .map(|n| {
+                            let r = loader.load_kprobe_multi_program("kprobe_multi_stackid", &[n]);
+                            (n.to_string(), r)
+                        })
+                        .collect()
+                }
             }
         }
         Backend::Kprobe => match loader.load_kprobe_program("kprobe_stackid", &refs) {
@@ -661,9 +721,11 @@ impl Session {
                     if let Ok(trace) = map.get(&id, 0) {
                         let ips: Vec<u64> = trace.frames().iter().map(|f| f.ip).collect();
                         ev.stack = symbols.symbolize(&ips);
+                        trim_dispatch_frames(&mut ev.stack);
                     }
                 }
             }
+            caller_past_dispatch(&mut ev);
             Ok(ev)
         };
         let read_lost = move || -> Result<u64, Error> { Ok(lost.total()?) };
@@ -690,6 +752,12 @@ impl Session {
     /// Targets the kernel refused, each with its reason.
     pub fn refused(&self) -> &[Refusal] {
         &self.refused
+    }
+
+    /// The clock that turns event stamps into [`Event::wall_time`], measured at attach
+    /// (`None` if the system clocks could not be read).
+    pub fn wall_clock(&self) -> Option<WallClock> {
+        self.wall_clock
     }
 
     /// How long [`Tracer::attach`] took.
@@ -795,6 +863,24 @@ impl Session {
     }
 }
 
+/// On tracepoints the kernel side takes the caller from a fixed stack depth, which can land
+/// in the tracepoint glue (`__traceiter_*`) instead of the function that fired the
+/// tracepoint. With a stack captured, that function is the first frame past the glue.
+fn caller_past_dispatch(ev: &mut Event) {
+    if !ev.kind.is_tracepoint() {
+        return;
+    }
+    let in_dispatch = ev
+        .caller
+        .as_ref()
+        .is_some_and(|c| is_dispatch_frame(&c.name));
+    if in_dispatch {
+        if let Some(first) = ev.stack.first() {
+            ev.caller = Some(first.clone());
+        }
+    }
+}
+
 type DecodeFn<'a> = Box<dyn FnMut(&[u8]) -> Result<Event, Error> + Send + 'a>;
 type LostFn<'a> = Box<dyn FnMut() -> Result<u64, Error> + Send + 'a>;
 
@@ -806,5 +892,45 @@ impl Stream for Events<'_> {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         Pin::new(&mut self.0).poll_next(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::caller_past_dispatch;
+    use crate::event::{Event, ProbeKind};
+    use crate::symbols::Symbol;
+
+    fn sym(name: &str) -> Symbol {
+        Symbol {
+            name: name.into(),
+            module: None,
+            addr: 0xffff_ffff_8100_0000,
+            offset: 0x10,
+        }
+    }
+
+    #[test]
+    fn tracepoint_caller_in_the_glue_becomes_the_first_stack_frame() {
+        let mut ev = Event::new(ProbeKind::Tracepoint, "net_dev_queue");
+        ev.caller = Some(sym("__traceiter_net_dev_queue"));
+        ev.stack = vec![sym("__dev_queue_xmit"), sym("ip_finish_output2")];
+        caller_past_dispatch(&mut ev);
+        assert_eq!(ev.caller.map(|c| c.name), Some("__dev_queue_xmit".into()));
+
+        // A caller outside the glue, or a function probe, is left alone.
+        let mut ev = Event::new(ProbeKind::Tracepoint, "net_dev_queue");
+        ev.caller = Some(sym("dev_hard_start_xmit"));
+        ev.stack = vec![sym("__dev_queue_xmit")];
+        caller_past_dispatch(&mut ev);
+        assert_eq!(
+            ev.caller.map(|c| c.name),
+            Some("dev_hard_start_xmit".into())
+        );
+        let mut ev = Event::new(ProbeKind::Fentry, "ip_rcv");
+        ev.caller = Some(sym("bpf_trampoline_123"));
+        ev.stack = vec![sym("ip_rcv")];
+        caller_past_dispatch(&mut ev);
+        assert_eq!(ev.caller.map(|c| c.name), Some("bpf_trampoline_123".into()));
     }
 }

@@ -45,6 +45,7 @@ pub enum SymbolsError {
 
 /// A resolved address. Cheap to clone: names are shared with the table.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct Symbol {
     /// Symbol name, e.g. `ip_rcv`.
     pub name: Arc<str>,
@@ -68,6 +69,105 @@ impl std::fmt::Display for Symbol {
         }
         Ok(())
     }
+}
+
+/// Name prefixes of the frames that run a BPF program rather than the traced code: the BPF
+/// program itself, fentry trampolines, and the tracepoint glue between the function that
+/// fires a tracepoint and the program.
+const DISPATCH_PREFIXES: [&str; 7] = [
+    "bpf_prog_",
+    "bpf_trampoline_",
+    "__bpf_prog_enter",
+    "__bpf_prog_exit",
+    "__traceiter_",
+    "__bpf_trace_",
+    "bpf_trace_run",
+];
+
+/// Whole names of kprobe, kprobe-multi (fprobe/rethook), ftrace and perf-event dispatch frames.
+const DISPATCH_NAMES: [&str; 22] = [
+    "trace_call_bpf",
+    "perf_trace_run_bpf_submit",
+    "kprobe_ftrace_handler",
+    "kprobe_dispatcher",
+    "kprobe_perf_func",
+    "kprobe_multi_link_handler",
+    "kprobe_multi_link_prog_run",
+    "kprobe_multi_link_exit_handler",
+    "fprobe_handler",
+    "__fprobe_handler",
+    "fprobe_entry",
+    "fprobe_ftrace_entry",
+    "rethook_trampoline_handler",
+    "arch_rethook_trampoline",
+    "arch_rethook_trampoline_callback",
+    "ftrace_regs_caller",
+    "ftrace_regs_call",
+    "ftrace_caller",
+    "ftrace_call",
+    "ftrace_trampoline",
+    "arch_ftrace_ops_list_func",
+    "__ftrace_ops_list_func",
+];
+
+/// Whether `name` is a frame of the BPF/tracing dispatch machinery (the program, a
+/// trampoline, tracepoint or kprobe glue) rather than of the traced kernel code.
+///
+/// ```
+/// use pwru_core::symbols::is_dispatch_frame;
+/// assert!(is_dispatch_frame("__traceiter_net_dev_queue"));
+/// assert!(is_dispatch_frame("bpf_trace_run1"));
+/// assert!(is_dispatch_frame("bpf_prog_6deef7357e7b4530_tp_btf_kfree_skb"));
+/// assert!(!is_dispatch_frame("__dev_queue_xmit"));
+/// ```
+pub fn is_dispatch_frame(name: &str) -> bool {
+    DISPATCH_PREFIXES.iter().any(|p| name.starts_with(p)) || DISPATCH_NAMES.contains(&name)
+}
+
+/// Removes the dispatch frames ([`is_dispatch_frame`]) at the top of `stack` (innermost
+/// first), so it starts in the traced kernel code, or at the traced program when tracing a
+/// tc/XDP program (the program right below a `bpf_trampoline_*` frame is kept). Frames
+/// further down are kept: a BPF program deeper in the stack (a tc program calling a kernel
+/// function) is real context.
+///
+/// ```
+/// use pwru_core::symbols::{trim_dispatch_frames, Symbol};
+/// let sym = |n: &str| Symbol { name: n.into(), module: None, addr: 0, offset: 0 };
+/// let mut stack = vec![
+///     sym("bpf_prog_02e6a3d1bfec5624_tp_btf_net_dev_queue"),
+///     sym("bpf_trace_run1"),
+///     sym("__traceiter_net_dev_queue"),
+///     sym("__dev_queue_xmit"),
+///     sym("bpf_prog_1234_cil_from_netdev"),
+///     sym("tcf_classify"),
+/// ];
+/// trim_dispatch_frames(&mut stack);
+/// let names: Vec<&str> = stack.iter().map(|s| &*s.name).collect();
+/// assert_eq!(names, ["__dev_queue_xmit", "bpf_prog_1234_cil_from_netdev", "tcf_classify"]);
+///
+/// // Tracing a tc program: the traced program stays on top.
+/// let mut stack = vec![
+///     sym("bpf_prog_5678_fentry_tc"),
+///     sym("bpf_trampoline_6442"),
+///     sym("bpf_prog_1234_cil_from_netdev"),
+///     sym("tcf_classify"),
+/// ];
+/// trim_dispatch_frames(&mut stack);
+/// assert_eq!(&*stack[0].name, "bpf_prog_1234_cil_from_netdev");
+/// ```
+pub fn trim_dispatch_frames(stack: &mut Vec<Symbol>) {
+    let mut n = 0;
+    for (i, s) in stack.iter().enumerate() {
+        // A program entered through a trampoline is the traced tc/XDP program: keep it.
+        let traced_prog = s.name.starts_with("bpf_prog_")
+            && i > 0
+            && stack[i - 1].name.starts_with("bpf_trampoline_");
+        if traced_prog || !is_dispatch_frame(&s.name) {
+            break;
+        }
+        n = i + 1;
+    }
+    stack.drain(..n);
 }
 
 #[derive(Debug, Clone)]

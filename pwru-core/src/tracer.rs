@@ -381,6 +381,18 @@ impl TracerBuilder {
         let (backend, tracepoint_flavor, backend_refusals) = choose_backend(o.backend, &kernel)?;
         let (filter_access, filter_access_note) =
             choose_filter_access(backend, tracepoint_flavor, &kernel);
+        for (b, why) in &backend_refusals {
+            log::debug!("backend {b} refused: {why}");
+        }
+        if backend == Backend::Tracepoint {
+            log::debug!("backend {backend} chosen, tracepoint flavour {tracepoint_flavor:?}");
+        } else {
+            log::debug!("backend {backend} chosen");
+        }
+        match &filter_access_note {
+            None => log::debug!("filters read packets with bpf_rdonly_cast"),
+            Some(why) => log::debug!("filters read packets with bpf_probe_read_kernel: {why}"),
+        }
         let filter = translate_filters(&filters, filter_access)?;
         if backend == Backend::Tracepoint && !o.non_skb_functions.is_empty() {
             return Err(Error::InvalidOption(format!(
@@ -439,6 +451,11 @@ impl TracerBuilder {
                 })
                 .collect()
         };
+        log::debug!(
+            "{} targets to attach, {} functions without an skb argument",
+            targets.len(),
+            found.non_skb_functions.len()
+        );
         if targets.is_empty() {
             return Err(discovery::DiscoveryError::NoMatch {
                 expr: o.function_regex.clone().unwrap_or_else(|| ".*".into()),

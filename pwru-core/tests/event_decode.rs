@@ -6,7 +6,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use proptest::prelude::*;
 use pwru_core::event::{
-    decode, seal, DecodeContext, DecodeError, ProbeKind, RAW_EVENT_LEN, RECORD_HEADER_LEN,
+    decode, seal, DecodeContext, DecodeError, ProbeKind, WallClock, RAW_EVENT_LEN,
+    RECORD_HEADER_LEN,
 };
 use pwru_ebpf::{PwruEvent, PwruTuple};
 
@@ -112,6 +113,16 @@ fn fields_land_where_the_kernel_put_them() {
     );
     assert!(ev.tunnel.is_none() && ev.caller.is_none() && ev.stack_id.is_none());
     assert!(ev.skb_dump.is_none() && !ev.tracked);
+    // Without a clock there is no wall-clock time.
+    assert_eq!(ev.wall_time, None);
+}
+
+#[test]
+fn wall_time_is_the_stamp_plus_the_contexts_clock_offset() {
+    let clock = WallClock::from_offset_ns(1_600_000_000_000_000_000);
+    let ev = decode(&sample().0, &ctx().with_wall_clock(clock)).unwrap();
+    let want = std::time::UNIX_EPOCH + std::time::Duration::new(1_600_000_000, 123_456_789);
+    assert_eq!(ev.wall_time, Some(want));
 }
 
 #[test]

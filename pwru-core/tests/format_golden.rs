@@ -219,6 +219,34 @@ fn absolute_and_current_timestamps() {
 }
 
 #[test]
+fn absolute_time_is_the_events_wall_time() {
+    for json in [false, true] {
+        let mut f = Formatter::new(FormatOptions {
+            meta: false,
+            tuple: false,
+            timestamp: TimestampMode::Absolute,
+            ..Default::default()
+        });
+        let mut ev = udp_event();
+        // 2000-06-15T12:00:00.250 UTC: the same date in every time zone, unlike the time
+        // the monotonic stamp (1 ms after boot) would give.
+        ev.wall_time =
+            Some(std::time::UNIX_EPOCH + std::time::Duration::new(961_070_400, 250_000_000));
+        let mut out = Vec::new();
+        if json {
+            f.write_json(&ev, &mut out);
+        } else {
+            f.write_text(&ev, &mut out);
+        }
+        let out = String::from_utf8(out).expect("utf-8");
+        assert!(
+            out.contains("2000-06-1") && out.contains(":00.250"),
+            "{out}"
+        );
+    }
+}
+
+#[test]
 fn stack_and_dumps_follow_the_line() {
     let mut f = Formatter::new(FormatOptions {
         meta: false,

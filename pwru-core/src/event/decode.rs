@@ -16,6 +16,7 @@ use std::sync::Arc;
 
 use super::{
     BpfProg, DropReason, Event, Interface, Meta, ProbeKind, Process, ShortName, TcpFlags, Tuple,
+    WallClock,
 };
 use crate::btf::{Btf, BtfError};
 use crate::symbols::{KernelSymbols, Symbol};
@@ -154,6 +155,7 @@ pub struct DecodeContext {
     drop_reasons: Vec<Option<Arc<str>>>,
     interfaces: HashMap<(u32, u32), Arc<str>>,
     bpf_progs: HashMap<u32, Arc<str>>,
+    wall_clock: Option<WallClock>,
 }
 
 impl DecodeContext {
@@ -167,6 +169,17 @@ impl DecodeContext {
     pub fn with_symbols(mut self, symbols: Arc<KernelSymbols>) -> Self {
         self.symbols = Some(symbols);
         self
+    }
+
+    /// Converts event stamps to [`Event::wall_time`] with `clock`.
+    pub fn with_wall_clock(mut self, clock: WallClock) -> Self {
+        self.wall_clock = Some(clock);
+        self
+    }
+
+    /// The clock events' wall-clock times come from, if any.
+    pub fn wall_clock(&self) -> Option<WallClock> {
+        self.wall_clock
     }
 
     /// Names the function at `addr` (exact match, checked before the symbol table).
@@ -412,6 +425,7 @@ pub fn decode(record: &[u8], ctx: &DecodeContext) -> Result<Event, DecodeError> 
     let kind_raw = raw[off::KIND];
     let kind = ProbeKind::from_raw(kind_raw).ok_or(DecodeError::UnknownProbeKind(kind_raw))?;
     let address = u64_at(raw, off::ADDR);
+    let timestamp_ns = u64_at(raw, off::TS);
 
     let bpf_prog = (flags & EV_PROG != 0).then(|| BpfProg {
         id: u32_at(raw, off::PROG_ID),
@@ -501,7 +515,8 @@ pub fn decode(record: &[u8], ctx: &DecodeContext) -> Result<Event, DecodeError> 
             tgid: u32_at(raw, off::TGID),
             comm: ShortName::from_bytes(bytes16(raw, off::COMM)),
         },
-        timestamp_ns: u64_at(raw, off::TS),
+        timestamp_ns,
+        wall_time: ctx.wall_clock.map(|c| c.to_system_time(timestamp_ns)),
         meta,
         cb,
         tuple: (flags & EV_TUPLE != 0).then(|| tuple_at(raw, off::TUPLE)),

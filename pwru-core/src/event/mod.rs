@@ -18,18 +18,22 @@
 //! assert_eq!(ev.tuple.unwrap().to_string(), "10.0.0.1:40000->10.0.0.2:9(udp)");
 //! ```
 
+mod clock;
 mod decode;
 
+pub use clock::WallClock;
 pub use decode::{decode, seal, DecodeContext, DecodeError, RAW_EVENT_LEN, RECORD_HEADER_LEN};
 
 use std::fmt;
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 pub use crate::symbols::Symbol;
 
 /// Which kind of program produced an event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub enum ProbeKind {
     /// kprobe on a kernel function.
     Kprobe,
@@ -114,6 +118,14 @@ impl ShortName {
     }
 }
 
+#[cfg(feature = "serde")]
+impl serde::Serialize for ShortName {
+    /// As its text (see [`ShortName::as_str`]).
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
 impl fmt::Debug for ShortName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Debug::fmt(self.as_str(), f)
@@ -128,6 +140,7 @@ impl fmt::Display for ShortName {
 
 /// The task that was running when the probe fired.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct Process {
     /// Thread id.
     pub pid: u32,
@@ -139,6 +152,7 @@ pub struct Process {
 
 /// A network interface as seen by the kernel.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct Interface {
     /// Interface index inside its network namespace (0 when the skb has no device).
     pub ifindex: u32,
@@ -158,6 +172,7 @@ impl fmt::Display for Interface {
 
 /// skb metadata (pwru's `--output-meta` columns).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct Meta {
     /// Network namespace inode of the skb's device (or socket).
     pub netns: u32,
@@ -177,6 +192,7 @@ pub struct Meta {
 
 /// TCP header flags (byte 13 of the TCP header).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct TcpFlags(pub u8);
 
 impl TcpFlags {
@@ -229,6 +245,7 @@ impl fmt::Display for TcpFlags {
 
 /// Addresses, ports and protocol of one header stack (outer packet, or tunnel inner packet).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct Tuple {
     /// Source address; `None` when the packet is not IPv4/IPv6.
     pub src: Option<IpAddr>,
@@ -285,6 +302,7 @@ impl fmt::Display for Tuple {
 
 /// Why the kernel dropped a packet: a value of the kernel's `enum skb_drop_reason`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct DropReason {
     /// The numeric value.
     pub code: u32,
@@ -304,6 +322,7 @@ impl fmt::Display for DropReason {
 
 /// A traced tc or XDP BPF program.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct BpfProg {
     /// Program id.
     pub id: u32,
@@ -313,6 +332,7 @@ pub struct BpfProg {
 
 /// One hit of one probe on one packet.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct Event {
     /// What kind of program fired.
     pub kind: ProbeKind,
@@ -320,7 +340,11 @@ pub struct Event {
     pub function: Arc<str>,
     /// The function address, or the tracepoint id for tracepoint events.
     pub address: u64,
-    /// The caller (return address symbolized), when captured.
+    /// The caller (return address symbolized), when captured. For tracepoints: the function
+    /// that fired the tracepoint. The kernel side reads it at a fixed stack depth; when a
+    /// tracepoint has more than one program attached the kernel adds a `__traceiter_*` frame
+    /// there, and the caller is then taken from the stack past that glue if
+    /// [`Capture::stack`](crate::Capture::stack) is on (without a stack it stays the glue frame).
     pub caller: Option<Symbol>,
     /// `struct sk_buff` address (the `xdp_buff` address for XDP).
     pub skb: u64,
@@ -330,8 +354,13 @@ pub struct Event {
     pub cpu: u32,
     /// Running task.
     pub process: Process,
-    /// Kernel monotonic time in nanoseconds (`bpf_ktime_get_ns`).
+    /// Kernel monotonic time in nanoseconds (`bpf_ktime_get_ns`, `CLOCK_MONOTONIC`).
     pub timestamp_ns: u64,
+    /// Wall-clock time of [`timestamp_ns`](Self::timestamp_ns), converted with the
+    /// [`WallClock`] the session measured at attach (`None` when decoded without one). After
+    /// a step of the system clock it differs from the new wall clock by the step; see
+    /// [`WallClock`].
+    pub wall_time: Option<SystemTime>,
     /// skb metadata, when captured.
     pub meta: Option<Meta>,
     /// `skb->cb` as tc sees it (`__sk_buff->cb[]`), when captured.
@@ -344,7 +373,10 @@ pub struct Event {
     pub drop_reason: Option<DropReason>,
     /// Stack id in the kernel's stack map, when captured.
     pub stack_id: Option<u32>,
-    /// The stack, symbolized, innermost first (filled by whoever reads the stack map).
+    /// The stack, symbolized, innermost first (filled by whoever reads the stack map). The
+    /// session removes the BPF program, trampoline and tracepoint/kprobe dispatch frames at
+    /// its top ([`trim_dispatch_frames`](crate::symbols::trim_dispatch_frames)), so it starts
+    /// in kernel code: for tracepoints, at the function that fired the tracepoint.
     pub stack: Vec<Symbol>,
     /// `bpf_snprintf_btf` text of the skb, when captured.
     pub skb_dump: Option<String>,
@@ -377,6 +409,7 @@ impl Event {
             cpu: 0,
             process: Process::default(),
             timestamp_ns: 0,
+            wall_time: None,
             meta: None,
             cb: None,
             tuple: None,

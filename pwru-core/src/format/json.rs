@@ -127,7 +127,7 @@ pub(super) fn line(f: &mut Formatter, ev: &Event, out: &mut Vec<u8>) {
         TimestampMode::Absolute => {
             key(out, &mut first, "time");
             out.push(b'"');
-            f.clock.write(out, ev.timestamp_ns);
+            f.clock.write(out, ev);
             out.push(b'"');
         }
         TimestampMode::Current | TimestampMode::Relative => {

@@ -125,7 +125,7 @@ pub struct Formatter {
     max_tuple: usize,
     max_func: usize,
     netns_names: HashMap<u64, String>,
-    clock: text::WallClock,
+    clock: text::WallText,
     scratch: Vec<u8>,
 }
 
@@ -139,7 +139,7 @@ impl Formatter {
             max_tuple: 0,
             max_func: 0,
             netns_names: HashMap::new(),
-            clock: text::WallClock::new(),
+            clock: text::WallText::new(),
             scratch: Vec::with_capacity(128),
         }
     }

@@ -109,7 +109,7 @@ pub(super) fn line(f: &mut Formatter, ev: &Event, out: &mut Vec<u8>) {
     let mut scratch = std::mem::take(&mut f.scratch);
     let o = &f.opts;
     if o.timestamp == TimestampMode::Absolute {
-        f.clock.write(out, ev.timestamp_ns);
+        f.clock.write(out, ev);
         out.push(b' ');
     }
     pad_fmt(out, &mut scratch, 18, format_args!("{:#x}", ev.skb));
@@ -246,29 +246,35 @@ pub(super) fn process_name(ev: &Event, out: &mut Vec<u8>) {
     shorten(out);
 }
 
-/// Converts kernel monotonic nanoseconds to local wall-clock text, caching the formatted
-/// second so that most events only append milliseconds.
+/// Writes an event's wall-clock time as local time text, caching the formatted second so
+/// that most events only append milliseconds. Uses the event's own
+/// [`wall_time`](Event::wall_time) (the session's clock, measured at attach); events decoded
+/// without one are converted with a clock measured when the formatter was made.
 #[derive(Debug, Clone)]
-pub(super) struct WallClock {
-    /// Realtime minus monotonic, in ns, measured once.
-    offset_ns: i128,
+pub(super) struct WallText {
+    /// For events without `wall_time`; `None` if the clocks could not be read.
+    fallback: Option<crate::event::WallClock>,
     cached_sec: i64,
     cached: [u8; 19],
 }
 
-impl WallClock {
-    pub(super) fn new() -> WallClock {
-        WallClock {
-            offset_ns: clock_ns(libc::CLOCK_REALTIME) - clock_ns(libc::CLOCK_MONOTONIC),
+impl WallText {
+    pub(super) fn new() -> WallText {
+        WallText {
+            fallback: crate::event::WallClock::measure().ok(),
             cached_sec: i64::MIN,
             cached: [b'0'; 19],
         }
     }
 
-    pub(super) fn write(&mut self, out: &mut Vec<u8>, mono_ns: u64) {
-        let wall = i128::from(mono_ns) + self.offset_ns;
-        let sec = i64::try_from(wall.div_euclid(1_000_000_000)).unwrap_or(0);
-        let ms = (wall.rem_euclid(1_000_000_000) / 1_000_000) as u32;
+    pub(super) fn write(&mut self, out: &mut Vec<u8>, ev: &Event) {
+        let wall = ev
+            .wall_time
+            .or_else(|| self.fallback.map(|c| c.to_system_time(ev.timestamp_ns)))
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .unwrap_or_default();
+        let sec = i64::try_from(wall.as_secs()).unwrap_or(0);
+        let ms = wall.subsec_millis();
         if sec != self.cached_sec {
             self.cached_sec = sec;
             let mut s = String::with_capacity(19);
@@ -280,16 +286,6 @@ impl WallClock {
         out.extend_from_slice(&self.cached);
         let _ = write!(out, ".{ms:03}");
     }
-}
-
-fn clock_ns(clock: libc::clockid_t) -> i128 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes one timespec to a valid pointer.
-    unsafe { libc::clock_gettime(clock, &mut ts) };
-    i128::from(ts.tv_sec) * 1_000_000_000 + i128::from(ts.tv_nsec)
 }
 
 /// `YYYY-MM-DDTHH:MM:SS` in local time.

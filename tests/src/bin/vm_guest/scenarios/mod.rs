@@ -17,6 +17,7 @@ mod run_accounting;
 mod side_by_side;
 pub mod sigkill_cleanup;
 pub mod sigkill_trivial;
+mod stacks;
 mod trace_prog;
 mod tracer_kit;
 mod track_lifetime;
@@ -157,6 +158,13 @@ pub const ALL: &[Scenario] = &[
         applies: Applies::Backends(ALL_BACKENDS),
         precondition: always,
         run: run_accounting::run,
+    },
+    Scenario {
+        name: "stacks",
+        about: "stacks and callers captured: none starts in the BPF program, trampoline or dispatch glue",
+        applies: Applies::Backends(ALL_BACKENDS),
+        precondition: always,
+        run: stacks::run,
     },
     Scenario {
         name: "side-by-side",
