@@ -1,22 +1,41 @@
-//! The FFI edge to libpcap: `pcap_compile` (with `PCAP_NETMASK_UNKNOWN`, as pwru calls it) and
-//! libpcap's own classic-BPF interpreter `bpf_filter`, the reference every test compares with.
+//! The FFI edge to libpcap's compiler: `pcap_compile` with the netmask unknown and the snapshot
+//! length 262144, as pwru and tcpdump call it.
 //!
-//! The `pcap` crate's `Capture::compile` always passes netmask 0, which makes `ip broadcast`
-//! compile to a test against a made-up broadcast address instead of failing as it does in pwru
-//! and tcpdump; so this module calls `pcap_compile` itself. The `pcap` crate still provides the
-//! link to libpcap.
+//! # Why not the `pcap` crate
+//!
+//! The `pcap` crate (a dependency of this one, which also links libpcap) compiles expressions
+//! too, but its version 2.5.0 cannot produce the same programs:
+//!
+//! - `Capture::compile` passes netmask 0 to `pcap_compile`, not `PCAP_NETMASK_UNKNOWN`, so
+//!   `ip broadcast` compiles to a test against a made-up broadcast address instead of failing
+//!   with "netmask not known, so 'ip broadcast' not supported" as in pwru and tcpdump.
+//! - `Capture::dead` opens its handle with snapshot length 65535, and the snapshot length is
+//!   what an accepting program returns: pwru and tcpdump return 262144.
+//! - Its compile errors are built by a private method; only `pcap_geterr` gives the message
+//!   for a handle the crate did not open.
+//! - `BpfProgram` frees its code on drop, but it only wraps programs the crate compiled.
+//!
+//! Each remaining extern below says which of these it stands for. The tests
+//! `pcap_crate_*` in `tests/oracle_pcap_crate.rs` check these facts against the crate, so a
+//! version that changes them makes a test fail and the extern can go.
+//!
+//! libpcap's interpreter (`bpf_filter`), the reference the tests compare translated programs
+//! with, is not needed at run time: it lives in the tests (`tests/common/interp.rs`).
 
 use std::ffi::{c_char, c_int, c_uint, CStr, CString};
+use std::ptr::NonNull;
 use std::sync::Mutex;
 
 use crate::cbpf::CbpfInsn;
 
+/// libpcap's `struct bpf_program`.
 #[repr(C)]
 struct BpfProgramRaw {
     bf_len: c_uint,
     bf_insns: *mut CbpfInsn,
 }
 
+/// libpcap's opaque `pcap_t`.
 #[repr(C)]
 struct PcapT {
     _private: [u8; 0],
@@ -24,8 +43,13 @@ struct PcapT {
 
 #[link(name = "pcap")]
 extern "C" {
+    /// Not `pcap::Capture::dead`: it fixes the snapshot length at 65535, and the snapshot
+    /// length is the value an accepting program returns (pwru and tcpdump: 262144).
     fn pcap_open_dead(linktype: c_int, snaplen: c_int) -> *mut PcapT;
+    /// Closes the handle `pcap_open_dead` gave (the crate's `Capture` only closes its own).
     fn pcap_close(p: *mut PcapT);
+    /// Not `pcap::Capture::compile`: it passes netmask 0 where pwru and tcpdump pass
+    /// `PCAP_NETMASK_UNKNOWN`, which changes what `ip broadcast` means.
     fn pcap_compile(
         p: *mut PcapT,
         fp: *mut BpfProgramRaw,
@@ -33,10 +57,11 @@ extern "C" {
         optimize: c_int,
         netmask: u32,
     ) -> c_int;
+    /// libpcap's message for a failed compile; the crate reads it only in a private method.
     fn pcap_geterr(p: *mut PcapT) -> *mut c_char;
+    /// Frees a program `pcap_compile` filled; the crate's `BpfProgram` (which frees on drop)
+    /// has no constructor for a program compiled here.
     fn pcap_freecode(fp: *mut BpfProgramRaw);
-    fn bpf_filter(pc: *const CbpfInsn, pkt: *const u8, wirelen: c_uint, buflen: c_uint) -> c_uint;
-    fn bpf_validate(f: *const CbpfInsn, len: c_int) -> c_int;
 }
 
 /// `PCAP_NETMASK_UNKNOWN` from pcap/pcap.h.
@@ -58,62 +83,80 @@ pub fn with_compile_lock<T>(f: impl FnOnce() -> T) -> T {
     f()
 }
 
+/// A dead capture handle, closed on drop.
+struct DeadHandle(NonNull<PcapT>);
+
+impl DeadHandle {
+    fn open(dlt: c_int) -> Result<DeadHandle, String> {
+        // SAFETY: pcap_open_dead only allocates a handle; null is checked here.
+        let raw = unsafe { pcap_open_dead(dlt, SNAPLEN) };
+        NonNull::new(raw)
+            .map(DeadHandle)
+            .ok_or_else(|| "libpcap could not allocate a capture handle (out of memory)".into())
+    }
+
+    /// libpcap's last error message for this handle.
+    fn error(&self) -> String {
+        // SAFETY: the handle is live; pcap_geterr returns its NUL-terminated error buffer,
+        // which stays valid while the handle does (it is copied before returning).
+        let msg = unsafe { CStr::from_ptr(pcap_geterr(self.0.as_ptr())) };
+        msg.to_string_lossy().into_owned()
+    }
+}
+
+impl Drop for DeadHandle {
+    fn drop(&mut self) {
+        // SAFETY: the handle came from pcap_open_dead and is closed exactly once, here.
+        unsafe { pcap_close(self.0.as_ptr()) }
+    }
+}
+
+/// A program filled by a successful `pcap_compile`, freed on drop.
+struct Code(BpfProgramRaw);
+
+impl Code {
+    fn insns(&self) -> &[CbpfInsn] {
+        if self.0.bf_insns.is_null() || self.0.bf_len == 0 {
+            return &[];
+        }
+        // SAFETY: on success libpcap filled bf_insns with bf_len instructions (struct bpf_insn,
+        // which CbpfInsn mirrors with repr(C)); they live until pcap_freecode in drop.
+        unsafe { std::slice::from_raw_parts(self.0.bf_insns, self.0.bf_len as usize) }
+    }
+}
+
+impl Drop for Code {
+    fn drop(&mut self) {
+        // SAFETY: the program was filled by a successful pcap_compile and is freed once, here.
+        unsafe { pcap_freecode(&mut self.0) }
+    }
+}
+
 /// Compiles `expr` for the libpcap link type `dlt`, optimised, netmask unknown.
 /// Returns the instructions or libpcap's error message.
 pub(crate) fn compile(expr: &str, dlt: c_int) -> Result<Vec<CbpfInsn>, String> {
     let c_expr =
         CString::new(expr).map_err(|_| "the expression contains a NUL byte".to_string())?;
     with_compile_lock(|| {
-        // SAFETY: pcap_open_dead only allocates a handle; null is checked below.
-        let handle = unsafe { pcap_open_dead(dlt, SNAPLEN) };
-        if handle.is_null() {
-            return Err("libpcap could not allocate a capture handle (out of memory)".into());
-        }
+        let handle = DeadHandle::open(dlt)?;
         let mut prog = BpfProgramRaw {
             bf_len: 0,
             bf_insns: std::ptr::null_mut(),
         };
-        // SAFETY: handle is a valid dead pcap_t, prog a valid out-parameter, c_expr a valid
+        // SAFETY: the handle is a live dead pcap_t, prog a valid out-parameter, c_expr a valid
         // NUL-terminated string living across the call.
-        let rc = unsafe { pcap_compile(handle, &mut prog, c_expr.as_ptr(), 1, NETMASK_UNKNOWN) };
-        let result = if rc != 0 {
-            // SAFETY: pcap_geterr returns a NUL-terminated buffer owned by the live handle.
-            let msg = unsafe { CStr::from_ptr(pcap_geterr(handle)) };
-            Err(msg.to_string_lossy().into_owned())
-        } else {
-            let insns = if prog.bf_insns.is_null() || prog.bf_len == 0 {
-                Vec::new()
-            } else {
-                // SAFETY: on success libpcap filled bf_insns with bf_len instructions.
-                unsafe { std::slice::from_raw_parts(prog.bf_insns, prog.bf_len as usize) }.to_vec()
-            };
-            // SAFETY: prog was filled by a successful pcap_compile and is freed once.
-            unsafe { pcap_freecode(&mut prog) };
-            Ok(insns)
+        let rc = unsafe {
+            pcap_compile(
+                handle.0.as_ptr(),
+                &mut prog,
+                c_expr.as_ptr(),
+                1,
+                NETMASK_UNKNOWN,
+            )
         };
-        // SAFETY: the handle came from pcap_open_dead and is closed once.
-        unsafe { pcap_close(handle) };
-        result
+        if rc != 0 {
+            return Err(handle.error());
+        }
+        Ok(Code(prog).insns().to_vec())
     })
-}
-
-/// Runs libpcap's own interpreter (`bpf_filter`, what `pcap_offline_filter` and the `pcap`
-/// crate's `BpfProgram::filter` call) on `packet` as a full capture (wire length = captured
-/// length) and returns the filter's return value: 0 = no match.
-///
-/// Returns `None` when libpcap's validator (`bpf_validate`) refuses the program, because the
-/// interpreter of libpcap 1.10 must not be given invalid programs.
-pub fn interpret(insns: &[CbpfInsn], packet: &[u8]) -> Option<u32> {
-    let len = c_int::try_from(insns.len()).ok()?;
-    let pkt_len = c_uint::try_from(packet.len()).ok()?;
-    if insns.is_empty() {
-        return None;
-    }
-    // SAFETY: insns is a valid slice of repr(C) bpf_insn of the given length.
-    if unsafe { bpf_validate(insns.as_ptr(), len) } == 0 {
-        return None;
-    }
-    // SAFETY: the program was validated (forward jumps in range, ends in ret, scratch indices in
-    // range), and the interpreter bounds-checks every packet access against pkt_len.
-    Some(unsafe { bpf_filter(insns.as_ptr(), packet.as_ptr(), pkt_len, pkt_len) })
 }

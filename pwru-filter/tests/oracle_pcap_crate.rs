@@ -1,14 +1,87 @@
-//! Ties this crate's libpcap oracle to the `pcap` crate's `BpfProgram::filter`: for every corpus
-//! expression and layer, the `pcap` crate compiles the same instructions (it passes netmask 0,
-//! which only matters for `broadcast`, absent from the corpus, and snaplen 65535, which only
-//! changes the value an accepting `ret` returns) and its interpreter gives the
-//! same verdict as `Cbpf::run_libpcap` on every test packet.
+//! This crate against the `pcap` crate. For every corpus expression and layer, the `pcap` crate
+//! compiles the same instructions (it passes netmask 0, which only matters for `broadcast`,
+//! absent from the corpus, and snaplen 65535, which only changes the value an accepting `ret`
+//! returns) and its interpreter (`BpfProgram::filter`) gives the same verdict as the tests'
+//! oracle (`common::interpret`, libpcap's `bpf_filter` called directly) on every test packet.
+//!
+//! The `pcap_crate_*` tests pin the two differences that keep `pwru_filter::libpcap` calling
+//! `pcap_open_dead` and `pcap_compile` itself: when a `pcap` crate version changes them, the
+//! test fails and those externs can be replaced by the crate.
 
 mod common;
 
 use common::*;
 use pwru_filter::libpcap::with_compile_lock;
-use pwru_filter::Layer;
+use pwru_filter::{compile, CbpfInsn, Layer};
+
+/// What libpcap says for `ip broadcast` when the netmask is `PCAP_NETMASK_UNKNOWN`, as pwru
+/// compiles its filters (and tcpdump whenever it knows no netmask).
+const BROADCAST_REFUSAL: &str = "netmask not known, so 'ip broadcast' not supported";
+
+fn crate_instructions(expr: &str, layer: Layer) -> Result<Vec<String>, pcap::Error> {
+    let dead = pcap::Capture::dead(pcap::Linktype(layer.dlt()))?;
+    let program = with_compile_lock(|| dead.compile(expr, true))?;
+    Ok(program
+        .get_instructions()
+        .iter()
+        .map(|i| i.to_string())
+        .collect())
+}
+
+/// Why pwru-filter calls `pcap_compile` itself: the crate's `Capture::compile` passes netmask 0,
+/// so it compiles `ip broadcast` into a test, where pwru refuses the expression.
+#[test]
+fn pcap_crate_compiles_ip_broadcast_that_pwru_filter_refuses_as_pwru() {
+    for layer in [Layer::L2, Layer::L3] {
+        let theirs = crate_instructions("ip broadcast", layer);
+        assert!(
+            matches!(&theirs, Ok(insns) if insns.len() > 1),
+            "{layer:?}: the pcap crate no longer compiles `ip broadcast` ({theirs:?}); if it now \
+             passes PCAP_NETMASK_UNKNOWN, pwru_filter::libpcap can use Capture::compile"
+        );
+        let ours = compile("ip broadcast", layer).expect_err("libpcap refuses `ip broadcast`");
+        assert!(
+            ours.to_string().contains(BROADCAST_REFUSAL),
+            "{layer:?}: {ours}"
+        );
+    }
+    // `ether broadcast` needs no netmask: both compile it, to the same program.
+    let ether = compile("ether broadcast", Layer::L2).expect("ether broadcast compiles");
+    let text: Vec<String> = ether
+        .insns()
+        .iter()
+        .map(|i| format!("{} {} {} {}", i.code, i.jt, i.jf, i.k))
+        .collect();
+    let theirs = crate_instructions("ether broadcast", Layer::L2).expect("pcap crate");
+    assert_eq!(
+        theirs
+            .iter()
+            .map(|t| t.replace("6 0 0 65535", "6 0 0 262144"))
+            .collect::<Vec<_>>(),
+        text
+    );
+}
+
+/// Why pwru-filter calls `pcap_open_dead` itself: the crate's `Capture::dead` fixes the snapshot
+/// length at 65535, the value an accepting program returns; pwru and tcpdump return 262144.
+#[test]
+fn pcap_crate_dead_handle_accepts_with_65535_where_pwru_returns_262144() {
+    for layer in [Layer::L2, Layer::L3] {
+        let theirs = crate_instructions("", layer).expect("pcap crate compiles the empty filter");
+        assert_eq!(
+            theirs,
+            ["6 0 0 65535"],
+            "{layer:?}: the pcap crate's dead handle changed its snapshot length; if it is now \
+             262144 (or settable), pwru_filter::libpcap can use Capture::dead"
+        );
+        let ours = compile("", layer).expect("the empty filter compiles");
+        assert_eq!(
+            ours.insns(),
+            &[CbpfInsn::new(0x06, 0, 0, 262_144)],
+            "{layer:?}"
+        );
+    }
+}
 
 #[test]
 fn pcap_crate_filter_agrees_with_our_libpcap_oracle() {

@@ -1,6 +1,9 @@
 //! Shared pieces of the differential tests: test packets, the rbpf oracle, the kernel oracle.
 #![allow(dead_code)]
 
+mod interp;
+pub use interp::RunLibpcap;
+
 use std::cell::Cell;
 use std::sync::OnceLock;
 
