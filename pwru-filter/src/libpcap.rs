@@ -1,5 +1,5 @@
 //! The FFI edge to libpcap's compiler: `pcap_compile` with the netmask unknown and the snapshot
-//! length 262144, as pwru and tcpdump call it.
+//! length 262144, as pwru calls it.
 //!
 //! # Why not the `pcap` crate
 //!
@@ -7,8 +7,9 @@
 //! too, but its version 2.5.0 cannot produce the same programs:
 //!
 //! - `Capture::compile` passes netmask 0 to `pcap_compile`, not `PCAP_NETMASK_UNKNOWN`, so
-//!   `ip broadcast` compiles to a test against a made-up broadcast address instead of failing
-//!   with "netmask not known, so 'ip broadcast' not supported" as in pwru and tcpdump.
+//!   `ip broadcast` compiles to "IPv4 destination 0.0.0.0 or 255.255.255.255" instead of failing
+//!   with "netmask not known, so 'ip broadcast' not supported" as in pwru (and in tcpdump
+//!   whenever it knows no netmask).
 //! - `Capture::dead` opens its handle with snapshot length 65535, and the snapshot length is
 //!   what an accepting program returns: pwru and tcpdump return 262144.
 //! - Its compile errors are built by a private method; only `pcap_geterr` gives the message
@@ -48,8 +49,8 @@ extern "C" {
     fn pcap_open_dead(linktype: c_int, snaplen: c_int) -> *mut PcapT;
     /// Closes the handle `pcap_open_dead` gave (the crate's `Capture` only closes its own).
     fn pcap_close(p: *mut PcapT);
-    /// Not `pcap::Capture::compile`: it passes netmask 0 where pwru and tcpdump pass
-    /// `PCAP_NETMASK_UNKNOWN`, which changes what `ip broadcast` means.
+    /// Not `pcap::Capture::compile`: it passes netmask 0 where pwru passes
+    /// `PCAP_NETMASK_UNKNOWN`, which turns the error for `ip broadcast` into a program.
     fn pcap_compile(
         p: *mut PcapT,
         fp: *mut BpfProgramRaw,

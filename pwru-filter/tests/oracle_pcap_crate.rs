@@ -18,14 +18,30 @@ use pwru_filter::{compile, CbpfInsn, Layer};
 /// compiles its filters (and tcpdump whenever it knows no netmask).
 const BROADCAST_REFUSAL: &str = "netmask not known, so 'ip broadcast' not supported";
 
-fn crate_instructions(expr: &str, layer: Layer) -> Result<Vec<String>, pcap::Error> {
+fn crate_compile(expr: &str, layer: Layer) -> Result<pcap::BpfProgram, pcap::Error> {
     let dead = pcap::Capture::dead(pcap::Linktype(layer.dlt()))?;
-    let program = with_compile_lock(|| dead.compile(expr, true))?;
-    Ok(program
+    with_compile_lock(|| dead.compile(expr, true))
+}
+
+fn crate_instructions(expr: &str, layer: Layer) -> Result<Vec<String>, pcap::Error> {
+    Ok(crate_compile(expr, layer)?
         .get_instructions()
         .iter()
         .map(|i| i.to_string())
         .collect())
+}
+
+/// A minimal IPv4 packet to `dst` (behind an Ethernet header for L2).
+fn ipv4_to(dst: [u8; 4], layer: Layer) -> Vec<u8> {
+    let mut p = Vec::new();
+    if layer == Layer::L2 {
+        p.extend_from_slice(&[0xff; 6]);
+        p.extend_from_slice(&[2, 0, 0, 0, 0, 1]);
+        p.extend_from_slice(&0x0800u16.to_be_bytes());
+    }
+    p.extend_from_slice(&[0x45, 0, 0, 20, 0, 1, 0, 0, 64, 17, 0, 0, 10, 0, 0, 1]);
+    p.extend_from_slice(&dst);
+    p
 }
 
 /// Why pwru-filter calls `pcap_compile` itself: the crate's `Capture::compile` passes netmask 0,
@@ -33,12 +49,19 @@ fn crate_instructions(expr: &str, layer: Layer) -> Result<Vec<String>, pcap::Err
 #[test]
 fn pcap_crate_compiles_ip_broadcast_that_pwru_filter_refuses_as_pwru() {
     for layer in [Layer::L2, Layer::L3] {
-        let theirs = crate_instructions("ip broadcast", layer);
-        assert!(
-            matches!(&theirs, Ok(insns) if insns.len() > 1),
-            "{layer:?}: the pcap crate no longer compiles `ip broadcast` ({theirs:?}); if it now \
-             passes PCAP_NETMASK_UNKNOWN, pwru_filter::libpcap can use Capture::compile"
-        );
+        let theirs = crate_compile("ip broadcast", layer);
+        let Ok(theirs) = theirs else {
+            panic!(
+                "{layer:?}: the pcap crate no longer compiles `ip broadcast` ({:?}); if it now \
+                 passes PCAP_NETMASK_UNKNOWN, pwru_filter::libpcap can use Capture::compile",
+                theirs.err()
+            );
+        };
+        // With netmask 0 the "broadcast address" is 0.0.0.0 or 255.255.255.255.
+        for (dst, want) in [([255; 4], true), ([0; 4], true), ([10, 0, 0, 255], false)] {
+            let packet = ipv4_to(dst, layer);
+            assert_eq!(theirs.filter(&packet), want, "{layer:?} to {dst:?}");
+        }
         let ours = compile("ip broadcast", layer).expect_err("libpcap refuses `ip broadcast`");
         assert!(
             ours.to_string().contains(BROADCAST_REFUSAL),
