@@ -18,7 +18,7 @@
 //!
 //! fn main() -> Result<(), pwru_core::Error> {
 //!     let tracer = Tracer::builder().pcap_filter("udp port 53").build()?; // checks, attaches nothing
-//!     let mut session = tracer.attach(|_progress| {})?; // loads + attaches
+//!     let mut session = tracer.attach()?; // loads + attaches
 //!     futures::executor::block_on(async {
 //!         let mut events = session.events().take(20);
 //!         while let Some(item) = events.next().await {

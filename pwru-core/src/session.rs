@@ -23,11 +23,11 @@ use crate::stream::{Counters, RecordStream};
 use crate::symbols::{is_dispatch_frame, trim_dispatch_frames, KernelSymbols};
 use crate::tracer::{Refusal, Target, Tracer};
 
-/// How far [`Tracer::attach`] has come; passed to the progress callback.
+/// How far [`Tracer::attach_with_progress`] has come; passed to the progress callback.
 ///
 /// ```no_run
 /// let tracer = pwru_core::Tracer::builder().build()?;
-/// let session = tracer.attach(|p: pwru_core::Progress<'_>| {
+/// let session = tracer.attach_with_progress(|p: pwru_core::Progress<'_>| {
 ///     eprint!("\rattaching {}/{} with {} ({})", p.done, p.total, p.backend, p.current)
 /// })?;
 /// # Ok::<(), pwru_core::Error>(())
@@ -247,17 +247,60 @@ fn is_verifier(e: &LoaderError) -> bool {
 }
 
 impl Tracer {
-    /// Loads the programs with the filter spliced in and attaches them to every target,
-    /// calling `progress` as it goes. Targets the kernel refuses are counted and listed in
-    /// [`Session::refused`], never dropped silently; it fails only if nothing attaches.
+    /// Loads the programs with the filter spliced in and attaches them to every target.
+    /// Targets the kernel refuses are counted and listed in [`Session::refused`], never
+    /// dropped silently; it fails only if nothing attaches.
+    ///
+    /// This call blocks (loading, the verifier and one attachment per target: milliseconds
+    /// with the tracepoint backend, seconds for thousands of kprobes). Under an async runtime
+    /// run it on a blocking thread, as [`TracerBuilder::build`](crate::TracerBuilder::build)
+    /// and dropping or [`Session::detach`] (which detach every probe); reading the stream
+    /// never blocks. With tokio:
+    ///
+    /// ```no_run
+    /// use futures::StreamExt;
+    /// use pwru_core::Tracer;
+    ///
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    /// let mut session = tokio::task::spawn_blocking(|| {
+    ///     Tracer::builder().pcap_filter("icmp").build()?.attach()
+    /// })
+    /// .await??;
+    /// let reader = tokio::spawn(async move {
+    ///     {
+    ///         let mut events = session.events().take(10);
+    ///         while let Some(item) = events.next().await {
+    ///             match item {
+    ///                 Ok(ev) => println!("{} {:#x}", ev.function, ev.skb),
+    ///                 Err(e) if !e.is_fatal() => eprintln!("{e}"),
+    ///                 Err(e) => return Err(e),
+    ///             }
+    ///         }
+    ///     }
+    ///     Ok(session)
+    /// });
+    /// let session = reader.await??;
+    /// // Detaching blocks too.
+    /// tokio::task::spawn_blocking(move || session.detach()).await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn attach(self) -> Result<Session, Error> {
+        self.attach_with_progress(|_| {})
+    }
+
+    /// [`Tracer::attach`], calling `progress` after each target (or batch of targets).
     ///
     /// ```no_run
     /// let tracer = pwru_core::Tracer::builder().pcap_filter("icmp").build()?;
-    /// let session = tracer.attach(|p| eprint!("\r{}/{} {}", p.done, p.total, p.backend))?;
+    /// let session = tracer.attach_with_progress(|p| eprint!("\r{}/{} {}", p.done, p.total, p.backend))?;
     /// eprintln!("\n{} attached, {} refused", session.attached().len(), session.refused().len());
     /// # Ok::<(), pwru_core::Error>(())
     /// ```
-    pub fn attach(self, mut progress: impl FnMut(Progress<'_>)) -> Result<Session, Error> {
+    pub fn attach_with_progress(
+        self,
+        mut progress: impl FnMut(Progress<'_>),
+    ) -> Result<Session, Error> {
         let started = Instant::now();
         // Interface names are read before anything is attached: these netlink dumps (one per
         // namespace) would otherwise be traced by a session with no filter.
@@ -672,7 +715,7 @@ impl Session {
     ///
     /// ```no_run
     /// use futures::StreamExt;
-    /// let mut session = pwru_core::Tracer::builder().pcap_filter("icmp").build()?.attach(|_| {})?;
+    /// let mut session = pwru_core::Tracer::builder().pcap_filter("icmp").build()?.attach()?;
     /// for item in futures::executor::block_on_stream(session.events()).take(10) {
     ///     match item {
     ///         Ok(ev) => println!("{} {:#x}", ev.function, ev.skb),
@@ -770,7 +813,7 @@ impl Session {
     /// [`Session::try_stats`] for the error).
     ///
     /// ```no_run
-    /// let session = pwru_core::Tracer::builder().build()?.attach(|_| {})?;
+    /// let session = pwru_core::Tracer::builder().build()?.attach()?;
     /// let s = session.stats();
     /// println!("{} events, {} lost, {} attached, {} refused", s.records, s.total_lost(), s.attached, s.refused);
     /// # Ok::<(), pwru_core::Error>(())

@@ -63,7 +63,7 @@ fn run(args: &Args, backend: Backend, signals: &mut Signals) -> Result<(), Strin
         .build()
         .map_err(|e| e.to_string())?;
     signals.set_phase(Phase::Attaching);
-    let mut session = tracer.attach(|_| {}).map_err(|e| e.to_string())?;
+    let mut session = tracer.attach().map_err(|e| e.to_string())?;
     signals.deliver();
     if let Some(p) = &args.ready_file {
         std::fs::write(p, b"").map_err(|e| format!("--ready-file {p}: {e}"))?;

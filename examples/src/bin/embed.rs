@@ -9,7 +9,7 @@ use pwru_core::Tracer;
 fn main() -> Result<(), pwru_core::Error> {
     let filter = std::env::args().skip(1).collect::<Vec<_>>().join(" ");
     let tracer = Tracer::builder().pcap_filter(filter).build()?;
-    let mut session = tracer.attach(|_| {})?;
+    let mut session = tracer.attach()?;
     eprintln!(
         "tracing with {} ({} attached)",
         session.backend(),

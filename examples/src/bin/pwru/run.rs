@@ -299,7 +299,7 @@ pub fn trace_with(
     let started = Instant::now();
     signals.set_phase(Phase::Attaching);
     let mut session = tracer
-        .attach(|p| {
+        .attach_with_progress(|p| {
             if tty {
                 let width = 30;
                 let filled = (p.done * width)
