@@ -73,7 +73,10 @@ pub use error::Error;
 pub use event::Event;
 pub use options::{Backend, Capture, KernelModules, MarkFilter, Options};
 pub use pwru_filter::ProbeAccess;
-pub use session::{Events, Progress, RunOutcomes, Session, Stats};
+pub use session::{
+    EventStream, Events, Item, LostEvents, Progress, RunOutcomes, Session, Stats, StatsHandle,
+    StopHandle,
+};
 pub use tracer::{Refusal, Target, Tracer, TracerBuilder};
 
 /// The README's code, compiled and run as doctests so it cannot go stale.
