@@ -14,26 +14,32 @@
 //!
 //! ```no_run
 //! use futures::StreamExt;
-//! use pwru_core::Tracer;
+//! use pwru_core::{Item, Tracer};
 //!
 //! fn main() -> Result<(), pwru_core::Error> {
 //!     let tracer = Tracer::builder().pcap_filter("udp port 53").build()?; // checks, attaches nothing
-//!     let mut session = tracer.attach(|_progress| {})?; // loads + attaches
+//!     let session = tracer.attach()?;                          // loads + attaches (blocks)
+//!     let mut stream = session.into_stream().take(20);         // owns the session: 'static + Send
 //!     futures::executor::block_on(async {
-//!         let mut events = session.events().take(20);
-//!         while let Some(item) = events.next().await {
+//!         while let Some(item) = stream.next().await {
 //!             match item {
-//!                 Ok(ev) => println!("{:#x} {} {:?}", ev.skb, ev.function, ev.drop_reason),
-//!                 Err(e) if !e.is_fatal() => eprintln!("{e}"), // e.g. "12 events lost"
+//!                 Ok(Item::Event(ev)) => println!("{:#x} {} {:?}", ev.skb, ev.function, ev.drop_reason),
+//!                 Ok(Item::Lost(lost)) => eprintln!("{lost}"), // "12 events lost (ring buffer full; ...)"
+//!                 Ok(_) => {}                                  // Item is non_exhaustive
+//!                 Err(e) if !e.is_fatal() => eprintln!("{e}"), // a corrupt record
 //!                 Err(e) => return Err(e),
 //!             }
 //!         }
 //!         Ok(())
 //!     })
-//! } // dropping the session detaches everything
+//! } // dropping the stream drops the session: detaches everything
 //! ```
 //!
-//! The stream is runtime-agnostic: it works under tokio as under `futures::executor`.
+//! The stream is runtime-agnostic: it works under tokio as under `futures::executor`. Under
+//! tokio, move the owned stream ([`Session::into_stream`]) into `tokio::spawn`, read counters
+//! from any task with a [`StatsHandle`] and end the stream with a [`StopHandle`]; run the
+//! blocking calls (build, attach, dropping the session) in `spawn_blocking`, as the
+//! [`Tracer::attach`] example shows.
 //!
 //! # System requirements
 //!
@@ -73,7 +79,10 @@ pub use error::Error;
 pub use event::Event;
 pub use options::{Backend, Capture, KernelModules, MarkFilter, Options};
 pub use pwru_filter::ProbeAccess;
-pub use session::{Events, Progress, RunOutcomes, Session, Stats};
+pub use session::{
+    EventStream, Events, Item, LostEvents, Progress, RunOutcomes, Session, Stats, StatsHandle,
+    StopHandle,
+};
 pub use tracer::{Refusal, Target, Tracer, TracerBuilder};
 
 /// The README's code, compiled and run as doctests so it cannot go stale.

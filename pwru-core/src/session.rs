@@ -1,9 +1,8 @@
 //! [`Session`]: attached probes, the event stream, statistics. Dropping it detaches everything.
 
-use std::collections::HashSet;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -12,22 +11,24 @@ use futures::Stream;
 
 use crate::error::Error;
 use crate::event::{decode, DecodeContext, DecodeError, Event, WallClock};
-use crate::loader::{
-    DetachedProgram, Link, Loader, LoaderError, LoaderOptions, LostCounter, NestingCounter,
-    ProgramStats, TrackingBackend,
-};
+use crate::loader::{Link, Loader, LoaderError, LoaderOptions, LostCounter, TrackingBackend};
 use crate::netns::InterfaceCache;
 use crate::options::Backend;
 use crate::stream::readiness::Readiness;
-use crate::stream::{Counters, RecordStream};
+use crate::stream::RecordStream;
 use crate::symbols::{is_dispatch_frame, trim_dispatch_frames, KernelSymbols};
 use crate::tracer::{Refusal, Target, Tracer};
 
-/// How far [`Tracer::attach`] has come; passed to the progress callback.
+mod owned;
+
+use owned::{lock, Probes};
+pub use owned::{EventStream, Item, LostEvents, StatsHandle, StopHandle};
+
+/// How far [`Tracer::attach_with_progress`] has come; passed to the progress callback.
 ///
 /// ```no_run
 /// let tracer = pwru_core::Tracer::builder().build()?;
-/// let session = tracer.attach(|p: pwru_core::Progress<'_>| {
+/// let session = tracer.attach_with_progress(|p: pwru_core::Progress<'_>| {
 ///     eprint!("\rattaching {}/{} with {} ({})", p.done, p.total, p.backend, p.current)
 /// })?;
 /// # Ok::<(), pwru_core::Error>(())
@@ -175,19 +176,18 @@ impl Stats {
 pub struct Session {
     // Field order is drop order: stop the waker thread, then the links, then maps/programs.
     readiness: Readiness,
-    _links: Vec<Link>,
-    /// Programs of links detached by [`Session::stop`], kept for their run counters.
-    stopped: Vec<DetachedProgram>,
+    /// The only strong reference: [`StatsHandle`]s hold a `Weak` one, so dropping the session
+    /// detaches everything whatever handles are left.
+    probes: Arc<Mutex<Probes>>,
     ring: RingBuf<MapData>,
-    lost: LostCounter,
-    nesting: NestingCounter,
     stacks: Option<StackTraceMap<MapData>>,
-    _loader: Loader,
     decode_ctx: DecodeContext,
     interfaces: InterfaceCache,
     symbols: Arc<KernelSymbols>,
-    counters: Counters,
-    check_mismatches: AtomicU64,
+    /// Counters shared with [`StatsHandle`]s.
+    stats: StatsHandle,
+    /// Raised by a [`StopHandle`].
+    stop_requested: Arc<AtomicBool>,
     backend: Backend,
     attached: Vec<String>,
     refused: Vec<Refusal>,
@@ -247,17 +247,65 @@ fn is_verifier(e: &LoaderError) -> bool {
 }
 
 impl Tracer {
-    /// Loads the programs with the filter spliced in and attaches them to every target,
-    /// calling `progress` as it goes. Targets the kernel refuses are counted and listed in
-    /// [`Session::refused`], never dropped silently; it fails only if nothing attaches.
+    /// Loads the programs with the filter spliced in and attaches them to every target.
+    /// Targets the kernel refuses are counted and listed in [`Session::refused`], never
+    /// dropped silently; it fails only if nothing attaches.
+    ///
+    /// This call blocks (loading, the verifier and one attachment per target: milliseconds
+    /// with the tracepoint backend, seconds for thousands of kprobes). Under an async runtime
+    /// run it on a blocking thread, as [`TracerBuilder::build`](crate::TracerBuilder::build)
+    /// and dropping or [`Session::detach`] (which detach every probe); reading the stream
+    /// never blocks. With tokio:
+    ///
+    /// ```no_run
+    /// use futures::StreamExt;
+    /// use pwru_core::{Item, Tracer};
+    ///
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    /// let session = tokio::task::spawn_blocking(|| {
+    ///     Tracer::builder().pcap_filter("icmp").build()?.attach()
+    /// })
+    /// .await??;
+    /// let stats = session.stats_handle();
+    /// let stopper = session.stop_handle();
+    /// let mut stream = session.into_stream(); // owns the session: 'static + Send
+    /// let reader = tokio::spawn(async move {
+    ///     while let Some(item) = stream.next().await {
+    ///         match item {
+    ///             Ok(Item::Event(ev)) => println!("{} {:#x}", ev.function, ev.skb),
+    ///             Ok(Item::Lost(lost)) => eprintln!("{lost}"),
+    ///             Ok(_) => {} // Item may grow
+    ///             Err(e) if !e.is_fatal() => eprintln!("{e}"),
+    ///             Err(e) => return Err(e),
+    ///         }
+    ///     }
+    ///     Ok(stream) // ended: stopped
+    /// });
+    /// tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+    /// println!("{} records so far", stats.stats().records);
+    /// stopper.stop(); // detaches; the stream drains what is left, then ends
+    /// let stream = reader.await??;
+    /// // Dropping the session releases the programs and maps: blocking too.
+    /// tokio::task::spawn_blocking(move || drop(stream)).await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn attach(self) -> Result<Session, Error> {
+        self.attach_with_progress(|_| {})
+    }
+
+    /// [`Tracer::attach`], calling `progress` after each target (or batch of targets).
     ///
     /// ```no_run
     /// let tracer = pwru_core::Tracer::builder().pcap_filter("icmp").build()?;
-    /// let session = tracer.attach(|p| eprint!("\r{}/{} {}", p.done, p.total, p.backend))?;
+    /// let session = tracer.attach_with_progress(|p| eprint!("\r{}/{} {}", p.done, p.total, p.backend))?;
     /// eprintln!("\n{} attached, {} refused", session.attached().len(), session.refused().len());
     /// # Ok::<(), pwru_core::Error>(())
     /// ```
-    pub fn attach(self, mut progress: impl FnMut(Progress<'_>)) -> Result<Session, Error> {
+    pub fn attach_with_progress(
+        self,
+        mut progress: impl FnMut(Progress<'_>),
+    ) -> Result<Session, Error> {
         let started = Instant::now();
         // Interface names are read before anything is attached: these netlink dumps (one per
         // namespace) would otherwise be traced by a session with no filter.
@@ -518,20 +566,30 @@ impl Tracer {
             refused.len(),
             started.elapsed()
         );
+        let probes = Arc::new(Mutex::new(Probes {
+            links,
+            stopped: Vec::new(),
+            loader,
+        }));
+        let stats = StatsHandle {
+            counters: Arc::default(),
+            check_mismatches: Arc::default(),
+            lost: Arc::new(lost),
+            nesting: Arc::new(nesting),
+            probes: Arc::downgrade(&probes),
+            attached: attached.len(),
+            refused: refused.len(),
+        };
         Ok(Session {
             readiness,
-            _links: links,
-            stopped: Vec::new(),
+            probes,
             ring,
-            lost,
-            nesting,
             stacks,
-            _loader: loader,
             decode_ctx,
             interfaces,
             symbols,
-            counters: Counters::default(),
-            check_mismatches: AtomicU64::new(0),
+            stats,
+            stop_requested: Arc::default(),
             backend: self.backend,
             attached,
             refused,
@@ -656,7 +714,10 @@ fn trace_bpf_programs(
 impl Session {
     /// The stream of events. Each item is an [`Event`], or an error: lost-event reports
     /// ([`Error::EventsLost`]) and corrupt records ([`Error::Decode`]) are not fatal (see
-    /// [`Error::is_fatal`]); the stream goes on after them. Works under any executor.
+    /// [`Error::is_fatal`]); the stream goes on after them. Works under any executor. It
+    /// borrows the session; [`Session::into_stream`] is the owned stream (whose items are
+    /// [`Item`]s, losses as their own variant). A [`StopHandle::stop`] ends either stream
+    /// once it has drained the ring.
     ///
     /// A record the kernel commits is delivered without waiting for another one: the reader
     /// sleeps on epoll and, should a kernel notification go missing, a backstop wakes it within
@@ -672,7 +733,7 @@ impl Session {
     ///
     /// ```no_run
     /// use futures::StreamExt;
-    /// let mut session = pwru_core::Tracer::builder().pcap_filter("icmp").build()?.attach(|_| {})?;
+    /// let mut session = pwru_core::Tracer::builder().pcap_filter("icmp").build()?.attach()?;
     /// for item in futures::executor::block_on_stream(session.events()).take(10) {
     ///     match item {
     ///         Ok(ev) => println!("{} {:#x}", ev.function, ev.skb),
@@ -683,25 +744,99 @@ impl Session {
     /// # Ok::<(), pwru_core::Error>(())
     /// ```
     pub fn events(&mut self) -> Events<'_> {
+        Events {
+            session: self,
+            since_lost_check: 0,
+        }
+    }
+
+    /// The stream owning the session: `'static` and `Send`, so it can be moved into
+    /// `tokio::spawn` on its own. Items are [`Item`]s: events and loss notices
+    /// ([`Item::Lost`]); errors are corrupt records ([`Error::Decode`], not fatal) and a
+    /// failing ring buffer wait (fatal). Take a [`Session::stats_handle`] and a
+    /// [`Session::stop_handle`] first to read counters and to end the stream from elsewhere;
+    /// dropping the stream drops the session (and detaches everything).
+    ///
+    /// [`Session::events`] is the borrowing stream and keeps its older item type
+    /// (`Result<Event, Error>`, losses as [`Error::EventsLost`]) so existing code goes on
+    /// working; both read the same ring buffer and counters.
+    pub fn into_stream(self) -> EventStream {
+        EventStream {
+            session: Box::new(self),
+            since_lost_check: 0,
+        }
+    }
+
+    /// A cheap cloneable handle reading this session's counters ([`Stats`]) from any thread
+    /// or task, also while a stream is being read.
+    pub fn stats_handle(&self) -> StatsHandle {
+        self.stats.clone()
+    }
+
+    /// A cloneable handle that stops the session from any thread or task: see
+    /// [`StopHandle::stop`].
+    pub fn stop_handle(&self) -> StopHandle {
+        StopHandle {
+            requested: Arc::clone(&self.stop_requested),
+            wake: self.readiness.wake_handle(),
+        }
+    }
+
+    /// One poll of the stream, shared by [`Events`] and [`EventStream`]. A stop request from a
+    /// [`StopHandle`] detaches the probes here; the stream then drains the ring and ends.
+    fn poll_records(
+        &mut self,
+        since_lost_check: &mut u64,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Event, Error>>> {
+        loop {
+            let stopping = self.stop_requested.load(Ordering::SeqCst);
+            if stopping {
+                // Idempotent: later calls find no link left.
+                self.stop();
+            }
+            let mut records = self.record_stream(*since_lost_check);
+            let polled = records.poll_item(cx);
+            *since_lost_check = records.since_lost_check;
+            match polled {
+                // The request came in during this poll, with links still attached: detach,
+                // then drain what they wrote meanwhile.
+                Poll::Ready(None) if !stopping => continue,
+                polled => return polled,
+            }
+        }
+    }
+
+    // The closures borrow the session's fields: spelled out, not boxed, to save two
+    // allocations per poll.
+    #[allow(clippy::type_complexity)]
+    fn record_stream(
+        &mut self,
+        since_lost_check: u64,
+    ) -> RecordStream<
+        '_,
+        RingBuf<MapData>,
+        impl FnMut(&[u8]) -> Result<Event, Error> + '_,
+        impl FnMut() -> Result<u64, Error> + '_,
+    > {
         let Session {
             readiness,
             ring,
-            lost,
             stacks,
             decode_ctx,
             interfaces,
             symbols,
-            counters,
-            check_mismatches,
+            stats,
+            stop_requested,
             resolve_stacks,
             ..
         } = self;
-        let check_mismatches: &AtomicU64 = check_mismatches;
+        let check_mismatches: &AtomicU64 = &stats.check_mismatches;
         let resolve_stacks = *resolve_stacks;
         let decode_ctx: &DecodeContext = decode_ctx;
         let stacks: &Option<StackTraceMap<MapData>> = stacks;
         let symbols: &KernelSymbols = symbols;
-        let lost: &LostCounter = lost;
+        let lost: &LostCounter = &stats.lost;
         let decode_fn = move |bytes: &[u8]| -> Result<Event, Error> {
             let mut ev = decode(bytes, decode_ctx).map_err(|e| {
                 if matches!(e, DecodeError::CheckMismatch { .. }) {
@@ -729,14 +864,15 @@ impl Session {
             Ok(ev)
         };
         let read_lost = move || -> Result<u64, Error> { Ok(lost.total()?) };
-        Events(RecordStream {
+        RecordStream {
             source: ring,
             readiness,
-            decode: Box::new(decode_fn),
-            read_lost: Box::new(read_lost),
-            counters,
-            since_lost_check: 0,
-        })
+            decode: decode_fn,
+            read_lost,
+            counters: &stats.counters,
+            stop: stop_requested,
+            since_lost_check,
+        }
     }
 
     /// The backend in use.
@@ -770,40 +906,18 @@ impl Session {
     /// [`Session::try_stats`] for the error).
     ///
     /// ```no_run
-    /// let session = pwru_core::Tracer::builder().build()?.attach(|_| {})?;
+    /// let session = pwru_core::Tracer::builder().build()?.attach()?;
     /// let s = session.stats();
     /// println!("{} events, {} lost, {} attached, {} refused", s.records, s.total_lost(), s.attached, s.refused);
     /// # Ok::<(), pwru_core::Error>(())
     /// ```
     pub fn stats(&self) -> Stats {
-        self.try_stats().unwrap_or_else(|_| {
-            let mut s = self.stream_stats();
-            s.lost = self.counters.lost_reported.load(Ordering::Relaxed);
-            s
-        })
+        self.stats.stats()
     }
 
     /// [`Session::stats`], failing if a kernel counter cannot be read.
     pub fn try_stats(&self) -> Result<Stats, Error> {
-        let mut s = self.stream_stats();
-        s.runs = RunOutcomes::from_counts(&self.lost.outcomes()?);
-        s.lost = s.runs.ring_full;
-        s.nested_runs = self.nesting.nested()?;
-        let (runs, misses) = self.kernel_run_counts()?;
-        s.kernel_runs = runs;
-        s.recursion_misses = misses;
-        Ok(s)
-    }
-
-    fn stream_stats(&self) -> Stats {
-        Stats {
-            records: self.counters.records.load(Ordering::Relaxed),
-            decode_errors: self.counters.decode_errors.load(Ordering::Relaxed),
-            check_mismatches: self.check_mismatches.load(Ordering::Relaxed),
-            attached: self.attached.len(),
-            refused: self.refused.len(),
-            ..Stats::default()
-        }
+        self.stats.try_stats()
     }
 
     /// How many times the event stream was woken by its backstop rather than by the kernel:
@@ -820,39 +934,14 @@ impl Session {
         self.interfaces.stats()
     }
 
-    /// (run_cnt, recursion_misses) summed over every loaded event program, each program once.
-    fn kernel_run_counts(&self) -> Result<(u64, u64), Error> {
-        let attached = self._links.iter().map(|l| (l.program(), l.stats()));
-        let stopped = self.stopped.iter().map(|p| (p.program(), p.stats()));
-        let mut aya_programs = HashSet::new();
-        let (mut runs, mut misses) = (0u64, 0u64);
-        for (program, stats) in attached.chain(stopped) {
-            if !pwru_ebpf::is_event_program(program) {
-                continue;
-            }
-            let stats: ProgramStats = match stats {
-                Some(r) => r.map_err(|error| LoaderError::Attach {
-                    program: program.into(),
-                    target: "info".into(),
-                    error,
-                })?,
-                // aya keeps one program for all its links: count it once.
-                None if aya_programs.insert(program) => self._loader.program_stats(program)?,
-                None => continue,
-            };
-            runs = runs.wrapping_add(stats.run_cnt);
-            misses = misses.wrapping_add(stats.recursion_misses);
-        }
-        Ok((runs, misses))
-    }
-
     /// Detaches every probe now but keeps the ring buffer, its counters and the programs:
     /// records already written can still be read from [`Session::events`], and
     /// [`Session::stats`] read afterwards gives final counts (no run can start any more).
     /// Dropping the session releases the rest.
     pub fn stop(&mut self) {
-        let links = std::mem::take(&mut self._links);
-        self.stopped.extend(links.into_iter().map(Link::detach));
+        let mut probes = lock(&self.probes);
+        let links = std::mem::take(&mut probes.links);
+        probes.stopped.extend(links.into_iter().map(Link::detach));
     }
 
     /// Detaches everything now and reports how long it took (dropping does the same).
@@ -881,17 +970,24 @@ fn caller_past_dispatch(ev: &mut Event) {
     }
 }
 
-type DecodeFn<'a> = Box<dyn FnMut(&[u8]) -> Result<Event, Error> + Send + 'a>;
-type LostFn<'a> = Box<dyn FnMut() -> Result<u64, Error> + Send + 'a>;
+/// The borrowing event stream of a [`Session`]; see [`Session::events`].
+pub struct Events<'a> {
+    session: &'a mut Session,
+    since_lost_check: u64,
+}
 
-/// The event stream of a [`Session`]; see [`Session::events`].
-pub struct Events<'a>(RecordStream<'a, RingBuf<MapData>, DecodeFn<'a>, LostFn<'a>>);
+impl std::fmt::Debug for Events<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Events").finish_non_exhaustive()
+    }
+}
 
 impl Stream for Events<'_> {
     type Item = Result<Event, Error>;
 
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        Pin::new(&mut self.0).poll_next(cx)
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        this.session.poll_records(&mut this.since_lost_check, cx)
     }
 }
 

@@ -57,7 +57,7 @@ fn kernel_runs_equal_the_sum_of_outcomes() {
         .ring_buffer_bytes(4096)
         .build()
         .expect("build")
-        .attach(|_| {})
+        .attach()
         .expect("attach");
 
     // Nobody reads while these fly, so the one-page ring fills. In ns_a: marked to port 9

@@ -54,7 +54,7 @@ fn trace_one_packet(name: &str, btf: Option<&Path>, subnet: u8) {
             Some(want.as_str()).filter(|w| !w.is_empty())
         );
     }
-    let mut session = tracer.attach(|_| {}).expect("attach");
+    let mut session = tracer.attach().expect("attach");
     assert_eq!(
         parses_since(before),
         (1, 1),

@@ -94,7 +94,7 @@ fn session() -> Session {
         .track_skb(true)
         .build()
         .expect("build")
-        .attach(|_| {})
+        .attach()
         .expect("attach")
 }
 

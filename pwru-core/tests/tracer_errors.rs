@@ -347,7 +347,7 @@ fn ring_buffer_size_is_rounded_up_and_the_kernel_takes_it() {
         // The oracle: the kernel refuses a ring buffer that is not a power-of-two number of
         // pages (EINVAL), so attaching proves the size it was given.
         let session = t
-            .attach(|_| {})
+            .attach()
             .unwrap_or_else(|e| panic!("attach with ring_buffer_bytes({asked}): {e}"));
         assert_eq!(session.attached().len(), 1);
     }

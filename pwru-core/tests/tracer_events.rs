@@ -22,7 +22,7 @@ fn attach(pcap: &str, capture: Capture) -> Session {
         .capture(capture)
         .build()
         .expect("build")
-        .attach(|_| {})
+        .attach()
         .expect("attach")
 }
 

@@ -44,7 +44,7 @@ fn attach(b: TracerBuilder) -> Session {
         tracer.filter_access_note()
     );
     let built = tracer.build_time();
-    let s = tracer.attach(|_| {}).expect("attach");
+    let s = tracer.attach().expect("attach");
     assert!(!s.attached().is_empty());
     println!("build {built:?}, attach {:?}", s.attach_time());
     s

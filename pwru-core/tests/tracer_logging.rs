@@ -43,7 +43,7 @@ fn attach_logs_refusals_and_progress_at_debug_level() {
         .build()
         .expect("build");
     let backend_refusals = tracer.backend_refusals().to_vec();
-    let session = tracer.attach(|_| {}).expect("attach");
+    let session = tracer.attach().expect("attach");
     let records = RECORDER.0.lock().unwrap_or_else(|e| e.into_inner()).clone();
     for (level, target, msg) in &records {
         println!("{level:<5} {target}: {msg}");

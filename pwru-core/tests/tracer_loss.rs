@@ -22,7 +22,7 @@ fn attach(filter: &str, ring: u32) -> Session {
         .ring_buffer_bytes(ring)
         .build()
         .expect("build")
-        .attach(|_| {})
+        .attach()
         .expect("attach")
 }
 

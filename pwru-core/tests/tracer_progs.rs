@@ -60,7 +60,7 @@ fn tc_and_xdp_programs_are_traced_or_refused_with_the_kernels_reason() {
         .trace_xdp(true)
         .build()
         .expect("build")
-        .attach(|_| {})
+        .attach()
         .expect("attach");
     let label = |id: u32, prog: &str| format!("bpf prog {id}:{prog}");
     let tc_label = label(tc_id, "pwru_test_tc");

@@ -39,7 +39,7 @@ fn interface_lookups_do_not_flood_the_trace() {
         .ring_buffer_bytes(32 << 20)
         .build()
         .expect("build")
-        .attach(|_| {})
+        .attach()
         .expect("attach");
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_time()

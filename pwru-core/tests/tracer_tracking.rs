@@ -19,7 +19,7 @@ fn attach(b: TracerBuilder) -> Session {
         .backend(Backend::Tracepoint)
         .build()
         .expect("build")
-        .attach(|_| {})
+        .attach()
         .expect("attach");
     assert!(!s.attached().is_empty());
     s

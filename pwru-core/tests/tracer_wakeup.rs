@@ -57,7 +57,7 @@ fn lone_record_after_a_burst_always_wakes_the_reader() {
         .pcap_filter(filter)
         .build()
         .expect("build")
-        .attach(|_| {})
+        .attach()
         .expect("attach");
 
     let (seen_tx, seen_rx) = mpsc::channel::<Seen>();

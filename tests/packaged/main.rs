@@ -34,7 +34,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         .backend(Backend::Tracepoint)
         .pcap_filter(format!("udp and dst host {} and dst port 9", pair.addr_b))
         .build()?;
-    let mut session = tracer.attach(|_| {})?;
+    let mut session = tracer.attach()?;
 
     // Traffic until the first event arrives (a datagram sent before the stream is polled is
     // still in the ring buffer; repeating covers nothing but a slow start).

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use futures::StreamExt;
-use pwru_core::{Backend, Error, Tracer};
+use pwru_core::{Backend, Item, Tracer};
 use pwru_examples::signals::{Phase, Signals};
 
 /// Count dropped packets by drop reason and function.
@@ -63,7 +63,7 @@ fn run(args: &Args, backend: Backend, signals: &mut Signals) -> Result<(), Strin
         .build()
         .map_err(|e| e.to_string())?;
     signals.set_phase(Phase::Attaching);
-    let mut session = tracer.attach(|_| {}).map_err(|e| e.to_string())?;
+    let session = tracer.attach().map_err(|e| e.to_string())?;
     signals.deliver();
     if let Some(p) = &args.ready_file {
         std::fs::write(p, b"").map_err(|e| format!("--ready-file {p}: {e}"))?;
@@ -78,7 +78,8 @@ fn run(args: &Args, backend: Backend, signals: &mut Signals) -> Result<(), Strin
     let started = Instant::now();
     let limit = (args.seconds > 0).then(|| Duration::from_secs(args.seconds));
     rt.block_on(async {
-        let mut events = session.events();
+        // The owned stream: it holds the session, which detaches when the stream is dropped.
+        let mut events = session.into_stream();
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         loop {
             tokio::select! {
@@ -93,12 +94,13 @@ fn run(args: &Args, backend: Backend, signals: &mut Signals) -> Result<(), Strin
                     }
                 }
                 item = events.next() => match item {
-                    Some(Ok(ev)) => {
+                    Some(Ok(Item::Event(ev))) => {
                         if let Some(r) = ev.drop_reason {
                             *counts.entry((r.to_string(), ev.function.to_string())).or_default() += 1;
                         }
                     }
-                    Some(Err(Error::EventsLost { count, .. })) => lost += count,
+                    Some(Ok(Item::Lost(l))) => lost += l.count,
+                    Some(Ok(_)) => {}
                     Some(Err(e)) if !e.is_fatal() => eprintln!("drops: {e}"),
                     Some(Err(e)) => return Err(e.to_string()),
                     None => break,

@@ -18,7 +18,7 @@
 pub(crate) mod readiness;
 
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::{Context, Poll};
 
 use futures::Stream;
@@ -60,6 +60,8 @@ pub(crate) struct RecordStream<'a, S, D, L> {
     pub(crate) decode: D,
     pub(crate) read_lost: L,
     pub(crate) counters: &'a Counters,
+    /// Once set, the stream ends (`None`) as soon as it has drained the ring.
+    pub(crate) stop: &'a AtomicBool,
     pub(crate) since_lost_check: u64,
 }
 
@@ -88,7 +90,7 @@ where
         }
     }
 
-    fn poll_item(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<T, Error>>> {
+    pub(crate) fn poll_item(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<T, Error>>> {
         let mut armed = false;
         loop {
             if self.since_lost_check >= LOST_CHECK_EVERY {
@@ -109,6 +111,9 @@ where
             // Drained: report losses before going to sleep, so they are never held back.
             if let Some(e) = self.check_lost() {
                 return Poll::Ready(Some(Err(e)));
+            }
+            if self.stop.load(Ordering::SeqCst) {
+                return Poll::Ready(None);
             }
             if armed {
                 return Poll::Pending;

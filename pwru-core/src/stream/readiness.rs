@@ -126,6 +126,11 @@ impl Readiness {
         self.shared.backstop_wakeups.load(Ordering::Relaxed)
     }
 
+    /// A handle that wakes the reading task from anywhere (a stop request).
+    pub(crate) fn wake_handle(&self) -> WakeHandle {
+        WakeHandle(Arc::clone(&self.shared))
+    }
+
     /// Stores `waker` and asks to be woken once the ring is readable. Call after finding the ring
     /// empty, then look at the ring once more: a record that arrived in between still wakes.
     pub(crate) fn arm(&self, waker: &Waker) -> io::Result<()> {
@@ -143,6 +148,17 @@ impl Readiness {
             (libc::EPOLLIN | libc::EPOLLONESHOT) as u32,
             TOKEN_RING,
         )
+    }
+}
+
+/// Wakes the task reading a ring buffer; see [`Readiness::wake_handle`].
+#[derive(Clone)]
+pub(crate) struct WakeHandle(Arc<Shared>);
+
+impl WakeHandle {
+    /// Wakes the reading task (if it ever polled), whether or not it is armed.
+    pub(crate) fn wake(&self) {
+        wake(&self.0);
     }
 }
 

@@ -14,6 +14,8 @@ use futures::Stream;
 
 use super::readiness::{Readiness, BACKSTOP};
 use super::{Counters, RecordStream};
+
+static NEVER: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 use crate::error::Error;
 
 const BPF_MAP_CREATE: libc::c_long = 0;
@@ -133,6 +135,7 @@ fn lone_record(flags: i32) -> Option<(Option<Duration>, u64)> {
         decode: |b: &[u8]| -> Result<Vec<u8>, Error> { Ok(b.to_vec()) },
         read_lost: || -> Result<u64, Error> { Ok(0) },
         counters: &counters,
+        stop: &NEVER,
         since_lost_check: 0,
     };
     // Poll by hand: the stream is polled again only after its waker fired, so a record can
@@ -213,6 +216,7 @@ fn bursts_then_a_lone_record_all_come_out_by_notification() {
         decode: |b: &[u8]| -> Result<Vec<u8>, Error> { Ok(b.to_vec()) },
         read_lost: || -> Result<u64, Error> { Ok(0) },
         counters: &counters,
+        stop: &NEVER,
         since_lost_check: 0,
     };
     let (tx, rx) = mpsc::channel();

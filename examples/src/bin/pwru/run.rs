@@ -299,7 +299,7 @@ pub fn trace_with(
     let started = Instant::now();
     signals.set_phase(Phase::Attaching);
     let mut session = tracer
-        .attach(|p| {
+        .attach_with_progress(|p| {
             if tty {
                 let width = 30;
                 let filled = (p.done * width)
@@ -462,7 +462,6 @@ pub fn trace_with(
             // No run can start any more; records already in the ring buffer are printed if the
             // queue has room, and counted as not printed otherwise; never dropped unseen (what
             // the drain cannot reach in time is counted from the kernel's counters below).
-            drop(events);
             session.stop();
             let mut events = session.events();
             let until = Instant::now() + DRAIN_FOR;

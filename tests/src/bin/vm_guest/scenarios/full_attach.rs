@@ -51,7 +51,7 @@ fn try_run(ctx: &mut Ctx, backend: Backend) -> Result<Outcome, Outcome> {
     let targets = tracer.targets().len();
     let t1 = Instant::now();
     let mut session = tracer
-        .attach(|_| {})
+        .attach()
         .map_err(|e| Outcome::Fail(format!("attach: {e}")))?;
     let attach = t1.elapsed();
     let total = t0.elapsed();

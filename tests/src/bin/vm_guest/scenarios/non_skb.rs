@@ -42,9 +42,7 @@ fn try_run(backend: Backend) -> Result<Outcome, Outcome> {
             tracer.non_skb_targets()
         )));
     }
-    let mut session = tracer
-        .attach(|_| {})
-        .map_err(|e| fail(format!("attach: {e}")))?;
+    let mut session = tracer.attach().map_err(|e| fail(format!("attach: {e}")))?;
     if !session.attached().iter().any(|a| a == NON_SKB) {
         return Err(fail(format!(
             "{NON_SKB} not attached; refused: {:?}",

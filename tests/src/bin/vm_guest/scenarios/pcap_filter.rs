@@ -38,7 +38,7 @@ fn try_run(backend: Backend) -> Result<Outcome, Outcome> {
         .map_err(|e| Outcome::Fail(format!("build: {e}")))?;
     let reads = kit::filter_reads(&tracer);
     let mut session = tracer
-        .attach(|_| {})
+        .attach()
         .map_err(|e| Outcome::Fail(format!("attach: {e}")))?;
     for (sport, dport, len) in FLOWS {
         pair.send_udp(sport, dport, 2, len)

@@ -91,7 +91,7 @@ fn hosts200(ctx: &mut Ctx) -> Result<String, String> {
         .build()
         .map_err(|e| format!("build: {e}"))?;
     let backend = tracer.backend();
-    let session = tracer.attach(|_| {}).map_err(|e| format!("attach: {e}"))?;
+    let session = tracer.attach().map_err(|e| format!("attach: {e}"))?;
     let attached = t0.elapsed();
     let n = session.attached().len();
     let detach = session.detach();
@@ -136,7 +136,7 @@ fn flood(ctx: &mut Ctx) -> Result<String, String> {
         .build()
         .map_err(|e| format!("build: {e}"))?;
     let backend = tracer.backend();
-    let mut session = tracer.attach(|_| {}).map_err(|e| format!("attach: {e}"))?;
+    let mut session = tracer.attach().map_err(|e| format!("attach: {e}"))?;
     let progs = Snapshot::take()?.added_since(&before).progs;
     let (sent, got) = std::thread::scope(|s| {
         let sender = s.spawn(|| traffic::udp_burst(&pair, FLOOD));

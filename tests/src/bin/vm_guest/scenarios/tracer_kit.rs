@@ -46,7 +46,7 @@ pub fn filter_reads(tracer: &Tracer) -> &'static str {
 /// Builds and attaches; the error says which step failed.
 pub fn start(builder: TracerBuilder) -> Result<Session, String> {
     let tracer = builder.build().map_err(|e| format!("build: {e}"))?;
-    tracer.attach(|_| {}).map_err(|e| format!("attach: {e}"))
+    tracer.attach().map_err(|e| format!("attach: {e}"))
 }
 
 /// A veth pair between two namespaces whose names carry the pid and `code` (2 characters).
