@@ -590,16 +590,22 @@ fn a_stalled_stdout_reader_does_not_keep_pwru_from_stopping() {
     let pipe = bg.child.stdout.take().expect("stdout");
     let stop = Arc::new(AtomicBool::new(false));
     let sender = flood(&pair, 9, Arc::clone(&stop));
-    // Wait until the pipe is full: pwru's writes now block.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let mut queued: libc::c_int = 0;
-    while Instant::now() < deadline {
-        // SAFETY: FIONREAD stores the byte count of the pipe in `queued`.
-        unsafe { libc::ioctl(pipe.as_raw_fd(), libc::FIONREAD, &mut queued) };
-        if queued >= 60_000 {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(10));
+    // Wait until the pipe is full: pwru's writes now block. A pipe's 16 pages fill line by
+    // line, so "full" can be a few KiB short of 64 KiB: full means well filled and no longer
+    // growing over several readings while the flood goes on.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let (mut queued, mut unchanged): (libc::c_int, u32) = (0, 0);
+    while Instant::now() < deadline && unchanged < 5 {
+        let mut now: libc::c_int = 0;
+        // SAFETY: FIONREAD stores the byte count of the pipe in `now`.
+        unsafe { libc::ioctl(pipe.as_raw_fd(), libc::FIONREAD, &mut now) };
+        unchanged = if now >= 40_000 && now == queued {
+            unchanged + 1
+        } else {
+            0
+        };
+        queued = now;
+        std::thread::sleep(Duration::from_millis(20));
     }
     bg.signal(libc::SIGTERM);
     let stopped = bg.exit_within(EXIT_DEADLINE);
@@ -607,7 +613,7 @@ fn a_stalled_stdout_reader_does_not_keep_pwru_from_stopping() {
     sender.join().expect("flood thread");
     let (_, err) = bg.texts();
     assert!(
-        queued >= 60_000,
+        unchanged >= 5,
         "the pipe never filled ({queued} bytes):\n{err}"
     );
     let (st, took) = stopped
