@@ -246,6 +246,26 @@ fn is_verifier(e: &LoaderError) -> bool {
     matches!(e, LoaderError::Verifier { .. })
 }
 
+/// Files one target's attach result: its link and name, or its refusal with the reason.
+fn record(
+    target: String,
+    result: Result<Link, LoaderError>,
+    links: &mut Vec<Link>,
+    attached: &mut Vec<String>,
+    refused: &mut Vec<Refusal>,
+) {
+    match result {
+        Ok(l) => {
+            links.push(l);
+            attached.push(target);
+        }
+        Err(e) => refused.push(Refusal {
+            target,
+            reason: e.to_string(),
+        }),
+    }
+}
+
 impl Tracer {
     /// Loads the programs with the filter spliced in and attaches them to every target.
     /// Targets the kernel refuses are counted and listed in [`Session::refused`], never
@@ -380,16 +400,8 @@ impl Tracer {
         match self.backend {
             Backend::Tracepoint => {
                 for t in &self.targets {
-                    match loader.load_tracepoint(&t.name, self.tracepoint_flavor) {
-                        Ok(l) => {
-                            links.push(l);
-                            attached.push(t.name.clone());
-                        }
-                        Err(e) => refused.push(Refusal {
-                            target: t.name.clone(),
-                            reason: e.to_string(),
-                        }),
-                    }
+                    let r = loader.load_tracepoint(&t.name, self.tracepoint_flavor);
+                    record(t.name.clone(), r, &mut links, &mut attached, &mut refused);
                     done += 1;
                     note(done, &t.name);
                 }
@@ -422,16 +434,7 @@ impl Tracer {
                         match loader.load_kprobe(pos, &refs) {
                             Ok(results) => {
                                 for (name, r) in results {
-                                    match r {
-                                        Ok(l) => {
-                                            links.push(l);
-                                            attached.push(name);
-                                        }
-                                        Err(e) => refused.push(Refusal {
-                                            target: name,
-                                            reason: e.to_string(),
-                                        }),
-                                    }
+                                    record(name, r, &mut links, &mut attached, &mut refused);
                                 }
                             }
                             // The program itself failed to load: fatal (it would fail for all).
@@ -661,16 +664,7 @@ fn attach_non_skb(
         Backend::Tracepoint | Backend::Auto => return,
     };
     for (name, r) in results {
-        match r {
-            Ok(l) => {
-                links.push(l);
-                attached.push(name);
-            }
-            Err(e) => refused.push(Refusal {
-                target: name,
-                reason: e.to_string(),
-            }),
-        }
+        record(name, r, links, attached, refused);
     }
 }
 

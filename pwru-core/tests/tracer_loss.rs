@@ -10,21 +10,10 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use pwru_core::netlab::VethPair;
-use pwru_core::{Backend, Event, Session, Tracer};
+use pwru_core::Event;
 use tracer_common::*;
 
 const FLOOD: usize = 400;
-
-fn attach(filter: &str, ring: u32) -> Session {
-    Tracer::builder()
-        .backend(Backend::Tracepoint)
-        .pcap_filter(filter)
-        .ring_buffer_bytes(ring)
-        .build()
-        .expect("build")
-        .attach()
-        .expect("attach")
-}
 
 fn drops(events: &[Event]) -> usize {
     events
@@ -46,8 +35,8 @@ fn tiny_ring_buffer_reports_losses_that_add_up() {
     send_udp_from(&pair.ns_a, src, dst, 1, None);
 
     let filter = format!("udp and dst port 9 and host {}", pair.addr_b);
-    let mut tiny = attach(&filter, 4096);
-    let mut witness = attach(&filter, 16 << 20);
+    let mut tiny = attach_tracepoint(&filter, 4096);
+    let mut witness = attach_tracepoint(&filter, 16 << 20);
 
     // Two rounds; nobody reads while the packets fly, so the one-page ring fills after a few
     // records. Each round's losses are reported when the reader catches up.

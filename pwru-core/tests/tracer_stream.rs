@@ -9,22 +9,11 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use pwru_core::netlab::VethPair;
-use pwru_core::{Backend, Error, EventStream, Item, Session, Tracer};
+use pwru_core::{Error, EventStream, Item};
 use tracer_common::*;
 
 /// How long a step may take before the test calls it hung (never a timing assertion).
 const DEADLINE: Duration = Duration::from_secs(15);
-
-fn attach(filter: &str, ring: u32) -> Session {
-    Tracer::builder()
-        .backend(Backend::Tracepoint)
-        .pcap_filter(filter)
-        .ring_buffer_bytes(ring)
-        .build()
-        .expect("build")
-        .attach()
-        .expect("attach")
-}
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
@@ -43,7 +32,7 @@ fn owned_stream_in_a_spawned_task_streams_counts_and_stops() {
     let pair = VethPair::create(&tag('o', 1), 201).expect("veth pair");
     let b = IpAddr::from(pair.addr_b);
     let port = 7101;
-    let session = attach(&format!("udp and dst port {port} and host {b}"), 1 << 20);
+    let session = attach_tracepoint(&format!("udp and dst port {port} and host {b}"), 1 << 20);
     let stats = session.stats_handle();
     let stopper = session.stop_handle();
     let stream: EventStream = session.into_stream();
@@ -118,7 +107,7 @@ fn a_stop_before_the_first_poll_ends_the_stream() {
         return;
     }
     let pair = VethPair::create(&tag('o', 2), 202).expect("veth pair");
-    let session = attach(
+    let session = attach_tracepoint(
         &format!("udp and dst port 7102 and host {}", pair.addr_b),
         1 << 20,
     );
@@ -155,7 +144,7 @@ fn losses_arrive_as_lost_items() {
     let dst = SocketAddr::from((pair.addr_b, 9));
     // Resolve the neighbour first, so every flooded datagram takes the same path.
     send_udp_from(&pair.ns_a, src, dst, 1, None);
-    let session = attach(
+    let session = attach_tracepoint(
         &format!("udp and dst port 9 and host {}", pair.addr_b),
         4096,
     );

@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use std::net::{SocketAddr, UdpSocket};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -16,8 +16,24 @@ use pwru_core::{Error, Event, Session};
 #[path = "../../../tests/src/capabilities.rs"]
 pub mod capabilities;
 
+/// The AF_PACKET capture socket shared with the VM guest.
+#[path = "../../../tests/src/packet_socket.rs"]
+pub mod packet_socket;
+
 #[allow(unused_imports)] // each test file uses some of them
 pub use capabilities::{has, skip, skip_unless_root};
+
+/// A tracepoint-backend session with `filter` and a ring buffer of `ring` bytes.
+pub fn attach_tracepoint(filter: &str, ring: u32) -> Session {
+    pwru_core::Tracer::builder()
+        .backend(pwru_core::Backend::Tracepoint)
+        .pcap_filter(filter)
+        .ring_buffer_bytes(ring)
+        .build()
+        .expect("build")
+        .attach()
+        .expect("attach")
+}
 
 /// A namespace tag unique to this process, test file (`file`) and test (`n`): at most 8 chars.
 pub fn tag(file: char, n: u32) -> String {
@@ -132,55 +148,12 @@ pub fn send_udp_from(ns: &str, src: SocketAddr, dst: SocketAddr, count: usize, m
 /// opens): the kernel hands it a clone of each received skb.
 pub fn packet_capture(ns: &str, dev: &str) -> OwnedFd {
     let ifidx = ifindex(ns, dev);
-    VethPair::in_netns(ns, move || {
-        let proto = (libc::ETH_P_ALL as u16).to_be();
-        // SAFETY: plain socket(2) call; the fd is owned right away.
-        let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW, i32::from(proto)) };
-        if fd < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        // SAFETY: fd is a fresh, valid descriptor nobody else owns.
-        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-        // SAFETY: sockaddr_ll is plain data; all-zero is valid.
-        let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-        sll.sll_family = libc::AF_PACKET as u16;
-        sll.sll_protocol = proto;
-        sll.sll_ifindex = ifidx as i32;
-        // SAFETY: bind with a pointer to a live sockaddr_ll and its size.
-        let rc = unsafe {
-            libc::bind(
-                fd.as_raw_fd(),
-                &sll as *const libc::sockaddr_ll as *const libc::sockaddr,
-                std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
-            )
-        };
-        if rc != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        Ok(fd)
-    })
-    .expect("AF_PACKET socket")
+    VethPair::in_netns(ns, move || packet_socket::open(ifidx)).expect("AF_PACKET socket")
 }
 
 /// Reads every frame queued on a capture socket without blocking; returns how many.
 pub fn read_capture(fd: &OwnedFd) -> usize {
-    let mut buf = [0u8; 2048];
-    let mut n = 0;
-    loop {
-        // SAFETY: recv into a live buffer of the given length.
-        let r = unsafe {
-            libc::recv(
-                fd.as_raw_fd(),
-                buf.as_mut_ptr() as *mut libc::c_void,
-                buf.len(),
-                libc::MSG_DONTWAIT,
-            )
-        };
-        if r < 0 {
-            return n;
-        }
-        n += 1;
-    }
+    packet_socket::drain(fd)
 }
 
 /// One line per event, for failure messages and the test log.

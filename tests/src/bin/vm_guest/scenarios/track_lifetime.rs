@@ -10,10 +10,11 @@
 //!   data-buffer address. None of them may be shown as tracked.
 
 use std::collections::HashSet;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 
 use pwru_core::netlab::VethPair;
 use pwru_core::{Event, MarkFilter};
+use pwru_tests::packet_socket;
 
 use crate::backend::Backend;
 use crate::registry::Ctx;
@@ -39,54 +40,9 @@ fn packet_capture(ns: &str, dev: &str) -> Result<OwnedFd, String> {
         if ifindex == 0 {
             return Err(std::io::Error::last_os_error());
         }
-        let proto = (libc::ETH_P_ALL as u16).to_be();
-        // SAFETY: plain socket(2) call; the fd is owned right away.
-        let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW, i32::from(proto)) };
-        if fd < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        // SAFETY: fd is a fresh descriptor nobody else owns.
-        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-        // SAFETY: sockaddr_ll is plain data; all-zero is valid.
-        let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-        sll.sll_family = libc::AF_PACKET as u16;
-        sll.sll_protocol = proto;
-        sll.sll_ifindex = ifindex as i32;
-        // SAFETY: bind with a pointer to a live sockaddr_ll and its size.
-        let rc = unsafe {
-            libc::bind(
-                fd.as_raw_fd(),
-                &sll as *const libc::sockaddr_ll as *const libc::sockaddr,
-                std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
-            )
-        };
-        if rc != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        Ok(fd)
+        packet_socket::open(ifindex)
     })
     .map_err(|e| format!("AF_PACKET socket: {e}"))
-}
-
-/// Reads every frame queued on a capture socket without blocking; returns how many.
-fn read_capture(fd: &OwnedFd) -> usize {
-    let mut buf = [0u8; 2048];
-    let mut n = 0;
-    loop {
-        // SAFETY: recv into a live buffer of the given length.
-        let r = unsafe {
-            libc::recv(
-                fd.as_raw_fd(),
-                buf.as_mut_ptr() as *mut libc::c_void,
-                buf.len(),
-                libc::MSG_DONTWAIT,
-            )
-        };
-        if r < 0 {
-            return n;
-        }
-        n += 1;
-    }
 }
 
 fn is_drop(e: &Event) -> bool {
@@ -157,7 +113,7 @@ fn try_clone(backend: Backend) -> Result<Outcome, Outcome> {
             ))
         })?;
     // ... and only then the capture reads the clone.
-    let frames = read_capture(&capture);
+    let frames = packet_socket::drain(&capture);
     let second = kit::collect(&mut session, QUIET, 200).map_err(fail)?;
     drop(session);
     if frames == 0 {
