@@ -58,22 +58,59 @@
 //! - **No C toolchain**: the kernel programs ship compiled inside `pwru-ebpf`.
 #![deny(missing_docs)]
 
-pub mod btf;
+/// Declares a module that is public only with the `unstable` feature: internals (the loader,
+/// the syscall layer, the BTF reader, ...) that tests, benches and the VM guest use, without
+/// making them part of pwru-core's semver promise.
+macro_rules! unstable_mod {
+    ($(#[$attr:meta])* $name:ident) => {
+        #[cfg(feature = "unstable")]
+        $(#[$attr])*
+        pub mod $name;
+        #[cfg(not(feature = "unstable"))]
+        #[allow(dead_code, unused_imports)]
+        mod $name;
+    };
+}
+
 mod builder;
-pub mod discovery;
 pub mod error;
 pub mod event;
 pub mod format;
-pub mod limits;
-pub mod loader;
-pub mod netlab;
 pub mod netns;
 pub mod options;
-pub mod privileges;
 pub mod session;
 mod stream;
 pub mod symbols;
 pub mod tracer;
+
+unstable_mod!(
+    /// The one kernel BTF reader (unstable).
+    btf
+);
+unstable_mod!(
+    /// Finding the functions and tracepoints that take an skb (unstable).
+    discovery
+);
+unstable_mod!(
+    /// Process resource limits (unstable).
+    limits
+);
+unstable_mod!(
+    /// Loading the kernel programs (unstable).
+    loader
+);
+unstable_mod!(
+    /// Network namespaces and veth pairs for tests (unstable).
+    netlab
+);
+unstable_mod!(
+    /// Capability checks before loading (unstable).
+    privileges
+);
+unstable_mod!(
+    /// The bpf(2) and perf_event_open(2) syscall layer (unstable).
+    sys
+);
 
 pub use error::Error;
 pub use event::Event;

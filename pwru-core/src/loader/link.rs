@@ -4,7 +4,7 @@
 use std::any::Any;
 use std::os::fd::{AsFd, OwnedFd};
 
-use super::sys;
+use crate::sys;
 
 /// One attachment of one program to one target (or to many, for kprobe.multi).
 pub struct Link {

@@ -20,7 +20,7 @@ mod link;
 mod probe;
 mod raw_object;
 mod splice;
-mod sys;
+use crate::sys;
 
 use std::collections::HashMap;
 use std::ffi::CString;

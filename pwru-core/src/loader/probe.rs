@@ -4,7 +4,7 @@
 use std::ffi::CString;
 use std::os::fd::AsFd;
 
-use super::sys;
+use crate::sys;
 use crate::btf::{Btf, Kind};
 
 /// A way of attaching that can be probed.
