@@ -13,17 +13,16 @@ fn event() -> Event {
     ev.process.tgid = 4242;
     ev.process.comm = ShortName::new("nc");
     ev.timestamp_ns = 123_456_789;
-    ev.meta = Some(Meta {
-        netns: 4026532000,
-        mark: 0,
-        interface: Interface {
-            ifindex: 7,
-            name: Some("veth0".into()),
-        },
-        protocol: 0x0800,
-        mtu: 1500,
-        len: 84,
-        pkt_type: 0,
+    ev.meta = Some({
+        let mut m = Meta::default();
+        m.netns = 4026532000;
+        m.mark = 0;
+        m.interface = Interface::new(7, Some("veth0"));
+        m.protocol = 0x0800;
+        m.mtu = 1500;
+        m.len = 84;
+        m.pkt_type = 0;
+        m
     });
     ev.tuple = Some(Tuple::new(
         IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)),
@@ -33,10 +32,7 @@ fn event() -> Event {
         17,
         TcpFlags::default(),
     ));
-    ev.drop_reason = Some(DropReason {
-        code: 2,
-        name: Some("SKB_DROP_REASON_NO_SOCKET".into()),
-    });
+    ev.drop_reason = Some(DropReason::new(2, Some("SKB_DROP_REASON_NO_SOCKET")));
     ev
 }
 
@@ -52,11 +48,12 @@ fn bench(c: &mut Criterion) {
             text.write_text(std::hint::black_box(&ev), &mut out);
         })
     });
-    let mut rel = Formatter::new(FormatOptions {
-        timestamp: TimestampMode::Relative,
-        tcp_flags: true,
-        caller: false,
-        ..Default::default()
+    let mut rel = Formatter::new({
+        let mut o = FormatOptions::default();
+        o.timestamp = TimestampMode::Relative;
+        o.tcp_flags = true;
+        o.caller = false;
+        o
     });
     g.bench_function("text_relative_ts", |b| {
         b.iter(|| {
@@ -64,9 +61,10 @@ fn bench(c: &mut Criterion) {
             rel.write_text(std::hint::black_box(&ev), &mut out);
         })
     });
-    let mut json = Formatter::new(FormatOptions {
-        timestamp: TimestampMode::Current,
-        ..Default::default()
+    let mut json = Formatter::new({
+        let mut o = FormatOptions::default();
+        o.timestamp = TimestampMode::Current;
+        o
     });
     g.bench_function("json", |b| {
         b.iter(|| {

@@ -32,6 +32,7 @@ pub const IP_NETNS_DIR: &str = "/run/netns";
 
 /// Why a namespace or interface could not be resolved.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum NetnsError {
     /// The spec is neither a path nor `inode:<n>`.
     #[error("invalid netns {0:?}; use /proc/<pid>/ns/net, /run/netns/<name> or inode:<number>")]
@@ -414,6 +415,7 @@ impl Default for CacheLimits {
 
 /// What an [`InterfaceCache`] did: lookups made and skipped, entries evicted.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct CacheStats {
     /// Namespace dumps made by [`InterfaceCache::resolve`] (not counting
     /// [`InterfaceCache::refresh`]).

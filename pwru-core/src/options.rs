@@ -202,7 +202,7 @@ pub const DUMP_BUFFER_BYTES_MAX: u32 = pwru_ebpf::PWRU_SKB_DUMP_MAX as u32;
 ///     format!("{:?}", Tracer::builder().options()),
 /// );
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Options {
     /// The pcap-filter expression for the packet (empty: every packet).
     pub pcap_filter: String,

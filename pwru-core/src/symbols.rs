@@ -19,6 +19,7 @@ pub const KALLSYMS: &str = "/proc/kallsyms";
 
 /// Why symbols could not be read.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum SymbolsError {
     /// The file could not be read.
     #[error("cannot read {path}: {source}")]
@@ -46,6 +47,7 @@ pub enum SymbolsError {
 /// A resolved address. Cheap to clone: names are shared with the table.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[non_exhaustive]
 pub struct Symbol {
     /// Symbol name, e.g. `ip_rcv`.
     pub name: Arc<str>,
@@ -55,6 +57,18 @@ pub struct Symbol {
     pub addr: u64,
     /// Distance of the looked-up address from `addr`.
     pub offset: u64,
+}
+
+impl Symbol {
+    /// Symbol `name` (of `module`, if any) starting at `addr`, with `offset` into it.
+    pub fn new(name: &str, module: Option<&str>, addr: u64, offset: u64) -> Symbol {
+        Symbol {
+            name: Arc::from(name),
+            module: module.map(Arc::from),
+            addr,
+            offset,
+        }
+    }
 }
 
 impl std::fmt::Display for Symbol {
@@ -132,7 +146,7 @@ pub fn is_dispatch_frame(name: &str) -> bool {
 ///
 /// ```
 /// use pwru_core::symbols::{trim_dispatch_frames, Symbol};
-/// let sym = |n: &str| Symbol { name: n.into(), module: None, addr: 0, offset: 0 };
+/// let sym = |n: &str| Symbol::new(n, None, 0, 0);
 /// let mut stack = vec![
 ///     sym("bpf_prog_02e6a3d1bfec5624_tp_btf_net_dev_queue"),
 ///     sym("bpf_trace_run1"),

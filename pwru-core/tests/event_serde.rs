@@ -3,7 +3,6 @@
 #![cfg(feature = "serde")]
 
 use std::net::Ipv4Addr;
-use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
 use pwru_core::event::{
@@ -18,28 +17,23 @@ fn full_event() -> Event {
     ev.timestamp_ns = 2_000_000_123;
     ev.wall_time =
         Some(WallClock::from_offset_ns(1_700_000_000_000_000_000).to_system_time(ev.timestamp_ns));
-    ev.caller = Some(Symbol {
-        name: Arc::from("udp_rcv"),
-        module: Some(Arc::from("udp")),
-        addr: 0xffff_ffff_8100_0000,
-        offset: 0x2a,
-    });
-    ev.process = Process {
-        pid: 7,
-        tgid: 6,
-        comm: ShortName::new("ping"),
-    };
-    ev.meta = Some(Meta {
-        netns: 4026531840,
-        mark: 3,
-        interface: Interface {
-            ifindex: 2,
-            name: Some(Arc::from("eth0")),
-        },
-        protocol: 0x0800,
-        mtu: 1500,
-        len: 84,
-        pkt_type: 0,
+    ev.caller = Some(Symbol::new(
+        "udp_rcv",
+        Some("udp"),
+        0xffff_ffff_8100_0000,
+        0x2a,
+    ));
+    ev.process = Process::new(7, 6, ShortName::new("ping"));
+    ev.meta = Some({
+        let mut m = Meta::default();
+        m.netns = 4026531840;
+        m.mark = 3;
+        m.interface = Interface::new(2, Some("eth0"));
+        m.protocol = 0x0800;
+        m.mtu = 1500;
+        m.len = 84;
+        m.pkt_type = 0;
+        m
     });
     ev.tuple = Some(Tuple::new(
         Ipv4Addr::new(10, 0, 0, 1).into(),
@@ -49,14 +43,8 @@ fn full_event() -> Event {
         6,
         TcpFlags(TcpFlags::SYN),
     ));
-    ev.drop_reason = Some(DropReason {
-        code: 2,
-        name: Some(Arc::from("SKB_DROP_REASON_NO_SOCKET")),
-    });
-    ev.bpf_prog = Some(BpfProg {
-        id: 12,
-        name: ShortName::new("cil_from_netdev"),
-    });
+    ev.drop_reason = Some(DropReason::new(2, Some("SKB_DROP_REASON_NO_SOCKET")));
+    ev.bpf_prog = Some(BpfProg::new(12, "cil_from_netdev"));
     ev.stack = vec![ev.caller.clone().unwrap_or_else(|| unreachable!())];
     ev
 }

@@ -3,7 +3,6 @@
 //! tuple/func columns growing to the longest seen, JSON `omitempty`).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::sync::Arc;
 
 use pwru_core::event::{
     BpfProg, DropReason, Event, Interface, Meta, ProbeKind, Process, ShortName, Symbol, TcpFlags,
@@ -15,23 +14,18 @@ fn udp_event() -> Event {
     let mut ev = Event::new(ProbeKind::KprobeMulti, "udp_queue_rcv_skb");
     ev.skb = 0xffff0000ea5d7ce8;
     ev.cpu = 7;
-    ev.process = Process {
-        pid: 2287425,
-        tgid: 2287425,
-        comm: ShortName::default(),
-    };
+    ev.process = Process::new(2287425, 2287425, ShortName::default());
     ev.timestamp_ns = 1_000_000;
-    ev.meta = Some(Meta {
-        netns: 4026532458,
-        mark: 0,
-        interface: Interface {
-            ifindex: 353,
-            name: Some("eth0".into()),
-        },
-        protocol: 0x0800,
-        mtu: 65536,
-        len: 90,
-        pkt_type: 0,
+    ev.meta = Some({
+        let mut m = Meta::default();
+        m.netns = 4026532458;
+        m.mark = 0;
+        m.interface = Interface::new(353, Some("eth0"));
+        m.protocol = 0x0800;
+        m.mtu = 65536;
+        m.len = 90;
+        m.pkt_type = 0;
+        m
     });
     ev.tuple = Some(Tuple::new(
         IpAddr::V4(Ipv4Addr::new(172, 18, 0, 5)),
@@ -71,9 +65,10 @@ fn default_header_and_line() {
 
 #[test]
 fn tuple_column_grows_to_longest_seen() {
-    let opts = FormatOptions {
-        meta: false,
-        ..Default::default()
+    let opts = {
+        let mut o = FormatOptions::default();
+        o.meta = false;
+        o
     };
     let mut f = Formatter::new(opts);
     let long = udp_event();
@@ -101,17 +96,15 @@ fn tuple_column_grows_to_longest_seen() {
 
 #[test]
 fn ipv6_tcp_flags_drop_reason_and_long_names() {
-    let opts = FormatOptions {
-        tcp_flags: true,
-        ..Default::default()
+    let opts = {
+        let mut o = FormatOptions::default();
+        o.tcp_flags = true;
+        o
     };
     let mut f = Formatter::new(opts);
     let mut ev = udp_event();
     ev.function = "sk_skb_reason_drop".into();
-    ev.drop_reason = Some(DropReason {
-        code: 2,
-        name: Some("SKB_DROP_REASON_NO_SOCKET".into()),
-    });
+    ev.drop_reason = Some(DropReason::new(2, Some("SKB_DROP_REASON_NO_SOCKET")));
     ev.process.comm = ShortName::new("a-very-long-comm");
     ev.process.tgid = 12345;
     if let Some(m) = ev.meta.as_mut() {
@@ -136,22 +129,20 @@ fn ipv6_tcp_flags_drop_reason_and_long_names() {
         "0xffff0000ea5d7ce8 7   ~-long-com:12345 4026532458 beef     ~ong-name0:12345 0x86dd 65536 90    [fd00::1]:443->[fd00::2]:50000(tcp:SYN|ACK) sk_skb_reason_drop(SKB_DROP_REASON_NO_SOCKET)\n"
     );
     // Unknown reason name: pwru prints "func (code)".
-    ev.drop_reason = Some(DropReason {
-        code: 999,
-        name: None,
-    });
+    ev.drop_reason = Some(DropReason::new(999, None));
     assert!(text(&mut f, &ev).ends_with(" sk_skb_reason_drop (999)\n"));
 }
 
 #[test]
 fn caller_tunnel_cb_and_timestamps() {
-    let opts = FormatOptions {
-        meta: true,
-        cb: true,
-        caller: true,
-        tunnel: true,
-        timestamp: TimestampMode::Relative,
-        ..Default::default()
+    let opts = {
+        let mut o = FormatOptions::default();
+        o.meta = true;
+        o.cb = true;
+        o.caller = true;
+        o.tunnel = true;
+        o.timestamp = TimestampMode::Relative;
+        o
     };
     let mut f = Formatter::new(opts);
     assert_eq!(
@@ -161,17 +152,9 @@ fn caller_tunnel_cb_and_timestamps() {
     let mut ev = udp_event();
     ev.kind = ProbeKind::Tc;
     ev.function = "cil_from_netdev".into();
-    ev.bpf_prog = Some(BpfProg {
-        id: 42,
-        name: ShortName::new("cil_from_netdev"),
-    });
+    ev.bpf_prog = Some(BpfProg::new(42, "cil_from_netdev"));
     ev.cb = Some([1, 0xdeadbeef, 0, 0, 0x10]);
-    ev.caller = Some(Symbol {
-        name: Arc::from("tcf_classify"),
-        module: None,
-        addr: 0xffffffff81000000,
-        offset: 0x42,
-    });
+    ev.caller = Some(Symbol::new("tcf_classify", None, 0xffffffff81000000, 0x42));
     ev.tunnel = Some(Tuple::new(
         IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)),
         1234,
@@ -195,11 +178,12 @@ fn caller_tunnel_cb_and_timestamps() {
 
 #[test]
 fn absolute_and_current_timestamps() {
-    let mut f = Formatter::new(FormatOptions {
-        meta: false,
-        tuple: false,
-        timestamp: TimestampMode::Absolute,
-        ..Default::default()
+    let mut f = Formatter::new({
+        let mut o = FormatOptions::default();
+        o.meta = false;
+        o.tuple = false;
+        o.timestamp = TimestampMode::Absolute;
+        o
     });
     assert_eq!(
         header(&f),
@@ -221,11 +205,12 @@ fn absolute_and_current_timestamps() {
 #[test]
 fn absolute_time_is_the_events_wall_time() {
     for json in [false, true] {
-        let mut f = Formatter::new(FormatOptions {
-            meta: false,
-            tuple: false,
-            timestamp: TimestampMode::Absolute,
-            ..Default::default()
+        let mut f = Formatter::new({
+            let mut o = FormatOptions::default();
+            o.meta = false;
+            o.tuple = false;
+            o.timestamp = TimestampMode::Absolute;
+            o
         });
         let mut ev = udp_event();
         // 2000-06-15T12:00:00.250 UTC: the same date in every time zone, unlike the time
@@ -248,22 +233,18 @@ fn absolute_time_is_the_events_wall_time() {
 
 #[test]
 fn stack_and_dumps_follow_the_line() {
-    let mut f = Formatter::new(FormatOptions {
-        meta: false,
-        tuple: false,
-        stack: true,
-        skb_dump: true,
-        ..Default::default()
+    let mut f = Formatter::new({
+        let mut o = FormatOptions::default();
+        o.meta = false;
+        o.tuple = false;
+        o.stack = true;
+        o.skb_dump = true;
+        o
     });
     let mut ev = udp_event();
     ev.stack = ["udp_queue_rcv_skb", "udp_unicast_rcv_skb"]
         .iter()
-        .map(|n| Symbol {
-            name: Arc::from(*n),
-            module: None,
-            addr: 0,
-            offset: 0,
-        })
+        .map(|n| Symbol::new(*n, None, 0, 0))
         .collect();
     ev.skb_dump = Some("(struct sk_buff){\n .len = (unsigned int)90,\n}".into());
     assert_eq!(
@@ -274,12 +255,13 @@ fn stack_and_dumps_follow_the_line() {
 
 #[test]
 fn cut_dumps_say_where_they_were_cut() {
-    let mut f = Formatter::new(FormatOptions {
-        meta: false,
-        tuple: false,
-        skb_dump: true,
-        shinfo_dump: true,
-        ..Default::default()
+    let mut f = Formatter::new({
+        let mut o = FormatOptions::default();
+        o.meta = false;
+        o.tuple = false;
+        o.skb_dump = true;
+        o.shinfo_dump = true;
+        o
     });
     let mut ev = udp_event();
     ev.skb_dump = Some("(struct sk_buff){\n .len".into());
@@ -294,23 +276,19 @@ fn cut_dumps_say_where_they_were_cut() {
 
 #[test]
 fn json_lines_carry_pwru_keys() {
-    let mut f = Formatter::new(FormatOptions {
-        tcp_flags: true,
-        caller: true,
-        tunnel: true,
-        stack: true,
-        skb_dump: true,
-        timestamp: TimestampMode::Current,
-        ..Default::default()
+    let mut f = Formatter::new({
+        let mut o = FormatOptions::default();
+        o.tcp_flags = true;
+        o.caller = true;
+        o.tunnel = true;
+        o.stack = true;
+        o.skb_dump = true;
+        o.timestamp = TimestampMode::Current;
+        o
     });
     let mut ev = udp_event();
     ev.process.comm = ShortName::new("ping\"\\\n");
-    ev.caller = Some(Symbol {
-        name: Arc::from("ip_local_deliver"),
-        module: None,
-        addr: 0,
-        offset: 8,
-    });
+    ev.caller = Some(Symbol::new("ip_local_deliver", None, 0, 8));
     ev.skb_dump = Some("dump\u{2028}\t\u{1}".into());
     let mut out = Vec::new();
     f.write_json(&ev, &mut out);
@@ -412,9 +390,10 @@ fn json_formats_many_events_as_lines() {
 #[test]
 fn relative_timestamps_keep_a_bounded_memory() {
     use pwru_core::format::{LAST_SEEN_HORIZON_NS, LAST_SEEN_MAX};
-    let mut f = Formatter::new(FormatOptions {
-        timestamp: TimestampMode::Relative,
-        ..Default::default()
+    let mut f = Formatter::new({
+        let mut o = FormatOptions::default();
+        o.timestamp = TimestampMode::Relative;
+        o
     });
     let mut ev = udp_event();
     // A flood of distinct skbs within one horizon: the map never exceeds its bound.

@@ -89,6 +89,7 @@ pub(crate) mod off {
 
 /// Why a record could not be decoded. A corrupt record is never a panic.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum DecodeError {
     /// Fewer bytes than the header or the event need.
     #[error("ring buffer record too short: {got} bytes, need {need}; kernel programs and pwru-core versions differ?")]

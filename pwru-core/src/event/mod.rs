@@ -34,6 +34,7 @@ pub use crate::symbols::Symbol;
 /// Which kind of program produced an event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[non_exhaustive]
 pub enum ProbeKind {
     /// kprobe on a kernel function.
     Kprobe,
@@ -139,8 +140,9 @@ impl fmt::Display for ShortName {
 }
 
 /// The task that was running when the probe fired.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[non_exhaustive]
 pub struct Process {
     /// Thread id.
     pub pid: u32,
@@ -150,14 +152,32 @@ pub struct Process {
     pub comm: ShortName,
 }
 
+impl Process {
+    /// A task by thread id, process id and name.
+    pub fn new(pid: u32, tgid: u32, comm: ShortName) -> Process {
+        Process { pid, tgid, comm }
+    }
+}
+
 /// A network interface as seen by the kernel.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[non_exhaustive]
 pub struct Interface {
     /// Interface index inside its network namespace (0 when the skb has no device).
     pub ifindex: u32,
     /// Its name, when known (resolved in the event's network namespace).
     pub name: Option<Arc<str>>,
+}
+
+impl Interface {
+    /// Interface `ifindex`, with its name when known.
+    pub fn new(ifindex: u32, name: Option<&str>) -> Interface {
+        Interface {
+            ifindex,
+            name: name.map(Arc::from),
+        }
+    }
 }
 
 impl fmt::Display for Interface {
@@ -173,6 +193,7 @@ impl fmt::Display for Interface {
 /// skb metadata (pwru's `--output-meta` columns).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[non_exhaustive]
 pub struct Meta {
     /// Network namespace inode of the skb's device (or socket).
     pub netns: u32,
@@ -246,6 +267,7 @@ impl fmt::Display for TcpFlags {
 /// Addresses, ports and protocol of one header stack (outer packet, or tunnel inner packet).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[non_exhaustive]
 pub struct Tuple {
     /// Source address; `None` when the packet is not IPv4/IPv6.
     pub src: Option<IpAddr>,
@@ -303,11 +325,22 @@ impl fmt::Display for Tuple {
 /// Why the kernel dropped a packet: a value of the kernel's `enum skb_drop_reason`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[non_exhaustive]
 pub struct DropReason {
     /// The numeric value.
     pub code: u32,
     /// The enumerator name from the kernel's BTF (e.g. `SKB_DROP_REASON_NO_SOCKET`), when known.
     pub name: Option<Arc<str>>,
+}
+
+impl DropReason {
+    /// Drop reason `code`, with its kernel name when known.
+    pub fn new(code: u32, name: Option<&str>) -> DropReason {
+        DropReason {
+            code,
+            name: name.map(Arc::from),
+        }
+    }
 }
 
 impl fmt::Display for DropReason {
@@ -321,8 +354,9 @@ impl fmt::Display for DropReason {
 }
 
 /// A traced tc or XDP BPF program.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[non_exhaustive]
 pub struct BpfProg {
     /// Program id.
     pub id: u32,
@@ -330,9 +364,20 @@ pub struct BpfProg {
     pub name: ShortName,
 }
 
+impl BpfProg {
+    /// Program `id` named `name` (the kernel keeps 15 bytes).
+    pub fn new(id: u32, name: &str) -> BpfProg {
+        BpfProg {
+            id,
+            name: ShortName::new(name),
+        }
+    }
+}
+
 /// One hit of one probe on one packet.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[non_exhaustive]
 pub struct Event {
     /// What kind of program fired.
     pub kind: ProbeKind,

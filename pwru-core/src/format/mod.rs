@@ -39,7 +39,8 @@ pub const LAST_SEEN_MAX: usize = 1 << 16;
 pub const LAST_SEEN_HORIZON_NS: u64 = 1_000_000_000;
 
 /// How timestamps are shown (pwru's `--timestamp`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
 pub enum TimestampMode {
     /// No timestamp column (pwru's default).
     #[default]
@@ -72,6 +73,7 @@ impl std::str::FromStr for TimestampMode {
 
 /// Which columns to print (pwru's `--output-*` flags).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct FormatOptions {
     /// NETNS MARK IFACE PROTO MTU LEN (pwru `--output-meta`, on by default).
     pub meta: bool,

@@ -78,22 +78,22 @@ pub fn builder(a: &Args) -> Result<TracerBuilder, Failure> {
 
 /// How the printed lines look, from pwru's flags.
 pub fn format_options(a: &Args) -> Result<FormatOptions, Failure> {
-    Ok(FormatOptions {
-        meta: a.output_meta,
-        tuple: a.output_tuple,
-        tcp_flags: a.output_tcp_flags,
-        caller: a.output_caller,
-        tunnel: a.output_tunnel,
-        cb: a.output_skb_cb,
-        stack: a.output_stack,
-        skb_dump: a.output_skb,
-        shinfo_dump: a.output_skb_shared_info,
-        timestamp: a
-            .timestamp
-            .parse::<TimestampMode>()
-            .map_err(|e| Failure::Usage(format!("--timestamp: {e}")))?,
-        ..FormatOptions::default()
-    })
+    // FormatOptions may grow (non_exhaustive): start from pwru's defaults, set each flag.
+    let mut o = FormatOptions::default();
+    o.meta = a.output_meta;
+    o.tuple = a.output_tuple;
+    o.tcp_flags = a.output_tcp_flags;
+    o.caller = a.output_caller;
+    o.tunnel = a.output_tunnel;
+    o.cb = a.output_skb_cb;
+    o.stack = a.output_stack;
+    o.skb_dump = a.output_skb;
+    o.shinfo_dump = a.output_skb_shared_info;
+    o.timestamp = a
+        .timestamp
+        .parse::<TimestampMode>()
+        .map_err(|e| Failure::Usage(format!("--timestamp: {e}")))?;
+    Ok(o)
 }
 
 /// Why a run failed: a usage error (exit status 2) or anything else (exit status 1).
