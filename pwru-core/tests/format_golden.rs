@@ -244,7 +244,7 @@ fn stack_and_dumps_follow_the_line() {
     let mut ev = udp_event();
     ev.stack = ["udp_queue_rcv_skb", "udp_unicast_rcv_skb"]
         .iter()
-        .map(|n| Symbol::new(*n, None, 0, 0))
+        .map(|n| Symbol::new(n, None, 0, 0))
         .collect();
     ev.skb_dump = Some("(struct sk_buff){\n .len = (unsigned int)90,\n}".into());
     assert_eq!(
