@@ -1,7 +1,7 @@
 //! The typed [`Event`]: one hit of one probe on one packet.
 //!
-//! Events are decoded from ring buffer records by [`decode`] with a [`DecodeContext`] that
-//! knows function names, tracepoint names, drop reasons and interface names. Strings shared
+//! A session decodes events from its ring buffer records with a context that knows function
+//! names, tracepoint names, drop reasons and interface names. Strings shared
 //! by many events (function names, drop reasons, interface names) are `Arc<str>`, so decoding
 //! does not allocate for them.
 //!
@@ -19,10 +19,18 @@
 //! ```
 
 mod clock;
+// Without `unstable`, parts of the decoder only the tests and benchmarks call are unused.
+#[cfg_attr(not(feature = "unstable"), allow(dead_code))]
 mod decode;
 
 pub use clock::WallClock;
-pub use decode::{decode, seal, DecodeContext, DecodeError, RAW_EVENT_LEN, RECORD_HEADER_LEN};
+pub use decode::DecodeError;
+// Record decoding is internal (its input is the kernel ABI of pwru-ebpf); the `unstable`
+// feature opens it to the project's tests and benchmarks.
+#[cfg(feature = "unstable")]
+pub use decode::{decode, seal, DecodeContext, RAW_EVENT_LEN, RECORD_HEADER_LEN};
+#[cfg(not(feature = "unstable"))]
+pub(crate) use decode::{decode, DecodeContext};
 
 use std::fmt;
 use std::net::IpAddr;
