@@ -4,6 +4,13 @@ use std::io;
 
 use crate::options::Backend;
 
+// The causes carried by [`Error`]'s variants, nameable here whatever module they live in.
+pub use crate::btf::BtfError;
+pub use crate::discovery::DiscoveryError;
+pub use crate::event::DecodeError;
+pub use crate::netns::NetnsError;
+pub use crate::symbols::SymbolsError;
+
 /// Everything that can go wrong while building a tracer, attaching it, or reading its events.
 ///
 /// Messages say what happened and what to do about it; match on the variant to handle a case.
@@ -53,13 +60,14 @@ pub enum Error {
     },
     /// The kernel's verifier rejected a program.
     #[error(
-        "the kernel verifier rejected program {program}: {message}\n--- verifier log ---\n{log}"
+        "the kernel verifier rejected program {program}: {source}\n--- verifier log ---\n{log}"
     )]
     Verifier {
         /// The program's name.
         program: String,
-        /// The error the load returned.
-        message: String,
+        /// The error the load returned (`EACCES`, `EINVAL`, ...).
+        #[source]
+        source: io::Error,
         /// The verifier's log.
         log: String,
     },
@@ -71,7 +79,7 @@ pub enum Error {
     Netns(#[from] crate::netns::NetnsError),
     /// Loading or attaching failed for a reason other than the verifier.
     #[error(transparent)]
-    Loader(Box<crate::loader::LoaderError>),
+    Load(LoadError),
     /// Kernel symbols could not be read.
     #[error(transparent)]
     Symbols(#[from] crate::symbols::SymbolsError),
@@ -104,6 +112,50 @@ pub enum Error {
     RingBuffer(#[source] io::Error),
 }
 
+/// Why loading or attaching a kernel program failed, when the verifier did not reject it
+/// (a missing map or program in the object, a refused attachment, ...).
+///
+/// The message says what failed and what to do; [`std::error::Error::source`] gives the
+/// underlying cause (the OS error of a syscall, for instance). The loader's own error type is
+/// internal, so this does not tie pwru-core's API to the loading library it uses.
+pub struct LoadError(Box<crate::loader::LoaderError>);
+
+impl LoadError {
+    fn new(e: crate::loader::LoaderError) -> Self {
+        LoadError(Box::new(e))
+    }
+
+    /// The OS error number behind the failure, when a syscall returned one.
+    pub fn raw_os_error(&self) -> Option<i32> {
+        let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(self.0.as_ref());
+        while let Some(e) = cause {
+            if let Some(code) = e.downcast_ref::<io::Error>().and_then(io::Error::raw_os_error) {
+                return Some(code);
+            }
+            cause = e.source();
+        }
+        None
+    }
+}
+
+impl std::fmt::Display for LoadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(&self.0, f)
+    }
+}
+
+impl std::fmt::Debug for LoadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&self.0, f)
+    }
+}
+
+impl std::error::Error for LoadError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
+    }
+}
+
 impl std::fmt::Debug for Error {
     /// The variant's name and the `Display` message: what `main` returning this error prints.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -127,7 +179,7 @@ impl From<crate::loader::LoaderError> for Error {
                 log,
             } => Error::Verifier {
                 program,
-                message: error.to_string(),
+                source: error,
                 log,
             },
             // aya's loads carry the verifier log inside its own error type.
@@ -141,16 +193,16 @@ impl From<crate::loader::LoaderError> for Error {
                     verifier_log,
                 } => Error::Verifier {
                     program,
-                    message: io_error.to_string(),
+                    source: io_error,
                     log: verifier_log.to_string(),
                 },
-                other => Error::Loader(Box::new(crate::loader::LoaderError::Program {
+                other => Error::Load(LoadError::new(crate::loader::LoaderError::Program {
                     program,
                     target,
                     source: Box::new(other),
                 })),
             },
-            other => Error::Loader(Box::new(other)),
+            other => Error::Load(LoadError::new(other)),
         }
     }
 }
@@ -166,7 +218,7 @@ impl Error {
             Error::Verifier { .. } => "Verifier",
             Error::Discovery(_) => "Discovery",
             Error::Netns(_) => "Netns",
-            Error::Loader(_) => "Loader",
+            Error::Load(_) => "Load",
             Error::Symbols(_) => "Symbols",
             Error::NothingAttached { .. } => "NothingAttached",
             Error::InvalidOption(_) => "InvalidOption",

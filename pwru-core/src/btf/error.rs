@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 /// Why BTF could not be read or a type could not be found.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum BtfError {
     /// The file could not be read.
     #[error("cannot read BTF from {path}: {source}; the kernel needs CONFIG_DEBUG_INFO_BTF=y for /sys/kernel/btf/vmlinux, otherwise give a BTF file of this kernel (e.g. from btfhub) with the kernel_btf option")]

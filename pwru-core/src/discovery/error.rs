@@ -6,6 +6,7 @@ use crate::btf::BtfError;
 
 /// Why discovery failed.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum DiscoveryError {
     /// Kernel or module BTF could not be read.
     #[error(transparent)]
