@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR MIT) */
 /*
- * Programs tracing loaded tc and XDP BPF programs (fentry/fexit with attach_prog_fd): the
- * event carries the traced program's id and name. Included once, in order, by pwru.bpf.c.
+ * Programs tracing loaded tc and XDP BPF programs (fentry/fexit with attach_prog_fd): the event
+ * carries the traced program's id and name. Included once, in order, by pwru.bpf.c.
  */
 #ifndef PWRU_ENTRY_BPF_PROG_H
 #define PWRU_ENTRY_BPF_PROG_H

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR MIT) */
 /*
- * Entry programs of the fentry backend (typed arguments; one per skb argument position and
- * for functions without an skb), and its skb tracking programs (fexit on skb_clone/skb_copy).
+ * Entry programs of the fentry backend (typed arguments; one per skb argument position and for
+ * functions without an skb), and its skb tracking programs (fexit on skb_clone/skb_copy).
  * Included once, in order, by pwru.bpf.c.
  */
 #ifndef PWRU_ENTRY_FENTRY_H

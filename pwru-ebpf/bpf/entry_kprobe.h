@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR MIT) */
 /*
- * Entry programs of the kprobe and kprobe.multi backends (one per skb argument position and
- * for functions without an skb), and their skb tracking programs. Included once, in order, by pwru.bpf.c.
+ * Entry programs of the kprobe and kprobe.multi backends (one per skb argument position and for
+ * functions without an skb), and their skb tracking programs. Included once, in order, by
+ * pwru.bpf.c.
  */
 #ifndef PWRU_ENTRY_KPROBE_H
 #define PWRU_ENTRY_KPROBE_H

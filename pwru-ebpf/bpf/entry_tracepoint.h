@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR MIT) */
 /*
  * Entry programs of the tracepoint backend: a tp_btf and a raw_tp program for each skb
- * tracepoint, and the empty baseline program of the kernel_cost benchmark. Included once, in order, by pwru.bpf.c.
+ * tracepoint, and the empty baseline program of the kernel_cost benchmark. Included once, in
+ * order, by pwru.bpf.c.
  */
 #ifndef PWRU_ENTRY_TRACEPOINT_H
 #define PWRU_ENTRY_TRACEPOINT_H

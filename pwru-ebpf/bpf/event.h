@@ -4,7 +4,7 @@
  * in abi.h).
  *
  * Every struct here has a #[repr(C)] mirror of the same name in CamelCase in
- * pwru-ebpf/src/lib.rs (pwru_event -> PwruEvent). Keep both in step: a test compares
+ * pwru-ebpf/src/ (pwru_event -> PwruEvent, in event.rs). Keep both in step: a test compares
  * sizes and field offsets with this object's BTF. All fields are naturally aligned and
  * padding is explicit, so the layout is the same for clang (bpfel) and rustc (x86_64).
  */

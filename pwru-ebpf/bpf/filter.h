@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR MIT) */
 /*
- * The filters, cheapest first: network namespace, mark, interface, then the pcap expression
- * and the tunnel (inner header) expressions through the stub pwru_filter. Included once, in order, by pwru.bpf.c.
+ * The filters, cheapest first: network namespace, mark, interface, then the pcap expression and
+ * the tunnel (inner header) expressions through the stub pwru_filter. Included once, in order,
+ * by pwru.bpf.c.
  */
 #ifndef PWRU_FILTER_H
 #define PWRU_FILTER_H

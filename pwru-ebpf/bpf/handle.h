@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR MIT) */
 /*
  * The shared path of every skb entry program: tracked or filtered, then tracked on, then
- * emitted; and the path of functions without an skb argument (the skb of the stack). Included once, in order, by pwru.bpf.c.
+ * emitted; and the path of functions without an skb argument (the skb of the stack). Included
+ * once, in order, by pwru.bpf.c.
  */
 #ifndef PWRU_HANDLE_H
 #define PWRU_HANDLE_H

@@ -17,9 +17,10 @@ struct pwru_scratch {
 	struct pwru_abi abi[0];
 };
 
-_Static_assert(sizeof(struct pwru_scratch) ==
-		       sizeof(struct pwru_record_hdr) + sizeof(struct pwru_event) + PWRU_SKB_DUMP_MAX + PWRU_SHINFO_DUMP_MAX,
-	       "the BTF anchor adds no bytes");
+/* The BTF anchor in pwru_scratch adds no bytes. */
+_Static_assert(sizeof(struct pwru_scratch) == sizeof(struct pwru_record_hdr) + sizeof(struct pwru_event) +
+					      PWRU_SKB_DUMP_MAX + PWRU_SHINFO_DUMP_MAX,
+	       "pwru_scratch: header, event and dumps only");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR MIT) */
 /*
- * Record building and output: what an entry program knows about its run (probe_info), the
- * run counters, the per-CPU scratch slots records are built in, the event fields, the skb
- * text dumps, the check word and the ring buffer write. Included once, in order, by pwru.bpf.c.
+ * Record building and output: what an entry program knows about its run (probe_info), the run
+ * counters, the per-CPU scratch slots records are built in, the event fields, the skb text
+ * dumps, the check word and the ring buffer write. Included once, in order, by pwru.bpf.c.
  */
 #ifndef PWRU_OUTPUT_H
 #define PWRU_OUTPUT_H

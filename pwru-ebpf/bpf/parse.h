@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR MIT) */
 /*
- * Packet parsing: the skb fields filters and events need (netns, ifindex, header offsets),
- * IP and transport headers into a pwru_tuple, and the inner headers of VXLAN/Geneve packets.
- * Reads go through bpf_probe_read_kernel, so any program type can use them. Included once, in order, by pwru.bpf.c.
+ * Packet parsing: the skb fields filters and events need (netns, ifindex, header offsets), IP
+ * and transport headers into a pwru_tuple, and the inner headers of VXLAN/Geneve packets. Reads
+ * go through bpf_probe_read_kernel, so any program type can use them. Included once, in order,
+ * by pwru.bpf.c.
  */
 #ifndef PWRU_PARSE_H
 #define PWRU_PARSE_H

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR MIT) */
 /*
- * The kernel stack a program runs on: the key that links functions without an skb argument
- * to the skb last seen on the same stack, and the caller read from a stack frame. Included once, in order, by pwru.bpf.c.
+ * The kernel stack a program runs on: the key that links functions without an skb argument to
+ * the skb last seen on the same stack, and the caller read from a stack frame. Included once,
+ * in order, by pwru.bpf.c.
  */
 #ifndef PWRU_STACK_H
 #define PWRU_STACK_H

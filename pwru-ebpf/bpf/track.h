@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR MIT) */
 /*
- * Tracking: skb addresses and skb->head followed past the filters (clones and copies
- * included) until their end of life, and the stack key -> skb links. Included once, in order, by pwru.bpf.c.
+ * Tracking: skb addresses and skb->head followed past the filters (clones and copies included)
+ * until their end of life, and the stack key -> skb links. Included once, in order, by
+ * pwru.bpf.c.
  */
 #ifndef PWRU_TRACK_H
 #define PWRU_TRACK_H
