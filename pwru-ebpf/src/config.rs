@@ -16,7 +16,7 @@ pub struct PwruConfig {
     /// Interface index to match (with [`PWRU_CFG_FILTER_IFINDEX`]).
     pub ifindex: u32,
     /// Bytes per skb or shared-info dump, NUL included; 0 means the compile-time maximum
-    /// ([`PWRU_SKB_DUMP_MAX`], [`PWRU_SHINFO_DUMP_MAX`]), which also caps larger values.
+    /// ([`PWRU_SKB_DUMP_MAX`](crate::PWRU_SKB_DUMP_MAX), [`PWRU_SHINFO_DUMP_MAX`](crate::PWRU_SHINFO_DUMP_MAX)), which also caps larger values.
     pub dump_max: u32,
 }
 

@@ -81,7 +81,7 @@ pub struct PwruEvent {
     pub skb_dump_len: u16,
     /// Bytes of `skb_shared_info` text following the skb text.
     pub shinfo_dump_len: u16,
-    /// Check word over the header and this event, see [`record_check`].
+    /// Check word over the header and this event, see [`record_check`](crate::record_check).
     pub check: u32,
 }
 
@@ -132,9 +132,9 @@ pub const PWRU_EV_TRACKED: u32 = 1 << 11;
 pub const PWRU_EV_BY_STACKID: u32 = 1 << 12;
 /// `addr` came from `bpf_get_func_ip` (else from the saved instruction pointer).
 pub const PWRU_EV_FUNC_IP: u32 = 1 << 13;
-/// The skb text was cut at the dump bound ([`PwruConfig::dump_max`]).
+/// The skb text was cut at the dump bound ([`PwruConfig::dump_max`](crate::PwruConfig::dump_max)).
 pub const PWRU_EV_SKB_DUMP_CUT: u32 = 1 << 14;
-/// The shared-info text was cut at the dump bound ([`PwruConfig::dump_max`]).
+/// The shared-info text was cut at the dump bound ([`PwruConfig::dump_max`](crate::PwruConfig::dump_max)).
 pub const PWRU_EV_SHINFO_DUMP_CUT: u32 = 1 << 15;
 
 // Sizes the kernel side relies on; a mismatch is a bug in a mirror.

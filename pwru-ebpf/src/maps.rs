@@ -23,7 +23,7 @@ pub const MAP_STACKS: &str = "pwru_stacks";
 pub const PWRU_SCRATCH_SLOTS: u32 = 4;
 
 /// How each run of an event program ended: indexes into [`MAP_RUNS`]. Every run increments
-/// exactly one (`enum pwru_outcome` in `bpf/event.h`).
+/// exactly one (`enum pwru_outcome` in `bpf/abi.h`).
 pub mod outcome {
     /// Record written to the ring buffer.
     pub const EMITTED: u32 = 0;
