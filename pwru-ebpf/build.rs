@@ -90,8 +90,16 @@ fn main() {
         println!("cargo:rustc-env=PWRU_EBPF_OBJECT={}", shipped.display());
         return;
     }
-    for f in ["pwru.bpf.c", "testprogs.bpf.c", "event.h", "kernel.h"] {
-        println!("cargo:rerun-if-changed={}", bpf_dir.join(f).display());
+    // Every source and header in bpf/ (the directory too, so that a new header is noticed).
+    println!("cargo:rerun-if-changed={}", bpf_dir.display());
+    let mut sources: Vec<PathBuf> = std::fs::read_dir(&bpf_dir)
+        .unwrap_or_else(|e| fail(&format!("cannot list {}: {e}", bpf_dir.display())))
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "c" || x == "h"))
+        .collect();
+    sources.sort();
+    for f in sources {
+        println!("cargo:rerun-if-changed={}", f.display());
     }
 
     let arch = env::var("CARGO_CFG_TARGET_ARCH").unwrap_or_default();

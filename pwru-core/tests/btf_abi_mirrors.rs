@@ -1,9 +1,13 @@
-//! The `#[repr(C)]` mirrors in pwru-ebpf against the compiled object's own BTF: same size and
-//! the same offset for every field, found by name.
+//! pwru-ebpf's Rust side against the compiled object it ships: the `#[repr(C)]` mirrors against
+//! the object's own BTF (same size and the same offset for every field, found by name), the
+//! shared numbers against the enums of `bpf/abi.h` in that BTF, and the names of maps,
+//! programs, the config global, the filter stub and the tc/XDP patch markers against the
+//! object itself.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::mem::{offset_of, size_of};
 
-use pwru_core::btf::Btf;
+use pwru_core::btf::{Btf, Kind};
 use pwru_ebpf::{PwruConfig, PwruEvent, PwruRecordHdr, PwruTuple, OBJECT};
 
 fn check(btf: &Btf, name: &str, size: usize, fields: &[(&str, usize)]) {
@@ -64,67 +68,304 @@ fn mirrors_match_object_btf() {
     );
 }
 
-/// `enum pwru_outcome` (the index of each run counter) and the other numbers user space reads
-/// the kernel's counters with, against the C header the object was compiled from (array map
-/// keys must be plain integers in BTF, so the enum is not in the object's BTF).
-#[test]
-fn outcome_indexes_match_the_c_header() {
-    use pwru_ebpf::outcome as o;
-    let header = include_str!("../../pwru-ebpf/bpf/event.h");
-    let value = |name: &str| -> u64 {
-        let line = header
-            .lines()
-            .map(str::trim)
-            .find(|l| {
-                l.strip_prefix(name).is_some_and(|r| {
-                    r.starts_with(' ') || r.starts_with('\t') || r.starts_with('=')
-                }) || l
-                    .strip_prefix("#define ")
-                    .and_then(|r| r.strip_prefix(name))
-                    .is_some_and(|r| r.starts_with(' '))
-            })
-            .unwrap_or_else(|| panic!("{name} not in event.h"));
-        let text = line
-            .split(['=', ' '])
-            .map(|t| t.trim().trim_end_matches(',').trim_end_matches("ULL"))
-            .filter(|t| !t.is_empty())
-            .nth(if line.starts_with("#define") { 2 } else { 1 })
-            .unwrap_or_else(|| panic!("no value in {line:?}"));
-        match text.strip_prefix("0x") {
-            Some(hex) => u64::from_str_radix(hex, 16),
-            None => text.parse(),
-        }
-        .unwrap_or_else(|e| panic!("{line:?}: {e}"))
-    };
-    for (name, want) in [
-        ("PWRU_OUT_EMITTED", o::EMITTED),
-        ("PWRU_OUT_RING_FULL", o::RING_FULL),
-        ("PWRU_OUT_NULL_SKB", o::NULL_SKB),
-        ("PWRU_OUT_FILTER_NETNS", o::FILTER_NETNS),
-        ("PWRU_OUT_FILTER_MARK", o::FILTER_MARK),
-        ("PWRU_OUT_FILTER_IFINDEX", o::FILTER_IFINDEX),
-        ("PWRU_OUT_FILTER_PCAP", o::FILTER_PCAP),
-        ("PWRU_OUT_FILTER_TUNNEL", o::FILTER_TUNNEL),
-        ("PWRU_OUT_NESTED_TOO_DEEP", o::NESTED_TOO_DEEP),
-        ("PWRU_OUT_NO_SCRATCH", o::NO_SCRATCH),
-        ("PWRU_OUT_NO_STACK_SKB", o::NO_STACK_SKB),
-        ("PWRU_OUT_MAX", o::COUNT),
-        ("PWRU_SCRATCH_SLOTS", pwru_ebpf::PWRU_SCRATCH_SLOTS),
-        ("PWRU_DEPTH_LEVEL", pwru_ebpf::PWRU_DEPTH_LEVEL),
-        ("PWRU_DEPTH_NESTED", pwru_ebpf::PWRU_DEPTH_NESTED),
-    ] {
-        assert_eq!(value(name), u64::from(want), "{name}");
+/// The value of every enumerator of `enum <name>` in the object's BTF.
+fn enum_values(btf: &Btf, name: &str) -> BTreeMap<String, u64> {
+    btf.enum_values(name)
+        .unwrap_or_else(|e| panic!("enum {name} not in the object's BTF (see bpf/abi.h): {e}"))
+        .into_iter()
+        // enum64 values above i64::MAX come back wrapped: the bits are the value.
+        .map(|v| (v.name, v.value as u64))
+        .collect()
+}
+
+/// Each enum of `bpf/abi.h` against the Rust constants, by name, in both directions: a Rust
+/// constant must have the value of the C enumerator of the same name, and every enumerator
+/// must have a Rust constant (a number added on one side only fails here).
+fn check_enum(btf: &Btf, name: &str, rust: &[(&str, u64)]) {
+    let c = enum_values(btf, name);
+    for (constant, want) in rust {
+        let have = c
+            .get(*constant)
+            .unwrap_or_else(|| panic!("{constant} is not an enumerator of enum {name}"));
+        assert_eq!(*have, *want, "{constant}: C (enum {name}) vs Rust");
     }
-    for (name, want) in [
-        ("PWRU_CHECK_WORDS", pwru_ebpf::PWRU_CHECK_WORDS as u64),
-        ("PWRU_CHECK_SEED", pwru_ebpf::PWRU_CHECK_SEED),
-        ("PWRU_CHECK_MUL", pwru_ebpf::PWRU_CHECK_MUL),
-        (
-            "PWRU_RECORD_VERSION",
-            u64::from(pwru_ebpf::PWRU_RECORD_VERSION),
+    let listed: BTreeSet<&str> = rust.iter().map(|(n, _)| *n).collect();
+    let missing: Vec<&String> = c.keys().filter(|n| !listed.contains(n.as_str())).collect();
+    assert!(
+        missing.is_empty(),
+        "enum {name}: {missing:?} have no Rust constant in pwru-ebpf"
+    );
+}
+
+macro_rules! consts {
+    ($($c:ident),* $(,)?) => {
+        &[$((stringify!($c), u64::from(pwru_ebpf::$c))),*]
+    };
+}
+
+#[test]
+fn abi_enums_match_rust_constants() {
+    use pwru_ebpf::outcome as o;
+    let btf = Btf::from_elf(OBJECT).expect("the embedded object has a .BTF section");
+    check_enum(&btf, "pwru_record_kind", consts!(PWRU_RECORD_EVENT));
+    check_enum(&btf, "pwru_record_version", consts!(PWRU_RECORD_VERSION));
+    check_enum(
+        &btf,
+        "pwru_check",
+        &[
+            ("PWRU_CHECK_WORDS", pwru_ebpf::PWRU_CHECK_WORDS as u64),
+            ("PWRU_CHECK_SEED", pwru_ebpf::PWRU_CHECK_SEED),
+            ("PWRU_CHECK_MUL", pwru_ebpf::PWRU_CHECK_MUL),
+        ],
+    );
+    check_enum(
+        &btf,
+        "pwru_dump_max",
+        &[
+            ("PWRU_SKB_DUMP_MAX", pwru_ebpf::PWRU_SKB_DUMP_MAX as u64),
+            (
+                "PWRU_SHINFO_DUMP_MAX",
+                pwru_ebpf::PWRU_SHINFO_DUMP_MAX as u64,
+            ),
+        ],
+    );
+    check_enum(&btf, "pwru_scratch_slots", consts!(PWRU_SCRATCH_SLOTS));
+    check_enum(
+        &btf,
+        "pwru_depth_key",
+        consts!(PWRU_DEPTH_LEVEL, PWRU_DEPTH_NESTED),
+    );
+    check_enum(
+        &btf,
+        "pwru_outcome",
+        &[
+            ("PWRU_OUT_EMITTED", o::EMITTED.into()),
+            ("PWRU_OUT_RING_FULL", o::RING_FULL.into()),
+            ("PWRU_OUT_NULL_SKB", o::NULL_SKB.into()),
+            ("PWRU_OUT_FILTER_NETNS", o::FILTER_NETNS.into()),
+            ("PWRU_OUT_FILTER_MARK", o::FILTER_MARK.into()),
+            ("PWRU_OUT_FILTER_IFINDEX", o::FILTER_IFINDEX.into()),
+            ("PWRU_OUT_FILTER_PCAP", o::FILTER_PCAP.into()),
+            ("PWRU_OUT_FILTER_TUNNEL", o::FILTER_TUNNEL.into()),
+            ("PWRU_OUT_NESTED_TOO_DEEP", o::NESTED_TOO_DEEP.into()),
+            ("PWRU_OUT_NO_SCRATCH", o::NO_SCRATCH.into()),
+            ("PWRU_OUT_NO_STACK_SKB", o::NO_STACK_SKB.into()),
+            ("PWRU_OUT_MAX", o::COUNT.into()),
+        ],
+    );
+    check_enum(
+        &btf,
+        "pwru_probe_kind",
+        consts!(
+            PWRU_KIND_KPROBE,
+            PWRU_KIND_KPROBE_MULTI,
+            PWRU_KIND_FENTRY,
+            PWRU_KIND_FEXIT,
+            PWRU_KIND_TRACEPOINT,
+            PWRU_KIND_RAW_TRACEPOINT,
+            PWRU_KIND_TC,
+            PWRU_KIND_XDP,
+            PWRU_KIND_XDP_EXIT,
         ),
+    );
+    check_enum(
+        &btf,
+        "pwru_event_flag",
+        consts!(
+            PWRU_EV_META,
+            PWRU_EV_TUPLE,
+            PWRU_EV_TUNNEL,
+            PWRU_EV_STACK,
+            PWRU_EV_CALLER,
+            PWRU_EV_DROP_REASON,
+            PWRU_EV_PROG,
+            PWRU_EV_RETVAL,
+            PWRU_EV_CB,
+            PWRU_EV_SKB_DUMP,
+            PWRU_EV_SHINFO_DUMP,
+            PWRU_EV_TRACKED,
+            PWRU_EV_BY_STACKID,
+            PWRU_EV_FUNC_IP,
+            PWRU_EV_SKB_DUMP_CUT,
+            PWRU_EV_SHINFO_DUMP_CUT,
+        ),
+    );
+    check_enum(
+        &btf,
+        "pwru_config_flag",
+        consts!(
+            PWRU_CFG_FILTER_NETNS,
+            PWRU_CFG_FILTER_MARK,
+            PWRU_CFG_FILTER_IFINDEX,
+            PWRU_CFG_FILTER_PCAP,
+            PWRU_CFG_FILTER_TUNNEL_L2,
+            PWRU_CFG_FILTER_TUNNEL_L3,
+            PWRU_CFG_TRACK_SKB,
+            PWRU_CFG_TRACK_HEAD,
+            PWRU_CFG_TRACK_STACKID,
+            PWRU_CFG_OUTPUT_META,
+            PWRU_CFG_OUTPUT_TUPLE,
+            PWRU_CFG_OUTPUT_TUNNEL,
+            PWRU_CFG_OUTPUT_STACK,
+            PWRU_CFG_OUTPUT_CALLER,
+            PWRU_CFG_OUTPUT_CB,
+            PWRU_CFG_OUTPUT_SKB,
+            PWRU_CFG_OUTPUT_SHINFO,
+        ),
+    );
+    check_enum(
+        &btf,
+        "pwru_filter_selector",
+        consts!(
+            PWRU_SEL_L2,
+            PWRU_SEL_L3,
+            PWRU_SEL_TUNNEL_L2,
+            PWRU_SEL_TUNNEL_L3
+        ),
+    );
+    check_enum(
+        &btf,
+        "pwru_patch_marker",
+        &[
+            ("PWRU_PATCH_PROG_ID", pwru_ebpf::patch::PROG_ID),
+            ("PWRU_PATCH_NAME_LO", pwru_ebpf::patch::NAME_LO),
+            ("PWRU_PATCH_NAME_HI", pwru_ebpf::patch::NAME_HI),
+        ],
+    );
+    // TRACEPOINTS against enum pwru_tracepoint: PWRU_TP_<NAME> is the id of each, and
+    // PWRU_TP_MAX is one past the last.
+    let mut tracepoints: Vec<(String, u64)> = pwru_ebpf::TRACEPOINTS
+        .iter()
+        .map(|&(id, _, name, _)| (format!("PWRU_TP_{}", name.to_uppercase()), id))
+        .collect();
+    tracepoints.push((
+        "PWRU_TP_MAX".into(),
+        pwru_ebpf::TRACEPOINTS.len() as u64 + 1,
+    ));
+    let refs: Vec<(&str, u64)> = tracepoints.iter().map(|(n, v)| (n.as_str(), *v)).collect();
+    check_enum(&btf, "pwru_tracepoint", &refs);
+}
+
+/// The maps, the config global and the filter stub that user space names exist in the object.
+#[test]
+fn map_global_and_stub_names_exist() {
+    let obj = aya_obj::Object::parse(OBJECT).expect("the embedded object parses");
+    for map in [
+        pwru_ebpf::MAP_EVENTS,
+        pwru_ebpf::MAP_RUNS,
+        pwru_ebpf::MAP_DEPTH,
+        pwru_ebpf::MAP_STACKS,
     ] {
-        assert_eq!(value(name), want, "{name}");
+        assert!(
+            obj.maps.contains_key(map),
+            "no map {map} in the object (maps: {:?})",
+            obj.maps.keys().collect::<Vec<_>>()
+        );
+    }
+    let btf = Btf::from_elf(OBJECT).expect("the embedded object has a .BTF section");
+    assert!(
+        btf.find_by_name(Kind::Var, pwru_ebpf::CONFIG_GLOBAL)
+            .is_some(),
+        "no global {} in the object",
+        pwru_ebpf::CONFIG_GLOBAL
+    );
+    let stub = btf
+        .find_by_name(Kind::Func, pwru_ebpf::FILTER_STUB)
+        .unwrap_or_else(|| panic!("no function {} in the object", pwru_ebpf::FILTER_STUB));
+    let stub = btf.get(stub).expect("the stub's BTF");
+    // A FUNC's vlen is its linkage: 1 is global.
+    assert!(
+        stub.vlen() == 1,
+        "{} must be a global function (the kernel verifies it from its BTF signature)",
+        pwru_ebpf::FILTER_STUB
+    );
+    assert!(
+        obj.functions
+            .values()
+            .any(|f| f.name == pwru_ebpf::FILTER_STUB),
+        "{} has no code in .text",
+        pwru_ebpf::FILTER_STUB
+    );
+}
+
+/// Every program name of `pwru_ebpf::program` and `TRACEPOINTS` is a program of the object,
+/// and every program of the object is one of them.
+#[test]
+fn program_names_match_the_object() {
+    use pwru_ebpf::program as p;
+    let obj = aya_obj::Object::parse(OBJECT).expect("the embedded object parses");
+    let mut listed: BTreeSet<String> = [
+        p::KPROBE_STACKID,
+        p::KPROBE_MULTI_STACKID,
+        p::FENTRY_STACKID,
+        p::TP_BTF_BASELINE,
+        p::FEXIT_SKB_CLONE,
+        p::FEXIT_SKB_COPY,
+        p::FENTRY_KFREE_SKBMEM,
+        p::FENTRY_SKB_FREE_HEAD,
+        p::KPROBE_CLONE_ENTRY,
+        p::KRETPROBE_CLONE_EXIT,
+        p::KPROBE_KFREE_SKBMEM,
+        p::KPROBE_SKB_FREE_HEAD,
+    ]
+    .into_iter()
+    .chain(p::KPROBE_SKB)
+    .chain(p::KPROBE_MULTI_SKB)
+    .chain(p::FENTRY_SKB)
+    .chain(p::BPF_PROG_TRACING)
+    .map(String::from)
+    .collect();
+    for &(_, _, name, _) in pwru_ebpf::TRACEPOINTS {
+        listed.insert(format!("{}{name}", p::TP_BTF_PREFIX));
+        listed.insert(format!("{}{name}", p::RAW_TP_PREFIX));
+    }
+    let in_object: BTreeSet<String> = obj.programs.keys().cloned().collect();
+    let only_listed: Vec<_> = listed.difference(&in_object).collect();
+    let only_object: Vec<_> = in_object.difference(&listed).collect();
+    assert!(
+        only_listed.is_empty(),
+        "named in pwru_ebpf but not programs of the object: {only_listed:?}"
+    );
+    assert!(
+        only_object.is_empty(),
+        "programs of the object that pwru_ebpf does not name: {only_object:?}"
+    );
+}
+
+/// The 64-bit constants of `ld_imm64` instructions in the program `name`.
+fn ld_imm64_values(obj: &aya_obj::Object, name: &str) -> Vec<u64> {
+    let prog = obj
+        .programs
+        .get(name)
+        .unwrap_or_else(|| panic!("no program {name}"));
+    let insns = &obj.functions[&prog.function_key()].instructions;
+    // BPF_LD | BPF_IMM | BPF_DW: the constant's low half here, the high half in the next slot.
+    const LD_IMM64: u8 = 0x18;
+    insns
+        .windows(2)
+        .filter(|w| w[0].code == LD_IMM64)
+        .map(|w| u64::from(w[0].imm as u32) | (u64::from(w[1].imm as u32) << 32))
+        .collect()
+}
+
+/// The loader patches `pwru_ebpf::patch` constants into the tc/XDP tracing programs: each
+/// must be an `ld_imm64` of every one of them, and of no other program.
+#[test]
+fn patch_markers_are_in_the_tc_xdp_tracing_programs() {
+    use pwru_ebpf::patch;
+    let obj = aya_obj::Object::parse(OBJECT).expect("the embedded object parses");
+    let markers = [patch::PROG_ID, patch::NAME_LO, patch::NAME_HI];
+    for name in obj.programs.keys() {
+        let values = ld_imm64_values(&obj, name);
+        let tracing = pwru_ebpf::program::BPF_PROG_TRACING.contains(&name.as_str());
+        for m in markers {
+            let n = values.iter().filter(|&&v| v == m).count();
+            if tracing {
+                assert_eq!(n, 1, "program {name}: ld_imm64 {m:#x} found {n} times");
+            } else {
+                assert_eq!(n, 0, "program {name} loads the patch marker {m:#x}");
+            }
+        }
     }
 }
 

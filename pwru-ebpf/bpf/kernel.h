@@ -10,6 +10,11 @@
 
 #include <linux/types.h>
 
+/* The kernel's bool. */
+typedef _Bool bool;
+#define true 1
+#define false 0
+
 #pragma clang attribute push(__attribute__((preserve_access_index)), apply_to = record)
 
 struct ns_common {

@@ -323,13 +323,6 @@ impl Tuple {
     }
 }
 
-impl fmt::Display for Tuple {
-    /// pwru's spelling without TCP flags: `10.0.0.1:40000->10.0.0.2:9(udp)`, IPv6 in brackets.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        crate::format::write_tuple(f, self, false)
-    }
-}
-
 /// Why the kernel dropped a packet: a value of the kernel's `enum skb_drop_reason`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]

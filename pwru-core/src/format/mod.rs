@@ -240,6 +240,15 @@ pub(crate) fn write_func(out: &mut Vec<u8>, ev: &Event) {
     }
 }
 
+// The text spelling of a tuple lives here with the rest of pwru's text, so that events know
+// nothing of formatting.
+impl fmt::Display for Tuple {
+    /// pwru's spelling without TCP flags: `10.0.0.1:40000->10.0.0.2:9(udp)`, IPv6 in brackets.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write_tuple(f, self, false)
+    }
+}
+
 /// pwru's tuple spelling: `saddr:sport->daddr:dport(proto[:FLAGS])`.
 pub(crate) fn write_tuple(w: &mut impl fmt::Write, t: &Tuple, tcp_flags: bool) -> fmt::Result {
     write_addr(w, t.src)?;

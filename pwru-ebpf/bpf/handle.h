@@ -1,0 +1,65 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR MIT) */
+/*
+ * The shared path of every skb entry program: tracked or filtered, then tracked on, then
+ * emitted; and the path of functions without an skb argument (the skb of the stack). Included
+ * once, in order, by pwru.bpf.c.
+ */
+#ifndef PWRU_HANDLE_H
+#define PWRU_HANDLE_H
+
+/* ---- the shared entry path --------------------------------------------------------- */
+
+/* Every return counts the run's outcome once: here, or in emit_skb. */
+static __always_inline int handle_skb(void *ctx, struct sk_buff *skb, struct probe_info *pi)
+{
+	if (!skb) {
+		count_run(PWRU_OUT_NULL_SKB);
+		return 0;
+	}
+	__u64 addr = (__u64)skb;
+	bool tracked = false;
+	__u64 head = 0;
+	if (CFG(TRACK_SKB)) {
+		if (bpf_map_lookup_elem(&pwru_skbs, &addr)) {
+			tracked = true;
+		} else if (CFG(TRACK_HEAD)) {
+			head = SKB_HEAD(pi->typed, skb);
+			if (head && bpf_map_lookup_elem(&pwru_heads, &head))
+				tracked = true;
+		}
+	}
+	if (!tracked) {
+		__u32 verdict = filter_skb(skb, pi->typed);
+		if (verdict != FILTER_PASS) {
+			count_run(verdict);
+			return 0;
+		}
+	}
+	if (tracked)
+		pi->evflags |= PWRU_EV_TRACKED;
+	if (CFG(TRACK_SKB)) {
+		if (!head && CFG(TRACK_HEAD))
+			head = SKB_HEAD(pi->typed, skb);
+		track(addr, head);
+	}
+	if (CFG(TRACK_STACKID))
+		link_stack(addr);
+	emit_skb(ctx, skb, pi, -1);
+	return 0;
+}
+
+/* Functions without an skb argument: the event is about the skb last seen on this stack. */
+static __always_inline int handle_by_stackid(void *ctx, struct probe_info *pi)
+{
+	__u64 key = stack_key();
+	__u64 *skb = bpf_map_lookup_elem(&pwru_stackid_skb, &key);
+	if (!skb || !*skb) {
+		count_run(PWRU_OUT_NO_STACK_SKB);
+		return 0;
+	}
+	pi->evflags |= PWRU_EV_BY_STACKID | PWRU_EV_TRACKED;
+	emit_skb(ctx, (struct sk_buff *)*skb, pi, -1);
+	return 0;
+}
+
+#endif

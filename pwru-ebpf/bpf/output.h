@@ -1,0 +1,251 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR MIT) */
+/*
+ * Record building and output: what an entry program knows about its run (probe_info), the run
+ * counters, the per-CPU scratch slots records are built in, the event fields, the skb text
+ * dumps, the check word and the ring buffer write. Included once, in order, by pwru.bpf.c.
+ */
+#ifndef PWRU_OUTPUT_H
+#define PWRU_OUTPUT_H
+
+struct probe_info {
+	__u64 addr;
+	__u64 caller;
+	__u8 kind;
+	__u8 typed;
+	__u32 evflags;
+	__u32 drop_reason;
+	__u64 retval;
+};
+
+/* ---- event output ------------------------------------------------------------------ */
+
+/*
+ * Counts one run with outcome `o`. Atomic although the counter is per CPU: a run nested on
+ * this CPU between the load and the store of a plain increment would lose its count.
+ */
+static __always_inline void count_run(__u32 o)
+{
+	__u64 *n = bpf_map_lookup_elem(&pwru_runs, &o);
+	if (n)
+		__sync_fetch_and_add(n, 1);
+}
+
+static __always_inline void fill_skb(struct pwru_event *ev, struct sk_buff *skb, bool typed)
+{
+	struct skb_data d;
+	skb_data(skb, typed, &d);
+	ev->skb_head = d.head;
+	if (CFG(OUTPUT_META)) {
+		struct net_device *dev = RD(typed, skb, dev);
+		ev->netns = skb_netns(skb, typed);
+		ev->mark = RD(typed, skb, mark);
+		ev->len = RD(typed, skb, len);
+		ev->protocol = bpf_ntohs(RD(typed, skb, protocol));
+		if (typed)
+			ev->pkt_type = skb->pkt_type;
+		else
+			ev->pkt_type = BPF_CORE_READ_BITFIELD_PROBED(skb, pkt_type);
+		if (dev) {
+			ev->ifindex = RD(typed, dev, ifindex);
+			ev->mtu = RD(typed, dev, mtu);
+		}
+		ev->flags |= PWRU_EV_META;
+	}
+	if (CFG(OUTPUT_CB)) {
+		/* qdisc_skb_cb: { u32 pkt_len; u16; u16; u8 data[20] } */
+		bpf_probe_read_kernel(ev->cb, sizeof(ev->cb), (char *)skb + bpf_core_field_offset(skb->cb) + 8);
+		ev->flags |= PWRU_EV_CB;
+	}
+	if (CFG(OUTPUT_TUPLE) || CFG(OUTPUT_TUNNEL)) {
+		__u64 l3 = skb_l3(&d);
+		if (!l3 && mac_header_set(d.mac))
+			l3 = d.head + d.mac + 14;
+		if (CFG(OUTPUT_TUPLE) && parse_l3(l3, d.end, &ev->tuple))
+			ev->flags |= PWRU_EV_TUPLE;
+		if (CFG(OUTPUT_TUNNEL)) {
+			__u64 inner = tunnel_inner_l2(l3, d.end);
+			__u64 inner3 = inner ? tunnel_inner_l3(inner) : 0;
+			if (inner3 && parse_l3(inner3, d.end, &ev->tunnel))
+				ev->flags |= PWRU_EV_TUNNEL;
+		}
+	}
+}
+
+/* The scratch slot a run holds, and the nesting level to restore when it is done. */
+struct slot {
+	__u64 *depth;
+	__u32 level;
+};
+
+/*
+ * Takes the scratch slot of this run's nesting level. Runs on one CPU nest strictly (an
+ * interrupting run ends before the one it interrupted goes on), so a plain per-CPU level
+ * is enough: a nested run sees the level raised and takes the next slot. (A fully
+ * preemptible kernel may switch tasks inside an fentry program, which runs with migration,
+ * not preemption, disabled; a slot shared that way is caught by the check word in submit(),
+ * and the record rejected in user space instead of shown mixed.) NULL when no slot is free or
+ * a lookup failed; that run's outcome is then counted here.
+ */
+static __always_inline struct pwru_scratch *slot_enter(struct slot *sl)
+{
+	__u32 key = PWRU_DEPTH_LEVEL;
+	sl->depth = bpf_map_lookup_elem(&pwru_depth, &key);
+	if (!sl->depth) {
+		count_run(PWRU_OUT_NO_SCRATCH);
+		return NULL;
+	}
+	__u32 level = *sl->depth;
+	if (level >= PWRU_SCRATCH_SLOTS) {
+		count_run(PWRU_OUT_NESTED_TOO_DEEP);
+		return NULL;
+	}
+	struct pwru_scratch *s = bpf_map_lookup_elem(&pwru_scratch, &level);
+	if (!s) {
+		count_run(PWRU_OUT_NO_SCRATCH);
+		return NULL;
+	}
+	if (level > 0) {
+		key = PWRU_DEPTH_NESTED;
+		__u64 *nested = bpf_map_lookup_elem(&pwru_depth, &key);
+		if (nested)
+			__sync_fetch_and_add(nested, 1);
+	}
+	sl->level = level;
+	*sl->depth = level + 1;
+	return s;
+}
+
+static __always_inline void slot_exit(struct slot *sl)
+{
+	*sl->depth = sl->level;
+}
+
+/* Fills the fields every event has; returns the timestamp, which submit() uses to notice a
+ * record another run wrote into meanwhile. */
+static __always_inline __u64 fill_common(struct pwru_event *ev, const struct probe_info *pi)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u64 ts = bpf_ktime_get_ns();
+	ev->ts = ts;
+	ev->addr = pi->addr;
+	ev->caller = pi->caller;
+	ev->cpu = bpf_get_smp_processor_id();
+	ev->pid = (__u32)pid_tgid;
+	ev->tgid = pid_tgid >> 32;
+	ev->kind = pi->kind;
+	ev->flags |= pi->evflags;
+	ev->drop_reason = pi->drop_reason;
+	ev->retval = pi->retval;
+	bpf_get_current_comm(ev->comm, sizeof(ev->comm));
+	return ts;
+}
+
+/* The check word of the header and event in `s` (see PWRU_CHECK_* in event.h). */
+static __always_inline __u32 record_check(struct pwru_scratch *s)
+{
+	const __u64 *w = (const __u64 *)s;
+	__u64 c = PWRU_CHECK_SEED;
+#pragma unroll
+	for (int i = 0; i < PWRU_CHECK_WORDS; i++)
+		c = (((c << 7) | (c >> 57)) ^ w[i]) * PWRU_CHECK_MUL;
+	return (__u32)(c ^ (c >> 32));
+}
+
+/*
+ * Writes the record of `len` bytes and returns the run's outcome. `ts` is the timestamp
+ * this run put in the event: if another run overwrote the slot meanwhile, the event's
+ * differs and the check word is spoiled on purpose, so user space rejects the mixed record.
+ */
+static __always_inline __u32 submit(struct pwru_scratch *s, __u32 len, __u64 ts)
+{
+	s->hdr.kind = PWRU_RECORD_EVENT;
+	s->hdr.version = PWRU_RECORD_VERSION;
+	if (len > sizeof(*s))
+		len = sizeof(*s);
+	s->hdr.len = len;
+	s->ev.check = 0;
+	__u64 spoil = s->ev.ts ^ ts;
+	s->ev.check = record_check(s) ^ (__u32)(spoil ^ (spoil >> 32));
+	if (bpf_ringbuf_output(&pwru_events, s, len, 0))
+		return PWRU_OUT_RING_FULL;
+	return PWRU_OUT_EMITTED;
+}
+
+/* Run-time bound of one dump: the config's dump_max, capped by the compile-time size `cap`
+ * of its place in the scratch buffer (0 in the config means the cap). */
+static __always_inline __u32 dump_bound(__u32 cap)
+{
+	__u32 n = pwru_cfg.dump_max;
+	if (n == 0 || n > cap)
+		n = cap;
+	return n;
+}
+
+static __always_inline __u32 dump_skb(struct pwru_scratch *s, struct sk_buff *skb, struct skb_data *d)
+{
+	__u32 off = 0;
+	if (CFG(OUTPUT_SKB)) {
+		struct btf_ptr p = {.ptr = skb, .type_id = bpf_core_type_id_kernel(struct sk_buff)};
+		__u32 cap = dump_bound(PWRU_SKB_DUMP_MAX);
+		/* n excludes the NUL and counts what did not fit: n >= cap means cut */
+		long n = bpf_snprintf_btf(s->dump, cap, &p, sizeof(p), 0);
+		if (n >= 0) {
+			off = n + 1 > cap ? cap : n + 1;
+			s->ev.skb_dump_len = off;
+			s->ev.flags |= PWRU_EV_SKB_DUMP;
+			if (n + 1 > cap)
+				s->ev.flags |= PWRU_EV_SKB_DUMP_CUT;
+		}
+	}
+	if (CFG(OUTPUT_SHINFO)) {
+		struct btf_ptr p = {.ptr = (void *)(d->head + (d->end - d->head)),
+				    .type_id = bpf_core_type_id_kernel(struct skb_shared_info)};
+		__u32 skb_end = 0;
+		if (!bpf_probe_read_kernel(&skb_end, sizeof(skb_end), &skb->end)) {
+			p.ptr = (void *)(d->head + skb_end);
+			if (off > PWRU_SKB_DUMP_MAX)
+				off = PWRU_SKB_DUMP_MAX;
+			__u32 cap = dump_bound(PWRU_SHINFO_DUMP_MAX);
+			long n = bpf_snprintf_btf(s->dump + off, cap, &p, sizeof(p), 0);
+			if (n >= 0) {
+				__u32 m = n + 1 > cap ? cap : n + 1;
+				s->ev.shinfo_dump_len = m;
+				s->ev.flags |= PWRU_EV_SHINFO_DUMP;
+				if (n + 1 > cap)
+					s->ev.flags |= PWRU_EV_SHINFO_DUMP_CUT;
+				off += m;
+			}
+		}
+	}
+	return off;
+}
+
+/* Builds and writes the event of one run that passed the filters; counts its outcome. */
+static __always_inline void emit_skb(void *ctx, struct sk_buff *skb, const struct probe_info *pi, __s32 stack_id)
+{
+	struct slot sl;
+	struct pwru_scratch *s = slot_enter(&sl);
+	if (!s)
+		return;
+	__builtin_memset(&s->ev, 0, sizeof(s->ev));
+	__u64 ts = fill_common(&s->ev, pi);
+	s->ev.skb = (__u64)skb;
+	fill_skb(&s->ev, skb, pi->typed);
+	if (CFG(OUTPUT_STACK)) {
+		s->ev.stack_id = stack_id >= 0 ? stack_id : bpf_get_stackid(ctx, &pwru_stacks, 0);
+		if (s->ev.stack_id >= 0)
+			s->ev.flags |= PWRU_EV_STACK;
+	}
+	if (CFG(OUTPUT_CALLER) && pi->caller)
+		s->ev.flags |= PWRU_EV_CALLER;
+	__u32 extra = 0;
+	if (CFG(OUTPUT_SKB) || CFG(OUTPUT_SHINFO)) {
+		struct skb_data d;
+		skb_data(skb, false, &d);
+		extra = dump_skb(s, skb, &d);
+	}
+	count_run(submit(s, sizeof(s->hdr) + sizeof(s->ev) + extra, ts));
+	slot_exit(&sl);
+}
+
+#endif

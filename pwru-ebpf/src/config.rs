@@ -1,0 +1,71 @@
+//! The read-only configuration global the loader sets before load (`struct pwru_config`),
+//! its flags (`PWRU_CFG_*`) and the selectors of the filter dispatch (`PWRU_SEL_*`).
+
+/// Read-only configuration global `pwru_cfg` (`struct pwru_config`), set before load.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PwruConfig {
+    /// `PWRU_CFG_*` bits.
+    pub flags: u32,
+    /// Network namespace inode to match (with [`PWRU_CFG_FILTER_NETNS`]).
+    pub netns: u32,
+    /// Mark to match: `(skb->mark & mark_mask) == mark` (with [`PWRU_CFG_FILTER_MARK`]).
+    pub mark: u32,
+    /// Mask applied to `skb->mark` before comparing.
+    pub mark_mask: u32,
+    /// Interface index to match (with [`PWRU_CFG_FILTER_IFINDEX`]).
+    pub ifindex: u32,
+    /// Bytes per skb or shared-info dump, NUL included; 0 means the compile-time maximum
+    /// ([`PWRU_SKB_DUMP_MAX`](crate::PWRU_SKB_DUMP_MAX), [`PWRU_SHINFO_DUMP_MAX`](crate::PWRU_SHINFO_DUMP_MAX)), which also caps larger values.
+    pub dump_max: u32,
+}
+
+/// Name of the read-only config global in the object.
+pub const CONFIG_GLOBAL: &str = "pwru_cfg";
+
+/// Filter on the network namespace inode.
+pub const PWRU_CFG_FILTER_NETNS: u32 = 1 << 0;
+/// Filter on the mark.
+pub const PWRU_CFG_FILTER_MARK: u32 = 1 << 1;
+/// Filter on the interface index.
+pub const PWRU_CFG_FILTER_IFINDEX: u32 = 1 << 2;
+/// Run the pcap filter (selector 0 on L2 when the MAC header is set, else selector 1 on L3).
+pub const PWRU_CFG_FILTER_PCAP: u32 = 1 << 3;
+/// Run selector 2 on the inner L2 header of VXLAN/Geneve packets.
+pub const PWRU_CFG_FILTER_TUNNEL_L2: u32 = 1 << 4;
+/// Run selector 3 on the inner L3 header of VXLAN/Geneve packets.
+pub const PWRU_CFG_FILTER_TUNNEL_L3: u32 = 1 << 5;
+/// Follow the addresses of matched skbs.
+pub const PWRU_CFG_TRACK_SKB: u32 = 1 << 6;
+/// Also follow `skb->head` (clones sharing the data buffer).
+pub const PWRU_CFG_TRACK_HEAD: u32 = 1 << 7;
+/// Remember stack id -> skb for functions without an skb argument.
+pub const PWRU_CFG_TRACK_STACKID: u32 = 1 << 8;
+/// Fill netns, mark, ifindex, len, mtu, protocol, pkt_type.
+pub const PWRU_CFG_OUTPUT_META: u32 = 1 << 9;
+/// Fill the outer tuple.
+pub const PWRU_CFG_OUTPUT_TUPLE: u32 = 1 << 10;
+/// Fill the inner (tunnel) tuple.
+pub const PWRU_CFG_OUTPUT_TUNNEL: u32 = 1 << 11;
+/// Record a stack id.
+pub const PWRU_CFG_OUTPUT_STACK: u32 = 1 << 12;
+/// Record the caller address.
+pub const PWRU_CFG_OUTPUT_CALLER: u32 = 1 << 13;
+/// Copy the cb words.
+pub const PWRU_CFG_OUTPUT_CB: u32 = 1 << 14;
+/// Append a `bpf_snprintf_btf` dump of the skb.
+pub const PWRU_CFG_OUTPUT_SKB: u32 = 1 << 15;
+/// Append a `bpf_snprintf_btf` dump of the skb's shared info.
+pub const PWRU_CFG_OUTPUT_SHINFO: u32 = 1 << 16;
+
+/// Dispatch selector: pcap on L2 (data = MAC header).
+pub const PWRU_SEL_L2: u64 = 0;
+/// Dispatch selector: pcap on L3 (data = network header).
+pub const PWRU_SEL_L3: u64 = 1;
+/// Dispatch selector: pcap on the inner L2 header of a tunnel.
+pub const PWRU_SEL_TUNNEL_L2: u64 = 2;
+/// Dispatch selector: pcap on the inner L3 header of a tunnel.
+pub const PWRU_SEL_TUNNEL_L3: u64 = 3;
+
+// Size the kernel side relies on; a mismatch is a bug in the mirror.
+const _: () = assert!(core::mem::size_of::<PwruConfig>() == 24);
