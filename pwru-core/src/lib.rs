@@ -72,16 +72,17 @@ macro_rules! unstable_mod {
     };
 }
 
-mod builder;
 pub mod error;
 pub mod event;
 pub mod format;
 pub mod netns;
-pub mod options;
 pub mod session;
 mod stream;
 pub mod symbols;
 pub mod tracer;
+
+/// The options of a tracer (the same module as [`tracer::options`]).
+pub use tracer::options;
 
 unstable_mod!(
     /// The one kernel BTF reader (unstable).
