@@ -71,7 +71,7 @@ pub enum Error {
     Netns(#[from] crate::netns::NetnsError),
     /// Loading or attaching failed for a reason other than the verifier.
     #[error(transparent)]
-    Loader(Box<crate::loader::LoaderError>),
+    Loader(Box<crate::backend::LoaderError>),
     /// Kernel symbols could not be read.
     #[error(transparent)]
     Symbols(#[from] crate::symbols::SymbolsError),
@@ -118,10 +118,10 @@ fn format_refusals(r: &[(Backend, String)]) -> String {
         .join("; ")
 }
 
-impl From<crate::loader::LoaderError> for Error {
-    fn from(e: crate::loader::LoaderError) -> Self {
+impl From<crate::backend::LoaderError> for Error {
+    fn from(e: crate::backend::LoaderError) -> Self {
         match e {
-            crate::loader::LoaderError::Verifier {
+            crate::backend::LoaderError::Verifier {
                 program,
                 error,
                 log,
@@ -131,7 +131,7 @@ impl From<crate::loader::LoaderError> for Error {
                 log,
             },
             // aya's loads carry the verifier log inside its own error type.
-            crate::loader::LoaderError::Program {
+            crate::backend::LoaderError::Program {
                 program,
                 target,
                 source,
@@ -144,7 +144,7 @@ impl From<crate::loader::LoaderError> for Error {
                     message: io_error.to_string(),
                     log: verifier_log.to_string(),
                 },
-                other => Error::Loader(Box::new(crate::loader::LoaderError::Program {
+                other => Error::Loader(Box::new(crate::backend::LoaderError::Program {
                     program,
                     target,
                     source: Box::new(other),

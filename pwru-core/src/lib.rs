@@ -85,6 +85,10 @@ pub mod tracer;
 pub use tracer::options;
 
 unstable_mod!(
+    /// The backends: probing, loading and attaching each program type (unstable).
+    backend
+);
+unstable_mod!(
     /// The one kernel BTF reader (unstable).
     btf
 );
@@ -97,12 +101,12 @@ unstable_mod!(
     limits
 );
 unstable_mod!(
-    /// Loading the kernel programs (unstable).
-    loader
-);
-unstable_mod!(
     /// Network namespaces and veth pairs for tests (unstable).
     netlab
+);
+unstable_mod!(
+    /// The compiled object prepared for loading: filter splice, config, maps (unstable).
+    object
 );
 unstable_mod!(
     /// Capability checks before loading (unstable).

@@ -9,15 +9,16 @@ use std::time::{Duration, Instant};
 use aya::maps::{MapData, RingBuf, StackTraceMap};
 use futures::Stream;
 
+use crate::backend::{trace_bpf_programs, Attachments, Link, LoaderError};
 use crate::error::Error;
 use crate::event::{decode, DecodeContext, DecodeError, Event, WallClock};
-use crate::loader::{Link, Loader, LoaderError, LoaderOptions, LostCounter, TrackingBackend};
 use crate::netns::InterfaceCache;
+use crate::object::{Loader, LoaderOptions, LostCounter};
 use crate::options::Backend;
 use crate::stream::readiness::Readiness;
 use crate::stream::RecordStream;
 use crate::symbols::{is_dispatch_frame, trim_dispatch_frames, KernelSymbols};
-use crate::tracer::{Refusal, Target, Tracer};
+use crate::tracer::{Refusal, Tracer};
 
 mod owned;
 
@@ -145,7 +146,7 @@ pub struct Stats {
     pub runs: RunOutcomes,
     /// Runs of the event programs counted by the kernel (`run_cnt` of `bpf_prog_info`,
     /// summed). The kernel counts only while BPF statistics are on (`sysctl
-    /// kernel.bpf_stats_enabled=1`, or an fd from [`crate::loader::enable_stats`]); with them
+    /// kernel.bpf_stats_enabled=1`, or an fd from [`crate::backend::enable_stats`]); with them
     /// on from before [`Tracer::attach`], it equals [`RunOutcomes::total`].
     pub kernel_runs: u64,
     /// Runs the kernel skipped because a BPF program was already running on that CPU
@@ -203,66 +204,6 @@ impl std::fmt::Debug for Session {
             .field("attached", &self.attached.len())
             .field("refused", &self.refused.len())
             .finish_non_exhaustive()
-    }
-}
-
-/// kprobe.multi: one link for many symbols. One unattachable symbol fails the whole link, so
-/// on failure split the set and retry the halves until the refused functions are isolated.
-fn attach_multi(
-    loader: &mut Loader,
-    position: u8,
-    names: &[&str],
-    links: &mut Vec<Link>,
-    attached: &mut Vec<String>,
-    refused: &mut Vec<Refusal>,
-) {
-    match loader.load_kprobe_multi(position, names) {
-        Ok(link) => {
-            links.push(link);
-            attached.extend(names.iter().map(|s| s.to_string()));
-        }
-        // A verifier rejection is the same for every subset: do not bisect it.
-        Err(e) if names.len() == 1 || is_verifier(&e) => {
-            let reason = e.to_string();
-            refused.extend(names.iter().map(|n| Refusal {
-                target: n.to_string(),
-                reason: reason.clone(),
-            }));
-        }
-        Err(e) => {
-            log::debug!(
-                "kprobe.multi link for {} functions (position {position}) refused ({e}); \
-                 splitting it to find the refused functions",
-                names.len()
-            );
-            let (a, b) = names.split_at(names.len() / 2);
-            attach_multi(loader, position, a, links, attached, refused);
-            attach_multi(loader, position, b, links, attached, refused);
-        }
-    }
-}
-
-fn is_verifier(e: &LoaderError) -> bool {
-    matches!(e, LoaderError::Verifier { .. })
-}
-
-/// Files one target's attach result: its link and name, or its refusal with the reason.
-fn record(
-    target: String,
-    result: Result<Link, LoaderError>,
-    links: &mut Vec<Link>,
-    attached: &mut Vec<String>,
-    refused: &mut Vec<Refusal>,
-) {
-    match result {
-        Ok(l) => {
-            links.push(l);
-            attached.push(target);
-        }
-        Err(e) => refused.push(Refusal {
-            target,
-            reason: e.to_string(),
-        }),
     }
 }
 
@@ -327,11 +268,12 @@ impl Tracer {
         mut progress: impl FnMut(Progress<'_>),
     ) -> Result<Session, Error> {
         let started = Instant::now();
+        let backend = self.driver.backend();
         // Interface names are read before anything is attached: these netlink dumps (one per
         // namespace) would otherwise be traced by a session with no filter.
         let mut interfaces = InterfaceCache::new();
         interfaces.refresh();
-        if matches!(self.backend, Backend::Kprobe | Backend::Fentry) {
+        if matches!(backend, Backend::Kprobe | Backend::Fentry) {
             // One fd per function: a failure here shows up below as refusals, with the reason.
             match crate::limits::raise_open_file_limit() {
                 Ok(n) => log::debug!("open file limit raised to {n}"),
@@ -364,114 +306,28 @@ impl Tracer {
         };
 
         let total = self.targets.len();
-        let mut links = Vec::new();
-        let mut attached = Vec::new();
-        let mut refused = Vec::new();
-        log::debug!(
-            "attaching {total} targets with the {} backend",
-            self.backend
-        );
+        log::debug!("attaching {total} targets with the {backend} backend");
         let mut note = |done: usize, current: &str| {
             // Per-target lines only at trace level: fentry/kprobe can have thousands.
-            if done == total
-                || done.is_multiple_of(64)
-                || matches!(self.backend, Backend::Tracepoint)
-            {
+            if done == total || done.is_multiple_of(64) || matches!(backend, Backend::Tracepoint) {
                 log::debug!("attach progress: {done}/{total} ({current})");
             } else {
                 log::trace!("attach progress: {done}/{total} ({current})");
             }
             progress(Progress {
-                backend: self.backend,
+                backend,
                 done,
                 total,
                 current,
             })
         };
 
-        let by_position = |targets: &[Target], pos: u8| -> Vec<String> {
-            targets
-                .iter()
-                .filter(|t| t.position == pos)
-                .map(|t| t.name.clone())
-                .collect()
-        };
-        let mut done = 0;
-        match self.backend {
-            Backend::Tracepoint => {
-                for t in &self.targets {
-                    let r = loader.load_tracepoint(&t.name, self.tracepoint_flavor);
-                    record(t.name.clone(), r, &mut links, &mut attached, &mut refused);
-                    done += 1;
-                    note(done, &t.name);
-                }
-            }
-            Backend::KprobeMulti => {
-                for pos in 1..=5u8 {
-                    let names = by_position(&self.targets, pos);
-                    if names.is_empty() {
-                        continue;
-                    }
-                    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-                    attach_multi(
-                        &mut loader,
-                        pos,
-                        &refs,
-                        &mut links,
-                        &mut attached,
-                        &mut refused,
-                    );
-                    done += names.len();
-                    note(done, &format!("position {pos}"));
-                }
-            }
-            Backend::Kprobe => {
-                for pos in 1..=5u8 {
-                    let names = by_position(&self.targets, pos);
-                    // Batches keep progress moving without a callback per kprobe.
-                    for batch in names.chunks(64) {
-                        let refs: Vec<&str> = batch.iter().map(String::as_str).collect();
-                        match loader.load_kprobe(pos, &refs) {
-                            Ok(results) => {
-                                for (name, r) in results {
-                                    record(name, r, &mut links, &mut attached, &mut refused);
-                                }
-                            }
-                            // The program itself failed to load: fatal (it would fail for all).
-                            Err(e) => return Err(e.into()),
-                        }
-                        done += batch.len();
-                        note(done, batch.last().map(String::as_str).unwrap_or(""));
-                    }
-                }
-            }
-            Backend::Fentry => {
-                for t in &self.targets {
-                    match loader.load_fentry(t.position, &t.name) {
-                        Ok(l) => {
-                            links.push(l);
-                            attached.push(t.name.clone());
-                        }
-                        Err(e) if is_verifier(&e) && attached.is_empty() => {
-                            return Err(e.into());
-                        }
-                        Err(e) => refused.push(Refusal {
-                            target: t.name.clone(),
-                            reason: e.to_string(),
-                        }),
-                    }
-                    done += 1;
-                    note(done, &t.name);
-                }
-            }
-            Backend::Auto => {
-                return Err(Error::InvalidOption(
-                    "internal: the tracer was built without a concrete backend".into(),
-                ))
-            }
-        }
-        if attached.is_empty() {
-            for r in &refused {
+        let driver = self.driver;
+        let mut out = Attachments::default();
+        driver.attach(&mut loader, &self.targets, &mut note, &mut out)?;
+        if out.attached.is_empty() {
+            let refused = &out.refused;
+            for r in refused {
                 log::debug!("refused {}: {}", r.target, r.reason);
             }
             return Err(Error::NothingAttached {
@@ -483,39 +339,17 @@ impl Tracer {
             });
         }
 
-        attach_non_skb(
-            &mut loader,
-            self.backend,
-            &self.non_skb_targets,
-            &mut links,
-            &mut attached,
-            &mut refused,
-        );
+        driver.attach_non_skb(&mut loader, &self.non_skb_targets, &mut out);
 
         // Clone/copy tracking and freeing (tracepoint kernels need none: the kfree_skb and
         // consume_skb programs forget, and head tracking follows clones). Stack links of
         // freed skbs are dropped at kfree_skbmem too.
         let stack_links = !self.non_skb_targets.is_empty();
         if self.options.track_skb || stack_links {
-            let tracking = match self.backend {
-                Backend::Fentry => Some(TrackingBackend::Fentry),
-                Backend::Kprobe | Backend::KprobeMulti => Some(TrackingBackend::Kprobe),
-                _ => None,
-            };
-            if let Some(t) = tracking {
-                let results = if self.options.track_skb {
-                    loader.load_tracking(t)
-                } else {
-                    loader.load_lifetime(t)
-                };
-                for (name, r) in results {
-                    match r {
-                        Ok(l) => links.push(l),
-                        Err(e) => refused.push(Refusal {
-                            target: name,
-                            reason: e.to_string(),
-                        }),
-                    }
+            for (name, r) in driver.lifetime_programs(&mut loader, self.options.track_skb) {
+                match r {
+                    Ok(l) => out.links.push(l),
+                    Err(e) => out.refuse(name, &e),
                 }
             }
         }
@@ -529,16 +363,21 @@ impl Tracer {
         }
 
         if self.options.trace_tc || self.options.trace_xdp {
-            trace_bpf_programs(
+            let traced = trace_bpf_programs(
                 &mut loader,
                 self.options.trace_tc,
                 self.options.trace_xdp,
-                &mut links,
-                &mut attached,
-                &mut refused,
-                &mut decode_ctx,
+                &mut out,
             );
+            for (id, name) in traced {
+                decode_ctx.set_bpf_prog(id, &name);
+            }
         }
+        let Attachments {
+            links,
+            attached,
+            refused,
+        } = out;
 
         decode_ctx.set_interfaces_from(&interfaces);
         let wall_clock = match WallClock::measure() {
@@ -565,7 +404,7 @@ impl Tracer {
         log::debug!(
             "attached {} targets with the {} backend, {} refused, in {:?}",
             attached.len(),
-            self.backend,
+            backend,
             refused.len(),
             started.elapsed()
         );
@@ -593,115 +432,13 @@ impl Tracer {
             symbols,
             stats,
             stop_requested: Arc::default(),
-            backend: self.backend,
+            backend,
             attached,
             refused,
             attach_time: started.elapsed(),
             resolve_stacks,
             wall_clock,
         })
-    }
-}
-
-/// Attaches the stack-link program to each function without an skb argument (one
-/// kprobe.multi link for all of them, or one kprobe / fentry program each); refusals are
-/// listed, not fatal.
-fn attach_non_skb(
-    loader: &mut Loader,
-    backend: Backend,
-    names: &[String],
-    links: &mut Vec<Link>,
-    attached: &mut Vec<String>,
-    refused: &mut Vec<Refusal>,
-) {
-    if names.is_empty() {
-        return;
-    }
-    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-    let results: Vec<(String, Result<Link, LoaderError>)> = match backend {
-        Backend::KprobeMulti => {
-            match loader.load_kprobe_multi_program("kprobe_multi_stackid", &refs) {
-                Ok(link) => {
-                    links.push(link);
-                    attached.extend(names.iter().cloned());
-                    return;
-                }
-                // One refused symbol fails the whole link: retry one by one to name it.
-                Err(e) => {
-                    log::debug!(
-                        "kprobe.multi link for {} non-skb functions refused ({e}); \
-                         attaching them one by one",
-                        refs.len()
-                    );
-                    refs.iter()
-                        .map(|n| {
-                            let r = loader.load_kprobe_multi_program("kprobe_multi_stackid", &[n]);
-                            (n.to_string(), r)
-                        })
-                        .collect()
-                }
-            }
-        }
-        Backend::Kprobe => match loader.load_kprobe_program("kprobe_stackid", &refs) {
-            Ok(r) => r,
-            Err(e) => {
-                let reason = e.to_string();
-                refused.extend(names.iter().map(|n| Refusal {
-                    target: n.clone(),
-                    reason: reason.clone(),
-                }));
-                return;
-            }
-        },
-        Backend::Fentry => refs
-            .iter()
-            .map(|n| {
-                let r = loader.load_tracing_program("fentry_stackid", n, false);
-                (n.to_string(), r)
-            })
-            .collect(),
-        // build() refuses non-skb functions on the tracepoint backend.
-        Backend::Tracepoint | Backend::Auto => return,
-    };
-    for (name, r) in results {
-        record(name, r, links, attached, refused);
-    }
-}
-
-/// Attaches to every loaded tc (and/or XDP) program; refusals are listed, not fatal.
-fn trace_bpf_programs(
-    loader: &mut Loader,
-    tc: bool,
-    xdp: bool,
-    links: &mut Vec<Link>,
-    attached: &mut Vec<String>,
-    refused: &mut Vec<Refusal>,
-    ctx: &mut DecodeContext,
-) {
-    use aya_obj::generated::bpf_prog_type;
-    for info in aya::programs::loaded_programs().flatten() {
-        let ty = info.program_type();
-        let wanted =
-            (tc && matches!(
-                ty,
-                bpf_prog_type::BPF_PROG_TYPE_SCHED_CLS | bpf_prog_type::BPF_PROG_TYPE_SCHED_ACT
-            )) || (xdp && ty == bpf_prog_type::BPF_PROG_TYPE_XDP);
-        if !wanted {
-            continue;
-        }
-        let name = info.name_as_str().unwrap_or("?").to_string();
-        let label = format!("bpf prog {}:{name}", info.id());
-        match loader.trace_bpf_prog(info.id()) {
-            Ok(ls) => {
-                links.extend(ls);
-                attached.push(label);
-                ctx.set_bpf_prog(info.id(), &name);
-            }
-            Err(e) => refused.push(Refusal {
-                target: label,
-                reason: e.to_string(),
-            }),
-        }
     }
 }
 

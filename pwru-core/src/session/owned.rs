@@ -10,11 +10,10 @@ use std::task::{Context, Poll};
 use futures::Stream;
 
 use super::{RunOutcomes, Session, Stats};
+use crate::backend::{DetachedProgram, Link, LoaderError, ProgramStats};
 use crate::error::Error;
 use crate::event::Event;
-use crate::loader::{
-    DetachedProgram, Link, Loader, LoaderError, LostCounter, NestingCounter, ProgramStats,
-};
+use crate::object::{Loader, LostCounter, NestingCounter};
 use crate::stream::readiness::WakeHandle;
 use crate::stream::Counters;
 

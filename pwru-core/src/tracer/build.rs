@@ -4,10 +4,10 @@
 
 use std::time::Instant;
 
+use crate::backend::{driver, Driver, Tracepoint, TracepointFlavor};
 use crate::btf::Btf;
 use crate::discovery::{self, DiscoveryOptions, Modules};
 use crate::error::Error;
-use crate::loader::{probe_backend_with, ProbeBackend, TracepointFlavor};
 use crate::options::{Backend, KernelModules};
 use crate::privileges::{self, Capability};
 
@@ -21,33 +21,23 @@ fn page_size() -> u32 {
     u32::try_from(n).ok().filter(|&n| n > 0).unwrap_or(4096)
 }
 
-/// Probes `backend` for real; for the tracepoint backend also picks tp_btf or raw_tp.
-fn probe(backend: Backend, kernel: &Btf) -> Result<TracepointFlavor, String> {
-    let probe_backend = |b| probe_backend_with(b, Some(kernel));
-    match backend {
-        Backend::KprobeMulti => probe_backend(ProbeBackend::KprobeMulti),
-        Backend::Kprobe => probe_backend(ProbeBackend::Kprobe),
-        Backend::Fentry => probe_backend(ProbeBackend::Fentry),
-        Backend::Tracepoint | Backend::Auto => {
-            return match probe_backend(ProbeBackend::TpBtf) {
-                Ok(()) => Ok(TracepointFlavor::Btf),
-                Err(btf) => probe_backend(ProbeBackend::RawTp)
-                    .map(|()| TracepointFlavor::Raw)
-                    .map_err(|raw| format!("{btf}; {raw}")),
-            };
-        }
+/// Probes `backend` for real: its driver, for the tracepoint backend in the flavour the
+/// kernel accepts.
+fn probe(backend: Backend, kernel: &Btf) -> Result<&'static dyn Driver, String> {
+    match driver(backend, TracepointFlavor::Btf) {
+        Some(d) if backend != Backend::Tracepoint => d.probe(Some(kernel)).map(|()| d),
+        _ => Tracepoint::choose(Some(kernel)).map(|t| t as &'static dyn Driver),
     }
-    .map(|()| TracepointFlavor::Btf)
 }
 
-/// Picks the backend: the requested one, or the first of [`Backend::AUTO_ORDER`] that works.
-/// The chosen backend, its tracepoint flavour, and the backends refused before it.
-type Choice = (Backend, TracepointFlavor, Vec<(Backend, String)>);
+/// The chosen backend's driver, and the backends refused before it.
+type Choice = (&'static dyn Driver, Vec<(Backend, String)>);
 
+/// Picks the backend: the requested one, or the first of [`Backend::AUTO_ORDER`] that works.
 fn choose_backend(requested: Backend, kernel: &Btf) -> Result<Choice, Error> {
     if requested != Backend::Auto {
         return match probe(requested, kernel) {
-            Ok(flavor) => Ok((requested, flavor, Vec::new())),
+            Ok(driver) => Ok((driver, Vec::new())),
             Err(reason) => Err(Error::BackendUnsupported {
                 backend: requested,
                 reason,
@@ -57,7 +47,7 @@ fn choose_backend(requested: Backend, kernel: &Btf) -> Result<Choice, Error> {
     let mut refusals = Vec::new();
     for b in Backend::AUTO_ORDER {
         match probe(b, kernel) {
-            Ok(flavor) => return Ok((b, flavor, refusals)),
+            Ok(driver) => return Ok((driver, refusals)),
             Err(reason) => refusals.push((b, reason)),
         }
     }
@@ -99,14 +89,17 @@ impl TracerBuilder {
         let kernel = std::sync::Arc::new(
             Btf::kernel(o.kernel_btf.as_deref()).map_err(discovery::DiscoveryError::from)?,
         );
-        let (backend, tracepoint_flavor, backend_refusals) = choose_backend(o.backend, &kernel)?;
-        let (filter_access, filter_access_note) =
-            choose_filter_access(backend, tracepoint_flavor, &kernel);
+        let (driver, backend_refusals) = choose_backend(o.backend, &kernel)?;
+        let backend = driver.backend();
+        let (filter_access, filter_access_note) = choose_filter_access(driver, &kernel);
         for (b, why) in &backend_refusals {
             log::debug!("backend {b} refused: {why}");
         }
         if backend == Backend::Tracepoint {
-            log::debug!("backend {backend} chosen, tracepoint flavour {tracepoint_flavor:?}");
+            log::debug!(
+                "backend {backend} chosen, tracepoint flavour {}",
+                driver.name()
+            );
         } else {
             log::debug!("backend {backend} chosen");
         }
@@ -191,8 +184,7 @@ impl TracerBuilder {
             .collect();
         Ok(Tracer {
             options: o,
-            backend,
-            tracepoint_flavor,
+            driver,
             backend_refusals,
             targets,
             non_skb_targets,

@@ -5,10 +5,11 @@
 use pwru_ebpf::{PWRU_CFG_FILTER_PCAP, PWRU_CFG_FILTER_TUNNEL_L2, PWRU_CFG_FILTER_TUNNEL_L3};
 use pwru_filter::{Cbpf, Insn, Layer, Mode, ProbeAccess};
 
+use crate::backend::{probe_kfunc_cast_with, Driver};
 use crate::btf::Btf;
 use crate::error::Error;
-use crate::loader::{probe_kfunc_cast_with, FilterBody, ProbeBackend, TracepointFlavor};
-use crate::options::{Backend, Options};
+use crate::object::FilterBody;
+use crate::options::Options;
 
 fn filter_error(which: &'static str, expr: &str, e: impl std::fmt::Display) -> Error {
     Error::Filter {
@@ -83,12 +84,11 @@ pub(super) fn translate_filters(
         .map_err(|e| filter_error("pcap", pcap, e))
 }
 
-/// How the filters will read packet bytes in `backend`'s programs: through `bpf_rdonly_cast`
+/// How the filters will read packet bytes in `driver`'s programs: through `bpf_rdonly_cast`
 /// when the kernel has it and accepts it in that program type (a plain load per byte), else
 /// with `bpf_probe_read_kernel` (one helper call per packet). The string says why not cast.
 pub(super) fn choose_filter_access(
-    backend: Backend,
-    flavor: TracepointFlavor,
+    driver: &dyn Driver,
     btf: &Btf,
 ) -> (ProbeAccess, Option<String>) {
     let Some(ids) = btf.cast_ids() else {
@@ -97,14 +97,7 @@ pub(super) fn choose_filter_access(
             Some("the kernel BTF has no bpf_rdonly_cast kfunc (Linux < 6.2)".into()),
         );
     };
-    let kind = match (backend, flavor) {
-        (Backend::KprobeMulti, _) => ProbeBackend::KprobeMulti,
-        (Backend::Kprobe, _) => ProbeBackend::Kprobe,
-        (Backend::Fentry, _) => ProbeBackend::Fentry,
-        (_, TracepointFlavor::Btf) => ProbeBackend::TpBtf,
-        (_, TracepointFlavor::Raw) => ProbeBackend::RawTp,
-    };
-    match probe_kfunc_cast_with(kind, ids, Some(btf)) {
+    match probe_kfunc_cast_with(driver, ids, Some(btf)) {
         Ok(()) => (ProbeAccess::Cast(ids), None),
         Err(why) => (ProbeAccess::Helper, Some(why)),
     }

@@ -12,7 +12,8 @@ use std::time::Duration;
 use pwru_ebpf::PwruConfig;
 use pwru_filter::ProbeAccess;
 
-use crate::loader::{FilterBody, TracepointFlavor};
+use crate::backend::Driver;
+use crate::object::FilterBody;
 pub use builder::TracerBuilder;
 use options::{Backend, Options};
 
@@ -48,8 +49,8 @@ pub struct Refusal {
 #[derive(Debug)]
 pub struct Tracer {
     pub(crate) options: Options,
-    pub(crate) backend: Backend,
-    pub(crate) tracepoint_flavor: TracepointFlavor,
+    /// The chosen backend (tracepoints in their probed flavour).
+    pub(crate) driver: &'static dyn Driver,
     pub(crate) backend_refusals: Vec<(Backend, String)>,
     pub(crate) targets: Vec<Target>,
     pub(crate) non_skb_targets: Vec<String>,
@@ -75,7 +76,7 @@ impl Tracer {
 
     /// The backend that will be used (never [`Backend::Auto`]).
     pub fn backend(&self) -> Backend {
-        self.backend
+        self.driver.backend()
     }
 
     /// Backends tried before the chosen one and why the kernel refused each.

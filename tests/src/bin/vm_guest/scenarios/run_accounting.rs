@@ -201,7 +201,7 @@ fn flood(ctx: &mut Ctx, backend: Backend) -> Result<String, String> {
     steer_to_both_cpus(&pair)?;
     // the kernel counts program runs only while this is held: before the load, so all count
     let _stats_on =
-        pwru_core::loader::enable_stats().map_err(|e| format!("BPF_ENABLE_STATS: {e}"))?;
+        pwru_core::backend::enable_stats().map_err(|e| format!("BPF_ENABLE_STATS: {e}"))?;
     let mut session = kit::start(tracer(backend))?;
     let attached = session.attached().len();
     let done = AtomicBool::new(false);
