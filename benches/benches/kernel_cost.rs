@@ -28,10 +28,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use pwru_core::loader::{
-    enable_stats, probe_backend, FilterBody, Link, Loader, LoaderOptions, ProbeBackend,
-    TracepointFlavor,
-};
+use pwru_core::backend::{enable_stats, probe, Link, Tracepoint, TracepointFlavor};
+use pwru_core::object::{FilterBody, Loader, LoaderOptions};
 use pwru_ebpf::*;
 use pwru_filter::{CastIds, ProbeAccess};
 
@@ -114,7 +112,7 @@ fn setup() -> Result<Setup, String> {
     if unsafe { libc::geteuid() } != 0 {
         return Err("needs root (CAP_BPF, CAP_PERFMON, CAP_NET_ADMIN)".into());
     }
-    probe_backend(ProbeBackend::TpBtf).map_err(|e| format!("tp_btf unavailable: {e}"))?;
+    probe(&Tracepoint::BTF).map_err(|e| format!("tp_btf unavailable: {e}"))?;
     let netns = netns_pair()?;
     let stats = enable_stats().map_err(|e| format!("BPF_ENABLE_STATS: {e}"))?;
     let cfg = |flags| PwruConfig {

@@ -118,10 +118,10 @@ pub enum Error {
 /// The message says what failed and what to do; [`std::error::Error::source`] gives the
 /// underlying cause (the OS error of a syscall, for instance). The loader's own error type is
 /// internal, so this does not tie pwru-core's API to the loading library it uses.
-pub struct LoadError(Box<crate::loader::LoaderError>);
+pub struct LoadError(Box<crate::backend::LoaderError>);
 
 impl LoadError {
-    fn new(e: crate::loader::LoaderError) -> Self {
+    fn new(e: crate::backend::LoaderError) -> Self {
         LoadError(Box::new(e))
     }
 
@@ -129,7 +129,10 @@ impl LoadError {
     pub fn raw_os_error(&self) -> Option<i32> {
         let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(self.0.as_ref());
         while let Some(e) = cause {
-            if let Some(code) = e.downcast_ref::<io::Error>().and_then(io::Error::raw_os_error) {
+            if let Some(code) = e
+                .downcast_ref::<io::Error>()
+                .and_then(io::Error::raw_os_error)
+            {
                 return Some(code);
             }
             cause = e.source();
@@ -170,10 +173,10 @@ fn format_refusals(r: &[(Backend, String)]) -> String {
         .join("; ")
 }
 
-impl From<crate::loader::LoaderError> for Error {
-    fn from(e: crate::loader::LoaderError) -> Self {
+impl From<crate::backend::LoaderError> for Error {
+    fn from(e: crate::backend::LoaderError) -> Self {
         match e {
-            crate::loader::LoaderError::Verifier {
+            crate::backend::LoaderError::Verifier {
                 program,
                 error,
                 log,
@@ -183,7 +186,7 @@ impl From<crate::loader::LoaderError> for Error {
                 log,
             },
             // aya's loads carry the verifier log inside its own error type.
-            crate::loader::LoaderError::Program {
+            crate::backend::LoaderError::Program {
                 program,
                 target,
                 source,
@@ -196,7 +199,7 @@ impl From<crate::loader::LoaderError> for Error {
                     source: io_error,
                     log: verifier_log.to_string(),
                 },
-                other => Error::Load(LoadError::new(crate::loader::LoaderError::Program {
+                other => Error::Load(LoadError::new(crate::backend::LoaderError::Program {
                     program,
                     target,
                     source: Box::new(other),

@@ -72,17 +72,22 @@ macro_rules! unstable_mod {
     };
 }
 
-mod builder;
 pub mod error;
 pub mod event;
 pub mod format;
 pub mod netns;
-pub mod options;
 pub mod session;
 mod stream;
 pub mod symbols;
 pub mod tracer;
 
+/// The options of a tracer (the same module as [`tracer::options`]).
+pub use tracer::options;
+
+unstable_mod!(
+    /// The backends: probing, loading and attaching each program type (unstable).
+    backend
+);
 unstable_mod!(
     /// The one kernel BTF reader (unstable).
     btf
@@ -96,12 +101,12 @@ unstable_mod!(
     limits
 );
 unstable_mod!(
-    /// Loading the kernel programs (unstable).
-    loader
-);
-unstable_mod!(
     /// Network namespaces and veth pairs for tests (unstable).
     netlab
+);
+unstable_mod!(
+    /// The compiled object prepared for loading: filter splice, config, maps (unstable).
+    object
 );
 unstable_mod!(
     /// Capability checks before loading (unstable).

@@ -10,14 +10,16 @@ use std::time::{Duration, Instant};
 
 use aya::programs::{tc, SchedClassifier, TcAttachType, Xdp, XdpMode};
 use loader_common::*;
-use pwru_core::loader::{Link, Loader, LoaderError, LoaderOptions, ProbeBackend, TrackingBackend};
+use pwru_core::backend::{Driver, Fentry, Kprobe, KprobeMulti, Link, LoaderError};
+use pwru_core::object::{Loader, LoaderOptions};
+use pwru_core::Backend;
 use pwru_ebpf::*;
 
 const PORT: u16 = 33_533;
 
 /// Root, and the kernel config (tests/capabilities.conf) has `backend`; pwru-core's probe must
 /// agree with the config either way.
-fn supported(name: &str, backend: ProbeBackend) -> bool {
+fn supported(name: &str, backend: &dyn Driver) -> bool {
     !skip_unless_root(name) && backend_usable(name, backend)
 }
 
@@ -132,13 +134,13 @@ fn all_ok(name: &str, links: Vec<(String, Result<Link, LoaderError>)>) -> Vec<Li
 #[test]
 fn loader_kprobe_backend_sees_packets() {
     let name = "loader_kprobe_backend_sees_packets";
-    if !supported(name, ProbeBackend::Kprobe) {
+    if !supported(name, &Kprobe) {
         return;
     }
     let pair = NetnsPair::new("k", 21).expect("netns");
     let mut l = loader_for(&pair, PWRU_CFG_TRACK_SKB | PWRU_CFG_TRACK_HEAD);
     let _links = all_ok(name, l.load_kprobe(1, FUNCS).expect("load"));
-    let _tracking = all_ok(name, l.load_tracking(TrackingBackend::Kprobe));
+    let _tracking = all_ok(name, l.load_tracking(Backend::Kprobe));
     let events = collect(&mut l, &pair, enough);
     check_functions(&mut l, name, &events, FUNCS, PWRU_KIND_KPROBE);
     assert!(events
@@ -149,7 +151,7 @@ fn loader_kprobe_backend_sees_packets() {
 #[test]
 fn loader_kprobe_multi_backend_sees_packets() {
     let name = "loader_kprobe_multi_backend_sees_packets";
-    if !supported(name, ProbeBackend::KprobeMulti) {
+    if !supported(name, &KprobeMulti) {
         return;
     }
     let pair = NetnsPair::new("m", 22).expect("netns");
@@ -162,7 +164,7 @@ fn loader_kprobe_multi_backend_sees_packets() {
 #[test]
 fn loader_fentry_backend_sees_packets() {
     let name = "loader_fentry_backend_sees_packets";
-    if !supported(name, ProbeBackend::Fentry) {
+    if !supported(name, &Fentry) {
         return;
     }
     let pair = NetnsPair::new("f", 23).expect("netns");
@@ -174,7 +176,7 @@ fn loader_fentry_backend_sees_packets() {
                 .unwrap_or_else(|e| panic!("{name}: {f}: {e}"))
         })
         .collect();
-    let _tracking = all_ok(name, l.load_tracking(TrackingBackend::Fentry));
+    let _tracking = all_ok(name, l.load_tracking(Backend::Fentry));
     let events = collect(&mut l, &pair, enough);
     check_functions(&mut l, name, &events, FUNCS, PWRU_KIND_FENTRY);
 }
@@ -204,7 +206,7 @@ fn loader_test_tc_and_xdp_programs_load() {
 #[test]
 fn loader_traces_tc_and_xdp_programs() {
     let name = "loader_traces_tc_and_xdp_programs";
-    if !supported(name, ProbeBackend::Fentry) {
+    if !supported(name, &Fentry) {
         return;
     }
     let pair = NetnsPair::new("x", 24).expect("netns");
@@ -275,7 +277,7 @@ fn loader_traces_tc_and_xdp_programs() {
 /// The clone-following programs (kretprobe or fexit on skb_clone) track the clone an
 /// AF_PACKET socket in namespace b gets: the clone, consumed when the socket reads it, is
 /// reported as tracked under its own address (head tracking is off here).
-fn clone_tracking(name: &str, backend: ProbeBackend, tag: &str, subnet: u8) {
+fn clone_tracking(name: &str, backend: &dyn Driver, tag: &str, subnet: u8) {
     use std::os::fd::{AsFd, FromRawFd, OwnedFd};
     if !supported(name, backend) {
         return;
@@ -297,7 +299,7 @@ fn clone_tracking(name: &str, backend: ProbeBackend, tag: &str, subnet: u8) {
     .expect("loader");
     // Core-kernel functions (fentry here needs vmlinux BTF; veth_xmit is in a module).
     let funcs = ["dev_hard_start_xmit", "consume_skb"];
-    let (kind, _links, _tracking) = if backend == ProbeBackend::Fentry {
+    let (kind, _links, _tracking) = if backend.backend() == Backend::Fentry {
         let links: Vec<Link> = funcs
             .iter()
             .map(|f| {
@@ -305,11 +307,11 @@ fn clone_tracking(name: &str, backend: ProbeBackend, tag: &str, subnet: u8) {
                     .unwrap_or_else(|e| panic!("{name}: {f}: {e}"))
             })
             .collect();
-        let t = all_ok(name, l.load_tracking(TrackingBackend::Fentry));
+        let t = all_ok(name, l.load_tracking(Backend::Fentry));
         (PWRU_KIND_FENTRY, links, t)
     } else {
         let links = all_ok(name, l.load_kprobe(1, &funcs).expect("kprobe"));
-        let t = all_ok(name, l.load_tracking(TrackingBackend::Kprobe));
+        let t = all_ok(name, l.load_tracking(Backend::Kprobe));
         (PWRU_KIND_KPROBE, links, t)
     };
     let mut ring = l.take_events().expect("ring buffer");
@@ -384,20 +386,10 @@ fn clone_tracking(name: &str, backend: ProbeBackend, tag: &str, subnet: u8) {
 
 #[test]
 fn loader_kprobe_tracking_follows_clones() {
-    clone_tracking(
-        "loader_kprobe_tracking_follows_clones",
-        ProbeBackend::Kprobe,
-        "p",
-        25,
-    );
+    clone_tracking("loader_kprobe_tracking_follows_clones", &Kprobe, "p", 25);
 }
 
 #[test]
 fn loader_fentry_tracking_follows_clones() {
-    clone_tracking(
-        "loader_fentry_tracking_follows_clones",
-        ProbeBackend::Fentry,
-        "q",
-        26,
-    );
+    clone_tracking("loader_fentry_tracking_follows_clones", &Fentry, "q", 26);
 }

@@ -7,9 +7,10 @@
 mod loader_common;
 
 use loader_common::*;
-use pwru_core::loader::{
-    probe_kfunc_cast, FilterBody, Loader, LoaderOptions, ProbeBackend, TracepointFlavor,
+use pwru_core::backend::{
+    probe_kfunc_cast, Driver, Kprobe, KprobeMulti, Tracepoint, TracepointFlavor,
 };
+use pwru_core::object::{FilterBody, Loader, LoaderOptions};
 use pwru_ebpf::*;
 use pwru_filter::{
     compile_ebpf_with, corpus, dispatch, CastIds, Layer, Mode, Options, ProbeAccess, TranslateError,
@@ -92,12 +93,8 @@ fn loader_corpus_filters_verify() {
             // Where the rules expect all of them, pwru-core's probe must accept each; on other
             // kernels the kernel's own refusal (through the probe) is the reason to leave one out.
             let all = capabilities::expect("kfunc_cast_all_progs") == capabilities::Expect::Yes;
-            let kinds = [
-                ProbeBackend::TpBtf,
-                ProbeBackend::RawTp,
-                ProbeBackend::Kprobe,
-                ProbeBackend::KprobeMulti,
-            ];
+            let kinds: [&dyn Driver; 4] =
+                [&Tracepoint::BTF, &Tracepoint::RAW, &Kprobe, &KprobeMulti];
             let ok = kinds.map(|k| match probe_kfunc_cast(k, ids) {
                 Ok(()) => true,
                 Err(e) if all => panic!(

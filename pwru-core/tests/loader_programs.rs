@@ -4,7 +4,8 @@
 mod loader_common;
 
 use loader_common::*;
-use pwru_core::loader::{FilterBody, Loader, LoaderError, LoaderOptions, TracepointFlavor};
+use pwru_core::backend::{LoaderError, TracepointFlavor};
+use pwru_core::object::{FilterBody, Loader, LoaderOptions};
 use pwru_ebpf::*;
 
 const KPROBE_PROGRAMS: &[&str] = &[
@@ -214,7 +215,7 @@ fn loader_fentry_programs_load() {
     if skip_without_tracepoints(name) {
         return;
     }
-    if !backend_usable(name, pwru_core::loader::ProbeBackend::Fentry) {
+    if !backend_usable(name, &pwru_core::backend::Fentry) {
         return;
     }
     let mut l = loader(&body_udp_dport(53), FILTERS | TRACKING | OUTPUTS);
@@ -237,7 +238,7 @@ fn loader_fentry_programs_load() {
             None => panic!("{name}: fentry_skb_{p} loaded on none of {candidates:?}: {last:?}"),
         }
     }
-    for (what, r) in l.load_tracking(pwru_core::loader::TrackingBackend::Fentry) {
+    for (what, r) in l.load_tracking(pwru_core::Backend::Fentry) {
         r.unwrap_or_else(|e| panic!("{what}: {}", short(&e)));
     }
 }

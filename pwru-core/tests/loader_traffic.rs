@@ -6,7 +6,8 @@ mod loader_common;
 use std::time::{Duration, Instant};
 
 use loader_common::*;
-use pwru_core::loader::{Loader, LoaderOptions, TracepointFlavor};
+use pwru_core::backend::TracepointFlavor;
+use pwru_core::object::{Loader, LoaderOptions};
 use pwru_ebpf::*;
 
 const CLOSED_PORT: u16 = 33_333;

@@ -39,7 +39,7 @@ fn kernel_runs_equal_the_sum_of_outcomes() {
         return;
     }
     // The kernel counts runs only while this fd is open: before the load, so every run counts.
-    let _stats_on = pwru_core::loader::enable_stats().expect("BPF_ENABLE_STATS");
+    let _stats_on = pwru_core::backend::enable_stats().expect("BPF_ENABLE_STATS");
     let pair = VethPair::create(&tag('a', 1), 183).expect("veth pair");
     let dst9 = SocketAddr::from((pair.addr_b, 9));
     let dst10 = SocketAddr::from((pair.addr_b, 10));

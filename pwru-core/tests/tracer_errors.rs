@@ -7,8 +7,8 @@ mod tracer_common;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
+use pwru_core::backend::{probe, Driver, Fentry, Kprobe, KprobeMulti};
 use pwru_core::discovery::DiscoveryError;
-use pwru_core::loader::{probe_backend, ProbeBackend};
 use pwru_core::netns::NetnsError;
 use pwru_core::{Backend, Error, Tracer, TracerBuilder};
 use tracer_common::*;
@@ -222,19 +222,19 @@ fn unsupported_backends_carry_the_kernels_reason() {
         return;
     }
     let mut refused = Vec::new();
-    for (backend, probe, cap) in [
+    for (backend, driver, cap) in [
         (
             Backend::KprobeMulti,
-            ProbeBackend::KprobeMulti,
+            &KprobeMulti as &dyn Driver,
             "kprobe-multi",
         ),
-        (Backend::Kprobe, ProbeBackend::Kprobe, "kprobe"),
-        (Backend::Fentry, ProbeBackend::Fentry, "fentry"),
+        (Backend::Kprobe, &Kprobe, "kprobe"),
+        (Backend::Fentry, &Fentry, "fentry"),
     ] {
         // Which backends are refused: the kernel config (tests/capabilities.conf); the reason:
         // the kernel's answer to a real load + attach of a probe program.
         let expected = capabilities::expect(cap);
-        let kernel_reason = match (probe_backend(probe), &expected) {
+        let kernel_reason = match (probe(driver), &expected) {
             (Ok(()), capabilities::Expect::No(why)) => {
                 panic!("{backend}: the probe accepted it, but the rules say: {why}")
             }

@@ -10,8 +10,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use aya::programs::{tc, SchedClassifier, TcAttachType, Xdp, XdpMode};
+use pwru_core::backend::{probe, Fentry};
 use pwru_core::event::ProbeKind;
-use pwru_core::loader::{probe_backend, ProbeBackend};
 use pwru_core::netlab::VethPair;
 use pwru_core::{Backend, Tracer};
 use tracer_common::*;
@@ -66,7 +66,7 @@ fn tc_and_xdp_programs_are_traced_or_refused_with_the_kernels_reason() {
     let tc_label = label(tc_id, "pwru_test_tc");
     let xdp_label = label(xdp_id, "pwru_test_xdp");
 
-    match probe_backend(ProbeBackend::Fentry) {
+    match probe(&Fentry) {
         Err(kernel_reason) => {
             // fentry refused: both programs are listed as refused, with a reason saying so.
             for l in [&tc_label, &xdp_label] {

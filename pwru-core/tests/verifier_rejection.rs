@@ -9,7 +9,8 @@
 #[path = "../../tests/src/capabilities.rs"]
 mod capabilities;
 
-use pwru_core::loader::{FilterBody, Loader, LoaderOptions, TracepointFlavor};
+use pwru_core::backend::TracepointFlavor;
+use pwru_core::object::{FilterBody, Loader, LoaderOptions};
 use pwru_core::Error;
 use pwru_ebpf::PwruConfig;
 use pwru_filter::Insn;

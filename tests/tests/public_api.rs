@@ -25,7 +25,14 @@ fn build_docs(root: &Path) -> PathBuf {
     let target = root.join("target/public-api");
     let out = Command::new(env!("CARGO"))
         .current_dir(root)
-        .args(["doc", "-p", "pwru-core", "--no-deps", "--locked", "--target-dir"])
+        .args([
+            "doc",
+            "-p",
+            "pwru-core",
+            "--no-deps",
+            "--locked",
+            "--target-dir",
+        ])
         .arg(&target)
         .env_remove("RUSTDOCFLAGS")
         .output()
@@ -44,7 +51,11 @@ fn items(doc: &Path) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
     // Sections: <h3 id="structs">Structs</h3><ul class="all-items"><li><a href="...">event::Event</a></li>...
     for section in html.split("<h3 id=\"").skip(1) {
-        let kind = section.split('"').next().unwrap_or("").trim_end_matches('s');
+        let kind = section
+            .split('"')
+            .next()
+            .unwrap_or("")
+            .trim_end_matches('s');
         for entry in section.split("<li><a href=\"").skip(1) {
             let Some(name) = entry.split('>').nth(1).and_then(|s| s.split('<').next()) else {
                 continue;
@@ -89,7 +100,11 @@ fn public_surface_is_the_listed_one_and_has_no_aya_type() {
     let doc = build_docs(&root);
 
     let aya = aya_mentions(&doc);
-    assert!(aya.is_empty(), "aya types in pwru-core's public API:\n{}", aya.join("\n"));
+    assert!(
+        aya.is_empty(),
+        "aya types in pwru-core's public API:\n{}",
+        aya.join("\n")
+    );
 
     let listed_path = root.join("pwru-core/public-api.txt");
     let now: Vec<String> = items(&doc).into_iter().collect();

@@ -24,7 +24,6 @@
 //! # Ok::<(), pwru_core::btf::BtfError>(())
 //! ```
 
-mod elf;
 mod error;
 mod kernel;
 mod types;
@@ -117,7 +116,7 @@ impl Btf {
         kernel::count_own_parse();
         let path = path.as_ref();
         let data = read(path)?;
-        if elf::is_elf(&data) {
+        if crate::object::elf::is_elf(&data) {
             let mut btf = Self::from_elf(&data).map_err(|e| in_file(path, e))?;
             btf.source = path.display().to_string();
             Ok(btf)
@@ -138,7 +137,7 @@ impl Btf {
 
     /// Parses the `.BTF` section of an ELF object (64- or 32-bit, either byte order).
     pub fn from_elf(object: &[u8]) -> Result<Btf, BtfError> {
-        let section = elf::find_section(object, ".BTF")?;
+        let section = elf_section(object, ".BTF")?;
         Self::parse(section.to_vec(), None, "<elf .BTF>".to_string())
     }
 
@@ -472,5 +471,16 @@ fn index_types(types: &[u8], big_endian: bool) -> Result<Vec<u32>, BtfError> {
 impl Btf {
     pub(crate) fn is_big_endian(&self) -> bool {
         self.big_endian
+    }
+}
+
+/// The bytes of section `want` of ELF file `data`, read with the crate's one ELF reader.
+fn elf_section<'a>(data: &'a [u8], want: &str) -> Result<&'a [u8], BtfError> {
+    use crate::object::elf::Elf;
+    let elf = Elf::parse(data).map_err(|e| BtfError::Elf(e.to_string()))?;
+    match elf.find_section(want) {
+        Ok(Some((_, s))) => elf.section_bytes(&s).map_err(|e| BtfError::Elf(e.to_string())),
+        Ok(None) => Err(BtfError::Elf(format!("no {want} section"))),
+        Err(e) => Err(BtfError::Elf(e.to_string())),
     }
 }

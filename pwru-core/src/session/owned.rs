@@ -1,131 +1,17 @@
-//! What a session hands out to other tasks: the owned stream and its items, a statistics
-//! handle and a stop handle.
+//! What a session hands out to other tasks: the owned stream and its items, and a stop
+//! handle.
 
-use std::collections::HashSet;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use futures::Stream;
 
-use super::{RunOutcomes, Session, Stats};
+use super::{Session, StatsHandle};
 use crate::error::Error;
 use crate::event::Event;
-use crate::loader::{
-    DetachedProgram, Link, Loader, LoaderError, LostCounter, NestingCounter, ProgramStats,
-};
 use crate::stream::readiness::WakeHandle;
-use crate::stream::Counters;
-
-/// The kernel objects whose run counters [`Stats`] reads: shared (through a `Weak`) with
-/// [`StatsHandle`]s. Field order is drop order: links before programs.
-pub(super) struct Probes {
-    pub(super) links: Vec<Link>,
-    /// Programs of links detached by [`Session::stop`], kept for their run counters.
-    pub(super) stopped: Vec<DetachedProgram>,
-    pub(super) loader: Loader,
-}
-
-/// Locks `m`; a panic elsewhere while it was held leaves data that is still consistent here
-/// (vectors of fds), so a poisoned lock is used as is.
-pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-impl Probes {
-    /// (run_cnt, recursion_misses) summed over every loaded event program, each program once.
-    fn kernel_run_counts(&self) -> Result<(u64, u64), Error> {
-        let attached = self.links.iter().map(|l| (l.program(), l.stats()));
-        let stopped = self.stopped.iter().map(|p| (p.program(), p.stats()));
-        let mut aya_programs = HashSet::new();
-        let (mut runs, mut misses) = (0u64, 0u64);
-        for (program, stats) in attached.chain(stopped) {
-            if !pwru_ebpf::is_event_program(program) {
-                continue;
-            }
-            let stats: ProgramStats = match stats {
-                Some(r) => r.map_err(|error| LoaderError::Attach {
-                    program: program.into(),
-                    target: "info".into(),
-                    error,
-                })?,
-                // aya keeps one program for all its links: count it once.
-                None if aya_programs.insert(program) => self.loader.program_stats(program)?,
-                None => continue,
-            };
-            runs = runs.wrapping_add(stats.run_cnt);
-            misses = misses.wrapping_add(stats.recursion_misses);
-        }
-        Ok((runs, misses))
-    }
-}
-
-/// Reads a session's counters from any thread or task, also while its stream is read
-/// elsewhere; see [`Session::stats_handle`]. Cloning is cheap (reference counts).
-///
-/// It does not keep the session's probes alive: once the session is dropped,
-/// [`StatsHandle::try_stats`] fails and [`StatsHandle::stats`] gives what the stream counted
-/// (records, decode errors, losses reported).
-#[derive(Clone)]
-pub struct StatsHandle {
-    pub(super) counters: Arc<Counters>,
-    pub(super) check_mismatches: Arc<AtomicU64>,
-    pub(super) lost: Arc<LostCounter>,
-    pub(super) nesting: Arc<NestingCounter>,
-    pub(super) probes: Weak<Mutex<Probes>>,
-    pub(super) attached: usize,
-    pub(super) refused: usize,
-}
-
-impl std::fmt::Debug for StatsHandle {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StatsHandle")
-            .field("records", &self.counters.records.load(Ordering::Relaxed))
-            .finish_non_exhaustive()
-    }
-}
-
-impl StatsHandle {
-    /// Current counters, as [`Session::stats`]: when a kernel counter cannot be read, its
-    /// fields keep what the stream saw.
-    pub fn stats(&self) -> Stats {
-        self.try_stats().unwrap_or_else(|_| {
-            let mut s = self.stream_stats();
-            s.lost = self.counters.lost_reported.load(Ordering::Relaxed);
-            s
-        })
-    }
-
-    /// [`StatsHandle::stats`], failing if a kernel counter cannot be read (or the session is
-    /// gone).
-    pub fn try_stats(&self) -> Result<Stats, Error> {
-        let mut s = self.stream_stats();
-        s.runs = RunOutcomes::from_counts(&self.lost.outcomes()?);
-        s.lost = s.runs.ring_full;
-        s.nested_runs = self.nesting.nested()?;
-        let probes = self.probes.upgrade().ok_or_else(|| {
-            Error::InvalidOption(
-                "the session is gone: read its statistics before dropping it".into(),
-            )
-        })?;
-        let (runs, misses) = lock(&probes).kernel_run_counts()?;
-        s.kernel_runs = runs;
-        s.recursion_misses = misses;
-        Ok(s)
-    }
-
-    fn stream_stats(&self) -> Stats {
-        Stats {
-            records: self.counters.records.load(Ordering::Relaxed),
-            decode_errors: self.counters.decode_errors.load(Ordering::Relaxed),
-            check_mismatches: self.check_mismatches.load(Ordering::Relaxed),
-            attached: self.attached,
-            refused: self.refused,
-            ..Stats::default()
-        }
-    }
-}
 
 /// Stops a session from any thread or task; see [`Session::stop_handle`].
 #[derive(Clone)]

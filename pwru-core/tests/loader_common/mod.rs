@@ -6,7 +6,8 @@
 use std::os::fd::AsRawFd;
 use std::process::Command;
 
-use pwru_core::loader::{probe_backend, FilterBody, ProbeBackend};
+use pwru_core::backend::{probe, Driver, Tracepoint};
+use pwru_core::object::FilterBody;
 
 /// What this machine is expected to support (tests/capabilities.conf): the one place a test
 /// decides whether it may skip.
@@ -102,24 +103,18 @@ pub fn body_udp_dport(port: u16) -> FilterBody {
 /// Prints `SKIP <name>: <reason>` and returns true when the test cannot run here: not root, or
 /// the kernel config lacks tp_btf. Where tp_btf is expected, pwru-core's probe must accept it.
 pub fn skip_without_tracepoints(name: &str) -> bool {
-    skip_unless_root(name) || !backend_usable(name, ProbeBackend::TpBtf)
+    skip_unless_root(name) || !backend_usable(name, &Tracepoint::BTF)
 }
 
-/// The capability name of a probed backend in tests/capabilities.conf.
-pub fn capability(backend: ProbeBackend) -> &'static str {
-    match backend {
-        ProbeBackend::KprobeMulti => "kprobe-multi",
-        ProbeBackend::Kprobe => "kprobe",
-        ProbeBackend::Fentry => "fentry",
-        ProbeBackend::TpBtf => "tp_btf",
-        ProbeBackend::RawTp => "raw_tp",
-    }
+/// The capability name of a probed backend in tests/capabilities.conf: the driver's name.
+pub fn capability(backend: &dyn Driver) -> &'static str {
+    backend.name()
 }
 
 /// Whether `backend` can be used here, judged by the kernel config (tests/capabilities.conf);
 /// pwru-core's probe must agree, or the test fails. Prints the SKIP line when it is not usable.
-pub fn backend_usable(name: &str, backend: ProbeBackend) -> bool {
-    capabilities::check_probe(name, capability(backend), probe_backend(backend))
+pub fn backend_usable(name: &str, backend: &dyn Driver) -> bool {
+    capabilities::check_probe(name, capability(backend), probe(backend))
 }
 
 // ---- waiting (on file descriptors, never on a fixed sleep) ------------------------------

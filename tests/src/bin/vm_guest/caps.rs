@@ -5,7 +5,7 @@
 
 use std::time::Instant;
 
-use crate::backend::Backend;
+use crate::backend::{Backend, MatrixBackend};
 use crate::bpf_sys;
 use crate::probes::{self, AttachError, SLOTS};
 use crate::registry::{Capability, Ctx};

@@ -38,19 +38,19 @@ fn parse_args() -> Result<Option<Selection>, String> {
     while let Some(a) = args.next() {
         match a.as_str() {
             scenarios::sigkill_trivial::HOLD_FLAG => {
-                let b = args.next().and_then(|b| Backend::parse(&b));
+                let b = args.next().and_then(|b| backend::parse(&b));
                 scenarios::sigkill_trivial::hold(b.ok_or("--hold needs a backend")?);
             }
             scenarios::sigkill_cleanup::HOLD_TRACER_FLAG => {
-                let b = args.next().and_then(|b| Backend::parse(&b));
+                let b = args.next().and_then(|b| backend::parse(&b));
                 scenarios::sigkill_cleanup::hold(b.ok_or("--hold-tracer needs a backend")?);
             }
             "--scenario" | "--backend" => {
                 let v = args.next().ok_or(format!("{a} needs a value"))?;
                 for item in v.split(',').filter(|s| !s.is_empty()) {
                     if a == "--backend" {
-                        let known: Vec<&str> = Backend::ALL.iter().map(|b| b.name()).collect();
-                        sel.backends.push(Backend::parse(item).ok_or(format!(
+                        let known: Vec<&str> = backend::ALL.iter().map(|b| b.name()).collect();
+                        sel.backends.push(backend::parse(item).ok_or(format!(
                             "unknown backend {item}; known: {}",
                             known.join(" ")
                         ))?);
@@ -118,7 +118,7 @@ fn main() -> ExitCode {
             .report
             .result("-", "baseline", &report::Outcome::Fail(e)),
     }
-    let backends: Vec<Backend> = Backend::ALL
+    let backends: Vec<Backend> = backend::ALL
         .into_iter()
         .filter(|b| sel.wants_backend(*b))
         .collect();

@@ -8,11 +8,11 @@ use crate::backend::Backend;
 use crate::registry::{Capability, Ctx};
 use crate::report::Outcome;
 
-use super::tracer_kit::{core_backend, RX_TX};
+use super::tracer_kit::RX_TX;
 
 /// Builds an Auto tracer and compares its choice with the capability rows.
 pub fn run(ctx: &mut Ctx, _: Backend) -> Outcome {
-    let expected = Backend::ALL
+    let expected = crate::backend::ALL
         .into_iter()
         .find(|b| matches!(ctx.caps.get(b), Some(Capability::Supported)));
     let Some(expected) = expected else {
@@ -34,14 +34,14 @@ pub fn run(ctx: &mut Ctx, _: Backend) -> Outcome {
         .backend_refusals()
         .iter()
         .filter(|(b, _)| {
-            Backend::ALL.into_iter().any(|g| {
-                core_backend(g) == *b && matches!(ctx.caps.get(&g), Some(Capability::Supported))
-            })
+            crate::backend::ALL
+                .into_iter()
+                .any(|g| g == *b && matches!(ctx.caps.get(&g), Some(Capability::Supported)))
         })
         .map(|(b, _)| b.to_string())
         .collect();
     let chosen = tracer.backend();
-    if chosen != core_backend(expected) || !wrongly_refused.is_empty() {
+    if chosen != expected || !wrongly_refused.is_empty() {
         return Outcome::Fail(format!(
             "Auto chose {chosen}, the capability probe says {}; refused: [{}]",
             expected.name(),

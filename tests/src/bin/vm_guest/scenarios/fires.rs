@@ -1,6 +1,6 @@
 //! `fires`: each kind of the backend, attached to its trivial target, counts real packets.
 
-use crate::backend::Backend;
+use crate::backend::{Backend, MatrixBackend};
 use crate::bpf_sys;
 use crate::net::NetnsPair;
 use crate::probes::{self, SLOTS};

@@ -43,7 +43,7 @@ fn try_run(ctx: &mut Ctx, backend: Backend) -> Result<Outcome, Outcome> {
 
     let t0 = Instant::now();
     let tracer = Tracer::builder()
-        .backend(kit::core_backend(backend))
+        .backend(backend)
         .pcap_filter(NO_MATCH)
         .build()
         .map_err(|e| Outcome::Fail(format!("build: {e}")))?;

@@ -26,7 +26,7 @@ mod traffic;
 use crate::backend::Backend;
 use crate::registry::{always, Applies, Scenario};
 
-const ALL_BACKENDS: &[Backend] = &Backend::ALL;
+const ALL_BACKENDS: &[Backend] = &crate::backend::ALL;
 /// The backends that trace skb functions (the tracepoint backend has a fixed set instead).
 const SKB: Applies = Applies::Backends(&[Backend::KprobeMulti, Backend::Kprobe, Backend::Fentry]);
 const FENTRY: Applies = Applies::Backends(&[Backend::Fentry]);

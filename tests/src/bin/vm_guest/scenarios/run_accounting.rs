@@ -36,12 +36,12 @@ const EACH: u64 = 1000;
 const FUNCTIONS: &str = "ip_rcv|udp_rcv|ip_output|__dev_queue_xmit|netif_rx|consume_skb|kfree_skb_reason|sk_skb_reason_drop|skb_consume_udp|__udp_enqueue_schedule_skb";
 
 fn tracer(backend: Backend) -> pwru_core::TracerBuilder {
-    let b = Tracer::builder().backend(kit::core_backend(backend));
+    let b = Tracer::builder().backend(backend);
     match backend {
         // every skb function: one link per argument position
         Backend::KprobeMulti => b,
-        // the fixed tracepoint set
-        Backend::Tracepoint => b,
+        // the fixed tracepoint set (Auto is never given)
+        Backend::Tracepoint | Backend::Auto => b,
         Backend::Kprobe | Backend::Fentry => b.function_regex(FUNCTIONS),
     }
 }
@@ -201,7 +201,7 @@ fn flood(ctx: &mut Ctx, backend: Backend) -> Result<String, String> {
     steer_to_both_cpus(&pair)?;
     // the kernel counts program runs only while this is held: before the load, so all count
     let _stats_on =
-        pwru_core::loader::enable_stats().map_err(|e| format!("BPF_ENABLE_STATS: {e}"))?;
+        pwru_core::backend::enable_stats().map_err(|e| format!("BPF_ENABLE_STATS: {e}"))?;
     let mut session = kit::start(tracer(backend))?;
     let attached = session.attached().len();
     let done = AtomicBool::new(false);

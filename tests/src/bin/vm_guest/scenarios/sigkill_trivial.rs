@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use crate::backend::Backend;
+use crate::backend::{Backend, MatrixBackend};
 use crate::kernel_state::{self, Snapshot};
 use crate::registry::Ctx;
 use crate::report::Outcome;

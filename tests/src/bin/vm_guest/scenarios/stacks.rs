@@ -32,7 +32,7 @@ fn frames(e: &Event) -> String {
 fn try_run(ctx: &mut Ctx, backend: Backend) -> Result<Outcome, Outcome> {
     let pair = kit::lab("st", 36).map_err(Outcome::Fail)?;
     let mut builder = Tracer::builder()
-        .backend(kit::core_backend(backend))
+        .backend(backend)
         .pcap_filter(format!("udp and dst port {PORT}"))
         .capture(Capture {
             stack: true,

@@ -17,20 +17,10 @@ pub const RX_TX: &str = "ip_rcv|ipv6_rcv|udp_rcv|udpv6_rcv|ip_output|ip6_output|
 /// Where packets are dropped with a reason (one of them exists per kernel).
 pub const DROP_FUNCS: &str = "kfree_skb_reason|sk_skb_reason_drop";
 
-/// The pwru-core backend behind a matrix backend.
-pub fn core_backend(b: Backend) -> pwru_core::Backend {
-    match b {
-        Backend::KprobeMulti => pwru_core::Backend::KprobeMulti,
-        Backend::Kprobe => pwru_core::Backend::Kprobe,
-        Backend::Fentry => pwru_core::Backend::Fentry,
-        Backend::Tracepoint => pwru_core::Backend::Tracepoint,
-    }
-}
-
 /// A builder for `backend` tracing the functions matching `functions` with `filter`.
 pub fn packet_tracer(backend: Backend, functions: &str, filter: &str) -> TracerBuilder {
     Tracer::builder()
-        .backend(core_backend(backend))
+        .backend(backend)
         .function_regex(functions)
         .pcap_filter(filter)
 }

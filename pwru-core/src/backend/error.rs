@@ -1,30 +1,12 @@
-//! Errors of the loader. Each message says what failed and what to do about it.
+//! Errors of loading and attaching programs ([`LoaderError`]). Each message says what failed and what to do about it.
 
 use std::io;
 
 use thiserror::Error;
 
-/// The filter could not be spliced into the object.
-#[derive(Debug, Error)]
-pub enum SpliceError {
-    /// The dispatch body breaks pwru-filter's calling convention.
-    #[error("the filter body is not valid: {0}; pass the output of pwru_filter::dispatch")]
-    BadBody(String),
-    /// The object is not the ELF file the loader expects.
-    #[error("the BPF object is malformed ({0}); use pwru_ebpf::OBJECT")]
-    Malformed(&'static str),
-    /// The stub function is missing.
-    #[error("the BPF object has no `{0}` function in .text; use pwru_ebpf::OBJECT")]
-    NoStub(String),
-    /// The stub is not the last function of .text, so it cannot grow in place.
-    #[error("`{0}` is not the last function of .text; keep it last in pwru-ebpf/bpf/pwru.bpf.c")]
-    StubNotLast(String),
-    /// The stub has relocations that a new body would break.
-    #[error("`{0}` has relocations; its placeholder body must not reference maps or functions")]
-    StubHasRelocations(String),
-}
+pub use crate::object::SpliceError;
 
-/// Errors of [`Loader`](super::Loader) and the feature probes.
+/// Errors of the [`Loader`](crate::object::Loader), the backends and their feature probes.
 #[derive(Debug, Error)]
 pub enum LoaderError {
     /// Splicing the filter failed.

@@ -1,4 +1,4 @@
-//! Attachments that detach when dropped. Every kind is fd based (BPF links or perf event
+//! Attachments that detach when dropped, and the statistics of the programs behind them. Every kind is fd based (BPF links or perf event
 //! fds), so a process that dies, even by SIGKILL, leaves nothing attached.
 
 use std::any::Any;
@@ -81,7 +81,7 @@ impl Link {
 
     /// Statistics of the program behind this link, for links the loader loaded raw
     /// (kprobe.multi, fentry, BPF program tracing); None for aya-loaded programs (use
-    /// [`Loader::program_stats`](super::Loader::program_stats)).
+    /// [`Loader::program_stats`](crate::object::Loader::program_stats)).
     pub fn stats(&self) -> Option<std::io::Result<ProgramStats>> {
         match &self.holder {
             Holder::Fd { prog, .. } => Some(ProgramStats::of(prog.as_fd())),
@@ -103,7 +103,7 @@ impl DetachedProgram {
     }
 
     /// Statistics of the program, as [`Link::stats`] (None for aya-loaded programs, which
-    /// stay loaded in the [`Loader`](super::Loader)).
+    /// stay loaded in the [`Loader`](crate::object::Loader)).
     pub fn stats(&self) -> Option<std::io::Result<ProgramStats>> {
         self.prog.as_ref().map(|fd| ProgramStats::of(fd.as_fd()))
     }
@@ -132,3 +132,9 @@ impl std::fmt::Debug for Link {
             .finish()
     }
 }
+
+/// Turns on the kernel's run-time statistics (run_time_ns/run_cnt) while the fd lives.
+pub fn enable_stats() -> std::io::Result<OwnedFd> {
+    sys::enable_run_time_stats()
+}
+

@@ -6,14 +6,34 @@
 //! Line info records of the old body past the new body's end are dropped by aya-obj when it
 //! cuts functions out of `.text` by symbol size.
 
-use super::error::SpliceError;
+use thiserror::Error;
+
+use super::elf::{Elf, ElfError, SHT_REL, SHT_SYMTAB};
 
 const INSN: usize = 8;
 const OP_LD_IMM64: u8 = 0x18;
 const OP_CALL: u8 = 0x85;
 const OP_EXIT: u8 = 0x95;
-const SHT_SYMTAB: u32 = 2;
-const SHT_REL: u32 = 9;
+
+/// The filter could not be spliced into the object.
+#[derive(Debug, Error)]
+pub enum SpliceError {
+    /// The dispatch body breaks pwru-filter's calling convention.
+    #[error("the filter body is not valid: {0}; pass the output of pwru_filter::dispatch")]
+    BadBody(String),
+    /// The object is not the ELF file the loader expects.
+    #[error("the BPF object is malformed ({0}); use pwru_ebpf::OBJECT")]
+    Malformed(&'static str),
+    /// The stub function is missing.
+    #[error("the BPF object has no `{0}` function in .text; use pwru_ebpf::OBJECT")]
+    NoStub(String),
+    /// The stub is not the last function of .text, so it cannot grow in place.
+    #[error("`{0}` is not the last function of .text; keep it last in pwru-ebpf/bpf/pwru.bpf.c")]
+    StubNotLast(String),
+    /// The stub has relocations that a new body would break.
+    #[error("`{0}` has relocations; its placeholder body must not reference maps or functions")]
+    StubHasRelocations(String),
+}
 
 /// A validated filter dispatch body (eBPF instructions, 8 bytes each) following pwru-filter's
 /// convention: R1 = selector, R2 = data, R3 = data_end; R0 != 0 means match.
@@ -87,151 +107,70 @@ impl FilterBody {
     }
 }
 
-struct Elf<'a> {
-    data: &'a [u8],
-    shoff: usize,
-    shentsize: usize,
-    shnum: usize,
+fn malformed(e: ElfError) -> SpliceError {
+    SpliceError::Malformed(e.0)
 }
 
-fn rd_u16(d: &[u8], off: usize) -> Result<u16, SpliceError> {
-    d.get(off..off + 2)
-        .map(|b| u16::from_le_bytes([b[0], b[1]]))
-        .ok_or(SpliceError::Malformed("truncated"))
-}
-fn rd_u32(d: &[u8], off: usize) -> Result<u32, SpliceError> {
-    d.get(off..off + 4)
-        .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .ok_or(SpliceError::Malformed("truncated"))
-}
-fn rd_u64(d: &[u8], off: usize) -> Result<u64, SpliceError> {
-    d.get(off..off + 8)
-        .map(|b| {
-            let mut a = [0u8; 8];
-            a.copy_from_slice(b);
-            u64::from_le_bytes(a)
-        })
-        .ok_or(SpliceError::Malformed("truncated"))
-}
-
-#[derive(Clone, Copy)]
-struct Shdr {
-    name: u32,
-    kind: u32,
-    offset: usize,
-    size: usize,
-    link: u32,
-    info: u32,
-    entsize: usize,
-}
-
-impl<'a> Elf<'a> {
-    fn parse(data: &'a [u8]) -> Result<Self, SpliceError> {
-        if data.len() < 64 || &data[..4] != b"\x7fELF" || data[4] != 2 || data[5] != 1 {
-            return Err(SpliceError::Malformed(
-                "not a 64-bit little-endian ELF file",
-            ));
-        }
-        Ok(Elf {
-            data,
-            shoff: rd_u64(data, 0x28)? as usize,
-            shentsize: rd_u16(data, 0x3a)? as usize,
-            shnum: rd_u16(data, 0x3c)? as usize,
-        })
-    }
-
-    fn shdr_off(&self, i: usize) -> usize {
-        self.shoff + i * self.shentsize
-    }
-
-    fn shdr(&self, i: usize) -> Result<Shdr, SpliceError> {
-        let o = self.shdr_off(i);
-        Ok(Shdr {
-            name: rd_u32(self.data, o)?,
-            kind: rd_u32(self.data, o + 4)?,
-            offset: rd_u64(self.data, o + 24)? as usize,
-            size: rd_u64(self.data, o + 32)? as usize,
-            link: rd_u32(self.data, o + 40)?,
-            info: rd_u32(self.data, o + 44)?,
-            entsize: rd_u64(self.data, o + 56)? as usize,
-        })
-    }
-
-    fn section_bytes(&self, s: &Shdr) -> Result<&'a [u8], SpliceError> {
-        self.data
-            .get(s.offset..s.offset + s.size)
-            .ok_or(SpliceError::Malformed("section outside the file"))
-    }
-
-    fn str_at(&self, strtab: &Shdr, off: u32) -> Result<&'a [u8], SpliceError> {
-        let tab = self.section_bytes(strtab)?;
-        let rest = tab
-            .get(off as usize..)
-            .ok_or(SpliceError::Malformed("string outside its table"))?;
-        Ok(&rest[..rest.iter().position(|&b| b == 0).unwrap_or(rest.len())])
-    }
-
-    fn section_index(&self, name: &[u8]) -> Result<Option<usize>, SpliceError> {
-        let shstrndx = rd_u16(self.data, 0x3e)? as usize;
-        let strtab = self.shdr(shstrndx)?;
-        for i in 0..self.shnum {
-            if self.str_at(&strtab, self.shdr(i)?.name)? == name {
-                return Ok(Some(i));
-            }
-        }
-        Ok(None)
-    }
+fn to_usize(v: u64) -> Result<usize, SpliceError> {
+    usize::try_from(v).map_err(|_| SpliceError::Malformed("offset out of range"))
 }
 
 /// Returns a copy of `object` whose `stub` function (the last one in `.text`) has `body`.
 pub fn splice(object: &[u8], stub: &str, body: &FilterBody) -> Result<Vec<u8>, SpliceError> {
-    let elf = Elf::parse(object)?;
-    let text_idx = elf
-        .section_index(b".text")?
+    let elf = Elf::parse(object).map_err(malformed)?;
+    if !elf.is_64bit_little_endian() {
+        return Err(SpliceError::Malformed(
+            "not a 64-bit little-endian ELF file",
+        ));
+    }
+    let (text_idx, text) = elf
+        .find_section(".text")
+        .map_err(malformed)?
         .ok_or(SpliceError::Malformed("no .text section"))?;
-    let text = elf.shdr(text_idx)?;
 
     // Find the stub's symbol.
     let mut sym_entry = None;
-    for i in 0..elf.shnum {
-        let sh = elf.shdr(i)?;
+    for i in 0..elf.section_count() {
+        let sh = elf.section(i).map_err(malformed)?;
         if sh.kind != SHT_SYMTAB {
             continue;
         }
-        let strtab = elf.shdr(sh.link as usize)?;
+        let link = u16::try_from(sh.link).map_err(|_| SpliceError::Malformed("bad sh_link"))?;
+        let strtab = elf.section(link).map_err(malformed)?;
         let entsize = if sh.entsize == 0 { 24 } else { sh.entsize };
         for j in 0..sh.size / entsize {
             let o = sh.offset + j * entsize;
-            let name = rd_u32(object, o)?;
-            let shndx = rd_u16(object, o + 6)? as usize;
-            if shndx == text_idx && elf.str_at(&strtab, name)? == stub.as_bytes() {
+            let name = elf.u32(o).map_err(malformed)?;
+            let shndx = elf.u16(o + 6).map_err(malformed)?;
+            if shndx == text_idx && elf.str_at(&strtab, name).map_err(malformed)? == stub.as_bytes()
+            {
                 sym_entry = Some((
-                    o,
-                    rd_u64(object, o + 8)? as usize,
-                    rd_u64(object, o + 16)? as usize,
+                    to_usize(o)?,
+                    to_usize(elf.u64(o + 8).map_err(malformed)?)?,
+                    to_usize(elf.u64(o + 16).map_err(malformed)?)?,
                 ));
             }
         }
     }
     let (sym_off, value, size) = sym_entry.ok_or_else(|| SpliceError::NoStub(stub.to_string()))?;
-    if value + size != text.size {
+    if value + size != to_usize(text.size)? {
         return Err(SpliceError::StubNotLast(stub.to_string()));
     }
 
     // The stub must carry no relocations (they would point into the replaced body).
-    for i in 0..elf.shnum {
-        let sh = elf.shdr(i)?;
-        if sh.kind == SHT_REL && sh.info as usize == text_idx {
+    for i in 0..elf.section_count() {
+        let sh = elf.section(i).map_err(malformed)?;
+        if sh.kind == SHT_REL && sh.info == u32::from(text_idx) {
             let entsize = if sh.entsize == 0 { 16 } else { sh.entsize };
             for j in 0..sh.size / entsize {
-                if rd_u64(object, sh.offset + j * entsize)? as usize >= value {
+                if to_usize(elf.u64(sh.offset + j * entsize).map_err(malformed)?)? >= value {
                     return Err(SpliceError::StubHasRelocations(stub.to_string()));
                 }
             }
         }
     }
 
-    let old_text = elf.section_bytes(&text)?;
+    let old_text = elf.section_bytes(&text).map_err(malformed)?;
     let mut out = object.to_vec();
     while !out.len().is_multiple_of(8) {
         out.push(0);
@@ -241,7 +180,7 @@ pub fn splice(object: &[u8], stub: &str, body: &FilterBody) -> Result<Vec<u8>, S
     out.extend_from_slice(body.as_bytes());
     let new_size = value + body.as_bytes().len();
 
-    let sh = elf.shdr_off(text_idx);
+    let sh = to_usize(text.header_offset)?;
     out[sh + 24..sh + 32].copy_from_slice(&(new_off as u64).to_le_bytes());
     out[sh + 32..sh + 40].copy_from_slice(&(new_size as u64).to_le_bytes());
     out[sym_off + 16..sym_off + 24].copy_from_slice(&(body.as_bytes().len() as u64).to_le_bytes());
@@ -254,8 +193,8 @@ mod tests {
 
     fn text_of(obj: &[u8]) -> Vec<u8> {
         let elf = Elf::parse(obj).unwrap();
-        let i = elf.section_index(b".text").unwrap().unwrap();
-        elf.section_bytes(&elf.shdr(i).unwrap()).unwrap().to_vec()
+        let (_, text) = elf.find_section(".text").unwrap().unwrap();
+        elf.section_bytes(&text).unwrap().to_vec()
     }
 
     #[test]
@@ -320,8 +259,8 @@ mod tests {
     #[test]
     fn loader_types_can_move_between_threads() {
         fn send<T: Send>() {}
-        send::<super::super::Loader>();
-        send::<super::super::Link>();
+        send::<crate::object::Loader>();
+        send::<crate::backend::Link>();
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use aya_obj::generated::bpf_insn;
 use aya_obj::Object;
 
-use super::error::LoaderError;
+use crate::backend::LoaderError;
 
 pub(crate) struct RawObject {
     obj: Object,

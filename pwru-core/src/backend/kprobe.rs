@@ -1,0 +1,184 @@
+//! The kprobe backend: one perf kprobe link per function, the program loaded once per skb
+//! argument position by aya (`KProbe`). Also the kprobe/kretprobe programs that track clones
+//! and frees, which the kprobe.multi backend uses too.
+
+use pwru_ebpf::program;
+use std::ffi::CString;
+use std::os::fd::AsFd;
+
+use aya::programs::KProbe;
+
+use super::probe::{load_trivial, ProgramKind, PROBE_FUNCS};
+use super::{check_position, names_at, Attached, Attachments, Driver, Link, LoaderError};
+use crate::btf::Btf;
+use crate::object::Loader;
+use crate::options::Backend;
+use crate::sys;
+use crate::tracer::Target;
+
+/// The kprobe backend (needs CONFIG_KPROBES).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Kprobe;
+
+impl Driver for Kprobe {
+    fn backend(&self) -> Backend {
+        Backend::Kprobe
+    }
+
+    fn name(&self) -> &'static str {
+        "kprobe"
+    }
+
+    fn program_kind(&self, _kernel: Option<&Btf>) -> Result<ProgramKind, String> {
+        Ok(ProgramKind {
+            prog_type: sys::PROG_TYPE_KPROBE,
+            attach_type: 0,
+            attach_btf_id: 0,
+            name: "kprobe",
+        })
+    }
+
+    fn probe(&self, kernel: Option<&Btf>) -> Result<(), String> {
+        let pmu = std::fs::read_to_string("/sys/bus/event_source/devices/kprobe/type")
+            .map_err(|_| {
+                "the kernel has no kprobe PMU (/sys/bus/event_source/devices/kprobe): built without CONFIG_KPROBES".to_string()
+            })?;
+        let pmu: u32 = pmu
+            .trim()
+            .parse()
+            .map_err(|_| format!("unreadable kprobe PMU type {pmu:?}"))?;
+        let prog = load_trivial(&self.program_kind(kernel)?)?;
+        let mut last = String::new();
+        for f in PROBE_FUNCS {
+            let name = CString::new(*f).map_err(|e| e.to_string())?;
+            match sys::perf_kprobe_attach(pmu, &name, prog.as_fd()) {
+                Ok(_) => return Ok(()),
+                Err(e) => last = format!("attaching a kprobe to {f} failed: {e}"),
+            }
+        }
+        Err(last)
+    }
+
+    fn attach(
+        &self,
+        loader: &mut Loader,
+        targets: &[Target],
+        progress: &mut dyn FnMut(usize, &str),
+        out: &mut Attachments,
+    ) -> Result<(), LoaderError> {
+        let mut done = 0;
+        for pos in 1..=5u8 {
+            let names = names_at(targets, pos);
+            // Batches keep progress moving without a callback per kprobe.
+            for batch in names.chunks(64) {
+                let refs: Vec<&str> = batch.iter().map(String::as_str).collect();
+                // The program itself failed to load: fatal (it would fail for all).
+                for (name, r) in loader.load_kprobe(pos, &refs)? {
+                    out.record(name, r);
+                }
+                done += batch.len();
+                progress(done, batch.last().map(String::as_str).unwrap_or(""));
+            }
+        }
+        Ok(())
+    }
+
+    fn attach_non_skb(&self, loader: &mut Loader, names: &[String], out: &mut Attachments) {
+        if names.is_empty() {
+            return;
+        }
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        match loader.load_kprobe_program(program::KPROBE_STACKID, &refs) {
+            Ok(results) => {
+                for (name, r) in results {
+                    out.record(name, r);
+                }
+            }
+            Err(e) => out.refuse_all(refs, &e),
+        }
+    }
+
+    fn lifetime_programs(&self, loader: &mut Loader, track_clones: bool) -> Vec<Attached> {
+        lifetime_programs(loader, track_clones)
+    }
+}
+
+/// kprobe + kretprobe on skb_clone/skb_copy (with `track_clones`), kprobe on kfree_skbmem
+/// and skb_free_head; without `track_clones` only kfree_skbmem. See
+/// [`Loader::load_tracking`].
+pub(super) fn lifetime_programs(loader: &mut Loader, track_clones: bool) -> Vec<Attached> {
+    let mut out = Vec::new();
+    let progs: &[(&str, &[&str])] = if track_clones {
+        &[
+            (program::KPROBE_CLONE_ENTRY, &["skb_clone", "skb_copy"]),
+            (program::KRETPROBE_CLONE_EXIT, &["skb_clone", "skb_copy"]),
+            (program::KPROBE_KFREE_SKBMEM, &["kfree_skbmem"]),
+            (program::KPROBE_SKB_FREE_HEAD, &["skb_free_head"]),
+        ]
+    } else {
+        &[(program::KPROBE_KFREE_SKBMEM, &["kfree_skbmem"])]
+    };
+    for &(prog, funcs) in progs {
+        match loader.load_kprobe_program(prog, funcs) {
+            Ok(links) => out.extend(links.into_iter().map(|(f, r)| (format!("{prog}:{f}"), r))),
+            Err(e) => out.push((prog.to_string(), Err(e))),
+        }
+    }
+    out
+}
+
+impl Loader {
+    /// Loads program `program` (a kprobe/kretprobe section) once and attaches it to each
+    /// function; one result per function.
+    pub fn load_kprobe_program(
+        &mut self,
+        program: &str,
+        functions: &[&str],
+    ) -> Result<Vec<Attached>, LoaderError> {
+        let prog = self
+            .ebpf
+            .program_mut(program)
+            .ok_or_else(|| LoaderError::NoProgram(program.into()))?;
+        let p: &mut KProbe = prog.try_into().map_err(|source| LoaderError::Program {
+            program: program.into(),
+            target: "-".into(),
+            source: Box::new(source),
+        })?;
+        if p.fd().is_err() {
+            p.load().map_err(|source| LoaderError::Program {
+                program: program.into(),
+                target: "-".into(),
+                source: Box::new(source),
+            })?;
+        }
+        Ok(functions
+            .iter()
+            .map(|f| {
+                let r = p
+                    .attach(f, 0)
+                    .and_then(|id| p.take_link(id))
+                    .map(|l| Link::from_aya(program, f, l))
+                    .map_err(|source| LoaderError::Program {
+                        program: program.into(),
+                        target: f.to_string(),
+                        source: Box::new(source),
+                    });
+                (f.to_string(), r)
+            })
+            .collect())
+    }
+
+    /// kprobe backend: `kprobe_skb_<position>` on each function (skb is argument `position`).
+    pub fn load_kprobe(
+        &mut self,
+        position: u8,
+        functions: &[&str],
+    ) -> Result<Vec<Attached>, LoaderError> {
+        check_position(position)?;
+        self.load_kprobe_program(
+            pwru_ebpf::program::KPROBE_SKB[usize::from(position - 1)],
+            functions,
+        )
+    }
+
+}

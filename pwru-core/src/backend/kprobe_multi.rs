@@ -1,0 +1,199 @@
+//! The kprobe.multi backend: one `BPF_TRACE_KPROBE_MULTI` link per skb argument position for
+//! all its functions, the program loaded raw from the object (aya cannot load this kind). One
+//! unattachable symbol fails a whole link, so a refused link is split in halves until the
+//! refused functions are isolated. Tracking uses the kprobe backend's programs.
+
+use std::ffi::CString;
+use std::os::fd::AsFd;
+
+use super::probe::{load_trivial, ProgramKind, PROBE_FUNCS};
+use super::{
+    check_position, is_verifier, kprobe, names_at, Attached, Attachments, Driver, Link,
+    LoaderError, ProgramStats,
+};
+use crate::btf::Btf;
+use crate::object::Loader;
+use crate::options::Backend;
+use crate::sys;
+use crate::tracer::Target;
+
+/// The kprobe.multi backend (needs CONFIG_FPROBE, 5.18+).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct KprobeMulti;
+
+impl Driver for KprobeMulti {
+    fn backend(&self) -> Backend {
+        Backend::KprobeMulti
+    }
+
+    fn name(&self) -> &'static str {
+        "kprobe-multi"
+    }
+
+    fn program_kind(&self, _kernel: Option<&Btf>) -> Result<ProgramKind, String> {
+        Ok(ProgramKind {
+            prog_type: sys::PROG_TYPE_KPROBE,
+            attach_type: sys::ATTACH_TRACE_KPROBE_MULTI,
+            attach_btf_id: 0,
+            name: "kprobe.multi",
+        })
+    }
+
+    fn probe(&self, kernel: Option<&Btf>) -> Result<(), String> {
+        let prog = load_trivial(&self.program_kind(kernel)?)?;
+        let mut last = String::new();
+        for f in PROBE_FUNCS {
+            let name = CString::new(*f).map_err(|e| e.to_string())?;
+            match sys::link_kprobe_multi(prog.as_fd(), &[name]) {
+                Ok(_) => return Ok(()),
+                Err(e) if e.raw_os_error() == Some(libc::EOPNOTSUPP) => {
+                    return Err(format!(
+                        "kprobe.multi links are not supported ({e}): the kernel lacks CONFIG_FPROBE"
+                    ))
+                }
+                Err(e) => last = format!("a kprobe.multi link on {f} failed: {e}"),
+            }
+        }
+        Err(last)
+    }
+
+    fn attach(
+        &self,
+        loader: &mut Loader,
+        targets: &[Target],
+        progress: &mut dyn FnMut(usize, &str),
+        out: &mut Attachments,
+    ) -> Result<(), LoaderError> {
+        let mut done = 0;
+        for pos in 1..=5u8 {
+            let names = names_at(targets, pos);
+            if names.is_empty() {
+                continue;
+            }
+            let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+            attach_bisecting(loader, pos, &refs, out);
+            done += names.len();
+            progress(done, &format!("position {pos}"));
+        }
+        Ok(())
+    }
+
+    fn attach_non_skb(&self, loader: &mut Loader, names: &[String], out: &mut Attachments) {
+        if names.is_empty() {
+            return;
+        }
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        match loader.load_kprobe_multi_program(pwru_ebpf::program::KPROBE_MULTI_STACKID, &refs) {
+            Ok(link) => {
+                out.links.push(link);
+                out.attached.extend(names.iter().cloned());
+            }
+            // One refused symbol fails the whole link: retry one by one to name it.
+            Err(e) => {
+                log::debug!(
+                    "kprobe.multi link for {} non-skb functions refused ({e}); \
+                     attaching them one by one",
+                    refs.len()
+                );
+                for n in refs {
+                    let r = loader.load_kprobe_multi_program(pwru_ebpf::program::KPROBE_MULTI_STACKID, &[n]);
+                    out.record(n.to_string(), r);
+                }
+            }
+        }
+    }
+
+    fn lifetime_programs(&self, loader: &mut Loader, track_clones: bool) -> Vec<Attached> {
+        kprobe::lifetime_programs(loader, track_clones)
+    }
+}
+
+/// One link for all `names` at `position`; on failure split the set and retry the halves
+/// until the refused functions are isolated.
+fn attach_bisecting(loader: &mut Loader, position: u8, names: &[&str], out: &mut Attachments) {
+    match loader.load_kprobe_multi(position, names) {
+        Ok(link) => {
+            out.links.push(link);
+            out.attached.extend(names.iter().map(|s| s.to_string()));
+        }
+        // A verifier rejection is the same for every subset: do not bisect it.
+        Err(e) if names.len() == 1 || is_verifier(&e) => out.refuse_all(names.iter().copied(), &e),
+        Err(e) => {
+            log::debug!(
+                "kprobe.multi link for {} functions (position {position}) refused ({e}); \
+                 splitting it to find the refused functions",
+                names.len()
+            );
+            let (a, b) = names.split_at(names.len() / 2);
+            attach_bisecting(loader, position, a, out);
+            attach_bisecting(loader, position, b, out);
+        }
+    }
+}
+
+impl Loader {
+    /// Loads a kprobe-section program as kprobe.multi and links it to all `symbols` at once.
+    pub fn load_kprobe_multi_program(
+        &mut self,
+        program: &str,
+        symbols: &[&str],
+    ) -> Result<Link, LoaderError> {
+        let target = format!("{} symbols", symbols.len());
+        let syms: Vec<CString> = symbols
+            .iter()
+            .map(|s| CString::new(*s))
+            .collect::<Result<_, _>>()
+            .map_err(|e| LoaderError::Attach {
+                program: program.into(),
+                target: target.clone(),
+                error: std::io::Error::new(std::io::ErrorKind::InvalidInput, e),
+            })?;
+        let prog = self.raw_load(
+            program,
+            sys::PROG_TYPE_KPROBE,
+            sys::ATTACH_TRACE_KPROBE_MULTI,
+            0,
+            None,
+            &[],
+        )?;
+        let link =
+            sys::link_kprobe_multi(prog.as_fd(), &syms).map_err(|error| LoaderError::Attach {
+                program: program.into(),
+                target: target.clone(),
+                error,
+            })?;
+        Ok(Link::from_fds(program, &target, link, prog))
+    }
+
+    /// kprobe.multi backend: `kprobe_multi_skb_<position>` on all `symbols` in one link.
+    pub fn load_kprobe_multi(
+        &mut self,
+        position: u8,
+        symbols: &[&str],
+    ) -> Result<Link, LoaderError> {
+        check_position(position)?;
+        self.load_kprobe_multi_program(
+            pwru_ebpf::program::KPROBE_MULTI_SKB[usize::from(position - 1)],
+            symbols,
+        )
+    }
+
+    /// Only verifies a kprobe-section program as kprobe.multi (no attach): the load alone
+    /// works on kernels without fprobe. Returns the verified instruction count.
+    pub fn verify_kprobe_multi(&mut self, program: &str) -> Result<ProgramStats, LoaderError> {
+        let fd = self.raw_load(
+            program,
+            sys::PROG_TYPE_KPROBE,
+            sys::ATTACH_TRACE_KPROBE_MULTI,
+            0,
+            None,
+            &[],
+        )?;
+        ProgramStats::of(fd.as_fd()).map_err(|error| LoaderError::Attach {
+            program: program.into(),
+            target: "info".into(),
+            error,
+        })
+    }
+
+}

@@ -1,0 +1,199 @@
+//! The tracepoint backend: the kernel's skb tracepoints, through BTF tracepoints (tp_btf,
+//! typed arguments) or, on kernels without them, raw tracepoints. Programs are loaded by aya
+//! (`BtfTracePoint`, `RawTracePoint`), one link per tracepoint. No tracking programs: the
+//! kfree_skb and consume_skb programs forget freed skbs themselves.
+
+use std::ffi::CString;
+use std::os::fd::AsFd;
+
+use aya::programs::{BtfTracePoint, RawTracePoint};
+
+use super::probe::{load_trivial, require_btf, ProgramKind, PROBE_TRACEPOINT};
+use super::{Attached, Attachments, Driver, Link, LoaderError};
+use crate::btf::{Btf, Kind};
+use crate::object::Loader;
+use crate::options::Backend;
+use crate::sys;
+use crate::tracer::Target;
+
+/// Which program flavour serves a tracepoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TracepointFlavor {
+    /// BTF tracepoint (`tp_btf_<name>`): typed arguments, cheapest.
+    Btf,
+    /// Raw tracepoint (`raw_tp_<name>`): for kernels without tp_btf.
+    Raw,
+}
+
+/// The tracepoint backend in one flavour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tracepoint {
+    /// tp_btf or raw_tp programs.
+    pub flavor: TracepointFlavor,
+}
+
+impl Tracepoint {
+    /// BTF tracepoints (tp_btf).
+    pub const BTF: Tracepoint = Tracepoint {
+        flavor: TracepointFlavor::Btf,
+    };
+    /// Raw tracepoints.
+    pub const RAW: Tracepoint = Tracepoint {
+        flavor: TracepointFlavor::Raw,
+    };
+
+    /// Probes tp_btf, then raw_tp: the flavour the kernel accepts, or both refusals.
+    pub fn choose(kernel: Option<&Btf>) -> Result<&'static Tracepoint, String> {
+        match Self::BTF.probe(kernel) {
+            Ok(()) => Ok(&Self::BTF),
+            Err(btf) => Self::RAW
+                .probe(kernel)
+                .map(|()| &Self::RAW)
+                .map_err(|raw| format!("{btf}; {raw}")),
+        }
+    }
+}
+
+impl Driver for Tracepoint {
+    fn backend(&self) -> Backend {
+        Backend::Tracepoint
+    }
+
+    fn name(&self) -> &'static str {
+        match self.flavor {
+            TracepointFlavor::Btf => "tp_btf",
+            TracepointFlavor::Raw => "raw_tp",
+        }
+    }
+
+    fn needs_kernel_btf(&self) -> bool {
+        self.flavor == TracepointFlavor::Btf
+    }
+
+    fn program_kind(&self, kernel: Option<&Btf>) -> Result<ProgramKind, String> {
+        Ok(match self.flavor {
+            TracepointFlavor::Raw => ProgramKind {
+                prog_type: sys::PROG_TYPE_RAW_TRACEPOINT,
+                attach_type: 0,
+                attach_btf_id: 0,
+                name: "raw_tp",
+            },
+            TracepointFlavor::Btf => {
+                let btf = require_btf(kernel)?;
+                let n = format!("btf_trace_{PROBE_TRACEPOINT}");
+                let id = btf
+                    .find_by_name(Kind::Typedef, &n)
+                    .ok_or_else(|| format!("the kernel BTF has no {n}"))?
+                    .0;
+                ProgramKind {
+                    prog_type: sys::PROG_TYPE_TRACING,
+                    attach_type: sys::ATTACH_TRACE_RAW_TP,
+                    attach_btf_id: id,
+                    name: "tp_btf",
+                }
+            }
+        })
+    }
+
+    fn probe(&self, kernel: Option<&Btf>) -> Result<(), String> {
+        let kind = self.program_kind(kernel)?;
+        let prog = load_trivial(&kind)?;
+        match self.flavor {
+            TracepointFlavor::Raw => {
+                let name = CString::new(PROBE_TRACEPOINT).map_err(|e| e.to_string())?;
+                sys::raw_tracepoint_open(prog.as_fd(), Some(&name))
+                    .map(drop)
+                    .map_err(|e| {
+                        format!("attaching a raw_tp program to {PROBE_TRACEPOINT} failed: {e}")
+                    })
+            }
+            TracepointFlavor::Btf => sys::raw_tracepoint_open(prog.as_fd(), None)
+                .map(drop)
+                .map_err(|e| format!("attaching a {} program failed: {e}", kind.name)),
+        }
+    }
+
+    fn attach(
+        &self,
+        loader: &mut Loader,
+        targets: &[Target],
+        progress: &mut dyn FnMut(usize, &str),
+        out: &mut Attachments,
+    ) -> Result<(), LoaderError> {
+        for (done, t) in (1..).zip(targets) {
+            let r = loader.load_tracepoint(&t.name, self.flavor);
+            out.record(t.name.clone(), r);
+            progress(done, &t.name);
+        }
+        Ok(())
+    }
+
+    /// None: `build()` refuses functions without an skb argument on this backend.
+    fn attach_non_skb(&self, _loader: &mut Loader, _names: &[String], _out: &mut Attachments) {}
+
+    /// None: the kfree_skb and consume_skb programs forget, and head tracking follows clones.
+    fn lifetime_programs(&self, _loader: &mut Loader, _track_clones: bool) -> Vec<Attached> {
+        Vec::new()
+    }
+}
+
+impl Loader {
+    /// Loads `tp_btf_<name>` or `raw_tp_<name>` and attaches it to tracepoint `name`
+    /// (e.g. `kfree_skb`; see [`pwru_ebpf::TRACEPOINTS`]).
+    pub fn load_tracepoint(
+        &mut self,
+        name: &str,
+        flavor: TracepointFlavor,
+    ) -> Result<Link, LoaderError> {
+        if flavor == TracepointFlavor::Btf {
+            return self.load_btf_tracepoint_program(&format!("{}{name}", pwru_ebpf::program::TP_BTF_PREFIX), name);
+        }
+        let prog_name = format!("{}{name}", pwru_ebpf::program::RAW_TP_PREFIX);
+        let err = |source| LoaderError::Program {
+            program: prog_name.clone(),
+            target: name.to_string(),
+            source: Box::new(source),
+        };
+        let prog = self
+            .ebpf
+            .program_mut(&prog_name)
+            .ok_or_else(|| LoaderError::NoProgram(prog_name.clone()))?;
+        let p: &mut RawTracePoint = prog.try_into().map_err(err)?;
+        p.load().map_err(err)?;
+        let id = p.attach(name).map_err(err)?;
+        let link = p.take_link(id).map_err(err)?;
+        Ok(Link::from_aya(&prog_name, name, link))
+    }
+
+    /// Loads BTF tracepoint program `program` (e.g. `tp_btf_baseline`, the empty program
+    /// used as a cost reference) on tracepoint `tracepoint` and attaches it.
+    pub fn load_btf_tracepoint_program(
+        &mut self,
+        program: &str,
+        tracepoint: &str,
+    ) -> Result<Link, LoaderError> {
+        let err = |source| LoaderError::Program {
+            program: program.into(),
+            target: tracepoint.into(),
+            source: Box::new(source),
+        };
+        let prog = self
+            .ebpf
+            .program_mut(program)
+            .ok_or_else(|| LoaderError::NoProgram(program.into()))?;
+        let p: &mut BtfTracePoint = prog.try_into().map_err(err)?;
+        p.load(tracepoint, &self.btf).map_err(err)?;
+        let id = p.attach().map_err(err)?;
+        let link = p.take_link(id).map_err(err)?;
+        Ok(Link::from_aya(program, tracepoint, link))
+    }
+
+    /// [`Loader::load_tracepoint`] for each name; one result per name, in order.
+    pub fn load_tracepoints(&mut self, names: &[&str], flavor: TracepointFlavor) -> Vec<Attached> {
+        names
+            .iter()
+            .map(|n| (n.to_string(), self.load_tracepoint(n, flavor)))
+            .collect()
+    }
+
+}

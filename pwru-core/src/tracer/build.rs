@@ -1,0 +1,199 @@
+//! [`TracerBuilder::build`]: the checks, the backend choice (each backend probed for real)
+//! and the discovery of targets, in the order that reports a user's typo before any kernel
+//! probe.
+
+use std::time::Instant;
+
+use crate::backend::{driver, Driver, Tracepoint, TracepointFlavor};
+use crate::btf::Btf;
+use crate::discovery::{self, DiscoveryOptions, Modules};
+use crate::error::Error;
+use crate::options::{Backend, KernelModules};
+use crate::privileges::{self, Capability};
+
+use super::filters::{choose_filter_access, compile_filters, translate_filters};
+use super::{config, Target, Tracer, TracerBuilder};
+
+/// The system's page size (4096 where it cannot be asked).
+fn page_size() -> u32 {
+    // SAFETY: sysconf has no preconditions.
+    let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    u32::try_from(n).ok().filter(|&n| n > 0).unwrap_or(4096)
+}
+
+/// Probes `backend` for real: its driver, for the tracepoint backend in the flavour the
+/// kernel accepts.
+fn probe(backend: Backend, kernel: &Btf) -> Result<&'static dyn Driver, String> {
+    match driver(backend, TracepointFlavor::Btf) {
+        Some(d) if backend != Backend::Tracepoint => d.probe(Some(kernel)).map(|()| d),
+        _ => Tracepoint::choose(Some(kernel)).map(|t| t as &'static dyn Driver),
+    }
+}
+
+/// The chosen backend's driver, and the backends refused before it.
+type Choice = (&'static dyn Driver, Vec<(Backend, String)>);
+
+/// Picks the backend: the requested one, or the first of [`Backend::AUTO_ORDER`] that works.
+fn choose_backend(requested: Backend, kernel: &Btf) -> Result<Choice, Error> {
+    if requested != Backend::Auto {
+        return match probe(requested, kernel) {
+            Ok(driver) => Ok((driver, Vec::new())),
+            Err(reason) => Err(Error::BackendUnsupported {
+                backend: requested,
+                reason,
+            }),
+        };
+    }
+    let mut refusals = Vec::new();
+    for b in Backend::AUTO_ORDER {
+        match probe(b, kernel) {
+            Ok(driver) => return Ok((driver, refusals)),
+            Err(reason) => refusals.push((b, reason)),
+        }
+    }
+    Err(Error::NoBackend { refusals })
+}
+
+impl TracerBuilder {
+    /// Checks everything and plans the tracing; attaches nothing.
+    ///
+    /// The kernel BTF (/sys/kernel/btf/vmlinux or [`TracerBuilder::kernel_btf`]) is parsed
+    /// here, once, and kept for [`Tracer::attach`]. The ring buffer size is rounded up to a
+    /// power of two of at least one page ([`Tracer::options`] shows the result).
+    ///
+    /// Errors, each with what to do: [`Error::Privileges`] (capabilities, and CAP_SYSLOG or
+    /// the sysctl that hides kernel addresses in /proc/kallsyms), [`Error::Filter`],
+    /// [`Error::Discovery`] (bad regex, no function matched, no BTF), [`Error::Netns`],
+    /// [`Error::BackendUnsupported`], [`Error::NoBackend`], [`Error::InvalidOption`].
+    pub fn build(self) -> Result<Tracer, Error> {
+        let started = Instant::now();
+        let mut o = self.options;
+        // Tracing needs BPF + PERFMON; finding and tracing tc/XDP programs also NET_ADMIN.
+        let mut caps = vec![Capability::Bpf, Capability::Perfmon];
+        if o.trace_tc || o.trace_xdp {
+            caps.push(Capability::NetAdmin);
+        }
+        privileges::require_for_tracing(&caps)?;
+
+        // Cheap, pure checks first so a typo is reported before any kernel probe.
+        let (filters, flags) = compile_filters(&o)?;
+        if let Some(re) = &o.function_regex {
+            discovery::whole_name_regex(re)?;
+        }
+        o.ring_buffer_bytes = crate::options::ring_buffer_size(o.ring_buffer_bytes, page_size())
+            .map_err(Error::InvalidOption)?;
+
+        let config = config::kernel_config(&o, flags)?;
+
+        // The kernel BTF, parsed once here and shared by every step below and by attach().
+        let kernel = std::sync::Arc::new(
+            Btf::kernel(o.kernel_btf.as_deref()).map_err(discovery::DiscoveryError::from)?,
+        );
+        let (driver, backend_refusals) = choose_backend(o.backend, &kernel)?;
+        let backend = driver.backend();
+        let (filter_access, filter_access_note) = choose_filter_access(driver, &kernel);
+        for (b, why) in &backend_refusals {
+            log::debug!("backend {b} refused: {why}");
+        }
+        if backend == Backend::Tracepoint {
+            log::debug!(
+                "backend {backend} chosen, tracepoint flavour {}",
+                driver.name()
+            );
+        } else {
+            log::debug!("backend {backend} chosen");
+        }
+        match &filter_access_note {
+            None => log::debug!("filters read packets with bpf_rdonly_cast"),
+            Some(why) => log::debug!("filters read packets with bpf_probe_read_kernel: {why}"),
+        }
+        let filter = translate_filters(&filters, filter_access)?;
+        if backend == Backend::Tracepoint && !o.non_skb_functions.is_empty() {
+            return Err(Error::InvalidOption(format!(
+                "non_skb_functions ({}) cannot be traced with the tracepoint backend: they need \
+                 kprobe, kprobe-multi or fentry (choose one of them, or drop the functions)",
+                o.non_skb_functions.join(", ")
+            )));
+        }
+
+        let function_backend = backend != Backend::Tracepoint;
+        let found = discovery::discover_with(
+            &DiscoveryOptions {
+                filter_func: if function_backend {
+                    o.function_regex.clone()
+                } else {
+                    None
+                },
+                modules: match &o.kernel_modules {
+                    KernelModules::None => Modules::None,
+                    KernelModules::List(l) => Modules::List(l.clone()),
+                    KernelModules::All => Modules::All,
+                },
+                non_skb_funcs: o.non_skb_functions.clone(),
+                kernel_btf: o.kernel_btf.clone(),
+                require_traceable: function_backend,
+                tracefs: None,
+                tracepoints: !function_backend,
+            },
+            kernel,
+        )?;
+
+        let targets: Vec<Target> = if function_backend {
+            found
+                .functions
+                .iter()
+                .map(|f| Target {
+                    name: f.name.clone(),
+                    module: f.module.clone(),
+                    position: f.position(),
+                })
+                .collect()
+        } else {
+            let re = match &o.function_regex {
+                Some(r) => Some(discovery::whole_name_regex(r)?),
+                None => None,
+            };
+            // Only tracepoints the kernel has AND the object has a program for.
+            pwru_ebpf::TRACEPOINTS
+                .iter()
+                .filter(|(_, _, name, _)| found.tracepoints.iter().any(|t| t.name == *name))
+                .filter(|(_, _, name, _)| re.as_ref().is_none_or(|re| re.is_match(name)))
+                .map(|&(_, _, name, pos)| Target {
+                    name: name.to_string(),
+                    module: None,
+                    position: pos + 1,
+                })
+                .collect()
+        };
+        log::debug!(
+            "{} targets to attach, {} functions without an skb argument",
+            targets.len(),
+            found.non_skb_functions.len()
+        );
+        if targets.is_empty() {
+            return Err(discovery::DiscoveryError::NoMatch {
+                expr: o.function_regex.clone().unwrap_or_else(|| ".*".into()),
+            }
+            .into());
+        }
+        // A listed function that has an skb argument and is traced anyway is not linked twice.
+        let non_skb_targets: Vec<String> = found
+            .non_skb_functions
+            .into_iter()
+            .filter(|n| !targets.iter().any(|t| t.name == *n))
+            .collect();
+        Ok(Tracer {
+            options: o,
+            driver,
+            backend_refusals,
+            targets,
+            non_skb_targets,
+            filter,
+            filter_access,
+            filter_access_note,
+            config,
+            btf: found.btf,
+            build_time: started.elapsed(),
+        })
+    }
+}

@@ -1,0 +1,104 @@
+//! The four packet filters (pcap L2 and L3, tunnel L2 and L3): compiled by libpcap when the
+//! tracer is built, then translated to eBPF and put behind one dispatch body once the backend
+//! has decided how packet bytes are read.
+
+use pwru_ebpf::{PWRU_CFG_FILTER_PCAP, PWRU_CFG_FILTER_TUNNEL_L2, PWRU_CFG_FILTER_TUNNEL_L3};
+use pwru_filter::{Cbpf, Insn, Layer, Mode, ProbeAccess};
+
+use crate::backend::{probe_kfunc_cast_with, Driver};
+use crate::btf::Btf;
+use crate::error::Error;
+use crate::object::FilterBody;
+use crate::options::Options;
+
+fn filter_error(which: &'static str, expr: &str, e: impl std::fmt::Display) -> Error {
+    Error::Filter {
+        which,
+        expr: expr.to_string(),
+        message: e.to_string(),
+    }
+}
+
+/// One of the four filters behind the dispatch: which option it comes from, its expression,
+/// and libpcap's classic program.
+pub(super) struct CompiledFilter {
+    which: &'static str,
+    expr: String,
+    cbpf: Cbpf,
+}
+
+fn compile_one(which: &'static str, expr: &str, layer: Layer) -> Result<CompiledFilter, Error> {
+    let cbpf = pwru_filter::compile(expr, layer).map_err(|e| filter_error(which, expr, e))?;
+    Ok(CompiledFilter {
+        which,
+        expr: expr.to_string(),
+        cbpf,
+    })
+}
+
+/// libpcap's programs of the four filters behind one dispatch (selectors 0..=3: pcap L2, pcap
+/// L3, tunnel L2, tunnel L3), and the config bits they need. Translation to eBPF waits for the
+/// backend, which decides how packet bytes are read ([`translate_filters`]).
+pub(super) fn compile_filters(o: &Options) -> Result<([CompiledFilter; 4], u32), Error> {
+    let mut flags = 0;
+    let pcap = o.pcap_filter.trim();
+    if !pcap.is_empty() {
+        flags |= PWRU_CFG_FILTER_PCAP;
+    }
+    let l2 = compile_one("pcap", pcap, Layer::L2)?;
+    let l3 = compile_one("pcap", pcap, Layer::L3)?;
+    let tl2 = match o.tunnel_filter_l2.as_deref().map(str::trim) {
+        Some(e) if !e.is_empty() => {
+            flags |= PWRU_CFG_FILTER_TUNNEL_L2;
+            compile_one("tunnel L2", e, Layer::L2)?
+        }
+        _ => compile_one("tunnel L2", "", Layer::L2)?,
+    };
+    let tl3 = match o.tunnel_filter_l3.as_deref().map(str::trim) {
+        Some(e) if !e.is_empty() => {
+            flags |= PWRU_CFG_FILTER_TUNNEL_L3;
+            compile_one("tunnel L3", e, Layer::L3)?
+        }
+        _ => compile_one("tunnel L3", "", Layer::L3)?,
+    };
+    Ok(([l2, l3, tl2, tl3], flags))
+}
+
+/// The four filters translated (ProbeRead mode, reading packet bytes as `access` says) and
+/// put behind one dispatch body.
+pub(super) fn translate_filters(
+    filters: &[CompiledFilter; 4],
+    access: ProbeAccess,
+) -> Result<FilterBody, Error> {
+    let opts = pwru_filter::Options::with_access(access);
+    let mut bodies = Vec::with_capacity(filters.len());
+    for f in filters {
+        let insns = pwru_filter::translate_with(f.cbpf.insns(), Mode::ProbeRead, &opts)
+            .map_err(|e| filter_error(f.which, &f.expr, e))?;
+        bodies.push(insns);
+    }
+    let refs: Vec<&[Insn]> = bodies.iter().map(Vec::as_slice).collect();
+    let pcap = &filters[0].expr;
+    let dispatch = pwru_filter::dispatch(&refs).map_err(|e| filter_error("pcap", pcap, e))?;
+    FilterBody::from_bytes(&pwru_filter::insn::program_bytes(&dispatch))
+        .map_err(|e| filter_error("pcap", pcap, e))
+}
+
+/// How the filters will read packet bytes in `driver`'s programs: through `bpf_rdonly_cast`
+/// when the kernel has it and accepts it in that program type (a plain load per byte), else
+/// with `bpf_probe_read_kernel` (one helper call per packet). The string says why not cast.
+pub(super) fn choose_filter_access(
+    driver: &dyn Driver,
+    btf: &Btf,
+) -> (ProbeAccess, Option<String>) {
+    let Some(ids) = btf.cast_ids() else {
+        return (
+            ProbeAccess::Helper,
+            Some("the kernel BTF has no bpf_rdonly_cast kfunc (Linux < 6.2)".into()),
+        );
+    };
+    match probe_kfunc_cast_with(driver, ids, Some(btf)) {
+        Ok(()) => (ProbeAccess::Cast(ids), None),
+        Err(why) => (ProbeAccess::Helper, Some(why)),
+    }
+}
