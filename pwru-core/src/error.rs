@@ -96,17 +96,9 @@ pub enum Error {
     /// An option is invalid on its own or in combination.
     #[error("invalid option: {0}")]
     InvalidOption(String),
-    /// Records were lost because the ring buffer was full. Not fatal: the stream continues.
-    #[error("{count} events lost (ring buffer full; {total} in all): enlarge the ring buffer or narrow the filter")]
-    EventsLost {
-        /// Lost since the previous report.
-        count: u64,
-        /// Lost since the session started.
-        total: u64,
-    },
     /// A ring buffer record could not be decoded. Not fatal: the stream continues.
     #[error("corrupt event record: {0}")]
-    Decode(String),
+    Decode(#[source] DecodeError),
     /// Waiting on the ring buffer failed.
     #[error("ring buffer: {0}")]
     RingBuffer(#[source] io::Error),
@@ -225,20 +217,20 @@ impl Error {
             Error::Symbols(_) => "Symbols",
             Error::NothingAttached { .. } => "NothingAttached",
             Error::InvalidOption(_) => "InvalidOption",
-            Error::EventsLost { .. } => "EventsLost",
             Error::Decode(_) => "Decode",
             Error::RingBuffer(_) => "RingBuffer",
         }
     }
 
-    /// Whether the event stream ends after this error. Lost-event reports and single corrupt
-    /// records are not fatal: the stream goes on after them.
+    /// Whether the event stream ends after this error. A corrupt record is not fatal: the
+    /// stream goes on after it. (Lost records are not errors: they are
+    /// [`Item::Lost`](crate::Item::Lost) notices.)
     ///
     /// ```
-    /// let e = pwru_core::Error::EventsLost { count: 3, total: 3 };
-    /// assert!(!e.is_fatal());
+    /// let e = pwru_core::Error::InvalidOption("x".into());
+    /// assert!(e.is_fatal());
     /// ```
     pub fn is_fatal(&self) -> bool {
-        !matches!(self, Error::EventsLost { .. } | Error::Decode(_))
+        !matches!(self, Error::Decode(_))
     }
 }

@@ -1,5 +1,5 @@
 //! Lost events on the host kernel (tracepoint backend): a one-page ring buffer and a flood of
-//! matching packets. The losses appear in the stream as `Error::EventsLost` items and add up:
+//! matching packets. The losses appear in the stream as `Item::Lost` notices and add up:
 //! events delivered + events lost = events the kernel side produced. The produced count comes
 //! from a witness session with the same filter and a large ring buffer, attached at the same
 //! time (so its programs run on exactly the same tracepoint hits) that lost nothing.
@@ -55,7 +55,7 @@ fn tiny_ring_buffer_reports_losses_that_add_up() {
         let t = drain(&mut tiny, Duration::from_millis(500));
         println!(
             "{name}: round {round}: produced {} (witness: {} drops, lost {}); tiny ring \
-             delivered {} + lost {} in {} EventsLost items (totals {:?})",
+             delivered {} + lost {} in {} loss notices (totals {:?})",
             w.events.len(),
             drops(&w.events),
             w.lost,

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use pwru_core::netlab::VethPair;
-use pwru_core::{Backend, Error, Event, Tracer};
+use pwru_core::{Backend, Event, Item, Tracer};
 use tracer_common::*;
 
 const PAIRS: u8 = 4;
@@ -57,7 +57,7 @@ fn interface_lookups_do_not_flood_the_trace() {
         let wait = Duration::from_millis(500);
         let until = Instant::now() + Duration::from_secs(3);
         while let Ok(Some(item)) = tokio::time::timeout(wait, events.next()).await {
-            if let Ok(ev) = item {
+            if let Ok(Item::Event(ev)) = item {
                 seen_at_start += 1;
                 own_at_start += usize::from(own_lookup(&ev, pid));
             }
@@ -102,7 +102,7 @@ fn interface_lookups_do_not_flood_the_trace() {
             loop {
                 let wait = Duration::from_millis(300);
                 match tokio::time::timeout(wait, events.next()).await {
-                    Ok(Some(Ok(ev))) => {
+                    Ok(Some(Ok(Item::Event(ev)))) => {
                         total += 1;
                         if own_lookup(&ev, pid) {
                             own += 1;
@@ -115,7 +115,8 @@ fn interface_lookups_do_not_flood_the_trace() {
                             }
                         }
                     }
-                    Ok(Some(Err(Error::EventsLost { count, .. }))) => lost += count,
+                    Ok(Some(Ok(Item::Lost(l)))) => lost += l.count,
+                    Ok(Some(Ok(other))) => panic!("unexpected stream item {other:?}"),
                     Ok(Some(Err(e))) => panic!("stream error: {e}"),
                     Ok(None) | Err(_) => break,
                 }

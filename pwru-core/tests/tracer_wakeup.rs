@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use pwru_core::netlab::VethPair;
-use pwru_core::{Backend, Error, Tracer};
+use pwru_core::{Backend, Item, Tracer};
 use tracer_common::*;
 
 const CYCLES: u16 = 200;
@@ -77,16 +77,16 @@ fn lone_record_after_a_burst_always_wakes_the_reader() {
                         _ = &mut stop => break,
                     };
                     match item {
-                        Some(Ok(ev)) if is_kfree(&ev) => {
+                        Some(Ok(Item::Event(ev))) if is_kfree(&ev) => {
                             let sport = ev.tuple.map_or(0, |t| t.sport);
                             if seen_tx.send(Seen::Drop { sport }).is_err() {
                                 break;
                             }
                         }
-                        Some(Ok(_)) => {}
-                        Some(Err(Error::EventsLost { count, .. })) => {
-                            let _ = seen_tx.send(Seen::Lost(count));
+                        Some(Ok(Item::Lost(lost))) => {
+                            let _ = seen_tx.send(Seen::Lost(lost.count));
                         }
+                        Some(Ok(_)) => {}
                         Some(Err(e)) => panic!("stream error: {e}"),
                         None => break,
                     }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use pwru_core::netlab::VethPair;
-use pwru_core::{Backend, Tracer};
+use pwru_core::{Backend, Item, Tracer};
 
 /// Upper bound on the whole run; the consumer normally finishes in well under a second.
 const DEADLINE: Duration = Duration::from_secs(60);
@@ -55,7 +55,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         let mut events = session.events();
         while let Some(item) = events.next().await {
             match item {
-                Ok(ev) if ev.tuple.is_some_and(|t| t.dst == Some(dst) && t.dport == 9) => {
+                Ok(Item::Event(ev)) if ev.tuple.is_some_and(|t| t.dst == Some(dst) && t.dport == 9) => {
                     return Ok(Some(ev));
                 }
                 Ok(_) => {}

@@ -18,7 +18,7 @@ use crate::netns::InterfaceCache;
 use crate::object::LostCounter;
 use crate::options::Backend;
 use crate::stream::readiness::Readiness;
-use crate::stream::RecordStream;
+use crate::stream::{Record, RecordStream};
 use crate::symbols::{is_dispatch_frame, trim_dispatch_frames, KernelSymbols};
 use crate::tracer::Refusal;
 
@@ -67,12 +67,12 @@ impl std::fmt::Debug for Session {
 }
 
 impl Session {
-    /// The stream of events. Each item is an [`Event`], or an error: lost-event reports
-    /// ([`Error::EventsLost`]) and corrupt records ([`Error::Decode`]) are not fatal (see
-    /// [`Error::is_fatal`]); the stream goes on after them. Works under any executor. It
-    /// borrows the session; [`Session::into_stream`] is the owned stream (whose items are
-    /// [`Item`]s, losses as their own variant). A [`StopHandle::stop`] ends either stream
-    /// once it has drained the ring.
+    /// The stream of events, borrowing the session; [`Session::into_stream`] is the same
+    /// stream owning it. Each item is an [`Item`]: an event, or a notice of records lost to a
+    /// full ring buffer ([`Item::Lost`], in the position where the stream noticed them). Errors
+    /// are corrupt records ([`Error::Decode`], not fatal: see [`Error::is_fatal`]; the stream
+    /// goes on) and a failing ring buffer wait (fatal). Works under any executor. A
+    /// [`StopHandle::stop`] ends the stream once it has drained the ring.
     ///
     /// A record the kernel commits is delivered without waiting for another one: the reader
     /// sleeps on epoll and, should a kernel notification go missing, a backstop wakes it within
@@ -81,17 +81,20 @@ impl Session {
     /// Interface names: the names of every namespace are read once, before anything is
     /// attached. An event from an interface not known then makes the stream read that
     /// namespace's interfaces (one netlink dump, which a session with no filter traces like
-    /// any other skb), within the [`CacheLimits`](crate::netns::CacheLimits): at most once a
-    /// second per namespace, 32 at once and 10 a second over all namespaces, and not again for
-    /// 10 s for a pair the dump did not list. So pwru-core's own lookups stay a few events per
-    /// new namespace, not per event; an event whose lookup was skipped carries no name.
+    /// any other skb): at most once a second per namespace, 32 at once and 10 a second over
+    /// all namespaces, and not again for 10 s for a pair the dump did not list. So
+    /// pwru-core's own lookups stay a few events per new namespace, not per event; an event
+    /// whose lookup was skipped carries no name.
     ///
     /// ```no_run
     /// use futures::StreamExt;
+    /// use pwru_core::Item;
     /// let mut session = pwru_core::Tracer::builder().pcap_filter("icmp").build()?.attach()?;
     /// for item in futures::executor::block_on_stream(session.events()).take(10) {
     ///     match item {
-    ///         Ok(ev) => println!("{} {:#x}", ev.function, ev.skb),
+    ///         Ok(Item::Event(ev)) => println!("{} {:#x}", ev.function, ev.skb),
+    ///         Ok(Item::Lost(lost)) => eprintln!("{lost}"),
+    ///         Ok(_) => {} // Item may grow
     ///         Err(e) if !e.is_fatal() => eprintln!("{e}"),
     ///         Err(e) => return Err(e),
     ///     }
@@ -106,15 +109,10 @@ impl Session {
     }
 
     /// The stream owning the session: `'static` and `Send`, so it can be moved into
-    /// `tokio::spawn` on its own. Items are [`Item`]s: events and loss notices
-    /// ([`Item::Lost`]); errors are corrupt records ([`Error::Decode`], not fatal) and a
-    /// failing ring buffer wait (fatal). Take a [`Session::stats_handle`] and a
-    /// [`Session::stop_handle`] first to read counters and to end the stream from elsewhere;
-    /// dropping the stream drops the session (and detaches everything).
-    ///
-    /// [`Session::events`] is the borrowing stream and keeps its older item type
-    /// (`Result<Event, Error>`, losses as [`Error::EventsLost`]) so existing code goes on
-    /// working; both read the same ring buffer and counters.
+    /// `tokio::spawn` on its own. Its items are those of [`Session::events`]. Take a
+    /// [`Session::stats_handle`] and a [`Session::stop_handle`] first to read counters and to
+    /// end the stream from elsewhere; dropping the stream drops the session (and detaches
+    /// everything).
     pub fn into_stream(self) -> EventStream {
         EventStream {
             session: Box::new(self),
@@ -143,7 +141,7 @@ impl Session {
         &mut self,
         since_lost_check: &mut u64,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Event, Error>>> {
+    ) -> Poll<Option<Result<Item, Error>>> {
         loop {
             let stopping = self.stop_requested.load(Ordering::SeqCst);
             if stopping {
@@ -157,7 +155,18 @@ impl Session {
                 // The request came in during this poll, with links still attached: detach,
                 // then drain what they wrote meanwhile.
                 Poll::Ready(None) if !stopping => continue,
-                polled => return polled,
+                polled => {
+                    return polled.map(|item| {
+                        item.map(|r| {
+                            r.map(|record| match record {
+                                Record::Item(ev) => Item::Event(ev),
+                                Record::Lost { count, total } => {
+                                    Item::Lost(LostEvents { count, total })
+                                }
+                            })
+                        })
+                    })
+                }
             }
         }
     }
@@ -197,7 +206,7 @@ impl Session {
                 if matches!(e, DecodeError::CheckMismatch { .. }) {
                     check_mismatches.fetch_add(1, Ordering::Relaxed);
                 }
-                Error::Decode(e.to_string())
+                Error::Decode(e)
             })?;
             if let Some(meta) = ev.meta.as_mut() {
                 if meta.interface.name.is_none() && meta.interface.ifindex != 0 {
@@ -338,7 +347,7 @@ impl std::fmt::Debug for Events<'_> {
 }
 
 impl Stream for Events<'_> {
-    type Item = Result<Event, Error>;
+    type Item = Result<Item, Error>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();

@@ -108,17 +108,7 @@ impl Stream for EventStream {
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
-        this.session
-            .poll_records(&mut this.since_lost_check, cx)
-            .map(|polled| {
-                polled.map(|r| match r {
-                    Ok(ev) => Ok(Item::Event(ev)),
-                    Err(Error::EventsLost { count, total }) => {
-                        Ok(Item::Lost(LostEvents { count, total }))
-                    }
-                    Err(e) => Err(e),
-                })
-            })
+        this.session.poll_records(&mut this.since_lost_check, cx)
     }
 }
 

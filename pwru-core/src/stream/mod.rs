@@ -13,7 +13,8 @@
 //! missing, [`readiness`]'s backstop wakes the task within [`readiness::BACKSTOP`]. Lost records (the kernel could not reserve space) are
 //! counted per CPU by the kernel programs; the stream reads that counter whenever it has drained
 //! the ring and every [`LOST_CHECK_EVERY`] records, and yields the increase as an
-//! [`Error::EventsLost`](crate::Error::EventsLost) item in the position where it noticed it.
+//! [`Record::Lost`] item in the position where it noticed it (a
+//! [`LostEvents`](crate::LostEvents) notice of the public streams).
 
 pub(crate) mod readiness;
 
@@ -29,6 +30,16 @@ use readiness::Readiness;
 /// How many records are read between two looks at the lost-record counter while the ring stays
 /// non-empty (a flood): bounds how late a loss is reported without a syscall per record.
 pub const LOST_CHECK_EVERY: u64 = 4096;
+
+/// One item of the record stream: a decoded record, or the records the kernel lost since the
+/// previous notice.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Record<T> {
+    /// A record, decoded.
+    Item(T),
+    /// Records lost since the previous notice (`count`), and since the session started.
+    Lost { count: u64, total: u64 },
+}
 
 /// Something that hands out ring buffer records one at a time.
 pub(crate) trait RecordSource {
@@ -72,30 +83,33 @@ where
     L: FnMut() -> Result<u64, Error>,
 {
     /// Returns a loss item if the kernel counted more lost records than were reported so far.
-    fn check_lost(&mut self) -> Option<Error> {
+    fn check_lost(&mut self) -> Option<Result<Record<T>, Error>> {
         self.since_lost_check = 0;
         let total = match (self.read_lost)() {
             Ok(t) => t,
-            Err(e) => return Some(e),
+            Err(e) => return Some(Err(e)),
         };
         let reported = self.counters.lost_reported.load(Ordering::Relaxed);
         if total > reported {
             self.counters.lost_reported.store(total, Ordering::Relaxed);
-            Some(Error::EventsLost {
+            Some(Ok(Record::Lost {
                 count: total - reported,
                 total,
-            })
+            }))
         } else {
             None
         }
     }
 
-    pub(crate) fn poll_item(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<T, Error>>> {
+    pub(crate) fn poll_item(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Record<T>, Error>>> {
         let mut armed = false;
         loop {
             if self.since_lost_check >= LOST_CHECK_EVERY {
-                if let Some(e) = self.check_lost() {
-                    return Poll::Ready(Some(Err(e)));
+                if let Some(lost) = self.check_lost() {
+                    return Poll::Ready(Some(lost));
                 }
             }
             let decode = &mut self.decode;
@@ -106,11 +120,11 @@ where
                 if item.is_err() {
                     self.counters.decode_errors.fetch_add(1, Ordering::Relaxed);
                 }
-                return Poll::Ready(Some(item));
+                return Poll::Ready(Some(item.map(Record::Item)));
             }
             // Drained: report losses before going to sleep, so they are never held back.
-            if let Some(e) = self.check_lost() {
-                return Poll::Ready(Some(Err(e)));
+            if let Some(lost) = self.check_lost() {
+                return Poll::Ready(Some(lost));
             }
             if self.stop.load(Ordering::SeqCst) {
                 return Poll::Ready(None);
@@ -133,7 +147,7 @@ where
     D: FnMut(&[u8]) -> Result<T, Error> + Unpin,
     L: FnMut() -> Result<u64, Error> + Unpin,
 {
-    type Item = Result<T, Error>;
+    type Item = Result<Record<T>, Error>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         self.get_mut().poll_item(cx)

@@ -157,7 +157,7 @@ fn lone_record(flags: i32) -> Option<(Option<Duration>, u64)> {
         }
         match Pin::new(&mut stream).poll_next(&mut cx) {
             Poll::Pending => continue,
-            Poll::Ready(Some(Ok(bytes))) => {
+            Poll::Ready(Some(Ok(super::Record::Item(bytes)))) => {
                 assert_eq!(bytes, i64::from(MARK).to_ne_bytes(), "the record written");
                 break Some(sent.elapsed());
             }

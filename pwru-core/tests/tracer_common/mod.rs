@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use pwru_core::netlab::VethPair;
-use pwru_core::{Error, Event, Session};
+use pwru_core::{Event, Item, Session};
 
 /// What this machine is expected to support (tests/capabilities.conf): the one place a test
 /// decides whether it may skip.
@@ -40,13 +40,13 @@ pub fn tag(file: char, n: u32) -> String {
     format!("{}{file}{n}", std::process::id() % 100_000)
 }
 
-/// What a session delivered: events in stream order and the sum of `EventsLost` items.
+/// What a session delivered: events in stream order and the sum of `Item::Lost` notices.
 #[derive(Debug, Default)]
 pub struct Collected {
     pub events: Vec<Event>,
     pub lost: u64,
     pub lost_items: usize,
-    /// The `total` of each `EventsLost` item, in stream order.
+    /// The `total` of each `Item::Lost` notice, in stream order.
     pub lost_totals: Vec<u64>,
 }
 
@@ -74,12 +74,13 @@ pub fn collect(
                 limit.saturating_sub(start.elapsed())
             };
             match tokio::time::timeout(wait, events.next()).await {
-                Ok(Some(Ok(ev))) => out.events.push(ev),
-                Ok(Some(Err(Error::EventsLost { count, total }))) => {
-                    out.lost += count;
+                Ok(Some(Ok(Item::Event(ev)))) => out.events.push(ev),
+                Ok(Some(Ok(Item::Lost(lost)))) => {
+                    out.lost += lost.count;
                     out.lost_items += 1;
-                    out.lost_totals.push(total);
+                    out.lost_totals.push(lost.total);
                 }
+                Ok(Some(Ok(other))) => panic!("unexpected stream item {other:?}"),
                 Ok(Some(Err(e))) => panic!("stream error: {e}"),
                 Ok(None) => break,
                 Err(_) => break,

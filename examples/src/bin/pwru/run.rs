@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use futures::{FutureExt, StreamExt};
 use pwru_core::format::{FormatOptions, Formatter, TimestampMode};
-use pwru_core::{Capture, Error, Event, KernelModules, Stats, Tracer, TracerBuilder};
+use pwru_core::{Capture, Error, Event, Item, KernelModules, Stats, Tracer, TracerBuilder};
 use pwru_examples::signals::{self, Phase, Signals};
 
 use crate::args::Args;
@@ -432,12 +432,13 @@ pub fn trace_with(
             };
             let ev = match item {
                 None => break Stop::Drain,
-                Some(Ok(ev)) => ev,
-                Some(Err(Error::EventsLost { total, .. })) => {
-                    summary.lost = total;
-                    lost_line.report(total);
+                Some(Ok(Item::Event(ev))) => ev,
+                Some(Ok(Item::Lost(lost))) => {
+                    summary.lost = lost.total;
+                    lost_line.report(lost.total);
                     continue;
                 }
+                Some(Ok(_)) => continue,
                 Some(Err(e)) if !e.is_fatal() => {
                     eprintln!("pwru: {e}");
                     continue;
@@ -470,15 +471,15 @@ pub fn trace_with(
                     break;
                 };
                 match item {
-                    Ok(ev) => {
+                    Ok(Item::Event(ev)) => {
                         let line = format(&mut fmt, &ev);
                         if !writer.try_send(line) {
                             summary.not_printed += 1;
                         }
                         note(&mut summary, &ev);
                     }
-                    Err(Error::EventsLost { total, .. }) => summary.lost = total,
-                    Err(_) => {}
+                    Ok(Item::Lost(lost)) => summary.lost = lost.total,
+                    Ok(_) | Err(_) => {}
                 }
             }
         }

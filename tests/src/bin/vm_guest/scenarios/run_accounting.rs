@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use pwru_core::netlab::VethPair;
-use pwru_core::{Error, RunOutcomes, Session, Stats, Tracer};
+use pwru_core::{Item, RunOutcomes, Session, Stats, Tracer};
 
 use crate::backend::Backend;
 use crate::registry::Ctx;
@@ -67,8 +67,9 @@ fn read(session: &mut Session, done: &AtomicBool, quiet: Duration) -> Result<Rea
         let mut r = Read::default();
         while Instant::now() < deadline {
             match tokio::time::timeout(quiet, stream.next()).await {
-                Ok(Some(Ok(_))) => r.events += 1,
-                Ok(Some(Err(Error::EventsLost { count, .. }))) => r.lost += count,
+                Ok(Some(Ok(Item::Event(_)))) => r.events += 1,
+                Ok(Some(Ok(Item::Lost(lost)))) => r.lost += lost.count,
+                Ok(Some(Ok(_))) => {}
                 Ok(Some(Err(e))) if !e.is_fatal() => {
                     r.decode_errors += 1;
                     r.first_error.get_or_insert_with(|| e.to_string());

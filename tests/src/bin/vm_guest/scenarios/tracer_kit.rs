@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use pwru_core::netlab::VethPair;
-use pwru_core::{Error, Event, Session, Tracer, TracerBuilder};
+use pwru_core::{Event, Item, Session, Tracer, TracerBuilder};
 
 use crate::backend::Backend;
 
@@ -68,8 +68,9 @@ pub fn collect(session: &mut Session, quiet: Duration, limit: usize) -> Result<C
         };
         while out.events.len() < limit && Instant::now() < deadline {
             match tokio::time::timeout(quiet, stream.next()).await {
-                Ok(Some(Ok(ev))) => out.events.push(ev),
-                Ok(Some(Err(Error::EventsLost { count, .. }))) => out.lost += count,
+                Ok(Some(Ok(Item::Event(ev)))) => out.events.push(ev),
+                Ok(Some(Ok(Item::Lost(lost)))) => out.lost += lost.count,
+                Ok(Some(Ok(_))) => {}
                 Ok(Some(Err(e))) if !e.is_fatal() => {}
                 Ok(Some(Err(e))) => return Err(format!("event stream: {e}")),
                 Ok(None) | Err(_) => break,
@@ -192,8 +193,9 @@ pub fn collect_counting(session: &mut Session, quiet: Duration) -> Result<(u64, 
         let (mut n, mut lost) = (0u64, 0u64);
         while Instant::now() < deadline {
             match tokio::time::timeout(quiet, stream.next()).await {
-                Ok(Some(Ok(_))) => n += 1,
-                Ok(Some(Err(Error::EventsLost { count, .. }))) => lost += count,
+                Ok(Some(Ok(Item::Event(_)))) => n += 1,
+                Ok(Some(Ok(Item::Lost(l)))) => lost += l.count,
+                Ok(Some(Ok(_))) => {}
                 Ok(Some(Err(e))) if !e.is_fatal() => {}
                 Ok(Some(Err(e))) => return Err(format!("event stream: {e}")),
                 Ok(None) | Err(_) => break,
