@@ -52,7 +52,7 @@
 //! - **Capabilities**: CAP_BPF and CAP_PERFMON (or CAP_SYS_ADMIN) to load and attach;
 //!   CAP_NET_ADMIN for tc/XDP tracing and network namespaces; kernel addresses in
 //!   `/proc/kallsyms` for function names (CAP_SYSLOG, or `kernel.kptr_restrict`).
-//!   [`privileges`] checks these before anything is loaded.
+//!   [`TracerBuilder::build`] checks these before anything is loaded.
 //! - **libpcap** (`libpcap.so`, Debian: `libpcap0.8`) at run time to compile pcap filters, and
 //!   its development files (`libpcap-dev`) to build.
 //! - **No C toolchain**: the kernel programs ship compiled inside `pwru-ebpf`.
@@ -75,10 +75,8 @@ macro_rules! unstable_mod {
 pub mod error;
 pub mod event;
 pub mod format;
-pub mod netns;
 pub mod session;
 mod stream;
-pub mod symbols;
 pub mod tracer;
 
 /// The options of a tracer (the same module as [`tracer::options`]).
@@ -105,12 +103,21 @@ unstable_mod!(
     netlab
 );
 unstable_mod!(
+    /// Network namespaces: resolving a namespace and its interfaces, the interface name
+    /// cache (unstable).
+    netns
+);
+unstable_mod!(
     /// The compiled object prepared for loading: filter splice, config, maps (unstable).
     object
 );
 unstable_mod!(
     /// Capability checks before loading (unstable).
     privileges
+);
+unstable_mod!(
+    /// Kernel symbols from /proc/kallsyms, stack frames (unstable).
+    symbols
 );
 unstable_mod!(
     /// The bpf(2) and perf_event_open(2) syscall layer (unstable).

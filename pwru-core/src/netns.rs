@@ -413,12 +413,12 @@ impl Default for CacheLimits {
     }
 }
 
-/// What an [`InterfaceCache`] did: lookups made and skipped, entries evicted.
+/// What a session's interface name cache did: lookups made and skipped, entries evicted.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct CacheStats {
-    /// Namespace dumps made by [`InterfaceCache::resolve`] (not counting
-    /// [`InterfaceCache::refresh`]).
+    /// Namespace dumps made for events from unknown interfaces (not counting the dump of
+    /// every namespace before attaching).
     pub lookups: u64,
     /// Misses answered without a lookup (negative cache or rate limit).
     pub skipped: u64,

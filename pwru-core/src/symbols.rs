@@ -35,8 +35,7 @@ pub enum SymbolsError {
     Restricted {
         /// The file.
         path: PathBuf,
-        /// What would show the addresses here (from
-        /// [`AddressPolicy::advice`](crate::privileges::AddressPolicy::advice)).
+        /// What would show the addresses here (the capability or sysctl to change).
         advice: String,
     },
     /// No symbol lines at all.

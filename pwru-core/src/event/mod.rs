@@ -421,7 +421,7 @@ pub struct Event {
     pub stack_id: Option<u32>,
     /// The stack, symbolized, innermost first (filled by whoever reads the stack map). The
     /// session removes the BPF program, trampoline and tracepoint/kprobe dispatch frames at
-    /// its top ([`trim_dispatch_frames`](crate::symbols::trim_dispatch_frames)), so it starts
+    /// its top (frames named `bpf_prog_*`, `bpf_trampoline_*`, `__traceiter_*`, ...), so it starts
     /// in kernel code: for tracepoints, at the function that fired the tracepoint.
     pub stack: Vec<Symbol>,
     /// `bpf_snprintf_btf` text of the skb, when captured.

@@ -151,7 +151,7 @@ impl Formatter {
         &self.opts
     }
 
-    /// Names for the NETNS NAME column (e.g. [`crate::netns::ip_netns_names`]).
+    /// Names for the NETNS NAME column (keyed by namespace inode, as `ip netns` names them).
     pub fn set_netns_names(&mut self, names: HashMap<u64, String>) {
         self.netns_names = names;
     }

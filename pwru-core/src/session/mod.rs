@@ -1,5 +1,5 @@
 //! [`Session`]: attached probes and the event stream over their ring buffer (decode, interface
-//! names, stacks). Dropping it detaches everything. attach.rs makes it ([`Tracer::attach`]),
+//! names, stacks). Dropping it detaches everything. attach.rs makes it ([`Tracer::attach`](crate::Tracer::attach)),
 //! stats.rs counts, owned.rs holds what it hands to other tasks (the owned stream, handles).
 
 use std::pin::Pin;
@@ -26,6 +26,7 @@ mod attach;
 mod owned;
 mod stats;
 
+pub use crate::netns::CacheStats;
 pub use attach::Progress;
 pub use owned::{EventStream, Item, LostEvents, StopHandle};
 use stats::{lock, Probes};
@@ -260,7 +261,7 @@ impl Session {
         self.wall_clock
     }
 
-    /// How long [`Tracer::attach`] took.
+    /// How long [`Tracer::attach`](crate::Tracer::attach) took.
     pub fn attach_time(&self) -> Duration {
         self.attach_time
     }
@@ -293,8 +294,8 @@ impl Session {
     }
 
     /// What the interface-name cache did so far: namespace lookups made and skipped, and
-    /// entries evicted to stay within its [`CacheLimits`](crate::netns::CacheLimits).
-    pub fn interface_cache_stats(&self) -> crate::netns::CacheStats {
+    /// entries evicted to stay within its limits.
+    pub fn interface_cache_stats(&self) -> CacheStats {
         self.interfaces.stats()
     }
 

@@ -110,8 +110,8 @@ pub struct Stats {
     pub runs: RunOutcomes,
     /// Runs of the event programs counted by the kernel (`run_cnt` of `bpf_prog_info`,
     /// summed). The kernel counts only while BPF statistics are on (`sysctl
-    /// kernel.bpf_stats_enabled=1`, or an fd from [`crate::backend::enable_stats`]); with them
-    /// on from before [`Tracer::attach`], it equals [`RunOutcomes::total`].
+    /// kernel.bpf_stats_enabled=1`, or `BPF_ENABLE_STATS`); with them
+    /// on from before [`Tracer::attach`](crate::Tracer::attach), it equals [`RunOutcomes::total`].
     pub kernel_runs: u64,
     /// Runs the kernel skipped because a BPF program was already running on that CPU
     /// (`recursion_misses` of `bpf_prog_info`, summed over the event programs; counted
@@ -180,7 +180,7 @@ impl Probes {
 }
 
 /// Reads a session's counters from any thread or task, also while its stream is read
-/// elsewhere; see [`Session::stats_handle`]. Cloning is cheap (reference counts).
+/// elsewhere; see [`Session::stats_handle`](crate::Session::stats_handle). Cloning is cheap (reference counts).
 ///
 /// It does not keep the session's probes alive: once the session is dropped,
 /// [`StatsHandle::try_stats`] fails and [`StatsHandle::stats`] gives what the stream counted
@@ -205,7 +205,7 @@ impl std::fmt::Debug for StatsHandle {
 }
 
 impl StatsHandle {
-    /// Current counters, as [`Session::stats`]: when a kernel counter cannot be read, its
+    /// Current counters, as [`Session::stats`](crate::Session::stats): when a kernel counter cannot be read, its
     /// fields keep what the stream saw.
     pub fn stats(&self) -> Stats {
         self.try_stats().unwrap_or_else(|_| {
