@@ -35,14 +35,16 @@ pub enum Error {
         advice: String,
     },
     /// A pcap-filter expression libpcap (or the eBPF translation) refused.
-    #[error("invalid {which} filter {expr:?}: {message}")]
+    #[error("invalid {which} filter {expr:?}: {source}")]
     Filter {
         /// Which filter: "pcap", "tunnel L2", "tunnel L3".
         which: &'static str,
         /// The expression as given.
         expr: String,
-        /// libpcap's (or the translator's) message.
-        message: String,
+        /// libpcap's refusal ([`pwru_filter::FilterError`]) or the translator's
+        /// ([`pwru_filter::TranslateError`]).
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
     /// The requested backend does not work on this kernel.
     #[error("backend {backend} is not supported by this kernel: {reason}")]

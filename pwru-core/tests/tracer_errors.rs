@@ -118,8 +118,14 @@ fn invalid_pcap_filter_carries_libpcaps_message() {
             Error::Filter {
                 which,
                 expr: got,
-                message,
+                source,
+                ..
             } => {
+                let message = source.to_string();
+                assert!(
+                    source.downcast_ref::<pwru_filter::FilterError>().is_some(),
+                    "the cause keeps libpcap's error type: {source:?}"
+                );
                 assert_eq!((which, got.as_str()), ("pcap", expr));
                 assert!(
                     message.contains(pcap_msg.trim_start_matches("libpcap error: ")),

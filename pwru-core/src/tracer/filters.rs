@@ -11,11 +11,15 @@ use crate::error::Error;
 use crate::object::FilterBody;
 use crate::options::Options;
 
-fn filter_error(which: &'static str, expr: &str, e: impl std::fmt::Display) -> Error {
+fn filter_error(
+    which: &'static str,
+    expr: &str,
+    e: impl std::error::Error + Send + Sync + 'static,
+) -> Error {
     Error::Filter {
         which,
         expr: expr.to_string(),
-        message: e.to_string(),
+        source: Box::new(e),
     }
 }
 
