@@ -56,7 +56,7 @@ fn mirrors_match_object_btf() {
         &btf,
         "pwru_event",
         size_of::<PwruEvent>(),
-        fields!(PwruEvent: ts, addr, caller, skb, skb_head, cpu, pid, tgid, flags, comm, kind,
+        fields!(PwruEvent: ts, addr, caller, caller_next, skb, skb_head, cpu, pid, tgid, flags, comm, kind,
             pkt_type, protocol, netns, mark, ifindex, len, mtu, cb, stack_id, drop_reason,
             prog_id, prog_name, retval, tuple, tunnel, skb_dump_len, shinfo_dump_len, check),
     );

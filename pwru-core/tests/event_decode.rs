@@ -312,3 +312,38 @@ proptest! {
         let _ = decode(&data[..cut.min(data.len())], &ctx());
     }
 }
+
+#[test]
+fn a_tracepoint_caller_in_dispatch_glue_is_the_next_frame() {
+    // With several probes on one tracepoint the kernel calls them through __traceiter_<name>:
+    // the record carries that frame and the one after it, and the caller is the real one.
+    let syms = pwru_core::symbols::KernelSymbols::parse(
+        "ffffffff81000000 T __traceiter_net_dev_queue\n\
+         ffffffff81001000 T __dev_queue_xmit\n\
+         ffffffff81002000 T dev_hard_start_xmit\n",
+    )
+    .unwrap();
+    let ctx = ctx().with_symbols(std::sync::Arc::new(syms));
+    let caller_at = |caller: u64, next: u64| {
+        let mut r = sample();
+        let flags = pwru_ebpf::PWRU_EV_CALLER;
+        r.put(offset_of!(PwruEvent, flags), &flags.to_ne_bytes())
+            .put(offset_of!(PwruEvent, caller), &caller.to_ne_bytes())
+            .put(offset_of!(PwruEvent, caller_next), &next.to_ne_bytes());
+        decode(&r.0, &ctx).unwrap().caller.map(|s| s.to_string())
+    };
+    assert_eq!(
+        caller_at(0xffffffff81000010, 0xffffffff81001020).as_deref(),
+        Some("__dev_queue_xmit+0x20")
+    );
+    // A caller outside the glue stays, whatever the next frame.
+    assert_eq!(
+        caller_at(0xffffffff81002008, 0xffffffff81001020).as_deref(),
+        Some("dev_hard_start_xmit+0x8")
+    );
+    // No next frame (a function probe, or a short stack): the glue frame is what is known.
+    assert_eq!(
+        caller_at(0xffffffff81000010, 0).as_deref(),
+        Some("__traceiter_net_dev_queue+0x10")
+    );
+}

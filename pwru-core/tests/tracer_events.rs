@@ -175,3 +175,50 @@ fn stacks_and_callers_skip_dispatch_frames() {
         "net_dev_queue fires in __dev_queue_xmit, caller {caller}"
     );
 }
+
+#[test]
+fn callers_skip_dispatch_frames_without_stacks() {
+    // The caller alone (no stack to fall back on): the kernel side records the frame after
+    // the fixed-depth one, and decoding takes it when the first is tracepoint glue.
+    let name = "callers_skip_dispatch_frames_without_stacks";
+    if skip_unless_root(name) {
+        return;
+    }
+    let pair = VethPair::create(&tag('e', 3), 173).expect("veth pair");
+    let b = IpAddr::from(pair.addr_b);
+    let capture = Capture {
+        caller: true,
+        ..Capture::default()
+    };
+    let pcap = format!("udp and dst port 7003 and host {b}");
+    let mut s = attach(&pcap, capture);
+    // A second program on the same tracepoints: the kernel calls both through `__traceiter_*`.
+    let _second = attach(&pcap, capture);
+    send_and_receive(&pair, 7003);
+    let got = collect(
+        &mut s,
+        |evs| {
+            to_port(evs, b, 7003)
+                .iter()
+                .any(|e| &*e.function == "net_dev_queue")
+        },
+        QUIET,
+        LIMIT,
+    );
+    let evs = to_port(&got.events, b, 7003);
+    let queue = evs
+        .iter()
+        .find(|e| &*e.function == "net_dev_queue")
+        .unwrap_or_else(|| panic!("no net_dev_queue event:\n{}", describe(&got.events)));
+    assert!(queue.stack.is_empty(), "no stack was asked for");
+    let caller = queue.caller.as_ref().expect("caller");
+    assert!(
+        caller.name.contains("dev_queue_xmit"),
+        "net_dev_queue fires in __dev_queue_xmit, caller {caller}"
+    );
+    for e in evs.iter().filter(|e| &*e.function != "kfree_skb") {
+        if let Some(c) = &e.caller {
+            assert!(!is_dispatch_frame(&c.name), "{}: caller {c}", e.function);
+        }
+    }
+}

@@ -21,7 +21,7 @@ enum pwru_record_kind {
 
 enum pwru_record_version {
 	/* 2: pwru_event.check holds the record's check word (was padding in 1). */
-	PWRU_RECORD_VERSION = 2,
+	PWRU_RECORD_VERSION = 3,
 };
 
 /*
@@ -31,7 +31,7 @@ enum pwru_record_version {
  * record; a record another run wrote into while it was being built does not check.
  */
 enum pwru_check {
-	PWRU_CHECK_WORDS = 31,
+	PWRU_CHECK_WORDS = 32,
 	PWRU_CHECK_SEED = 0x7077727572656331ULL, /* "pwrurec1" */
 	PWRU_CHECK_MUL = 0x100000001b3ULL,       /* FNV-1a 64-bit prime */
 };

@@ -27,7 +27,7 @@ static __always_inline int handle_tp(__u64 *ctx, __u32 id, int pos, __u8 kind, b
 	if (id == PWRU_TP_KFREE_SKB)
 		kfree_skb_extra(ctx, &pi);
 	else
-		pi.caller = stack_caller(ctx, TP_CALLER_FRAME);
+		stack_callers(ctx, TP_CALLER_FRAME, &pi.caller, &pi.caller_next);
 	handle_skb(ctx, skb, &pi);
 	/* Tracepoint-only kernels have no kfree_skbmem probe: forget at the free. */
 	if ((CFG(TRACK_SKB) || CFG(TRACK_STACKID)) && (id == PWRU_TP_KFREE_SKB || id == PWRU_TP_CONSUME_SKB) && skb) {

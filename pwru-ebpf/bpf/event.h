@@ -36,11 +36,12 @@ struct pwru_tuple {
 	__u8 tcp_flags;  /* TCP header byte 13 (FIN=0x01 ... CWR=0x80) */
 };
 
-/* One hit of one program: 240 bytes. */
+/* One hit of one program: 248 bytes. */
 struct pwru_event {
 	__u64 ts;        /* bpf_ktime_get_ns() */
 	__u64 addr;      /* function address, or enum pwru_tracepoint for tracepoints */
 	__u64 caller;    /* return address into the caller (PWRU_EV_CALLER) */
+	__u64 caller_next; /* tracepoints: the frame after caller, for when caller is dispatch glue */
 	__u64 skb;       /* struct sk_buff address (xdp_buff address for XDP) */
 	__u64 skb_head;  /* skb->head */
 	__u32 cpu;

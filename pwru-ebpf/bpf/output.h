@@ -10,6 +10,7 @@
 struct probe_info {
 	__u64 addr;
 	__u64 caller;
+	__u64 caller_next;
 	__u8 kind;
 	__u8 typed;
 	__u32 evflags;
@@ -129,6 +130,7 @@ static __always_inline __u64 fill_common(struct pwru_event *ev, const struct pro
 	ev->ts = ts;
 	ev->addr = pi->addr;
 	ev->caller = pi->caller;
+	ev->caller_next = pi->caller_next;
 	ev->cpu = bpf_get_smp_processor_id();
 	ev->pid = (__u32)pid_tgid;
 	ev->tgid = pid_tgid >> 32;

@@ -38,6 +38,25 @@ static __always_inline __u64 stack_key(void)
 #define TP_CALLER_FRAME 2
 #define FENTRY_CALLER_FRAME 3
 
+/*
+ * The caller at `frame` and the frame after it. Tracepoints: when more than one probe is
+ * attached to a tracepoint, the kernel calls them through __traceiter_<name>, one frame deeper
+ * than the function that fired it; user space knows the symbols and takes `next` then.
+ */
+static __always_inline void stack_callers(void *ctx, __u64 frame, __u64 *caller, __u64 *next)
+{
+	__u64 ip[2] = {};
+	*caller = 0;
+	*next = 0;
+	if (!CFG(OUTPUT_CALLER))
+		return;
+	long n = bpf_get_stack(ctx, ip, sizeof(ip), frame & BPF_F_SKIP_FIELD_MASK);
+	if (n >= (long)sizeof(ip[0]))
+		*caller = ip[0];
+	if (n >= (long)sizeof(ip))
+		*next = ip[1];
+}
+
 static __always_inline __u64 stack_caller(void *ctx, __u64 frame)
 {
 	__u64 ip = 0;

@@ -21,7 +21,7 @@ pub struct PwruTuple {
     pub tcp_flags: u8,
 }
 
-/// One hit of one program (`struct pwru_event`, 240 bytes).
+/// One hit of one program (`struct pwru_event`, 248 bytes).
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PwruEvent {
@@ -31,6 +31,9 @@ pub struct PwruEvent {
     pub addr: u64,
     /// Return address into the caller (valid with [`PWRU_EV_CALLER`]).
     pub caller: u64,
+    /// Tracepoints: the stack frame after `caller`, taken instead of it when `caller` is
+    /// tracepoint dispatch glue (`__traceiter_*`, with several probes on one tracepoint).
+    pub caller_next: u64,
     /// `struct sk_buff` address (the `xdp_buff` address for XDP kinds).
     pub skb: u64,
     /// `skb->head`.
@@ -140,5 +143,5 @@ pub const PWRU_EV_SHINFO_DUMP_CUT: u32 = 1 << 15;
 // Sizes the kernel side relies on; a mismatch is a bug in a mirror.
 const _: () = {
     assert!(core::mem::size_of::<PwruTuple>() == 40);
-    assert!(core::mem::size_of::<PwruEvent>() == 240);
+    assert!(core::mem::size_of::<PwruEvent>() == 248);
 };

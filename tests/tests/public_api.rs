@@ -39,7 +39,10 @@ fn build_docs(root: &Path) -> PathBuf {
         .output()
         .expect("run cargo doc");
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "cargo doc -p pwru-core failed:\n{stderr}");
+    assert!(
+        out.status.success(),
+        "cargo doc -p pwru-core failed:\n{stderr}"
+    );
     // A link to an internal item is a dead link for users of the published crate.
     assert!(
         !stderr.contains("warning"),

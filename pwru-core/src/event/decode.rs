@@ -1,7 +1,7 @@
 //! Ring buffer record -> [`Event`], bounds-checked.
 //!
 //! A record is `struct pwru_record_hdr` (8 bytes: kind, version, len) followed, for
-//! `PWRU_RECORD_EVENT`, by `struct pwru_event` (240 bytes) and the optional skb and
+//! `PWRU_RECORD_EVENT`, by `struct pwru_event` (248 bytes) and the optional skb and
 //! skb_shared_info dump texts. The layout is defined in `pwru-ebpf/bpf/event.h`; field offsets
 //! come from the `#[repr(C)]` mirrors in `pwru_ebpf`, which a test checks against the compiled
 //! object's own BTF. Records are read with native byte order (the kernel's).
@@ -48,6 +48,7 @@ pub(crate) mod off {
     pub const TS: usize = offset_of!(PwruEvent, ts);
     pub const ADDR: usize = offset_of!(PwruEvent, addr);
     pub const CALLER: usize = offset_of!(PwruEvent, caller);
+    pub const CALLER_NEXT: usize = offset_of!(PwruEvent, caller_next);
     pub const SKB: usize = offset_of!(PwruEvent, skb);
     pub const SKB_HEAD: usize = offset_of!(PwruEvent, skb_head);
     pub const CPU: usize = offset_of!(PwruEvent, cpu);
@@ -294,6 +295,16 @@ fn u32_at(b: &[u8; RAW_EVENT_LEN], o: usize) -> u32 {
         .map_or(0, u32::from_ne_bytes)
 }
 
+/// The caller's symbol: `addr`, or for tracepoints fired through dispatch glue
+/// (`__traceiter_*` when several probes share a tracepoint) the next frame, `next`.
+fn caller(ctx: &DecodeContext, addr: u64, next: u64) -> Option<Symbol> {
+    let sym = ctx.symbol(addr)?;
+    if next != 0 && crate::symbols::is_dispatch_frame(&sym.name) {
+        return ctx.symbol(next).or(Some(sym));
+    }
+    Some(sym)
+}
+
 fn u64_at(b: &[u8; RAW_EVENT_LEN], o: usize) -> u64 {
     b.get(o..o + 8)
         .and_then(|s| s.try_into().ok())
@@ -504,7 +515,7 @@ pub fn decode(record: &[u8], ctx: &DecodeContext) -> Result<Event, DecodeError> 
         function,
         address,
         caller: if flags & EV_CALLER != 0 {
-            ctx.symbol(u64_at(raw, off::CALLER))
+            caller(ctx, u64_at(raw, off::CALLER), u64_at(raw, off::CALLER_NEXT))
         } else {
             None
         },
