@@ -315,7 +315,7 @@ pub fn ifindex_in(netns: &NetnsSpec, name: &str) -> Result<u32, NetnsError> {
         name: name.to_string(),
         netns: netns.to_string(),
     })?;
-    let idx = in_netns(&path, move || sys::if_nametoindex(&cname))?;
+    let idx = in_netns(&path, move || sys::if_nametoindex(&cname).unwrap_or(0))?;
     if idx == 0 {
         return Err(NetnsError::NoInterface {
             name: name.to_string(),

@@ -41,10 +41,14 @@ pub fn namespace_type(fd: BorrowedFd<'_>) -> io::Result<libc::c_int> {
     Ok(kind)
 }
 
-/// The ifindex of interface `name` in the calling thread's network namespace, 0 if none.
-pub fn if_nametoindex(name: &CStr) -> u32 {
+/// The ifindex of interface `name` in the calling thread's network namespace (ENODEV if
+/// there is none).
+pub fn if_nametoindex(name: &CStr) -> io::Result<u32> {
     // SAFETY: if_nametoindex reads a valid NUL-terminated string that outlives the call.
-    unsafe { libc::if_nametoindex(name.as_ptr()) }
+    match unsafe { libc::if_nametoindex(name.as_ptr()) } {
+        0 => Err(io::Error::last_os_error()),
+        n => Ok(n),
+    }
 }
 
 /// The (ifindex, name) of every interface of the calling thread's network namespace (empty

@@ -10,7 +10,7 @@
 //! Exit status: 0 when no result failed, 1 otherwise, 2 on bad arguments.
 
 mod backend;
-mod bpf_sys;
+mod counters;
 mod caps;
 mod kernel_btf;
 mod kernel_state;
