@@ -39,8 +39,15 @@ pub struct LoadRefused {
 
 impl std::fmt::Display for LoadRefused {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.log.lines().rev().find(|l| !l.trim().is_empty()) {
-            Some(last) => write!(f, "{} ({})", self.error, last.trim()),
+        // The verifier ends with statistics ("processed N insns ..."); the reason is above.
+        let reason = self
+            .log
+            .lines()
+            .rev()
+            .map(str::trim)
+            .find(|l| !l.is_empty() && !l.starts_with("processed "));
+        match reason {
+            Some(reason) => write!(f, "{} ({reason})", self.error),
             None => write!(f, "{}", self.error),
         }
     }
