@@ -46,16 +46,16 @@ fn ring_and_writer(flags: i32) -> std::io::Result<(OwnedFd, OwnedFd)> {
     })?;
     let fd = std::os::fd::AsRawFd::as_raw_fd(&map);
     let insns = [
-        sys::insn(0x7a, 10, 0, -8, MARK),                  // *(u64 *)(r10 - 8) = MARK
-        sys::insn(0x18, 1, 1, 0, fd),                      // r1 = map (ld_imm64, map fd)
-        sys::insn(0, 0, 0, 0, 0),                          //   (second half)
-        sys::insn(0xbf, 2, 10, 0, 0),                      // r2 = r10
-        sys::insn(0x07, 2, 0, 0, -8),                      // r2 += -8
-        sys::insn(0xb7, 3, 0, 0, 8),                       // r3 = 8
-        sys::insn(0xb7, 4, 0, 0, flags),                   // r4 = flags
+        sys::insn(0x7a, 10, 0, -8, MARK), // *(u64 *)(r10 - 8) = MARK
+        sys::insn(0x18, 1, 1, 0, fd),     // r1 = map (ld_imm64, map fd)
+        sys::insn(0, 0, 0, 0, 0),         //   (second half)
+        sys::insn(0xbf, 2, 10, 0, 0),     // r2 = r10
+        sys::insn(0x07, 2, 0, 0, -8),     // r2 += -8
+        sys::insn(0xb7, 3, 0, 0, 8),      // r3 = 8
+        sys::insn(0xb7, 4, 0, 0, flags),  // r4 = flags
         sys::insn(0x85, 0, 0, 0, BPF_FUNC_RINGBUF_OUTPUT), // call bpf_ringbuf_output
-        sys::insn(0xb7, 0, 0, 0, 0),                       // r0 = 0
-        sys::insn(0x95, 0, 0, 0, 0),                       // exit
+        sys::insn(0xb7, 0, 0, 0, 0),      // r0 = 0
+        sys::insn(0x95, 0, 0, 0, 0),      // exit
     ];
     let prog = sys::prog_load(&sys::ProgLoad {
         prog_type: sys::PROG_TYPE_SOCKET_FILTER,

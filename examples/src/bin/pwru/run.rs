@@ -6,7 +6,9 @@ use std::time::{Duration, Instant};
 
 use futures::{FutureExt, StreamExt};
 use pwru_core::format::{FormatOptions, Formatter, TimestampMode};
-use pwru_core::{Capture, Error, Event, KernelModules, Stats, Tracer, TracerBuilder};
+use pwru_core::{
+    Capture, Error, Event, KernelModules, MissingPrivileges, Stats, Tracer, TracerBuilder,
+};
 use pwru_examples::signals::{self, Phase, Signals};
 
 use crate::args::Args;
@@ -512,6 +514,6 @@ pub fn explain(e: Error) -> String {
 }
 
 /// The privilege error followed by a hint naming every capability the library found missing.
-pub fn privileges_hint(error: &str, missing: &str, why: &str) -> String {
+pub fn privileges_hint(error: &str, missing: &MissingPrivileges, why: &str) -> String {
     format!("{error}\n({why}: run it with sudo, or grant {missing})")
 }
