@@ -212,18 +212,6 @@ impl LostLine {
     }
 }
 
-/// True when standard output is a pipe or terminal whose other end is gone.
-fn stdout_closed() -> bool {
-    let mut p = libc::pollfd {
-        fd: libc::STDOUT_FILENO,
-        events: 0,
-        revents: 0,
-    };
-    // SAFETY: one valid pollfd, zero timeout: poll only reports, never blocks.
-    let n = unsafe { libc::poll(&mut p, 1, 0) };
-    n == 1 && p.revents & (libc::POLLERR | libc::POLLHUP) != 0
-}
-
 /// The closing line. One function, so new counters (e.g. kernel run counts) go in one place.
 fn summary_line(s: &Summary, stats: &Stats, detach: Duration) -> String {
     let mut line = format!("pwru: {} events, {} lost", s.events, s.lost);
@@ -424,7 +412,7 @@ pub fn trace_with(
                     break Stop::Drain;
                 }
                 _ = check.tick(), if to_stdout => {
-                    if stdout_closed() {
+                    if pwru_examples::sys::stdout_closed() {
                         break Stop::OutputGone;
                     }
                     continue;
