@@ -16,7 +16,7 @@ pub enum Capability {
     NetAdmin,
     /// CAP_SYS_ADMIN (21): creating and entering network namespaces; implies BPF and PERFMON.
     SysAdmin,
-    /// CAP_SYSLOG (34): kernel addresses in `/proc/kallsyms` (see [`kernel_addresses`]).
+    /// CAP_SYSLOG (34): kernel addresses in `/proc/kallsyms` (see [`MissingPrivileges`]).
     Syslog,
     /// CAP_PERFMON (38): tracing programs, kprobes, reading kernel memory.
     Perfmon,

@@ -7,15 +7,15 @@
 //! place bpf(2) is called.
 //!
 //! One file per syscall family:
-//! - [`prog`]: loading programs (with the verifier log on refusal), test runs, ids and info;
-//! - [`link`]: kprobe.multi links and raw tracepoint / tracing attachments;
-//! - [`perf`]: perf kprobes (perf_event_open on the kprobe PMU);
-//! - [`map`]: creating maps and reading an element;
-//! - [`stats`]: run-time statistics of programs;
-//! - [`poll`]: readiness of a file descriptor (the ring buffer's wake-ups);
-//! - [`process`]: page size, clock ticks, effective uid, open-file limits, CPU affinity;
-//! - [`ns`]: entering and identifying namespaces, interface names;
-//! - [`clock`] and [`time`]: clocks and local calendar time.
+//! - `prog`: loading programs (with the verifier log on refusal), test runs, ids and info;
+//! - `link`: kprobe.multi links and raw tracepoint / tracing attachments;
+//! - `perf`: perf kprobes (perf_event_open on the kprobe PMU);
+//! - `map`: creating maps and reading an element;
+//! - `stats`: run-time statistics of programs;
+//! - `poll`: readiness of a file descriptor (the ring buffer's wake-ups);
+//! - `process`: page size, clock ticks, effective uid, open-file limits, CPU affinity;
+//! - `ns`: entering and identifying namespaces, interface names;
+//! - `clock` and `time`: clocks and local calendar time.
 
 use std::io;
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};

@@ -10,7 +10,7 @@ pub fn page_size() -> u32 {
     u32::try_from(n).ok().filter(|&n| n > 0).unwrap_or(4096)
 }
 
-/// Clock ticks per second (`_SC_CLK_TCK`, the unit of /proc/<pid>/stat times); at least 1.
+/// Clock ticks per second (`_SC_CLK_TCK`, the unit of `/proc/<pid>/stat` times); at least 1.
 pub fn clock_ticks_per_second() -> u64 {
     // SAFETY: sysconf has no preconditions.
     let n = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
