@@ -15,6 +15,8 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::mpsc;
 
+use crate::sys;
+
 /// What the program is doing, for the message when a signal ends a blocking phase.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
@@ -61,12 +63,7 @@ impl Signals {
     /// `main`, before any other thread exists, so that every later thread inherits the mask.
     /// `program` prefixes the message printed when a signal ends a blocking phase.
     pub fn install(program: &'static str) -> io::Result<Signals> {
-        let set = signal_set();
-        // SAFETY: `set` is an initialised sigset_t; a null old-set pointer is allowed.
-        let rc = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
-        if rc != 0 {
-            return Err(io::Error::from_raw_os_error(rc));
-        }
+        sys::block_signals(&sys::interrupt_signals())?;
         let shared = Arc::new(Shared {
             phase: AtomicU8::new(Phase::Building as u8),
             cleanups: Mutex::new(Vec::new()),
@@ -113,26 +110,14 @@ impl Signals {
     }
 }
 
-fn signal_set() -> libc::sigset_t {
-    // SAFETY: sigemptyset initialises the set it is given; sigaddset with valid signals.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigaddset(&mut set, libc::SIGINT);
-        libc::sigaddset(&mut set, libc::SIGTERM);
-        set
-    }
-}
-
 fn listen(program: &str, shared: &Shared, tx: &mpsc::UnboundedSender<i32>) {
-    let set = signal_set();
+    let set = sys::interrupt_signals();
     loop {
-        let mut sig: libc::c_int = 0;
-        // SAFETY: `set` is initialised and its signals are blocked in this thread (inherited
-        // from the thread that called install), as sigwait requires.
-        if unsafe { libc::sigwait(&set, &mut sig) } != 0 {
+        // The signals are blocked in this thread (inherited from the thread that called
+        // install), as sigwait requires.
+        let Ok(sig) = sys::wait_signal(&set) else {
             continue;
-        }
+        };
         let phase = shared.phase.load(Ordering::SeqCst);
         if phase == Phase::Running as u8 {
             // The loop owns the receiver for the whole run; a send fails only after it ended.
@@ -153,7 +138,6 @@ fn listen(program: &str, shared: &Shared, tx: &mpsc::UnboundedSender<i32>) {
             }
         }
         // The main thread may be inside libpcap or the kernel: leave without unwinding it.
-        // SAFETY: _exit ends the process immediately; nothing here needs to run after it.
-        unsafe { libc::_exit(exit_status(sig)) };
+        sys::exit_now(exit_status(sig));
     }
 }

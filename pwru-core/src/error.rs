@@ -28,8 +28,9 @@ pub enum Error {
     /// The process lacks a capability (or kernel setting) that tracing needs.
     #[error("missing privileges: {missing}; {advice}")]
     Privileges {
-        /// What is missing, e.g. "CAP_BPF, CAP_PERFMON" or "CAP_SYSLOG".
-        missing: String,
+        /// What is missing: the capabilities, and whether kernel addresses are hidden; its
+        /// `Display` reads e.g. "CAP_BPF, CAP_PERFMON" or "CAP_SYSLOG".
+        missing: crate::privileges::MissingPrivileges,
         /// What to do: the capabilities to grant (all that are needed, not only the missing
         /// ones), or the setting to change.
         advice: String,

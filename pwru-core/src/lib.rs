@@ -127,6 +127,7 @@ unstable_mod!(
 pub use error::Error;
 pub use event::Event;
 pub use options::{Backend, Capture, KernelModules, MarkFilter, Options};
+pub use privileges::{Capability, MissingPrivileges};
 pub use pwru_filter::ProbeAccess;
 pub use session::{
     EventStream, Events, Item, LostEvents, Progress, RunOutcomes, Session, Stats, StatsHandle,

@@ -8,7 +8,7 @@
 use std::fs::File;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
-use std::os::fd::AsRawFd;
+use std::os::fd::AsFd;
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
@@ -159,10 +159,8 @@ impl VethPair {
         let file = File::open(&path)
             .map_err(|e| io::Error::new(e.kind(), format!("open {}: {e}", path.display())))?;
         std::thread::spawn(move || {
-            // SAFETY: setns on a valid, open netns fd; affects only this new thread.
-            if unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
-                return Err(io::Error::last_os_error());
-            }
+            // Affects only this new thread.
+            crate::sys::ns::enter_netns(file.as_fd())?;
             f()
         })
         .join()

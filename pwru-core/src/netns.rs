@@ -21,11 +21,13 @@
 
 use std::collections::HashMap;
 use std::ffi::CString;
-use std::os::fd::AsRawFd;
+use std::os::fd::AsFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::{Duration, Instant};
+
+use crate::sys::ns as sys;
 
 /// Where `ip netns` keeps its bind mounts.
 pub const IP_NETNS_DIR: &str = "/run/netns";
@@ -150,9 +152,6 @@ impl NetnsSpec {
     }
 }
 
-/// `ioctl(fd, NS_GET_NSTYPE)` (`_IO(0xb7, 0x3)`, Linux 4.11+): the `CLONE_NEW*` type of a
-/// namespace file.
-const NS_GET_NSTYPE: libc::c_ulong = 0xb703;
 /// `statfs` magic of nsfs, the filesystem of namespace files.
 const NSFS_MAGIC: i64 = 0x6e73_6673;
 
@@ -200,25 +199,12 @@ pub fn netns_file_inode(path: &Path) -> Result<u64, NetnsError> {
         }));
     }
     let file = std::fs::File::open(path).map_err(open_err)?;
-    let fd = file.as_raw_fd();
-    // SAFETY: statfs is plain old data, for which all-zero bytes are a valid value.
-    let mut fs: libc::statfs = unsafe { std::mem::zeroed() };
-    // SAFETY: fstatfs writes into the statfs passed; fd stays open for the call.
-    if unsafe { libc::fstatfs(fd, &mut fs) } != 0 {
-        return Err(open_err(std::io::Error::last_os_error()));
-    }
-    #[allow(clippy::unnecessary_cast)] // f_type's width differs between architectures
-    if fs.f_type as i64 != NSFS_MAGIC {
+    let fs_type = sys::filesystem_type(file.as_fd()).map_err(open_err)?;
+    if fs_type != NSFS_MAGIC {
         return Err(not("a file, not a namespace".into()));
     }
-    // SAFETY: NS_GET_NSTYPE takes no argument and only reads the open namespace fd.
-    let kind = unsafe { libc::ioctl(fd, NS_GET_NSTYPE as _) };
-    if kind < 0 {
-        return Err(not(format!(
-            "the kernel does not tell its type: {}",
-            std::io::Error::last_os_error()
-        )));
-    }
+    let kind = sys::namespace_type(file.as_fd())
+        .map_err(|e| not(format!("the kernel does not tell its type: {e}")))?;
     if kind != libc::CLONE_NEWNET {
         return Err(not(namespace_kind(kind)));
     }
@@ -303,13 +289,11 @@ fn in_netns<T: Send + 'static>(
     let handle = std::thread::Builder::new()
         .name("pwru-netns".into())
         .spawn(move || {
-            // SAFETY: setns(2) on a valid open namespace fd; it changes only this thread's
-            // network namespace, and this thread exits right after `f`.
-            let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
-            if rc != 0 {
+            // Changes only this thread's network namespace; it exits right after `f`.
+            if let Err(source) = sys::enter_netns(file.as_fd()) {
                 return Err(NetnsError::Enter {
                     path: owned_path,
-                    source: std::io::Error::last_os_error(),
+                    source,
                 });
             }
             Ok(f())
@@ -322,25 +306,7 @@ fn in_netns<T: Send + 'static>(
 
 /// Lists (ifindex, name) of the current thread's namespace.
 fn list_interfaces_here() -> Vec<(u32, String)> {
-    let mut out = Vec::new();
-    // SAFETY: if_nameindex returns a heap array terminated by a {0, NULL} entry, or NULL on
-    // error; we read entries until the terminator and free it with if_freenameindex.
-    unsafe {
-        let head = libc::if_nameindex();
-        if head.is_null() {
-            return out;
-        }
-        let mut p = head;
-        while (*p).if_index != 0 && !(*p).if_name.is_null() {
-            let name = std::ffi::CStr::from_ptr((*p).if_name)
-                .to_string_lossy()
-                .into_owned();
-            out.push(((*p).if_index, name));
-            p = p.add(1);
-        }
-        libc::if_freenameindex(head);
-    }
-    out
+    sys::interfaces()
 }
 
 /// Resolves interface `name` to its ifindex inside the namespace `netns`.
@@ -350,10 +316,7 @@ pub fn ifindex_in(netns: &NetnsSpec, name: &str) -> Result<u32, NetnsError> {
         name: name.to_string(),
         netns: netns.to_string(),
     })?;
-    // SAFETY: if_nametoindex reads a valid NUL-terminated string.
-    let idx = in_netns(&path, move || unsafe {
-        libc::if_nametoindex(cname.as_ptr())
-    })?;
+    let idx = in_netns(&path, move || sys::if_nametoindex(&cname).unwrap_or(0))?;
     if idx == 0 {
         return Err(NetnsError::NoInterface {
             name: name.to_string(),

@@ -9,13 +9,14 @@
 use crate::error::Error;
 
 /// A Linux capability the tracer may need.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Capability {
     /// CAP_NET_ADMIN (12): tc/XDP programs, network namespaces.
     NetAdmin,
     /// CAP_SYS_ADMIN (21): creating and entering network namespaces; implies BPF and PERFMON.
     SysAdmin,
-    /// CAP_SYSLOG (34): kernel addresses in `/proc/kallsyms` (see [`kernel_addresses`]).
+    /// CAP_SYSLOG (34): kernel addresses in `/proc/kallsyms` (see [`MissingPrivileges`]).
     Syslog,
     /// CAP_PERFMON (38): tracing programs, kprobes, reading kernel memory.
     Perfmon,
@@ -43,6 +44,58 @@ impl Capability {
             Capability::Perfmon => "CAP_PERFMON",
             Capability::Bpf => "CAP_BPF",
         }
+    }
+}
+
+impl std::fmt::Display for Capability {
+    /// The kernel's name, e.g. `CAP_BPF`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// What this process lacks for tracing, carried by [`Error::Privileges`]: the capabilities,
+/// and whether kernel addresses are hidden from every process. Its `Display` lists them, e.g.
+/// `CAP_BPF, CAP_PERFMON`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct MissingPrivileges {
+    /// The capabilities this process lacks, in the order they were asked for.
+    pub capabilities: Vec<Capability>,
+    /// `/proc/kallsyms` hides kernel addresses from every process (`kernel.kptr_restrict=2`):
+    /// no capability helps, the setting must change. (When CAP_SYSLOG would show them, it is
+    /// in [`capabilities`](MissingPrivileges::capabilities) instead.)
+    pub kernel_addresses: bool,
+}
+
+impl MissingPrivileges {
+    /// Missing `capabilities`, and hidden kernel addresses if `kernel_addresses`.
+    pub fn new(capabilities: Vec<Capability>, kernel_addresses: bool) -> MissingPrivileges {
+        MissingPrivileges {
+            capabilities,
+            kernel_addresses,
+        }
+    }
+
+    /// Everything missing from `self` or `other`, each capability once.
+    fn merge(mut self, other: MissingPrivileges) -> MissingPrivileges {
+        for c in other.capabilities {
+            if !self.capabilities.contains(&c) {
+                self.capabilities.push(c);
+            }
+        }
+        self.kernel_addresses |= other.kernel_addresses;
+        self
+    }
+}
+
+impl std::fmt::Display for MissingPrivileges {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut parts: Vec<&str> = self.capabilities.iter().map(|c| c.name()).collect();
+        if self.kernel_addresses {
+            parts.push("kernel addresses (kernel.kptr_restrict)");
+        }
+        f.write_str(&parts.join(", "))
     }
 }
 
@@ -97,7 +150,7 @@ pub fn require(needed: &[Capability]) -> Result<(), Error> {
         return Ok(());
     }
     Err(Error::Privileges {
-        missing: m.iter().map(|c| c.name()).collect::<Vec<_>>().join(", "),
+        missing: MissingPrivileges::new(m, false),
         advice: format!("run as root, or grant {}", names(needed)),
     })
 }
@@ -175,9 +228,9 @@ pub fn kernel_addresses() -> Result<(), Error> {
         None => Ok(()),
         Some(advice) => Err(Error::Privileges {
             missing: if policy.kptr_restrict >= 2 {
-                "kernel addresses (kernel.kptr_restrict)".into()
+                MissingPrivileges::new(Vec::new(), true)
             } else {
-                Capability::Syslog.name().into()
+                MissingPrivileges::new(vec![Capability::Syslog], false)
             },
             advice,
         }),
@@ -202,7 +255,7 @@ pub(crate) fn require_for_tracing(needed: &[Capability]) -> Result<(), Error> {
                 advice: a2,
             }),
         ) => Err(Error::Privileges {
-            missing: format!("{m1}, {m2}"),
+            missing: m1.merge(m2),
             advice: format!("{a1}; {a2}"),
         }),
         (Some(e), Some(_)) => Err(e),

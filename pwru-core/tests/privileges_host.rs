@@ -4,8 +4,9 @@
 
 use std::process::{Command, Stdio};
 
-use pwru_core::privileges::{self, AddressPolicy, Capability};
+use pwru_core::privileges::{self, AddressPolicy};
 use pwru_core::symbols::{KernelSymbols, SymbolsError};
+use pwru_core::Capability;
 use pwru_core::{Backend, Error, Tracer};
 
 const CHILD_ENV: &str = "PWRU_PRIVILEGES_CHILD";
@@ -94,7 +95,9 @@ fn without_cap_syslog_the_error_names_it() {
     };
     println!("error: {e}");
     if policy.kptr_restrict < 2 {
-        assert_eq!(missing, "CAP_SYSLOG");
+        assert_eq!(missing.capabilities, [Capability::Syslog]);
+        assert!(!missing.kernel_addresses);
+        assert_eq!(missing.to_string(), "CAP_SYSLOG");
         assert!(advice.contains("grant CAP_SYSLOG"), "{advice}");
     }
     if policy.kptr_restrict == 0 {
@@ -137,7 +140,8 @@ fn without_cap_sys_admin_network_namespaces_name_it() {
         panic!("expected Error::Privileges, got {e:?}");
     };
     println!("error: {e}");
-    assert_eq!(missing, "CAP_SYS_ADMIN");
+    assert_eq!(missing.capabilities, [Capability::SysAdmin]);
+    assert_eq!(missing.to_string(), "CAP_SYS_ADMIN");
     // Granting what the advice lists must be enough: it names CAP_SYS_ADMIN too.
     assert!(advice.contains("CAP_SYS_ADMIN"), "{advice}");
     assert!(advice.contains("CAP_NET_ADMIN"), "{advice}");

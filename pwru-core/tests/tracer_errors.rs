@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 use pwru_core::backend::{probe, Driver, Fentry, Kprobe, KprobeMulti};
 use pwru_core::discovery::DiscoveryError;
 use pwru_core::netns::NetnsError;
-use pwru_core::{Backend, Error, Tracer, TracerBuilder};
+use pwru_core::{Backend, Capability, Error, MissingPrivileges, Tracer, TracerBuilder};
 use tracer_common::*;
 
 /// The tracepoint backend: cheap to probe, and what this host supports.
@@ -57,8 +57,12 @@ fn without_capabilities_build_names_cap_bpf() {
                 let Error::Privileges { missing, .. } = &e else {
                     unreachable!()
                 };
-                assert!(missing.contains("CAP_BPF"), "{missing}");
-                assert!(missing.contains("CAP_PERFMON"), "{missing}");
+                assert!(missing.capabilities.contains(&Capability::Bpf), "{missing}");
+                assert!(
+                    missing.capabilities.contains(&Capability::Perfmon),
+                    "{missing}"
+                );
+                assert!(missing.to_string().contains("CAP_BPF"), "{missing}");
                 println!("CHILD-ERROR {e}");
             }
             other => panic!("expected Error::Privileges, got {other:?}"),
@@ -397,7 +401,7 @@ fn errors_name_library_options_not_cli_flags() {
 fn debug_form_carries_the_message() {
     // What `fn main() -> Result<(), pwru_core::Error>` prints is "Error: {e:?}".
     let e = Error::Privileges {
-        missing: "CAP_BPF, CAP_PERFMON".into(),
+        missing: MissingPrivileges::new(vec![Capability::Bpf, Capability::Perfmon], false),
         advice: "run as root, or grant CAP_BPF and CAP_PERFMON".into(),
     };
     let debug = format!("{e:?}");

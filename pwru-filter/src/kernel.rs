@@ -161,8 +161,8 @@ pub fn load(prog_type: ProgType, insns: &[Insn]) -> Result<LoadedProgram, Kernel
     };
     attr.prog_name[..10].copy_from_slice(b"pwru_filt\0");
     match sys_bpf(BPF_PROG_LOAD, &mut attr) {
-        // SAFETY: a successful BPF_PROG_LOAD returns a new file descriptor we own.
         Ok(fd) => Ok(LoadedProgram {
+            // SAFETY: a successful BPF_PROG_LOAD returns a new file descriptor we own.
             fd: unsafe { OwnedFd::from_raw_fd(fd as i32) },
         }),
         Err(first) => {

@@ -39,16 +39,7 @@ pub struct WallClock {
 }
 
 fn clock_ns(clock: libc::clockid_t) -> io::Result<i128> {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes one timespec through a pointer to a live local.
-    let rc = unsafe { libc::clock_gettime(clock, &mut ts) };
-    if rc != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(i128::from(ts.tv_sec) * 1_000_000_000 + i128::from(ts.tv_nsec))
+    crate::sys::clock::now_ns(clock)
 }
 
 impl WallClock {

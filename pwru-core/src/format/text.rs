@@ -290,23 +290,16 @@ impl WallText {
 
 /// `YYYY-MM-DDTHH:MM:SS` in local time.
 fn local_time(out: &mut String, sec: i64) -> std::fmt::Result {
-    // SAFETY: `tm` is plain data; localtime_r fills it from a valid time_t pointer and returns
-    // NULL on failure, in which case the zeroed struct is printed.
-    let tm = unsafe {
-        let mut tm: libc::tm = std::mem::zeroed();
-        let t: libc::time_t = sec as libc::time_t;
-        libc::localtime_r(&t, &mut tm);
-        tm
-    };
+    // A time the C library cannot represent prints as the zero `struct tm` would.
+    let tm = crate::sys::time::local_time(sec).unwrap_or(crate::sys::time::LocalTime {
+        year: 1900,
+        month: 1,
+        ..Default::default()
+    });
     write!(
         out,
         "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
-        tm.tm_year + 1900,
-        tm.tm_mon + 1,
-        tm.tm_mday,
-        tm.tm_hour,
-        tm.tm_min,
-        tm.tm_sec
+        tm.year, tm.month, tm.day, tm.hour, tm.minute, tm.second
     )
 }
 

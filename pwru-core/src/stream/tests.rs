@@ -4,7 +4,7 @@
 //! lost notification looks like to the reader: the record must still come out, by the
 //! backstop, without any other event or signal.
 
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::pin::Pin;
 use std::sync::{mpsc, Arc, Mutex};
 use std::task::{Context, Poll, Wake, Waker};
@@ -17,12 +17,8 @@ use super::{Counters, RecordStream};
 
 static NEVER: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 use crate::error::Error;
+use crate::sys;
 
-const BPF_MAP_CREATE: libc::c_long = 0;
-const BPF_PROG_LOAD: libc::c_long = 5;
-const BPF_PROG_TEST_RUN: libc::c_long = 10;
-const BPF_MAP_TYPE_RINGBUF: u32 = 27;
-const BPF_PROG_TYPE_SOCKET_FILTER: u32 = 1;
 const BPF_FUNC_RINGBUF_OUTPUT: i32 = 130;
 const BPF_RB_NO_WAKEUP: i32 = 1;
 const MARK: i32 = 0x5157;
@@ -38,64 +34,38 @@ impl Wake for Notify {
     }
 }
 
-/// bpf(2) with a zero-padded attribute buffer; the fd or value it returns.
-fn bpf(cmd: libc::c_long, attr: &mut [u8; 128]) -> std::io::Result<i64> {
-    // SAFETY: `attr` is a live, writable buffer of the size passed; the kernel reads and
-    // writes only within it.
-    let r = unsafe { libc::syscall(libc::SYS_bpf, cmd, attr.as_mut_ptr(), attr.len()) };
-    if r < 0 {
-        Err(std::io::Error::last_os_error())
-    } else {
-        Ok(r)
-    }
-}
-
-fn put32(attr: &mut [u8; 128], at: usize, v: u32) {
-    attr[at..at + 4].copy_from_slice(&v.to_ne_bytes());
-}
-
-fn put64(attr: &mut [u8; 128], at: usize, v: u64) {
-    attr[at..at + 8].copy_from_slice(&v.to_ne_bytes());
-}
-
-fn insn(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> u64 {
-    let mut b = [0u8; 8];
-    b[0] = code;
-    b[1] = (src << 4) | dst;
-    b[2..4].copy_from_slice(&off.to_le_bytes());
-    b[4..8].copy_from_slice(&imm.to_le_bytes());
-    u64::from_le_bytes(b)
-}
-
 /// A one-page ring buffer map and a socket filter that writes the 8-byte word `MARK` into it
 /// with `bpf_ringbuf_output(map, &word, 8, flags)`.
 fn ring_and_writer(flags: i32) -> std::io::Result<(OwnedFd, OwnedFd)> {
-    let mut attr = [0u8; 128];
-    put32(&mut attr, 0, BPF_MAP_TYPE_RINGBUF);
-    put32(&mut attr, 12, 4096);
-    // SAFETY: a fresh fd returned by the kernel, owned once.
-    let map = unsafe { OwnedFd::from_raw_fd(bpf(BPF_MAP_CREATE, &mut attr)? as i32) };
+    let map = sys::map_create(&sys::MapCreate {
+        map_type: sys::MAP_TYPE_RINGBUF,
+        key_size: 0,
+        value_size: 0,
+        max_entries: 4096,
+        name: "pwru_test_ring",
+    })?;
     let fd = std::os::fd::AsRawFd::as_raw_fd(&map);
-    let prog: Vec<u64> = vec![
-        insn(0x7a, 10, 0, -8, MARK),                  // *(u64 *)(r10 - 8) = MARK
-        insn(0x18, 1, 1, 0, fd),                      // r1 = map (ld_imm64, map fd)
-        0,                                            //   (second half)
-        insn(0xbf, 2, 10, 0, 0),                      // r2 = r10
-        insn(0x07, 2, 0, 0, -8),                      // r2 += -8
-        insn(0xb7, 3, 0, 0, 8),                       // r3 = 8
-        insn(0xb7, 4, 0, 0, flags),                   // r4 = flags
-        insn(0x85, 0, 0, 0, BPF_FUNC_RINGBUF_OUTPUT), // call bpf_ringbuf_output
-        insn(0xb7, 0, 0, 0, 0),                       // r0 = 0
-        insn(0x95, 0, 0, 0, 0),                       // exit
+    let insns = [
+        sys::insn(0x7a, 10, 0, -8, MARK), // *(u64 *)(r10 - 8) = MARK
+        sys::insn(0x18, 1, 1, 0, fd),     // r1 = map (ld_imm64, map fd)
+        sys::insn(0, 0, 0, 0, 0),         //   (second half)
+        sys::insn(0xbf, 2, 10, 0, 0),     // r2 = r10
+        sys::insn(0x07, 2, 0, 0, -8),     // r2 += -8
+        sys::insn(0xb7, 3, 0, 0, 8),      // r3 = 8
+        sys::insn(0xb7, 4, 0, 0, flags),  // r4 = flags
+        sys::insn(0x85, 0, 0, 0, BPF_FUNC_RINGBUF_OUTPUT), // call bpf_ringbuf_output
+        sys::insn(0xb7, 0, 0, 0, 0),      // r0 = 0
+        sys::insn(0x95, 0, 0, 0, 0),      // exit
     ];
-    let license = c"GPL";
-    let mut attr = [0u8; 128];
-    put32(&mut attr, 0, BPF_PROG_TYPE_SOCKET_FILTER);
-    put32(&mut attr, 4, prog.len() as u32);
-    put64(&mut attr, 8, prog.as_ptr() as u64);
-    put64(&mut attr, 16, license.as_ptr() as u64);
-    // SAFETY: as above.
-    let prog = unsafe { OwnedFd::from_raw_fd(bpf(BPF_PROG_LOAD, &mut attr)? as i32) };
+    let prog = sys::prog_load(&sys::ProgLoad {
+        prog_type: sys::PROG_TYPE_SOCKET_FILTER,
+        expected_attach_type: 0,
+        insns: &insns,
+        name: "pwru_test_writer",
+        attach_btf_id: 0,
+        attach_prog_fd: None,
+    })
+    .map_err(|r| std::io::Error::new(r.error.kind(), r.to_string()))?;
     Ok((map, prog))
 }
 
@@ -107,19 +77,18 @@ fn run(prog: &OwnedFd) -> std::io::Result<()> {
 /// Runs the writer `n` times in one syscall (`n` records committed back to back).
 fn run_n(prog: &OwnedFd, n: u32) -> std::io::Result<()> {
     let data = [0u8; 64];
-    let mut attr = [0u8; 128];
-    put32(&mut attr, 0, std::os::fd::AsRawFd::as_raw_fd(prog) as u32);
-    put32(&mut attr, 8, data.len() as u32);
-    put64(&mut attr, 16, data.as_ptr() as u64);
-    put32(&mut attr, 32, n);
-    bpf(BPF_PROG_TEST_RUN, &mut attr).map(|_| ())
+    let run = sys::TestRun {
+        data: &data,
+        ctx: None,
+        repeat: n,
+    };
+    sys::prog_test_run(std::os::fd::AsFd::as_fd(prog), &run).map(drop)
 }
 
 /// Arms the stream on an empty ring, commits one record with `flags` while it sleeps, and
 /// returns how long the record took to come out (or `None` after 3 s) and the backstop count.
 fn lone_record(flags: i32) -> Option<(Option<Duration>, u64)> {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
+    if !sys::process::is_root() {
         println!("SKIP stream::tests: needs root (CAP_BPF) to make a ring buffer");
         return None;
     }
@@ -199,8 +168,7 @@ fn a_record_without_notification_still_comes_out() {
 #[test]
 fn bursts_then_a_lone_record_all_come_out_by_notification() {
     const CYCLES: u32 = 10_000;
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
+    if !sys::process::is_root() {
         println!("SKIP stream::tests: needs root (CAP_BPF) to make a ring buffer");
         return;
     }

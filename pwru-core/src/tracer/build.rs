@@ -14,13 +14,6 @@ use crate::privileges::{self, Capability};
 use super::filters::{choose_filter_access, compile_filters, translate_filters};
 use super::{config, Target, Tracer, TracerBuilder};
 
-/// The system's page size (4096 where it cannot be asked).
-fn page_size() -> u32 {
-    // SAFETY: sysconf has no preconditions.
-    let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    u32::try_from(n).ok().filter(|&n| n > 0).unwrap_or(4096)
-}
-
 /// Probes `backend` for real: its driver, for the tracepoint backend in the flavour the
 /// kernel accepts.
 fn probe(backend: Backend, kernel: &Btf) -> Result<&'static dyn Driver, String> {
@@ -80,8 +73,9 @@ impl TracerBuilder {
         if let Some(re) = &o.function_regex {
             discovery::whole_name_regex(re)?;
         }
-        o.ring_buffer_bytes = crate::options::ring_buffer_size(o.ring_buffer_bytes, page_size())
-            .map_err(Error::InvalidOption)?;
+        o.ring_buffer_bytes =
+            crate::options::ring_buffer_size(o.ring_buffer_bytes, crate::sys::page_size())
+                .map_err(Error::InvalidOption)?;
 
         let config = config::kernel_config(&o, flags)?;
 

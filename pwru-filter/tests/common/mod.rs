@@ -320,7 +320,7 @@ fn probe_read_kernel(dst: u64, size: u64, src: u64, _: u64, _: u64) -> u64 {
         return 0;
     }
     let ok = src >= lo && src.checked_add(size).is_some_and(|end| end <= hi);
-    // SAFETY (test code): dst points into rbpf's stack, size is at most a few hundred bytes
+    // SAFETY: (test code) dst points into rbpf's stack, size is at most a few hundred bytes
     // (the filter's own buffer), src was checked to lie inside the packet slice.
     unsafe {
         if ok {

@@ -8,8 +8,8 @@
 use std::time::Duration;
 
 use pwru_core::netlab::VethPair;
-use pwru_core::privileges::{self, Capability};
-use pwru_core::Error;
+use pwru_core::privileges;
+use pwru_core::{Capability, Error};
 use pwru_examples::signals::Signals;
 
 use crate::args::Args;

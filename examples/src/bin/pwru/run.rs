@@ -6,7 +6,9 @@ use std::time::{Duration, Instant};
 
 use futures::{FutureExt, StreamExt};
 use pwru_core::format::{FormatOptions, Formatter, TimestampMode};
-use pwru_core::{Capture, Error, Event, Item, KernelModules, Stats, Tracer, TracerBuilder};
+use pwru_core::{
+    Capture, Error, Event, Item, KernelModules, MissingPrivileges, Stats, Tracer, TracerBuilder,
+};
 use pwru_examples::signals::{self, Phase, Signals};
 
 use crate::args::Args;
@@ -210,18 +212,6 @@ impl LostLine {
     }
 }
 
-/// True when standard output is a pipe or terminal whose other end is gone.
-fn stdout_closed() -> bool {
-    let mut p = libc::pollfd {
-        fd: libc::STDOUT_FILENO,
-        events: 0,
-        revents: 0,
-    };
-    // SAFETY: one valid pollfd, zero timeout: poll only reports, never blocks.
-    let n = unsafe { libc::poll(&mut p, 1, 0) };
-    n == 1 && p.revents & (libc::POLLERR | libc::POLLHUP) != 0
-}
-
 /// The closing line. One function, so new counters (e.g. kernel run counts) go in one place.
 fn summary_line(s: &Summary, stats: &Stats, detach: Duration) -> String {
     let mut line = format!("pwru: {} events, {} lost", s.events, s.lost);
@@ -422,7 +412,7 @@ pub fn trace_with(
                     break Stop::Drain;
                 }
                 _ = check.tick(), if to_stdout => {
-                    if stdout_closed() {
+                    if pwru_examples::sys::stdout_closed() {
                         break Stop::OutputGone;
                     }
                     continue;
@@ -513,6 +503,6 @@ pub fn explain(e: Error) -> String {
 }
 
 /// The privilege error followed by a hint naming every capability the library found missing.
-pub fn privileges_hint(error: &str, missing: &str, why: &str) -> String {
+pub fn privileges_hint(error: &str, missing: &MissingPrivileges, why: &str) -> String {
     format!("{error}\n({why}: run it with sudo, or grant {missing})")
 }

@@ -6,14 +6,14 @@
 use std::time::Instant;
 
 use crate::backend::{Backend, MatrixBackend};
-use crate::bpf_sys;
+use crate::counters;
 use crate::probes::{self, AttachError, SLOTS};
 use crate::registry::{Capability, Ctx};
 use crate::report::Outcome;
 
 /// Probes `backend`: attaches every kind it uses to its trivial target, then detaches.
 pub fn probe(ctx: &mut Ctx, backend: Backend) -> Capability {
-    let counters = match bpf_sys::create_counter_map(SLOTS) {
+    let counters = match counters::create_counter_map(SLOTS) {
         Ok(m) => m,
         Err(e) => return Capability::Broken(e.to_string()),
     };
@@ -63,15 +63,15 @@ pub fn probe_all(ctx: &mut Ctx, backends: &[Backend]) {
 /// Median load time of the smallest socket filter, in ms: the yardstick that makes timings
 /// from different (emulated) runs comparable.
 pub fn baseline_load_ms() -> Result<f64, String> {
-    let insns = bpf_sys::return_zero_program();
-    let spec = bpf_sys::LoadSpec {
-        prog_type: bpf_sys::PROG_TYPE_SOCKET_FILTER,
+    let insns = counters::return_zero_program();
+    let spec = counters::LoadSpec {
+        prog_type: counters::PROG_TYPE_SOCKET_FILTER,
         ..Default::default()
     };
     let mut times = Vec::new();
     for _ in 0..15 {
         let t0 = Instant::now();
-        let fd = bpf_sys::load_program("pwt_baseline", spec, &insns).map_err(|e| e.to_string())?;
+        let fd = counters::load_program("pwt_baseline", spec, &insns).map_err(|e| e.to_string())?;
         times.push(t0.elapsed().as_secs_f64() * 1e3);
         drop(fd);
     }

@@ -7,7 +7,7 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use crate::bpf_sys::{self, ObjectKind};
+use crate::counters::{self, ObjectKind};
 
 /// The BPF objects and kprobes present at one moment.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -28,7 +28,7 @@ impl Snapshot {
     /// Reads the current state.
     pub fn take() -> Result<Self, String> {
         let ids = |k| {
-            bpf_sys::object_ids(k)
+            counters::object_ids(k)
                 .map(|v| v.into_iter().collect::<BTreeSet<u32>>())
                 .map_err(|e| e.to_string())
         };

@@ -10,8 +10,8 @@
 //! Exit status: 0 when no result failed, 1 otherwise, 2 on bad arguments.
 
 mod backend;
-mod bpf_sys;
 mod caps;
+mod counters;
 mod kernel_btf;
 mod kernel_state;
 mod net;

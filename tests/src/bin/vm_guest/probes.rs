@@ -6,7 +6,7 @@
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
-use crate::bpf_sys::{self, LoadSpec, SysError};
+use crate::counters::{self, LoadSpec, SysError};
 use crate::kernel_btf::KernelBtf;
 
 /// The attach kinds a backend can use.
@@ -97,41 +97,41 @@ pub fn attach(
 ) -> Result<Attached, AttachError> {
     let spec = match kind {
         Kind::Kprobe | Kind::Kretprobe => LoadSpec {
-            prog_type: bpf_sys::PROG_TYPE_KPROBE,
+            prog_type: counters::PROG_TYPE_KPROBE,
             ..LoadSpec::default()
         },
         Kind::KprobeMulti => LoadSpec {
-            prog_type: bpf_sys::PROG_TYPE_KPROBE,
-            expected_attach_type: bpf_sys::ATTACH_TRACE_KPROBE_MULTI,
+            prog_type: counters::PROG_TYPE_KPROBE,
+            expected_attach_type: counters::ATTACH_TRACE_KPROBE_MULTI,
             ..LoadSpec::default()
         },
         Kind::Fentry | Kind::Fexit => LoadSpec {
-            prog_type: bpf_sys::PROG_TYPE_TRACING,
+            prog_type: counters::PROG_TYPE_TRACING,
             expected_attach_type: if kind == Kind::Fentry {
-                bpf_sys::ATTACH_TRACE_FENTRY
+                counters::ATTACH_TRACE_FENTRY
             } else {
-                bpf_sys::ATTACH_TRACE_FEXIT
+                counters::ATTACH_TRACE_FEXIT
             },
             attach_btf_id: btf.func_id(target).map_err(AttachError::Failed)?,
         },
         Kind::TpBtf => LoadSpec {
-            prog_type: bpf_sys::PROG_TYPE_TRACING,
-            expected_attach_type: bpf_sys::ATTACH_TRACE_RAW_TP,
+            prog_type: counters::PROG_TYPE_TRACING,
+            expected_attach_type: counters::ATTACH_TRACE_RAW_TP,
             attach_btf_id: btf.tracepoint_id(target).map_err(AttachError::Failed)?,
         },
     };
-    let insns = bpf_sys::counter_program(counters.as_raw_fd(), kind.slot());
+    let insns = counters::counter_program(counters.as_raw_fd(), kind.slot());
     let t0 = Instant::now();
-    let prog = bpf_sys::load_program(&format!("pwt_{}", kind.slot()), spec, &insns)
+    let prog = counters::load_program(&format!("pwt_{}", kind.slot()), spec, &insns)
         .map_err(AttachError::from_sys)?;
     let load = t0.elapsed();
     let t1 = Instant::now();
     let link = match kind {
-        Kind::Kprobe => bpf_sys::attach_kprobe(&prog, target, false),
-        Kind::Kretprobe => bpf_sys::attach_kprobe(&prog, target, true),
-        Kind::KprobeMulti => bpf_sys::attach_kprobe_multi(&prog, &[target], false),
+        Kind::Kprobe => counters::attach_kprobe(&prog, target, false),
+        Kind::Kretprobe => counters::attach_kprobe(&prog, target, true),
+        Kind::KprobeMulti => counters::attach_kprobe_multi(&prog, &[target], false),
         Kind::Fentry | Kind::Fexit | Kind::TpBtf => {
-            bpf_sys::attach_tracing(&prog, &format!("{} {target}", kind.name()))
+            counters::attach_tracing(&prog, &format!("{} {target}", kind.name()))
         }
     }
     .map_err(|e| {

@@ -1,7 +1,7 @@
 //! `fires`: each kind of the backend, attached to its trivial target, counts real packets.
 
 use crate::backend::{Backend, MatrixBackend};
-use crate::bpf_sys;
+use crate::counters;
 use crate::net::NetnsPair;
 use crate::probes::{self, SLOTS};
 use crate::registry::Ctx;
@@ -14,7 +14,7 @@ pub fn run(ctx: &mut Ctx, backend: Backend) -> Outcome {
         Ok(p) => p,
         Err(e) => return Outcome::Fail(format!("netns setup: {e}")),
     };
-    let counters = match bpf_sys::create_counter_map(SLOTS) {
+    let counters = match counters::create_counter_map(SLOTS) {
         Ok(m) => m,
         Err(e) => return Outcome::Fail(e.to_string()),
     };
@@ -32,7 +32,7 @@ pub fn run(ctx: &mut Ctx, backend: Backend) -> Outcome {
     let mut seen = Vec::new();
     let mut silent = Vec::new();
     for a in &attached {
-        match bpf_sys::read_counter(&counters, a.kind.slot()) {
+        match counters::read_counter(&counters, a.kind.slot()) {
             // every echo request and reply is received once: at least 2 per ping
             Ok(n) if n >= u64::from(2 * PINGS) => seen.push(format!("{}={n}", a.kind.name())),
             Ok(n) => silent.push(format!("{}={n} on {}", a.kind.name(), a.target)),

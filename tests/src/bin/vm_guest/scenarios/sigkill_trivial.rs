@@ -20,7 +20,7 @@ pub const HOLD_FLAG: &str = "--hold";
 /// Runs in the child: attach the backend's trivial programs, say `READY`, wait to be killed.
 pub fn hold(backend: Backend) -> ! {
     let mut btf = crate::kernel_btf::KernelBtf::default();
-    let counters = match crate::bpf_sys::create_counter_map(crate::probes::SLOTS) {
+    let counters = match crate::counters::create_counter_map(crate::probes::SLOTS) {
         Ok(m) => m,
         Err(e) => {
             println!("ERROR {e}");

@@ -174,8 +174,7 @@ pub fn process_cpu() -> Result<Duration, String> {
             .and_then(|v| v.parse().ok())
             .ok_or_else(|| "malformed /proc/self/stat".to_string())
     };
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    let hz = pwru_core::sys::process::clock_ticks_per_second();
     let total = ticks(11)? + ticks(12)?;
     Ok(Duration::from_millis(total * 1000 / hz))
 }

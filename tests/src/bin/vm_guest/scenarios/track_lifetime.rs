@@ -35,11 +35,7 @@ fn clone_functions() -> String {
 fn packet_capture(ns: &str, dev: &str) -> Result<OwnedFd, String> {
     let dev = std::ffi::CString::new(dev).map_err(|e| e.to_string())?;
     VethPair::in_netns(ns, move || {
-        // SAFETY: if_nametoindex reads a NUL-terminated string that outlives the call.
-        let ifindex = unsafe { libc::if_nametoindex(dev.as_ptr()) };
-        if ifindex == 0 {
-            return Err(std::io::Error::last_os_error());
-        }
+        let ifindex = pwru_core::sys::ns::if_nametoindex(&dev)?;
         packet_socket::open(ifindex)
     })
     .map_err(|e| format!("AF_PACKET socket: {e}"))

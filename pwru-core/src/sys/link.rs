@@ -1,0 +1,50 @@
+//! Attachments made by bpf(2) itself: BPF_LINK_CREATE for kprobe.multi, and
+//! BPF_RAW_TRACEPOINT_OPEN for raw tracepoints and tracing programs (tp_btf, fentry, fexit).
+
+use std::ffi::{CStr, CString};
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
+
+use aya_obj::generated::{bpf_attach_type, bpf_cmd, BPF_F_KPROBE_MULTI_RETURN};
+
+use super::{bpf_fd, ptr_u64, zeroed_attr};
+
+/// BPF_LINK_CREATE for a kprobe.multi program on `symbols` (names as in /proc/kallsyms).
+pub fn link_kprobe_multi(prog: BorrowedFd<'_>, symbols: &[CString]) -> io::Result<OwnedFd> {
+    link_kprobe_multi_with(prog, symbols, false)
+}
+
+/// [`link_kprobe_multi`], on function return when `retprobe` (BPF_F_KPROBE_MULTI_RETURN).
+pub fn link_kprobe_multi_with(
+    prog: BorrowedFd<'_>,
+    symbols: &[CString],
+    retprobe: bool,
+) -> io::Result<OwnedFd> {
+    let ptrs: Vec<u64> = symbols.iter().map(|s| ptr_u64(s.as_ptr())).collect();
+    let cnt = u32::try_from(ptrs.len())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "too many symbols"))?;
+    let mut attr = zeroed_attr();
+    // SAFETY: only writes into the BPF_LINK_CREATE member of a zeroed union.
+    let l = unsafe { &mut attr.link_create };
+    l.__bindgen_anon_1.prog_fd = prog.as_raw_fd() as u32;
+    l.attach_type = bpf_attach_type::BPF_TRACE_KPROBE_MULTI as u32;
+    // SAFETY: writes into the kprobe_multi member of the zeroed target union.
+    let k = unsafe { &mut l.__bindgen_anon_3.kprobe_multi };
+    if retprobe {
+        k.flags = BPF_F_KPROBE_MULTI_RETURN;
+    }
+    k.cnt = cnt;
+    k.syms = ptr_u64(ptrs.as_ptr());
+    bpf_fd(bpf_cmd::BPF_LINK_CREATE, &mut attr)
+}
+
+/// BPF_RAW_TRACEPOINT_OPEN: attaches raw_tp programs by name, and tracing programs
+/// (tp_btf, fentry, fexit) to the target fixed at load time (`name` = None).
+pub fn raw_tracepoint_open(prog: BorrowedFd<'_>, name: Option<&CStr>) -> io::Result<OwnedFd> {
+    let mut attr = zeroed_attr();
+    // SAFETY: only writes into the BPF_RAW_TRACEPOINT_OPEN member of a zeroed union.
+    let r = unsafe { &mut attr.raw_tracepoint };
+    r.name = name.map_or(0, |n| ptr_u64(n.as_ptr()));
+    r.prog_fd = prog.as_raw_fd() as u32;
+    bpf_fd(bpf_cmd::BPF_RAW_TRACEPOINT_OPEN, &mut attr)
+}
