@@ -100,10 +100,6 @@ unstable_mod!(
     loader
 );
 unstable_mod!(
-    /// Network namespaces and veth pairs for tests (unstable).
-    netlab
-);
-unstable_mod!(
     /// Capability checks before loading (unstable).
     privileges
 );

@@ -92,12 +92,10 @@
 
 pub mod cast;
 pub mod cbpf;
-pub mod corpus;
 pub mod disasm;
 pub mod dispatch;
 mod emit;
 pub mod insn;
-pub mod kernel;
 pub mod libpcap;
 pub mod translate;
 mod validate;

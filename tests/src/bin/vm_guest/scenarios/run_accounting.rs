@@ -18,8 +18,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use pwru_core::netlab::VethPair;
 use pwru_core::{Error, RunOutcomes, Session, Stats, Tracer};
+use pwru_testkit::netlab::VethPair;
 
 use crate::backend::Backend;
 use crate::registry::Ctx;
@@ -109,14 +109,8 @@ fn send_pinned(pair: &VethPair, cpu: usize, src_port: u16) -> Result<u64, String
     let dst = SocketAddr::from((pair.addr_b, PORT));
     let src = SocketAddr::from((pair.addr_a, src_port));
     VethPair::in_netns(&pair.ns_a, move || {
-        // SAFETY: a zeroed cpu_set_t is a valid empty set; CPU_SET writes inside it, and
-        // sched_setaffinity reads it for this thread (pid 0).
-        unsafe {
-            let mut set: libc::cpu_set_t = std::mem::zeroed();
-            libc::CPU_SET(cpu, &mut set);
-            // best effort: a kernel with one CPU still floods from both threads
-            libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
-        }
+        // best effort: a kernel with one CPU still floods from both threads
+        let _ = pwru_testkit::sys::pin_thread_to_cpu(cpu);
         let socks = (0..FLOWS)
             .map(|i| std::net::UdpSocket::bind(SocketAddr::new(src.ip(), src.port() + i)))
             .collect::<std::io::Result<Vec<_>>>()?;

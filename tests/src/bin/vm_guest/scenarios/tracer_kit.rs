@@ -4,8 +4,8 @@
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use pwru_core::netlab::VethPair;
 use pwru_core::{Error, Event, Session, Tracer, TracerBuilder};
+use pwru_testkit::netlab::VethPair;
 
 use crate::backend::Backend;
 
@@ -183,8 +183,7 @@ pub fn process_cpu() -> Result<Duration, String> {
             .and_then(|v| v.parse().ok())
             .ok_or_else(|| "malformed /proc/self/stat".to_string())
     };
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    let hz = pwru_testkit::sys::clock_ticks_per_second();
     let total = ticks(11)? + ticks(12)?;
     Ok(Duration::from_millis(total * 1000 / hz))
 }

@@ -1,11 +1,8 @@
 //! The network lab really carries packets between its two namespaces.
 
-/// What this machine is expected to support (tests/capabilities.conf).
-#[allow(dead_code)]
-#[path = "../../tests/src/capabilities.rs"]
-mod capabilities;
+use pwru_testkit::capabilities;
 
-use pwru_core::netlab::VethPair;
+use pwru_testkit::netlab::VethPair;
 
 #[test]
 fn veth_pair_carries_udp_and_cleans_up() {
