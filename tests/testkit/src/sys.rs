@@ -35,16 +35,12 @@ pub fn kill(pid: u32, signal: c_int) -> io::Result<()> {
 pub fn become_nobody() -> io::Result<()> {
     // SAFETY: setgroups with size 0 reads no memory; setresgid/setresuid take plain numbers.
     // glibc applies the credential changes to every thread of the process.
-    let rc = unsafe {
-        if libc::setgroups(0, std::ptr::null()) != 0 {
-            -1
-        } else if libc::setresgid(65534, 65534, 65534) != 0 {
-            -1
-        } else {
-            libc::setresuid(65534, 65534, 65534)
-        }
+    let ok = unsafe {
+        libc::setgroups(0, std::ptr::null()) == 0
+            && libc::setresgid(65534, 65534, 65534) == 0
+            && libc::setresuid(65534, 65534, 65534) == 0
     };
-    if rc == 0 {
+    if ok {
         Ok(())
     } else {
         Err(io::Error::last_os_error())
@@ -405,7 +401,7 @@ pub(crate) fn rbpf_probe_read(dst: u64, size: u64, src: u64, lo: u64, hi: u64) -
         return 0;
     }
     let ok = src >= lo && src.checked_add(size).is_some_and(|end| end <= hi);
-    // SAFETY (test code): dst points into rbpf's stack (see above), size is at most a few
+    // SAFETY: (test code) dst points into rbpf's stack (see above), size is at most a few
     // hundred bytes (the filter's own buffer), src was checked to lie inside the packet slice.
     unsafe {
         if ok {
