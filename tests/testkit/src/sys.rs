@@ -54,7 +54,7 @@ pub fn page_size() -> u64 {
     u64::try_from(n).unwrap_or(4096)
 }
 
-/// Clock ticks per second (`_SC_CLK_TCK`, the unit of /proc/<pid>/stat's times), at least 1.
+/// Clock ticks per second (`_SC_CLK_TCK`, the unit of the times in `/proc/PID/stat`), at least 1.
 pub fn clock_ticks_per_second() -> u64 {
     // SAFETY: sysconf has no preconditions and only returns a number.
     let n = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
