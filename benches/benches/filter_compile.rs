@@ -1,6 +1,6 @@
 //! Compile time of pcap-filter expressions, split into libpcap's `pcap_compile` and this
 //! crate's cBPF -> eBPF translation (both modes), over the corpus of typical expressions
-//! (pwru-filter/tests/corpus/expressions.txt) and for 200 OR'd hosts.
+//! (tests/testkit/corpus/expressions.txt) and for 200 OR'd hosts.
 //!
 //! Besides criterion's groups it prints the per-expression ratio translation / libpcap and its
 //! median (the target is <= 20%).
@@ -9,7 +9,8 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use pwru_filter::{compile, corpus, translate, Cbpf, Layer, Mode};
+use pwru_filter::{compile, translate, Cbpf, Layer, Mode};
+use pwru_testkit::corpus;
 
 fn typical() -> Vec<String> {
     let mut list: Vec<String> = corpus::EXPRESSIONS_FILE

@@ -11,10 +11,9 @@
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use pwru_filter::kernel::{self, Harness, LoadedProgram};
-use pwru_filter::{
-    compile, corpus, translate_with, CastIds, Insn, Layer, Mode, Options, ProbeAccess,
-};
+use pwru_filter::{compile, translate_with, CastIds, Insn, Layer, Mode, Options, ProbeAccess};
+use pwru_testkit::corpus;
+use pwru_testkit::filter_harness::{self as kernel, Harness, LoadedProgram};
 
 const CASES: &[(&str, &str)] = &[
     ("host", "host 10.0.0.2"),
@@ -187,7 +186,7 @@ fn bench(c: &mut Criterion) {
         );
         return;
     }
-    let cast = match CastIds::running_kernel() {
+    let cast = match pwru_testkit::cast_ids::running_kernel() {
         Ok(Some(ids)) => Some(ids),
         Ok(None) => {
             println!("SKIP filter_kernel_cost/probe_cast: no bpf_rdonly_cast (Linux < 6.2)");

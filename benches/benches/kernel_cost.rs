@@ -21,8 +21,6 @@
 //! includes the kernel's own timing overhead (two clock reads per run), most of `empty`.
 
 use std::net::UdpSocket;
-use std::os::fd::AsRawFd;
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -31,7 +29,8 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use pwru_core::backend::{enable_stats, probe, Link, Tracepoint, TracepointFlavor};
 use pwru_core::object::{FilterBody, Loader, LoaderOptions};
 use pwru_ebpf::*;
-use pwru_filter::{CastIds, ProbeAccess};
+use pwru_filter::ProbeAccess;
+use pwru_testkit::netlab::{self, VethPair};
 
 const PORT: u16 = 33_433;
 const OTHER_PORT: u16 = 33_434;
@@ -49,51 +48,16 @@ fn body_udp_dport(port: u16, access: ProbeAccess) -> FilterBody {
     FilterBody::from_bytes(&bytes).expect("valid body")
 }
 
-struct Netns(Vec<String>);
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        for n in &self.0 {
-            let _ = Command::new("ip").args(["netns", "del", n]).status();
-        }
-    }
-}
-
-fn ip(args: &[&str]) -> Result<(), String> {
-    let ok = Command::new("ip")
-        .args(args)
-        .status()
+/// The veth lab; this (the benchmark's) thread moves into namespace A to send from there.
+fn netns_pair() -> Result<VethPair, String> {
+    let pair = VethPair::create(&format!("b{}", std::process::id() % 100_000), 202)
         .map_err(|e| e.to_string())?;
-    ok.success()
-        .then_some(())
-        .ok_or_else(|| format!("ip {} failed", args.join(" ")))
-}
-
-fn netns_pair() -> Result<Netns, String> {
-    let pid = std::process::id();
-    let (a, b) = (format!("pwb-{pid}-a"), format!("pwb-{pid}-b"));
-    let (va, vb) = (format!("pwb{pid}a"), format!("pwb{pid}b"));
-    let guard = Netns(vec![a.clone(), b.clone()]);
-    ip(&["netns", "add", &a])?;
-    ip(&["netns", "add", &b])?;
-    ip(&[
-        "link", "add", &va, "netns", &a, "type", "veth", "peer", "name", &vb, "netns", &b,
-    ])?;
-    ip(&["-n", &a, "addr", "add", "10.202.0.1/24", "dev", &va])?;
-    ip(&["-n", &b, "addr", "add", "10.202.0.2/24", "dev", &vb])?;
-    ip(&["-n", &a, "link", "set", &va, "up"])?;
-    ip(&["-n", &b, "link", "set", &vb, "up"])?;
-    // This (the benchmark's) thread sends from namespace a.
-    let f = std::fs::File::open(format!("/run/netns/{a}")).map_err(|e| e.to_string())?;
-    // SAFETY: setns on the calling thread with a valid namespace fd.
-    if unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
-        return Err(format!("setns: {}", std::io::Error::last_os_error()));
-    }
-    Ok(guard)
+    netlab::enter(&pair.ns_a).map_err(|e| format!("setns: {e}"))?;
+    Ok(pair)
 }
 
 struct Setup {
-    _netns: Netns,
+    netns: VethPair,
     _stats: std::os::fd::OwnedFd,
     _links: Vec<Link>,
     loaders: Vec<(&'static str, Loader, &'static str)>,
@@ -108,8 +72,7 @@ impl Drop for Setup {
 }
 
 fn setup() -> Result<Setup, String> {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
+    if !pwru_testkit::root::is_root() {
         return Err("needs root (CAP_BPF, CAP_PERFMON, CAP_NET_ADMIN)".into());
     }
     probe(&Tracepoint::BTF).map_err(|e| format!("tp_btf unavailable: {e}"))?;
@@ -175,7 +138,7 @@ fn setup() -> Result<Setup, String> {
         ("emit", emit, "tp_btf_kfree_skb"),
         ("no_match_trivial", no_match_trivial, "tp_btf_kfree_skb"),
     ];
-    match CastIds::running_kernel() {
+    match pwru_testkit::cast_ids::running_kernel() {
         Ok(Some(ids)) => {
             let mut cast = Loader::new(
                 OBJECT,
@@ -193,9 +156,9 @@ fn setup() -> Result<Setup, String> {
         Ok(None) => println!("SKIP kernel_cost/no_match_cast: no bpf_rdonly_cast (Linux < 6.2)"),
         Err(e) => println!("SKIP kernel_cost/no_match_cast: {e}"),
     }
-    let sock = UdpSocket::bind("10.202.0.1:0").map_err(|e| e.to_string())?;
+    let sock = UdpSocket::bind((netns.addr_a, 0)).map_err(|e| e.to_string())?;
     Ok(Setup {
-        _netns: netns,
+        netns,
         _stats: stats,
         _links: links,
         loaders,
@@ -216,7 +179,7 @@ fn stats(s: &Setup, i: usize) -> (u64, u64) {
 fn hit(s: &Setup, i: usize, n: u64) -> (u64, u64) {
     let (t0, c0) = stats(s, i);
     for _ in 0..n {
-        let _ = s.sock.send_to(b"pwru-rs bench", ("10.202.0.2", PORT));
+        let _ = s.sock.send_to(b"pwru-rs bench", (s.netns.addr_b, PORT));
     }
     let deadline = Instant::now() + Duration::from_secs(2);
     loop {

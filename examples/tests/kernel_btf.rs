@@ -32,9 +32,10 @@ impl Drop for Copy {
 #[test]
 fn demo_runs_from_a_kernel_btf_copy_while_sysfs_btf_is_hidden() {
     let name = "demo_runs_from_a_kernel_btf_copy_while_sysfs_btf_is_hidden";
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        println!("SKIP {name}: needs root to mount, load BPF programs and make namespaces");
+    if pwru_testkit::root::skip_unless_root_for(
+        name,
+        "to mount, load BPF programs and make namespaces",
+    ) {
         return;
     }
     if Command::new("unshare").arg("--version").output().is_err() {

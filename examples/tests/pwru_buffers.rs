@@ -7,17 +7,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use pwru_core::netlab::VethPair;
+use pwru_testkit::netlab::VethPair;
 
 const PWRU: &str = env!("CARGO_BIN_EXE_pwru");
 
 fn skip_unless_root(name: &str) -> bool {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        println!("SKIP {name}: needs root to load BPF programs and make namespaces");
-        return true;
-    }
-    false
+    pwru_testkit::root::skip_unless_root_for(name, "to load BPF programs and make namespaces")
 }
 
 /// pwru started with a ready file; waits until it exists (or pwru exits).

@@ -2,29 +2,22 @@
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
-use std::os::fd::AsRawFd;
+use std::os::fd::AsFd;
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use pwru_core::netlab::VethPair;
+use pwru_testkit::netlab::VethPair;
+use pwru_testkit::root::{is_root, skip_unless_root_for};
+use pwru_testkit::sys;
 
 const PWRU: &str = env!("CARGO_BIN_EXE_pwru");
 const DROPS: &str = env!("CARGO_BIN_EXE_drops");
 
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
-
 fn skip_unless_root(name: &str) -> bool {
-    if !is_root() {
-        println!("SKIP {name}: needs root to load BPF programs and make namespaces");
-        return true;
-    }
-    false
+    skip_unless_root_for(name, "to load BPF programs and make namespaces")
 }
 
 fn run(args: &[&str]) -> Output {
@@ -143,8 +136,8 @@ impl Background {
     }
 
     fn signal(&self, sig: i32) {
-        // SAFETY: kill(2) on our own child's pid.
-        unsafe { libc::kill(self.child.id() as i32, sig) };
+        // Our own child; it may have exited already, which the caller's wait then shows.
+        let _ = sys::kill(self.child.id(), sig);
     }
 
     /// Waits up to `within` for the child to exit: its status and how long it took, or None.
@@ -594,11 +587,9 @@ fn a_stalled_stdout_reader_does_not_keep_pwru_from_stopping() {
     // line, so "full" can be a few KiB short of 64 KiB: full means well filled and no longer
     // growing over several readings while the flood goes on.
     let deadline = Instant::now() + Duration::from_secs(60);
-    let (mut queued, mut unchanged): (libc::c_int, u32) = (0, 0);
+    let (mut queued, mut unchanged): (usize, u32) = (0, 0);
     while Instant::now() < deadline && unchanged < 5 {
-        let mut now: libc::c_int = 0;
-        // SAFETY: FIONREAD stores the byte count of the pipe in `now`.
-        unsafe { libc::ioctl(pipe.as_raw_fd(), libc::FIONREAD, &mut now) };
+        let now = sys::bytes_queued(pipe.as_fd()).expect("FIONREAD on the pipe");
         unchanged = if now >= 40_000 && now == queued {
             unchanged + 1
         } else {

@@ -99,10 +99,6 @@ unstable_mod!(
     limits
 );
 unstable_mod!(
-    /// Network namespaces and veth pairs for tests (unstable).
-    netlab
-);
-unstable_mod!(
     /// Network namespaces: resolving a namespace and its interfaces, the interface name
     /// cache (unstable).
     netns

@@ -1,9 +1,6 @@
 //! The BTF reader: host vmlinux, split BTF, ELF objects, and corrupt input.
 
-/// What this machine is expected to support (tests/capabilities.conf).
-#[allow(dead_code)]
-#[path = "../../tests/src/capabilities.rs"]
-mod capabilities;
+use pwru_testkit::capabilities;
 
 use std::sync::Arc;
 

@@ -1,9 +1,6 @@
 //! Discovery against the host kernel's real BTF.
 
-/// What this machine is expected to support (tests/capabilities.conf).
-#[allow(dead_code)]
-#[path = "../../tests/src/capabilities.rs"]
-mod capabilities;
+use pwru_testkit::capabilities;
 
 use pwru_core::btf::Btf;
 use pwru_core::discovery::{discover, skb_functions, skb_tracepoints, DiscoveryOptions, Tracefs};

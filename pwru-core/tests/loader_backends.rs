@@ -36,7 +36,7 @@ fn kallsyms(func: &str) -> Option<u64> {
     })
 }
 
-fn loader_for(pair: &NetnsPair, extra: u32) -> Loader {
+fn loader_for(pair: &VethPair, extra: u32) -> Loader {
     let cfg = PwruConfig {
         flags: PWRU_CFG_FILTER_NETNS
             | PWRU_CFG_FILTER_PCAP
@@ -45,7 +45,7 @@ fn loader_for(pair: &NetnsPair, extra: u32) -> Loader {
             | PWRU_CFG_OUTPUT_CALLER
             | PWRU_CFG_OUTPUT_STACK
             | extra,
-        netns: NetnsPair::inode(&pair.b),
+        netns: inode(&pair.ns_b),
         ..Default::default()
     };
     Loader::new(
@@ -60,11 +60,11 @@ fn loader_for(pair: &NetnsPair, extra: u32) -> Loader {
 /// Sends one matching datagram and collects events until `done` says enough (or 3 s pass).
 fn collect(
     loader: &mut Loader,
-    pair: &NetnsPair,
+    pair: &VethPair,
     done: impl Fn(&[PwruEvent]) -> bool,
 ) -> Vec<PwruEvent> {
     let mut ring = loader.take_events().expect("ring buffer");
-    let sport = pair.send_udp(PORT, 1);
+    let sport = send_udp(pair, PORT, 1);
     let mut out = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(3);
     while !done(&out) {
@@ -137,7 +137,7 @@ fn loader_kprobe_backend_sees_packets() {
     if !supported(name, &Kprobe) {
         return;
     }
-    let pair = NetnsPair::new("k", 21).expect("netns");
+    let pair = lab("k", 21);
     let mut l = loader_for(&pair, PWRU_CFG_TRACK_SKB | PWRU_CFG_TRACK_HEAD);
     let _links = all_ok(name, l.load_kprobe(1, FUNCS).expect("load"));
     let _tracking = all_ok(name, l.load_tracking(Backend::Kprobe));
@@ -154,7 +154,7 @@ fn loader_kprobe_multi_backend_sees_packets() {
     if !supported(name, &KprobeMulti) {
         return;
     }
-    let pair = NetnsPair::new("m", 22).expect("netns");
+    let pair = lab("m", 22);
     let mut l = loader_for(&pair, 0);
     let _link = l.load_kprobe_multi(1, FUNCS).expect("kprobe.multi");
     let events = collect(&mut l, &pair, enough);
@@ -167,7 +167,7 @@ fn loader_fentry_backend_sees_packets() {
     if !supported(name, &Fentry) {
         return;
     }
-    let pair = NetnsPair::new("f", 23).expect("netns");
+    let pair = lab("f", 23);
     let mut l = loader_for(&pair, PWRU_CFG_TRACK_SKB | PWRU_CFG_TRACK_HEAD);
     let _links: Vec<Link> = FUNCS
         .iter()
@@ -209,10 +209,10 @@ fn loader_traces_tc_and_xdp_programs() {
     if !supported(name, &Fentry) {
         return;
     }
-    let pair = NetnsPair::new("x", 24).expect("netns");
-    let vb = format!("pw{}xb", std::process::id());
+    let pair = lab("x", 24);
+    let vb = pair.if_b.clone();
     // Attach the test programs to b's veth from inside namespace b.
-    let (obj, ids) = NetnsPair::run_in(&pair.b, move || {
+    let (obj, ids) = run_in(&pair.ns_b, move || {
         let mut obj = aya::Ebpf::load(TEST_OBJECT).expect("test object");
         // Kernels before 6.6 attach through the clsact qdisc (sch_ingress module).
         if let Err(e) = tc::qdisc_add_clsact(&vb) {
@@ -278,11 +278,10 @@ fn loader_traces_tc_and_xdp_programs() {
 /// AF_PACKET socket in namespace b gets: the clone, consumed when the socket reads it, is
 /// reported as tracked under its own address (head tracking is off here).
 fn clone_tracking(name: &str, backend: &dyn Driver, tag: &str, subnet: u8) {
-    use std::os::fd::{AsFd, FromRawFd, OwnedFd};
     if !supported(name, backend) {
         return;
     }
-    let pair = NetnsPair::new(tag, subnet).expect("netns");
+    let pair = lab(tag, subnet);
     let cfg = PwruConfig {
         flags: PWRU_CFG_FILTER_PCAP
             | PWRU_CFG_TRACK_SKB
@@ -315,27 +314,11 @@ fn clone_tracking(name: &str, backend: &dyn Driver, tag: &str, subnet: u8) {
         (PWRU_KIND_KPROBE, links, t)
     };
     let mut ring = l.take_events().expect("ring buffer");
-    let sock = NetnsPair::run_in(&pair.b, || {
-        // SAFETY: plain socket(2) call; the fd is owned below.
-        let fd = unsafe {
-            libc::socket(
-                libc::AF_PACKET,
-                libc::SOCK_RAW,
-                i32::from((libc::ETH_P_ALL as u16).to_be()),
-            )
-        };
-        assert!(
-            fd >= 0,
-            "AF_PACKET socket: {}",
-            std::io::Error::last_os_error()
-        );
-        // SAFETY: fd is a new socket nobody else owns.
-        unsafe { OwnedFd::from_raw_fd(fd) }
-    });
-    pair.send_udp(PORT, 1);
+    let sock = capture_all(&pair.ns_b);
+    send_udp(&pair, PORT, 1);
     // Read the datagram's clone (and the ARP frames before it): each read consumes a clone.
     assert!(
-        read_frames_until_udp(sock.as_fd(), PORT, Duration::from_secs(5)),
+        read_frames_until_udp(&sock, PORT, Duration::from_secs(5)),
         "{name}: the packet socket in b never received the datagram"
     );
     // Then everything the kernel wrote for it, until 2 s pass without a record.

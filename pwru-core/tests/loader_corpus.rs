@@ -1,4 +1,4 @@
-//! Every expression of pwru-filter's corpus, compiled for L2 and L3 and as tunnel L2/L3
+//! Every expression of the filter corpus (pwru-testkit), compiled for L2 and L3 and as tunnel L2/L3
 //! filters, spliced into the object and verified by the kernel in the programs that load
 //! here (tp_btf, raw_tp, kprobe and kprobe.multi program types), with both ways of reading
 //! packet bytes: `bpf_probe_read_kernel`, and kfunc-cast loads in every program type whose
@@ -12,9 +12,8 @@ use pwru_core::backend::{
 };
 use pwru_core::object::{FilterBody, Loader, LoaderOptions};
 use pwru_ebpf::*;
-use pwru_filter::{
-    compile_ebpf_with, corpus, dispatch, CastIds, Layer, Mode, Options, ProbeAccess, TranslateError,
-};
+use pwru_filter::{compile_ebpf_with, dispatch, Layer, Mode, Options, ProbeAccess, TranslateError};
+use pwru_testkit::{cast_ids, corpus};
 
 /// Dispatch body with selectors 0..3 = pcap L2, pcap L3, tunnel L2, tunnel L3 of `expr`.
 fn body(expr: &str, access: ProbeAccess) -> Result<FilterBody, BodyError> {
@@ -83,7 +82,7 @@ fn loader_corpus_filters_verify() {
     let mut accesses = vec![(ProbeAccess::Helper, [true; 4])];
     let cast_variant = format!("{name} (kfunc-cast variant)");
     let cast_expected = has(&cast_variant, "rdonly_cast");
-    match CastIds::running_kernel() {
+    match cast_ids::running_kernel() {
         Ok(Some(ids)) => {
             assert!(
                 cast_expected,
@@ -112,7 +111,7 @@ fn loader_corpus_filters_verify() {
         }
         Ok(None) => assert!(
             !cast_expected,
-            "the kernel config says this kernel has bpf_rdonly_cast, but CastIds found none"
+            "the kernel config says this kernel has bpf_rdonly_cast, but Btf::cast_ids found none"
         ),
         Err(e) => panic!("{name}: reading the kfunc-cast ids failed: {e}"),
     }

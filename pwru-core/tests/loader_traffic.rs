@@ -51,8 +51,8 @@ fn run(flavor: TracepointFlavor, tag: &str, subnet: u8, name: &str) {
         );
         return;
     };
-    let pair = NetnsPair::new(tag, subnet).expect("network namespaces (root has them)");
-    let netns_b = NetnsPair::inode(&pair.b);
+    let pair = lab(tag, subnet);
+    let netns_b = inode(&pair.ns_b);
     assert_ne!(netns_b, 0);
     let mut loader = Loader::new(
         OBJECT,
@@ -68,14 +68,14 @@ fn run(flavor: TracepointFlavor, tag: &str, subnet: u8, name: &str) {
     let lost = loader.take_lost().expect("lost counter");
 
     // A packet the pcap filter rejects: dropped too, but no event.
-    pair.send_udp(OTHER_PORT, 3);
+    send_udp(&pair, OTHER_PORT, 3);
     let none = drain(&mut ring, 1);
     assert!(
         none.is_empty(),
         "non-matching packets produced events: {none:?}"
     );
 
-    let sport = pair.send_udp(CLOSED_PORT, 1);
+    let sport = send_udp(&pair, CLOSED_PORT, 1);
     let events = drain(&mut ring, 1);
     assert_eq!(
         events.len(),
@@ -93,8 +93,8 @@ fn run(flavor: TracepointFlavor, tag: &str, subnet: u8, name: &str) {
     assert_ne!(ev.flags & PWRU_EV_DROP_REASON, 0);
     assert_eq!(ev.drop_reason, no_socket, "drop reason must be NO_SOCKET");
     assert_ne!(ev.flags & PWRU_EV_TUPLE, 0);
-    assert_eq!(&ev.tuple.saddr[..4], &pair.addr_a);
-    assert_eq!(&ev.tuple.daddr[..4], &pair.addr_b);
+    assert_eq!(&ev.tuple.saddr[..4], &pair.addr_a.octets());
+    assert_eq!(&ev.tuple.daddr[..4], &pair.addr_b.octets());
     assert_eq!(ev.tuple.sport, sport);
     assert_eq!(ev.tuple.dport, CLOSED_PORT);
     assert_eq!(ev.tuple.l3_proto, 0x0800);
@@ -144,8 +144,8 @@ fn loader_lost_counter_counts() {
     if skip_without_tracepoints(name) {
         return;
     }
-    let pair = NetnsPair::new("l", 13).expect("network namespaces (root has them)");
-    let netns_b = NetnsPair::inode(&pair.b);
+    let pair = lab("l", 13);
+    let netns_b = inode(&pair.ns_b);
     let page = 4096;
     let mut loader = Loader::new(
         OBJECT,
@@ -162,7 +162,7 @@ fn loader_lost_counter_counts() {
     let mut ring = loader.take_events().expect("ring buffer");
     let lost = loader.take_lost().expect("lost counter");
     let sent = 200;
-    pair.send_udp(CLOSED_PORT, sent);
+    send_udp(&pair, CLOSED_PORT, sent);
     let read = drain(&mut ring, sent).len();
     let lost = lost.total().expect("lost") as usize;
     println!("{name}: sent {sent}, read {read}, lost {lost}");
@@ -182,13 +182,12 @@ fn loader_lost_counter_counts() {
 /// reads it, is reported as tracked, with its own address and the original's head.
 #[test]
 fn loader_tracepoint_tracking_follows_clones() {
-    use std::os::fd::{FromRawFd, OwnedFd};
     let name = "loader_tracepoint_tracking_follows_clones";
     if skip_without_tracepoints(name) {
         return;
     }
-    let pair = NetnsPair::new("c", 14).expect("network namespaces (root has them)");
-    let netns_b = NetnsPair::inode(&pair.b);
+    let pair = lab("c", 14);
+    let netns_b = inode(&pair.ns_b);
     let mut cfg = config(netns_b);
     cfg.flags |= PWRU_CFG_TRACK_SKB | PWRU_CFG_TRACK_HEAD;
     let mut loader = Loader::new(
@@ -208,31 +207,11 @@ fn loader_tracepoint_tracking_follows_clones() {
         .collect();
     let mut ring = loader.take_events().expect("ring buffer");
     // A packet socket in b: every packet b receives is cloned for it.
-    let sock = NetnsPair::run_in(&pair.b, || {
-        // SAFETY: plain socket(2) call; the fd is owned below.
-        let fd = unsafe {
-            libc::socket(
-                libc::AF_PACKET,
-                libc::SOCK_RAW,
-                i32::from((libc::ETH_P_ALL as u16).to_be()),
-            )
-        };
-        assert!(
-            fd >= 0,
-            "AF_PACKET socket: {}",
-            std::io::Error::last_os_error()
-        );
-        // SAFETY: fd is a new socket nobody else owns.
-        unsafe { OwnedFd::from_raw_fd(fd) }
-    });
-    pair.send_udp(CLOSED_PORT, 1);
+    let sock = capture_all(&pair.ns_b);
+    send_udp(&pair, CLOSED_PORT, 1);
     // Reading the datagram's clone from the packet socket frees it (earlier frames too).
     assert!(
-        read_frames_until_udp(
-            std::os::fd::AsFd::as_fd(&sock),
-            CLOSED_PORT,
-            Duration::from_secs(5)
-        ),
+        read_frames_until_udp(&sock, CLOSED_PORT, Duration::from_secs(5)),
         "the packet socket in b never received the datagram"
     );
     drop(sock); // frees any other queued clones
@@ -273,8 +252,8 @@ fn loader_event_carries_skb_dumps() {
     if skip_without_tracepoints(name) {
         return;
     }
-    let pair = NetnsPair::new("d", 15).expect("network namespaces (root has them)");
-    let mut cfg = config(NetnsPair::inode(&pair.b));
+    let pair = lab("d", 15);
+    let mut cfg = config(inode(&pair.ns_b));
     cfg.flags |= PWRU_CFG_OUTPUT_SKB | PWRU_CFG_OUTPUT_SHINFO | PWRU_CFG_OUTPUT_CB;
     let mut loader = Loader::new(
         OBJECT,
@@ -287,7 +266,7 @@ fn loader_event_carries_skb_dumps() {
         .load_tracepoint("kfree_skb", TracepointFlavor::Btf)
         .expect("attach kfree_skb");
     let mut ring = loader.take_events().expect("ring buffer");
-    pair.send_udp(CLOSED_PORT, 1);
+    send_udp(&pair, CLOSED_PORT, 1);
     let record =
         next_record(&mut ring, Instant::now() + Duration::from_secs(2)).expect("no record");
     let (hdr, ev) = decode(&record).expect("an event record");

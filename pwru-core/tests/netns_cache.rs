@@ -1,8 +1,8 @@
 //! The interface-name cache against real namespaces on the host: however many namespaces and
 //! interfaces exist, it keeps at most its limits and counts what it had to drop.
 
-use pwru_core::netlab::ip;
 use pwru_core::netns::{CacheLimits, InterfaceCache};
+use pwru_testkit::netlab::ip;
 
 const NAMESPACES: usize = 40;
 
@@ -20,9 +20,7 @@ impl Drop for Namespaces {
 #[test]
 fn cache_stays_within_its_limits_with_many_namespaces() {
     let name = "cache_stays_within_its_limits_with_many_namespaces";
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        println!("SKIP {name}: needs root (CAP_SYS_ADMIN for ip netns and setns)");
+    if pwru_testkit::root::skip_unless_root_for(name, "(CAP_SYS_ADMIN for ip netns and setns)") {
         return;
     }
     let mut made = Namespaces(Vec::new());
@@ -42,7 +40,7 @@ fn cache_stays_within_its_limits_with_many_namespaces() {
     // (Namespaces of other processes may vanish while it reads: only ours must be complete.)
     full.refresh();
     for ns in &made.0 {
-        let inode = pwru_core::netlab::VethPair::netns_inode(ns).expect("netns inode");
+        let inode = pwru_testkit::netlab::VethPair::netns_inode(ns).expect("netns inode");
         let names = full.iter().filter(|((n, _), _)| *n == inode).count();
         assert_eq!(names, 3, "lo, v0 and v1 of {ns}");
     }

@@ -1,9 +1,6 @@
 //! Network namespace resolution against real namespaces made by the test.
 
-/// What this machine is expected to support (tests/capabilities.conf).
-#[allow(dead_code)]
-#[path = "../../tests/src/capabilities.rs"]
-mod capabilities;
+use pwru_testkit::capabilities;
 
 use std::process::Command;
 

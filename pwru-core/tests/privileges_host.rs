@@ -27,8 +27,7 @@ fn cap_eff() -> u64 {
 /// Runs test `name` again without capability `cap` (setpriv's name, e.g. `syslog`); returns
 /// false after printing SKIP when this machine cannot.
 fn rerun_without(name: &str, cap: &str) -> bool {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
+    if !pwru_testkit::root::is_root() {
         println!("SKIP {name}: needs root to drop one capability and keep the others");
         return false;
     }
@@ -130,9 +129,10 @@ fn without_cap_sys_admin_network_namespaces_name_it() {
         "the child still has CAP_SYS_ADMIN"
     );
     // The oracle: the kernel refuses a new network namespace.
-    // SAFETY: unshare changes only this thread's namespaces (and fails here).
-    let r = unsafe { libc::unshare(libc::CLONE_NEWNET) };
-    assert_eq!(r, -1, "unshare(CLONE_NEWNET) worked without CAP_SYS_ADMIN");
+    assert!(
+        pwru_testkit::sys::unshare_netns().is_err(),
+        "unshare(CLONE_NEWNET) worked without CAP_SYS_ADMIN"
+    );
     let mut needed = vec![Capability::Bpf, Capability::Perfmon];
     needed.extend_from_slice(privileges::NETWORK_NAMESPACES);
     let e = privileges::require(&needed).expect_err("CAP_SYS_ADMIN is missing");

@@ -1,9 +1,6 @@
 //! /proc/kallsyms symbolization.
 
-/// What this machine is expected to support (tests/capabilities.conf).
-#[allow(dead_code)]
-#[path = "../../tests/src/capabilities.rs"]
-mod capabilities;
+use pwru_testkit::capabilities;
 
 use pwru_core::symbols::{KernelSymbols, SymbolsError};
 

@@ -10,8 +10,8 @@ mod tracer_common;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use pwru_core::netlab::VethPair;
 use pwru_core::{Backend, MarkFilter, Session, Stats, Tracer};
+use pwru_testkit::netlab::VethPair;
 use tracer_common::*;
 
 const MARK: u32 = 0x2a;

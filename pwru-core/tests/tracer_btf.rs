@@ -13,8 +13,8 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use pwru_core::btf::{kernel_btf_parses, Btf, KernelBtfParses};
-use pwru_core::netlab::VethPair;
 use pwru_core::{Backend, Error, ProbeAccess, Tracer};
+use pwru_testkit::netlab::VethPair;
 use tracer_common::*;
 
 const VMLINUX: &str = "/sys/kernel/btf/vmlinux";
@@ -89,19 +89,39 @@ fn one_kernel_btf_parse_per_build_and_attach() {
 }
 
 #[test]
-fn cast_ids_agree_with_pwru_filters_reader() {
-    let name = "cast_ids_agree_with_pwru_filters_reader";
-    let btf = match Btf::vmlinux() {
-        Ok(b) => b,
-        Err(e) => {
-            println!("SKIP {name}: this kernel publishes no BTF ({e})");
-            return;
-        }
+fn cast_ids_are_accepted_by_the_kernel() {
+    use pwru_filter::{compile_ebpf_with, Layer, Mode, Options};
+    use pwru_testkit::filter_harness::{harness, load, sched_cls_frame, Harness};
+    let name = "cast_ids_are_accepted_by_the_kernel";
+    if skip_unless_root(name) || !has(name, "rdonly_cast") {
+        return;
+    }
+    let btf = Btf::vmlinux().expect("the kernel config has BTF: reading it must work");
+    let ids = btf
+        .cast_ids()
+        .expect("the kernel config has bpf_rdonly_cast: Btf::cast_ids must find its ids");
+    println!("{name}: {ids}");
+    // The kernel's verifier is the oracle: it refuses a kfunc call whose FUNC id is not
+    // bpf_rdonly_cast, and loads through a cast to a struct id that does not allow them.
+    let opts = Options::with_access(ProbeAccess::Cast(ids));
+    let udp = compile_ebpf_with("udp", Layer::L3, Mode::ProbeRead, &opts).expect("compile");
+    let prog = load(
+        Harness::SchedCls.prog_type(),
+        &harness(&udp.insns, Mode::ProbeRead, Harness::SchedCls),
+    )
+    .unwrap_or_else(|e| panic!("the kernel refused a filter with the ids {ids}: {e}"));
+    // And the loads read the packet: IPv4 UDP matches, the same header with TCP does not.
+    let mut packet = vec![
+        0x45, 0, 0, 28, 0, 0, 0, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2, 0, 9, 0, 9, 0, 8, 0, 0,
+    ];
+    let run = |p: &[u8]| {
+        prog.test_run(&sched_cls_frame(p), 1)
+            .expect("test run")
+            .retval
     };
-    // Two independent readers of the same file must agree.
-    let oracle = pwru_filter::CastIds::running_kernel().expect("pwru-filter reads the BTF");
-    assert_eq!(btf.cast_ids(), oracle);
-    println!("{name}: {:?}", btf.cast_ids());
+    assert_ne!(run(&packet), 0, "an IPv4 UDP packet must match `udp`");
+    packet[9] = 6;
+    assert_eq!(run(&packet), 0, "an IPv4 TCP packet must not match `udp`");
 }
 
 /// A copy of the kernel BTF that outlives the hidden original.
@@ -130,8 +150,8 @@ fn kernel_btf_copy_is_used_everywhere_while_sysfs_btf_is_hidden() {
     let copy =
         BtfCopy(std::env::temp_dir().join(format!("pwru-vmlinux-{}.btf", std::process::id())));
     std::fs::copy(VMLINUX, &copy.0).expect("copy the kernel BTF");
-    let cast = pwru_filter::CastIds::running_kernel()
-        .expect("pwru-filter reads the BTF")
+    let cast = pwru_testkit::cast_ids::running_kernel()
+        .expect("pwru-core reads the kernel BTF")
         .map(|ids| ids.to_string())
         .unwrap_or_default();
     let exe = std::env::current_exe().expect("test binary");

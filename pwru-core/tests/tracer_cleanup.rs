@@ -57,25 +57,14 @@ fn kernel_ids(cmd: libc::c_long) -> BTreeSet<u32> {
     let mut ids = BTreeSet::new();
     let mut start = 0u32;
     loop {
-        // union bpf_attr { u32 start_id; u32 next_id; ... } for the GET_NEXT_ID commands.
-        let mut attr = [0u32; 4];
-        attr[0] = start;
-        // SAFETY: bpf(2) reads start_id and writes next_id inside the live 16-byte buffer.
-        let rc = unsafe {
-            libc::syscall(
-                libc::SYS_bpf,
-                cmd,
-                attr.as_mut_ptr(),
-                std::mem::size_of_val(&attr),
-            )
-        };
-        if rc != 0 {
-            let err = std::io::Error::last_os_error();
-            assert_eq!(err.raw_os_error(), Some(libc::ENOENT), "GET_NEXT_ID: {err}");
-            return ids;
+        match pwru_testkit::sys::bpf_get_next_id(cmd, start) {
+            Ok(Some(next)) => {
+                start = next;
+                ids.insert(start);
+            }
+            Ok(None) => return ids,
+            Err(err) => panic!("GET_NEXT_ID: {err}"),
         }
-        start = attr[1];
-        ids.insert(start);
     }
 }
 
@@ -198,8 +187,8 @@ fn sigkill_of_the_holder_leaves_no_program_link_or_map() {
         ours.maps.len()
     );
     assert_live(&ours, &before);
-    // SAFETY: kill(2) on our own child's pid, which has not been reaped yet.
-    assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGKILL) }, 0);
+    // Our own child, not reaped yet.
+    pwru_testkit::sys::kill(pid, libc::SIGKILL).expect("kill the holder");
     let status = child.wait().expect("wait holder");
     assert_eq!(
         std::os::unix::process::ExitStatusExt::signal(&status),

@@ -33,18 +33,12 @@ const UNPRIVILEGED_ENV: &str = "PWRU_PROOF_UNPRIVILEGED";
 #[test]
 fn without_capabilities_build_names_cap_bpf() {
     let name = "without_capabilities_build_names_cap_bpf";
-    // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc::geteuid() } == 0;
+    let root = pwru_testkit::root::is_root();
     if std::env::var_os(UNPRIVILEGED_ENV).is_some() || !root {
         // The child (or a normal user's run): without capabilities, build must say so.
         if root {
             // Become nobody, which clears every effective capability.
-            // SAFETY: plain credential syscalls; glibc applies them to every thread.
-            unsafe {
-                assert_eq!(libc::setgroups(0, std::ptr::null()), 0);
-                assert_eq!(libc::setresgid(65534, 65534, 65534), 0);
-                assert_eq!(libc::setresuid(65534, 65534, 65534), 0);
-            }
+            pwru_testkit::sys::become_nobody().expect("become nobody");
         }
         let status = std::fs::read_to_string("/proc/self/status").expect("status");
         let eff = status
@@ -209,12 +203,12 @@ fn bad_netns_and_unknown_interface() {
     }
     // An interface is looked up in the chosen namespace only: lo exists in any, a veth of a
     // fresh pair only in its own.
-    let pair = pwru_core::netlab::VethPair::create(&tag('e', 1), 195).expect("veth pair");
+    let pair = pwru_testkit::netlab::VethPair::create(&tag('e', 1), 195).expect("veth pair");
     match build_err(builder().interface(&*pair.if_b)) {
         Error::Netns(NetnsError::NoInterface { name, .. }) => assert_eq!(name, pair.if_b),
         other => panic!("expected NoInterface, got {other:?}"),
     }
-    let path_a = pwru_core::netlab::VethPair::netns_path(&pair.ns_a);
+    let path_a = pwru_testkit::netlab::VethPair::netns_path(&pair.ns_a);
     assert!(matches!(
         build_err(
             builder()
@@ -340,8 +334,7 @@ fn ring_buffer_size_is_rounded_up_and_the_kernel_takes_it() {
     if skip_unless_root(name) {
         return;
     }
-    // SAFETY: sysconf has no preconditions.
-    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as u32;
+    let page = pwru_testkit::sys::page_size() as u32;
     for (asked, want) in [
         (5000, 8192.max(page)),
         (1, page),
@@ -435,8 +428,8 @@ fn netns_must_be_a_network_namespace_file() {
         }
     }
     // Real network namespace files: this process's, and an `ip netns` bind mount.
-    let pair = pwru_core::netlab::VethPair::create(&tag('e', 2), 196).expect("veth pair");
-    let path_a = pwru_core::netlab::VethPair::netns_path(&pair.ns_a);
+    let pair = pwru_testkit::netlab::VethPair::create(&tag('e', 2), 196).expect("veth pair");
+    let path_a = pwru_testkit::netlab::VethPair::netns_path(&pair.ns_a);
     for path in [
         "/proc/self/ns/net".to_string(),
         path_a.to_string_lossy().into_owned(),

@@ -7,9 +7,9 @@ mod tracer_common;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::time::{Duration, SystemTime};
 
-use pwru_core::netlab::VethPair;
 use pwru_core::symbols::is_dispatch_frame;
 use pwru_core::{Backend, Capture, Event, Session, Tracer};
+use pwru_testkit::netlab::VethPair;
 use tracer_common::*;
 
 const QUIET: Duration = Duration::from_millis(300);

@@ -11,8 +11,8 @@ use std::collections::BTreeSet;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use pwru_core::netlab::VethPair;
 use pwru_core::{Backend, Event, MarkFilter, Session, Tracer, TracerBuilder};
+use pwru_testkit::netlab::VethPair;
 use tracer_common::*;
 
 const QUIET: Duration = Duration::from_millis(300);
@@ -29,7 +29,7 @@ fn attach(b: TracerBuilder) -> Session {
     assert_eq!(tracer.backend(), Backend::Tracepoint);
     // With bpf_rdonly_cast (6.2+) tp_btf programs take kfunc-cast filters: every test here
     // then proves that scheme on real packets; without it, the helper scheme.
-    let has_cast = matches!(pwru_filter::CastIds::running_kernel(), Ok(Some(_)));
+    let has_cast = matches!(pwru_testkit::cast_ids::running_kernel(), Ok(Some(_)));
     match tracer.filter_access() {
         pwru_core::ProbeAccess::Cast(ids) => println!("filter reads: kfunc cast ({ids})"),
         pwru_core::ProbeAccess::Helper => println!(

@@ -9,8 +9,8 @@ mod tracer_common;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use pwru_core::netlab::VethPair;
 use pwru_core::Event;
+use pwru_testkit::netlab::VethPair;
 use tracer_common::*;
 
 const FLOOD: usize = 400;

@@ -12,8 +12,8 @@ use std::time::Duration;
 use aya::programs::{tc, SchedClassifier, TcAttachType, Xdp, XdpMode};
 use pwru_core::backend::{probe, Fentry};
 use pwru_core::event::ProbeKind;
-use pwru_core::netlab::VethPair;
 use pwru_core::{Backend, Tracer};
+use pwru_testkit::netlab::VethPair;
 use tracer_common::*;
 
 #[test]

@@ -11,8 +11,8 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use pwru_core::netlab::VethPair;
 use pwru_core::{Backend, Event, Item, Tracer};
+use pwru_testkit::netlab::VethPair;
 use tracer_common::*;
 
 const PAIRS: u8 = 4;

@@ -8,8 +8,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use futures::StreamExt;
-use pwru_core::netlab::VethPair;
 use pwru_core::{EventStream, Item};
+use pwru_testkit::netlab::VethPair;
 use tracer_common::*;
 
 /// How long a step may take before the test calls it hung (never a timing assertion).

@@ -7,8 +7,8 @@ mod tracer_common;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use pwru_core::netlab::{nft, VethPair};
 use pwru_core::{Backend, Event, MarkFilter, Session, Tracer, TracerBuilder};
+use pwru_testkit::netlab::{nft, VethPair};
 use tracer_common::*;
 
 const QUIET: Duration = Duration::from_millis(300);

@@ -14,8 +14,8 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use pwru_core::netlab::VethPair;
 use pwru_core::{Backend, Item, Tracer};
+use pwru_testkit::netlab::VethPair;
 use tracer_common::*;
 
 const CYCLES: u16 = 200;

@@ -4,10 +4,7 @@
 //! checked against the verifier), so this drives the public loader with a filter body that
 //! breaks the calling convention: it reads R5, which the 3-argument filter function never sets.
 
-/// What this machine is expected to support (tests/capabilities.conf).
-#[allow(dead_code)]
-#[path = "../../tests/src/capabilities.rs"]
-mod capabilities;
+use pwru_testkit::capabilities;
 
 use pwru_core::backend::TracepointFlavor;
 use pwru_core::object::{FilterBody, Loader, LoaderOptions};

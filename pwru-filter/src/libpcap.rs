@@ -21,7 +21,8 @@
 //! version that changes them makes a test fail and the extern can go.
 //!
 //! libpcap's interpreter (`bpf_filter`), the reference the tests compare translated programs
-//! with, is not needed at run time: it lives in the tests (`tests/common/interp.rs`).
+//! with, is not needed at run time: it lives in the workspace's test kit
+//! (`tests/testkit/src/pcap_interp.rs`).
 
 use std::ffi::{c_char, c_int, c_uint, CStr, CString};
 use std::ptr::NonNull;

@@ -8,8 +8,8 @@
 mod common;
 
 use common::*;
-use pwru_filter::kernel::{self, Harness};
 use pwru_filter::{dispatch, translate_with, Layer, Mode, Options, ProbeAccess};
+use pwru_testkit::filter_harness::{self as kernel, Harness};
 
 #[test]
 fn kernel_agrees_with_libpcap_on_the_corpus() {
@@ -191,7 +191,7 @@ fn large_expressions_pass_the_verifier_in_both_modes() {
     let payloads: Vec<String> = (0..20)
         .map(|i| format!("tcp[((tcp[12:1] & 0xf0) >> 2) + {i}:2] == {i}"))
         .collect();
-    let hosts = pwru_filter::corpus::many_hosts_expr(200);
+    let hosts = pwru_testkit::corpus::many_hosts_expr(200);
     for expr in [ports.join(" or "), payloads.join(" or "), hosts] {
         for layer in [Layer::L2, Layer::L3] {
             let cbpf = pwru_filter::compile(&expr, layer).expect("compiles");

@@ -2,7 +2,7 @@
 //! compiles the same instructions (it passes netmask 0, which only matters for `broadcast`,
 //! absent from the corpus, and snaplen 65535, which only changes the value an accepting `ret`
 //! returns) and its interpreter (`BpfProgram::filter`) gives the same verdict as the tests'
-//! oracle (`common::interpret`, libpcap's `bpf_filter` called directly) on every test packet.
+//! oracle (`pwru_testkit::pcap_interp`, libpcap's `bpf_filter` called directly) on every test packet.
 //!
 //! The `pcap_crate_*` tests pin the two differences that keep `pwru_filter::libpcap` calling
 //! `pcap_open_dead` and `pcap_compile` itself: when a `pcap` crate version changes them, the

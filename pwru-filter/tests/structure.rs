@@ -7,9 +7,10 @@ use common::*;
 use pwru_filter::cbpf::CbpfInsn;
 use pwru_filter::insn::{op, HELPER_PROBE_READ_KERNEL};
 use pwru_filter::{
-    compile_ebpf, corpus, translate_insns, translate_with, CastIds, Error, Insn, Layer, Mode,
-    Options, ProbeAccess, TranslateError, STACK_BYTES,
+    compile_ebpf, translate_insns, translate_with, CastIds, Error, Insn, Layer, Mode, Options,
+    ProbeAccess, TranslateError, STACK_BYTES,
 };
+use pwru_testkit::corpus;
 
 /// Checks one body; returns a description of the first broken promise. `cast`: the body was
 /// made with kfunc-cast reads, so its only calls are kfunc calls of `bpf_rdonly_cast`.

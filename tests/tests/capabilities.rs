@@ -1,7 +1,7 @@
 //! The capability rules (tests/capabilities.conf) judged against fixed kernel configs, so a
 //! change to the rules or their reader cannot quietly turn expected capabilities into skips.
 
-use pwru_tests::capabilities::{Expect, Machine, RULES};
+use pwru_testkit::capabilities::{Expect, Machine, RULES};
 
 const FULL: &str = "CONFIG_KPROBES=y\nCONFIG_KPROBE_EVENTS=y\nCONFIG_BPF_EVENTS=y\n\
 CONFIG_FPROBE=y\nCONFIG_DEBUG_INFO_BTF=y\nCONFIG_BPF_JIT=y\nCONFIG_BPF_SYSCALL=y\nCONFIG_NET=y\n\

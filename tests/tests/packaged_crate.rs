@@ -11,7 +11,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use pwru_tests::capabilities::skip_unless_root;
+use pwru_testkit::capabilities::skip_unless_root;
 
 const CRATES: [&str; 3] = ["pwru-ebpf", "pwru-filter", "pwru-core"];
 

@@ -1,22 +1,19 @@
 //! Shared by the loader_*.rs tests: hand-made filter dispatch bodies (pwru-filter's calling
-//! convention: R1 = selector, R2 = data, R3 = data_end, R0 != 0 = match), a network
-//! namespace pair over veth, record decoding and the root/feature checks.
+//! convention: R1 = selector, R2 = data, R3 = data_end, R0 != 0 = match), the loader tests'
+//! use of the veth lab, record decoding and the root/feature checks.
 #![allow(dead_code)]
 
-use std::os::fd::AsRawFd;
-use std::process::Command;
+use std::os::fd::OwnedFd;
 
 use pwru_core::backend::{probe, Driver, Tracepoint};
 use pwru_core::object::FilterBody;
-
-/// What this machine is expected to support (tests/capabilities.conf): the one place a test
-/// decides whether it may skip.
-#[path = "../../../tests/src/capabilities.rs"]
-pub mod capabilities;
+use pwru_ebpf::{PwruEvent, PwruRecordHdr};
+#[allow(unused_imports)]
+pub use pwru_testkit::netlab::VethPair;
+use pwru_testkit::{packet_socket, sys};
 
 #[allow(unused_imports)] // each test file uses some of them
-pub use capabilities::{has, skip, skip_unless_root};
-use pwru_ebpf::{PwruEvent, PwruRecordHdr};
+pub use pwru_testkit::capabilities::{self, has, skip, skip_unless_root};
 
 // ---- a tiny eBPF assembler (enough for test bodies) ----------------------------------
 
@@ -119,19 +116,6 @@ pub fn backend_usable(name: &str, backend: &dyn Driver) -> bool {
 
 // ---- waiting (on file descriptors, never on a fixed sleep) ------------------------------
 
-/// Waits until `fd` is readable or `timeout` passes; true when readable.
-pub fn wait_readable(fd: std::os::fd::BorrowedFd<'_>, timeout: std::time::Duration) -> bool {
-    let mut pfd = libc::pollfd {
-        fd: fd.as_raw_fd(),
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    let ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
-    // SAFETY: poll on one live pollfd for the duration of the call.
-    let n = unsafe { libc::poll(&mut pfd, 1, ms) };
-    n > 0 && pfd.revents & libc::POLLIN != 0
-}
-
 /// The next record of `ring`, waiting for the kernel's wake-up on the ring buffer's fd until
 /// `deadline`; None when none came by then.
 pub fn next_record(
@@ -147,166 +131,61 @@ pub fn next_record(
         if left.is_zero() {
             return None;
         }
-        wait_readable(ring.as_fd(), left);
+        sys::wait_readable(ring.as_fd(), left);
     }
 }
 
 /// Reads (and so frees) frames from the AF_PACKET socket `sock` until one is an IPv4 UDP
 /// datagram to `port`, waiting on the socket until `timeout`; true when it was seen. Frames
 /// before it (ARP) are read too.
-pub fn read_frames_until_udp(
-    sock: std::os::fd::BorrowedFd<'_>,
-    port: u16,
-    timeout: std::time::Duration,
-) -> bool {
-    let deadline = std::time::Instant::now() + timeout;
-    let mut buf = [0u8; 2048];
-    loop {
-        // SAFETY: recv into a live buffer of the given length on a borrowed, open socket.
-        let n = unsafe {
-            libc::recv(
-                sock.as_raw_fd(),
-                buf.as_mut_ptr().cast(),
-                buf.len(),
-                libc::MSG_DONTWAIT,
-            )
-        };
-        if n > 0 {
-            let f = &buf[..n as usize];
-            // Ethernet, IPv4, UDP: ethertype at 12, protocol at 23, ports after the IP header.
-            let ihl = f.get(14).map_or(0, |b| usize::from(b & 0xf) * 4);
-            let dport = f.get(14 + ihl + 2..14 + ihl + 4);
-            if f.get(12..14) == Some(&[0x08, 0x00])
-                && f.get(23) == Some(&17)
-                && dport == Some(&port.to_be_bytes()[..])
-            {
-                return true;
-            }
-            continue;
+pub fn read_frames_until_udp(sock: &OwnedFd, port: u16, timeout: std::time::Duration) -> bool {
+    packet_socket::read_until(sock, |f| packet_socket::is_udp_to(f, port), timeout)
+}
+
+/// An AF_PACKET socket on every interface of namespace `ns`: every packet it receives is
+/// cloned for it.
+pub fn capture_all(ns: &str) -> OwnedFd {
+    packet_socket::open_all_in(ns).expect("AF_PACKET socket")
+}
+
+// ---- the veth lab ----------------------------------------------------------------------
+
+/// Namespaces joined by veth (removed on drop, even when the test fails), named after this
+/// process and `tag` (at most 3 characters), with 10.248.`subnet`.1 and .2.
+pub fn lab(tag: &str, subnet: u8) -> VethPair {
+    VethPair::create(&format!("{}{tag}", std::process::id() % 100_000), subnet)
+        .expect("network namespaces (root has them)")
+}
+
+/// Inode of namespace `name` (what the netns filter compares, 32 bits in the event).
+pub fn inode(name: &str) -> u32 {
+    VethPair::netns_inode(name).expect("netns inode") as u32
+}
+
+/// Runs `f` on a thread that has entered namespace `name`.
+pub fn run_in<T: Send + 'static>(name: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    VethPair::in_netns(name, move || Ok(f())).expect("netns thread")
+}
+
+/// Sends `count` UDP datagrams of 12 bytes from namespace a to b:`port` from a port the kernel
+/// picks; returns that source port.
+pub fn send_udp(pair: &VethPair, port: u16, count: usize) -> u16 {
+    let dst = std::net::SocketAddr::from((pair.addr_b, port));
+    let src = std::net::SocketAddr::from((pair.addr_a, 0));
+    run_in(&pair.ns_a, move || {
+        let s = std::net::UdpSocket::bind(src).expect("bind");
+        for _ in 0..count {
+            let _ = s.send_to(b"pwru-rs test", dst);
         }
-        let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) else {
-            return false;
-        };
-        if !wait_readable(sock, left) {
-            return false;
-        }
-    }
-}
-
-// ---- a network namespace pair over veth ------------------------------------------------
-
-/// Two namespaces `pwt-<pid>-<tag>a/b` joined by a veth pair, 10.201.<n>.1 and .2.
-/// Removed on drop (even when the test fails).
-pub struct NetnsPair {
-    pub a: String,
-    pub b: String,
-    pub addr_a: [u8; 4],
-    pub addr_b: [u8; 4],
-}
-
-fn ip(args: &[&str]) -> Result<(), String> {
-    let out = Command::new("ip")
-        .args(args)
-        .output()
-        .map_err(|e| format!("ip: {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "ip {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr)
-        ))
-    }
-}
-
-impl NetnsPair {
-    pub fn new(tag: &str, subnet: u8) -> Result<Self, String> {
-        let pid = std::process::id();
-        let a = format!("pwt-{pid}-{tag}a");
-        let b = format!("pwt-{pid}-{tag}b");
-        let va = format!("pw{pid}{tag}a");
-        let vb = format!("pw{pid}{tag}b");
-        let pair = NetnsPair {
-            a: a.clone(),
-            b: b.clone(),
-            addr_a: [10, 201, subnet, 1],
-            addr_b: [10, 201, subnet, 2],
-        };
-        ip(&["netns", "add", &a])?;
-        ip(&["netns", "add", &b])?;
-        ip(&[
-            "link", "add", &va, "netns", &a, "type", "veth", "peer", "name", &vb, "netns", &b,
-        ])?;
-        let ca = format!("10.201.{subnet}.1/24");
-        let cb = format!("10.201.{subnet}.2/24");
-        ip(&["-n", &a, "addr", "add", &ca, "dev", &va])?;
-        ip(&["-n", &b, "addr", "add", &cb, "dev", &vb])?;
-        ip(&["-n", &a, "link", "set", &va, "up"])?;
-        ip(&["-n", &b, "link", "set", &vb, "up"])?;
-        ip(&["-n", &a, "link", "set", "lo", "up"])?;
-        ip(&["-n", &b, "link", "set", "lo", "up"])?;
-        Ok(pair)
-    }
-
-    /// Inode of namespace `name` (what the netns filter compares).
-    pub fn inode(name: &str) -> u32 {
-        use std::os::unix::fs::MetadataExt;
-        std::fs::metadata(format!("/run/netns/{name}"))
-            .map(|m| m.ino() as u32)
-            .unwrap_or(0)
-    }
-
-    /// Runs `f` on a thread that has entered namespace `name`.
-    pub fn run_in<T: Send + 'static>(name: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
-        let path = format!("/run/netns/{name}");
-        std::thread::spawn(move || {
-            let file = std::fs::File::open(&path).expect("open netns");
-            // SAFETY: setns on this thread only, with a valid namespace fd.
-            let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
-            assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
-            f()
-        })
-        .join()
-        .expect("netns thread")
-    }
-
-    /// Sends `count` UDP datagrams from namespace a to b:`port`; returns the source port.
-    pub fn send_udp(&self, port: u16, count: usize) -> u16 {
-        let dst = std::net::SocketAddr::from((self.addr_b, port));
-        let src = std::net::SocketAddr::from((self.addr_a, 0));
-        Self::run_in(&self.a, move || {
-            let s = std::net::UdpSocket::bind(src).expect("bind");
-            for _ in 0..count {
-                let _ = s.send_to(b"pwru-rs test", dst);
-            }
-            s.local_addr().map(|a| a.port()).unwrap_or(0)
-        })
-    }
-}
-
-impl Drop for NetnsPair {
-    fn drop(&mut self) {
-        let _ = ip(&["netns", "del", &self.a]);
-        let _ = ip(&["netns", "del", &self.b]);
-    }
+        s.local_addr().map(|a| a.port()).unwrap_or(0)
+    })
 }
 
 // ---- records ---------------------------------------------------------------------------
 
 /// Decodes one ring buffer record into its header and event (None if it is not an event).
 pub fn decode(record: &[u8]) -> Option<(PwruRecordHdr, PwruEvent)> {
-    let hs = std::mem::size_of::<PwruRecordHdr>();
-    let es = std::mem::size_of::<PwruEvent>();
-    if record.len() < hs + es {
-        return None;
-    }
-    // SAFETY: the lengths were checked; both mirrors are plain-old-data #[repr(C)] structs
-    // for which every bit pattern is valid, read unaligned from the record bytes.
-    let hdr: PwruRecordHdr = unsafe { std::ptr::read_unaligned(record.as_ptr().cast()) };
-    // SAFETY: as above.
-    let ev: PwruEvent = unsafe { std::ptr::read_unaligned(record[hs..].as_ptr().cast()) };
-    (hdr.kind == pwru_ebpf::PWRU_RECORD_EVENT).then_some((hdr, ev))
+    sys::decode_record(record)
 }
 
 /// The value of SKB_DROP_REASON_<name> on this kernel, from the kfree_skb tracepoint format.

@@ -1,27 +1,19 @@
-//! Shared by the tracer_*.rs tests: root check, unique tags, event collection with a witness,
-//! and small oracles (ifindex from iproute2, sockets with a mark, an AF_PACKET capture).
+//! Shared by the tracer_*.rs tests: unique tags, event collection with a witness, and small
+//! oracles (ifindex from iproute2, sockets with a mark, an AF_PACKET capture).
 #![allow(dead_code)]
 
 use std::net::{SocketAddr, UdpSocket};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use pwru_core::netlab::VethPair;
 use pwru_core::{Event, Item, Session};
-
-/// What this machine is expected to support (tests/capabilities.conf): the one place a test
-/// decides whether it may skip.
-#[path = "../../../tests/src/capabilities.rs"]
-pub mod capabilities;
-
-/// The AF_PACKET capture socket shared with the VM guest.
-#[path = "../../../tests/src/packet_socket.rs"]
-pub mod packet_socket;
+use pwru_testkit::netlab::VethPair;
+use pwru_testkit::{packet_socket, sys};
 
 #[allow(unused_imports)] // each test file uses some of them
-pub use capabilities::{has, skip, skip_unless_root};
+pub use pwru_testkit::capabilities::{self, has, skip, skip_unless_root};
 
 /// A tracepoint-backend session with `filter` and a ring buffer of `ring` bytes.
 pub fn attach_tracepoint(filter: &str, ring: u32) -> Session {
@@ -123,19 +115,7 @@ pub fn send_udp_from(ns: &str, src: SocketAddr, dst: SocketAddr, count: usize, m
     VethPair::in_netns(ns, move || {
         let s = UdpSocket::bind(src)?;
         if let Some(m) = mark {
-            // SAFETY: setsockopt on an open socket with a pointer to a live u32 and its size.
-            let rc = unsafe {
-                libc::setsockopt(
-                    s.as_raw_fd(),
-                    libc::SOL_SOCKET,
-                    libc::SO_MARK,
-                    &m as *const u32 as *const libc::c_void,
-                    std::mem::size_of::<u32>() as libc::socklen_t,
-                )
-            };
-            if rc != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
+            sys::set_mark(s.as_fd(), m)?;
         }
         for _ in 0..count {
             s.send_to(b"pwru-rs proof", dst)?;
@@ -148,8 +128,7 @@ pub fn send_udp_from(ns: &str, src: SocketAddr, dst: SocketAddr, count: usize, m
 /// An AF_PACKET socket capturing every frame on `dev` inside namespace `ns` (what tcpdump
 /// opens): the kernel hands it a clone of each received skb.
 pub fn packet_capture(ns: &str, dev: &str) -> OwnedFd {
-    let ifidx = ifindex(ns, dev);
-    VethPair::in_netns(ns, move || packet_socket::open(ifidx)).expect("AF_PACKET socket")
+    packet_socket::open_in(ns, dev).expect("AF_PACKET socket")
 }
 
 /// Reads every frame queued on a capture socket without blocking; returns how many.

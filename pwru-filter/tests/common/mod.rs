@@ -1,15 +1,20 @@
-//! Shared pieces of the differential tests: test packets, the rbpf oracle, the kernel oracle.
+//! Shared pieces of the differential tests: test packets, the compiled corpus, the kernel
+//! oracle. The oracles themselves (libpcap's interpreter, rbpf, the kernel harness) are in
+//! pwru-testkit.
 #![allow(dead_code)]
 
-mod interp;
-pub use interp::RunLibpcap;
-
-use std::cell::Cell;
 use std::sync::OnceLock;
 
-use pwru_filter::insn::{op, program_bytes, Insn};
-use pwru_filter::kernel::{self, Harness};
-use pwru_filter::{compile, corpus, translate, Cbpf, Layer, Mode};
+pub use pwru_testkit::capabilities;
+use pwru_testkit::filter_harness::{self as kernel, Harness};
+#[allow(unused_imports)] // each test file uses some of them
+pub use pwru_testkit::pcap_interp::RunLibpcap;
+#[allow(unused_imports)]
+pub use pwru_testkit::rbpf_vm::RbpfFilter;
+use pwru_testkit::{cast_ids as kit_cast_ids, corpus};
+
+use pwru_filter::insn::Insn;
+use pwru_filter::{compile, translate, Cbpf, Layer, Mode};
 
 /// A tiny deterministic PRNG (xorshift64*), so failures reproduce.
 pub struct Rng(u64);
@@ -308,88 +313,20 @@ pub fn short(expr: &str) -> String {
     }
 }
 
-thread_local! {
-    static PACKET: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
-}
-
-/// bpf_probe_read_kernel for rbpf: copies only from inside the current packet, like a kernel
-/// read of valid memory; anything else fails with -EFAULT and zeroes dst, as the kernel does.
-fn probe_read_kernel(dst: u64, size: u64, src: u64, _: u64, _: u64) -> u64 {
-    let (lo, hi) = PACKET.with(|p| p.get());
-    if size == 0 {
-        return 0;
-    }
-    let ok = src >= lo && src.checked_add(size).is_some_and(|end| end <= hi);
-    // SAFETY: (test code) dst points into rbpf's stack, size is at most a few hundred bytes
-    // (the filter's own buffer), src was checked to lie inside the packet slice.
-    unsafe {
-        if ok {
-            std::ptr::copy_nonoverlapping(src as *const u8, dst as *mut u8, size as usize);
-            0
-        } else {
-            std::ptr::write_bytes(dst as *mut u8, 0, size as usize);
-            (-14i64) as u64
-        }
-    }
-}
-
-/// An rbpf program: loads data/data_end from the metadata buffer into R1/R2, then the body.
-pub struct RbpfFilter {
-    bytes: Vec<u8>,
-}
-
-impl RbpfFilter {
-    pub fn new(body: &[Insn]) -> RbpfFilter {
-        let mut prog = vec![Insn::load(op::DW, 2, 1, 8), Insn::load(op::DW, 1, 1, 0)];
-        // A kfunc call (only bpf_rdonly_cast is generated) runs as the kernel's verifier
-        // rewrites it: r0 = r1.
-        prog.extend(body.iter().map(|i| {
-            if i.code == op::JMP | op::CALL && i.src == op::PSEUDO_KFUNC_CALL {
-                Insn::mov64_reg(0, 1)
-            } else {
-                *i
-            }
-        }));
-        RbpfFilter {
-            bytes: program_bytes(&prog),
-        }
-    }
-
-    /// Runs on `packet`; Err on any rbpf fault (an out-of-bounds access is a translator bug).
-    pub fn run(&self, packet: &[u8]) -> Result<u64, String> {
-        let mut vm = rbpf::EbpfVmMbuff::new(Some(&self.bytes)).map_err(|e| e.to_string())?;
-        vm.register_helper(113, probe_read_kernel)
-            .map_err(|e| e.to_string())?;
-        let lo = packet.as_ptr() as u64;
-        let hi = lo + packet.len() as u64;
-        PACKET.with(|p| p.set((lo, hi)));
-        let mut mbuff = [0u8; 16];
-        mbuff[..8].copy_from_slice(&lo.to_le_bytes());
-        mbuff[8..].copy_from_slice(&hi.to_le_bytes());
-        vm.execute_program(packet, &mbuff)
-            .map_err(|e| e.to_string())
-    }
-}
-
-/// What this machine is expected to support (tests/capabilities.conf): the one place a test
-/// decides whether it may skip.
-#[path = "../../../tests/src/capabilities.rs"]
-pub mod capabilities;
-
 /// The running kernel's ids for kfunc-cast reads; None (after printing the SKIP line for
-/// `test`) when the kernel config says it has no bpf_rdonly_cast. Reading them is pwru-filter's
-/// own code: an error, or no kfunc where the config says there is one, fails the test.
+/// `test`) when the kernel config says it has no bpf_rdonly_cast. An error of pwru-core's BTF
+/// reader, or no kfunc where the config says there is one, fails the test.
 pub fn cast_ids(test: &str) -> Option<pwru_filter::CastIds> {
     let expected = capabilities::has(test, "rdonly_cast");
-    match pwru_filter::CastIds::running_kernel() {
+    match kit_cast_ids::running_kernel() {
         Ok(Some(ids)) if expected => Some(ids),
         Ok(Some(_)) => panic!(
             "{test}: bpf_rdonly_cast was found, but tests/capabilities.conf says this kernel \
-             lacks it: fix CastIds::running_kernel, or the rules"
+             lacks it: fix pwru-core's Btf::cast_ids, or the rules"
         ),
         Ok(None) if expected => panic!(
             "{test}: the kernel config says this kernel has bpf_rdonly_cast, but \
-             CastIds::running_kernel found none"
+             pwru-core's Btf::cast_ids found none"
         ),
         Ok(None) => None,
         Err(e) => panic!("{test}: reading the kfunc-cast ids failed: {e}"),
@@ -398,7 +335,7 @@ pub fn cast_ids(test: &str) -> Option<pwru_filter::CastIds> {
 
 /// True when the kernel can load and test-run programs here: root, and the kernel config has
 /// BPF_PROG_TEST_RUN (else prints the SKIP line). Then the probe must succeed: its error is a
-/// failure of pwru-filter's kernel module, never a reason to skip.
+/// failure of the kernel harness, never a reason to skip.
 pub fn kernel_available(test: &str) -> bool {
     if !capabilities::is_root() {
         capabilities::skip(test, "needs root to load and test-run BPF programs");

@@ -7,10 +7,10 @@
 
 use std::time::Duration;
 
-use pwru_core::netlab::VethPair;
 use pwru_core::privileges;
 use pwru_core::{Capability, Error};
 use pwru_examples::signals::Signals;
+use pwru_testkit::netlab::{self, VethPair};
 
 use crate::args::Args;
 use crate::run::{self, Failure};
@@ -53,7 +53,7 @@ pub fn run(a: &Args, signals: &mut Signals) -> Result<(), Failure> {
     let names = [pair.ns_a.clone(), pair.ns_b.clone()];
     signals.on_exit(move || {
         for n in &names {
-            let _ = pwru_core::netlab::ip(&["netns", "del", n]);
+            let _ = netlab::ip(&["netns", "del", n]);
         }
     });
     let filter = if a.pcap().trim().is_empty() {

@@ -46,7 +46,7 @@ fn try_run(backend: Backend) -> Result<Outcome, Outcome> {
     // a socket in A sending to the virtual address (the DNAT rule is in A's output path)
     let dst = std::net::SocketAddr::from((virt, VPORT));
     let src = std::net::SocketAddr::from((pair.addr_a, SPORT));
-    pwru_core::netlab::VethPair::in_netns(&pair.ns_a, move || {
+    pwru_testkit::netlab::VethPair::in_netns(&pair.ns_a, move || {
         let s = std::net::UdpSocket::bind(src)?;
         for _ in 0..3 {
             s.send_to(b"pwru-rs dnat", dst)?;

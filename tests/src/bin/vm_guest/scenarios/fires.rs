@@ -2,7 +2,7 @@
 
 use crate::backend::{Backend, MatrixBackend};
 use crate::counters;
-use crate::net::NetnsPair;
+use crate::net::ping_a_to_b;
 use crate::probes::{self, SLOTS};
 use crate::registry::Ctx;
 use crate::report::Outcome;
@@ -10,7 +10,7 @@ use crate::report::Outcome;
 /// Attaches the backend's kinds, pings across a veth pair between two namespaces, and checks
 /// that every program counted packets.
 pub fn run(ctx: &mut Ctx, backend: Backend) -> Outcome {
-    let pair = match NetnsPair::create("f") {
+    let pair = match super::tracer_kit::lab("fi", 42) {
         Ok(p) => p,
         Err(e) => return Outcome::Fail(format!("netns setup: {e}")),
     };
@@ -26,7 +26,7 @@ pub fn run(ctx: &mut Ctx, backend: Backend) -> Outcome {
         }
     }
     const PINGS: u32 = 3;
-    if let Err(e) = pair.ping_a_to_b(false, PINGS) {
+    if let Err(e) = ping_a_to_b(&pair, false, PINGS) {
         return Outcome::Fail(format!("no traffic: {e}"));
     }
     let mut seen = Vec::new();

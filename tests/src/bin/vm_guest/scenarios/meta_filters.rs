@@ -1,8 +1,8 @@
 //! `iface-netns-mark`: the netns + interface filter keeps only events of B's veth inside B, and
 //! the mark filter keeps only the datagrams an nftables rule marked.
 
-use pwru_core::netlab::VethPair;
 use pwru_core::MarkFilter;
+use pwru_testkit::netlab::VethPair;
 
 use crate::backend::Backend;
 use crate::registry::Ctx;

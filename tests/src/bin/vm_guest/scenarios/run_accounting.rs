@@ -18,8 +18,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use pwru_core::netlab::VethPair;
 use pwru_core::{Item, RunOutcomes, Session, Stats, Tracer};
+use pwru_testkit::netlab::VethPair;
 
 use crate::backend::Backend;
 use crate::registry::Ctx;

@@ -4,7 +4,7 @@
 
 use aya::programs::{tc, SchedClassifier, TcAttachType, Xdp, XdpMode};
 use pwru_core::event::ProbeKind;
-use pwru_core::netlab::VethPair;
+use pwru_testkit::netlab::VethPair;
 
 use crate::backend::Backend;
 use crate::registry::Ctx;

@@ -4,8 +4,8 @@
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use pwru_core::netlab::VethPair;
 use pwru_core::{Event, Item, Session, Tracer, TracerBuilder};
+use pwru_testkit::netlab::VethPair;
 
 use crate::backend::Backend;
 

@@ -12,9 +12,8 @@
 use std::collections::HashSet;
 use std::os::fd::OwnedFd;
 
-use pwru_core::netlab::VethPair;
 use pwru_core::{Event, MarkFilter};
-use pwru_tests::packet_socket;
+use pwru_testkit::packet_socket;
 
 use crate::backend::Backend;
 use crate::registry::Ctx;
@@ -33,12 +32,7 @@ fn clone_functions() -> String {
 
 /// An AF_PACKET socket on `dev` in `ns`: the kernel queues a clone of each received frame.
 fn packet_capture(ns: &str, dev: &str) -> Result<OwnedFd, String> {
-    let dev = std::ffi::CString::new(dev).map_err(|e| e.to_string())?;
-    VethPair::in_netns(ns, move || {
-        let ifindex = pwru_core::sys::ns::if_nametoindex(&dev)?;
-        packet_socket::open(ifindex)
-    })
-    .map_err(|e| format!("AF_PACKET socket: {e}"))
+    packet_socket::open_in(ns, dev).map_err(|e| format!("AF_PACKET socket: {e}"))
 }
 
 fn is_drop(e: &Event) -> bool {

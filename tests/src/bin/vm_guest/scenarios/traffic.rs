@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use pwru_core::netlab::VethPair;
+use pwru_testkit::netlab::VethPair;
 
 /// The port B listens on while traffic is measured.
 pub const PORT: u16 = 9100;

@@ -1,8 +1,9 @@
-//! The expression corpus shared by the tests of several crates, and generated expressions.
+//! The pcap-filter expression corpus the filter tests, pwru-core's loader tests and the
+//! benches share, and generated expressions.
 
-/// The corpus file `tests/corpus/expressions.txt`: one pcap-filter expression a line, `#`
-/// starts a comment line. Other crates may `include_str!` the file directly.
-pub const EXPRESSIONS_FILE: &str = include_str!("../tests/corpus/expressions.txt");
+/// The corpus file `tests/testkit/corpus/expressions.txt`: one pcap-filter expression a line,
+/// `#` starts a comment line.
+pub const EXPRESSIONS_FILE: &str = include_str!("../corpus/expressions.txt");
 
 /// The expressions of [`EXPRESSIONS_FILE`] (comments and blank lines skipped), followed by
 /// [`many_hosts_expr`]`(200)`.

@@ -1,25 +1,26 @@
-//! A small raw `bpf(2)` module: load an instruction vector as a program of a given type and run
-//! it on a packet with `BPF_PROG_TEST_RUN`. The tests use it to check generated filters in the
-//! real kernel and the benches to measure their cost per packet. Needs root (CAP_BPF +
-//! CAP_PERFMON + CAP_NET_ADMIN).
+//! The filter test harness: load a pwru-filter body into the kernel inside a complete program
+//! and run it on a packet with `BPF_PROG_TEST_RUN`. The tests use it to check generated filters
+//! in the real kernel and the benches to measure their cost per packet. Needs root (CAP_BPF +
+//! CAP_PERFMON + CAP_NET_ADMIN). The syscalls are in [`crate::sys`].
 //!
-//! [`harness`] wraps a filter body (see the crate's calling convention) into a complete program
+//! [`harness`] wraps a filter body (see pwru-filter's calling convention) into a complete program
 //! that calls it as a BPF-to-BPF subprogram:
 //!
 //! - [`Harness::SchedCls`]: a tc classifier. Test frames are prefixed with the 14-byte
 //!   [`DUMMY_ETH_HEADER`] (ethertype 0x88b5, so the kernel's test-run does not inspect the
 //!   frame) which the harness skips: the filter sees exactly the given packet. In
-//!   [`crate::Mode::ProbeRead`] the packet pointers are first turned into plain numbers (copied
+//!   [`Mode::ProbeRead`] the packet pointers are first turned into plain numbers (copied
 //!   through `bpf_probe_read_kernel`), so the filter sees scalars as in a kprobe.
 //! - [`Harness::Kprobe`]: a KPROBE program passing `pt_regs->di`/`si` as data/data_end
 //!   (x86-64): proves the verifier accepts ProbeRead code with unknown scalar inputs in kprobe
 //!   context. It is only loaded, never run.
 
-use std::ffi::c_long;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 
-use crate::insn::{op, program_bytes, Insn, HELPER_PROBE_READ_KERNEL};
-use crate::translate::Mode;
+use pwru_filter::insn::{op, program_bytes, Insn, HELPER_PROBE_READ_KERNEL};
+use pwru_filter::Mode;
+
+use crate::sys;
 
 /// Program types this module loads.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -75,58 +76,8 @@ pub enum KernelError {
     },
 }
 
-#[repr(C)]
-#[derive(Default)]
-struct ProgLoadAttr {
-    prog_type: u32,
-    insn_cnt: u32,
-    insns: u64,
-    license: u64,
-    log_level: u32,
-    log_size: u32,
-    log_buf: u64,
-    kern_version: u32,
-    prog_flags: u32,
-    prog_name: [u8; 16],
-    prog_ifindex: u32,
-    expected_attach_type: u32,
-}
-
-#[repr(C)]
-#[derive(Default)]
-struct TestRunAttr {
-    prog_fd: u32,
-    retval: u32,
-    data_size_in: u32,
-    data_size_out: u32,
-    data_in: u64,
-    data_out: u64,
-    repeat: u32,
-    duration: u32,
-}
-
-const BPF_PROG_LOAD: c_long = 5;
-const BPF_PROG_TEST_RUN: c_long = 10;
 const LOG_SIZE: usize = 4 << 20;
 const LOG_TAIL: usize = 6000;
-
-fn sys_bpf<T>(cmd: c_long, attr: &mut T) -> Result<c_long, std::io::Error> {
-    // SAFETY: attr is a valid, initialised repr(C) bpf_attr prefix of the given size; every
-    // pointer inside it refers to memory that outlives the call.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            cmd,
-            attr as *mut T as *mut libc::c_void,
-            std::mem::size_of::<T>(),
-        )
-    };
-    if rc < 0 {
-        Err(std::io::Error::last_os_error())
-    } else {
-        Ok(rc)
-    }
-}
 
 /// A loaded program; closed on drop.
 #[derive(Debug)]
@@ -147,35 +98,17 @@ pub struct TestRun {
 /// the verifier's log.
 pub fn load(prog_type: ProgType, insns: &[Insn]) -> Result<LoadedProgram, KernelError> {
     let code = program_bytes(insns);
-    let insn_cnt = u32::try_from(insns.len()).map_err(|_| KernelError::TooLarge {
+    u32::try_from(insns.len()).map_err(|_| KernelError::TooLarge {
         what: "program",
         len: insns.len(),
     })?;
-    let license = b"GPL\0";
-    let mut attr = ProgLoadAttr {
-        prog_type: prog_type.raw(),
-        insn_cnt,
-        insns: code.as_ptr() as u64,
-        license: license.as_ptr() as u64,
-        ..Default::default()
-    };
-    attr.prog_name[..10].copy_from_slice(b"pwru_filt\0");
-    match sys_bpf(BPF_PROG_LOAD, &mut attr) {
-        Ok(fd) => Ok(LoadedProgram {
-            // SAFETY: a successful BPF_PROG_LOAD returns a new file descriptor we own.
-            fd: unsafe { OwnedFd::from_raw_fd(fd as i32) },
-        }),
+    match sys::bpf_prog_load(prog_type.raw(), &code, "pwru_filt", None) {
+        Ok(fd) => Ok(LoadedProgram { fd }),
         Err(first) => {
             // Load again with the verifier log on, only to explain the refusal.
             let mut log = vec![0u8; LOG_SIZE];
-            attr.log_level = 1;
-            attr.log_size = LOG_SIZE as u32;
-            attr.log_buf = log.as_mut_ptr() as u64;
-            let second = sys_bpf(BPF_PROG_LOAD, &mut attr);
-            if let Ok(fd) = second {
-                // SAFETY: as above; the retry succeeded, so we own and close this fd.
-                drop(unsafe { OwnedFd::from_raw_fd(fd as i32) });
-            }
+            // A retry that succeeds is closed at once: it only explains the first refusal.
+            let _ = sys::bpf_prog_load(prog_type.raw(), &code, "pwru_filt", Some(&mut log));
             let end = log.iter().position(|b| *b == 0).unwrap_or(log.len());
             let text = String::from_utf8_lossy(&log[..end]);
             let tail: String = if text.len() > LOG_TAIL {
@@ -208,21 +141,15 @@ pub fn load(prog_type: ProgType, insns: &[Insn]) -> Result<LoadedProgram, Kernel
 impl LoadedProgram {
     /// Runs the program `repeat` times (0 counts as 1) on `frame` with `BPF_PROG_TEST_RUN`.
     pub fn test_run(&self, frame: &[u8], repeat: u32) -> Result<TestRun, KernelError> {
-        let data_size_in = u32::try_from(frame.len()).map_err(|_| KernelError::TooLarge {
+        u32::try_from(frame.len()).map_err(|_| KernelError::TooLarge {
             what: "frame",
             len: frame.len(),
         })?;
-        let mut attr = TestRunAttr {
-            prog_fd: self.fd.as_raw_fd() as u32,
-            data_size_in,
-            data_in: frame.as_ptr() as u64,
-            repeat,
-            ..Default::default()
-        };
-        sys_bpf(BPF_PROG_TEST_RUN, &mut attr).map_err(|errno| KernelError::TestRun { errno })?;
+        let (retval, duration_ns) = sys::bpf_prog_test_run(self.fd.as_fd(), frame, repeat)
+            .map_err(|errno| KernelError::TestRun { errno })?;
         Ok(TestRun {
-            retval: attr.retval,
-            duration_ns: attr.duration,
+            retval,
+            duration_ns,
         })
     }
 }
@@ -264,7 +191,7 @@ const SKB_DATA_END: i16 = 80;
 const PT_REGS_DI: i16 = 112;
 const PT_REGS_SI: i16 = 104;
 
-/// A complete program: a main function calling `filter` (a body following the crate's calling
+/// A complete program: a main function calling `filter` (a body following pwru-filter's calling
 /// convention, in `mode`) as a BPF-to-BPF subprogram and returning its R0.
 pub fn harness(filter: &[Insn], mode: Mode, kind: Harness) -> Vec<Insn> {
     let mut main = match (kind, mode) {

@@ -1,9 +1,9 @@
 //! A throw-away network lab: two network namespaces joined by a veth pair.
 //!
-//! Used by the `pwru --demo` example, by the integration tests and by the distro-kernel guest
-//! to make real traffic without touching the host's own network. Everything it creates is
-//! removed when the [`VethPair`] is dropped. It drives iproute2's `ip` command (Debian package
-//! `iproute2`) and needs CAP_NET_ADMIN and CAP_SYS_ADMIN (setns).
+//! Used by the `pwru --demo` example, by the integration tests, the benches and the
+//! distro-kernel guest to make real traffic without touching the host's own network.
+//! Everything it creates is removed when the [`VethPair`] is dropped. It drives iproute2's `ip`
+//! command (Debian package `iproute2`) and needs CAP_NET_ADMIN and CAP_SYS_ADMIN (setns).
 
 use std::fs::File;
 use std::io;
@@ -12,6 +12,8 @@ use std::os::fd::AsFd;
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
+
+use crate::sys;
 
 /// Two network namespaces `a` and `b`, joined by veth; `a` holds `addr_a`, `b` holds `addr_b`
 /// (both in one /24), and each side also has an IPv6 address in one /64.
@@ -37,11 +39,16 @@ pub struct VethPair {
 
 /// Runs `ip ARGS`, returning its stderr as the error when it fails.
 pub fn ip(args: &[&str]) -> io::Result<()> {
+    ip_output(args).map(drop)
+}
+
+/// Runs `ip ARGS` and returns its standard output; its stderr is the error when it fails.
+pub fn ip_output(args: &[&str]) -> io::Result<String> {
     let out = Command::new("ip").args(args).output().map_err(|e| {
         io::Error::new(e.kind(), format!("cannot run `ip` ({e}): install iproute2"))
     })?;
     if out.status.success() {
-        Ok(())
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     } else {
         Err(io::Error::other(format!(
             "`ip {}` failed: {}",
@@ -51,11 +58,29 @@ pub fn ip(args: &[&str]) -> io::Result<()> {
     }
 }
 
+/// Runs the command `args` inside namespace `ns` (`ip netns exec`) and returns its standard
+/// output; its stderr is the error when it fails.
+pub fn exec_in(ns: &str, args: &[&str]) -> io::Result<String> {
+    let mut full = vec!["netns", "exec", ns];
+    full.extend_from_slice(args);
+    ip_output(&full)
+}
+
+/// Moves the calling thread into namespace `ns` (made by `ip netns add`) for good: what it
+/// does afterwards (sockets it opens, packets it sends) happens in `ns`. For a thread that
+/// stays there, such as a benchmark's; [`VethPair::in_netns`] runs one closure instead.
+pub fn enter(ns: &str) -> io::Result<()> {
+    let path = VethPair::netns_path(ns);
+    let file = File::open(&path)
+        .map_err(|e| io::Error::new(e.kind(), format!("open {}: {e}", path.display())))?;
+    sys::enter_netns(&file)
+}
+
 /// Loads an nftables ruleset (the `nft -f` file syntax) into namespace `ns`; needs the
 /// Debian package `nftables`. The rules go away with the namespace.
 ///
 /// ```no_run
-/// pwru_core::netlab::nft("pwru-demo-b", "table ip t { chain c { type filter hook prerouting priority 0; meta mark set 7; } }")?;
+/// pwru_testkit::netlab::nft("pwru-demo-b", "table ip t { chain c { type filter hook prerouting priority 0; meta mark set 7; } }")?;
 /// # Ok::<(), std::io::Error>(())
 /// ```
 pub fn nft(ns: &str, ruleset: &str) -> io::Result<()> {
@@ -160,7 +185,7 @@ impl VethPair {
             .map_err(|e| io::Error::new(e.kind(), format!("open {}: {e}", path.display())))?;
         std::thread::spawn(move || {
             // Affects only this new thread.
-            crate::sys::ns::enter_netns(file.as_fd())?;
+            pwru_core::sys::ns::enter_netns(file.as_fd())?;
             f()
         })
         .join()

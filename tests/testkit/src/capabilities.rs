@@ -1,10 +1,6 @@
 //! What this machine is expected to support, from `tests/capabilities.conf` and the running
 //! kernel's own configuration: the one place a test decides whether it may skip.
 //!
-//! The host test suites include this file (`#[path]`) into their shared helpers
-//! (pwru-core/tests/{tracer,loader}_common, pwru-filter/tests/common); the pwru-tests crate
-//! exports it too. Only `std` is used, so every includer can compile it as is.
-//!
 //! Rule of use: a test asks [`has`] (or [`expect`]) before touching a capability. When the
 //! capability is expected, the test runs and any error of the code under test fails it; when it
 //! is not, [`has`] prints one `SKIP <test>: <reason>` line naming what the machine lacks.
@@ -15,7 +11,7 @@ use std::io::Write;
 use std::sync::OnceLock;
 
 /// The rules, compiled in so a test binary copied elsewhere still knows them.
-pub const RULES: &str = include_str!("../capabilities.conf");
+pub const RULES: &str = include_str!("../../capabilities.conf");
 
 /// Whether a capability is expected on a machine.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -216,20 +212,7 @@ pub fn skip(test: &str, reason: impl Display) {
     let _ = std::io::stderr().lock().write_all(line.as_bytes());
 }
 
-/// True when this process runs as root.
-pub fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions and only returns a number.
-    unsafe { libc::geteuid() == 0 }
-}
-
-/// Prints the SKIP line and returns true when not root.
-pub fn skip_unless_root(test: &str) -> bool {
-    if is_root() {
-        return false;
-    }
-    skip(test, "needs root (CAP_BPF, CAP_PERFMON, CAP_NET_ADMIN)");
-    true
-}
+pub use crate::root::{is_root, skip_unless_root};
 
 /// True when `cap` is expected here (the test must then succeed); otherwise prints the SKIP
 /// line naming what the machine lacks and returns false.
