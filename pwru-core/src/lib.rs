@@ -61,10 +61,11 @@
 /// Declares a module that is public only with the `unstable` feature: internals (the loader,
 /// the syscall layer, the BTF reader, ...) that tests, benches and the VM guest use, without
 /// making them part of pwru-core's semver promise.
+// The modules' own `//!` docs describe them: an outer doc here would make rustdoc resolve
+// their intra-doc links from the crate root.
 macro_rules! unstable_mod {
-    ($(#[$attr:meta])* $name:ident) => {
+    ($name:ident) => {
         #[cfg(feature = "unstable")]
-        $(#[$attr])*
         pub mod $name;
         #[cfg(not(feature = "unstable"))]
         #[allow(dead_code, unused_imports)]
@@ -82,43 +83,15 @@ pub mod tracer;
 /// The options of a tracer (the same module as [`tracer::options`]).
 pub use tracer::options;
 
-unstable_mod!(
-    /// The backends: probing, loading and attaching each program type (unstable).
-    backend
-);
-unstable_mod!(
-    /// The one kernel BTF reader (unstable).
-    btf
-);
-unstable_mod!(
-    /// Finding the functions and tracepoints that take an skb (unstable).
-    discovery
-);
-unstable_mod!(
-    /// Process resource limits (unstable).
-    limits
-);
-unstable_mod!(
-    /// Network namespaces: resolving a namespace and its interfaces, the interface name
-    /// cache (unstable).
-    netns
-);
-unstable_mod!(
-    /// The compiled object prepared for loading: filter splice, config, maps (unstable).
-    object
-);
-unstable_mod!(
-    /// Capability checks before loading (unstable).
-    privileges
-);
-unstable_mod!(
-    /// Kernel symbols from /proc/kallsyms, stack frames (unstable).
-    symbols
-);
-unstable_mod!(
-    /// The bpf(2) and perf_event_open(2) syscall layer (unstable).
-    sys
-);
+unstable_mod!(backend);
+unstable_mod!(btf);
+unstable_mod!(discovery);
+unstable_mod!(limits);
+unstable_mod!(netns);
+unstable_mod!(object);
+unstable_mod!(privileges);
+unstable_mod!(symbols);
+unstable_mod!(sys);
 
 pub use error::Error;
 pub use event::Event;

@@ -100,7 +100,7 @@ impl std::fmt::Display for MissingPrivileges {
 }
 
 /// What creating and entering network namespaces needs (e.g. a lab of veth pairs, as
-/// [`crate::netlab`] builds): pass it to [`require`], with whatever else the program needs.
+/// the test kit's `netlab` builds): pass it to [`require`], with whatever else the program needs.
 pub const NETWORK_NAMESPACES: &[Capability] = &[Capability::NetAdmin, Capability::SysAdmin];
 
 /// The effective capability set of this process, from /proc/self/status.

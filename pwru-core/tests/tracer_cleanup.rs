@@ -6,6 +6,7 @@
 
 mod tracer_common;
 
+use pwru_core::sys::ObjectKind;
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -48,16 +49,12 @@ fn held(pid: u32) -> Held {
     h
 }
 
-const BPF_PROG_GET_NEXT_ID: libc::c_long = 11;
-const BPF_MAP_GET_NEXT_ID: libc::c_long = 12;
-const BPF_LINK_GET_NEXT_ID: libc::c_long = 31;
-
 /// The kernel's list of ids for one object kind, walked with BPF_*_GET_NEXT_ID.
-fn kernel_ids(cmd: libc::c_long) -> BTreeSet<u32> {
+fn kernel_ids(kind: ObjectKind) -> BTreeSet<u32> {
     let mut ids = BTreeSet::new();
     let mut start = 0u32;
     loop {
-        match pwru_testkit::sys::bpf_get_next_id(cmd, start) {
+        match pwru_core::sys::next_id(kind, start) {
             Ok(Some(next)) => {
                 start = next;
                 ids.insert(start);
@@ -70,9 +67,9 @@ fn kernel_ids(cmd: libc::c_long) -> BTreeSet<u32> {
 
 fn kernel_lists() -> Held {
     Held {
-        progs: kernel_ids(BPF_PROG_GET_NEXT_ID),
-        links: kernel_ids(BPF_LINK_GET_NEXT_ID),
-        maps: kernel_ids(BPF_MAP_GET_NEXT_ID),
+        progs: kernel_ids(ObjectKind::Prog),
+        links: kernel_ids(ObjectKind::Link),
+        maps: kernel_ids(ObjectKind::Map),
     }
 }
 

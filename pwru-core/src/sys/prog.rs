@@ -224,7 +224,7 @@ pub struct ProgInfo {
     pub id: u32,
     /// The program's name (at most 15 bytes).
     pub name: String,
-    /// BTF type id of the program's main function (func_info[0]), 0 if none.
+    /// BTF type id of the program's main function (`func_info[0]`), 0 if none.
     pub func_type_id: u32,
     /// Run time in ns while statistics are on ([`super::enable_run_time_stats`]).
     pub run_time_ns: u64,

@@ -17,10 +17,10 @@
 
 use std::os::fd::{AsFd, OwnedFd};
 
-use pwru_filter::insn::{op, program_bytes, Insn, HELPER_PROBE_READ_KERNEL};
+use pwru_filter::insn::{op, Insn, HELPER_PROBE_READ_KERNEL};
 use pwru_filter::Mode;
 
-use crate::sys;
+use pwru_core::sys;
 
 /// Program types this module loads.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -97,20 +97,25 @@ pub struct TestRun {
 /// Loads `insns` as a GPL program of type `prog_type`. On refusal the error carries the end of
 /// the verifier's log.
 pub fn load(prog_type: ProgType, insns: &[Insn]) -> Result<LoadedProgram, KernelError> {
-    let code = program_bytes(insns);
     u32::try_from(insns.len()).map_err(|_| KernelError::TooLarge {
         what: "program",
         len: insns.len(),
     })?;
-    match sys::bpf_prog_load(prog_type.raw(), &code, "pwru_filt", None) {
+    let code = sys::insns_from(insns);
+    let load = sys::ProgLoad {
+        prog_type: prog_type.raw(),
+        expected_attach_type: 0,
+        insns: &code,
+        name: "pwru_filt",
+        attach_btf_id: 0,
+        attach_prog_fd: None,
+    };
+    // pwru-core's one load path: on refusal it loads again with the verifier log on.
+    match sys::prog_load_with_log_size(&load, LOG_SIZE) {
         Ok(fd) => Ok(LoadedProgram { fd }),
-        Err(first) => {
-            // Load again with the verifier log on, only to explain the refusal.
-            let mut log = vec![0u8; LOG_SIZE];
-            // A retry that succeeds is closed at once: it only explains the first refusal.
-            let _ = sys::bpf_prog_load(prog_type.raw(), &code, "pwru_filt", Some(&mut log));
-            let end = log.iter().position(|b| *b == 0).unwrap_or(log.len());
-            let text = String::from_utf8_lossy(&log[..end]);
+        Err(refused) => {
+            let first = refused.error;
+            let text = refused.log;
             let tail: String = if text.len() > LOG_TAIL {
                 let mut cut = text.len() - LOG_TAIL;
                 while !text.is_char_boundary(cut) {
@@ -118,7 +123,7 @@ pub fn load(prog_type: ProgType, insns: &[Insn]) -> Result<LoadedProgram, Kernel
                 }
                 text[cut..].to_string()
             } else {
-                text.into_owned()
+                text
             };
             let hint = match first.raw_os_error() {
                 Some(libc::EPERM) => "loading BPF needs root (CAP_BPF and CAP_PERFMON)",
@@ -145,7 +150,15 @@ impl LoadedProgram {
             what: "frame",
             len: frame.len(),
         })?;
-        let (retval, duration_ns) = sys::bpf_prog_test_run(self.fd.as_fd(), frame, repeat)
+        let run = sys::TestRun {
+            data: frame,
+            ctx: None,
+            repeat,
+        };
+        let sys::TestRunResult {
+            retval,
+            duration_ns,
+        } = sys::prog_test_run(self.fd.as_fd(), &run)
             .map_err(|errno| KernelError::TestRun { errno })?;
         Ok(TestRun {
             retval,

@@ -1,11 +1,13 @@
-//! Every `unsafe` of the test kit, and of the tests that use it: each libc, bpf(2) and libpcap
-//! call the tests need sits behind one safe function here, with its `SAFETY` note. The other
-//! modules of the kit and the test files call these and hold no `unsafe` of their own.
+//! The test-only system calls of the kit and of the tests that use it (signals, credentials,
+//! sockets, libpcap's interpreter as an oracle), each behind one safe function with its
+//! `SAFETY` note. Everything pwru-core's syscall layer (`pwru_core::sys`) already offers (bpf(2),
+//! namespaces, process facts) is called there, not written again. The other modules of the kit
+//! and the test files hold no `unsafe` of their own.
 
-use std::ffi::{c_int, c_long, c_uint, CString};
+use std::ffi::{c_int, c_uint, CString};
 use std::fs::File;
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::time::Duration;
 
 use pwru_ebpf::{PwruEvent, PwruRecordHdr};
@@ -15,8 +17,7 @@ use pwru_filter::CbpfInsn;
 
 /// True when this process runs as root (effective uid 0).
 pub fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions and only returns a number.
-    unsafe { libc::geteuid() == 0 }
+    pwru_core::sys::process::is_root()
 }
 
 /// Sends signal `signal` to process `pid` (a child of the test, not yet reaped).
@@ -49,32 +50,17 @@ pub fn become_nobody() -> io::Result<()> {
 
 /// The size of a memory page in bytes.
 pub fn page_size() -> u64 {
-    // SAFETY: sysconf has no preconditions and only returns a number.
-    let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    u64::try_from(n).unwrap_or(4096)
+    u64::from(pwru_core::sys::page_size())
 }
 
 /// Clock ticks per second (`_SC_CLK_TCK`, the unit of the times in `/proc/PID/stat`), at least 1.
 pub fn clock_ticks_per_second() -> u64 {
-    // SAFETY: sysconf has no preconditions and only returns a number.
-    let n = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    u64::try_from(n).unwrap_or(100).max(1)
+    pwru_core::sys::process::clock_ticks_per_second()
 }
 
 /// Pins the calling thread to CPU `cpu` (best effort: the error says why it did not work).
 pub fn pin_thread_to_cpu(cpu: usize) -> io::Result<()> {
-    // SAFETY: an all-zero cpu_set_t is a valid empty set; CPU_SET writes inside it (it ignores
-    // CPUs beyond the set's size) and sched_setaffinity reads it for this thread (pid 0).
-    let rc = unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(cpu, &mut set);
-        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set)
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
+    pwru_core::sys::process::pin_thread_to_cpu(cpu)
 }
 
 // ---- namespaces ----------------------------------------------------------------------------
@@ -82,13 +68,7 @@ pub fn pin_thread_to_cpu(cpu: usize) -> io::Result<()> {
 /// Moves the calling thread into the network namespace `ns` (an open `/run/netns/NAME` or
 /// `/proc/PID/ns/net`). Other threads keep theirs.
 pub fn enter_netns(ns: &File) -> io::Result<()> {
-    // SAFETY: setns(2) on an fd that `ns` keeps open for the call; it changes only this
-    // thread's network namespace.
-    if unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) } == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
+    pwru_core::sys::ns::enter_netns(ns.as_fd())
 }
 
 /// Gives the calling thread a new, empty network namespace (needs CAP_SYS_ADMIN).
@@ -104,11 +84,7 @@ pub fn unshare_netns() -> io::Result<()> {
 /// The index of interface `name` in the calling thread's network namespace.
 pub fn interface_index(name: &str) -> io::Result<u32> {
     let c = CString::new(name).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-    // SAFETY: if_nametoindex reads a NUL-terminated string that outlives the call.
-    match unsafe { libc::if_nametoindex(c.as_ptr()) } {
-        0 => Err(io::Error::last_os_error()),
-        n => Ok(n),
-    }
+    pwru_core::sys::ns::if_nametoindex(&c)
 }
 
 // ---- file descriptors and sockets ----------------------------------------------------------
@@ -206,139 +182,6 @@ pub fn packet_socket(ifindex: u32) -> io::Result<OwnedFd> {
         return Err(io::Error::last_os_error());
     }
     Ok(fd)
-}
-
-// ---- bpf(2) --------------------------------------------------------------------------------
-//
-// The filter harness's own partial `bpf_attr` prefixes (moved from pwru-filter's kernel module
-// as they were; pwru-core's syscall layer is to replace them).
-
-/// The `bpf_attr` prefix of `BPF_PROG_LOAD`.
-#[repr(C)]
-#[derive(Default)]
-struct ProgLoadAttr {
-    prog_type: u32,
-    insn_cnt: u32,
-    insns: u64,
-    license: u64,
-    log_level: u32,
-    log_size: u32,
-    log_buf: u64,
-    kern_version: u32,
-    prog_flags: u32,
-    prog_name: [u8; 16],
-    prog_ifindex: u32,
-    expected_attach_type: u32,
-}
-
-/// The `bpf_attr` prefix of `BPF_PROG_TEST_RUN`.
-#[repr(C)]
-#[derive(Default)]
-struct TestRunAttr {
-    prog_fd: u32,
-    retval: u32,
-    data_size_in: u32,
-    data_size_out: u32,
-    data_in: u64,
-    data_out: u64,
-    repeat: u32,
-    duration: u32,
-}
-
-/// The `bpf_attr` prefix of the `BPF_*_GET_NEXT_ID` commands: `start_id`, `next_id`.
-#[repr(C)]
-#[derive(Default)]
-struct NextIdAttr {
-    start_id: u32,
-    next_id: u32,
-    open_flags: u32,
-    pad: u32,
-}
-
-/// A `bpf_attr` prefix type of this module (so [`sys_bpf`] takes only those).
-trait BpfAttr {}
-impl BpfAttr for ProgLoadAttr {}
-impl BpfAttr for TestRunAttr {}
-impl BpfAttr for NextIdAttr {}
-
-const BPF_PROG_LOAD: c_long = 5;
-const BPF_PROG_TEST_RUN: c_long = 10;
-
-fn sys_bpf<T: BpfAttr>(cmd: c_long, attr: &mut T) -> io::Result<c_long> {
-    // SAFETY: attr is a valid, initialised repr(C) bpf_attr prefix of the given size; every
-    // pointer inside it refers to memory that outlives the call (the callers below keep it).
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            cmd,
-            attr as *mut T as *mut libc::c_void,
-            std::mem::size_of::<T>(),
-        )
-    };
-    if rc < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(rc)
-    }
-}
-
-/// `BPF_PROG_LOAD` of `code` (eBPF instructions, 8 bytes each) as a GPL program of raw type
-/// `prog_type` named `name` (at most 15 bytes used). With `log`, the verifier's level-1 log is
-/// written into it.
-pub fn bpf_prog_load(
-    prog_type: u32,
-    code: &[u8],
-    name: &str,
-    log: Option<&mut [u8]>,
-) -> io::Result<OwnedFd> {
-    let insn_cnt = u32::try_from(code.len() / 8).map_err(io::Error::other)?;
-    let license = b"GPL\0";
-    let mut attr = ProgLoadAttr {
-        prog_type,
-        insn_cnt,
-        insns: code.as_ptr() as u64,
-        license: license.as_ptr() as u64,
-        ..Default::default()
-    };
-    let n = name.len().min(15);
-    attr.prog_name[..n].copy_from_slice(&name.as_bytes()[..n]);
-    if let Some(log) = log {
-        attr.log_level = 1;
-        attr.log_size = u32::try_from(log.len()).unwrap_or(u32::MAX);
-        attr.log_buf = log.as_mut_ptr() as u64;
-    }
-    let fd = sys_bpf(BPF_PROG_LOAD, &mut attr)?;
-    // SAFETY: a successful BPF_PROG_LOAD returns a new file descriptor nobody else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
-}
-
-/// `BPF_PROG_TEST_RUN` of program `prog` on `data`, `repeat` times (0 counts as 1): the
-/// program's return value and the kernel's mean run time in ns.
-pub fn bpf_prog_test_run(prog: BorrowedFd<'_>, data: &[u8], repeat: u32) -> io::Result<(u32, u32)> {
-    let data_size_in = u32::try_from(data.len()).map_err(io::Error::other)?;
-    let mut attr = TestRunAttr {
-        prog_fd: prog.as_raw_fd() as u32,
-        data_size_in,
-        data_in: data.as_ptr() as u64,
-        repeat,
-        ..Default::default()
-    };
-    sys_bpf(BPF_PROG_TEST_RUN, &mut attr)?;
-    Ok((attr.retval, attr.duration))
-}
-
-/// One step of a `BPF_{PROG,MAP,LINK}_GET_NEXT_ID` walk (`cmd` is the raw command): the next
-/// id after `start`, or `None` at the end of the list.
-pub fn bpf_get_next_id(cmd: c_long, start: u32) -> io::Result<Option<u32>> {
-    let mut attr = NextIdAttr {
-        start_id: start,
-        ..Default::default()
-    };
-    match sys_bpf(cmd, &mut attr) {
-        Ok(_) => Ok(Some(attr.next_id)),
-        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(None),
-        Err(e) => Err(e),
-    }
 }
 
 // ---- records of the kernel programs -------------------------------------------------------
