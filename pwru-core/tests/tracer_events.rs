@@ -102,11 +102,7 @@ fn stacks_and_callers_skip_dispatch_frames() {
     }
     let pair = VethPair::create(&tag('e', 2), 172).expect("veth pair");
     let b = IpAddr::from(pair.addr_b);
-    let capture = Capture {
-        stack: true,
-        caller: true,
-        ..Capture::default()
-    };
+    let capture = Capture::default().with_stack(true).with_caller(true);
     let pcap = format!("udp and dst port 7002 and host {b}");
     let mut s = attach(&pcap, capture);
     // With a second program on the same tracepoints the kernel calls them through
@@ -186,10 +182,7 @@ fn callers_skip_dispatch_frames_without_stacks() {
     }
     let pair = VethPair::create(&tag('e', 3), 173).expect("veth pair");
     let b = IpAddr::from(pair.addr_b);
-    let capture = Capture {
-        caller: true,
-        ..Capture::default()
-    };
+    let capture = Capture::default().with_caller(true);
     let pcap = format!("udp and dst port 7003 and host {b}");
     let mut s = attach(&pcap, capture);
     // A second program on the same tracepoints: the kernel calls both through `__traceiter_*`.

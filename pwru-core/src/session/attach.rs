@@ -29,6 +29,7 @@ use crate::tracer::Tracer;
 /// # Ok::<(), pwru_core::Error>(())
 /// ```
 #[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
 pub struct Progress<'a> {
     /// The backend in use.
     pub backend: Backend,

@@ -15,6 +15,7 @@ use crate::stream::Counters;
 /// [`pwru_ebpf::outcome`]), so [`RunOutcomes::total`] equals the kernel's own run count of
 /// the programs ([`Stats::kernel_runs`]) when BPF statistics were on from their load.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RunOutcomes {
     /// Records written to the ring buffer.
     pub emitted: u64,
@@ -91,6 +92,7 @@ impl RunOutcomes {
 /// Records the user never sees are [`Stats::total_lost`]: the ones lost to a full ring
 /// buffer ([`Stats::lost`]) and the runs the kernel skipped ([`Stats::recursion_misses`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Stats {
     /// Records read from the ring buffer.
     pub records: u64,

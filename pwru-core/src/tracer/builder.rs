@@ -160,7 +160,7 @@ impl TracerBuilder {
     /// ```no_run
     /// use pwru_core::{Capture, Tracer};
     /// let tracer = Tracer::builder()
-    ///     .capture(Capture { skb: true, ..Capture::default() })
+    ///     .capture(Capture::default().with_skb(true))
     ///     .dump_buffer_bytes(512)
     ///     .build()?;
     /// # Ok::<(), pwru_core::Error>(())

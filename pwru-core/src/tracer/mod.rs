@@ -25,6 +25,7 @@ pub mod options;
 
 /// One place the tracer attaches to.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Target {
     /// Function or tracepoint name.
     pub name: String,
@@ -36,6 +37,7 @@ pub struct Target {
 
 /// A [`Backend`] the tracer did not use, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Refusal {
     /// What was refused: a backend, a function, a tracepoint or a BPF program.
     pub target: String,

@@ -11,6 +11,7 @@ use std::path::PathBuf;
 /// assert_eq!(Backend::Tracepoint.to_string(), "tracepoint");
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
 pub enum Backend {
     /// Try kprobe-multi, kprobe, fentry, tracepoint in that order; use the first the kernel accepts.
     #[default]
@@ -73,6 +74,7 @@ impl std::str::FromStr for Backend {
 
 /// Which kernel modules' functions are traced besides vmlinux.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum KernelModules {
     /// Only functions built into the kernel image.
     #[default]
@@ -87,10 +89,11 @@ pub enum KernelModules {
 ///
 /// ```
 /// use pwru_core::{Capture, Tracer};
-/// let builder = Tracer::builder().capture(Capture { stack: true, caller: true, ..Capture::default() });
+/// let builder = Tracer::builder().capture(Capture::default().with_stack(true).with_caller(true));
 /// assert!(builder.options().capture.tuple); // pwru's defaults stay on
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Capture {
     /// netns, mark, interface, protocol, MTU, length.
     pub meta: bool,
@@ -110,6 +113,69 @@ pub struct Capture {
     pub skb_shared_info: bool,
     /// The skb control buffer `cb[]`.
     pub cb: bool,
+}
+
+/// Chainable setters, since `Capture` may grow and cannot be built with a struct literal
+/// outside this crate:
+///
+/// ```
+/// let c = pwru_core::Capture::default().with_stack(true).with_caller(true);
+/// assert!(c.meta && c.stack && c.caller && !c.skb);
+/// ```
+impl Capture {
+    /// Sets whether events carry netns, mark, interface, protocol, MTU and length ([`Capture::meta`](#structfield.meta)).
+    pub fn with_meta(mut self, on: bool) -> Self {
+        self.meta = on;
+        self
+    }
+
+    /// Sets whether events carry addresses, ports and L4 protocol ([`Capture::tuple`](#structfield.tuple)).
+    pub fn with_tuple(mut self, on: bool) -> Self {
+        self.tuple = on;
+        self
+    }
+
+    /// Sets whether events carry TCP flags in the tuple ([`Capture::tcp_flags`](#structfield.tcp_flags)).
+    pub fn with_tcp_flags(mut self, on: bool) -> Self {
+        self.tcp_flags = on;
+        self
+    }
+
+    /// Sets whether events carry the inner tuple of encapsulated packets ([`Capture::tunnel`](#structfield.tunnel)).
+    pub fn with_tunnel(mut self, on: bool) -> Self {
+        self.tunnel = on;
+        self
+    }
+
+    /// Sets whether events carry the kernel stack ([`Capture::stack`](#structfield.stack)).
+    pub fn with_stack(mut self, on: bool) -> Self {
+        self.stack = on;
+        self
+    }
+
+    /// Sets whether events carry the calling function ([`Capture::caller`](#structfield.caller)).
+    pub fn with_caller(mut self, on: bool) -> Self {
+        self.caller = on;
+        self
+    }
+
+    /// Sets whether events carry a text dump of `struct sk_buff` ([`Capture::skb`](#structfield.skb)).
+    pub fn with_skb(mut self, on: bool) -> Self {
+        self.skb = on;
+        self
+    }
+
+    /// Sets whether events carry a text dump of `struct skb_shared_info` ([`Capture::skb_shared_info`](#structfield.skb_shared_info)).
+    pub fn with_skb_shared_info(mut self, on: bool) -> Self {
+        self.skb_shared_info = on;
+        self
+    }
+
+    /// Sets whether events carry the skb control buffer ([`Capture::cb`](#structfield.cb)).
+    pub fn with_cb(mut self, on: bool) -> Self {
+        self.cb = on;
+        self
+    }
 }
 
 impl Default for Capture {
@@ -203,6 +269,7 @@ pub const DUMP_BUFFER_BYTES_MAX: u32 = pwru_ebpf::PWRU_SKB_DUMP_MAX as u32;
 /// );
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Options {
     /// The pcap-filter expression for the packet (empty: every packet).
     pub pcap_filter: String,

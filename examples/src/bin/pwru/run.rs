@@ -28,17 +28,18 @@ pub fn builder(a: &Args) -> Result<TracerBuilder, Failure> {
         .track_skb_by_stackid(a.filter_track_skb_by_stackid)
         .trace_tc(a.filter_trace_tc)
         .trace_xdp(a.filter_trace_xdp)
-        .capture(Capture {
-            meta: a.output_meta,
-            tuple: a.output_tuple,
-            tcp_flags: a.output_tcp_flags,
-            tunnel: a.output_tunnel,
-            stack: a.output_stack,
-            caller: a.output_caller,
-            skb: a.output_skb,
-            skb_shared_info: a.output_skb_shared_info,
-            cb: a.output_skb_cb,
-        });
+        .capture(
+            Capture::default()
+                .with_meta(a.output_meta)
+                .with_tuple(a.output_tuple)
+                .with_tcp_flags(a.output_tcp_flags)
+                .with_tunnel(a.output_tunnel)
+                .with_stack(a.output_stack)
+                .with_caller(a.output_caller)
+                .with_skb(a.output_skb)
+                .with_skb_shared_info(a.output_skb_shared_info)
+                .with_cb(a.output_skb_cb),
+        );
     if let Some(f) = &a.filter_func {
         b = b.function_regex(f);
     }

@@ -29,8 +29,9 @@ impl MatrixBackend for Backend {
             Backend::Kprobe => &[Kind::Kprobe, Kind::Kretprobe],
             Backend::Fentry => &[Kind::Fentry, Kind::Fexit],
             Backend::Tracepoint => &[Kind::TpBtf],
-            // Not a backend of its own: `parse` and `ALL` never give it.
-            Backend::Auto => &[],
+            // Auto (not a backend of its own: `parse` and `ALL` never give it) and backends
+            // newer than the matrix have no kinds to check.
+            _ => &[],
         }
     }
 

@@ -43,6 +43,7 @@ fn tracer(backend: Backend) -> pwru_core::TracerBuilder {
         // the fixed tracepoint set (Auto is never given)
         Backend::Tracepoint | Backend::Auto => b,
         Backend::Kprobe | Backend::Fentry => b.function_regex(FUNCTIONS),
+        _ => b,
     }
 }
 

@@ -34,11 +34,7 @@ fn try_run(ctx: &mut Ctx, backend: Backend) -> Result<Outcome, Outcome> {
     let mut builder = Tracer::builder()
         .backend(backend)
         .pcap_filter(format!("udp and dst port {PORT}"))
-        .capture(Capture {
-            stack: true,
-            caller: true,
-            ..Capture::default()
-        });
+        .capture(Capture::default().with_stack(true).with_caller(true));
     if backend != Backend::Tracepoint {
         builder = builder.function_regex("ip_rcv|udp_rcv|ip_output|__dev_queue_xmit");
     }
