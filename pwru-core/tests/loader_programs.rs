@@ -122,7 +122,7 @@ fn load_all(l: &mut Loader, what: &str) -> usize {
                     let no_arg = format!("doesn't have {}-th argument", pos + 1);
                     // raw_tp checks the argument count at attach time (EINVAL).
                     let raw_attach = flavor == TracepointFlavor::Raw
-                        && matches!(&e, LoaderError::Program { .. })
+                        && matches!(&e, LoaderError::Attach { .. })
                         && s.contains("Invalid argument");
                     if SKB_ARG_ADDED_LATER.contains(&name) && (s.contains(&no_arg) || raw_attach) {
                         println!("{what}: {flavor:?} {name}: this kernel's tracepoint has no skb argument");

@@ -1,12 +1,10 @@
 //! The kprobe backend: one perf kprobe link per function, the program loaded once per skb
-//! argument position by aya (`KProbe`). Also the kprobe/kretprobe programs that track clones
+//! argument position from the loader's object. Also the kprobe/kretprobe programs that track clones
 //! and frees, which the kprobe.multi backend uses too.
 
 use pwru_ebpf::program;
 use std::ffi::CString;
 use std::os::fd::AsFd;
-
-use aya::programs::KProbe;
 
 use super::probe::{load_trivial, ProgramKind, PROBE_FUNCS};
 use super::{check_position, names_at, Attached, Attachments, Driver, Link, LoaderError};
@@ -39,14 +37,7 @@ impl Driver for Kprobe {
     }
 
     fn probe(&self, kernel: Option<&Btf>) -> Result<(), String> {
-        let pmu = std::fs::read_to_string("/sys/bus/event_source/devices/kprobe/type")
-            .map_err(|_| {
-                "the kernel has no kprobe PMU (/sys/bus/event_source/devices/kprobe): built without CONFIG_KPROBES".to_string()
-            })?;
-        let pmu: u32 = pmu
-            .trim()
-            .parse()
-            .map_err(|_| format!("unreadable kprobe PMU type {pmu:?}"))?;
+        let pmu = kprobe_pmu().map_err(|e| e.to_string())?;
         let prog = load_trivial(&self.program_kind(kernel)?)?;
         let mut last = String::new();
         for f in PROBE_FUNCS {
@@ -103,6 +94,22 @@ impl Driver for Kprobe {
     }
 }
 
+/// The kprobe PMU's dynamic type.
+fn kprobe_pmu() -> std::io::Result<u32> {
+    let pmu = std::fs::read_to_string("/sys/bus/event_source/devices/kprobe/type").map_err(|e| {
+        std::io::Error::new(
+            e.kind(),
+            "the kernel has no kprobe PMU (/sys/bus/event_source/devices/kprobe): built without CONFIG_KPROBES",
+        )
+    })?;
+    pmu.trim().parse().map_err(|_| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("unreadable kprobe PMU type {pmu:?}"),
+        )
+    })
+}
+
 /// kprobe + kretprobe on skb_clone/skb_copy (with `track_clones`), kprobe on kfree_skbmem
 /// and skb_free_head; without `track_clones` only kfree_skbmem. See
 /// [`Loader::load_tracking`].
@@ -135,33 +142,34 @@ impl Loader {
         program: &str,
         functions: &[&str],
     ) -> Result<Vec<Attached>, LoaderError> {
-        let prog = self
-            .ebpf
-            .program_mut(program)
-            .ok_or_else(|| LoaderError::NoProgram(program.into()))?;
-        let p: &mut KProbe = prog.try_into().map_err(|source| LoaderError::Program {
-            program: program.into(),
-            target: "-".into(),
-            source: Box::new(source),
-        })?;
-        if p.fd().is_err() {
-            p.load().map_err(|source| LoaderError::Program {
+        let retprobe = self.is_kretprobe(program);
+        let pmu = if functions.is_empty() || retprobe {
+            0
+        } else {
+            kprobe_pmu().map_err(|error| LoaderError::Attach {
                 program: program.into(),
-                target: "-".into(),
-                source: Box::new(source),
-            })?;
-        }
+                target: "kprobe PMU".into(),
+                error,
+            })?
+        };
+        let prog = self.shared_program(program, sys::PROG_TYPE_KPROBE, 0, 0)?;
         Ok(functions
             .iter()
             .map(|f| {
-                let r = p
-                    .attach(f, 0)
-                    .and_then(|id| p.take_link(id))
-                    .map(|l| Link::from_aya(program, f, l))
-                    .map_err(|source| LoaderError::Program {
+                let r = CString::new(*f)
+                    .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))
+                    .and_then(|name| {
+                        if retprobe {
+                            crate::object::perf_kretprobe_attach(&name, prog)
+                        } else {
+                            sys::perf_kprobe_attach(pmu, &name, prog)
+                        }
+                    })
+                    .map(|l| Link::shared(program, f, l))
+                    .map_err(|error| LoaderError::Attach {
                         program: program.into(),
                         target: f.to_string(),
-                        source: Box::new(source),
+                        error,
                     });
                 (f.to_string(), r)
             })

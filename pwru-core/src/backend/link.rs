@@ -1,7 +1,6 @@
 //! Attachments that detach when dropped, and the statistics of the programs behind them. Every kind is fd based (BPF links or perf event
 //! fds), so a process that dies, even by SIGKILL, leaves nothing attached.
 
-use std::any::Any;
 use std::os::fd::{AsFd, OwnedFd};
 
 use crate::sys;
@@ -16,8 +15,8 @@ pub struct Link {
 enum Holder {
     /// A link (or perf event) fd and the program fd it runs.
     Fd { _link: OwnedFd, prog: OwnedFd },
-    /// An aya link object; dropping it detaches.
-    Aya { _link: Box<dyn Any + Send> },
+    /// A link (or perf event) fd of a program the loader keeps, shared by all its links.
+    Shared { _link: OwnedFd },
 }
 
 /// Kernel statistics of a loaded program (run time needs BPF stats enabled).
@@ -59,13 +58,12 @@ impl Link {
         }
     }
 
-    pub(crate) fn from_aya<T: Any + Send>(program: &str, target: &str, link: T) -> Self {
+    /// A link of a program the loader keeps loaded for all its links (tracepoints, kprobes).
+    pub(crate) fn shared(program: &str, target: &str, link: OwnedFd) -> Self {
         Link {
             program: program.to_string(),
             target: target.to_string(),
-            holder: Holder::Aya {
-                _link: Box::new(link),
-            },
+            holder: Holder::Shared { _link: link },
         }
     }
 
@@ -79,13 +77,14 @@ impl Link {
         &self.target
     }
 
-    /// Statistics of the program behind this link, for links the loader loaded raw
-    /// (kprobe.multi, fentry, BPF program tracing); None for aya-loaded programs (use
+    /// Statistics of the program behind this link, for links with their own program
+    /// (kprobe.multi, fentry, BPF program tracing); None for programs shared by their links,
+    /// tracepoints and kprobes (use
     /// [`Loader::program_stats`](crate::object::Loader::program_stats)).
     pub fn stats(&self) -> Option<std::io::Result<ProgramStats>> {
         match &self.holder {
             Holder::Fd { prog, .. } => Some(ProgramStats::of(prog.as_fd())),
-            Holder::Aya { .. } => None,
+            Holder::Shared { .. } => None,
         }
     }
 }
@@ -102,8 +101,8 @@ impl DetachedProgram {
         &self.program
     }
 
-    /// Statistics of the program, as [`Link::stats`] (None for aya-loaded programs, which
-    /// stay loaded in the [`Loader`](crate::object::Loader)).
+    /// Statistics of the program, as [`Link::stats`] (None for shared programs, which stay
+    /// loaded in the [`Loader`](crate::object::Loader)).
     pub fn stats(&self) -> Option<std::io::Result<ProgramStats>> {
         self.prog.as_ref().map(|fd| ProgramStats::of(fd.as_fd()))
     }
@@ -115,7 +114,7 @@ impl Link {
     pub fn detach(self) -> DetachedProgram {
         let prog = match self.holder {
             Holder::Fd { prog, .. } => Some(prog),
-            Holder::Aya { .. } => None,
+            Holder::Shared { .. } => None,
         };
         DetachedProgram {
             program: self.program,

@@ -1,12 +1,12 @@
 //! The tracepoint backend: the kernel's skb tracepoints, through BTF tracepoints (tp_btf,
-//! typed arguments) or, on kernels without them, raw tracepoints. Programs are loaded by aya
-//! (`BtfTracePoint`, `RawTracePoint`), one link per tracepoint. No tracking programs: the
+//! typed arguments) or, on kernels without them, raw tracepoints. Each program is loaded once
+//! from the loader's object, one link per tracepoint. No tracking programs: the
 //! kfree_skb and consume_skb programs forget freed skbs themselves.
 
 use std::ffi::CString;
 use std::os::fd::AsFd;
 
-use aya::programs::{BtfTracePoint, RawTracePoint};
+use aya_obj::btf::BtfKind;
 
 use super::probe::{load_trivial, require_btf, ProgramKind, PROBE_TRACEPOINT};
 use super::{Attached, Attachments, Driver, Link, LoaderError};
@@ -149,20 +149,16 @@ impl Loader {
             return self.load_btf_tracepoint_program(&format!("{}{name}", pwru_ebpf::program::TP_BTF_PREFIX), name);
         }
         let prog_name = format!("{}{name}", pwru_ebpf::program::RAW_TP_PREFIX);
-        let err = |source| LoaderError::Program {
+        let attach_err = |error| LoaderError::Attach {
             program: prog_name.clone(),
             target: name.to_string(),
-            source: Box::new(source),
+            error,
         };
-        let prog = self
-            .ebpf
-            .program_mut(&prog_name)
-            .ok_or_else(|| LoaderError::NoProgram(prog_name.clone()))?;
-        let p: &mut RawTracePoint = prog.try_into().map_err(err)?;
-        p.load().map_err(err)?;
-        let id = p.attach(name).map_err(err)?;
-        let link = p.take_link(id).map_err(err)?;
-        Ok(Link::from_aya(&prog_name, name, link))
+        let c_name = CString::new(name)
+            .map_err(|e| attach_err(std::io::Error::new(std::io::ErrorKind::InvalidInput, e)))?;
+        let prog = self.shared_program(&prog_name, sys::PROG_TYPE_RAW_TRACEPOINT, 0, 0)?;
+        let link = sys::raw_tracepoint_open(prog, Some(&c_name)).map_err(attach_err)?;
+        Ok(Link::shared(&prog_name, name, link))
     }
 
     /// Loads BTF tracepoint program `program` (e.g. `tp_btf_baseline`, the empty program
@@ -172,20 +168,22 @@ impl Loader {
         program: &str,
         tracepoint: &str,
     ) -> Result<Link, LoaderError> {
-        let err = |source| LoaderError::Program {
+        let id = self
+            .btf
+            .id_by_type_name_kind(&format!("btf_trace_{tracepoint}"), BtfKind::Typedef)
+            .map_err(|_| LoaderError::NotInBtf(tracepoint.into()))?;
+        let prog = self.shared_program(
+            program,
+            sys::PROG_TYPE_TRACING,
+            sys::ATTACH_TRACE_RAW_TP,
+            id,
+        )?;
+        let link = sys::raw_tracepoint_open(prog, None).map_err(|error| LoaderError::Attach {
             program: program.into(),
             target: tracepoint.into(),
-            source: Box::new(source),
-        };
-        let prog = self
-            .ebpf
-            .program_mut(program)
-            .ok_or_else(|| LoaderError::NoProgram(program.into()))?;
-        let p: &mut BtfTracePoint = prog.try_into().map_err(err)?;
-        p.load(tracepoint, &self.btf).map_err(err)?;
-        let id = p.attach().map_err(err)?;
-        let link = p.take_link(id).map_err(err)?;
-        Ok(Link::from_aya(program, tracepoint, link))
+            error,
+        })?;
+        Ok(Link::shared(program, tracepoint, link))
     }
 
     /// [`Loader::load_tracepoint`] for each name; one result per name, in order.

@@ -1,7 +1,6 @@
-//! The one ELF reader of pwru-core: section headers, section contents and names, and the
-//! integers at any offset, for 32- and 64-bit files of either byte order. The filter splice
-//! (64-bit little-endian BPF objects) and the BTF reader (`.BTF` of a kernel image or module)
-//! both read ELF through it.
+//! The one ELF reader of pwru-core besides aya-obj's object parser: section headers, section
+//! contents and names, and the integers at any offset, for 32- and 64-bit files of either byte
+//! order. The BTF reader finds the `.BTF` of a kernel image or module through it.
 
 use std::fmt;
 
@@ -20,12 +19,8 @@ pub(crate) fn is_elf(data: &[u8]) -> bool {
     data.starts_with(b"\x7fELF")
 }
 
-/// SHT_SYMTAB: a symbol table.
-pub(crate) const SHT_SYMTAB: u32 = 2;
 /// SHT_NOBITS: a section with no bytes in the file (.bss).
 const SHT_NOBITS: u32 = 8;
-/// SHT_REL: relocations without addends.
-pub(crate) const SHT_REL: u32 = 9;
 
 /// An ELF file's header fields that locate its sections.
 pub(crate) struct Elf<'a> {
@@ -49,14 +44,6 @@ pub(crate) struct Section {
     pub(crate) offset: u64,
     /// Size of the contents.
     pub(crate) size: u64,
-    /// `sh_link` (the string table of a symbol table).
-    pub(crate) link: u32,
-    /// `sh_info` (the section a relocation section applies to).
-    pub(crate) info: u32,
-    /// Size of one entry of a table section (0 when not given).
-    pub(crate) entsize: u64,
-    /// Offset of this header in the file (to rewrite it).
-    pub(crate) header_offset: u64,
 }
 
 impl<'a> Elf<'a> {
@@ -101,11 +88,6 @@ impl<'a> Elf<'a> {
         Ok(elf)
     }
 
-    /// Whether the file is 64-bit little-endian (what clang's `bpfel` target writes).
-    pub(crate) fn is_64bit_little_endian(&self) -> bool {
-        self.is64 && !self.big_endian
-    }
-
     fn bytes<const N: usize>(&self, off: u64) -> Result<[u8; N], ElfError> {
         let start = usize::try_from(off).map_err(|_| ElfError("offset out of range"))?;
         start
@@ -145,11 +127,6 @@ impl<'a> Elf<'a> {
         })
     }
 
-    /// Number of sections.
-    pub(crate) fn section_count(&self) -> u16 {
-        self.shnum
-    }
-
     /// The header of section `i`.
     pub(crate) fn section(&self, i: u16) -> Result<Section, ElfError> {
         let base = self
@@ -157,21 +134,12 @@ impl<'a> Elf<'a> {
             .checked_add(u64::from(i) * u64::from(self.shentsize))
             .ok_or(ElfError("section header offset overflows"))?;
         let kind = self.u32(base + 4)?;
-        let (offset, size, link, info, entsize) = if self.is64 {
-            (
-                self.u64(base + 0x18)?,
-                self.u64(base + 0x20)?,
-                self.u32(base + 0x28)?,
-                self.u32(base + 0x2c)?,
-                self.u64(base + 0x38)?,
-            )
+        let (offset, size) = if self.is64 {
+            (self.u64(base + 0x18)?, self.u64(base + 0x20)?)
         } else {
             (
                 u64::from(self.u32(base + 0x10)?),
                 u64::from(self.u32(base + 0x14)?),
-                self.u32(base + 0x18)?,
-                self.u32(base + 0x1c)?,
-                u64::from(self.u32(base + 0x24)?),
             )
         };
         Ok(Section {
@@ -179,10 +147,6 @@ impl<'a> Elf<'a> {
             kind,
             offset,
             size,
-            link,
-            info,
-            entsize,
-            header_offset: base,
         })
     }
 

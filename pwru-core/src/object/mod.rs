@@ -1,18 +1,18 @@
-//! The compiled object prepared for loading: [`Loader::new`] splices the filter dispatch body
-//! into the object's `pwru_filter` stub (splice.rs, exactly: no padding), sets the read-only
-//! config and lets aya create the maps. Programs are then loaded on demand by the backends
-//! (`crate::backend`, one file per program type), through aya or, for the program types aya
-//! cannot load, from the same object prepared by aya-obj (raw.rs) through `crate::sys`. The
-//! map readers of the run and nesting counters are in counters.rs; elf.rs is the crate's one
-//! ELF reader.
+//! The compiled object prepared for loading, from one parse: [`Loader::new`] has aya-obj parse
+//! the ELF, puts the filter dispatch body into the `pwru_filter` stub (splice.rs, exactly: no
+//! padding), sets the read-only config, creates the maps (maps.rs) and relocates everything
+//! (prepared.rs). Programs are then loaded on demand by the backends (`crate::backend`, one
+//! file per program type) from those instructions through `crate::sys`. The map readers of the
+//! run and nesting counters are in counters.rs; elf.rs is the crate's one ELF reader (for the
+//! BTF reader); pending_sys.rs holds the few kernel calls `crate::sys` does not have yet.
 //!
 //! | backend | call | how |
 //! |---|---|---|
-//! | tracepoint | [`Loader::load_tracepoint`] / [`Loader::load_tracepoints`] | aya `BtfTracePoint` (tp_btf) or `RawTracePoint` |
-//! | kprobe | [`Loader::load_kprobe`] | aya `KProbe`, one perf-event link per function |
-//! | kprobe.multi | [`Loader::load_kprobe_multi`] | raw load (expected attach type KPROBE_MULTI) + BPF_LINK_CREATE |
-//! | fentry | [`Loader::load_fentry`] | raw load per target function + tracing link |
-//! | tc/XDP programs | [`Loader::trace_bpf_prog`] | raw fentry/fexit load with attach_prog_fd |
+//! | tracepoint | [`Loader::load_tracepoint`] / [`Loader::load_tracepoints`] | tp_btf (attach BTF id `btf_trace_<name>`) or raw_tp, loaded once, one link per tracepoint |
+//! | kprobe | [`Loader::load_kprobe`] | loaded once, one perf-event kprobe (or kretprobe) per function |
+//! | kprobe.multi | [`Loader::load_kprobe_multi`] | expected attach type KPROBE_MULTI + BPF_LINK_CREATE |
+//! | fentry | [`Loader::load_fentry`] | one load per target function + tracing link |
+//! | tc/XDP programs | [`Loader::trace_bpf_prog`] | fentry/fexit load with attach_prog_fd |
 //!
 //! Every attachment is a [`Link`](crate::backend::Link) that detaches on drop. The ring buffer
 //! and the counters are taken with [`Loader::take_events`], [`Loader::take_lost`] and
@@ -20,23 +20,28 @@
 
 mod counters;
 pub(crate) mod elf;
-mod raw;
+mod maps;
+mod pending_sys;
+mod prepared;
 mod splice;
 
 use std::collections::HashMap;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use aya::maps::{Map, MapData, PerCpuArray, RingBuf};
-use aya::{Btf, Ebpf, EbpfLoader};
+use aya::Btf;
 use pwru_ebpf::PwruConfig;
 
 use crate::backend::{LoaderError, ProgramStats};
 use crate::sys;
 
 pub use counters::{LostCounter, NestingCounter};
-pub use splice::{splice, FilterBody, SpliceError};
+#[cfg(feature = "unstable")]
+pub use prepared::object_parses;
+pub use splice::{FilterBody, SpliceError};
 
-use raw::RawObject;
+pub(crate) use pending_sys::perf_kretprobe_attach;
+use prepared::{Inputs, Prepared};
 
 /// Options that are not part of the kernel-side config.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,25 +73,12 @@ impl Default for LoaderOptions {
 /// # Ok::<(), pwru_core::backend::LoaderError>(())
 /// ```
 pub struct Loader {
-    pub(crate) ebpf: Ebpf,
     pub(crate) btf: Btf,
-    spliced: Vec<u8>,
-    map_fds: HashMap<String, OwnedFd>,
-    raw: Option<RawObject>,
-}
-
-fn map_data(map: &Map) -> Option<&MapData> {
-    match map {
-        Map::Array(d)
-        | Map::HashMap(d)
-        | Map::LruHashMap(d)
-        | Map::PerCpuArray(d)
-        | Map::PerCpuHashMap(d)
-        | Map::RingBuf(d)
-        | Map::StackTraceMap(d)
-        | Map::Unsupported(d) => Some(d),
-        _ => None,
-    }
+    prepared: Prepared,
+    maps: HashMap<String, Map>,
+    /// Programs loaded once and shared by all their links (tracepoints, kprobes), with the
+    /// attach BTF id they were loaded for.
+    shared: HashMap<String, (OwnedFd, u32)>,
 }
 
 impl Loader {
@@ -105,8 +97,8 @@ impl Loader {
     }
 
     /// [`Loader::new`] with the kernel BTF given: CO-RE relocation, tp_btf and fentry attach ids
-    /// all come from `kernel` (aya gets its own copy, parsed from `kernel`'s bytes; no file is
-    /// read again).
+    /// all come from `kernel` (aya-obj gets its own copy, parsed from `kernel`'s bytes; no file
+    /// is read again). The object is parsed once, here; every program is loaded from it.
     pub fn with_kernel_btf(
         object: &[u8],
         filter: &FilterBody,
@@ -114,49 +106,31 @@ impl Loader {
         options: &LoaderOptions,
         kernel: &crate::btf::Btf,
     ) -> Result<Self, LoaderError> {
-        let spliced = splice(object, pwru_ebpf::FILTER_STUB, filter)?;
         let btf = kernel.to_aya()?;
         let cfg = config_bytes(config);
-        // aya 0.14's EbpfLoader::new() reads /sys/kernel/btf/vmlinux itself (and ignores a
-        // failure); `.btf()` below replaces that with the given BTF.
-        let ebpf = EbpfLoader::new()
-            .btf(Some(&btf))
-            .override_global(pwru_ebpf::CONFIG_GLOBAL, &cfg[..], true)
-            .map_max_entries(pwru_ebpf::MAP_EVENTS, options.ring_buf_bytes)
-            .load(&spliced)?;
-        let mut map_fds = HashMap::new();
-        for (name, map) in ebpf.maps() {
-            let data = map_data(map).ok_or_else(|| LoaderError::NoMap(name.to_string()))?;
-            let fd = data
-                .fd()
-                .as_fd()
-                .try_clone_to_owned()
-                .map_err(|e| LoaderError::Prepare {
-                    program: "*".into(),
-                    reason: format!("dup of map {name}: {e}"),
-                })?;
-            map_fds.insert(name.to_string(), fd);
-        }
+        let (prepared, maps) = Prepared::new(
+            object,
+            &Inputs {
+                filter,
+                config: &cfg,
+                ring_buf_bytes: options.ring_buf_bytes,
+                kernel_btf: &btf,
+            },
+        )?;
         Ok(Loader {
-            ebpf,
             btf,
-            spliced,
-            map_fds,
-            raw: None,
+            prepared,
+            maps,
+            shared: HashMap::new(),
         })
-    }
-
-    /// The object after splicing (what aya and the raw path load).
-    pub fn spliced_object(&self) -> &[u8] {
-        &self.spliced
     }
 
     /// Takes the ring buffer of records (each starts with a `PwruRecordHdr`). Once only.
     pub fn take_events(&mut self) -> Result<RingBuf<MapData>, LoaderError> {
         let name = pwru_ebpf::MAP_EVENTS;
         let map = self
-            .ebpf
-            .take_map(name)
+            .maps
+            .remove(name)
             .ok_or_else(|| LoaderError::NoMap(name.into()))?;
         RingBuf::try_from(map).map_err(|source| LoaderError::Map {
             name: name.into(),
@@ -169,8 +143,8 @@ impl Loader {
     pub fn take_lost(&mut self) -> Result<LostCounter, LoaderError> {
         let name = pwru_ebpf::MAP_RUNS;
         let map = self
-            .ebpf
-            .take_map(name)
+            .maps
+            .remove(name)
             .ok_or_else(|| LoaderError::NoMap(name.into()))?;
         PerCpuArray::try_from(map)
             .map(LostCounter)
@@ -185,8 +159,8 @@ impl Loader {
     pub fn take_nesting(&mut self) -> Result<NestingCounter, LoaderError> {
         let name = pwru_ebpf::MAP_DEPTH;
         let map = self
-            .ebpf
-            .take_map(name)
+            .maps
+            .remove(name)
             .ok_or_else(|| LoaderError::NoMap(name.into()))?;
         PerCpuArray::try_from(map)
             .map(NestingCounter)
@@ -198,34 +172,25 @@ impl Loader {
 
     /// Takes any other map by name (e.g. [`pwru_ebpf::MAP_STACKS`]). Once only.
     pub fn take_map(&mut self, name: &str) -> Result<Map, LoaderError> {
-        self.ebpf
-            .take_map(name)
+        self.maps
+            .remove(name)
             .ok_or_else(|| LoaderError::NoMap(name.into()))
     }
 
-    fn raw(&mut self) -> Result<&RawObject, LoaderError> {
-        if self.raw.is_none() {
-            self.raw = Some(RawObject::new(&self.spliced, &self.btf, &self.map_fds)?);
-        }
-        self.raw
-            .as_ref()
-            .ok_or_else(|| LoaderError::NoProgram("raw object".into()))
-    }
-
-    /// Loads program `program` of the object through `crate::sys` (for the program types aya
-    /// cannot load), its `ld_imm64` constants `patches` (magic, value) replaced first.
+    /// Loads program `program` of the object through `crate::sys`, its `ld_imm64` constants
+    /// `patches` (magic, value) replaced first. Each call is a new kernel program.
     pub(crate) fn raw_load(
         &mut self,
         program: &str,
         prog_type: u32,
         attach_type: u32,
         attach_btf_id: u32,
-        attach_prog: Option<std::os::fd::BorrowedFd<'_>>,
+        attach_prog: Option<BorrowedFd<'_>>,
         patches: &[(u64, u64)],
     ) -> Result<OwnedFd, LoaderError> {
-        let mut insns = self.raw()?.insns(program)?.to_vec();
+        let mut insns = self.prepared.insns(program)?.to_vec();
         for &(magic, value) in patches {
-            raw::patch_ld_imm64(&mut insns, magic, value);
+            prepared::patch_ld_imm64(&mut insns, magic, value);
         }
         sys::prog_load(&sys::ProgLoad {
             prog_type,
@@ -242,16 +207,47 @@ impl Loader {
         })
     }
 
-    /// Kernel statistics of an aya-loaded program (tracepoints, kprobes) by name.
+    /// Program `program` loaded once for all its links (tracepoints, kprobes): the first call
+    /// loads it, later ones give the same program. A program loaded for one attach BTF id
+    /// cannot serve another.
+    pub(crate) fn shared_program(
+        &mut self,
+        program: &str,
+        prog_type: u32,
+        attach_type: u32,
+        attach_btf_id: u32,
+    ) -> Result<BorrowedFd<'_>, LoaderError> {
+        if !self.shared.contains_key(program) {
+            let fd = self.raw_load(program, prog_type, attach_type, attach_btf_id, None, &[])?;
+            self.shared
+                .insert(program.to_string(), (fd, attach_btf_id));
+        }
+        match self.shared.get(program) {
+            Some((fd, id)) if *id == attach_btf_id => Ok(fd.as_fd()),
+            Some(_) => Err(LoaderError::Prepare {
+                program: program.into(),
+                reason: "it is already loaded for another target; use a new Loader".into(),
+            }),
+            None => Err(LoaderError::NoProgram(program.into())),
+        }
+    }
+
+    /// Whether program `program` is in a `kretprobe/` section.
+    pub(crate) fn is_kretprobe(&self, program: &str) -> bool {
+        self.prepared.is_kretprobe(program)
+    }
+
+    /// Kernel statistics of a program shared by its links (tracepoints, kprobes) by name.
     pub fn program_stats(&self, program: &str) -> Result<ProgramStats, LoaderError> {
-        let prog = self
-            .ebpf
-            .program(program)
-            .ok_or_else(|| LoaderError::NoProgram(program.into()))?;
-        let fd = prog.fd().map_err(|source| LoaderError::Program {
-            program: program.into(),
-            target: "-".into(),
-            source: Box::new(source),
+        let (fd, _) = self.shared.get(program).ok_or_else(|| {
+            if self.prepared.insns(program).is_ok() {
+                LoaderError::Prepare {
+                    program: program.into(),
+                    reason: "it is not loaded; load and attach it first".into(),
+                }
+            } else {
+                LoaderError::NoProgram(program.into())
+            }
         })?;
         ProgramStats::of(fd.as_fd()).map_err(|error| LoaderError::Attach {
             program: program.into(),

@@ -1,19 +1,17 @@
 //! Exact filter splicing: the object's `.text` section ends with the stub function
-//! `pwru_filter`; its body is replaced by the compiled dispatch body by rewriting the ELF
-//! (new `.text` contents appended at the end of the file, `.text` header and the stub's
-//! symbol size updated). Nothing is padded: the verifier walks exactly the filter.
-//!
-//! Line info records of the old body past the new body's end are dropped by aya-obj when it
-//! cuts functions out of `.text` by symbol size.
+//! `pwru_filter`; in the parsed object its instructions are replaced by the compiled dispatch
+//! body. Nothing is padded: the verifier walks exactly the filter.
 
+use aya_obj::generated::bpf_insn;
+use aya_obj::Object;
 use thiserror::Error;
-
-use super::elf::{Elf, ElfError, SHT_REL, SHT_SYMTAB};
 
 const INSN: usize = 8;
 const OP_LD_IMM64: u8 = 0x18;
 const OP_CALL: u8 = 0x85;
 const OP_EXIT: u8 = 0x95;
+/// `src_reg` of a call to another BPF function (relocated by offset).
+const BPF_PSEUDO_CALL: u8 = 1;
 
 /// The filter could not be spliced into the object.
 #[derive(Debug, Error)]
@@ -107,94 +105,83 @@ impl FilterBody {
     }
 }
 
-fn malformed(e: ElfError) -> SpliceError {
-    SpliceError::Malformed(e.0)
+/// The body as kernel instructions.
+fn body_insns(body: &FilterBody) -> Vec<bpf_insn> {
+    body.bytes
+        .chunks_exact(INSN)
+        .map(|b| bpf_insn {
+            code: b[0],
+            _bitfield_align_1: [],
+            _bitfield_1: bpf_insn::new_bitfield_1(b[1] & 0x0f, b[1] >> 4),
+            off: i16::from_le_bytes([b[2], b[3]]),
+            imm: i32::from_le_bytes([b[4], b[5], b[6], b[7]]),
+        })
+        .collect()
 }
 
-fn to_usize(v: u64) -> Result<usize, SpliceError> {
-    usize::try_from(v).map_err(|_| SpliceError::Malformed("offset out of range"))
-}
-
-/// Returns a copy of `object` whose `stub` function (the last one in `.text`) has `body`.
-pub fn splice(object: &[u8], stub: &str, body: &FilterBody) -> Result<Vec<u8>, SpliceError> {
-    let elf = Elf::parse(object).map_err(malformed)?;
-    if !elf.is_64bit_little_endian() {
-        return Err(SpliceError::Malformed(
-            "not a 64-bit little-endian ELF file",
-        ));
-    }
-    let (text_idx, text) = elf
-        .find_section(".text")
-        .map_err(malformed)?
-        .ok_or(SpliceError::Malformed("no .text section"))?;
-
-    // Find the stub's symbol.
-    let mut sym_entry = None;
-    for i in 0..elf.section_count() {
-        let sh = elf.section(i).map_err(malformed)?;
-        if sh.kind != SHT_SYMTAB {
-            continue;
-        }
-        let link = u16::try_from(sh.link).map_err(|_| SpliceError::Malformed("bad sh_link"))?;
-        let strtab = elf.section(link).map_err(malformed)?;
-        let entsize = if sh.entsize == 0 { 24 } else { sh.entsize };
-        for j in 0..sh.size / entsize {
-            let o = sh.offset + j * entsize;
-            let name = elf.u32(o).map_err(malformed)?;
-            let shndx = elf.u16(o + 6).map_err(malformed)?;
-            if shndx == text_idx && elf.str_at(&strtab, name).map_err(malformed)? == stub.as_bytes()
-            {
-                sym_entry = Some((
-                    to_usize(o)?,
-                    to_usize(elf.u64(o + 8).map_err(malformed)?)?,
-                    to_usize(elf.u64(o + 16).map_err(malformed)?)?,
-                ));
-            }
-        }
-    }
-    let (sym_off, value, size) = sym_entry.ok_or_else(|| SpliceError::NoStub(stub.to_string()))?;
-    if value + size != to_usize(text.size)? {
+/// Gives the `stub` function of the parsed `object` (the last function of `.text`) the
+/// instructions of `body`, exactly. Line info past the new body's end is dropped.
+pub(crate) fn splice(object: &mut Object, stub: &str, body: &FilterBody) -> Result<(), SpliceError> {
+    let entries: Vec<(usize, u64)> = object.programs.values().map(|p| p.function_key()).collect();
+    let (&key, function) = object
+        .functions
+        .iter()
+        .find(|(k, f)| f.name == stub && !entries.contains(k))
+        .ok_or_else(|| SpliceError::NoStub(stub.to_string()))?;
+    let (section, address) = key;
+    if object
+        .functions
+        .keys()
+        .any(|&(s, a)| s == section && a > address)
+    {
         return Err(SpliceError::StubNotLast(stub.to_string()));
     }
-
-    // The stub must carry no relocations (they would point into the replaced body).
-    for i in 0..elf.section_count() {
-        let sh = elf.section(i).map_err(malformed)?;
-        if sh.kind == SHT_REL && sh.info == u32::from(text_idx) {
-            let entsize = if sh.entsize == 0 { 16 } else { sh.entsize };
-            for j in 0..sh.size / entsize {
-                if to_usize(elf.u64(sh.offset + j * entsize).map_err(malformed)?)? >= value {
-                    return Err(SpliceError::StubHasRelocations(stub.to_string()));
-                }
-            }
-        }
+    // Map references and bpf-to-bpf calls are relocated at their offsets in .text: a new body
+    // at the same offsets would be patched instead.
+    if function.instructions.iter().any(|i| {
+        i.code == OP_LD_IMM64 || (i.code == OP_CALL && i.src_reg() == BPF_PSEUDO_CALL)
+    }) {
+        return Err(SpliceError::StubHasRelocations(stub.to_string()));
     }
-
-    let old_text = elf.section_bytes(&text).map_err(malformed)?;
-    let mut out = object.to_vec();
-    while !out.len().is_multiple_of(8) {
-        out.push(0);
-    }
-    let new_off = out.len();
-    out.extend_from_slice(&old_text[..value]);
-    out.extend_from_slice(body.as_bytes());
-    let new_size = value + body.as_bytes().len();
-
-    let sh = to_usize(text.header_offset)?;
-    out[sh + 24..sh + 32].copy_from_slice(&(new_off as u64).to_le_bytes());
-    out[sh + 32..sh + 40].copy_from_slice(&(new_size as u64).to_le_bytes());
-    out[sym_off + 16..sym_off + 24].copy_from_slice(&(body.as_bytes().len() as u64).to_le_bytes());
-    Ok(out)
+    let function = object
+        .functions
+        .get_mut(&key)
+        .ok_or_else(|| SpliceError::NoStub(stub.to_string()))?;
+    function.instructions = body_insns(body);
+    let len = function.instructions.len();
+    let lines = &mut function.line_info;
+    lines.line_info.retain(|l| (l.insn_off as usize) < len);
+    lines.num_info = lines.line_info.len() as u32;
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn text_of(obj: &[u8]) -> Vec<u8> {
-        let elf = Elf::parse(obj).unwrap();
-        let (_, text) = elf.find_section(".text").unwrap().unwrap();
-        elf.section_bytes(&text).unwrap().to_vec()
+    fn spliced(stub: &str, body: &FilterBody) -> Result<Object, SpliceError> {
+        let mut obj = Object::parse(pwru_ebpf::OBJECT).unwrap();
+        splice(&mut obj, stub, body)?;
+        Ok(obj)
+    }
+
+    fn stub_of(obj: &Object) -> &aya_obj::Function {
+        obj.functions
+            .values()
+            .find(|f| f.name == pwru_ebpf::FILTER_STUB)
+            .unwrap()
+    }
+
+    fn bytes_of(insns: &[bpf_insn]) -> Vec<u8> {
+        insns
+            .iter()
+            .flat_map(|i| {
+                let mut b = vec![i.code, i.dst_reg() | (i.src_reg() << 4)];
+                b.extend_from_slice(&i.off.to_le_bytes());
+                b.extend_from_slice(&i.imm.to_le_bytes());
+                b
+            })
+            .collect()
     }
 
     #[test]
@@ -209,36 +196,14 @@ mod tests {
             OP_EXIT, 0, 0, 0, 0, 0, 0, 0,
         ])
         .unwrap();
-        let out = splice(pwru_ebpf::OBJECT, pwru_ebpf::FILTER_STUB, &body).unwrap();
-        let text = text_of(&out);
-        assert!(text.ends_with(body.as_bytes()));
-        // aya-obj sees the new function with the new size.
-        let obj = aya_obj::Object::parse(&out).unwrap();
-        let f = obj
-            .functions
-            .values()
-            .find(|f| f.name == pwru_ebpf::FILTER_STUB)
-            .unwrap();
-        assert_eq!(f.instructions.len(), body.len());
+        let obj = spliced(pwru_ebpf::FILTER_STUB, &body).unwrap();
+        assert_eq!(bytes_of(&stub_of(&obj).instructions), body.as_bytes());
         // Shorter than the placeholder works too, and drops line info past the end.
-        let out = splice(
-            pwru_ebpf::OBJECT,
-            pwru_ebpf::FILTER_STUB,
-            &FilterBody::match_all(),
-        )
-        .unwrap();
-        let obj = aya_obj::Object::parse(&out).unwrap();
-        let f = obj
-            .functions
-            .values()
-            .find(|f| f.name == pwru_ebpf::FILTER_STUB)
-            .unwrap();
-        assert_eq!(f.instructions.len(), 2);
-        assert!(f
-            .line_info
-            .line_info
-            .iter()
-            .all(|l| (l.insn_off as usize) < 2));
+        let obj = spliced(pwru_ebpf::FILTER_STUB, &FilterBody::match_all()).unwrap();
+        let f = stub_of(&obj);
+        assert_eq!(bytes_of(&f.instructions), FilterBody::match_all().as_bytes());
+        assert!(f.line_info.line_info.iter().all(|l| (l.insn_off as usize) < 2));
+        assert_eq!(f.line_info.num_info as usize, f.line_info.line_info.len());
     }
 
     #[test]
@@ -271,13 +236,13 @@ mod tests {
         let d = dispatch(&[&l2.insns, &l3.insns]).unwrap();
         let body = FilterBody::from_insns(&d).unwrap();
         assert_eq!(body.len(), d.len());
-        let out = splice(pwru_ebpf::OBJECT, pwru_ebpf::FILTER_STUB, &body).unwrap();
-        assert!(text_of(&out).ends_with(body.as_bytes()));
+        let obj = spliced(pwru_ebpf::FILTER_STUB, &body).unwrap();
+        assert_eq!(bytes_of(&stub_of(&obj).instructions), body.as_bytes());
     }
 
     #[test]
     fn missing_stub_is_reported() {
-        let e = splice(pwru_ebpf::OBJECT, "no_such_stub", &FilterBody::match_all()).unwrap_err();
+        let e = spliced("no_such_stub", &FilterBody::match_all()).unwrap_err();
         assert!(matches!(e, SpliceError::NoStub(_)));
     }
 }

@@ -1,0 +1,131 @@
+//! The object prepared once per loader, from one parse: aya-obj parses the ELF, the filter
+//! body replaces the stub's instructions (splice.rs), the config becomes `.rodata`'s initial
+//! contents, the maps are created (maps.rs), then CO-RE (against the kernel BTF), map and
+//! call relocations are applied. What is left is each program's linked instructions, ready
+//! for BPF_PROG_LOAD through `crate::sys`.
+
+use std::cell::Cell;
+use std::collections::HashMap;
+use std::os::fd::{AsRawFd, OwnedFd};
+
+use aya::maps::Map;
+use aya_obj::generated::bpf_insn;
+use aya_obj::{Object, ProgramSection};
+
+use super::maps;
+use super::splice::{splice, FilterBody};
+use crate::backend::LoaderError;
+
+thread_local! {
+    /// Object parses on this thread (a diagnostic for tests: one per loader).
+    static PARSES: Cell<u32> = const { Cell::new(0) };
+}
+
+/// How often a BPF object was parsed on the calling thread so far: one per
+/// [`Loader`](super::Loader), whatever is loaded and attached from it.
+#[doc(hidden)]
+#[cfg(feature = "unstable")]
+pub fn object_parses() -> u32 {
+    PARSES.with(Cell::get)
+}
+
+fn prepare_error(reason: impl std::fmt::Display) -> LoaderError {
+    LoaderError::Prepare {
+        program: "*".into(),
+        reason: reason.to_string(),
+    }
+}
+
+/// The relocated object and the maps its instructions refer to.
+pub(crate) struct Prepared {
+    obj: Object,
+    /// Duplicates of the map fds written into the instructions.
+    _map_fds: HashMap<String, OwnedFd>,
+}
+
+/// What [`Prepared::new`] needs besides the object bytes.
+pub(crate) struct Inputs<'a> {
+    pub(crate) filter: &'a FilterBody,
+    /// Initial contents of the read-only global [`pwru_ebpf::CONFIG_GLOBAL`].
+    pub(crate) config: &'a [u8],
+    pub(crate) ring_buf_bytes: u32,
+    pub(crate) kernel_btf: &'a aya::Btf,
+}
+
+impl Prepared {
+    /// Parses `object` (the one parse) and prepares it; returns it with its created maps.
+    pub(crate) fn new(
+        object: &[u8],
+        inputs: &Inputs<'_>,
+    ) -> Result<(Self, HashMap<String, Map>), LoaderError> {
+        PARSES.with(|p| p.set(p.get() + 1));
+        let mut obj = Object::parse(object).map_err(prepare_error)?;
+        splice(&mut obj, pwru_ebpf::FILTER_STUB, inputs.filter)?;
+        obj.patch_map_data(HashMap::from([(
+            pwru_ebpf::CONFIG_GLOBAL,
+            (inputs.config, true),
+        )]))
+        .map_err(prepare_error)?;
+        obj.relocate_btf(inputs.kernel_btf).map_err(prepare_error)?;
+        let created = maps::create(&obj.maps, inputs.ring_buf_bytes)?;
+        let defs = std::mem::take(&mut obj.maps);
+        let text_sections = obj.functions.keys().map(|(s, _)| *s).collect();
+        let mut with_fds = Vec::new();
+        for (name, def) in &defs {
+            let fd = created
+                .fds
+                .get(name)
+                .ok_or_else(|| LoaderError::NoMap(name.clone()))?;
+            with_fds.push((name.as_str(), fd.as_raw_fd(), def));
+        }
+        obj.relocate_maps(with_fds.into_iter(), &text_sections)
+            .map_err(prepare_error)?;
+        obj.relocate_calls(&text_sections).map_err(prepare_error)?;
+        Ok((
+            Prepared {
+                obj,
+                _map_fds: created.fds,
+            },
+            created.maps,
+        ))
+    }
+
+    /// The linked instructions of program `name` (entry function first, callees after).
+    pub(crate) fn insns(&self, name: &str) -> Result<&[bpf_insn], LoaderError> {
+        let prog = self
+            .obj
+            .programs
+            .get(name)
+            .ok_or_else(|| LoaderError::NoProgram(name.to_string()))?;
+        self.obj
+            .functions
+            .get(&prog.function_key())
+            .map(|f| f.instructions.as_slice())
+            .ok_or_else(|| LoaderError::NoProgram(name.to_string()))
+    }
+
+    /// Whether program `name` is in a `kretprobe/` section.
+    pub(crate) fn is_kretprobe(&self, name: &str) -> bool {
+        self.obj
+            .programs
+            .get(name)
+            .is_some_and(|p| matches!(p.section, ProgramSection::KRetProbe))
+    }
+}
+
+/// Replaces the immediates of the `ld_imm64` whose 64-bit constant is `magic` with `value`.
+/// Returns false if the program has no such instruction.
+pub(crate) fn patch_ld_imm64(insns: &mut [bpf_insn], magic: u64, value: u64) -> bool {
+    let mut found = false;
+    for i in 0..insns.len().saturating_sub(1) {
+        if insns[i].code == 0x18
+            && insns[i].imm as u32 == magic as u32
+            && insns[i + 1].imm as u32 == (magic >> 32) as u32
+        {
+            insns[i].imm = value as u32 as i32;
+            insns[i + 1].imm = (value >> 32) as u32 as i32;
+            found = true;
+        }
+    }
+    found
+}
