@@ -180,26 +180,6 @@ impl From<crate::backend::LoaderError> for Error {
                 source: error,
                 log,
             },
-            // aya's loads carry the verifier log inside its own error type.
-            crate::backend::LoaderError::Program {
-                program,
-                target,
-                source,
-            } => match *source {
-                aya::programs::ProgramError::LoadError {
-                    io_error,
-                    verifier_log,
-                } => Error::Verifier {
-                    program,
-                    source: io_error,
-                    log: verifier_log.to_string(),
-                },
-                other => Error::Load(LoadError::new(crate::backend::LoaderError::Program {
-                    program,
-                    target,
-                    source: Box::new(other),
-                })),
-            },
             other => Error::Load(LoadError::new(other)),
         }
     }

@@ -19,8 +19,8 @@ fn a_loader_parses_its_object_once() {
     if skip_without_tracepoints(name) {
         return;
     }
-    let pair = NetnsPair::new("o", 31).expect("network namespaces (root has them)");
-    let netns_b = NetnsPair::inode(&pair.b);
+    let pair = lab("o", 31);
+    let netns_b = inode(&pair.ns_b);
     let before = object_parses();
     let mut loader = Loader::new(
         OBJECT,
@@ -60,7 +60,7 @@ fn a_loader_parses_its_object_once() {
     let _stacks = loader.take_map(MAP_STACKS).expect("stack map");
 
     // One drop, seen by both tracepoint programs: each kind arrives once.
-    pair.send_udp(CLOSED_PORT, 1);
+    send_udp(&pair, CLOSED_PORT, 1);
     let mut kinds = Vec::new();
     while kinds.len() < 2 {
         let Some(rec) = next_record(&mut ring, Instant::now() + Duration::from_secs(2)) else {

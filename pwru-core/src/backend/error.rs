@@ -12,9 +12,6 @@ pub enum LoaderError {
     /// Splicing the filter failed.
     #[error(transparent)]
     Splice(#[from] SpliceError),
-    /// aya could not parse the object or create its maps.
-    #[error("loading the BPF object failed: {0}; check that you run as root (CAP_BPF + CAP_PERFMON) and that the kernel has BTF (/sys/kernel/btf/vmlinux)")]
-    Object(Box<aya::EbpfError>),
     /// aya-obj could not prepare a program for a raw load.
     #[error("preparing program `{program}` failed: {reason}")]
     Prepare {
@@ -50,17 +47,6 @@ pub enum LoaderError {
         /// The verifier's log (may be empty when the refusal came before verification).
         log: String,
     },
-    /// aya refused to load or attach a program.
-    #[error("program `{program}` on `{target}`: {source}")]
-    Program {
-        /// Program name.
-        program: String,
-        /// What it was loaded for or attached to.
-        target: String,
-        /// aya's error (its LoadError variant carries the verifier log).
-        #[source]
-        source: Box<aya::programs::ProgramError>,
-    },
     /// Attaching failed.
     #[error("attaching `{program}` to `{target}` failed: {error}; check that the target exists and is traceable (available_filter_functions)")]
     Attach {
@@ -91,12 +77,6 @@ pub enum LoaderError {
         #[source]
         source: Box<aya::maps::MapError>,
     },
-}
-
-impl From<aya::EbpfError> for LoaderError {
-    fn from(e: aya::EbpfError) -> Self {
-        LoaderError::Object(Box::new(e))
-    }
 }
 
 impl From<aya::BtfError> for LoaderError {

@@ -37,12 +37,12 @@ impl Driver for Kprobe {
     }
 
     fn probe(&self, kernel: Option<&Btf>) -> Result<(), String> {
-        let pmu = kprobe_pmu().map_err(|e| e.to_string())?;
+        let pmu = sys::KprobePmu::from_sysfs().map_err(|e| e.to_string())?;
         let prog = load_trivial(&self.program_kind(kernel)?)?;
         let mut last = String::new();
         for f in PROBE_FUNCS {
             let name = CString::new(*f).map_err(|e| e.to_string())?;
-            match sys::perf_kprobe_attach(pmu, &name, prog.as_fd()) {
+            match sys::perf_kprobe_open(&pmu, &name, false, prog.as_fd()) {
                 Ok(_) => return Ok(()),
                 Err(e) => last = format!("attaching a kprobe to {f} failed: {e}"),
             }
@@ -94,22 +94,6 @@ impl Driver for Kprobe {
     }
 }
 
-/// The kprobe PMU's dynamic type.
-fn kprobe_pmu() -> std::io::Result<u32> {
-    let pmu = std::fs::read_to_string("/sys/bus/event_source/devices/kprobe/type").map_err(|e| {
-        std::io::Error::new(
-            e.kind(),
-            "the kernel has no kprobe PMU (/sys/bus/event_source/devices/kprobe): built without CONFIG_KPROBES",
-        )
-    })?;
-    pmu.trim().parse().map_err(|_| {
-        std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            format!("unreadable kprobe PMU type {pmu:?}"),
-        )
-    })
-}
-
 /// kprobe + kretprobe on skb_clone/skb_copy (with `track_clones`), kprobe on kfree_skbmem
 /// and skb_free_head; without `track_clones` only kfree_skbmem. See
 /// [`Loader::load_tracking`].
@@ -143,14 +127,17 @@ impl Loader {
         functions: &[&str],
     ) -> Result<Vec<Attached>, LoaderError> {
         let retprobe = self.is_kretprobe(program);
-        let pmu = if functions.is_empty() || retprobe {
-            0
+        // Loading alone (no function) works on kernels without kprobes: verify only.
+        let pmu = if functions.is_empty() {
+            None
         } else {
-            kprobe_pmu().map_err(|error| LoaderError::Attach {
-                program: program.into(),
-                target: "kprobe PMU".into(),
-                error,
-            })?
+            Some(
+                sys::KprobePmu::from_sysfs().map_err(|error| LoaderError::Attach {
+                    program: program.into(),
+                    target: "kprobe PMU".into(),
+                    error,
+                })?,
+            )
         };
         let prog = self.shared_program(program, sys::PROG_TYPE_KPROBE, 0, 0)?;
         Ok(functions
@@ -158,12 +145,9 @@ impl Loader {
             .map(|f| {
                 let r = CString::new(*f)
                     .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))
-                    .and_then(|name| {
-                        if retprobe {
-                            crate::object::perf_kretprobe_attach(&name, prog)
-                        } else {
-                            sys::perf_kprobe_attach(pmu, &name, prog)
-                        }
+                    .and_then(|name| match &pmu {
+                        Some(pmu) => sys::perf_kprobe_open(pmu, &name, retprobe, prog),
+                        None => Err(std::io::Error::other("no kprobe PMU")),
                     })
                     .map(|l| Link::shared(program, f, l))
                     .map_err(|error| LoaderError::Attach {

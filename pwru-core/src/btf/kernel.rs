@@ -30,13 +30,12 @@ fn count_aya_parse() {
 pub struct KernelBtfParses {
     /// Parses by this crate's reader ([`Btf::vmlinux`], [`Btf::from_file`]).
     pub own: u32,
-    /// Parses into aya's type (for CO-RE relocation and aya's program loads).
+    /// Parses into aya-obj's type (for CO-RE relocation), from the same bytes.
     pub aya: u32,
 }
 
-/// The kernel BTF parses counted on the calling thread so far. aya's `EbpfLoader::new()`
-/// also reads `/sys/kernel/btf/vmlinux` on its own, which this cannot count (aya 0.14 has no way
-/// to skip it; its result is replaced by ours).
+/// The kernel BTF parses counted on the calling thread so far (the file is read once; the
+/// bytes are parsed by this crate's reader and once more by aya-obj for CO-RE relocation).
 #[doc(hidden)]
 pub fn kernel_btf_parses() -> KernelBtfParses {
     let (own, aya) = PARSES.with(Cell::get);

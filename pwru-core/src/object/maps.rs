@@ -10,7 +10,6 @@ use aya::maps::{Map, MapData};
 use aya_obj::generated::bpf_map_type as t;
 use aya_obj::EbpfSectionKind;
 
-use super::pending_sys;
 use crate::backend::LoaderError;
 
 fn failed(name: &str, what: &str, e: impl std::fmt::Display) -> LoaderError {
@@ -58,11 +57,11 @@ pub(super) fn create(
             source: Box::new(source),
         })?;
         if !data.is_empty() {
-            pending_sys::set_first_entry(map.fd().as_fd(), &data)
+            crate::sys::map_update_elem(map.fd().as_fd(), &0u32.to_ne_bytes(), &data)
                 .map_err(|e| failed(name, "initialising", e))?;
         }
         if rodata {
-            pending_sys::freeze(map.fd().as_fd()).map_err(|e| failed(name, "freezing", e))?;
+            crate::sys::map_freeze(map.fd().as_fd()).map_err(|e| failed(name, "freezing", e))?;
         }
         let fd = map
             .fd()

@@ -4,7 +4,7 @@
 //! (prepared.rs). Programs are then loaded on demand by the backends (`crate::backend`, one
 //! file per program type) from those instructions through `crate::sys`. The map readers of the
 //! run and nesting counters are in counters.rs; elf.rs is the crate's one ELF reader (for the
-//! BTF reader); pending_sys.rs holds the few kernel calls `crate::sys` does not have yet.
+//! BTF reader).
 //!
 //! | backend | call | how |
 //! |---|---|---|
@@ -21,7 +21,6 @@
 mod counters;
 pub(crate) mod elf;
 mod maps;
-mod pending_sys;
 mod prepared;
 mod splice;
 
@@ -40,7 +39,6 @@ pub use counters::{LostCounter, NestingCounter};
 pub use prepared::object_parses;
 pub use splice::{FilterBody, SpliceError};
 
-pub(crate) use pending_sys::perf_kretprobe_attach;
 use prepared::{Inputs, Prepared};
 
 /// Options that are not part of the kernel-side config.

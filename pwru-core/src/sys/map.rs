@@ -1,5 +1,6 @@
-//! Maps: BPF_MAP_CREATE and BPF_MAP_LOOKUP_ELEM, for the small maps the tests and the VM guest
-//! make themselves (pwru's own maps come from its object file, through aya).
+//! Maps: BPF_MAP_CREATE, BPF_MAP_LOOKUP_ELEM and BPF_MAP_UPDATE_ELEM for the small maps the
+//! tests and the VM guest make themselves, and for the initial data of pwru's global-data maps
+//! (created by the loader with aya's `MapData::create`); BPF_MAP_FREEZE for its read-only config.
 
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
@@ -98,4 +99,40 @@ fn map_info(map: BorrowedFd<'_>) -> io::Result<bpf_map_info> {
     a.info = ptr_u64(&mut info as *mut bpf_map_info);
     bpf(bpf_cmd::BPF_OBJ_GET_INFO_BY_FD, &mut attr)?;
     Ok(info)
+}
+
+/// BPF_MAP_UPDATE_ELEM (flags `BPF_ANY`): stores `value` at `key`. The slices must have
+/// exactly the map's key and value sizes (checked against the kernel's own, as for
+/// [`map_lookup_elem`]).
+pub fn map_update_elem(map: BorrowedFd<'_>, key: &[u8], value: &[u8]) -> io::Result<()> {
+    let info = map_info(map)?;
+    if key.len() != info.key_size as usize || value.len() != info.value_size as usize {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "the map has {}-byte keys and {}-byte values, got {} and {}",
+                info.key_size,
+                info.value_size,
+                key.len(),
+                value.len()
+            ),
+        ));
+    }
+    let mut attr = zeroed_attr();
+    // SAFETY: only writes into the element-access member of a zeroed union.
+    let a = unsafe { &mut attr.__bindgen_anon_2 };
+    a.map_fd = map.as_raw_fd() as u32;
+    a.key = ptr_u64(key.as_ptr());
+    a.__bindgen_anon_1.value = ptr_u64(value.as_ptr());
+    bpf(bpf_cmd::BPF_MAP_UPDATE_ELEM, &mut attr).map(drop)
+}
+
+/// BPF_MAP_FREEZE: no more writes from user space, so the verifier may treat a read-only
+/// map's contents (the config global) as constants.
+pub fn map_freeze(map: BorrowedFd<'_>) -> io::Result<()> {
+    let mut attr = zeroed_attr();
+    // SAFETY: only writes into the map-fd field of a zeroed union (BPF_MAP_FREEZE reads no more).
+    let a = unsafe { &mut attr.__bindgen_anon_2 };
+    a.map_fd = map.as_raw_fd() as u32;
+    bpf(bpf_cmd::BPF_MAP_FREEZE, &mut attr).map(drop)
 }
