@@ -7,7 +7,7 @@ use std::os::fd::AsFd;
 
 use aya_obj::btf::BtfKind;
 
-use super::probe::{load_trivial, require_btf, ProgramKind, PROBE_FUNCS};
+use super::probe::{load_and_link_tracing, require_btf, ProgramKind, PROBE_FUNCS};
 use super::{check_position, is_verifier, Attached, Attachments, Driver, Link, LoaderError};
 use crate::btf::{Btf, Kind};
 use crate::object::Loader;
@@ -22,10 +22,6 @@ pub struct Fentry;
 impl Driver for Fentry {
     fn backend(&self) -> Backend {
         Backend::Fentry
-    }
-
-    fn name(&self) -> &'static str {
-        "fentry"
     }
 
     fn needs_kernel_btf(&self) -> bool {
@@ -48,11 +44,7 @@ impl Driver for Fentry {
     }
 
     fn probe(&self, kernel: Option<&Btf>) -> Result<(), String> {
-        let kind = self.program_kind(kernel)?;
-        let prog = load_trivial(&kind)?;
-        sys::raw_tracepoint_open(prog.as_fd(), None)
-            .map(drop)
-            .map_err(|e| format!("attaching a {} program failed: {e}", kind.name))
+        load_and_link_tracing(&self.program_kind(kernel)?)
     }
 
     fn attach(

@@ -23,10 +23,6 @@ impl Driver for Kprobe {
         Backend::Kprobe
     }
 
-    fn name(&self) -> &'static str {
-        "kprobe"
-    }
-
     fn program_kind(&self, _kernel: Option<&Btf>) -> Result<ProgramKind, String> {
         Ok(ProgramKind {
             prog_type: sys::PROG_TYPE_KPROBE,

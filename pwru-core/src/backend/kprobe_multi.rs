@@ -4,7 +4,7 @@
 //! refused functions are isolated. Tracking uses the kprobe backend's programs.
 
 use std::ffi::CString;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, OwnedFd};
 
 use super::probe::{load_trivial, ProgramKind, PROBE_FUNCS};
 use super::{
@@ -24,10 +24,6 @@ pub struct KprobeMulti;
 impl Driver for KprobeMulti {
     fn backend(&self) -> Backend {
         Backend::KprobeMulti
-    }
-
-    fn name(&self) -> &'static str {
-        "kprobe-multi"
     }
 
     fn program_kind(&self, _kernel: Option<&Btf>) -> Result<ProgramKind, String> {
@@ -148,14 +144,7 @@ impl Loader {
                 target: target.clone(),
                 error: std::io::Error::new(std::io::ErrorKind::InvalidInput, e),
             })?;
-        let prog = self.raw_load(
-            program,
-            sys::PROG_TYPE_KPROBE,
-            sys::ATTACH_TRACE_KPROBE_MULTI,
-            0,
-            None,
-            &[],
-        )?;
+        let prog = self.load_as_kprobe_multi(program)?;
         let link =
             sys::link_kprobe_multi(prog.as_fd(), &syms).map_err(|error| LoaderError::Attach {
                 program: program.into(),
@@ -163,6 +152,18 @@ impl Loader {
                 error,
             })?;
         Ok(Link::from_fds(program, &target, link, prog))
+    }
+
+    /// Loads a kprobe-section program with expected attach type `BPF_TRACE_KPROBE_MULTI`.
+    fn load_as_kprobe_multi(&mut self, program: &str) -> Result<OwnedFd, LoaderError> {
+        self.raw_load(
+            program,
+            sys::PROG_TYPE_KPROBE,
+            sys::ATTACH_TRACE_KPROBE_MULTI,
+            0,
+            None,
+            &[],
+        )
     }
 
     /// kprobe.multi backend: `kprobe_multi_skb_<position>` on all `symbols` in one link.
@@ -181,14 +182,7 @@ impl Loader {
     /// Only verifies a kprobe-section program as kprobe.multi (no attach): the load alone
     /// works on kernels without fprobe. Returns the verified instruction count.
     pub fn verify_kprobe_multi(&mut self, program: &str) -> Result<ProgramStats, LoaderError> {
-        let fd = self.raw_load(
-            program,
-            sys::PROG_TYPE_KPROBE,
-            sys::ATTACH_TRACE_KPROBE_MULTI,
-            0,
-            None,
-            &[],
-        )?;
+        let fd = self.load_as_kprobe_multi(program)?;
         ProgramStats::of(fd.as_fd()).map_err(|error| LoaderError::Attach {
             program: program.into(),
             target: "info".into(),

@@ -81,8 +81,10 @@ pub trait Driver: std::fmt::Debug + Sync {
     fn backend(&self) -> Backend;
 
     /// A short name for messages and test skips: `kprobe-multi`, `kprobe`, `fentry`, `tp_btf`
-    /// or `raw_tp`.
-    fn name(&self) -> &'static str;
+    /// or `raw_tp` (the backend's name unless a flavour says more).
+    fn name(&self) -> &'static str {
+        self.backend().name()
+    }
 
     /// Whether [`Driver::probe`] and [`Driver::program_kind`] need the kernel BTF (an attach
     /// BTF id).

@@ -3,7 +3,7 @@
 //! tracepoint the probes attach to, and the kfunc-cast probe that decides how filters read
 //! packet bytes.
 
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 
 use super::Driver;
 use crate::btf::Btf;
@@ -53,6 +53,15 @@ pub(super) fn load_trivial(kind: &ProgramKind) -> Result<OwnedFd, String> {
         attach_prog_fd: None,
     })
     .map_err(|r| refused(&format!("loading a {} program was refused", kind.name), r))
+}
+
+/// Probes a tracing program kind (fentry, tp_btf) whose attach target is in its BTF id: loads
+/// the trivial program and links it.
+pub(super) fn load_and_link_tracing(kind: &ProgramKind) -> Result<(), String> {
+    let prog = load_trivial(kind)?;
+    sys::raw_tracepoint_open(prog.as_fd(), None)
+        .map(drop)
+        .map_err(|e| format!("attaching a {} program failed: {e}", kind.name))
 }
 
 /// Loads (without attaching) a small program of `driver`'s kind that reads one byte through

@@ -8,7 +8,7 @@ use std::os::fd::AsFd;
 
 use aya_obj::btf::BtfKind;
 
-use super::probe::{load_trivial, require_btf, ProgramKind, PROBE_TRACEPOINT};
+use super::probe::{load_and_link_tracing, load_trivial, require_btf, ProgramKind, PROBE_TRACEPOINT};
 use super::{Attached, Attachments, Driver, Link, LoaderError};
 use crate::btf::{Btf, Kind};
 use crate::object::Loader;
@@ -97,9 +97,9 @@ impl Driver for Tracepoint {
 
     fn probe(&self, kernel: Option<&Btf>) -> Result<(), String> {
         let kind = self.program_kind(kernel)?;
-        let prog = load_trivial(&kind)?;
         match self.flavor {
             TracepointFlavor::Raw => {
+                let prog = load_trivial(&kind)?;
                 let name = CString::new(PROBE_TRACEPOINT).map_err(|e| e.to_string())?;
                 sys::raw_tracepoint_open(prog.as_fd(), Some(&name))
                     .map(drop)
@@ -107,9 +107,7 @@ impl Driver for Tracepoint {
                         format!("attaching a raw_tp program to {PROBE_TRACEPOINT} failed: {e}")
                     })
             }
-            TracepointFlavor::Btf => sys::raw_tracepoint_open(prog.as_fd(), None)
-                .map(drop)
-                .map_err(|e| format!("attaching a {} program failed: {e}", kind.name)),
+            TracepointFlavor::Btf => load_and_link_tracing(&kind),
         }
     }
 

@@ -66,18 +66,7 @@ pub fn map_lookup_elem(map: BorrowedFd<'_>, key: &[u8], value: &mut [u8]) -> io:
             "per-CPU maps hold one value per possible CPU: not supported here",
         ));
     }
-    if key.len() != info.key_size as usize || value.len() != info.value_size as usize {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!(
-                "the map has {}-byte keys and {}-byte values, got {} and {}",
-                info.key_size,
-                info.value_size,
-                key.len(),
-                value.len()
-            ),
-        ));
-    }
+    check_sizes(&info, key.len(), value.len())?;
     let mut attr = zeroed_attr();
     // SAFETY: only writes into the element-access member of a zeroed union.
     let a = unsafe { &mut attr.__bindgen_anon_2 };
@@ -85,6 +74,21 @@ pub fn map_lookup_elem(map: BorrowedFd<'_>, key: &[u8], value: &mut [u8]) -> io:
     a.key = ptr_u64(key.as_ptr());
     a.__bindgen_anon_1.value = ptr_u64(value.as_mut_ptr());
     bpf(bpf_cmd::BPF_MAP_LOOKUP_ELEM, &mut attr).map(drop)
+}
+
+/// Refuses key and value buffers whose sizes are not the map's: the kernel would read or
+/// write that many bytes through them.
+fn check_sizes(info: &bpf_map_info, key: usize, value: usize) -> io::Result<()> {
+    if key == info.key_size as usize && value == info.value_size as usize {
+        return Ok(());
+    }
+    Err(io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!(
+            "the map has {}-byte keys and {}-byte values, got {key} and {value}",
+            info.key_size, info.value_size
+        ),
+    ))
 }
 
 /// BPF_OBJ_GET_INFO_BY_FD for a map.
@@ -106,18 +110,7 @@ fn map_info(map: BorrowedFd<'_>) -> io::Result<bpf_map_info> {
 /// [`map_lookup_elem`]).
 pub fn map_update_elem(map: BorrowedFd<'_>, key: &[u8], value: &[u8]) -> io::Result<()> {
     let info = map_info(map)?;
-    if key.len() != info.key_size as usize || value.len() != info.value_size as usize {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!(
-                "the map has {}-byte keys and {}-byte values, got {} and {}",
-                info.key_size,
-                info.value_size,
-                key.len(),
-                value.len()
-            ),
-        ));
-    }
+    check_sizes(&info, key.len(), value.len())?;
     let mut attr = zeroed_attr();
     // SAFETY: only writes into the element-access member of a zeroed union.
     let a = unsafe { &mut attr.__bindgen_anon_2 };
