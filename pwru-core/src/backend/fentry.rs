@@ -11,9 +11,9 @@ use super::probe::{load_and_link_tracing, require_btf, ProgramKind, PROBE_FUNCS}
 use super::{check_position, is_verifier, Attached, Attachments, Driver, Link, LoaderError};
 use crate::btf::{Btf, Kind};
 use crate::object::Loader;
-use crate::options::Backend;
+use super::Backend;
 use crate::sys;
-use crate::tracer::Target;
+use super::Target;
 
 /// The fentry backend (needs BPF trampolines, 5.5+, and fentry not refused).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -10,9 +10,9 @@ use super::probe::{load_trivial, ProgramKind, PROBE_FUNCS};
 use super::{check_position, names_at, Attached, Attachments, Driver, Link, LoaderError};
 use crate::btf::Btf;
 use crate::object::Loader;
-use crate::options::Backend;
+use super::Backend;
 use crate::sys;
-use crate::tracer::Target;
+use super::Target;
 
 /// The kprobe backend (needs CONFIG_KPROBES).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -13,9 +13,9 @@ use super::{
 };
 use crate::btf::Btf;
 use crate::object::Loader;
-use crate::options::Backend;
+use super::Backend;
 use crate::sys;
-use crate::tracer::Target;
+use super::Target;
 
 /// The kprobe.multi backend (needs CONFIG_FPROBE, 5.18+).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

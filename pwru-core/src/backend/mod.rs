@@ -6,26 +6,27 @@
 //! loaded tc/XDP programs by id; probe.rs holds the trivial-program load every probe shares.
 
 mod bpf_prog;
-mod error;
 mod fentry;
+mod kind;
 mod kprobe;
 mod kprobe_multi;
 mod link;
 mod probe;
+mod target;
 mod tracepoint;
 
 use crate::btf::Btf;
 use crate::object::Loader;
-use crate::options::Backend;
-use crate::tracer::{Refusal, Target};
 
 pub(crate) use bpf_prog::trace_bpf_programs;
-pub use error::{LoaderError, SpliceError};
+pub use crate::object::{LoaderError, ProgramStats, SpliceError};
+pub use kind::{Backend, UnknownBackend};
 pub use fentry::Fentry;
 pub use kprobe::Kprobe;
 pub use kprobe_multi::KprobeMulti;
-pub use link::{enable_stats, DetachedProgram, Link, ProgramStats};
+pub use link::{enable_stats, DetachedProgram, Link};
 pub use probe::{probe_kfunc_cast, probe_kfunc_cast_with, ProgramKind};
+pub use target::{Refusal, Target};
 pub use tracepoint::{Tracepoint, TracepointFlavor};
 
 /// The outcome of attaching to one target: its name and the link or the reason it failed.

@@ -12,9 +12,9 @@ use super::probe::{load_and_link_tracing, load_trivial, require_btf, ProgramKind
 use super::{Attached, Attachments, Driver, Link, LoaderError};
 use crate::btf::{Btf, Kind};
 use crate::object::Loader;
-use crate::options::Backend;
+use super::Backend;
 use crate::sys;
-use crate::tracer::Target;
+use super::Target;
 
 /// Which program flavour serves a tracepoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

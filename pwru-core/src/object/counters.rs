@@ -3,7 +3,7 @@
 
 use aya::maps::{MapData, PerCpuArray};
 
-use crate::backend::LoaderError;
+use super::LoaderError;
 
 /// The per-CPU run counters of the event programs, indexed by outcome
 /// ([`pwru_ebpf::outcome`]); [`LostCounter::total`] is the ring-full entry.

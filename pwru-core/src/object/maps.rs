@@ -10,7 +10,7 @@ use aya::maps::{Map, MapData};
 use aya_obj::generated::bpf_map_type as t;
 use aya_obj::EbpfSectionKind;
 
-use crate::backend::LoaderError;
+use super::LoaderError;
 
 fn failed(name: &str, what: &str, e: impl std::fmt::Display) -> LoaderError {
     LoaderError::Prepare {

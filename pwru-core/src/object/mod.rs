@@ -19,9 +19,11 @@
 //! [`Loader::take_nesting`].
 
 mod counters;
+mod error;
 pub(crate) mod elf;
 mod maps;
 mod prepared;
+mod program_stats;
 mod splice;
 
 use std::collections::HashMap;
@@ -31,10 +33,11 @@ use aya::maps::{Map, MapData, PerCpuArray, RingBuf};
 use aya::Btf;
 use pwru_ebpf::PwruConfig;
 
-use crate::backend::{LoaderError, ProgramStats};
 use crate::sys;
 
 pub use counters::{LostCounter, NestingCounter};
+pub use error::LoaderError;
+pub use program_stats::ProgramStats;
 #[cfg(feature = "unstable")]
 pub use prepared::object_parses;
 pub use splice::{FilterBody, SpliceError};

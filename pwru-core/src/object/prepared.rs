@@ -14,7 +14,7 @@ use aya_obj::{Object, ProgramSection};
 
 use super::maps;
 use super::splice::{splice, FilterBody};
-use crate::backend::LoaderError;
+use super::LoaderError;
 
 thread_local! {
     /// Object parses on this thread (a diagnostic for tests: one per loader).

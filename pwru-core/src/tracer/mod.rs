@@ -13,6 +13,7 @@ use pwru_ebpf::PwruConfig;
 use pwru_filter::ProbeAccess;
 
 use crate::backend::Driver;
+pub use crate::backend::{Refusal, Target};
 use crate::object::FilterBody;
 pub use builder::TracerBuilder;
 use options::{Backend, Options};
@@ -22,28 +23,6 @@ mod builder;
 mod config;
 mod filters;
 pub mod options;
-
-/// One place the tracer attaches to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Target {
-    /// Function or tracepoint name.
-    pub name: String,
-    /// Kernel module, if not in vmlinux.
-    pub module: Option<String>,
-    /// 1-based position of the `struct sk_buff *` argument.
-    pub position: u8,
-}
-
-/// A [`Backend`] the tracer did not use, and why.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Refusal {
-    /// What was refused: a backend, a function, a tracepoint or a BPF program.
-    pub target: String,
-    /// The kernel's (or the loader's) reason.
-    pub reason: String,
-}
 
 /// A checked plan: the functions or tracepoints to attach, the compiled filter, the backend.
 ///

@@ -4,7 +4,7 @@ use std::io;
 
 use thiserror::Error;
 
-pub use crate::object::SpliceError;
+use super::SpliceError;
 
 /// Errors of the [`Loader`](crate::object::Loader), the backends and their feature probes.
 #[derive(Debug, Error)]
