@@ -68,6 +68,10 @@ step "shipped BPF object: rebuilt from bpf/ it is byte-identical (twice, and at 
 pwru-ebpf/rebuild.sh --check
 
 step "publishing dry run (pwru-ebpf, pwru-filter, pwru-core)"
+# The dry run unpacks our own crates into cargo's registry cache under a name that depends only
+# on the checkout's path and the version; cargo reuses an unpacked copy it finds there, so a
+# stale one from an earlier run of the same version would be verified instead of this tree.
+rm -rf "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/pwru-{ebpf,filter,core}-[0-9]*
 cargo publish --dry-run --locked --allow-dirty -p pwru-ebpf -p pwru-filter -p pwru-core
 
 step "tests (unit, differential, host kernel)"

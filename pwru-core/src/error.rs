@@ -30,7 +30,7 @@ pub enum Error {
     Privileges {
         /// What is missing: the capabilities, and whether kernel addresses are hidden; its
         /// `Display` reads e.g. "CAP_BPF, CAP_PERFMON" or "CAP_SYSLOG".
-        missing: crate::privileges::MissingPrivileges,
+        missing: crate::privileges::capability::MissingPrivileges,
         /// What to do: the capabilities to grant (all that are needed, not only the missing
         /// ones), or the setting to change.
         advice: String,

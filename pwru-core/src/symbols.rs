@@ -265,7 +265,7 @@ impl KernelSymbols {
             return Err(SymbolsError::Empty(PathBuf::new()));
         }
         if !nonzero {
-            let advice = crate::privileges::AddressPolicy::current()
+            let advice = crate::privileges::address_policy::AddressPolicy::current()
                 .advice()
                 .unwrap_or_else(|| "is it a kallsyms file read with the addresses hidden?".into());
             return Err(SymbolsError::Restricted {

@@ -6,8 +6,8 @@
 //! `kernel.kptr_restrict`, `kernel.perf_event_paranoid` and CAP_SYSLOG. The advice names only
 //! what would really help here (it never suggests a sysctl value that is already set).
 
-mod address_policy;
-mod capability;
+pub(crate) mod address_policy;
+pub(crate) mod capability;
 
 pub use address_policy::AddressPolicy;
 pub use capability::{missing, Capability, MissingPrivileges, NETWORK_NAMESPACES};
