@@ -1,7 +1,7 @@
 //! One subprogram body holding several filters behind a selector.
 
 use crate::insn::{op, Insn};
-use crate::translate::TranslateError;
+use crate::translate_error::TranslateError;
 
 /// Builds ONE function body that runs filter number `R1` of `filters`.
 ///

@@ -1,7 +1,7 @@
 //! An instruction buffer with symbolic forward-jump targets, resolved at the end.
 
 use crate::insn::Insn;
-use crate::translate::TranslateError;
+use crate::translate_error::TranslateError;
 
 /// A jump target.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]

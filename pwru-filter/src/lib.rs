@@ -102,12 +102,14 @@
 
 pub mod cast;
 pub mod cbpf;
+mod cbpf_insn;
 pub mod disasm;
 pub mod dispatch;
 mod emit;
 pub mod insn;
 pub mod libpcap;
 pub mod translate;
+mod translate_error;
 mod validate;
 
 pub use cast::CastIds;

@@ -28,7 +28,7 @@ use std::ffi::{c_char, c_int, c_uint, CStr, CString};
 use std::ptr::NonNull;
 use std::sync::Mutex;
 
-use crate::cbpf::CbpfInsn;
+use crate::cbpf_insn::CbpfInsn;
 
 /// libpcap's `struct bpf_program`.
 #[repr(C)]

@@ -5,6 +5,7 @@ use crate::cast::CastIds;
 use crate::cbpf::{Cbpf, CbpfInsn};
 use crate::emit::{Emitter, Label};
 use crate::insn::{op, Insn, Reg, HELPER_PROBE_READ_KERNEL};
+pub use crate::translate_error::TranslateError;
 use crate::validate::{self as v, class, load_size};
 
 /// How the generated code reads packet bytes.
@@ -60,80 +61,6 @@ pub const DIRECT_MAX_OFFSET: u32 = 0x7fff;
 const PROBE_TMP: i16 = -8;
 const PROBE_MEM: i16 = -72;
 const DIRECT_MEM: i16 = -64;
-
-/// Why a classic BPF program cannot be translated.
-#[derive(Debug, thiserror::Error, PartialEq, Eq, Clone)]
-pub enum TranslateError {
-    /// The program has no instruction.
-    #[error("the classic BPF program is empty; a filter needs at least one `ret`")]
-    Empty,
-    /// An opcode that is not classic BPF.
-    #[error("instruction {index}: opcode 0x{code:02x} is not a classic BPF instruction; the program is corrupt")]
-    InvalidOpcode {
-        /// Index of the instruction.
-        index: usize,
-        /// Its opcode.
-        code: u16,
-    },
-    /// Scratch memory index >= 16.
-    #[error("instruction {index}: scratch memory M[{k}] does not exist (M[0..15] only)")]
-    ScratchOutOfRange {
-        /// Index of the instruction.
-        index: usize,
-        /// The index used.
-        k: u32,
-    },
-    /// Division or modulo by the constant 0.
-    #[error("instruction {index}: division or modulo by the constant 0; rewrite the expression without `/ 0` or `% 0`")]
-    DivisionByZero {
-        /// Index of the instruction.
-        index: usize,
-    },
-    /// Constant shift by 32 or more.
-    #[error("instruction {index}: constant shift by {k} bits (classic BPF allows 0..31); rewrite the expression")]
-    ShiftTooLarge {
-        /// Index of the instruction.
-        index: usize,
-        /// The shift count.
-        k: u32,
-    },
-    /// A jump beyond the end of the program.
-    #[error(
-        "instruction {index}: jump target beyond the end of the program; the program is corrupt"
-    )]
-    JumpOutOfRange {
-        /// Index of the instruction.
-        index: usize,
-    },
-    /// A backward jump (libpcap emits these only for `protochain`).
-    #[error("instruction {index}: backward jump; libpcap emits these only for `protochain` (and `ip6 protochain`), whose loop cannot run in eBPF here; filter on `ip proto`/`ip6 proto` instead")]
-    BackwardJump {
-        /// Index of the instruction.
-        index: usize,
-    },
-    /// A reachable instruction is followed by nothing.
-    #[error("instruction {index}: execution runs off the end of the program (no `ret`); the program is corrupt")]
-    FallsOffEnd {
-        /// Index of the instruction.
-        index: usize,
-    },
-    /// A load from a Linux socket-filter extension area (SKF_AD_*, SKF_NET_OFF, SKF_LL_OFF).
-    #[error("instruction {index}: the expression uses the Linux socket-filter extension {name}, which reads socket metadata that a traced sk_buff filter cannot see; remove that primitive from the expression")]
-    Extension {
-        /// Index of the instruction.
-        index: usize,
-        /// The extension and the pcap keyword that produces it.
-        name: &'static str,
-    },
-    /// The eBPF code needs a jump longer than the 16-bit offset allows.
-    #[error("eBPF instruction {index}: jump of {distance} instructions exceeds the eBPF limit of 32767; the expression is too large, split it or simplify it")]
-    JumpTooFar {
-        /// Index of the eBPF jump.
-        index: usize,
-        /// Its distance.
-        distance: i64,
-    },
-}
 
 /// The registers holding the classic BPF machine's state.
 #[derive(Clone, Copy)]

@@ -1,7 +1,7 @@
 //! Checks a classic BPF program before translation and finds its reachable instructions.
 
 use crate::cbpf::CbpfInsn;
-use crate::translate::TranslateError;
+use crate::translate_error::TranslateError;
 
 // Classic BPF opcode fields (linux/filter.h, pcap/bpf.h).
 pub(crate) const LD: u16 = 0x00;
