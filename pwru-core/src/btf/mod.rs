@@ -24,6 +24,7 @@
 //! # Ok::<(), pwru_core::btf::BtfError>(())
 //! ```
 
+mod elf;
 mod error;
 mod kernel;
 mod types;
@@ -116,7 +117,7 @@ impl Btf {
         kernel::count_own_parse();
         let path = path.as_ref();
         let data = read(path)?;
-        if crate::object::elf::is_elf(&data) {
+        if self::elf::is_elf(&data) {
             let mut btf = Self::from_elf(&data).map_err(|e| in_file(path, e))?;
             btf.source = path.display().to_string();
             Ok(btf)
@@ -476,7 +477,7 @@ impl Btf {
 
 /// The bytes of section `want` of ELF file `data`, read with the crate's one ELF reader.
 fn elf_section<'a>(data: &'a [u8], want: &str) -> Result<&'a [u8], BtfError> {
-    use crate::object::elf::Elf;
+    use self::elf::Elf;
     let elf = Elf::parse(data).map_err(|e| BtfError::Elf(e.to_string()))?;
     match elf.find_section(want) {
         Ok(Some((_, s))) => elf.section_bytes(&s).map_err(|e| BtfError::Elf(e.to_string())),

@@ -3,8 +3,7 @@
 //! padding), sets the read-only config, creates the maps (maps.rs) and relocates everything
 //! (prepared.rs). Programs are then loaded on demand by the backends (`crate::backend`, one
 //! file per program type) from those instructions through `crate::sys`. The map readers of the
-//! run and nesting counters are in counters.rs; elf.rs is the crate's one ELF reader (for the
-//! BTF reader).
+//! run and nesting counters are in counters.rs.
 //!
 //! | backend | call | how |
 //! |---|---|---|
@@ -20,7 +19,6 @@
 
 mod counters;
 mod error;
-pub(crate) mod elf;
 mod maps;
 mod prepared;
 mod program_stats;
