@@ -56,6 +56,13 @@
 //! - **libpcap** (`libpcap.so`, Debian: `libpcap0.8`) at run time to compile pcap filters, and
 //!   its development files (`libpcap-dev`) to build.
 //! - **No C toolchain**: the kernel programs ship compiled inside `pwru-ebpf`.
+//!
+//! # Cargo features
+//!
+//! - `serde`: `Serialize` on [`Event`] and its parts.
+//! - `unstable`: makes the internals public (backends, loader, syscall layer, BTF reader,
+//!   discovery, ...) for pwru-rs's own tests, benchmarks and VM guest. They carry no semver
+//!   promise; other crates should not enable it.
 #![deny(missing_docs)]
 
 /// Declares a module that is public only with the `unstable` feature: internals (the loader,
