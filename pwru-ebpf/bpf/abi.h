@@ -46,8 +46,9 @@ enum pwru_dump_max {
 /* ---- per-CPU record building and run counters ----------------------------------- */
 
 /*
- * Scratch slots per CPU, one per nesting level of pwru programs on that CPU: process
- * context, softirq, hardirq, NMI. A run finding every slot in use is counted as
+ * Scratch slots per CPU, claimed atomically by each run that builds a record: enough for
+ * process context, softirq, hardirq and NMI nesting on one CPU (and tasks preempted inside an
+ * fentry program). A run finding every slot in use is counted as
  * PWRU_OUT_NESTED_TOO_DEEP and writes nothing.
  */
 enum pwru_scratch_slots {
@@ -56,7 +57,7 @@ enum pwru_scratch_slots {
 
 /* Keys of the per-CPU map pwru_depth (u64 values). */
 enum pwru_depth_key {
-	PWRU_DEPTH_LEVEL = 0,  /* scratch slots in use now */
+	PWRU_DEPTH_LEVEL = 0,  /* mask of the scratch slots in use now (bit i: slot i) */
 	PWRU_DEPTH_NESTED = 1, /* runs that built a record inside another run's */
 };
 

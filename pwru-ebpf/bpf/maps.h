@@ -37,9 +37,10 @@ struct {
 } pwru_runs SEC(".maps");
 
 /*
- * Where records are built before bpf_ringbuf_output (too big for the stack): one slot per
- * nesting level, so that a run interrupting another on the same CPU (softirq over process
- * context, an fentry or tracepoint program inside another) builds in its own slot.
+ * Where records are built before bpf_ringbuf_output (too big for the stack): each run claims
+ * a free slot, so that a run interrupting or preempting another on the same CPU (softirq over
+ * process context, a program inside another, a task switch inside an fentry program) builds in
+ * its own slot.
  */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -48,9 +49,8 @@ struct {
 	__type(value, struct pwru_scratch);
 } pwru_scratch SEC(".maps");
 
-/* Per CPU: [PWRU_DEPTH_LEVEL] scratch slots in use (the current nesting level of record
- * building); [PWRU_DEPTH_NESTED] runs that built their record while another run on the CPU
- * was building one (in slot 1 or above). */
+/* Per CPU: [PWRU_DEPTH_LEVEL] the mask of scratch slots in use; [PWRU_DEPTH_NESTED] runs
+ * that claimed a slot while another run on the CPU held one. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 2);

@@ -72,53 +72,63 @@ static __always_inline void fill_skb(struct pwru_event *ev, struct sk_buff *skb,
 	}
 }
 
-/* The scratch slot a run holds, and the nesting level to restore when it is done. */
+/* The scratch slot a run holds, and the per-CPU mask of slots in use to release it in. */
 struct slot {
-	__u64 *depth;
-	__u32 level;
+	__u64 *in_use;
+	__u32 index;
 };
 
 /*
- * Takes the scratch slot of this run's nesting level. Runs on one CPU nest strictly (an
- * interrupting run ends before the one it interrupted goes on), so a plain per-CPU level
- * is enough: a nested run sees the level raised and takes the next slot. (A fully
- * preemptible kernel may switch tasks inside an fentry program, which runs with migration,
- * not preemption, disabled; a slot shared that way is caught by the check word in submit(),
- * and the record rejected in user space instead of shown mixed.) NULL when no slot is free or
- * a lookup failed; that run's outcome is then counted here.
+ * Claims a free scratch slot of this CPU: the first whose bit an atomic fetch-and-or finds
+ * clear in the per-CPU mask of slots in use. A run interrupting another (softirq over process
+ * context, a program inside another) finds the interrupted run's slot taken and claims the
+ * next; so does a task that preempted another inside an fentry program (which runs with
+ * migration, not preemption, disabled), and, unlike a nesting level, a slot stays claimed
+ * until its own run releases it, whatever order runs end in. NULL when every slot is in use
+ * or a lookup failed; that run's outcome is then counted here.
  */
 static __always_inline struct pwru_scratch *slot_enter(struct slot *sl)
 {
 	__u32 key = PWRU_DEPTH_LEVEL;
-	sl->depth = bpf_map_lookup_elem(&pwru_depth, &key);
-	if (!sl->depth) {
+	sl->in_use = bpf_map_lookup_elem(&pwru_depth, &key);
+	if (!sl->in_use) {
 		count_run(PWRU_OUT_NO_SCRATCH);
 		return NULL;
 	}
-	__u32 level = *sl->depth;
-	if (level >= PWRU_SCRATCH_SLOTS) {
+	__u64 before = 0;
+	__u32 index = PWRU_SCRATCH_SLOTS;
+#pragma unroll
+	for (__u32 i = 0; i < PWRU_SCRATCH_SLOTS; i++) {
+		before = __sync_fetch_and_or(sl->in_use, 1ull << i);
+		if (!(before & (1ull << i))) {
+			index = i;
+			break;
+		}
+	}
+	if (index >= PWRU_SCRATCH_SLOTS) {
 		count_run(PWRU_OUT_NESTED_TOO_DEEP);
 		return NULL;
 	}
-	struct pwru_scratch *s = bpf_map_lookup_elem(&pwru_scratch, &level);
+	sl->index = index;
+	struct pwru_scratch *s = bpf_map_lookup_elem(&pwru_scratch, &sl->index);
 	if (!s) {
+		__sync_fetch_and_and(sl->in_use, ~(1ull << index));
 		count_run(PWRU_OUT_NO_SCRATCH);
 		return NULL;
 	}
-	if (level > 0) {
+	/* Another slot was in use when this one was claimed: this run nests inside another. */
+	if (before & ~(1ull << index)) {
 		key = PWRU_DEPTH_NESTED;
 		__u64 *nested = bpf_map_lookup_elem(&pwru_depth, &key);
 		if (nested)
 			__sync_fetch_and_add(nested, 1);
 	}
-	sl->level = level;
-	*sl->depth = level + 1;
 	return s;
 }
 
 static __always_inline void slot_exit(struct slot *sl)
 {
-	*sl->depth = sl->level;
+	__sync_fetch_and_and(sl->in_use, ~(1ull << sl->index));
 }
 
 /* Fills the fields every event has; returns the timestamp, which submit() uses to notice a

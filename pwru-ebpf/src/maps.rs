@@ -4,10 +4,11 @@
 /// Name of the ring buffer map.
 pub const MAP_EVENTS: &str = "pwru_events";
 /// Name of the per-CPU array (`u64` values) of record-building depth: key
-/// [`PWRU_DEPTH_LEVEL`] is the nesting level now, key [`PWRU_DEPTH_NESTED`] counts runs that
-/// built their record while another run on the same CPU was building one.
+/// [`PWRU_DEPTH_LEVEL`] is the mask of scratch slots in use now (bit i: slot i), key
+/// [`PWRU_DEPTH_NESTED`] counts runs that claimed a slot while another run on the same CPU
+/// held one.
 pub const MAP_DEPTH: &str = "pwru_depth";
-/// Key of [`MAP_DEPTH`]: scratch slots in use now.
+/// Key of [`MAP_DEPTH`]: the mask of scratch slots in use now.
 pub const PWRU_DEPTH_LEVEL: u32 = 0;
 /// Key of [`MAP_DEPTH`]: runs that built a record nested inside another run's.
 pub const PWRU_DEPTH_NESTED: u32 = 1;
@@ -18,8 +19,9 @@ pub const MAP_RUNS: &str = "pwru_runs";
 /// Name of the stack trace map.
 pub const MAP_STACKS: &str = "pwru_stacks";
 
-/// Scratch slots per CPU (one per nesting level of pwru programs: process context, softirq,
-/// hardirq, NMI); a run finding all in use is counted as [`PWRU_OUT_NESTED_TOO_DEEP`].
+/// Scratch slots per CPU, each claimed atomically by one run (enough for process context,
+/// softirq, hardirq and NMI nesting, and tasks preempted inside an fentry program); a run
+/// finding all in use is counted as [`PWRU_OUT_NESTED_TOO_DEEP`].
 pub const PWRU_SCRATCH_SLOTS: u32 = 4;
 
 /// How each run of an event program ended: indexes into [`MAP_RUNS`]. Every run increments

@@ -123,8 +123,8 @@ pub struct Stats {
     pub recursion_misses: u64,
     /// Runs that built their record while another run on the same CPU was building one
     /// (a softirq interrupting a run in process context, a tracepoint or fentry program
-    /// inside another). Each nesting level has its own scratch slot, so these records are
-    /// whole; the count shows that the case happened. Not an outcome (these runs are also
+    /// inside another, a task preempted inside an fentry program). Each run claims its own
+    /// scratch slot, so these records are whole; the count shows that the case happened. Not an outcome (these runs are also
     /// counted in [`RunOutcomes`]).
     pub nested_runs: u64,
 }
