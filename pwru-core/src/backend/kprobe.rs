@@ -58,13 +58,12 @@ impl Driver for Kprobe {
             let names = names_at(targets, pos);
             // Batches keep progress moving without a callback per kprobe.
             for batch in names.chunks(64) {
-                let refs: Vec<&str> = batch.iter().map(String::as_str).collect();
                 // The program itself failed to load: fatal (it would fail for all).
-                for (name, r) in loader.load_kprobe(pos, &refs)? {
+                for (name, r) in loader.load_kprobe(pos, batch)? {
                     out.record(name, r);
                 }
                 done += batch.len();
-                progress(done, batch.last().map(String::as_str).unwrap_or(""));
+                progress(done, batch.last().copied().unwrap_or(""));
             }
         }
         Ok(())
@@ -124,27 +123,22 @@ impl Loader {
     ) -> Result<Vec<Attached>, LoaderError> {
         let retprobe = self.is_kretprobe(program);
         // Loading alone (no function) works on kernels without kprobes: verify only.
-        let pmu = if functions.is_empty() {
-            None
-        } else {
-            Some(
-                sys::KprobePmu::from_sysfs().map_err(|error| LoaderError::Attach {
-                    program: program.into(),
-                    target: "kprobe PMU".into(),
-                    error,
-                })?,
-            )
-        };
         let prog = self.shared_program(program, sys::PROG_TYPE_KPROBE, 0, 0)?;
+        // Loading alone (no function) works on kernels without kprobes: it only verifies.
+        if functions.is_empty() {
+            return Ok(Vec::new());
+        }
+        let pmu = sys::KprobePmu::from_sysfs().map_err(|error| LoaderError::Attach {
+            program: program.into(),
+            target: "kprobe PMU".into(),
+            error,
+        })?;
         Ok(functions
             .iter()
             .map(|f| {
                 let r = CString::new(*f)
                     .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))
-                    .and_then(|name| match &pmu {
-                        Some(pmu) => sys::perf_kprobe_open(pmu, &name, retprobe, prog),
-                        None => Err(std::io::Error::other("no kprobe PMU")),
-                    })
+                    .and_then(|name| sys::perf_kprobe_open(&pmu, &name, retprobe, prog))
                     .map(|l| Link::shared(program, f, l))
                     .map_err(|error| LoaderError::Attach {
                         program: program.into(),

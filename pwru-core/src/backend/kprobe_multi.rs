@@ -66,8 +66,7 @@ impl Driver for KprobeMulti {
             if names.is_empty() {
                 continue;
             }
-            let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-            attach_bisecting(loader, pos, &refs, out);
+            attach_bisecting(loader, pos, &names, out);
             done += names.len();
             progress(done, &format!("position {pos}"));
         }

@@ -127,6 +127,9 @@ fn wait_loop(watch: &OneShotWatch, shared: &Shared) {
     loop {
         let readable = match watch.wait(&mut events, BACKSTOP) {
             Ok(readable) => readable,
+            // A signal delivered to this thread: wait again rather than leave the stream
+            // without its waker thread.
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(_) => return,
         };
         if shared.stop.load(Ordering::SeqCst) {
