@@ -543,5 +543,7 @@ pub fn decode(record: &[u8], ctx: &DecodeContext) -> Result<Event, DecodeError> 
         bpf_prog,
         retval: (flags & EV_RETVAL != 0).then(|| u64_at(raw, off::RETVAL)),
         tracked: flags & EV_TRACKED != 0,
+        packet_id: None,
+        parent_packet_id: None,
     })
 }

@@ -439,6 +439,12 @@ pub struct Event {
     pub retval: Option<u64>,
     /// Passed the filter because the skb (or its head or stack id) was tracked.
     pub tracked: bool,
+    /// The packet's id: assigned in the kernel when the packet first matched, the same on
+    /// every event of that packet for its whole life (`None` when the kernel side did not
+    /// assign one). See the `series` module for grouping events by it.
+    pub packet_id: Option<u64>,
+    /// For a clone or copy: the id of the packet it was made from.
+    pub parent_packet_id: Option<u64>,
 }
 
 impl Event {
@@ -470,6 +476,8 @@ impl Event {
             bpf_prog: None,
             retval: None,
             tracked: false,
+            packet_id: None,
+            parent_packet_id: None,
         }
     }
 }
