@@ -11,6 +11,7 @@ pkgs=(
   pkg-config
   iproute2 nftables iptables  # network namespaces, veth, drop rules for tests and the demo
   qemu-system-x86 busybox-static cpio kmod xz-utils zstd lz4   # distro-kernel test matrix
+  tshark                    # reads the pcap-ng exports back (pwru-core/tests/pcapng_tshark.rs)
 )
 
 missing=()
@@ -24,6 +25,8 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
   echo "setup: installing ${missing[*]}"
   apt-get update -qq
+  # tshark pulls in wireshark-common, which otherwise asks whether non-root users may capture.
+  echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 echo "setup: all packages present"

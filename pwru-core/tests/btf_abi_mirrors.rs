@@ -58,13 +58,14 @@ fn mirrors_match_object_btf() {
         size_of::<PwruEvent>(),
         fields!(PwruEvent: ts, addr, caller, caller_next, skb, skb_head, cpu, pid, tgid, flags, comm, kind,
             pkt_type, protocol, netns, mark, ifindex, len, mtu, cb, stack_id, drop_reason,
-            prog_id, prog_name, retval, tuple, tunnel, skb_dump_len, shinfo_dump_len, check),
+            prog_id, prog_name, retval, tuple, tunnel, skb_dump_len, shinfo_dump_len, pkt_len,
+            pkt_link, _pad0, pkt_wire_len, check),
     );
     check(
         &btf,
         "pwru_config",
         size_of::<PwruConfig>(),
-        fields!(PwruConfig: flags, netns, mark, mark_mask, ifindex, dump_max),
+        fields!(PwruConfig: flags, netns, mark, mark_mask, ifindex, dump_max, snaplen),
     );
 }
 
@@ -129,6 +130,20 @@ fn abi_enums_match_rust_constants() {
             ),
         ],
     );
+    check_enum(
+        &btf,
+        "pwru_pkt_max",
+        &[("PWRU_PKT_MAX", pwru_ebpf::PWRU_PKT_MAX as u64)],
+    );
+    check_enum(
+        &btf,
+        "pwru_pkt_link",
+        consts!(
+            PWRU_PKT_LINK_NONE,
+            PWRU_PKT_LINK_ETHERNET,
+            PWRU_PKT_LINK_RAW_IP
+        ),
+    );
     check_enum(&btf, "pwru_scratch_slots", consts!(PWRU_SCRATCH_SLOTS));
     check_enum(
         &btf,
@@ -188,6 +203,8 @@ fn abi_enums_match_rust_constants() {
             PWRU_EV_FUNC_IP,
             PWRU_EV_SKB_DUMP_CUT,
             PWRU_EV_SHINFO_DUMP_CUT,
+            PWRU_EV_PKT,
+            PWRU_EV_PKT_UNAVAILABLE,
         ),
     );
     check_enum(
@@ -211,6 +228,7 @@ fn abi_enums_match_rust_constants() {
             PWRU_CFG_OUTPUT_CB,
             PWRU_CFG_OUTPUT_SKB,
             PWRU_CFG_OUTPUT_SHINFO,
+            PWRU_CFG_OUTPUT_PKT,
         ),
     );
     check_enum(

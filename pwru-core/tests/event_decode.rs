@@ -347,3 +347,67 @@ fn a_tracepoint_caller_in_dispatch_glue_is_the_next_frame() {
         Some("__traceiter_net_dev_queue+0x10")
     );
 }
+
+/// Packet bytes follow the dumps; their link type and wire length land in the event, and
+/// lengths past the record or an unknown link type are errors.
+#[test]
+fn packet_bytes_follow_the_dumps() {
+    use pwru_core::event::LinkType;
+    let c = ctx();
+    let skb_text = b"skb\0";
+    let frame: Vec<u8> = (0u8..60).collect();
+    let mut r = Rec::new(skb_text.len() + frame.len());
+    let flags = pwru_ebpf::PWRU_EV_SKB_DUMP | pwru_ebpf::PWRU_EV_PKT;
+    r.put(offset_of!(PwruEvent, flags), &flags.to_ne_bytes())
+        .put(
+            offset_of!(PwruEvent, kind),
+            &[pwru_ebpf::PWRU_KIND_TRACEPOINT],
+        )
+        .put(
+            offset_of!(PwruEvent, skb_dump_len),
+            &(skb_text.len() as u16).to_ne_bytes(),
+        )
+        .put(
+            offset_of!(PwruEvent, pkt_len),
+            &(frame.len() as u16).to_ne_bytes(),
+        )
+        .put(
+            offset_of!(PwruEvent, pkt_link),
+            &[pwru_ebpf::PWRU_PKT_LINK_ETHERNET],
+        )
+        .put(offset_of!(PwruEvent, pkt_wire_len), &1514u32.to_ne_bytes())
+        .put(RAW_EVENT_LEN, skb_text)
+        .put(RAW_EVENT_LEN + skb_text.len(), &frame);
+    let ev = decode(&r.0, &c).expect("decodes");
+    assert_eq!(ev.skb_dump.as_deref(), Some("skb"));
+    let p = ev.packet.expect("packet bytes");
+    assert_eq!(p.link, LinkType::Ethernet);
+    assert_eq!(&p.data[..], &frame[..]);
+    assert_eq!(p.wire_len, 1514);
+    assert!(p.is_truncated() && !ev.packet_unavailable);
+
+    let mut long = Rec(r.0.clone());
+    long.put(offset_of!(PwruEvent, pkt_len), &61u16.to_ne_bytes());
+    assert!(matches!(
+        decode(&long.0, &c),
+        Err(DecodeError::PacketOutOfBounds { len: 61, .. })
+    ));
+    let mut odd = Rec(r.0.clone());
+    odd.put(offset_of!(PwruEvent, pkt_link), &[7]);
+    assert!(matches!(
+        decode(&odd.0, &c),
+        Err(DecodeError::PacketOutOfBounds { link: 7, .. })
+    ));
+
+    let mut none = Rec::new(0);
+    none.put(
+        offset_of!(PwruEvent, flags),
+        &pwru_ebpf::PWRU_EV_PKT_UNAVAILABLE.to_ne_bytes(),
+    )
+    .put(
+        offset_of!(PwruEvent, kind),
+        &[pwru_ebpf::PWRU_KIND_TRACEPOINT],
+    );
+    let ev = decode(&none.0, &c).expect("decodes");
+    assert!(ev.packet.is_none() && ev.packet_unavailable);
+}

@@ -43,7 +43,8 @@ const OUTPUTS: u32 = PWRU_CFG_OUTPUT_META
     | PWRU_CFG_OUTPUT_CALLER
     | PWRU_CFG_OUTPUT_CB
     | PWRU_CFG_OUTPUT_SKB
-    | PWRU_CFG_OUTPUT_SHINFO;
+    | PWRU_CFG_OUTPUT_SHINFO
+    | PWRU_CFG_OUTPUT_PKT;
 
 /// The flag combinations the tracer builds: filter sets x tracking modes x output sets.
 fn config_combinations() -> Vec<u32> {
@@ -68,6 +69,7 @@ fn config_combinations() -> Vec<u32> {
             | PWRU_CFG_OUTPUT_TUPLE
             | PWRU_CFG_OUTPUT_TUNNEL
             | PWRU_CFG_OUTPUT_CALLER,
+        PWRU_CFG_OUTPUT_META | PWRU_CFG_OUTPUT_PKT,
         OUTPUTS,
     ];
     let mut out = Vec::new();
@@ -89,6 +91,7 @@ fn loader(body: &FilterBody, flags: u32) -> Loader {
         mark_mask: 0xff,
         ifindex: 1,
         dump_max: 0,
+        snaplen: 256,
     };
     Loader::new(OBJECT, body, &cfg, &LoaderOptions::default()).expect("loader")
 }

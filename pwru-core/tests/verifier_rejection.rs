@@ -34,6 +34,7 @@ fn verifier_rejection_carries_the_log() {
         mark_mask: 0,
         ifindex: 0,
         dump_max: 0,
+        snaplen: 0,
     };
     let mut loader = match Loader::new(pwru_ebpf::OBJECT, &body, &config, &LoaderOptions::default())
     {

@@ -14,14 +14,15 @@
 /* ---- ring buffer records ------------------------------------------------------ */
 
 enum pwru_record_kind {
-	/* pwru_record_hdr, pwru_event, then event.skb_dump_len bytes of skb text (BTF dump)
-	 * and event.shinfo_dump_len bytes of skb_shared_info text. */
+	/* pwru_record_hdr, pwru_event, then event.skb_dump_len bytes of skb text (BTF dump),
+	 * event.shinfo_dump_len bytes of skb_shared_info text and event.pkt_len packet bytes. */
 	PWRU_RECORD_EVENT = 1,
 };
 
 enum pwru_record_version {
-	/* 2: pwru_event.check holds the record's check word (was padding in 1). */
-	PWRU_RECORD_VERSION = 3,
+	/* 2: pwru_event.check holds the record's check word (was padding in 1).
+	 * 4: pwru_event.pkt_len/pkt_link/pkt_wire_len, packet bytes after the dumps. */
+	PWRU_RECORD_VERSION = 4,
 };
 
 /*
@@ -31,7 +32,7 @@ enum pwru_record_version {
  * record; a record another run wrote into while it was being built does not check.
  */
 enum pwru_check {
-	PWRU_CHECK_WORDS = 32,
+	PWRU_CHECK_WORDS = 33, /* (8 + sizeof(struct pwru_event)) / 8 */
 	PWRU_CHECK_SEED = 0x7077727572656331ULL, /* "pwrurec1" */
 	PWRU_CHECK_MUL = 0x100000001b3ULL,       /* FNV-1a 64-bit prime */
 };
@@ -41,6 +42,18 @@ enum pwru_check {
 enum pwru_dump_max {
 	PWRU_SKB_DUMP_MAX = 4096,
 	PWRU_SHINFO_DUMP_MAX = 1024,
+};
+
+/* Largest number of packet bytes appended to an event (the config's snaplen lowers it). */
+enum pwru_pkt_max {
+	PWRU_PKT_MAX = 4096,
+};
+
+/* pwru_event.pkt_link: where the captured packet bytes start. */
+enum pwru_pkt_link {
+	PWRU_PKT_LINK_NONE = 0,     /* no bytes */
+	PWRU_PKT_LINK_ETHERNET = 1, /* at the MAC header (set, and before the network header) */
+	PWRU_PKT_LINK_RAW_IP = 2,   /* at the network header (IPv4 or IPv6) */
 };
 
 /* ---- per-CPU record building and run counters ----------------------------------- */
@@ -140,6 +153,8 @@ enum pwru_event_flag {
 	PWRU_EV_FUNC_IP = 1u << 13,         /* addr came from bpf_get_func_ip (else regs ip) */
 	PWRU_EV_SKB_DUMP_CUT = 1u << 14,    /* the skb text was cut at the dump bound */
 	PWRU_EV_SHINFO_DUMP_CUT = 1u << 15, /* the shared-info text was cut at the dump bound */
+	PWRU_EV_PKT = 1u << 16,             /* pkt_len packet bytes follow the dumps */
+	PWRU_EV_PKT_UNAVAILABLE = 1u << 17, /* packet bytes asked for but unreadable: none follow */
 };
 
 /* ---- configuration (read-only global `pwru_cfg`, set before load) ---------------- */
@@ -163,6 +178,7 @@ enum pwru_config_flag {
 	PWRU_CFG_OUTPUT_CB = 1u << 14,
 	PWRU_CFG_OUTPUT_SKB = 1u << 15,
 	PWRU_CFG_OUTPUT_SHINFO = 1u << 16,
+	PWRU_CFG_OUTPUT_PKT = 1u << 17,      /* append up to snaplen packet bytes */
 };
 
 /* Filter dispatch selectors (first argument of pwru_filter). */
@@ -199,6 +215,8 @@ struct pwru_abi {
 	enum pwru_record_version record_version;
 	enum pwru_check check;
 	enum pwru_dump_max dump_max;
+	enum pwru_pkt_max pkt_max;
+	enum pwru_pkt_link pkt_link;
 	enum pwru_scratch_slots scratch_slots;
 	enum pwru_depth_key depth_key;
 	enum pwru_outcome outcome;

@@ -59,7 +59,13 @@ int fentry_tc(__u64 *ctx)
 	s->ev.skb = addr;
 	fill_skb(&s->ev, skb, true);
 	set_prog(&pi, &s->ev);
-	count_run(submit(s, sizeof(s->hdr) + sizeof(s->ev), ts));
+	__u32 extra = 0;
+	if (CFG(OUTPUT_PKT)) {
+		struct skb_data d;
+		skb_data(skb, false, &d);
+		extra = capture_packet(s, skb, &d, 0);
+	}
+	count_run(submit(s, sizeof(s->hdr) + sizeof(s->ev) + extra, ts));
 	slot_exit(&sl);
 	return 0;
 }
@@ -121,7 +127,12 @@ static __always_inline int handle_xdp(__u64 *ctx, __u8 kind, bool exit)
 		}
 	}
 	set_prog(&pi, &s->ev);
-	count_run(submit(s, sizeof(s->hdr) + sizeof(s->ev), ts));
+	/* An XDP buffer is one linear Ethernet frame from data to data_end. */
+	__u32 extra = 0;
+	if (CFG(OUTPUT_PKT))
+		extra = copy_packet(s, 0, data, end > data ? end - data : 0, end > data ? end - data : 0,
+				    PWRU_PKT_LINK_ETHERNET);
+	count_run(submit(s, sizeof(s->hdr) + sizeof(s->ev) + extra, ts));
 	slot_exit(&sl);
 	return 0;
 }

@@ -36,7 +36,7 @@ struct pwru_tuple {
 	__u8 tcp_flags;  /* TCP header byte 13 (FIN=0x01 ... CWR=0x80) */
 };
 
-/* One hit of one program: 248 bytes. */
+/* One hit of one program: 256 bytes. */
 struct pwru_event {
 	__u64 ts;        /* bpf_ktime_get_ns() */
 	__u64 addr;      /* function address, or enum pwru_tracepoint for tracepoints */
@@ -67,6 +67,10 @@ struct pwru_event {
 	struct pwru_tuple tunnel;
 	__u16 skb_dump_len;
 	__u16 shinfo_dump_len;
+	__u16 pkt_len;   /* packet bytes following the dumps (PWRU_EV_PKT) */
+	__u8 pkt_link;   /* enum pwru_pkt_link: where those bytes start */
+	__u8 _pad0;
+	__u32 pkt_wire_len; /* the packet's length from that start (linear and paged data) */
 	__u32 check;     /* check word over the header and this event (PWRU_CHECK_*) */
 };
 
@@ -79,6 +83,7 @@ struct pwru_config {
 	__u32 mark_mask;
 	__u32 ifindex;   /* with PWRU_CFG_FILTER_IFINDEX */
 	__u32 dump_max;  /* bytes per dump, NUL included (0: the compile-time maximum) */
+	__u32 snaplen;   /* packet bytes per event with PWRU_CFG_OUTPUT_PKT (capped by PWRU_PKT_MAX) */
 };
 
 #endif

@@ -12,15 +12,16 @@
 struct pwru_scratch {
 	struct pwru_record_hdr hdr;
 	struct pwru_event ev;
-	char dump[PWRU_SKB_DUMP_MAX + PWRU_SHINFO_DUMP_MAX];
+	/* skb text, shared-info text, packet bytes: each right after the previous one */
+	char dump[PWRU_SKB_DUMP_MAX + PWRU_SHINFO_DUMP_MAX + PWRU_PKT_MAX];
 	/* Zero bytes: puts every enum of abi.h in the object's BTF (see abi.h). */
 	struct pwru_abi abi[0];
 };
 
 /* The BTF anchor in pwru_scratch adds no bytes. */
 _Static_assert(sizeof(struct pwru_scratch) == sizeof(struct pwru_record_hdr) + sizeof(struct pwru_event) +
-					      PWRU_SKB_DUMP_MAX + PWRU_SHINFO_DUMP_MAX,
-	       "pwru_scratch: header, event and dumps only");
+					      PWRU_SKB_DUMP_MAX + PWRU_SHINFO_DUMP_MAX + PWRU_PKT_MAX,
+	       "pwru_scratch: header, event, dumps and packet bytes only");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);

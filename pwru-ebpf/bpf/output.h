@@ -232,6 +232,72 @@ static __always_inline __u32 dump_skb(struct pwru_scratch *s, struct sk_buff *sk
 	return off;
 }
 
+/* ---- packet bytes ------------------------------------------------------------------- */
+
+/*
+ * Copies up to the config's snaplen of the `avail` readable bytes at `start` into the
+ * scratch buffer at `off` (after the dumps) and records them in the event: their link type,
+ * and `wire`, the packet's whole length from `start`. Returns the new end of the appended
+ * bytes. A packet that cannot be read sets PWRU_EV_PKT_UNAVAILABLE and appends nothing, so no
+ * stale scratch bytes ever pass for a packet.
+ */
+static __always_inline __u32 copy_packet(struct pwru_scratch *s, __u32 off, __u64 start, __u64 avail, __u64 wire,
+					 __u8 link)
+{
+	__u32 n = pwru_cfg.snaplen;
+	if (n == 0 || n > PWRU_PKT_MAX)
+		n = PWRU_PKT_MAX;
+	if (n > avail)
+		n = avail;
+	if (n > wire)
+		n = wire;
+	/* the dumps end at most here; the bound also tells the verifier the copy stays inside */
+	if (off > PWRU_SKB_DUMP_MAX + PWRU_SHINFO_DUMP_MAX)
+		off = PWRU_SKB_DUMP_MAX + PWRU_SHINFO_DUMP_MAX;
+	if (n == 0 || n > PWRU_PKT_MAX || !start ||
+	    bpf_probe_read_kernel(s->dump + off, n, (void *)start)) {
+		s->ev.flags |= PWRU_EV_PKT_UNAVAILABLE;
+		return off;
+	}
+	s->ev.pkt_len = n;
+	s->ev.pkt_link = link;
+	s->ev.pkt_wire_len = wire > 0xffffffffULL ? 0xffffffffU : (__u32)wire;
+	s->ev.flags |= PWRU_EV_PKT;
+	return off + n;
+}
+
+/*
+ * The packet bytes of an skb: from the MAC header when it is set and lies before the network
+ * header (an Ethernet frame), else from the network header (raw IP: devices without a
+ * link-layer header, and locally built packets before their MAC header exists). Only the
+ * linear part (head .. head + tail) is readable here: with paged data (skb->data_len) the
+ * capture stops there and pkt_len < pkt_wire_len says so.
+ */
+static __always_inline __u32 capture_packet(struct pwru_scratch *s, struct sk_buff *skb, const struct skb_data *d,
+					    __u32 off)
+{
+	__u64 start;
+	__u8 link;
+	if (mac_header_set(d->mac) && d->nh != (__u16)~0U && d->mac < d->nh) {
+		start = d->head + d->mac;
+		link = PWRU_PKT_LINK_ETHERNET;
+	} else if (d->nh != (__u16)~0U) {
+		start = d->head + d->nh;
+		link = PWRU_PKT_LINK_RAW_IP;
+	} else {
+		s->ev.flags |= PWRU_EV_PKT_UNAVAILABLE;
+		return off;
+	}
+	__u64 data = (__u64)BPF_CORE_READ(skb, data);
+	__u64 len = BPF_CORE_READ(skb, len);
+	/* skb->len counts from skb->data: headers already pulled (a received frame's Ethernet
+	 * header) precede it and belong to the packet; headers not yet reached (data before
+	 * start) do not. */
+	__u64 wire = start <= data ? len + (data - start) : (start - data < len ? len - (start - data) : 0);
+	__u64 avail = start < d->end ? d->end - start : 0;
+	return copy_packet(s, off, start, avail, wire, link);
+}
+
 /* Builds and writes the event of one run that passed the filters; counts its outcome. */
 static __always_inline void emit_skb(void *ctx, struct sk_buff *skb, const struct probe_info *pi, __s32 stack_id)
 {
@@ -251,10 +317,13 @@ static __always_inline void emit_skb(void *ctx, struct sk_buff *skb, const struc
 	if (CFG(OUTPUT_CALLER) && pi->caller)
 		s->ev.flags |= PWRU_EV_CALLER;
 	__u32 extra = 0;
-	if (CFG(OUTPUT_SKB) || CFG(OUTPUT_SHINFO)) {
+	if (CFG(OUTPUT_SKB) || CFG(OUTPUT_SHINFO) || CFG(OUTPUT_PKT)) {
 		struct skb_data d;
 		skb_data(skb, false, &d);
-		extra = dump_skb(s, skb, &d);
+		if (CFG(OUTPUT_SKB) || CFG(OUTPUT_SHINFO))
+			extra = dump_skb(s, skb, &d);
+		if (CFG(OUTPUT_PKT))
+			extra = capture_packet(s, skb, &d, extra);
 	}
 	count_run(submit(s, sizeof(s->hdr) + sizeof(s->ev) + extra, ts));
 	slot_exit(&sl);

@@ -18,6 +18,9 @@ pub struct PwruConfig {
     /// Bytes per skb or shared-info dump, NUL included; 0 means the compile-time maximum
     /// ([`PWRU_SKB_DUMP_MAX`](crate::PWRU_SKB_DUMP_MAX), [`PWRU_SHINFO_DUMP_MAX`](crate::PWRU_SHINFO_DUMP_MAX)), which also caps larger values.
     pub dump_max: u32,
+    /// Packet bytes per event with [`PWRU_CFG_OUTPUT_PKT`]; 0 or more than
+    /// [`PWRU_PKT_MAX`](crate::PWRU_PKT_MAX) means that maximum.
+    pub snaplen: u32,
 }
 
 /// Name of the read-only config global in the object.
@@ -57,6 +60,8 @@ pub const PWRU_CFG_OUTPUT_CB: u32 = 1 << 14;
 pub const PWRU_CFG_OUTPUT_SKB: u32 = 1 << 15;
 /// Append a `bpf_snprintf_btf` dump of the skb's shared info.
 pub const PWRU_CFG_OUTPUT_SHINFO: u32 = 1 << 16;
+/// Append up to [`PwruConfig::snaplen`] bytes of the packet to each event.
+pub const PWRU_CFG_OUTPUT_PKT: u32 = 1 << 17;
 
 /// Dispatch selector: pcap on L2 (data = MAC header).
 pub const PWRU_SEL_L2: u64 = 0;
@@ -68,4 +73,4 @@ pub const PWRU_SEL_TUNNEL_L2: u64 = 2;
 pub const PWRU_SEL_TUNNEL_L3: u64 = 3;
 
 // Size the kernel side relies on; a mismatch is a bug in the mirror.
-const _: () = assert!(core::mem::size_of::<PwruConfig>() == 24);
+const _: () = assert!(core::mem::size_of::<PwruConfig>() == 28);

@@ -21,7 +21,7 @@ pub struct PwruTuple {
     pub tcp_flags: u8,
 }
 
-/// One hit of one program (`struct pwru_event`, 248 bytes).
+/// One hit of one program (`struct pwru_event`, 256 bytes).
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PwruEvent {
@@ -84,6 +84,15 @@ pub struct PwruEvent {
     pub skb_dump_len: u16,
     /// Bytes of `skb_shared_info` text following the skb text.
     pub shinfo_dump_len: u16,
+    /// Packet bytes following the dumps (valid with [`PWRU_EV_PKT`]).
+    pub pkt_len: u16,
+    /// Where those bytes start: a `PWRU_PKT_LINK_*` value.
+    pub pkt_link: u8,
+    /// Explicit padding (zero).
+    pub _pad0: u8,
+    /// The packet's whole length from that start, paged data included: more than
+    /// `pkt_len` when the capture stopped at the snap length or at the end of the linear part.
+    pub pkt_wire_len: u32,
     /// Check word over the header and this event, see [`record_check`](crate::record_check).
     pub check: u32,
 }
@@ -139,9 +148,20 @@ pub const PWRU_EV_FUNC_IP: u32 = 1 << 13;
 pub const PWRU_EV_SKB_DUMP_CUT: u32 = 1 << 14;
 /// The shared-info text was cut at the dump bound ([`PwruConfig::dump_max`](crate::PwruConfig::dump_max)).
 pub const PWRU_EV_SHINFO_DUMP_CUT: u32 = 1 << 15;
+/// `pkt_len` packet bytes follow the dumps ([`PWRU_CFG_OUTPUT_PKT`](crate::PWRU_CFG_OUTPUT_PKT)).
+pub const PWRU_EV_PKT: u32 = 1 << 16;
+/// Packet bytes were asked for but could not be read: none follow.
+pub const PWRU_EV_PKT_UNAVAILABLE: u32 = 1 << 17;
+
+/// `pkt_link`: no packet bytes.
+pub const PWRU_PKT_LINK_NONE: u8 = 0;
+/// `pkt_link`: the bytes start at the MAC (Ethernet) header.
+pub const PWRU_PKT_LINK_ETHERNET: u8 = 1;
+/// `pkt_link`: the bytes start at the network (IPv4/IPv6) header.
+pub const PWRU_PKT_LINK_RAW_IP: u8 = 2;
 
 // Sizes the kernel side relies on; a mismatch is a bug in a mirror.
 const _: () = {
     assert!(core::mem::size_of::<PwruTuple>() == 40);
-    assert!(core::mem::size_of::<PwruEvent>() == 248);
+    assert!(core::mem::size_of::<PwruEvent>() == 256);
 };

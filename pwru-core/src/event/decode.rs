@@ -1,8 +1,8 @@
 //! Ring buffer record -> [`Event`], bounds-checked.
 //!
 //! A record is `struct pwru_record_hdr` (8 bytes: kind, version, len) followed, for
-//! `PWRU_RECORD_EVENT`, by `struct pwru_event` (248 bytes) and the optional skb and
-//! skb_shared_info dump texts. The layout is defined in `pwru-ebpf/bpf/event.h`; field offsets
+//! `PWRU_RECORD_EVENT`, by `struct pwru_event` (256 bytes), the optional skb and
+//! skb_shared_info dump texts and the optional packet bytes. The layout is defined in `pwru-ebpf/bpf/event.h`; field offsets
 //! come from the `#[repr(C)]` mirrors in `pwru_ebpf`, which a test checks against the compiled
 //! object's own BTF. Records are read with native byte order (the kernel's).
 //!
@@ -15,8 +15,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
 use super::{
-    BpfProg, DropReason, Event, Interface, Meta, ProbeKind, Process, ShortName, TcpFlags, Tuple,
-    WallClock,
+    BpfProg, DropReason, Event, Interface, LinkType, Meta, PacketBytes, ProbeKind, Process,
+    ShortName, TcpFlags, Tuple, WallClock,
 };
 use crate::btf::{Btf, BtfError};
 use crate::symbols::{KernelSymbols, Symbol};
@@ -33,11 +33,11 @@ const RECORD_VERSION: u16 = pwru_ebpf::PWRU_RECORD_VERSION;
 
 use pwru_ebpf::{
     PWRU_EV_CALLER as EV_CALLER, PWRU_EV_CB as EV_CB, PWRU_EV_DROP_REASON as EV_DROP_REASON,
-    PWRU_EV_META as EV_META, PWRU_EV_PROG as EV_PROG, PWRU_EV_RETVAL as EV_RETVAL,
-    PWRU_EV_SHINFO_DUMP as EV_SHINFO_DUMP, PWRU_EV_SHINFO_DUMP_CUT as EV_SHINFO_DUMP_CUT,
-    PWRU_EV_SKB_DUMP as EV_SKB_DUMP, PWRU_EV_SKB_DUMP_CUT as EV_SKB_DUMP_CUT,
-    PWRU_EV_STACK as EV_STACK, PWRU_EV_TRACKED as EV_TRACKED, PWRU_EV_TUNNEL as EV_TUNNEL,
-    PWRU_EV_TUPLE as EV_TUPLE,
+    PWRU_EV_META as EV_META, PWRU_EV_PKT as EV_PKT, PWRU_EV_PKT_UNAVAILABLE as EV_PKT_UNAVAILABLE,
+    PWRU_EV_PROG as EV_PROG, PWRU_EV_RETVAL as EV_RETVAL, PWRU_EV_SHINFO_DUMP as EV_SHINFO_DUMP,
+    PWRU_EV_SHINFO_DUMP_CUT as EV_SHINFO_DUMP_CUT, PWRU_EV_SKB_DUMP as EV_SKB_DUMP,
+    PWRU_EV_SKB_DUMP_CUT as EV_SKB_DUMP_CUT, PWRU_EV_STACK as EV_STACK,
+    PWRU_EV_TRACKED as EV_TRACKED, PWRU_EV_TUNNEL as EV_TUNNEL, PWRU_EV_TUPLE as EV_TUPLE,
 };
 
 /// Byte offsets of `struct pwru_event` fields, taken from the `#[repr(C)]` mirror (which a
@@ -74,6 +74,9 @@ pub(crate) mod off {
     pub const TUNNEL: usize = offset_of!(PwruEvent, tunnel);
     pub const SKB_DUMP_LEN: usize = offset_of!(PwruEvent, skb_dump_len);
     pub const SHINFO_DUMP_LEN: usize = offset_of!(PwruEvent, shinfo_dump_len);
+    pub const PKT_LEN: usize = offset_of!(PwruEvent, pkt_len);
+    pub const PKT_LINK: usize = offset_of!(PwruEvent, pkt_link);
+    pub const PKT_WIRE_LEN: usize = offset_of!(PwruEvent, pkt_wire_len);
     /// Offsets inside `struct pwru_tuple`.
     pub mod tuple {
         use super::PwruTuple;
@@ -133,6 +136,18 @@ pub enum DecodeError {
         skb: usize,
         /// shinfo dump length.
         shinfo: usize,
+        /// Bytes available after the event.
+        avail: usize,
+    },
+    /// The packet bytes run past the end of the record, or their link type is unknown.
+    #[error("event packet bytes ({len} bytes after {at}, link type {link}) do not fit the record's {avail} bytes or are of an unknown link type; the record is corrupt")]
+    PacketOutOfBounds {
+        /// Where the packet bytes start after the event (after the dumps).
+        at: usize,
+        /// Their length.
+        len: usize,
+        /// The raw link type.
+        link: u8,
         /// Bytes available after the event.
         avail: usize,
     },
@@ -492,9 +507,10 @@ pub fn decode(record: &[u8], ctx: &DecodeContext) -> Result<Event, DecodeError> 
         None
     };
 
+    // The kernel writes the dump lengths only with their flags; zero otherwise.
+    let skb_len = usize::from(u16_at(raw, off::SKB_DUMP_LEN));
+    let sh_len = usize::from(u16_at(raw, off::SHINFO_DUMP_LEN));
     let (skb_dump, shinfo_dump) = if flags & (EV_SKB_DUMP | EV_SHINFO_DUMP) != 0 {
-        let skb_len = usize::from(u16_at(raw, off::SKB_DUMP_LEN));
-        let sh_len = usize::from(u16_at(raw, off::SHINFO_DUMP_LEN));
         if skb_len + sh_len > tail.len() {
             return Err(DecodeError::DumpOutOfBounds {
                 skb: skb_len,
@@ -508,6 +524,34 @@ pub fn decode(record: &[u8], ctx: &DecodeContext) -> Result<Event, DecodeError> 
         )
     } else {
         (None, None)
+    };
+
+    let packet = if flags & EV_PKT != 0 {
+        let at = skb_len + sh_len;
+        let len = usize::from(u16_at(raw, off::PKT_LEN));
+        let link_raw = raw[off::PKT_LINK];
+        let link = match link_raw {
+            pwru_ebpf::PWRU_PKT_LINK_ETHERNET => Some(LinkType::Ethernet),
+            pwru_ebpf::PWRU_PKT_LINK_RAW_IP => Some(LinkType::RawIp),
+            _ => None,
+        };
+        match (link, tail.get(at..at + len)) {
+            (Some(link), Some(bytes)) => Some(PacketBytes {
+                link,
+                data: bytes::Bytes::copy_from_slice(bytes),
+                wire_len: u32_at(raw, off::PKT_WIRE_LEN),
+            }),
+            _ => {
+                return Err(DecodeError::PacketOutOfBounds {
+                    at,
+                    len,
+                    link: link_raw,
+                    avail: tail.len(),
+                })
+            }
+        }
+    } else {
+        None
     };
 
     Ok(Event {
@@ -545,5 +589,7 @@ pub fn decode(record: &[u8], ctx: &DecodeContext) -> Result<Event, DecodeError> 
         tracked: flags & EV_TRACKED != 0,
         packet_id: None,
         parent_packet_id: None,
+        packet,
+        packet_unavailable: flags & EV_PKT_UNAVAILABLE != 0,
     })
 }

@@ -354,6 +354,61 @@ impl fmt::Display for DropReason {
     }
 }
 
+/// Where an event's captured packet bytes start, which is what a capture file calls the
+/// link type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[non_exhaustive]
+pub enum LinkType {
+    /// At the Ethernet header (the skb's MAC header was set and precedes its network header).
+    Ethernet,
+    /// At the IPv4 or IPv6 header (no MAC header yet, or a device without one).
+    RawIp,
+}
+
+/// Packet bytes captured with an event (see [`Capture::packet`](crate::Capture::packet)).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PacketBytes {
+    /// Where [`data`](Self::data) starts.
+    pub link: LinkType,
+    /// The bytes: at most the snap length, and only the skb's linear part.
+    pub data: bytes::Bytes,
+    /// The packet's whole length from the same start, paged data included. Larger than
+    /// `data.len()` when the capture stopped at the snap length or at the end of the linear
+    /// part (`skb->data_len` bytes live in pages the kernel side does not read).
+    pub wire_len: u32,
+}
+
+impl PacketBytes {
+    /// Bytes starting at the header `link` names, of a packet `wire_len` bytes long.
+    pub fn new(link: LinkType, data: bytes::Bytes, wire_len: u32) -> PacketBytes {
+        PacketBytes {
+            link,
+            data,
+            wire_len,
+        }
+    }
+
+    /// Whether fewer bytes were captured than the packet has.
+    pub fn is_truncated(&self) -> bool {
+        (self.data.len() as u64) < u64::from(self.wire_len)
+    }
+}
+
+#[cfg(feature = "serde")]
+impl serde::Serialize for PacketBytes {
+    /// The link type, the captured and the wire length (not the bytes themselves).
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut st = s.serialize_struct("PacketBytes", 3)?;
+        st.serialize_field("link", &self.link)?;
+        st.serialize_field("captured_len", &self.data.len())?;
+        st.serialize_field("wire_len", &self.wire_len)?;
+        st.end()
+    }
+}
+
 /// A traced tc or XDP BPF program.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
@@ -445,6 +500,12 @@ pub struct Event {
     pub packet_id: Option<u64>,
     /// For a clone or copy: the id of the packet it was made from.
     pub parent_packet_id: Option<u64>,
+    /// The packet's bytes, when [`Capture::packet`](crate::Capture::packet) asked for them
+    /// and the kernel side could read them.
+    pub packet: Option<PacketBytes>,
+    /// Packet bytes were asked for but the kernel side could not read them (no header
+    /// offsets set, or the read failed); [`packet`](Self::packet) is then `None`.
+    pub packet_unavailable: bool,
 }
 
 impl Event {
@@ -478,6 +539,8 @@ impl Event {
             tracked: false,
             packet_id: None,
             parent_packet_id: None,
+            packet: None,
+            packet_unavailable: false,
         }
     }
 }

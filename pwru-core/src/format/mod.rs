@@ -1,5 +1,6 @@
 //! pwru's output formats as library functions: the text header, the text line, and JSON lines
-//! with pwru's keys, so any tool can print like pwru.
+//! with pwru's keys, so any tool can print like pwru; and [`pcapng`], capture files of the
+//! events' packet bytes for Wireshark.
 //!
 //! A [`Formatter`] keeps the little state pwru's output has (column widths that grow with the
 //! longest tuple and function seen, the last timestamp per skb for relative timestamps) and
@@ -25,6 +26,7 @@
 //! time converted to wall-clock time, where pwru prints the time of printing.
 
 mod json;
+pub mod pcapng;
 mod text;
 
 use std::collections::HashMap;

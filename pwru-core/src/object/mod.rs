@@ -65,7 +65,7 @@ impl Default for LoaderOptions {
 /// ```no_run
 /// use pwru_core::backend::TracepointFlavor;
 /// use pwru_core::object::{FilterBody, Loader, LoaderOptions};
-/// let config = pwru_ebpf::PwruConfig { flags: pwru_ebpf::PWRU_CFG_OUTPUT_META, netns: 0, mark: 0, mark_mask: 0, ifindex: 0, dump_max: 0 };
+/// let config = pwru_ebpf::PwruConfig { flags: pwru_ebpf::PWRU_CFG_OUTPUT_META, netns: 0, mark: 0, mark_mask: 0, ifindex: 0, dump_max: 0, snaplen: 0 };
 /// let mut loader = Loader::new(pwru_ebpf::OBJECT, &FilterBody::match_all(), &config, &LoaderOptions::default())?;
 /// let _link = loader.load_tracepoint("kfree_skb", TracepointFlavor::Btf)?; // detaches on drop
 /// let _events = loader.take_events()?;
@@ -258,8 +258,19 @@ impl Loader {
 
 /// `config` as the bytes of the read-only global `pwru_cfg` (native byte order, the C layout).
 fn config_bytes(c: &PwruConfig) -> [u8; std::mem::size_of::<PwruConfig>()] {
+    let fields = [
+        c.flags,
+        c.netns,
+        c.mark,
+        c.mark_mask,
+        c.ifindex,
+        c.dump_max,
+        c.snaplen,
+    ];
+    // A field added to the config but not listed above would silently stay zero.
+    const _: () = assert!(std::mem::size_of::<PwruConfig>() == 7 * 4);
     let mut out = [0u8; std::mem::size_of::<PwruConfig>()];
-    for (i, v) in [c.flags, c.netns, c.mark, c.mark_mask, c.ifindex, c.dump_max]
+    for (i, v) in fields
         .iter()
         .enumerate()
     {

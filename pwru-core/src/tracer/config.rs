@@ -4,9 +4,9 @@
 
 use pwru_ebpf::{
     PwruConfig, PWRU_CFG_FILTER_IFINDEX, PWRU_CFG_FILTER_MARK, PWRU_CFG_FILTER_NETNS,
-    PWRU_CFG_OUTPUT_CALLER, PWRU_CFG_OUTPUT_CB, PWRU_CFG_OUTPUT_META, PWRU_CFG_OUTPUT_SHINFO,
-    PWRU_CFG_OUTPUT_SKB, PWRU_CFG_OUTPUT_STACK, PWRU_CFG_OUTPUT_TUNNEL, PWRU_CFG_OUTPUT_TUPLE,
-    PWRU_CFG_TRACK_HEAD, PWRU_CFG_TRACK_SKB, PWRU_CFG_TRACK_STACKID,
+    PWRU_CFG_OUTPUT_CALLER, PWRU_CFG_OUTPUT_CB, PWRU_CFG_OUTPUT_META, PWRU_CFG_OUTPUT_PKT,
+    PWRU_CFG_OUTPUT_SHINFO, PWRU_CFG_OUTPUT_SKB, PWRU_CFG_OUTPUT_STACK, PWRU_CFG_OUTPUT_TUNNEL,
+    PWRU_CFG_OUTPUT_TUPLE, PWRU_CFG_TRACK_HEAD, PWRU_CFG_TRACK_SKB, PWRU_CFG_TRACK_STACKID,
 };
 
 use crate::error::Error;
@@ -27,7 +27,17 @@ pub(super) fn kernel_config(o: &Options, mut flags: u32) -> Result<PwruConfig, E
         )));
     }
 
+    let snaplen = o.capture.snaplen;
+    if o.capture.packet && !(1..=crate::options::MAX_SNAPLEN).contains(&snaplen) {
+        return Err(Error::InvalidOption(format!(
+            "snap length {snaplen} is outside 1..={} bytes (the default is {})",
+            crate::options::MAX_SNAPLEN,
+            crate::options::DEFAULT_SNAPLEN
+        )));
+    }
+
     let mut config = PwruConfig {
+        snaplen: if o.capture.packet { snaplen } else { 0 },
         flags: 0,
         netns: 0,
         mark: 0,
@@ -74,6 +84,7 @@ pub(super) fn kernel_config(o: &Options, mut flags: u32) -> Result<PwruConfig, E
         (c.cb, PWRU_CFG_OUTPUT_CB),
         (c.skb, PWRU_CFG_OUTPUT_SKB),
         (c.skb_shared_info, PWRU_CFG_OUTPUT_SHINFO),
+        (c.packet, PWRU_CFG_OUTPUT_PKT),
         (o.track_skb, PWRU_CFG_TRACK_SKB | PWRU_CFG_TRACK_HEAD),
         (o.track_skb_by_stackid, PWRU_CFG_TRACK_STACKID),
     ] {

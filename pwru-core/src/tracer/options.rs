@@ -45,7 +45,18 @@ pub struct Capture {
     pub skb_shared_info: bool,
     /// The skb control buffer `cb[]`.
     pub cb: bool,
+    /// The packet's bytes, up to [`snaplen`](#structfield.snaplen) (for pcap-ng export:
+    /// [`crate::format::pcapng`]).
+    pub packet: bool,
+    /// How many packet bytes each event carries at most, with
+    /// [`packet`](#structfield.packet): 1 to [`MAX_SNAPLEN`], default [`DEFAULT_SNAPLEN`].
+    pub snaplen: u32,
 }
+
+/// Default packet bytes per event ([`Capture::snaplen`]).
+pub const DEFAULT_SNAPLEN: u32 = 256;
+/// Largest [`Capture::snaplen`]: the room for packet bytes in the kernel's record buffer.
+pub const MAX_SNAPLEN: u32 = pwru_ebpf::PWRU_PKT_MAX as u32;
 
 /// Chainable setters, since `Capture` may grow and cannot be built with a struct literal
 /// outside this crate:
@@ -108,6 +119,20 @@ impl Capture {
         self.cb = on;
         self
     }
+
+    /// Sets whether events carry the packet's bytes ([`Capture::packet`](#structfield.packet)).
+    pub fn with_packet(mut self, on: bool) -> Self {
+        self.packet = on;
+        self
+    }
+
+    /// Sets the most packet bytes per event ([`Capture::snaplen`](#structfield.snaplen));
+    /// [`TracerBuilder::build`](crate::TracerBuilder::build) refuses 0 and values above
+    /// [`MAX_SNAPLEN`].
+    pub fn with_snaplen(mut self, bytes: u32) -> Self {
+        self.snaplen = bytes;
+        self
+    }
 }
 
 impl Default for Capture {
@@ -123,6 +148,8 @@ impl Default for Capture {
             skb: false,
             skb_shared_info: false,
             cb: false,
+            packet: false,
+            snaplen: DEFAULT_SNAPLEN,
         }
     }
 }
