@@ -311,6 +311,92 @@ fn pcap_filter_selects_only_the_matching_flow_and_json_carries_pwrus_keys() {
     }
 }
 
+/// `--output-pcapng` next to JSON lines: tshark reads one packet per event, in order, with the
+/// event's function as its first comment and the traced flow's ports.
+#[test]
+fn output_pcapng_writes_the_events_packets_for_tshark() {
+    let name = "output_pcapng_writes_the_events_packets_for_tshark";
+    if skip_unless_root(name) {
+        return;
+    }
+    if !Command::new("tshark")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
+        println!("SKIP {name}: tshark is not installed (run tests/setup.sh as root)");
+        return;
+    }
+    let _heavy = heavy();
+    let pair = VethPair::create(&format!("x{}", std::process::id() % 100_000), 239).expect("pair");
+    let file = std::env::temp_dir().join(format!("pwru-cli-{}.pcapng", std::process::id()));
+    let file_s = file.to_string_lossy().into_owned();
+    let filter = format!("udp and dst host {} and dst port 5556", pair.addr_b);
+    let mut bg = Background::start(
+        "pcapng",
+        &[
+            "--output-json",
+            "--output-pcapng",
+            &file_s,
+            "--output-pcapng-snaplen",
+            "128",
+            &filter,
+        ],
+    );
+    pair.send_udp(41006, 5556, 2, 20).expect("send");
+    let seen = bg
+        .out
+        .wait_for(4, Duration::from_secs(10), |l| l.contains("\"dport\":5556"));
+    let (st, _) = bg.stop_by(libc::SIGTERM, Duration::from_secs(10));
+    let (out, err) = bg.texts();
+    assert!(
+        seen && st.success(),
+        "pwru failed or saw nothing:\n{out}\n{err}"
+    );
+    let funcs: Vec<String> = out
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value =
+                serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"));
+            // pwru's func key carries the drop reason in parentheses.
+            let func = v["func"].as_str().expect("func");
+            func.split('(').next().unwrap_or(func).to_string()
+        })
+        .collect();
+    let o = Command::new("tshark")
+        .arg("-r")
+        .arg(&file)
+        .args(["-T", "fields", "-E", "separator=/t", "-E", "aggregator=|"])
+        .args([
+            "-e",
+            "frame.comment",
+            "-e",
+            "udp.dstport",
+            "-e",
+            "frame.cap_len",
+        ])
+        .output()
+        .expect("run tshark");
+    let rows = String::from_utf8_lossy(&o.stdout).into_owned();
+    let rows: Vec<Vec<&str>> = rows.lines().map(|l| l.split('\t').collect()).collect();
+    let comments: Vec<&str> = rows
+        .iter()
+        .map(|r| r[0].split('|').next().unwrap_or(""))
+        .collect();
+    assert_eq!(
+        comments,
+        funcs,
+        "tshark: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    for r in &rows {
+        assert_eq!(r[1], "5556", "{r:?}");
+        let cap: usize = r[2].parse().expect("cap_len");
+        assert!((20 + 8 + 20..=128).contains(&cap), "{r:?}");
+    }
+    let _ = std::fs::remove_file(&file);
+}
+
 #[test]
 fn output_limit_lines_stops_after_n_events() {
     if skip_unless_root("output_limit_lines_stops_after_n_events") {
@@ -341,6 +427,30 @@ fn bad_flags_and_filters_exit_non_zero_naming_the_problem() {
     assert_eq!(o.status.code(), Some(2));
     assert!(
         text(&o).1.contains("--filter-skb-expr is not supported"),
+        "{}",
+        text(&o).1
+    );
+
+    let o = run(&["--output-pcapng-snaplen", "100"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        text(&o)
+            .1
+            .contains("--output-pcapng-snaplen needs --output-pcapng"),
+        "{}",
+        text(&o).1
+    );
+    let o = run(&[
+        "--output-pcapng",
+        "/nonexistent-dir/x.pcapng",
+        "--output-pcapng-snaplen",
+        "0",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        text(&o)
+            .1
+            .contains("--output-pcapng-snaplen 0: must be 1..=4096"),
         "{}",
         text(&o).1
     );

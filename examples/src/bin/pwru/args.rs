@@ -137,6 +137,13 @@ pub struct Args {
     /// (pwru) gzip rotated files: not supported yet
     #[arg(long, action = ArgAction::Set, value_parser = go_bool, default_value_t = false, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub output_file_compress: bool,
+    /// also write the events' packets to this pcap-ng file (Wireshark, tshark), each with the
+    /// function and skb as comments; rotated like --output-file (same size and backup flags)
+    #[arg(long, value_name = "PATH")]
+    pub output_pcapng: Option<String>,
+    /// packet bytes per event kept for --output-pcapng, 1..=4096 (default 256)
+    #[arg(long, value_name = "BYTES")]
+    pub output_pcapng_snaplen: Option<u32>,
     /// stop after this many events (0: no limit)
     #[arg(long, default_value_t = 0)]
     pub output_limit_lines: u64,
@@ -190,6 +197,20 @@ impl Args {
             return Some("--output-file-max-age");
         }
         None
+    }
+
+    /// The snap length for --output-pcapng, checked; refused without --output-pcapng.
+    pub fn pcapng_snaplen(&self) -> Result<u32, String> {
+        let max = pwru_core::options::MAX_SNAPLEN;
+        match (self.output_pcapng.is_some(), self.output_pcapng_snaplen) {
+            (false, Some(_)) => {
+                Err("--output-pcapng-snaplen needs --output-pcapng FILE".to_string())
+            }
+            (_, Some(n)) if !(1..=max).contains(&n) => Err(format!(
+                "--output-pcapng-snaplen {n}: must be 1..={max} bytes"
+            )),
+            (_, n) => Ok(n.unwrap_or(pwru_core::options::DEFAULT_SNAPLEN)),
+        }
     }
 
     /// The pcap filter: positional words joined by spaces.

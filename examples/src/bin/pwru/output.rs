@@ -1,9 +1,37 @@
-//! Where the lines go: standard output, or a file rotated by size (pwru's `--output-file`).
+//! Where the events go: lines to standard output or a file rotated by size (pwru's
+//! `--output-file`), and packets to a pcap-ng file rotated the same way (`--output-pcapng`).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Write};
 use std::os::fd::AsFd;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+use pwru_core::format::pcapng::PcapngWriter;
+use pwru_core::Event;
+
+/// `path` with `.n` appended: the name of its n-th backup.
+fn backup(path: &Path, n: u32) -> PathBuf {
+    let mut p = path.to_path_buf().into_os_string();
+    p.push(format!(".{n}"));
+    p.into()
+}
+
+/// Renames `path` to `path.1`, shifting older backups up by one and removing those beyond
+/// `max_backups` (0 keeps all).
+fn shift_backups(path: &Path, max_backups: u32) -> io::Result<()> {
+    let mut top = 0;
+    while backup(path, top + 1).exists() {
+        top += 1;
+    }
+    for n in (1..=top).rev() {
+        if max_backups != 0 && n >= max_backups {
+            fs::remove_file(backup(path, n))?;
+        } else {
+            fs::rename(backup(path, n), backup(path, n + 1))?;
+        }
+    }
+    fs::rename(path, backup(path, 1))
+}
 
 /// A file that is renamed to `NAME.1` (older ones shift to `.2`, ...) once it reaches
 /// `max_bytes`, keeping at most `max_backups` old files (0 keeps all).
@@ -29,27 +57,9 @@ impl RotatingFile {
         })
     }
 
-    fn backup(&self, n: u32) -> PathBuf {
-        let mut p = self.path.clone().into_os_string();
-        p.push(format!(".{n}"));
-        p.into()
-    }
-
     fn rotate(&mut self) -> io::Result<()> {
         self.file.flush()?;
-        // Find the highest existing backup, shift everything up by one, dropping the oldest.
-        let mut top = 0;
-        while self.backup(top + 1).exists() {
-            top += 1;
-        }
-        for n in (1..=top).rev() {
-            if self.max_backups != 0 && n >= self.max_backups {
-                fs::remove_file(self.backup(n))?;
-            } else {
-                fs::rename(self.backup(n), self.backup(n + 1))?;
-            }
-        }
-        fs::rename(&self.path, self.backup(1))?;
+        shift_backups(&self.path, self.max_backups)?;
         let file = OpenOptions::new()
             .create(true)
             .append(true)
@@ -73,6 +83,101 @@ impl Write for RotatingFile {
 
     fn flush(&mut self) -> io::Result<()> {
         self.file.flush()
+    }
+}
+
+/// A pcap-ng capture file that is rotated like [`RotatingFile`]: once a packet would take it
+/// past `max_bytes` it is renamed to `NAME.1` and a new file starts with its own section
+/// header, so every file opens on its own. Created anew (truncated) when opened, as a
+/// capture file cannot be appended to in place.
+pub struct PcapngFile {
+    path: PathBuf,
+    max_bytes: u64,
+    max_backups: u32,
+    writer: PcapngWriter<BufWriter<File>>,
+}
+
+/// Bytes of an Enhanced Packet Block besides the packet: header, options (function names
+/// and the annotation comment are short), padding. Only used to decide when to rotate.
+const PACKET_BLOCK_OVERHEAD: u64 = 256;
+
+impl PcapngFile {
+    /// Creates `path` and writes its section header.
+    pub fn create(path: PathBuf, max_bytes: u64, max_backups: u32) -> io::Result<Self> {
+        let writer = PcapngWriter::new(BufWriter::new(File::create(&path)?))?;
+        Ok(PcapngFile {
+            path,
+            max_bytes: max_bytes.max(1),
+            max_backups,
+            writer,
+        })
+    }
+
+    /// Writes `ev`'s packet (events without bytes are counted by the writer, not written).
+    pub fn write(&mut self, ev: &Event) -> io::Result<()> {
+        let Some(p) = &ev.packet else {
+            return self.writer.write_event(ev).map(drop);
+        };
+        let stats = self.writer.stats();
+        // Rotate between blocks, never inside a file's first packet.
+        if stats.section_bytes + p.data.len() as u64 + PACKET_BLOCK_OVERHEAD > self.max_bytes
+            && stats.interfaces > 0
+        {
+            self.writer.flush()?;
+            shift_backups(&self.path, self.max_backups)?;
+            let file = BufWriter::new(File::create(&self.path)?);
+            self.writer.restart(file)?;
+        }
+        self.writer.write_event(ev).map(drop)
+    }
+
+    /// Flushes written blocks to the file.
+    pub fn flush(&mut self) -> io::Result<()> {
+        self.writer.flush()
+    }
+}
+
+/// One event for the output thread: its text or JSON line, and the event itself when it
+/// also goes to a pcap-ng file.
+pub struct Record {
+    /// The line, newline included.
+    pub line: Vec<u8>,
+    /// The event, for `--output-pcapng`.
+    pub packet: Option<Box<Event>>,
+}
+
+impl Record {
+    /// A line alone (the header).
+    pub fn line(line: Vec<u8>) -> Record {
+        Record { line, packet: None }
+    }
+}
+
+/// Every sink the output thread writes: the lines, and the pcap-ng file when asked for.
+pub struct Sinks {
+    /// Where lines go.
+    pub lines: Output,
+    /// Where packets go.
+    pub pcapng: Option<PcapngFile>,
+}
+
+impl Sinks {
+    /// Writes one record to its sinks.
+    pub fn put(&mut self, r: &Record) -> io::Result<()> {
+        self.lines.line(&r.line)?;
+        if let (Some(f), Some(ev)) = (&mut self.pcapng, &r.packet) {
+            f.write(ev)?;
+        }
+        Ok(())
+    }
+
+    /// Flushes every sink.
+    pub fn flush(&mut self) -> io::Result<()> {
+        self.lines.flush()?;
+        match &mut self.pcapng {
+            Some(f) => f.flush(),
+            None => Ok(()),
+        }
     }
 }
 
@@ -161,6 +266,63 @@ mod tests {
             !dir.join("out.txt.3").exists(),
             "more backups than asked for"
         );
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    /// Lengths of the whole blocks of a pcap-ng file, failing on a partial one.
+    fn pcapng_blocks(file: &[u8]) -> Vec<(u32, usize)> {
+        let mut out = Vec::new();
+        let mut at = 0;
+        while at < file.len() {
+            let word = |o: usize| u32::from_le_bytes(file[o..o + 4].try_into().unwrap());
+            let (kind, len) = (word(at), word(at + 4) as usize);
+            assert!(len >= 12 && at + len <= file.len(), "partial block");
+            assert_eq!(word(at + len - 4) as usize, len);
+            out.push((kind, len));
+            at += len;
+        }
+        out
+    }
+
+    #[test]
+    fn pcapng_files_rotate_between_blocks_and_each_starts_a_section() {
+        use pwru_core::event::{Interface, LinkType, Meta, PacketBytes, ProbeKind};
+        let dir = std::env::temp_dir().join(format!("pwru-rotate-pcapng-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join("out.pcapng");
+        let mut ev = Event::new(ProbeKind::Tracepoint, "netif_receive_skb");
+        let mut meta = Meta::default();
+        meta.interface = Interface::new(2, Some("eth0"));
+        ev.meta = Some(meta);
+        ev.packet = Some(PacketBytes::new(
+            LinkType::Ethernet,
+            vec![7; 100].into(),
+            100,
+        ));
+        let mut f = PcapngFile::create(path.clone(), 1000, 0).expect("create");
+        for _ in 0..20 {
+            f.write(&ev).expect("write");
+        }
+        f.flush().expect("flush");
+        let mut files = vec![path.clone()];
+        files.extend((1..).map(|n| backup(&path, n)).take_while(|p| p.exists()));
+        assert!(files.len() >= 3, "{files:?}");
+        let mut packets = 0;
+        for p in &files {
+            let bytes = fs::read(p).expect("read");
+            assert!(
+                bytes.len() <= 1000,
+                "{} is {} bytes",
+                p.display(),
+                bytes.len()
+            );
+            let blocks = pcapng_blocks(&bytes);
+            assert_eq!(blocks[0].0, 0x0A0D_0D0A, "{} starts a section", p.display());
+            assert_eq!(blocks[1].0, 1, "then describes its interface");
+            packets += blocks.iter().filter(|(k, _)| *k == 6).count();
+        }
+        assert_eq!(packets, 20);
         let _ = fs::remove_dir_all(&dir);
     }
 }

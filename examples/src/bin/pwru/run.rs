@@ -12,7 +12,7 @@ use pwru_core::{
 use pwru_examples::signals::{self, Phase, Signals};
 
 use crate::args::Args;
-use crate::output::Output;
+use crate::output::{Output, PcapngFile, Record, Sinks};
 use crate::writer::{Closed, Writer};
 
 /// Builds the tracer's options from pwru's flags.
@@ -38,7 +38,9 @@ pub fn builder(a: &Args) -> Result<TracerBuilder, Failure> {
                 .with_caller(a.output_caller)
                 .with_skb(a.output_skb)
                 .with_skb_shared_info(a.output_skb_shared_info)
-                .with_cb(a.output_skb_cb),
+                .with_cb(a.output_skb_cb)
+                .with_packet(a.output_pcapng.is_some())
+                .with_snaplen(a.pcapng_snaplen().map_err(Failure::Usage)?),
         );
     if let Some(f) = &a.filter_func {
         b = b.function_regex(f);
@@ -262,6 +264,17 @@ pub fn trace_with(
         Some(p) => format!("--output-file {p}: {e}"),
         None => format!("standard output: {e}"),
     })?;
+    let pcapng = match &a.output_pcapng {
+        Some(p) => Some(
+            PcapngFile::create(
+                PathBuf::from(p),
+                a.output_file_max_size.saturating_mul(1 << 20),
+                a.output_file_max_backups,
+            )
+            .map_err(|e| format!("--output-pcapng {p}: {e}"))?,
+        ),
+        None => None,
+    };
     if let Some(path) = &a.ready_file {
         check_ready_file(path)?;
     }
@@ -337,12 +350,14 @@ pub fn trace_with(
     }
 
     let to_stdout = a.output_file.is_none();
-    let writer = Writer::start(out).map_err(|e| format!("starting the output thread: {e}"))?;
+    let to_pcapng = pcapng.is_some();
+    let writer = Writer::start(Sinks { lines: out, pcapng })
+        .map_err(|e| format!("starting the output thread: {e}"))?;
     let mut fmt = Formatter::new(fopts);
     if !a.output_json {
         let mut header = Vec::with_capacity(128);
         fmt.write_header(&mut header);
-        writer.try_send(header);
+        writer.try_send(Record::line(header));
     }
     if let Some(path) = &a.ready_file {
         std::fs::write(path, b"").map_err(|e| format!("--ready-file {path}: {e}"))?;
@@ -355,14 +370,18 @@ pub fn trace_with(
     let mut summary = Summary::default();
     let keep_drops = demo.is_some();
     let quiet = demo.as_ref().map(|d| d.quiet);
-    let format = |fmt: &mut Formatter, ev: &Event| {
+    // The line, and the event itself when its packet goes to the pcap-ng file too.
+    let format = |fmt: &mut Formatter, ev: Event| {
         let mut line = Vec::with_capacity(256);
         if a.output_json {
-            fmt.write_json(ev, &mut line);
+            fmt.write_json(&ev, &mut line);
         } else {
-            fmt.write_text(ev, &mut line);
+            fmt.write_text(&ev, &mut line);
         }
-        line
+        Record {
+            line,
+            packet: to_pcapng.then(|| Box::new(ev)),
+        }
     };
     let note = |summary: &mut Summary, ev: &Event| {
         summary.events += 1;
@@ -437,9 +456,8 @@ pub fn trace_with(
                 Some(Err(e)) => return Err(Failure::Run(e.to_string())),
             };
             last_event = Instant::now();
-            let line = format(&mut fmt, &ev);
-            writer.send(permit, line);
             note(&mut summary, &ev);
+            writer.send(permit, format(&mut fmt, ev));
             if a.output_limit_lines != 0 && summary.events >= a.output_limit_lines {
                 break Stop::Limit;
             }
@@ -463,11 +481,10 @@ pub fn trace_with(
                 };
                 match item {
                     Ok(Item::Event(ev)) => {
-                        let line = format(&mut fmt, &ev);
-                        if !writer.try_send(line) {
+                        note(&mut summary, &ev);
+                        if !writer.try_send(format(&mut fmt, ev)) {
                             summary.not_printed += 1;
                         }
-                        note(&mut summary, &ev);
                     }
                     Ok(Item::Lost(lost)) => summary.lost = lost.total,
                     Ok(_) | Err(_) => {}

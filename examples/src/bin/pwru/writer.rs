@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use crate::output::Output;
+use crate::output::{Record, Sinks};
 
 /// Lines queued at most (about 1-2 MB of text): the bound on memory when output is slow.
 pub const QUEUE_LINES: usize = 8192;
@@ -30,7 +30,7 @@ struct State {
 
 /// The loop's end of the output queue.
 pub struct Writer {
-    tx: Option<mpsc::Sender<Vec<u8>>>,
+    tx: Option<mpsc::Sender<Record>>,
     state: Arc<State>,
     done: std_mpsc::Receiver<()>,
     sent: Cell<u64>,
@@ -51,8 +51,8 @@ pub struct Closed;
 
 impl Writer {
     /// Starts the writer thread on `out`.
-    pub fn start(mut out: Output) -> std::io::Result<Writer> {
-        let (tx, mut rx) = mpsc::channel::<Vec<u8>>(QUEUE_LINES);
+    pub fn start(mut out: Sinks) -> std::io::Result<Writer> {
+        let (tx, mut rx) = mpsc::channel::<Record>(QUEUE_LINES);
         let (done_tx, done) = std_mpsc::channel();
         let state = Arc::new(State::default());
         let st = Arc::clone(&state);
@@ -61,12 +61,12 @@ impl Writer {
             .spawn(move || {
                 let result = (|| -> std::io::Result<()> {
                     while let Some(first) = rx.blocking_recv() {
-                        out.line(&first)?;
+                        out.put(&first)?;
                         let mut n = 1u64;
                         // Write what is already queued, then flush once per burst.
                         while n < BURST {
                             let Ok(line) = rx.try_recv() else { break };
-                            out.line(&line)?;
+                            out.put(&line)?;
                             n += 1;
                         }
                         out.flush()?;
@@ -92,7 +92,7 @@ impl Writer {
     }
 
     /// Waits for room for one line; fails once the writer stopped on an error.
-    pub async fn reserve(&self) -> Result<mpsc::Permit<'_, Vec<u8>>, Closed> {
+    pub async fn reserve(&self) -> Result<mpsc::Permit<'_, Record>, Closed> {
         match &self.tx {
             Some(tx) => tx.reserve().await.map_err(|_| Closed),
             None => Err(Closed),
@@ -100,13 +100,13 @@ impl Writer {
     }
 
     /// Sends a line through a permit from [`Writer::reserve`].
-    pub fn send(&self, permit: mpsc::Permit<'_, Vec<u8>>, line: Vec<u8>) {
+    pub fn send(&self, permit: mpsc::Permit<'_, Record>, line: Record) {
         permit.send(line);
         self.sent.set(self.sent.get() + 1);
     }
 
     /// Queues a line if there is room now; false when full or closed.
-    pub fn try_send(&self, line: Vec<u8>) -> bool {
+    pub fn try_send(&self, line: Record) -> bool {
         let ok = self.tx.as_ref().is_some_and(|tx| tx.try_send(line).is_ok());
         if ok {
             self.sent.set(self.sent.get() + 1);
