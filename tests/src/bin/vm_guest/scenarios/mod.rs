@@ -12,6 +12,7 @@ mod full_attach;
 mod meta_filters;
 mod netns_pair;
 mod non_skb;
+mod packet_bytes;
 mod pcap_filter;
 mod run_accounting;
 mod side_by_side;
@@ -123,6 +124,13 @@ pub const ALL: &[Scenario] = &[
         applies: SKB,
         precondition: always,
         run: meta_filters::run,
+    },
+    Scenario {
+        name: "packet-bytes",
+        about: "captured packet bytes parse back to each event's tuple, Ethernet and raw IP",
+        applies: SKB,
+        precondition: always,
+        run: packet_bytes::run,
     },
     Scenario {
         name: "trace-tc",

@@ -1,6 +1,7 @@
 //! `trace-tc` / `trace-xdp`: the project's test tc classifier and XDP program (pwru-ebpf's
 //! `TEST_OBJECT`) run on B's veth; a tracer with trace-tc / trace-xdp must report events that
-//! carry the program's name (fentry for tc; fentry and fexit with the XDP action for XDP).
+//! carry the program's name (fentry for tc; fentry and fexit with the XDP action for XDP), and
+//! the packet's bytes (captured from the skb for tc, from the XDP buffer for XDP).
 
 use aya::programs::{tc, SchedClassifier, TcAttachType, Xdp, XdpMode};
 use pwru_core::event::ProbeKind;
@@ -69,7 +70,8 @@ fn try_run(backend: Backend, xdp: bool) -> Result<Outcome, Outcome> {
     let _prog = load_test_prog(&pair, xdp).map_err(Outcome::Fail)?;
     let b = kit::packet_tracer(backend, "ip_rcv", "udp and dst port 6100")
         .trace_tc(!xdp)
-        .trace_xdp(xdp);
+        .trace_xdp(xdp)
+        .capture(pwru_core::Capture::default().with_packet(true));
     let mut session = kit::start(b).map_err(Outcome::Fail)?;
     let traced: Vec<String> = session
         .attached()
@@ -106,7 +108,16 @@ fn try_run(backend: Backend, xdp: bool) -> Result<Outcome, Outcome> {
                     e.retval
                 )))
             }
-            Some(e) => seen.push(format!("{k:?}:{}({})", e.function, want)),
+            Some(e) => {
+                let bytes = super::packet_bytes::parsed_udp4(e)
+                    .map_err(|why| Outcome::Fail(format!("{k:?} event's packet bytes: {why}")))?;
+                if bytes.3 != 6100 {
+                    return Err(Outcome::Fail(format!(
+                        "{k:?} event's packet bytes: {bytes:?}, expected destination port 6100"
+                    )));
+                }
+                seen.push(format!("{k:?}:{}({}, bytes ok)", e.function, want))
+            }
             None => {
                 return Err(Outcome::Fail(format!(
                     "no {k:?} event naming {want}; traced [{}], refused [{}]; {} events ({})",
