@@ -389,6 +389,10 @@ fn output_pcapng_writes_the_events_packets_for_tshark() {
         "tshark: {}",
         String::from_utf8_lossy(&o.stderr)
     );
+    assert!(
+        err.contains(&format!("{} packets to pcap-ng", rows.len())),
+        "summary: {err}"
+    );
     for r in &rows {
         assert_eq!(r[1], "5556", "{r:?}");
         let cap: usize = r[2].parse().expect("cap_len");

@@ -171,6 +171,11 @@ impl Sinks {
         Ok(())
     }
 
+    /// What went to the pcap-ng file, if there is one.
+    pub fn pcapng_stats(&self) -> Option<pwru_core::format::pcapng::PcapngStats> {
+        self.pcapng.as_ref().map(|f| f.writer.stats())
+    }
+
     /// Flushes every sink.
     pub fn flush(&mut self) -> io::Result<()> {
         self.lines.flush()?;

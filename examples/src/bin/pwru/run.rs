@@ -163,6 +163,8 @@ pub struct Summary {
     pub drops: Vec<(String, String, String)>,
     /// Why the loop stopped, when it is worth saying (signal, output closed).
     pub stopped_by: Option<String>,
+    /// With `--output-pcapng`: packets written, and events skipped for having no bytes.
+    pub pcapng: Option<(u64, u64)>,
 }
 
 /// Traces until Ctrl-C/SIGTERM, `--output-limit-lines`, or the reader of the output is gone.
@@ -226,6 +228,12 @@ fn summary_line(s: &Summary, stats: &Stats, detach: Duration) -> String {
     }
     if stats.decode_errors > 0 {
         line += &format!(", {} undecodable", stats.decode_errors);
+    }
+    if let Some((packets, skipped)) = s.pcapng {
+        line += &format!(", {packets} packets to pcap-ng");
+        if skipped > 0 {
+            line += &format!(" ({skipped} events without readable bytes skipped)");
+        }
     }
     line += &format!(
         "; {} attached, {} refused; detached in {:.2}s",
@@ -494,6 +502,7 @@ pub fn trace_with(
         Ok(())
     });
     let finished = writer.finish(WRITER_WAIT);
+    summary.pcapng = finished.pcapng.map(|s| (s.packets, s.skipped));
     summary.not_printed += finished.unwritten.min(summary.events);
     if let Some(why) = &summary.stopped_by {
         eprintln!("pwru: stopping: {why}");

@@ -12,6 +12,8 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
+use pwru_core::format::pcapng::PcapngStats;
+
 use crate::output::{Record, Sinks};
 
 /// Lines queued at most (about 1-2 MB of text): the bound on memory when output is slow.
@@ -26,6 +28,8 @@ struct State {
     flushed: AtomicU64,
     /// Why the writer stopped early (write error, e.g. the reader closed the pipe).
     error: Mutex<Option<std::io::Error>>,
+    /// What went to the pcap-ng file, once the writer ended.
+    pcapng: Mutex<Option<PcapngStats>>,
 }
 
 /// The loop's end of the output queue.
@@ -43,6 +47,8 @@ pub struct Finished {
     pub unwritten: u64,
     /// The write error that stopped the writer, if any.
     pub error: Option<String>,
+    /// What went to the pcap-ng file (when there is one and the writer ended in time).
+    pub pcapng: Option<PcapngStats>,
 }
 
 /// The queue is closed: the writer stopped on an error.
@@ -78,6 +84,9 @@ impl Writer {
                     if let Ok(mut slot) = st.error.lock() {
                         *slot = Some(e);
                     }
+                }
+                if let Ok(mut slot) = st.pcapng.lock() {
+                    *slot = out.pcapng_stats();
                 }
                 // Closes the queue (the loop's reserve fails) before saying we are done.
                 drop(rx);
@@ -137,6 +146,7 @@ impl Writer {
         Finished {
             unwritten: self.sent.get().saturating_sub(flushed),
             error: self.error(),
+            pcapng: self.state.pcapng.lock().ok().and_then(|s| *s),
         }
     }
 }
