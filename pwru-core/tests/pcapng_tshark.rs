@@ -261,6 +261,85 @@ fn a_short_snap_length_keeps_the_wire_length() {
     let _ = std::fs::remove_file(&path);
 }
 
+/// TCP data leaves the sender in page fragments (non-linear skbs): the kernel side copies only
+/// the linear part (the headers), and the event says the packet is longer than what it holds.
+#[test]
+fn paged_data_is_not_read_and_the_wire_length_says_so() {
+    let name = "paged_data_is_not_read_and_the_wire_length_says_so";
+    if skip_unless_root(name) {
+        return;
+    }
+    let pair = VethPair::create(&tag('x', 4), 214).expect("veth pair");
+    let b = IpAddr::from(pair.addr_b);
+    let mut s = attach(
+        &format!("tcp and dst port 7104 and host {b}"),
+        Capture::default().with_packet(true),
+    );
+    let listener = VethPair::in_netns(&pair.ns_b, move || {
+        std::net::TcpListener::bind(SocketAddr::from((b, 7104)))
+    })
+    .expect("listen in B");
+    let server = std::thread::spawn(move || {
+        let (mut conn, _) = listener.accept().expect("accept");
+        let mut got = Vec::new();
+        std::io::Read::read_to_end(&mut conn, &mut got).expect("read");
+        got.len()
+    });
+    const DATA: usize = 1000;
+    VethPair::in_netns(&pair.ns_a, move || {
+        let mut c = std::net::TcpStream::connect(SocketAddr::from((b, 7104)))?;
+        std::io::Write::write_all(&mut c, &[b'x'; DATA])?;
+        Ok(())
+    })
+    .expect("send from A");
+    assert_eq!(server.join().expect("server"), DATA);
+    // The data segment: its wire length covers the payload.
+    let is_data = |e: &Event| {
+        e.packet
+            .as_ref()
+            .is_some_and(|p| p.wire_len as usize > DATA)
+    };
+    let got = collect(
+        &mut s,
+        |evs| evs.iter().filter(|e| is_data(e)).count() >= 2,
+        QUIET,
+        LIMIT,
+    );
+    let data: Vec<&Event> = got.events.iter().filter(|e| is_data(e)).collect();
+    assert!(
+        !data.is_empty(),
+        "no data segment:\n{}",
+        describe(&got.events)
+    );
+    let mut paged = 0;
+    for e in &data {
+        let p = e.packet.as_ref().unwrap();
+        println!(
+            "{} {:?}: {} of {} bytes",
+            e.function,
+            p.link,
+            p.data.len(),
+            p.wire_len
+        );
+        assert!(
+            p.data.len() <= 256,
+            "{}: {} bytes",
+            e.function,
+            p.data.len()
+        );
+        if p.data.len() < 256 {
+            // Less than the snap length of a longer packet: the linear part ended.
+            assert!(p.is_truncated(), "{}", e.function);
+            paged += 1;
+        }
+    }
+    assert!(
+        paged > 0,
+        "every data event held the full snap length; none was paged:\n{}",
+        describe(&got.events)
+    );
+}
+
 #[test]
 fn tshark_dissects_the_inner_header_of_a_vxlan_packet() {
     let name = "tshark_dissects_the_inner_header_of_a_vxlan_packet";
