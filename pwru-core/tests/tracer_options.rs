@@ -1,5 +1,6 @@
 //! Options checked by `build()` on the host kernel: functions without an skb argument are
-//! refused by name with the tracepoint backend, and the dump bound has a stated range.
+//! refused by name with the tracepoint backend, and the dump bound and the snap length have
+//! stated ranges.
 
 mod tracer_common;
 
@@ -57,5 +58,36 @@ fn dump_buffer_bytes_outside_its_range_is_refused() {
     for good in [0, 64, 256, 4096] {
         let t = build(good).unwrap_or_else(|e| panic!("{good}: {e}"));
         assert_eq!(t.options().dump_buffer_bytes, good);
+    }
+}
+
+#[test]
+fn snap_length_outside_its_range_is_refused() {
+    let name = "snap_length_outside_its_range_is_refused";
+    if skip_unless_root(name) {
+        return;
+    }
+    let build = |n: u32| {
+        Tracer::builder()
+            .backend(Backend::Tracepoint)
+            .capture(
+                pwru_core::Capture::default()
+                    .with_packet(true)
+                    .with_snaplen(n),
+            )
+            .build()
+    };
+    for bad in [0, 4097, u32::MAX] {
+        let err = build(bad).expect_err("out of range");
+        let msg = err.to_string();
+        assert!(matches!(err, Error::InvalidOption(_)), "{err:?}");
+        assert!(
+            msg.contains(&format!("snap length {bad}")) && msg.contains("1..=4096"),
+            "{msg}"
+        );
+    }
+    for good in [1, 256, 4096] {
+        let t = build(good).unwrap_or_else(|e| panic!("{good}: {e}"));
+        assert_eq!(t.options().capture.snaplen, good);
     }
 }
