@@ -106,6 +106,7 @@ mod cbpf_insn;
 pub mod disasm;
 pub mod dispatch;
 mod emit;
+pub mod expr;
 pub mod insn;
 pub mod libpcap;
 pub mod translate;
