@@ -445,6 +445,33 @@ pub struct Event {
     pub packet_id: Option<u64>,
     /// For a clone or copy: the id of the packet it was made from.
     pub parent_packet_id: Option<u64>,
+    /// Values of the metadata expressions
+    /// ([`TracerBuilder::skb_metadata`](crate::TracerBuilder::skb_metadata) for skb events,
+    /// [`xdp_metadata`](crate::TracerBuilder::xdp_metadata) for XDP events), in the order given;
+    /// empty when none were asked for.
+    pub metadata: Vec<Metadata>,
+}
+
+/// One metadata expression and its value on this event's skb (or `xdp_buff`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[non_exhaustive]
+pub struct Metadata {
+    /// The expression as given (trimmed), e.g. `skb->mark`.
+    pub name: Arc<str>,
+    /// Its value, sign- or zero-extended to 64 bits as the member's type says; 0 when a
+    /// pointer on the way could not be read.
+    pub value: u64,
+}
+
+impl Metadata {
+    /// A name and a value.
+    pub fn new(name: &str, value: u64) -> Metadata {
+        Metadata {
+            name: name.into(),
+            value,
+        }
+    }
 }
 
 impl Event {
@@ -478,6 +505,7 @@ impl Event {
             tracked: false,
             packet_id: None,
             parent_packet_id: None,
+            metadata: Vec::new(),
         }
     }
 }
