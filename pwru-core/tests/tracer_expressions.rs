@@ -181,8 +181,14 @@ fn expression_errors_name_the_member_and_column() {
         .unwrap_err();
     assert!(e.to_string().contains("at most 4"), "{e}");
     let e = builder("")
+        .trace_xdp(true)
         .xdp_filter_expr("skb->mark == 1")
         .build()
         .unwrap_err();
     assert!(e.to_string().contains("`xdp`"), "{e}");
+    let e = builder("")
+        .xdp_metadata(["xdp->rxq->queue_index"])
+        .build()
+        .unwrap_err();
+    assert!(e.to_string().contains("trace_xdp"), "{e}");
 }

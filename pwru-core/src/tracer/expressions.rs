@@ -65,8 +65,20 @@ fn metadata(
         .collect()
 }
 
-/// Compiles the expressions of `o` against `btf`.
+/// Compiles the expressions of `o` against `btf`. xdp expressions apply to XDP events only,
+/// so they are refused without [`Options::trace_xdp`] rather than silently doing nothing.
 pub(super) fn compile_expressions(o: &Options, btf: &Btf) -> Result<Expressions, Error> {
+    let xdp_given = o
+        .xdp_filter_expr
+        .as_deref()
+        .is_some_and(|e| !e.trim().is_empty())
+        || !o.xdp_metadata.is_empty();
+    if xdp_given && !o.trace_xdp {
+        return Err(Error::InvalidOption(
+            "xdp expressions (xdp_filter_expr, xdp_metadata) apply to XDP events only; turn on              trace_xdp (pwru: --filter-trace-xdp) or drop them"
+                .into(),
+        ));
+    }
     let skb_filter = filter("skb expression", o.skb_filter_expr.as_deref(), SKB, btf)?;
     let xdp_filter = filter("xdp expression", o.xdp_filter_expr.as_deref(), XDP, btf)?;
     let skb_metadata = metadata("skb metadata", &o.skb_metadata, SKB, btf)?;
