@@ -7,6 +7,7 @@ mod arp_l2;
 mod auto_backend;
 mod dnat_track;
 mod drop_reason;
+mod expressions;
 mod fires;
 mod full_attach;
 mod meta_filters;
@@ -137,6 +138,13 @@ pub const ALL: &[Scenario] = &[
         applies: FENTRY,
         precondition: always,
         run: trace_prog::run_xdp,
+    },
+    Scenario {
+        name: "expressions",
+        about: "skb and xdp expressions filter and read metadata (XDP tracing on fentry)",
+        applies: FENTRY,
+        precondition: always,
+        run: expressions::run,
     },
     Scenario {
         name: "sigkill-cleanup",
