@@ -16,8 +16,9 @@
 //!
 //! Types come from the caller through [`TypeInfo`] (pwru-core implements it over the kernel's
 //! BTF); this crate reads no BTF. The compiled body reads every member with
-//! `bpf_probe_read_kernel` (a read the kernel refuses, e.g. through a NULL pointer, reads 0)
-//! and follows the calling convention of [`codegen`](self#calling-convention).
+//! `bpf_probe_read_kernel` (a read the kernel refuses, e.g. through a NULL pointer, reads 0;
+//! the kfunc-cast scheme of the pcap filters is not used here yet) and follows the calling
+//! convention below.
 //!
 //! # Calling convention
 //!
