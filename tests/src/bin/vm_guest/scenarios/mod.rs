@@ -141,8 +141,8 @@ pub const ALL: &[Scenario] = &[
     },
     Scenario {
         name: "expressions",
-        about: "skb and xdp expressions filter and read metadata (XDP tracing on fentry)",
-        applies: FENTRY,
+        about: "skb and xdp expressions filter and read metadata (xdp ones on fentry only)",
+        applies: SKB,
         precondition: always,
         run: expressions::run,
     },
