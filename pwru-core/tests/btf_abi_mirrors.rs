@@ -58,8 +58,8 @@ fn mirrors_match_object_btf() {
         size_of::<PwruEvent>(),
         fields!(PwruEvent: ts, addr, caller, caller_next, skb, skb_head, cpu, pid, tgid, flags, comm, kind,
             pkt_type, protocol, netns, mark, ifindex, len, mtu, cb, stack_id, drop_reason,
-            prog_id, prog_name, retval, tuple, tunnel, skb_dump_len, shinfo_dump_len, pkt_len,
-            pkt_link, _pad0, pkt_wire_len, check),
+            prog_id, prog_name, retval, tuple, tunnel, metadata, skb_dump_len, shinfo_dump_len,
+            pkt_len, pkt_link, _pad0, pkt_wire_len, check),
     );
     check(
         &btf,
@@ -165,6 +165,7 @@ fn abi_enums_match_rust_constants() {
             ("PWRU_OUT_NESTED_TOO_DEEP", o::NESTED_TOO_DEEP.into()),
             ("PWRU_OUT_NO_SCRATCH", o::NO_SCRATCH.into()),
             ("PWRU_OUT_NO_STACK_SKB", o::NO_STACK_SKB.into()),
+            ("PWRU_OUT_FILTER_EXPR", o::FILTER_EXPR.into()),
             ("PWRU_OUT_MAX", o::COUNT.into()),
         ],
     );
@@ -205,6 +206,7 @@ fn abi_enums_match_rust_constants() {
             PWRU_EV_SHINFO_DUMP_CUT,
             PWRU_EV_PKT,
             PWRU_EV_PKT_UNAVAILABLE,
+            PWRU_EV_METADATA,
         ),
     );
     check_enum(
@@ -229,6 +231,10 @@ fn abi_enums_match_rust_constants() {
             PWRU_CFG_OUTPUT_SKB,
             PWRU_CFG_OUTPUT_SHINFO,
             PWRU_CFG_OUTPUT_PKT,
+            PWRU_CFG_FILTER_SKB_EXPR,
+            PWRU_CFG_FILTER_XDP_EXPR,
+            PWRU_CFG_OUTPUT_SKB_METADATA,
+            PWRU_CFG_OUTPUT_XDP_METADATA,
         ),
     );
     check_enum(
@@ -238,8 +244,18 @@ fn abi_enums_match_rust_constants() {
             PWRU_SEL_L2,
             PWRU_SEL_L3,
             PWRU_SEL_TUNNEL_L2,
-            PWRU_SEL_TUNNEL_L3
+            PWRU_SEL_TUNNEL_L3,
+            PWRU_SEL_SKB_EXPR,
+            PWRU_SEL_XDP_EXPR,
+            PWRU_SEL_SKB_META,
+            PWRU_SEL_XDP_META,
+            PWRU_SEL_COUNT,
         ),
+    );
+    check_enum(
+        &btf,
+        "pwru_metadata_max",
+        &[("PWRU_METADATA_MAX", pwru_ebpf::PWRU_METADATA_MAX as u64)],
     );
     check_enum(
         &btf,

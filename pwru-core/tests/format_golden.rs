@@ -432,3 +432,33 @@ fn relative_timestamps_keep_a_bounded_memory() {
     text(&mut abs, &ev);
     assert_eq!(abs.last_seen_len(), 0);
 }
+
+#[test]
+fn metadata_follows_the_function_in_text_and_is_a_list_in_json() {
+    let mut f = Formatter::new(FormatOptions::default());
+    let mut ev = udp_event();
+    ev.metadata = vec![
+        pwru_core::event::Metadata::new("skb->mark", 0x1142),
+        pwru_core::event::Metadata::new("skb->dev->ifindex", 9),
+    ];
+    assert_eq!(
+        text(&mut f, &ev),
+        "0xffff0000ea5d7ce8 7   <empty>:2287425  4026532458 0            eth0:353     0x0800 65536 90    172.18.0.5:54806->172.18.0.2:8472(udp) udp_queue_rcv_skb skb->mark=0x1142 skb->dev->ifindex=0x9\n"
+    );
+    let mut out = Vec::new();
+    f.write_json(&ev, &mut out);
+    let line = String::from_utf8(out).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(
+        v["metadata"],
+        serde_json::json!([
+            {"name": "skb->mark", "value": 0x1142},
+            {"name": "skb->dev->ifindex", "value": 9},
+        ]),
+        "{line}"
+    );
+    // No metadata asked for: no key.
+    let mut out = Vec::new();
+    f.write_json(&udp_event(), &mut out);
+    assert!(!String::from_utf8(out).unwrap().contains("metadata"));
+}

@@ -21,7 +21,8 @@ enum pwru_record_kind {
 
 enum pwru_record_version {
 	/* 2: pwru_event.check holds the record's check word (was padding in 1).
-	 * 4: pwru_event.pkt_len/pkt_link/pkt_wire_len, packet bytes after the dumps. */
+	 * 4: pwru_event.metadata (skb/xdp metadata expressions) before the dump lengths;
+	 *    pwru_event.pkt_len/pkt_link/pkt_wire_len, packet bytes after the dumps. */
 	PWRU_RECORD_VERSION = 4,
 };
 
@@ -32,7 +33,7 @@ enum pwru_record_version {
  * record; a record another run wrote into while it was being built does not check.
  */
 enum pwru_check {
-	PWRU_CHECK_WORDS = 33, /* (8 + sizeof(struct pwru_event)) / 8 */
+	PWRU_CHECK_WORDS = 37, /* (8 + sizeof(struct pwru_event)) / 8 */
 	PWRU_CHECK_SEED = 0x7077727572656331ULL, /* "pwrurec1" */
 	PWRU_CHECK_MUL = 0x100000001b3ULL,       /* FNV-1a 64-bit prime */
 };
@@ -90,7 +91,8 @@ enum pwru_outcome {
 	PWRU_OUT_NESTED_TOO_DEEP = 8, /* every scratch slot of this CPU in use */
 	PWRU_OUT_NO_SCRATCH = 9,      /* a per-CPU map lookup failed (not expected) */
 	PWRU_OUT_NO_STACK_SKB = 10,   /* non-skb function: no skb known for this stack */
-	PWRU_OUT_MAX = 11,
+	PWRU_OUT_FILTER_EXPR = 11,    /* filtered out by the skb/xdp expression */
+	PWRU_OUT_MAX = 12,
 };
 
 /* ---- event ---------------------------------------------------------------------- */
@@ -155,6 +157,7 @@ enum pwru_event_flag {
 	PWRU_EV_SHINFO_DUMP_CUT = 1u << 15, /* the shared-info text was cut at the dump bound */
 	PWRU_EV_PKT = 1u << 16,             /* pkt_len packet bytes follow the dumps */
 	PWRU_EV_PKT_UNAVAILABLE = 1u << 17, /* packet bytes asked for but unreadable: none follow */
+	PWRU_EV_METADATA = 1u << 18,        /* metadata: the skb (xdp) metadata expressions' values */
 };
 
 /* ---- configuration (read-only global `pwru_cfg`, set before load) ---------------- */
@@ -179,14 +182,32 @@ enum pwru_config_flag {
 	PWRU_CFG_OUTPUT_SKB = 1u << 15,
 	PWRU_CFG_OUTPUT_SHINFO = 1u << 16,
 	PWRU_CFG_OUTPUT_PKT = 1u << 17,      /* append up to snaplen packet bytes */
+	PWRU_CFG_FILTER_SKB_EXPR = 1u << 18,     /* selector PWRU_SEL_SKB_EXPR on the skb */
+	PWRU_CFG_FILTER_XDP_EXPR = 1u << 19,     /* selector PWRU_SEL_XDP_EXPR on the xdp_buff */
+	PWRU_CFG_OUTPUT_SKB_METADATA = 1u << 20, /* selectors PWRU_SEL_SKB_META + 0..3 */
+	PWRU_CFG_OUTPUT_XDP_METADATA = 1u << 21, /* selectors PWRU_SEL_XDP_META + 0..3 */
 };
 
-/* Filter dispatch selectors (first argument of pwru_filter). */
+/*
+ * Filter dispatch selectors (first argument of pwru_filter). The pcap ones take packet
+ * bytes; the expression ones take the skb (xdp_buff) address and return 1/0 (EXPR) or the
+ * 64-bit value of metadata expression i (META + i).
+ */
 enum pwru_filter_selector {
 	PWRU_SEL_L2 = 0,
 	PWRU_SEL_L3 = 1,
 	PWRU_SEL_TUNNEL_L2 = 2,
 	PWRU_SEL_TUNNEL_L3 = 3,
+	PWRU_SEL_SKB_EXPR = 4,
+	PWRU_SEL_XDP_EXPR = 5,
+	PWRU_SEL_SKB_META = 6,  /* 6..9 */
+	PWRU_SEL_XDP_META = 10, /* 10..13 */
+	PWRU_SEL_COUNT = 14,
+};
+
+/* Metadata expressions per event (pwru's limit). */
+enum pwru_metadata_max {
+	PWRU_METADATA_MAX = 4,
 };
 
 /* ---- tc/XDP tracing: constants the loader patches --------------------------------- */
@@ -225,6 +246,7 @@ struct pwru_abi {
 	enum pwru_event_flag event_flag;
 	enum pwru_config_flag config_flag;
 	enum pwru_filter_selector filter_selector;
+	enum pwru_metadata_max metadata_max;
 	enum pwru_patch_marker patch_marker;
 };
 

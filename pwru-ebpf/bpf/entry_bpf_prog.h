@@ -70,13 +70,15 @@ int fentry_tc(__u64 *ctx)
 	return 0;
 }
 
-static __always_inline __u32 xdp_filter(struct net_device *dev, __u64 data, __u64 end)
+static __always_inline __u32 xdp_filter(struct xdp_buff *xdp, struct net_device *dev, __u64 data, __u64 end)
 {
 	if (CFG(FILTER_NETNS) && (!dev || dev->nd_net.net->ns.inum != pwru_cfg.netns))
 		return PWRU_OUT_FILTER_NETNS;
 	if (CFG(FILTER_IFINDEX) && (!dev || dev->ifindex != pwru_cfg.ifindex))
 		return PWRU_OUT_FILTER_IFINDEX;
-	if (CFG(FILTER_PCAP) && !pwru_filter(PWRU_SEL_L2, data, end))
+	if (CFG(FILTER_XDP_EXPR) && !expr_match(PWRU_SEL_XDP_EXPR, as_scalar((__u64)xdp)))
+		return PWRU_OUT_FILTER_EXPR;
+	if (CFG(FILTER_PCAP) && !pcap_match(PWRU_SEL_L2, data, end))
 		return PWRU_OUT_FILTER_PCAP;
 	return FILTER_PASS;
 }
@@ -91,7 +93,7 @@ static __always_inline int handle_xdp(__u64 *ctx, __u8 kind, bool exit)
 	__u64 data = as_scalar((__u64)xdp->data);
 	__u64 end = as_scalar((__u64)xdp->data_end);
 	struct net_device *dev = xdp->rxq->dev;
-	__u32 verdict = xdp_filter(dev, data, end);
+	__u32 verdict = xdp_filter(xdp, dev, data, end);
 	if (verdict != FILTER_PASS) {
 		count_run(verdict);
 		return 0;
@@ -126,6 +128,8 @@ static __always_inline int handle_xdp(__u64 *ctx, __u8 kind, bool exit)
 				s->ev.flags |= PWRU_EV_TUPLE;
 		}
 	}
+	if (CFG(OUTPUT_XDP_METADATA))
+		read_metadata(&s->ev, PWRU_SEL_XDP_META, as_scalar((__u64)xdp));
 	set_prog(&pi, &s->ev);
 	/* An XDP buffer is one linear Ethernet frame from data to data_end. */
 	__u32 extra = 0;

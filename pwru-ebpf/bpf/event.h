@@ -36,7 +36,7 @@ struct pwru_tuple {
 	__u8 tcp_flags;  /* TCP header byte 13 (FIN=0x01 ... CWR=0x80) */
 };
 
-/* One hit of one program: 256 bytes. */
+/* One hit of one program: 288 bytes. */
 struct pwru_event {
 	__u64 ts;        /* bpf_ktime_get_ns() */
 	__u64 addr;      /* function address, or enum pwru_tracepoint for tracepoints */
@@ -65,6 +65,7 @@ struct pwru_event {
 	__u64 retval;    /* fexit return value */
 	struct pwru_tuple tuple;
 	struct pwru_tuple tunnel;
+	__u64 metadata[PWRU_METADATA_MAX]; /* PWRU_EV_METADATA: values of the metadata expressions */
 	__u16 skb_dump_len;
 	__u16 shinfo_dump_len;
 	__u16 pkt_len;   /* packet bytes following the dumps (PWRU_EV_PKT) */

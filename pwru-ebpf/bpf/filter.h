@@ -12,11 +12,32 @@
 /*
  * Replaced by the loader with the compiled dispatch body. Global (verified once from its
  * BTF signature, hence u64 arguments), noinline, and with a body that depends on every
- * argument so that no call site can be folded away.
+ * argument so that no call site can be folded away. Returns 64 bits for the metadata
+ * selectors; the filters' verdict is the low 32 bits (pcap_match).
  */
-__noinline int pwru_filter(__u64 which, __u64 data, __u64 data_end)
+__noinline __u64 pwru_filter(__u64 which, __u64 data, __u64 data_end)
 {
 	return data < data_end + which;
+}
+
+/* A pcap (or tunnel) filter's verdict: non-zero low 32 bits of the classic return value. */
+static __always_inline bool pcap_match(__u64 which, __u64 data, __u64 data_end)
+{
+	return (__u32)pwru_filter(which, data, data_end) != 0;
+}
+
+/* The skb/xdp expression (selector PWRU_SEL_SKB_EXPR or PWRU_SEL_XDP_EXPR) on `root`. */
+static __always_inline bool expr_match(__u64 which, __u64 root)
+{
+	return (__u32)pwru_filter(which, root, 0) != 0;
+}
+
+/* The values of the metadata expressions (selectors `first` + 0..3) on `root`. */
+static __always_inline void read_metadata(struct pwru_event *ev, __u64 first, __u64 root)
+{
+	for (int i = 0; i < PWRU_METADATA_MAX; i++)
+		ev->metadata[i] = pwru_filter(first + i, root, 0);
+	ev->flags |= PWRU_EV_METADATA;
 }
 
 /* ---- filters, cheapest first ------------------------------------------------------- */
@@ -32,15 +53,17 @@ static __always_inline __u32 filter_skb(struct sk_buff *skb, bool typed)
 		return PWRU_OUT_FILTER_MARK;
 	if (CFG(FILTER_IFINDEX) && skb_ifindex(skb, typed) != pwru_cfg.ifindex)
 		return PWRU_OUT_FILTER_IFINDEX;
+	if (CFG(FILTER_SKB_EXPR) && !expr_match(PWRU_SEL_SKB_EXPR, as_scalar((__u64)skb)))
+		return PWRU_OUT_FILTER_EXPR;
 	if (CFG(FILTER_PCAP) || CFG(FILTER_TUNNEL_L2) || CFG(FILTER_TUNNEL_L3)) {
 		struct skb_data d;
 		skb_data(skb, typed, &d);
 		if (CFG(FILTER_PCAP)) {
 			int ok;
 			if (mac_header_set(d.mac))
-				ok = pwru_filter(PWRU_SEL_L2, d.head + d.mac, d.end);
+				ok = pcap_match(PWRU_SEL_L2, d.head + d.mac, d.end);
 			else
-				ok = pwru_filter(PWRU_SEL_L3, d.head + d.nh, d.end);
+				ok = pcap_match(PWRU_SEL_L3, d.head + d.nh, d.end);
 			if (!ok)
 				return PWRU_OUT_FILTER_PCAP;
 		}
@@ -48,11 +71,11 @@ static __always_inline __u32 filter_skb(struct sk_buff *skb, bool typed)
 			__u64 inner = tunnel_inner_l2(skb_l3(&d), d.end);
 			/* Packets that are not tunnelled pass the tunnel filters (as pwru). */
 			if (inner) {
-				if (CFG(FILTER_TUNNEL_L2) && !pwru_filter(PWRU_SEL_TUNNEL_L2, inner, d.end))
+				if (CFG(FILTER_TUNNEL_L2) && !pcap_match(PWRU_SEL_TUNNEL_L2, inner, d.end))
 					return PWRU_OUT_FILTER_TUNNEL;
 				if (CFG(FILTER_TUNNEL_L3)) {
 					__u64 inner3 = tunnel_inner_l3(inner);
-					if (!inner3 || !pwru_filter(PWRU_SEL_TUNNEL_L3, inner3, d.end))
+					if (!inner3 || !pcap_match(PWRU_SEL_TUNNEL_L3, inner3, d.end))
 						return PWRU_OUT_FILTER_TUNNEL;
 				}
 			}

@@ -36,6 +36,8 @@ static __always_inline void fill_skb(struct pwru_event *ev, struct sk_buff *skb,
 	struct skb_data d;
 	skb_data(skb, typed, &d);
 	ev->skb_head = d.head;
+	if (CFG(OUTPUT_SKB_METADATA))
+		read_metadata(ev, PWRU_SEL_SKB_META, as_scalar((__u64)skb));
 	if (CFG(OUTPUT_META)) {
 		struct net_device *dev = RD(typed, skb, dev);
 		ev->netns = skb_netns(skb, typed);

@@ -62,6 +62,14 @@ pub const PWRU_CFG_OUTPUT_SKB: u32 = 1 << 15;
 pub const PWRU_CFG_OUTPUT_SHINFO: u32 = 1 << 16;
 /// Append up to [`PwruConfig::snaplen`] bytes of the packet to each event.
 pub const PWRU_CFG_OUTPUT_PKT: u32 = 1 << 17;
+/// Run selector [`PWRU_SEL_SKB_EXPR`] on the skb.
+pub const PWRU_CFG_FILTER_SKB_EXPR: u32 = 1 << 18;
+/// Run selector [`PWRU_SEL_XDP_EXPR`] on the `xdp_buff` (tc/XDP tracing).
+pub const PWRU_CFG_FILTER_XDP_EXPR: u32 = 1 << 19;
+/// Fill the event's metadata from selectors [`PWRU_SEL_SKB_META`] + 0..3 on the skb.
+pub const PWRU_CFG_OUTPUT_SKB_METADATA: u32 = 1 << 20;
+/// Fill the event's metadata from selectors [`PWRU_SEL_XDP_META`] + 0..3 on the `xdp_buff`.
+pub const PWRU_CFG_OUTPUT_XDP_METADATA: u32 = 1 << 21;
 
 /// Dispatch selector: pcap on L2 (data = MAC header).
 pub const PWRU_SEL_L2: u64 = 0;
@@ -71,6 +79,16 @@ pub const PWRU_SEL_L3: u64 = 1;
 pub const PWRU_SEL_TUNNEL_L2: u64 = 2;
 /// Dispatch selector: pcap on the inner L3 header of a tunnel.
 pub const PWRU_SEL_TUNNEL_L3: u64 = 3;
+/// Dispatch selector: the skb expression (data = the skb's address; returns 1/0).
+pub const PWRU_SEL_SKB_EXPR: u64 = 4;
+/// Dispatch selector: the xdp expression (data = the `xdp_buff`'s address; returns 1/0).
+pub const PWRU_SEL_XDP_EXPR: u64 = 5;
+/// Dispatch selectors 6..=9: the skb metadata expressions (return the 64-bit value).
+pub const PWRU_SEL_SKB_META: u64 = 6;
+/// Dispatch selectors 10..=13: the xdp metadata expressions.
+pub const PWRU_SEL_XDP_META: u64 = 10;
+/// Number of dispatch selectors.
+pub const PWRU_SEL_COUNT: u64 = 14;
 
 // Size the kernel side relies on; a mismatch is a bug in the mirror.
 const _: () = assert!(core::mem::size_of::<PwruConfig>() == 28);

@@ -21,7 +21,7 @@ pub struct PwruTuple {
     pub tcp_flags: u8,
 }
 
-/// One hit of one program (`struct pwru_event`, 256 bytes).
+/// One hit of one program (`struct pwru_event`, 288 bytes).
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PwruEvent {
@@ -80,6 +80,9 @@ pub struct PwruEvent {
     pub tuple: PwruTuple,
     /// Inner (tunnelled) addresses and ports (valid with [`PWRU_EV_TUNNEL`]).
     pub tunnel: PwruTuple,
+    /// With [`PWRU_EV_METADATA`]: the values of the skb (xdp) metadata expressions, in the
+    /// order they were given.
+    pub metadata: [u64; PWRU_METADATA_MAX],
     /// Bytes of skb text following the event.
     pub skb_dump_len: u16,
     /// Bytes of `skb_shared_info` text following the skb text.
@@ -159,9 +162,13 @@ pub const PWRU_PKT_LINK_NONE: u8 = 0;
 pub const PWRU_PKT_LINK_ETHERNET: u8 = 1;
 /// `pkt_link`: the bytes start at the network (IPv4/IPv6) header.
 pub const PWRU_PKT_LINK_RAW_IP: u8 = 2;
+/// `metadata` holds the values of the metadata expressions.
+pub const PWRU_EV_METADATA: u32 = 1 << 18;
+/// Metadata expressions per event (`enum pwru_metadata_max`).
+pub const PWRU_METADATA_MAX: usize = 4;
 
 // Sizes the kernel side relies on; a mismatch is a bug in a mirror.
 const _: () = {
     assert!(core::mem::size_of::<PwruTuple>() == 40);
-    assert!(core::mem::size_of::<PwruEvent>() == 256);
+    assert!(core::mem::size_of::<PwruEvent>() == 288);
 };

@@ -17,7 +17,8 @@
 //! # What this crate offers
 //!
 //! [`compile`], [`translate()`] (and [`translate_with`], [`translate_insns`]), [`dispatch()`],
-//! [`disassemble`], [`compile_ebpf`], the instruction types ([`Insn`], [`Cbpf`] and their
+//! [`disassemble`], [`compile_ebpf`], the C-like skb/xdp expressions of [`expr`] (pwru's
+//! `--filter-skb-expr` and `--output-skb-metadata`), the instruction types ([`Insn`], [`Cbpf`] and their
 //! modules), [`CastIds`] and [`ProbeAccess`] for the kfunc-cast scheme, and the errors. It
 //! touches no kernel and reads no BTF: the kfunc-cast ids come in resolved ([`CastIds`];
 //! pwru-core resolves them), and loading the code is the caller's business. The kernel test
@@ -106,6 +107,7 @@ mod cbpf_insn;
 pub mod disasm;
 pub mod dispatch;
 mod emit;
+pub mod expr;
 pub mod insn;
 pub mod libpcap;
 pub mod translate;

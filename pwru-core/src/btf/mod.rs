@@ -26,6 +26,7 @@
 
 mod elf;
 mod error;
+mod expr_types;
 mod kernel;
 mod types;
 

@@ -235,6 +235,20 @@ impl<'a> Type<'a> {
         read_u32(self.extra, off, self.big_endian).unwrap_or(0)
     }
 
+    /// For an INT: whether its encoding is signed (false for other kinds).
+    pub fn int_signed(&self) -> bool {
+        self.kind() == Kind::Int && (self.u32_at(0) >> 24) & 1 == 1
+    }
+
+    /// For an ARRAY: its number of elements (0 for other kinds).
+    pub fn array_len(&self) -> u32 {
+        if self.kind() == Kind::Array {
+            self.u32_at(8)
+        } else {
+            0
+        }
+    }
+
     /// Name offset of vlen record `i` for kinds whose records are named.
     pub(crate) fn record_name_off(&self, i: usize) -> Option<u32> {
         let kind = self.kind();

@@ -15,8 +15,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
 use super::{
-    BpfProg, DropReason, Event, Interface, LinkType, Meta, PacketBytes, ProbeKind, Process,
-    ShortName, TcpFlags, Tuple, WallClock,
+    BpfProg, DropReason, Event, Interface, LinkType, Meta, Metadata, PacketBytes, ProbeKind,
+    Process, ShortName, TcpFlags, Tuple, WallClock,
 };
 use crate::btf::{Btf, BtfError};
 use crate::symbols::{KernelSymbols, Symbol};
@@ -33,8 +33,9 @@ const RECORD_VERSION: u16 = pwru_ebpf::PWRU_RECORD_VERSION;
 
 use pwru_ebpf::{
     PWRU_EV_CALLER as EV_CALLER, PWRU_EV_CB as EV_CB, PWRU_EV_DROP_REASON as EV_DROP_REASON,
-    PWRU_EV_META as EV_META, PWRU_EV_PKT as EV_PKT, PWRU_EV_PKT_UNAVAILABLE as EV_PKT_UNAVAILABLE,
-    PWRU_EV_PROG as EV_PROG, PWRU_EV_RETVAL as EV_RETVAL, PWRU_EV_SHINFO_DUMP as EV_SHINFO_DUMP,
+    PWRU_EV_META as EV_META, PWRU_EV_METADATA as EV_METADATA, PWRU_EV_PKT as EV_PKT,
+    PWRU_EV_PKT_UNAVAILABLE as EV_PKT_UNAVAILABLE, PWRU_EV_PROG as EV_PROG,
+    PWRU_EV_RETVAL as EV_RETVAL, PWRU_EV_SHINFO_DUMP as EV_SHINFO_DUMP,
     PWRU_EV_SHINFO_DUMP_CUT as EV_SHINFO_DUMP_CUT, PWRU_EV_SKB_DUMP as EV_SKB_DUMP,
     PWRU_EV_SKB_DUMP_CUT as EV_SKB_DUMP_CUT, PWRU_EV_STACK as EV_STACK,
     PWRU_EV_TRACKED as EV_TRACKED, PWRU_EV_TUNNEL as EV_TUNNEL, PWRU_EV_TUPLE as EV_TUPLE,
@@ -77,6 +78,7 @@ pub(crate) mod off {
     pub const PKT_LEN: usize = offset_of!(PwruEvent, pkt_len);
     pub const PKT_LINK: usize = offset_of!(PwruEvent, pkt_link);
     pub const PKT_WIRE_LEN: usize = offset_of!(PwruEvent, pkt_wire_len);
+    pub const METADATA: usize = offset_of!(PwruEvent, metadata);
     /// Offsets inside `struct pwru_tuple`.
     pub mod tuple {
         use super::PwruTuple;
@@ -173,6 +175,8 @@ pub struct DecodeContext {
     interfaces: HashMap<(u32, u32), Arc<str>>,
     bpf_progs: HashMap<u32, Arc<str>>,
     wall_clock: Option<WallClock>,
+    skb_metadata: Vec<Arc<str>>,
+    xdp_metadata: Vec<Arc<str>>,
 }
 
 impl DecodeContext {
@@ -192,6 +196,20 @@ impl DecodeContext {
     pub fn with_wall_clock(mut self, clock: WallClock) -> Self {
         self.wall_clock = Some(clock);
         self
+    }
+
+    /// Names the metadata values of skb events (`skb`) and of XDP events (`xdp`): the
+    /// expressions, in the order the kernel programs read them (at most
+    /// [`pwru_ebpf::PWRU_METADATA_MAX`] each; more are ignored).
+    pub fn set_metadata_names(&mut self, skb: &[String], xdp: &[String]) {
+        let names = |v: &[String]| {
+            v.iter()
+                .take(pwru_ebpf::PWRU_METADATA_MAX)
+                .map(|s| Arc::from(s.trim()))
+                .collect()
+        };
+        self.skb_metadata = names(skb);
+        self.xdp_metadata = names(xdp);
     }
 
     /// The clock events' wall-clock times come from, if any.
@@ -553,6 +571,22 @@ pub fn decode(record: &[u8], ctx: &DecodeContext) -> Result<Event, DecodeError> 
     } else {
         None
     };
+    let metadata = if flags & EV_METADATA != 0 {
+        let names = match kind {
+            ProbeKind::Xdp | ProbeKind::XdpExit => &ctx.xdp_metadata,
+            _ => &ctx.skb_metadata,
+        };
+        names
+            .iter()
+            .enumerate()
+            .map(|(i, name)| Metadata {
+                name: Arc::clone(name),
+                value: u64_at(raw, off::METADATA + 8 * i),
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
 
     Ok(Event {
         kind,
@@ -591,5 +625,6 @@ pub fn decode(record: &[u8], ctx: &DecodeContext) -> Result<Event, DecodeError> 
         parent_packet_id: None,
         packet,
         packet_unavailable: flags & EV_PKT_UNAVAILABLE != 0,
+        metadata,
     })
 }

@@ -506,6 +506,33 @@ pub struct Event {
     /// Packet bytes were asked for but the kernel side could not read them (no header
     /// offsets set, or the read failed); [`packet`](Self::packet) is then `None`.
     pub packet_unavailable: bool,
+    /// Values of the metadata expressions
+    /// ([`TracerBuilder::skb_metadata`](crate::TracerBuilder::skb_metadata) for skb events,
+    /// [`xdp_metadata`](crate::TracerBuilder::xdp_metadata) for XDP events), in the order given;
+    /// empty when none were asked for.
+    pub metadata: Vec<Metadata>,
+}
+
+/// One metadata expression and its value on this event's skb (or `xdp_buff`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[non_exhaustive]
+pub struct Metadata {
+    /// The expression as given (trimmed), e.g. `skb->mark`.
+    pub name: Arc<str>,
+    /// Its value, sign- or zero-extended to 64 bits as the member's type says; 0 when a
+    /// pointer on the way could not be read.
+    pub value: u64,
+}
+
+impl Metadata {
+    /// A name and a value.
+    pub fn new(name: &str, value: u64) -> Metadata {
+        Metadata {
+            name: name.into(),
+            value,
+        }
+    }
 }
 
 impl Event {
@@ -541,6 +568,7 @@ impl Event {
             parent_packet_id: None,
             packet: None,
             packet_unavailable: false,
+            metadata: Vec::new(),
         }
     }
 }

@@ -175,6 +175,20 @@ pub(super) fn line(f: &mut Formatter, ev: &Event, out: &mut Vec<u8>) {
         let t = ev.tunnel.unwrap_or(text::EMPTY_TUPLE);
         tuple(out, &mut scratch, &t, f.opts.tcp_flags);
     }
+    if !ev.metadata.is_empty() {
+        // [{"name":"skb->mark","value":1},...]: values as numbers, in the order given.
+        key(out, &mut first, "metadata");
+        out.push(b'[');
+        for (i, m) in ev.metadata.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(b"{\"name\":");
+            string(out, m.name.as_bytes());
+            let _ = write!(out, ",\"value\":{}}}", m.value);
+        }
+        out.push(b']');
+    }
     if f.opts.stack && !ev.stack.is_empty() {
         scratch.clear();
         for s in &ev.stack {

@@ -190,6 +190,10 @@ pub(super) fn line(f: &mut Formatter, ev: &Event, out: &mut Vec<u8>) {
         out.push(b' ');
         write_func(out, ev);
     }
+    // After the function, as pwru: ` skb->mark=0x1` per metadata expression.
+    for m in &ev.metadata {
+        let _ = write!(out, " {}={:#x}", m.name, m.value);
+    }
     let o = &f.opts;
     if o.stack {
         for s in &ev.stack {

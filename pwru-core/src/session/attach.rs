@@ -189,6 +189,7 @@ impl Tracer {
         }
 
         let mut decode_ctx = DecodeContext::new().with_builtin_tracepoints();
+        decode_ctx.set_metadata_names(&self.options.skb_metadata, &self.options.xdp_metadata);
         let symbols = Arc::new(KernelSymbols::load()?);
         decode_ctx = decode_ctx.with_symbols(Arc::clone(&symbols));
         match decode_ctx.load_drop_reasons(&self.btf) {

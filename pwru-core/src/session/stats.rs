@@ -33,6 +33,8 @@ pub struct RunOutcomes {
     pub filtered_pcap: u64,
     /// Packets left out by the tunnel (inner header) pcap expression.
     pub filtered_tunnel: u64,
+    /// Packets left out by the skb (or xdp) expression.
+    pub filtered_expr: u64,
     /// Runs nested deeper than the per-CPU scratch slots allow (process context, softirq,
     /// hardirq and NMI each have one): no record was built.
     pub nested_too_deep: u64,
@@ -55,17 +57,19 @@ impl RunOutcomes {
             filtered_ifindex: at(o::FILTER_IFINDEX),
             filtered_pcap: at(o::FILTER_PCAP),
             filtered_tunnel: at(o::FILTER_TUNNEL),
+            filtered_expr: at(o::FILTER_EXPR),
             nested_too_deep: at(o::NESTED_TOO_DEEP),
             no_scratch: at(o::NO_SCRATCH),
             no_stack_skb: at(o::NO_STACK_SKB),
         }
     }
 
-    /// Runs left out by a filter (netns, mark, interface, pcap, tunnel).
+    /// Runs left out by a filter (netns, mark, interface, expression, pcap, tunnel).
     pub fn filtered(&self) -> u64 {
         self.filtered_netns
             + self.filtered_mark
             + self.filtered_ifindex
+            + self.filtered_expr
             + self.filtered_pcap
             + self.filtered_tunnel
     }

@@ -11,6 +11,7 @@ use crate::error::Error;
 use crate::options::{Backend, KernelModules};
 use crate::privileges::{self, Capability};
 
+use super::expressions::compile_expressions;
 use super::filters::{choose_filter_access, compile_filters, translate_filters};
 use super::{config, Target, Tracer, TracerBuilder};
 
@@ -77,12 +78,14 @@ impl TracerBuilder {
             crate::options::ring_buffer_size(o.ring_buffer_bytes, crate::sys::page_size())
                 .map_err(Error::InvalidOption)?;
 
-        let config = config::kernel_config(&o, flags)?;
+        let mut config = config::kernel_config(&o, flags)?;
 
         // The kernel BTF, parsed once here and shared by every step below and by attach().
         let kernel = std::sync::Arc::new(
             Btf::kernel(o.kernel_btf.as_deref()).map_err(discovery::DiscoveryError::from)?,
         );
+        let expressions = compile_expressions(&o, &kernel)?;
+        config.flags |= expressions.flags;
         let (driver, backend_refusals) = choose_backend(o.backend, &kernel)?;
         let backend = driver.backend();
         let (filter_access, filter_access_note) = choose_filter_access(driver, &kernel);
@@ -101,7 +104,7 @@ impl TracerBuilder {
             None => log::debug!("filters read packets with bpf_rdonly_cast"),
             Some(why) => log::debug!("filters read packets with bpf_probe_read_kernel: {why}"),
         }
-        let filter = translate_filters(&filters, filter_access)?;
+        let filter = translate_filters(&filters, filter_access, &expressions.bodies())?;
         if backend == Backend::Tracepoint && !o.non_skb_functions.is_empty() {
             return Err(Error::InvalidOption(format!(
                 "non_skb_functions ({}) cannot be traced with the tracepoint backend: they need \

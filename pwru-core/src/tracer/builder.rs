@@ -112,6 +112,39 @@ impl TracerBuilder {
         self
     }
 
+    /// Keep only skbs for which this C-like expression over `struct sk_buff` holds (pwru's
+    /// `--filter-skb-expr`), e.g. `skb->mark & 0xff == 0x1 && skb->dev->ifindex != 1`.
+    /// Member chains through pointers, bitfields, constant array indexes, `&` (binding before
+    /// the comparisons, unlike C), `== != < <= > >=` with the member's signedness, `&&`,
+    /// `||`, `!` and parentheses; resolved against the kernel's BTF when the tracer is built
+    /// (see `pwru_filter::expr`).
+    pub fn skb_filter_expr(mut self, expr: impl Into<String>) -> Self {
+        self.options.skb_filter_expr = Some(expr.into());
+        self
+    }
+
+    /// Keep only XDP events (tc/XDP tracing) for which this expression over
+    /// `struct xdp_buff` holds (pwru's `--filter-xdp-expr`), e.g. `xdp->rxq->queue_index == 0`.
+    pub fn xdp_filter_expr(mut self, expr: impl Into<String>) -> Self {
+        self.options.xdp_filter_expr = Some(expr.into());
+        self
+    }
+
+    /// Values read from each skb into [`Event::metadata`](crate::Event::metadata) (pwru's
+    /// `--output-skb-metadata`): up to four member chains of at most 8 bytes, e.g.
+    /// `skb->mark` or `skb->dev->ifindex` (masks allowed: `skb->mark & 0xff`).
+    pub fn skb_metadata<S: Into<String>>(mut self, exprs: impl IntoIterator<Item = S>) -> Self {
+        self.options.skb_metadata = exprs.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Values read from each `xdp_buff` of XDP events (pwru's `--output-xdp-metadata`), as
+    /// [`skb_metadata`](Self::skb_metadata).
+    pub fn xdp_metadata<S: Into<String>>(mut self, exprs: impl IntoIterator<Item = S>) -> Self {
+        self.options.xdp_metadata = exprs.into_iter().map(Into::into).collect();
+        self
+    }
+
     /// Follow a matched skb everywhere, clones and copies included.
     pub fn track_skb(mut self, on: bool) -> Self {
         self.options.track_skb = on;

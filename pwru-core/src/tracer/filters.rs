@@ -69,10 +69,12 @@ pub(super) fn compile_filters(o: &Options) -> Result<([CompiledFilter; 4], u32),
 }
 
 /// The four filters translated (ProbeRead mode, reading packet bytes as `access` says) and
-/// put behind one dispatch body.
+/// put behind one dispatch body, followed by `more` (the expression bodies, selectors 4 and
+/// up).
 pub(super) fn translate_filters(
     filters: &[CompiledFilter; 4],
     access: ProbeAccess,
+    more: &[&[Insn]],
 ) -> Result<FilterBody, Error> {
     let opts = pwru_filter::Options::with_access(access);
     let mut bodies = Vec::with_capacity(filters.len());
@@ -81,7 +83,8 @@ pub(super) fn translate_filters(
             .map_err(|e| filter_error(f.which, &f.expr, e))?;
         bodies.push(insns);
     }
-    let refs: Vec<&[Insn]> = bodies.iter().map(Vec::as_slice).collect();
+    let mut refs: Vec<&[Insn]> = bodies.iter().map(Vec::as_slice).collect();
+    refs.extend_from_slice(more);
     let pcap = &filters[0].expr;
     let dispatch = pwru_filter::dispatch(&refs).map_err(|e| filter_error("pcap", pcap, e))?;
     FilterBody::from_bytes(&pwru_filter::insn::program_bytes(&dispatch))

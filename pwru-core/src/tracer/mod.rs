@@ -21,6 +21,7 @@ use options::{Backend, Options};
 mod build;
 mod builder;
 mod config;
+mod expressions;
 mod filters;
 pub mod options;
 

@@ -250,6 +250,15 @@ pub struct Options {
     pub tunnel_filter_l2: Option<String>,
     /// pcap filter on the inner IP packet of tunnelled packets (non-tunnel packets pass).
     pub tunnel_filter_l3: Option<String>,
+    /// C-like expression over `struct sk_buff` an skb must satisfy (pwru `--filter-skb-expr`).
+    pub skb_filter_expr: Option<String>,
+    /// C-like expression over `struct xdp_buff` an XDP event must satisfy
+    /// (pwru `--filter-xdp-expr`).
+    pub xdp_filter_expr: Option<String>,
+    /// Up to 4 value expressions read from each skb (pwru `--output-skb-metadata`).
+    pub skb_metadata: Vec<String>,
+    /// Up to 4 value expressions read from each `xdp_buff` (pwru `--output-xdp-metadata`).
+    pub xdp_metadata: Vec<String>,
     /// Once a packet matched, follow its skb everywhere (clones and copies included).
     pub track_skb: bool,
     /// Link functions without an skb argument to packets by kernel stack id.
@@ -285,6 +294,10 @@ impl Default for Options {
             interface: None,
             tunnel_filter_l2: None,
             tunnel_filter_l3: None,
+            skb_filter_expr: None,
+            xdp_filter_expr: None,
+            skb_metadata: Vec::new(),
+            xdp_metadata: Vec::new(),
             track_skb: false,
             track_skb_by_stackid: false,
             trace_tc: false,

@@ -73,10 +73,10 @@ pub struct Args {
     /// trace the loaded XDP programs
     #[arg(long, action = ArgAction::Set, value_parser = go_bool, default_value_t = false, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub filter_trace_xdp: bool,
-    /// (pwru) filter on skb fields with a C-like expression: not supported yet
+    /// filter skbs with a C-like expression over struct sk_buff, e.g. 'skb->mark & 0xff == 0x1 && skb->dev->ifindex == 2' (`&` binds before comparisons)
     #[arg(long, value_name = "EXPR")]
     pub filter_skb_expr: Option<String>,
-    /// (pwru) filter on xdp_buff fields: not supported yet
+    /// filter XDP events with a C-like expression over struct xdp_buff, e.g. 'xdp->rxq->queue_index == 0'
     #[arg(long, value_name = "EXPR")]
     pub filter_xdp_expr: Option<String>,
     /// (pwru) trace BPF helpers: not supported yet
@@ -110,10 +110,10 @@ pub struct Args {
     /// print the skb control buffer
     #[arg(long, action = ArgAction::Set, value_parser = go_bool, default_value_t = false, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub output_skb_cb: bool,
-    /// (pwru) print skb fields by expression: not supported yet
+    /// print up to 4 skb values per event, e.g. 'skb->mark,skb->dev->ifindex'
     #[arg(long, value_delimiter = ',', value_name = "EXPR")]
     pub output_skb_metadata: Vec<String>,
-    /// (pwru) print xdp_buff fields by expression: not supported yet
+    /// print up to 4 xdp_buff values per XDP event, e.g. 'xdp->rxq->queue_index'
     #[arg(long, value_delimiter = ',', value_name = "EXPR")]
     pub output_xdp_metadata: Vec<String>,
     /// (pwru) print BPF map operations: not supported yet
@@ -172,20 +172,8 @@ impl Args {
     /// pwru flags this tool accepts for compatibility but cannot honour yet: each becomes an
     /// error naming the flag, never a silent no-op.
     pub fn unsupported(&self) -> Option<&'static str> {
-        if self.filter_skb_expr.is_some() {
-            return Some("--filter-skb-expr");
-        }
-        if self.filter_xdp_expr.is_some() {
-            return Some("--filter-xdp-expr");
-        }
         if self.filter_track_bpf_helpers {
             return Some("--filter-track-bpf-helpers");
-        }
-        if !self.output_skb_metadata.is_empty() {
-            return Some("--output-skb-metadata");
-        }
-        if !self.output_xdp_metadata.is_empty() {
-            return Some("--output-xdp-metadata");
         }
         if self.output_bpfmap {
             return Some("--output-bpfmap");

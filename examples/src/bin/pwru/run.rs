@@ -71,6 +71,15 @@ pub fn builder(a: &Args) -> Result<TracerBuilder, Failure> {
     if let Some(e) = &a.filter_tunnel_pcap_l3 {
         b = b.tunnel_filter_l3(e);
     }
+    if let Some(e) = &a.filter_skb_expr {
+        b = b.skb_filter_expr(e);
+    }
+    if let Some(e) = &a.filter_xdp_expr {
+        b = b.xdp_filter_expr(e);
+    }
+    b = b
+        .skb_metadata(&a.output_skb_metadata)
+        .xdp_metadata(&a.output_xdp_metadata);
     b = b.dump_buffer_bytes(a.set_percpu_buf);
     if let Some(n) = a.ring_buffer_size {
         b = b.ring_buffer_bytes(n);

@@ -7,6 +7,7 @@ mod arp_l2;
 mod auto_backend;
 mod dnat_track;
 mod drop_reason;
+mod expressions;
 mod fires;
 mod full_attach;
 mod meta_filters;
@@ -145,6 +146,13 @@ pub const ALL: &[Scenario] = &[
         applies: FENTRY,
         precondition: always,
         run: trace_prog::run_xdp,
+    },
+    Scenario {
+        name: "expressions",
+        about: "skb and xdp expressions filter and read metadata (xdp ones on fentry only)",
+        applies: SKB,
+        precondition: always,
+        run: expressions::run,
     },
     Scenario {
         name: "sigkill-cleanup",

@@ -32,7 +32,7 @@ pub fn run_xdp(_: &mut Ctx, backend: Backend) -> Outcome {
 }
 
 /// Loads the test program on `pair.if_b` from inside B; returns the object (keep it alive).
-fn load_test_prog(pair: &VethPair, xdp: bool) -> Result<aya::Ebpf, String> {
+pub(super) fn load_test_prog(pair: &VethPair, xdp: bool) -> Result<aya::Ebpf, String> {
     let dev = pair.if_b.clone();
     VethPair::in_netns(&pair.ns_b, move || {
         let err =
