@@ -8,6 +8,7 @@ use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
 
+use super::fast_hash::FastBuild;
 use super::hop::{fill_deltas_and_changes, Hop};
 use crate::event::{DropReason, Event};
 use crate::session::LostEvents;
@@ -277,7 +278,7 @@ fn ending(ev: &Event) -> Option<Ending> {
 #[derive(Debug)]
 pub struct Grouper {
     opts: SeriesOptions,
-    open: HashMap<PacketKey, Open>,
+    open: HashMap<PacketKey, Open, FastBuild>,
     /// Series with an end pending after the grace time: (end seen at, key).
     ending: VecDeque<(u64, PacketKey)>,
     done: VecDeque<Series>,
@@ -295,7 +296,7 @@ impl Grouper {
                 max_hops: opts.max_hops.max(1),
                 ..opts
             },
-            open: HashMap::new(),
+            open: HashMap::default(),
             ending: VecDeque::new(),
             done: VecDeque::new(),
             now_ns: 0,

@@ -19,6 +19,7 @@
 //! hops per series ([`SeriesOptions::max_hops`]), distinct paths
 //! ([`PathOptions::max_paths`], the rest counted).
 
+mod fast_hash;
 mod group;
 mod histogram;
 mod hop;

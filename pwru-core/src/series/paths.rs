@@ -3,18 +3,13 @@
 //! percentiles, in bounded memory.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::Arc;
 
+use super::fast_hash::FastBuild;
 use super::group::Series;
 use super::histogram::LatencyHistogram;
 use crate::event::DropReason;
-
-/// What makes two series the same path.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-struct PathKey {
-    functions: Vec<Arc<str>>,
-    drop_reason: Option<DropReason>,
-}
 
 /// One distinct path and what the packets that took it measured.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,7 +76,8 @@ impl Default for PathOptions {
 #[derive(Debug, Clone, Default)]
 pub struct PathAggregator {
     opts: PathOptions,
-    index: HashMap<PathKey, usize>,
+    /// Paths by the hash of their functions and drop reason (collisions share a list).
+    index: HashMap<u64, Vec<usize>, FastBuild>,
     paths: Vec<Path>,
     series: u64,
     not_kept: u64,
@@ -102,21 +98,37 @@ impl PathAggregator {
             return;
         }
         self.series += 1;
-        let key = PathKey {
-            functions: s.hops.iter().map(|h| h.function.clone()).collect(),
-            drop_reason: s.drop_reason().cloned(),
+        let drop_reason = s.drop_reason();
+        // Looked up by hash and compared in place: no key is built for a path already known.
+        let mut h = FastBuild::default().build_hasher();
+        for hop in &s.hops {
+            hop.function.hash(&mut h);
+        }
+        drop_reason.map(|r| r.code).hash(&mut h);
+        let hash = h.finish();
+        let same = |p: &Path| {
+            p.functions.len() == s.hops.len()
+                && p.drop_reason.as_ref() == drop_reason
+                && p.functions
+                    .iter()
+                    .zip(&s.hops)
+                    .all(|(f, hop)| Arc::ptr_eq(f, &hop.function) || *f == hop.function)
         };
-        let i = match self.index.get(&key) {
-            Some(&i) => i,
+        let found = self
+            .index
+            .get(&hash)
+            .and_then(|list| list.iter().copied().find(|&i| same(&self.paths[i])));
+        let i = match found {
+            Some(i) => i,
             None if self.paths.len() >= self.opts.max_paths => {
                 self.not_kept += 1;
                 return;
             }
             None => {
-                let edges = key.functions.len().saturating_sub(1);
+                let edges = s.hops.len().saturating_sub(1);
                 self.paths.push(Path {
-                    functions: key.functions.clone(),
-                    drop_reason: key.drop_reason.clone(),
+                    functions: s.hops.iter().map(|h| h.function.clone()).collect(),
+                    drop_reason: drop_reason.cloned(),
                     packets: 0,
                     unfinished: 0,
                     possibly_affected: 0,
@@ -124,8 +136,9 @@ impl PathAggregator {
                     hop_latency: vec![LatencyHistogram::default(); edges],
                     total_latency: LatencyHistogram::default(),
                 });
-                self.index.insert(key, self.paths.len() - 1);
-                self.paths.len() - 1
+                let i = self.paths.len() - 1;
+                self.index.entry(hash).or_default().push(i);
+                i
             }
         };
         let p = &mut self.paths[i];
@@ -173,13 +186,13 @@ impl PathAggregator {
             .paths
             .iter()
             .map(|p| {
-                2 * p.functions.capacity() * std::mem::size_of::<Arc<str>>()
+                p.functions.capacity() * std::mem::size_of::<Arc<str>>()
                     + p.hop_latency.capacity() * std::mem::size_of::<LatencyHistogram>()
                     + p.hop_latency.iter().map(|h| h.heap_bytes()).sum::<usize>()
                     + p.total_latency.heap_bytes()
             })
             .sum();
         per + self.paths.capacity() * std::mem::size_of::<Path>()
-            + self.index.capacity() * (std::mem::size_of::<(PathKey, usize)>() + 1)
+            + self.index.capacity() * (std::mem::size_of::<(u64, Vec<usize>)>() + 1)
     }
 }
