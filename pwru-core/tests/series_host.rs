@@ -93,8 +93,8 @@ fn dnat_shows_on_the_right_hop_and_the_drop_ends_the_series_with_its_reason() {
     netlab::nft(
         &pair.ns_b,
         &format!(
-            "table ip pwru_dnat {{ chain pre {{ type nat hook prerouting priority -100; \
-             ip daddr {} udp dport 9 dnat to {moved}; }} }}",
+            "table ip pwru_dnat {{\n chain pre {{\n  type nat hook prerouting priority -100;\n  \
+             ip daddr {} udp dport 9 dnat to {moved}\n }}\n}}\n",
             pair.addr_b
         ),
     )
@@ -203,11 +203,9 @@ fn a_ring_overflow_marks_the_series_open_at_that_moment_and_none_started_later()
     let mut session = attach_tracepoint("udp and dst port 9 and src port 40720", 4096);
     // Nobody reads while 400 datagrams fly: the one-page ring fills after a few records.
     send_udp_from(&pair.ns_a, src, dst, 400, None);
-    let opts = SeriesOptions {
-        // Series whose end was among the lost records end by this idle timeout.
-        idle_timeout_ns: 20_000_000,
-        ..SeriesOptions::default()
-    };
+    let mut opts = SeriesOptions::default();
+    // Series whose end was among the lost records end by this idle timeout.
+    opts.idle_timeout_ns = 20_000_000;
     let (flood, stats) = read_series(
         &mut session,
         opts,
@@ -238,8 +236,20 @@ fn a_ring_overflow_marks_the_series_open_at_that_moment_and_none_started_later()
         }
     }
 
-    // After the loss, with the reader keeping up, new packets' series are clean and complete.
-    send_udp_from(&pair.ns_a, src, dst, 3, None);
+    // Loss notices still due for the flood (the stream reports losses where it notices them)
+    // are read here, before new packets start.
+    let (late, late_stats) = read_series(
+        &mut session,
+        opts,
+        |_| true,
+        Duration::from_millis(300),
+        Duration::from_secs(5),
+    );
+    println!("{name}: settling: {} series, {late_stats:?}", late.len());
+
+    // After the loss, new packets' series are clean and complete. One datagram: its 8 records
+    // (about 2 KiB) fit the one-page ring whether or not the reader keeps up.
+    send_udp_from(&pair.ns_a, src, dst, 1, None);
     let dropped = |all: &[Series]| {
         all.iter()
             .filter(|s| matches!(s.end, SeriesEnd::Dropped(_)))
@@ -248,13 +258,17 @@ fn a_ring_overflow_marks_the_series_open_at_that_moment_and_none_started_later()
     let (after, stats2) = read_series(
         &mut session,
         opts,
-        |all| dropped(all) >= 3,
+        |all| dropped(all) >= 1,
         Duration::from_millis(300),
         Duration::from_secs(15),
     );
     println!("{name}: after: {stats2:?}\n{}", show(&after));
-    assert_eq!(stats2.lost, 0, "the reader kept up with 3 datagrams");
-    assert!(dropped(&after) >= 3);
+    assert_eq!(stats2.lost, 0, "one datagram overflowed the ring");
+    assert_eq!(
+        stats2.gaps_marked, 0,
+        "no loss was noticed while the new packets' series were open"
+    );
+    assert_eq!(dropped(&after), 1);
     assert!(
         after.iter().all(|s| !s.possibly_affected()),
         "a series started after the loss is marked"
