@@ -3,10 +3,10 @@
 //! edge, a legend, and render to a PNG with real content (not a blank page).
 
 use std::path::Path;
-use std::process::Command;
 
 use pwru_core::event::{DropReason, Event, Interface, Meta, ProbeKind};
 use pwru_core::series::{Grouper, PathAggregator, PathOptions, SeriesOptions};
+use pwru_testkit::svg_check;
 
 fn ev(id: u64, t: u64, f: &str) -> Event {
     let mut e = Event::new(ProbeKind::Tracepoint, f);
@@ -48,100 +48,39 @@ fn paths() -> PathAggregator {
     agg
 }
 
-fn rsvg_convert() -> Option<&'static str> {
-    let ok = Command::new("rsvg-convert")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    ok.then_some("rsvg-convert")
-}
-
-/// Checks an SVG file: XML, structure, and a real rendering. Shared with the CLI test.
-pub fn check_svg(path: &Path, want_functions: &[&str], want_drop: bool) {
+/// Checks an SVG file: XML, structure, and a real rendering.
+fn check_svg(path: &Path, want_functions: &[&str], want_drop: bool) {
     let text = std::fs::read_to_string(path).expect("read svg");
-    let doc = roxmltree::Document::parse(&text).expect("the SVG is well-formed XML");
-    let root = doc.root_element();
-    assert_eq!(root.tag_name().name(), "svg");
-    let texts: Vec<String> = doc
-        .descendants()
-        .filter(|n| n.has_tag_name("text"))
-        .map(|n| n.text().unwrap_or("").to_string())
-        .collect();
+    let c = svg_check::parse(&text).expect("the SVG parses as XML");
     for f in want_functions {
         assert!(
-            texts.iter().any(|t| t == f),
-            "no node labelled {f:?} in {texts:?}"
+            c.texts.iter().any(|t| t == f),
+            "no node labelled {f:?} in {:?}",
+            c.texts
         );
     }
-    assert!(
-        doc.descendants()
-            .any(|n| n.attribute("id") == Some("legend")),
-        "no legend"
-    );
-    let red_rects = doc
-        .descendants()
-        .filter(|n| n.has_tag_name("rect") && n.attribute("stroke") == Some("#c62828"))
-        .count();
-    let red_paths = doc
-        .descendants()
-        .filter(|n| n.has_tag_name("path") && n.attribute("stroke") == Some("#c62828"))
-        .count();
+    assert!(c.legend, "no legend");
     if want_drop {
         // One in the legend, at least one drop node; at least one drop edge.
-        assert!(red_rects >= 2, "no highlighted drop node");
-        assert!(red_paths >= 1, "no highlighted drop edge");
-        assert!(texts.iter().any(|t| t.starts_with("drop: ")), "{texts:?}");
+        assert!(c.drop_rects >= 2, "no highlighted drop node");
+        assert!(c.drop_edges >= 1, "no highlighted drop edge");
+        assert!(
+            c.texts.iter().any(|t| t.starts_with("drop: ")),
+            "{:?}",
+            c.texts
+        );
     }
-
-    let Some(rsvg) = rsvg_convert() else {
+    if !svg_check::have_renderer() {
         eprintln!("SKIP rendering: rsvg-convert not found (Debian package librsvg2-bin, tests/setup.sh installs it)");
         return;
-    };
-    let png = path.with_extension("png");
-    let out = Command::new(rsvg)
-        .arg("-o")
-        .arg(&png)
-        .arg(path)
-        .output()
-        .expect("run rsvg-convert");
-    assert!(
-        out.status.success(),
-        "rsvg-convert failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let decoder = png::Decoder::new(std::fs::File::open(&png).expect("png"));
-    let mut reader = decoder.read_info().expect("a PNG");
-    let mut buf = vec![0; reader.output_buffer_size()];
-    let info = reader.next_frame(&mut buf).expect("PNG frame");
-    assert!(
-        info.width >= 300 && info.height >= 200,
-        "{}x{}",
-        info.width,
-        info.height
-    );
-    let channels = info.color_type.samples();
-    assert!(channels >= 3, "{:?}", info.color_type);
-    let pixels = &buf[..info.buffer_size()];
-    let (mut ink, mut red, mut total) = (0usize, 0usize, 0usize);
-    for px in pixels.chunks(channels) {
-        total += 1;
-        let (r, g, b) = (px[0], px[1], px[2]);
-        if (r, g, b) != (255, 255, 255) {
-            ink += 1;
-        }
-        if r > 150 && g < 90 && b < 90 {
-            red += 1;
-        }
     }
-    println!(
-        "{}: {}x{}, {ink} of {total} pixels not background, {red} red",
-        png.display(),
-        info.width,
-        info.height
-    );
-    assert!(ink * 100 > total, "under 1% of the picture is drawn");
+    let png = path.with_extension("png");
+    let r = svg_check::render(path, &png).expect("rendered");
+    println!("{}: {r:?}", png.display());
+    assert!(r.width >= 300 && r.height >= 200, "{r:?}");
+    assert!(r.ink * 100 > r.pixels, "under 1% of the picture is drawn");
     if want_drop {
-        assert!(red > 50, "the drop is not drawn in red");
+        assert!(r.red > 50, "the drop is not drawn in red");
     }
     if std::env::var_os("PWRU_KEEP_PNG").is_none() {
         let _ = std::fs::remove_file(&png);
