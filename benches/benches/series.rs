@@ -62,8 +62,8 @@ fn events(packets: u64) -> Vec<Event> {
                         m.len = 84;
                     }
                 }
-                if h < PATH.len() {
-                    e.function = names[h].clone();
+                if let Some(f) = names.get(h) {
+                    e.function = f.clone();
                 } else if id % 4 == 0 {
                     e.function = drop.clone();
                     e.drop_reason = Some(reason.clone());

@@ -146,7 +146,7 @@ fn dnat_shows_on_the_right_hop_and_the_drop_ends_the_series_with_its_reason() {
         assert!(
             old_seen > 0,
             "no hop before the DNAT: {}",
-            show(&[s.clone()])
+            show(std::slice::from_ref(s))
         );
         assert!((0..first_new)
             .filter_map(|i| dst_of(s, i))
