@@ -125,6 +125,13 @@ fn dnat_shows_on_the_right_hop_and_the_drop_ends_the_series_with_its_reason() {
         .filter(|s| matches!(s.end, SeriesEnd::Dropped(_)))
         .collect();
     assert_eq!(drops.len(), SENT, "one dropped series per datagram");
+    if KERNEL_IDS {
+        // NEEDS KERNEL PACKET IDS: the kernel reuses skb addresses between these datagrams
+        // (seen on this host: the first and third share one); ids keep them apart.
+        let mut keys: Vec<_> = drops.iter().map(|s| s.key).collect();
+        keys.dedup();
+        assert_eq!(keys.len(), SENT, "two datagrams share an id");
+    }
     for s in drops {
         let reason = s.drop_reason().expect("dropped");
         assert!(
@@ -273,4 +280,85 @@ fn a_ring_overflow_marks_the_series_open_at_that_moment_and_none_started_later()
         after.iter().all(|s| !s.possibly_affected()),
         "a series started after the loss is marked"
     );
+}
+
+#[test]
+fn an_af_packet_clone_is_its_own_series() {
+    let name = "an_af_packet_clone_is_its_own_series";
+    if skip_unless_root(name) {
+        return;
+    }
+    let pair = VethPair::create(&tag('s', 3), 184).expect("veth pair");
+    let src = SocketAddr::from((pair.addr_a, 40730));
+    let dst = SocketAddr::from((pair.addr_b, 9));
+    send_udp_from(&pair.ns_a, src, dst, 1, None);
+    // What tcpdump opens: the kernel hands the socket a clone of every frame B receives.
+    let capture = packet_capture(&pair.ns_b, &pair.if_b);
+    read_capture(&capture);
+    let mut session = attach_tracepoint("udp and dst port 9 and src port 40730", 1 << 20);
+    const SENT: usize = 2;
+    send_udp_from(&pair.ns_a, src, dst, SENT, None);
+    // Reading the clones frees them (consume_skb), which ends their series.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut read = 0;
+    while read < SENT && Instant::now() < deadline {
+        read += read_capture(&capture);
+        std::thread::yield_now();
+    }
+    // (It also gets the ICMP errors B sends back, which the filter does not match.)
+    assert!(read >= SENT, "the capture socket got {read} frames");
+    let dropped = |all: &[Series]| {
+        all.iter()
+            .filter(|s| matches!(s.end, SeriesEnd::Dropped(_)))
+            .count()
+    };
+    let (all, stats) = read_series(
+        &mut session,
+        SeriesOptions::default(),
+        |all| dropped(all) >= SENT && all.len() >= 2 * SENT,
+        Duration::from_millis(300),
+        Duration::from_secs(15),
+    );
+    println!("{name}: {stats:?}\n{}", show(&all));
+    let originals: Vec<&Series> = all
+        .iter()
+        .filter(|s| matches!(s.end, SeriesEnd::Dropped(_)))
+        .collect();
+    // The clone never went through the sender's queue: its series starts in B.
+    let clones: Vec<&Series> = all
+        .iter()
+        .filter(|s| {
+            s.end == SeriesEnd::Freed && !s.hops.iter().any(|h| &*h.function == "net_dev_queue")
+        })
+        .collect();
+    assert_eq!(originals.len(), SENT, "one dropped original per datagram");
+    assert!(clones.len() >= SENT, "the clones' series are missing");
+    // The clones' hops did not join the originals' series (each original ended at its drop
+    // before its clone was read, even where the clone got a freed original's address).
+    for o in &originals {
+        assert!(
+            !o.hops
+                .iter()
+                .any(|h| &*h.function == "skb_copy_datagram_iovec"),
+            "a clone's hop in an original's series"
+        );
+    }
+    for c in &clones {
+        if KERNEL_IDS {
+            // NEEDS KERNEL PACKET IDS: a clone's key differs from every original's, even
+            // where the kernel gave the clone a freed original's address.
+            assert!(
+                originals.iter().all(|o| o.key != c.key),
+                "a clone shares its original's key"
+            );
+            // NEEDS KERNEL PACKET IDS: the clone names its parent, one of the originals.
+            let parent = c.parent_packet_id.expect("the clone's parent id");
+            assert!(
+                originals
+                    .iter()
+                    .any(|o| o.key == pwru_core::series::PacketKey::Id(parent)),
+                "parent {parent} is not an original"
+            );
+        }
+    }
 }
