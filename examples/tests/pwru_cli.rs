@@ -1023,3 +1023,19 @@ fn series_as_json_is_one_object_per_packet() {
         );
     }
 }
+
+#[test]
+fn an_unwritable_paths_svg_file_is_refused_before_anything_is_attached() {
+    let o = run(&[
+        "--output-paths-svg",
+        "/nonexistent-pwru-dir/paths.svg",
+        "udp",
+    ]);
+    let (out, err) = text(&o);
+    assert!(!o.status.success(), "accepted:\n{out}\n{err}");
+    assert!(
+        err.contains("--output-paths-svg /nonexistent-pwru-dir/paths.svg"),
+        "the error does not name the flag: {err}"
+    );
+    assert!(!err.contains("attached"), "attached before refusing: {err}");
+}
