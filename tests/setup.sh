@@ -10,6 +10,7 @@ pkgs=(
   libpcap-dev               # pwru-filter: libpcap compiles pcap expressions to classic BPF
   pkg-config
   iproute2 nftables iptables  # network namespaces, veth, drop rules for tests and the demo
+  librsvg2-bin              # rsvg-convert: the tests render the path picture (--output-paths-svg)
   qemu-system-x86 busybox-static cpio kmod xz-utils zstd lz4   # distro-kernel test matrix
   tshark                    # reads the pcap-ng exports back (pwru-core/tests/pcapng_tshark.rs)
 )

@@ -1079,3 +1079,169 @@ fn a_signal_while_attaching_ends_the_process_and_leaves_nothing_attached() {
         "attach always finished before a link could be seen"
     );
 }
+
+#[test]
+fn series_paths_and_svg_flags_print_packet_blocks_a_summary_and_a_picture() {
+    let name = "series_paths_and_svg_flags_print_packet_blocks_a_summary_and_a_picture";
+    if skip_unless_root(name) {
+        return;
+    }
+    let _heavy = heavy();
+    let pair = VethPair::create(&format!("s{}", std::process::id() % 100_000), 233).expect("pair");
+    // Resolve the neighbour before tracing, so every traced datagram takes the same path.
+    pair.send_udp(41010, 9, 1, 20).expect("warm-up");
+    let dir = std::env::temp_dir().join(format!("pwru-series-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let svg = dir.join("paths.svg");
+    let svg_s = svg.to_string_lossy().into_owned();
+    let filter = format!("udp and dst host {} and dst port 9", pair.addr_b);
+    let mut bg = Background::start(
+        "series",
+        &[
+            "--output-series",
+            "--output-paths",
+            "--output-paths-svg",
+            &svg_s,
+            &filter,
+        ],
+    );
+    pair.send_udp(41010, 9, 3, 20).expect("send");
+    // Each datagram goes to a closed port: its series ends in the drop and prints at once.
+    let seen = bg.out.wait_for(3, Duration::from_secs(10), |l| {
+        l.starts_with("packet ") && l.contains("dropped (SKB_DROP_REASON_NO_SOCKET)")
+    });
+    // Ctrl-C: the summary and the picture are still written.
+    let (st, _) = bg.stop_by(libc::SIGINT, Duration::from_secs(10));
+    let (out, err) = bg.texts();
+    assert!(seen, "no packet blocks:\n{out}\n{err}");
+    assert!(st.success(), "pwru failed: {err}");
+    assert!(
+        !out.starts_with("SKB "),
+        "an event header in series mode:\n{out}"
+    );
+    assert!(
+        !out.lines().any(|l| l.starts_with("0x")),
+        "event lines in series mode:\n{out}"
+    );
+    // A block: the heading, then hops with +delta, the drop last.
+    let block: Vec<&str> = out
+        .lines()
+        .skip_while(|l| !l.contains("dropped (SKB_DROP_REASON_NO_SOCKET)"))
+        .take_while(|l| !l.is_empty())
+        .collect();
+    assert!(block.len() >= 3, "{out}");
+    assert!(
+        block[1..].iter().all(|l| l.starts_with("  +")),
+        "{block:#?}"
+    );
+    assert!(
+        block[1].contains(&format!("->{}:9(udp)", pair.addr_b)),
+        "the first hop shows the tuple: {block:#?}"
+    );
+    assert!(
+        block
+            .last()
+            .is_some_and(|l| l.contains("kfree_skb  drop: SKB_DROP_REASON_NO_SOCKET")),
+        "{block:#?}"
+    );
+    // The summary, after the blocks.
+    let summary = out
+        .find("\npaths: ")
+        .map(|i| &out[i + 1..])
+        .unwrap_or_else(|| panic!("no path summary:\n{out}"));
+    assert!(
+        summary.contains("dropped: SKB_DROP_REASON_NO_SOCKET"),
+        "{summary}"
+    );
+    let drop_path = summary
+        .split("\n#")
+        .find(|p| p.contains("dropped: SKB_DROP_REASON_NO_SOCKET"))
+        .expect("the drop path");
+    assert!(
+        drop_path.contains("p50 ") && drop_path.contains("p99 "),
+        "{drop_path}"
+    );
+    let packets: u64 = drop_path
+        .split_whitespace()
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no count in {drop_path}"));
+    assert!(packets >= 3, "{drop_path}");
+    // The picture: XML, a kfree_skb node, the drop highlighted, rendered with content.
+    let text = std::fs::read_to_string(&svg).expect("the SVG file");
+    let c = pwru_testkit::svg_check::parse(&text).expect("XML");
+    assert!(c.texts.iter().any(|t| t == "kfree_skb"), "{:?}", c.texts);
+    assert!(
+        c.texts
+            .iter()
+            .any(|t| t == "drop: SKB_DROP_REASON_NO_SOCKET"),
+        "{:?}",
+        c.texts
+    );
+    assert!(c.legend && c.drop_rects >= 2 && c.drop_edges >= 1, "{c:?}");
+    if pwru_testkit::svg_check::have_renderer() {
+        let r = pwru_testkit::svg_check::render(&svg, &dir.join("paths.png")).expect("render");
+        println!("{name}: {r:?}");
+        assert!(
+            r.width >= 300 && r.height >= 200 && r.ink * 100 > r.pixels,
+            "{r:?}"
+        );
+        assert!(r.red > 50, "{r:?}");
+    } else {
+        eprintln!("{name}: SKIP rendering: rsvg-convert not found (librsvg2-bin)");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn series_as_json_is_one_object_per_packet() {
+    let name = "series_as_json_is_one_object_per_packet";
+    if skip_unless_root(name) {
+        return;
+    }
+    let _heavy = heavy();
+    let pair = VethPair::create(&format!("j{}", std::process::id() % 100_000), 234).expect("pair");
+    pair.send_udp(41011, 9, 1, 20).expect("warm-up");
+    let filter = format!("udp and dst host {} and dst port 9", pair.addr_b);
+    let mut bg = Background::start(
+        "series-json",
+        &["--output-series", "--output-json", &filter],
+    );
+    pair.send_udp(41011, 9, 2, 20).expect("send");
+    let seen = bg.out.wait_for(2, Duration::from_secs(10), |l| {
+        l.contains("\"end\":\"dropped\"")
+    });
+    let (st, _) = bg.stop_by(libc::SIGTERM, Duration::from_secs(10));
+    let (out, err) = bg.texts();
+    assert!(seen, "no dropped series:\n{out}\n{err}");
+    assert!(st.success(), "{err}");
+    for l in out.lines().filter(|l| l.contains("\"end\":\"dropped\"")) {
+        let v: serde_json::Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"));
+        assert_eq!(v["drop_reason"], "SKB_DROP_REASON_NO_SOCKET", "{l}");
+        let hops = v["hops"].as_array().expect("hops");
+        assert!(hops.len() >= 2, "{l}");
+        assert_eq!(hops.last().expect("hop")["func"], "kfree_skb");
+        assert_eq!(hops[0]["delta_ns"], 0);
+        // Without kernel packet ids (issue 12, kernel side) the key is the skb address.
+        assert!(
+            v.get("packet_id").is_some() || v["weak_identity"] == true,
+            "{l}"
+        );
+    }
+}
+
+#[test]
+fn an_unwritable_paths_svg_file_is_refused_before_anything_is_attached() {
+    let o = run(&[
+        "--output-paths-svg",
+        "/nonexistent-pwru-dir/paths.svg",
+        "udp",
+    ]);
+    let (out, err) = text(&o);
+    assert!(!o.status.success(), "accepted:\n{out}\n{err}");
+    assert!(
+        err.contains("--output-paths-svg /nonexistent-pwru-dir/paths.svg"),
+        "the error does not name the flag: {err}"
+    );
+    assert!(!err.contains("attached"), "attached before refusing: {err}");
+}

@@ -83,6 +83,7 @@ macro_rules! unstable_mod {
 pub mod error;
 pub mod event;
 pub mod format;
+pub mod series;
 pub mod session;
 mod stream;
 pub mod tracer;

@@ -1,6 +1,7 @@
 //! pwru's output formats as library functions: the text header, the text line, and JSON lines
-//! with pwru's keys, so any tool can print like pwru; and [`pcapng`], capture files of the
-//! events' packet bytes for Wireshark.
+//! with pwru's keys, so any tool can print like pwru; [`pcapng`], capture files of the events'
+//! packet bytes for Wireshark; and the forms of the [`series`](crate::series) module: a
+//! packet's series (text block, JSON line), the path summary (text) and the path graph (SVG).
 //!
 //! A [`Formatter`] keeps the little state pwru's output has (column widths that grow with the
 //! longest tuple and function seen, the last timestamp per skb for relative timestamps) and
@@ -25,9 +26,19 @@
 //! time (which fails for processes that have exited); absolute timestamps are the event's own
 //! time converted to wall-clock time, where pwru prints the time of printing.
 
+mod duration;
 mod json;
 pub mod pcapng;
+mod paths_svg;
+mod paths_text;
+mod series_json;
+mod series_text;
 mod text;
+
+pub use paths_svg::paths_svg;
+pub use paths_text::write_paths_text;
+pub use series_json::write_series_json;
+pub use series_text::write_series_text;
 
 use std::collections::HashMap;
 use std::fmt;

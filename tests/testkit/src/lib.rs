@@ -22,4 +22,5 @@ pub mod packet_socket;
 pub mod pcap_interp;
 pub mod rbpf_vm;
 pub mod root;
+pub mod svg_check;
 pub mod sys;

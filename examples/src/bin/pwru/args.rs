@@ -122,6 +122,19 @@ pub struct Args {
     /// print one JSON object per event
     #[arg(long, action = ArgAction::Set, value_parser = go_bool, default_value_t = false, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub output_json: bool,
+    /// print each packet as one block when its series completes (hops with +delta time and
+    /// what changed at each hop) instead of one line per event; one JSON object per packet with
+    /// --output-json
+    #[arg(long, action = ArgAction::Set, value_parser = go_bool, default_value_t = false, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub output_series: bool,
+    /// at exit, print the distinct paths packets took (counts, per-hop latency percentiles,
+    /// drop reasons)
+    #[arg(long, action = ArgAction::Set, value_parser = go_bool, default_value_t = false, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub output_paths: bool,
+    /// at exit, write a picture of the paths (SVG: functions joined by edges with packet
+    /// counts and latencies, drops in red) to this file
+    #[arg(long, value_name = "FILE")]
+    pub output_paths_svg: Option<String>,
     /// write events to this file instead of standard output
     #[arg(long, value_name = "PATH")]
     pub output_file: Option<String>,
@@ -169,6 +182,11 @@ const AFTER_HELP: &str = "Needs root (CAP_BPF, CAP_PERFMON; CAP_NET_ADMIN for --
 Examples:\n  pwru --demo\n  pwru 'host 10.0.0.1 and tcp port 443'\n  pwru --output-json --filter-func 'ip_.*' icmp";
 
 impl Args {
+    /// Whether events are grouped into per-packet series (any of the series flags).
+    pub fn series(&self) -> bool {
+        self.output_series || self.output_paths || self.output_paths_svg.is_some()
+    }
+
     /// pwru flags this tool accepts for compatibility but cannot honour yet: each becomes an
     /// error naming the flag, never a silent no-op.
     pub fn unsupported(&self) -> Option<&'static str> {

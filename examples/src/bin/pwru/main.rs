@@ -6,6 +6,7 @@ mod args;
 mod demo;
 mod output;
 mod run;
+mod series_out;
 mod writer;
 
 use clap::Parser;

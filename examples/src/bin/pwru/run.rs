@@ -13,6 +13,7 @@ use pwru_examples::signals::{self, Phase, Signals};
 
 use crate::args::Args;
 use crate::output::{Output, PcapngFile, Record, Sinks};
+use crate::series_out::SeriesOut;
 use crate::writer::{Closed, Writer};
 
 /// Builds the tracer's options from pwru's flags.
@@ -295,6 +296,11 @@ pub fn trace_with(
     if let Some(path) = &a.ready_file {
         check_ready_file(path)?;
     }
+    if let Some(p) = &a.output_paths_svg {
+        // Made (empty) now so a bad path fails before the attach; written at exit.
+        std::fs::File::create(p)
+            .map_err(|e| Failure::Run(format!("--output-paths-svg {p}: {e}")))?;
+    }
     if a.debug {
         eprintln!("pwru: building the tracer (compiling filters, discovering functions)");
     }
@@ -371,7 +377,9 @@ pub fn trace_with(
     let writer = Writer::start(Sinks { lines: out, pcapng })
         .map_err(|e| format!("starting the output thread: {e}"))?;
     let mut fmt = Formatter::new(fopts);
-    if !a.output_json {
+    let mut series = SeriesOut::new(a);
+    let blocks = series.as_ref().is_some_and(SeriesOut::replaces_lines);
+    if !a.output_json && !blocks {
         let mut header = Vec::with_capacity(128);
         fmt.write_header(&mut header);
         writer.try_send(Record::line(header));
@@ -399,6 +407,24 @@ pub fn trace_with(
             line,
             packet: to_pcapng.then(|| Box::new(ev)),
         }
+    };
+    // With --output-series the event feeds its packet's series (printed as a block when the
+    // series completes) instead of printing its own line; its packet still goes to pcap-ng.
+    let to_record = |fmt: &mut Formatter, series: &mut Option<SeriesOut>, ev: Event| match series
+    {
+        Some(so) if so.replaces_lines() => {
+            let line = so.event(&ev);
+            Record {
+                line,
+                packet: to_pcapng.then(|| Box::new(ev)),
+            }
+        }
+        Some(so) => {
+            // Paths only: the event lines print as usual.
+            let _ = so.event(&ev);
+            format(fmt, ev)
+        }
+        None => format(fmt, ev),
     };
     let note = |summary: &mut Summary, ev: &Event| {
         summary.events += 1;
@@ -448,9 +474,16 @@ pub fn trace_with(
                     summary.stopped_by = Some(signals::name(sig).to_string());
                     break Stop::Drain;
                 }
-                _ = check.tick(), if to_stdout => {
-                    if pwru_examples::sys::stdout_closed() {
+                _ = check.tick(), if to_stdout || series.is_some() => {
+                    if to_stdout && pwru_examples::sys::stdout_closed() {
                         break Stop::OutputGone;
+                    }
+                    // Packets not seen for the idle timeout end even when nothing else comes.
+                    if let Some(so) = series.as_mut() {
+                        let out = so.tick();
+                        if !out.is_empty() {
+                            writer.send(permit, Record::line(out));
+                        }
                     }
                     continue;
                 }
@@ -461,6 +494,9 @@ pub fn trace_with(
                 None => break Stop::Drain,
                 Some(Ok(Item::Event(ev))) => ev,
                 Some(Ok(Item::Lost(lost))) => {
+                    if let Some(so) = series.as_mut() {
+                        so.lost(&lost);
+                    }
                     summary.lost = lost.total;
                     lost_line.report(lost.total);
                     continue;
@@ -474,7 +510,10 @@ pub fn trace_with(
             };
             last_event = Instant::now();
             note(&mut summary, &ev);
-            writer.send(permit, format(&mut fmt, ev));
+            let record = to_record(&mut fmt, &mut series, ev);
+            if !record.line.is_empty() || record.packet.is_some() {
+                writer.send(permit, record);
+            }
             if a.output_limit_lines != 0 && summary.events >= a.output_limit_lines {
                 break Stop::Limit;
             }
@@ -499,19 +538,36 @@ pub fn trace_with(
                 match item {
                     Ok(Item::Event(ev)) => {
                         note(&mut summary, &ev);
-                        if !writer.try_send(format(&mut fmt, ev)) {
+                        let record = to_record(&mut fmt, &mut series, ev);
+                        let empty = record.line.is_empty() && record.packet.is_none();
+                        if !empty && !writer.try_send(record) {
                             summary.not_printed += 1;
                         }
                     }
-                    Ok(Item::Lost(lost)) => summary.lost = lost.total,
+                    Ok(Item::Lost(lost)) => {
+                        if let Some(so) = series.as_mut() {
+                            so.lost(&lost);
+                        }
+                        summary.lost = lost.total;
+                    }
                     Ok(_) | Err(_) => {}
                 }
             }
         }
         Ok(())
     });
+    // Packets still open at exit end here ("open at the end"), so every one is printed/counted.
+    if let Some(so) = series.as_mut() {
+        let out = so.flush();
+        if so.replaces_lines() && !out.is_empty() && !writer.try_send(Record::line(out)) {
+            eprintln!("pwru: the last packets' series were not printed (output blocked)");
+        }
+    }
     let finished = writer.finish(WRITER_WAIT);
     summary.pcapng = finished.pcapng.map(|s| (s.packets, s.skipped));
+    if let Some(so) = &series {
+        write_series_outputs(a, so)?;
+    }
     summary.not_printed += finished.unwritten.min(summary.events);
     if let Some(why) = &summary.stopped_by {
         eprintln!("pwru: stopping: {why}");
@@ -526,6 +582,45 @@ pub fn trace_with(
         return Err(Failure::Run(format!("writing output: {e}")));
     }
     result.map(|()| summary)
+}
+
+/// The exit outputs of the series flags: the path summary (after the events, on the same
+/// output) and the picture.
+fn write_series_outputs(a: &Args, so: &SeriesOut) -> Result<(), Failure> {
+    use std::io::Write as _;
+    let st = so.stats();
+    if st.evicted > 0 || st.hops_not_kept > 0 || st.gaps_marked > 0 {
+        eprintln!(
+            "pwru: series: {} packets evicted (in-flight cap), {} hops not kept (hop cap), {} \
+             packet series possibly affected by lost records",
+            st.evicted, st.hops_not_kept, st.gaps_marked
+        );
+    }
+    if a.output_paths {
+        let text = so.paths_text();
+        let written = match &a.output_file {
+            Some(p) => std::fs::OpenOptions::new()
+                .append(true)
+                .create(true)
+                .open(p)
+                .and_then(|mut f| f.write_all(text.as_bytes())),
+            None => {
+                let mut out = std::io::stdout().lock();
+                out.write_all(text.as_bytes()).and_then(|()| out.flush())
+            }
+        };
+        // A closed standard output already ended the run; nothing more to say there.
+        if let Err(e) = written {
+            if e.kind() != std::io::ErrorKind::BrokenPipe {
+                return Err(Failure::Run(format!("writing the path summary: {e}")));
+            }
+        }
+    }
+    if let Some(path) = &a.output_paths_svg {
+        std::fs::write(path, so.paths_svg())
+            .map_err(|e| format!("--output-paths-svg {path}: {e}"))?;
+    }
+    Ok(())
 }
 
 /// The library's error, with a hint for the one users hit first.

@@ -16,6 +16,7 @@ mod non_skb;
 mod packet_bytes;
 mod pcap_filter;
 mod run_accounting;
+mod series_dnat;
 mod side_by_side;
 pub mod sigkill_cleanup;
 pub mod sigkill_trivial;
@@ -90,6 +91,13 @@ pub const ALL: &[Scenario] = &[
         applies: SKB,
         precondition: always,
         run: dnat_track::run,
+    },
+    Scenario {
+        name: "series-dnat",
+        about: "each packet is one series ending in its drop; a DNAT shows on the first hop after the NAT functions",
+        applies: SKB,
+        precondition: always,
+        run: series_dnat::run,
     },
     Scenario {
         name: "track-clone-outlives",
