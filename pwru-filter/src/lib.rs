@@ -104,6 +104,7 @@ pub mod cast;
 pub mod cbpf;
 mod cbpf_insn;
 pub mod disasm;
+mod disjunction;
 pub mod dispatch;
 mod emit;
 pub mod insn;
@@ -113,7 +114,7 @@ mod translate_error;
 mod validate;
 
 pub use cast::CastIds;
-pub use cbpf::{compile, Cbpf, CbpfInsn, Layer, RejectReason};
+pub use cbpf::{compile, compile_whole, Cbpf, CbpfInsn, Layer, RejectReason};
 pub use disasm::disassemble;
 pub use dispatch::dispatch;
 pub use insn::{Insn, Reg};
