@@ -100,9 +100,11 @@ fn chain(groups: Vec<Vec<CbpfInsn>>) -> Vec<CbpfInsn> {
     out
 }
 
-/// The terms of a chain `t1 or t2 or ...` at parenthesis depth 0, or `None` when the
-/// expression has a top-level `and` (`&&`) or unbalanced parentheses.
+/// The terms of a chain `t1 or t2 or ...` at parenthesis depth 0 (inside the parentheses that
+/// enclose the whole expression, if any), or `None` when the expression has a top-level `and`
+/// (`&&`) or unbalanced parentheses.
 fn top_level_terms(expr: &str) -> Option<Vec<&str>> {
+    let expr = strip_enclosing_parens(expr.trim());
     let bytes = expr.as_bytes();
     let mut terms = Vec::new();
     let mut depth = 0usize;
@@ -145,6 +147,28 @@ fn top_level_terms(expr: &str) -> Option<Vec<&str>> {
         return None;
     }
     Some(terms)
+}
+
+/// `expr` without the parentheses that enclose all of it (`((a or b))` -> `a or b`).
+fn strip_enclosing_parens(mut expr: &str) -> &str {
+    while let Some(inner) = expr.strip_prefix('(').and_then(|e| e.strip_suffix(')')) {
+        // `(a) or (b)` starts and ends with parentheses that are not a pair.
+        let mut depth = 0usize;
+        let pair = inner.bytes().all(|b| {
+            match b {
+                b'(' => depth += 1,
+                b')' if depth == 0 => return false,
+                b')' => depth -= 1,
+                _ => {}
+            }
+            true
+        });
+        if !pair || depth != 0 {
+            break;
+        }
+        expr = inner.trim();
+    }
+    expr
 }
 
 /// True when the byte at `i` begins a word (a host name may contain `-` and `.`, so they
@@ -196,6 +220,14 @@ mod tests {
         assert_eq!(top_level_terms("(host a or host b"), None);
         assert_eq!(top_level_terms("host a or"), None);
         assert_eq!(top_level_terms("host gw-or-1"), Some(vec!["host gw-or-1"]));
+        assert_eq!(
+            top_level_terms(" ((tcp or udp)) "),
+            Some(vec!["tcp", "udp"])
+        );
+        assert_eq!(
+            top_level_terms("(tcp) or (udp)"),
+            Some(vec!["(tcp)", "(udp)"])
+        );
         assert_eq!(
             top_level_terms("host a or (host b and tcp)"),
             Some(vec!["host a", "(host b and tcp)"])

@@ -225,6 +225,11 @@ fn summary_line(s: &Summary, stats: &Stats, detach: Duration) -> String {
     if stats.decode_errors > 0 {
         line += &format!(", {} undecodable", stats.decode_errors);
     }
+    // What the kernel side produced, so that the counts above can be checked against it.
+    line += &format!(
+        "; the kernel wrote {}, {} did not fit",
+        stats.runs.emitted, stats.runs.ring_full
+    );
     line += &format!(
         "; {} attached, {} refused; detached in {:.2}s",
         stats.attached,
