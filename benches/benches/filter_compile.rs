@@ -9,7 +9,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use pwru_filter::{compile, translate, Cbpf, Layer, Mode};
+use pwru_filter::{compile, compile_whole, translate, Cbpf, Layer, Mode};
 use pwru_testkit::corpus;
 
 fn typical() -> Vec<String> {
@@ -109,6 +109,9 @@ fn bench(c: &mut Criterion) {
     let hosts = corpus::many_hosts_expr(200);
     let mut g = c.benchmark_group("filter_compile/200_hosts");
     g.sample_size(10);
+    g.bench_function("libpcap_whole", |b| {
+        b.iter(|| black_box(compile_whole(black_box(&hosts), Layer::L2, true).ok()))
+    });
     g.bench_function("libpcap", |b| {
         b.iter(|| black_box(compile(black_box(&hosts), Layer::L2).ok()))
     });
@@ -118,6 +121,33 @@ fn bench(c: &mut Criterion) {
                 b.iter(|| black_box(translate(black_box(&cbpf), mode).ok()))
             });
         }
+    }
+    g.finish();
+
+    // Compile time against the number of OR'd hosts: `compile` (split in groups above 64
+    // terms), then translation; the program sizes are printed once.
+    let mut g = c.benchmark_group("filter_compile/hosts");
+    g.sample_size(10);
+    for n in [10usize, 50, 100, 200, 500, 1000, 2000, 5000] {
+        let expr = corpus::many_hosts_expr(n);
+        if let Ok(cbpf) = compile(&expr, Layer::L2) {
+            let ebpf = translate(&cbpf, Mode::ProbeRead)
+                .map(|b| b.len())
+                .unwrap_or(0);
+            println!(
+                "{n} hosts: {} cBPF -> {ebpf} eBPF (ProbeRead) instructions",
+                cbpf.insns().len()
+            );
+        }
+        g.bench_function(format!("compile_{n}"), |b| {
+            b.iter(|| black_box(compile(black_box(&expr), Layer::L2).ok()))
+        });
+        g.bench_function(format!("compile_translate_{n}"), |b| {
+            b.iter(|| {
+                let cbpf = compile(black_box(&expr), Layer::L2).ok();
+                black_box(cbpf.and_then(|c| translate(&c, Mode::ProbeRead).ok()))
+            })
+        });
     }
     g.finish();
 }

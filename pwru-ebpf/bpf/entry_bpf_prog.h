@@ -37,7 +37,7 @@ int fentry_tc(__u64 *ctx)
 		count_run(PWRU_OUT_NULL_SKB);
 		return 0;
 	}
-	/* Same path as handle_skb, with the program identity added to the event. */
+	/* Same path as skb_admitted + handle_admitted, with the program identity added to the event. */
 	__u64 addr = (__u64)skb;
 	bool tracked = CFG(TRACK_SKB) && bpf_map_lookup_elem(&pwru_skbs, &addr);
 	if (!tracked) {

@@ -26,10 +26,14 @@ static __always_inline void fentry_next_arg(__u64 *ctx, int n, struct probe_info
 	{                                                                                       \
 		struct probe_info pi = {.kind = PWRU_KIND_FENTRY, .typed = 1,                   \
 					.evflags = PWRU_EV_FUNC_IP};                            \
+		struct sk_buff *skb = (struct sk_buff *)ctx[N - 1];                             \
+		__u64 head;                                                                     \
+		if (!skb_admitted(skb, &pi, &head))                                             \
+			return 0;                                                               \
 		pi.addr = bpf_get_func_ip(ctx);                                                 \
 		pi.caller = stack_caller(ctx, FENTRY_CALLER_FRAME);                             \
 		fentry_next_arg(ctx, N, &pi);                                                   \
-		return handle_skb(ctx, (struct sk_buff *)ctx[N - 1], &pi);                      \
+		return handle_admitted(ctx, skb, &pi, head);                                    \
 	}
 
 FENTRY_ENTRY(1)

@@ -48,10 +48,14 @@ static __always_inline void kprobe_next_arg(struct pt_regs *ctx, int n, struct p
 	int name(struct pt_regs *ctx)                                                           \
 	{                                                                                       \
 		struct probe_info pi = {.kind = kindv};                                         \
+		struct sk_buff *skb = (struct sk_buff *)PT_REGS_PARM##N(ctx);                   \
+		__u64 head;                                                                     \
+		if (!skb_admitted(skb, &pi, &head))                                             \
+			return 0;                                                               \
 		pi.addr = kprobe_func_ip(ctx, &pi.evflags);                                     \
 		pi.caller = kprobe_caller(ctx);                                                 \
 		kprobe_next_arg(ctx, N, &pi);                                                   \
-		return handle_skb(ctx, (struct sk_buff *)PT_REGS_PARM##N(ctx), &pi);            \
+		return handle_admitted(ctx, skb, &pi, head);                                    \
 	}
 
 /* kprobe.multi programs are the same code with another kind: aya does not know the

@@ -24,11 +24,14 @@ static __always_inline int handle_tp(__u64 *ctx, __u32 id, int pos, __u8 kind, b
 {
 	struct probe_info pi = {.kind = kind, .typed = typed, .addr = id};
 	struct sk_buff *skb = (struct sk_buff *)ctx[pos];
-	if (id == PWRU_TP_KFREE_SKB)
-		kfree_skb_extra(ctx, &pi);
-	else
-		stack_callers(ctx, TP_CALLER_FRAME, &pi.caller, &pi.caller_next);
-	handle_skb(ctx, skb, &pi);
+	__u64 head;
+	if (skb_admitted(skb, &pi, &head)) {
+		if (id == PWRU_TP_KFREE_SKB)
+			kfree_skb_extra(ctx, &pi);
+		else
+			stack_callers(ctx, TP_CALLER_FRAME, &pi.caller, &pi.caller_next);
+		handle_admitted(ctx, skb, &pi, head);
+	}
 	/* Tracepoint-only kernels have no kfree_skbmem probe: forget at the free. */
 	if ((CFG(TRACK_SKB) || CFG(TRACK_STACKID)) && (id == PWRU_TP_KFREE_SKB || id == PWRU_TP_CONSUME_SKB) && skb) {
 		forget_head_if_last(skb);

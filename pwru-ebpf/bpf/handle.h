@@ -9,22 +9,28 @@
 
 /* ---- the shared entry path --------------------------------------------------------- */
 
-/* Every return counts the run's outcome once: here, or in emit_skb. */
-static __always_inline int handle_skb(void *ctx, struct sk_buff *skb, struct probe_info *pi)
+/*
+ * The first stage of every skb run: the skb is tracked, or passes the filters. Counts the
+ * run's outcome and returns false when it ends here; `*head` carries the skb head it read, if
+ * any, to the second stage. Entry programs compute what only an event needs (function ip,
+ * caller, drop reason) between the two stages, so that a run the filter rejects costs as
+ * little as possible.
+ */
+static __always_inline bool skb_admitted(struct sk_buff *skb, struct probe_info *pi, __u64 *head)
 {
+	*head = 0;
 	if (!skb) {
 		count_run(PWRU_OUT_NULL_SKB);
-		return 0;
+		return false;
 	}
 	__u64 addr = (__u64)skb;
 	bool tracked = false;
-	__u64 head = 0;
 	if (CFG(TRACK_SKB)) {
 		if (bpf_map_lookup_elem(&pwru_skbs, &addr)) {
 			tracked = true;
 		} else if (CFG(TRACK_HEAD)) {
-			head = SKB_HEAD(pi->typed, skb);
-			if (head && bpf_map_lookup_elem(&pwru_heads, &head))
+			*head = SKB_HEAD(pi->typed, skb);
+			if (*head && bpf_map_lookup_elem(&pwru_heads, head))
 				tracked = true;
 		}
 	}
@@ -32,11 +38,19 @@ static __always_inline int handle_skb(void *ctx, struct sk_buff *skb, struct pro
 		__u32 verdict = filter_skb(skb, pi->typed);
 		if (verdict != FILTER_PASS) {
 			count_run(verdict);
-			return 0;
+			return false;
 		}
 	}
 	if (tracked)
 		pi->evflags |= PWRU_EV_TRACKED;
+	return true;
+}
+
+/* The second stage, for an admitted skb: tracked on, then emitted (emit_skb counts the run).
+ * Each entry program calls skb_admitted, fills what only an event needs, then this. */
+static __always_inline int handle_admitted(void *ctx, struct sk_buff *skb, struct probe_info *pi, __u64 head)
+{
+	__u64 addr = (__u64)skb;
 	if (CFG(TRACK_SKB)) {
 		if (!head && CFG(TRACK_HEAD))
 			head = SKB_HEAD(pi->typed, skb);

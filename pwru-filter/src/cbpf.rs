@@ -3,6 +3,7 @@
 use std::fmt;
 
 pub use crate::cbpf_insn::CbpfInsn;
+use crate::disjunction;
 use crate::libpcap;
 use crate::FilterError;
 
@@ -142,30 +143,49 @@ fn never_matches(insns: &[CbpfInsn]) -> bool {
 ///   [`RejectReason::L2Only`]; programs that can never match (`arp` at L3) are marked
 ///   [`RejectReason::NeverMatches`]. Both answer true to [`Cbpf::rejects_all`].
 /// - An invalid expression is a [`FilterError::Compile`] with libpcap's message.
+/// - A long chain of self-standing terms joined by `or` (more than 64, e.g. 2,000 `host ..`
+///   terms) is optimised by libpcap in groups of 32 terms whose programs are chained, since
+///   libpcap's optimiser takes time superlinear in the size of an expression (seconds for a
+///   few hundred hosts). The program means the same; [`compile_whole`] gives libpcap's own.
 pub fn compile(expr: &str, layer: Layer) -> Result<Cbpf, FilterError> {
-    match libpcap::compile(expr, layer.dlt()) {
+    if let Some(insns) = disjunction::compile_split(expr, layer.dlt()) {
+        let mut cbpf = Cbpf::from_insns(insns, layer);
+        cbpf.expr = expr.to_string();
+        return Ok(cbpf);
+    }
+    compile_whole(expr, layer, true)
+}
+
+/// Compiles an expression as [`compile`] does, but always in one piece, with libpcap's
+/// optimiser when `optimize`: libpcap's own program for the whole expression, the reference
+/// the split compile of large disjunctions is tested against. Large expressions take long
+/// with the optimiser (more than 30 s for 2,000 OR'd hosts).
+pub fn compile_whole(expr: &str, layer: Layer, optimize: bool) -> Result<Cbpf, FilterError> {
+    match libpcap::compile(expr, layer.dlt(), optimize) {
         Ok(insns) => {
             let mut cbpf = Cbpf::from_insns(insns, layer);
             cbpf.expr = expr.to_string();
             Ok(cbpf)
         }
-        Err(l3_message) if layer == Layer::L3 => match libpcap::compile(expr, Layer::L2.dlt()) {
-            Ok(_) => {
-                let reason = if l3_message.contains(REJECTS_ALL_MESSAGE) {
-                    RejectReason::NeverMatches
-                } else {
-                    RejectReason::L2Only(l3_message)
-                };
-                let mut cbpf = Cbpf::reject_all(layer, reason);
-                cbpf.expr = expr.to_string();
-                Ok(cbpf)
+        Err(l3_message) if layer == Layer::L3 => {
+            match libpcap::compile(expr, Layer::L2.dlt(), optimize) {
+                Ok(_) => {
+                    let reason = if l3_message.contains(REJECTS_ALL_MESSAGE) {
+                        RejectReason::NeverMatches
+                    } else {
+                        RejectReason::L2Only(l3_message)
+                    };
+                    let mut cbpf = Cbpf::reject_all(layer, reason);
+                    cbpf.expr = expr.to_string();
+                    Ok(cbpf)
+                }
+                Err(message) => Err(FilterError::Compile {
+                    expr: expr.to_string(),
+                    layer,
+                    message,
+                }),
             }
-            Err(message) => Err(FilterError::Compile {
-                expr: expr.to_string(),
-                layer,
-                message,
-            }),
-        },
+        }
         Err(message) => Err(FilterError::Compile {
             expr: expr.to_string(),
             layer,

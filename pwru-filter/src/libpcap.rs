@@ -134,9 +134,9 @@ impl Drop for Code {
     }
 }
 
-/// Compiles `expr` for the libpcap link type `dlt`, optimised, netmask unknown.
-/// Returns the instructions or libpcap's error message.
-pub(crate) fn compile(expr: &str, dlt: c_int) -> Result<Vec<CbpfInsn>, String> {
+/// Compiles `expr` for the libpcap link type `dlt`, netmask unknown, with libpcap's optimiser
+/// when `optimize`. Returns the instructions or libpcap's error message.
+pub(crate) fn compile(expr: &str, dlt: c_int, optimize: bool) -> Result<Vec<CbpfInsn>, String> {
     let c_expr =
         CString::new(expr).map_err(|_| "the expression contains a NUL byte".to_string())?;
     with_compile_lock(|| {
@@ -152,7 +152,7 @@ pub(crate) fn compile(expr: &str, dlt: c_int) -> Result<Vec<CbpfInsn>, String> {
                 handle.0.as_ptr(),
                 &mut prog,
                 c_expr.as_ptr(),
-                1,
+                c_int::from(optimize),
                 NETMASK_UNKNOWN,
             )
         };

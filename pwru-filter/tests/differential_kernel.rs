@@ -192,7 +192,9 @@ fn large_expressions_pass_the_verifier_in_both_modes() {
         .map(|i| format!("tcp[((tcp[12:1] & 0xf0) >> 2) + {i}:2] == {i}"))
         .collect();
     let hosts = pwru_testkit::corpus::many_hosts_expr(200);
-    for expr in [ports.join(" or "), payloads.join(" or "), hosts] {
+    // Split into groups by `compile` (see tests/split_disjunction.rs).
+    let huge = pwru_testkit::corpus::many_hosts_expr(2000);
+    for expr in [ports.join(" or "), payloads.join(" or "), hosts, huge] {
         for layer in [Layer::L2, Layer::L3] {
             let cbpf = pwru_filter::compile(&expr, layer).expect("compiles");
             for mode in [Mode::Direct, Mode::ProbeRead] {
@@ -210,4 +212,64 @@ fn large_expressions_pass_the_verifier_in_both_modes() {
             }
         }
     }
+}
+
+#[test]
+fn kernel_agrees_with_libpcap_on_a_huge_disjunction() {
+    let test = "kernel_agrees_with_libpcap_on_a_huge_disjunction";
+    if !kernel_available(test) {
+        return;
+    }
+    // 2,000 OR'd hosts, compiled in chained groups: the translated chain in the kernel
+    // answers as libpcap's interpreter on the chain, on the corpus packets and on copies
+    // carrying member addresses of the first, a middle and the last group.
+    let expr = pwru_testkit::corpus::many_hosts_expr(2000);
+    let cast = cast_ids(&format!("{test} (kfunc-cast variant)"));
+    let (mut comparisons, mut matches) = (0u64, 0u64);
+    for layer in [Layer::L2, Layer::L3] {
+        let cbpf = pwru_filter::compile(&expr, layer).expect("compiles");
+        let mut packets = packets(layer, 2, 20, 0x5eed_0016);
+        let ip = if layer == Layer::L2 { 14 } else { 0 };
+        for v in [1u32, 33, 1000, 1999, 2000, 2001] {
+            for t in &packets.clone() {
+                if t.len() >= ip + 20 && (layer == Layer::L3 || t[12..14] == [8, 0]) {
+                    let mut p = t.clone();
+                    p[ip + 16..ip + 20].copy_from_slice(&[10, 0, (v >> 8) as u8, v as u8]);
+                    packets.push(p);
+                }
+            }
+        }
+        let mut variants = vec![
+            (Mode::Direct, Options::default()),
+            (Mode::ProbeRead, Options::default()),
+        ];
+        if let Some(ids) = cast {
+            variants.push((
+                Mode::ProbeRead,
+                Options::with_access(ProbeAccess::Cast(ids)),
+            ));
+        }
+        for (mode, opts) in variants {
+            let b = translate_with(cbpf.insns(), mode, &opts).expect("translates");
+            let filter = KernelFilter::load(&b, mode)
+                .unwrap_or_else(|e| panic!("2000 hosts {layer:?} {mode:?}: {e}"));
+            for p in &packets {
+                let want = cbpf.run_libpcap(p).expect("libpcap accepts the chain");
+                assert_eq!(
+                    filter.run(p),
+                    Ok(want),
+                    "{layer:?} {mode:?} {opts:?} {p:02x?}"
+                );
+                comparisons += 1;
+                matches += u64::from(want != 0);
+            }
+        }
+    }
+    println!(
+        "ORACLE kernel, 2000 hosts: {comparisons} comparisons ({matches} matching), 0 mismatches"
+    );
+    assert!(
+        matches > 0,
+        "no packet matched: the member copies are not members"
+    );
 }

@@ -124,15 +124,17 @@ fn corpus_bodies_keep_the_calling_convention() {
 
 #[test]
 fn many_hosts_fit_the_jump_limit() {
-    let expr = corpus::many_hosts_expr(200);
-    for mode in [Mode::Direct, Mode::ProbeRead] {
-        let p = compile_ebpf(&expr, Layer::L3, mode).expect("200 hosts translate");
-        println!(
-            "200 hosts, L3, {mode:?}: {} cBPF -> {} eBPF instructions",
-            p.cbpf.insns().len(),
-            p.insns.len()
-        );
-        check_body(&p.insns, mode, None).unwrap();
+    for n in [200, 2000, 5000] {
+        let expr = corpus::many_hosts_expr(n);
+        for mode in [Mode::Direct, Mode::ProbeRead] {
+            let p = compile_ebpf(&expr, Layer::L3, mode).expect("many hosts translate");
+            println!(
+                "{n} hosts, L3, {mode:?}: {} cBPF -> {} eBPF instructions",
+                p.cbpf.insns().len(),
+                p.insns.len()
+            );
+            check_body(&p.insns, mode, None).unwrap();
+        }
     }
 }
 

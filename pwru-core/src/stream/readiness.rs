@@ -8,6 +8,15 @@
 //! before the re-arm reports at once). This works under any executor (tokio,
 //! `futures::executor`, ...).
 //!
+//! Wake-ups are coalesced: the kernel notifies the reader when it commits a record the
+//! consumer position points at, i.e. for the first record after each drain, and each
+//! notification costs the writing program an irq_work, several times what writing the record
+//! costs. So the thread wakes the task at most once per [`COALESCE`]: a notification coming
+//! sooner after the previous wake is held until then, records pile up meanwhile (without
+//! further notifications, as the consumer is behind) and one drain takes them all. Under a
+//! flood the kernel then notifies at most about 1,000 times a second, while a lone record
+//! after a quiet moment is passed on at once; an idle reader costs nothing.
+//!
 //! Two rules keep a record from ever sitting unread while the reader sleeps:
 //! - The waker stays in its slot after a wake (it is replaced, never taken): an event the
 //!   thread reports while the task is between storing its waker and re-arming still wakes it,
@@ -25,12 +34,15 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::Waker;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::sys::poll::OneShotWatch;
 
 /// How long the thread waits for a kernel notification before it looks at the ring itself.
 pub(crate) const BACKSTOP: Duration = Duration::from_millis(250);
+
+/// The shortest time between two wake-ups by kernel notification (see the module docs).
+pub(crate) const COALESCE: Duration = Duration::from_millis(1);
 
 /// Owns the wake-up thread for one ring buffer fd. Dropping it stops and joins the thread.
 pub(crate) struct Readiness {
@@ -124,6 +136,7 @@ fn wake(shared: &Shared) {
 
 fn wait_loop(watch: &OneShotWatch, shared: &Shared) {
     let mut events = polling::Events::new();
+    let mut last_wake: Option<Instant> = None;
     loop {
         let readable = match watch.wait(&mut events, BACKSTOP) {
             Ok(readable) => readable,
@@ -136,6 +149,13 @@ fn wait_loop(watch: &OneShotWatch, shared: &Shared) {
             return;
         }
         if readable {
+            // Hold a notification that follows the previous wake closely (coalescing).
+            if let Some(since) = last_wake.map(|t| t.elapsed()) {
+                if since < COALESCE {
+                    std::thread::sleep(COALESCE - since);
+                }
+            }
+            last_wake = Some(Instant::now());
             wake(shared);
             continue;
         }

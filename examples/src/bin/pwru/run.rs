@@ -245,6 +245,11 @@ fn summary_line(s: &Summary, stats: &Stats, detach: Duration) -> String {
             line += &format!(" ({skipped} events without readable bytes skipped)");
         }
     }
+    // What the kernel side produced, so that the counts above can be checked against it.
+    line += &format!(
+        "; the kernel wrote {}, {} did not fit",
+        stats.runs.emitted, stats.runs.ring_full
+    );
     line += &format!(
         "; {} attached, {} refused; detached in {:.2}s",
         stats.attached,
