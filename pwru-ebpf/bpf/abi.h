@@ -20,8 +20,9 @@ enum pwru_record_kind {
 };
 
 enum pwru_record_version {
-	/* 2: pwru_event.check holds the record's check word (was padding in 1). */
-	PWRU_RECORD_VERSION = 3,
+	/* 2: pwru_event.check holds the record's check word (was padding in 1).
+	 * 4: pwru_event.packet_id and parent_packet_id (before the last word). */
+	PWRU_RECORD_VERSION = 4,
 };
 
 /*
@@ -31,7 +32,7 @@ enum pwru_record_version {
  * record; a record another run wrote into while it was being built does not check.
  */
 enum pwru_check {
-	PWRU_CHECK_WORDS = 32,
+	PWRU_CHECK_WORDS = 34, /* (8 + sizeof(struct pwru_event)) / 8 */
 	PWRU_CHECK_SEED = 0x7077727572656331ULL, /* "pwrurec1" */
 	PWRU_CHECK_MUL = 0x100000001b3ULL,       /* FNV-1a 64-bit prime */
 };
@@ -163,6 +164,17 @@ enum pwru_config_flag {
 	PWRU_CFG_OUTPUT_CB = 1u << 14,
 	PWRU_CFG_OUTPUT_SKB = 1u << 15,
 	PWRU_CFG_OUTPUT_SHINFO = 1u << 16,
+	PWRU_CFG_PACKET_ID = 1u << 17,       /* assign packet ids (pwru_event.packet_id) */
+};
+
+/*
+ * Packet ids (pwru_event.packet_id): the CPU that assigned the id in the bits from
+ * PWRU_ID_CPU_SHIFT up, that CPU's sequence number (from 1) below, so that CPUs never need a
+ * shared counter and no id is 0 (0 means "none").
+ */
+enum pwru_packet_id {
+	PWRU_ID_CPU_SHIFT = 48,
+	PWRU_ID_SEQ_MASK = (1ULL << 48) - 1,
 };
 
 /* Filter dispatch selectors (first argument of pwru_filter). */
@@ -208,6 +220,7 @@ struct pwru_abi {
 	enum pwru_config_flag config_flag;
 	enum pwru_filter_selector filter_selector;
 	enum pwru_patch_marker patch_marker;
+	enum pwru_packet_id packet_id;
 };
 
 #endif

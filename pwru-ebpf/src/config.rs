@@ -57,6 +57,9 @@ pub const PWRU_CFG_OUTPUT_CB: u32 = 1 << 14;
 pub const PWRU_CFG_OUTPUT_SKB: u32 = 1 << 15;
 /// Append a `bpf_snprintf_btf` dump of the skb's shared info.
 pub const PWRU_CFG_OUTPUT_SHINFO: u32 = 1 << 16;
+/// Give each matched packet an id ([`PwruEvent::packet_id`](crate::PwruEvent::packet_id)),
+/// ended when its skb is freed.
+pub const PWRU_CFG_PACKET_ID: u32 = 1 << 17;
 
 /// Dispatch selector: pcap on L2 (data = MAC header).
 pub const PWRU_SEL_L2: u64 = 0;

@@ -21,7 +21,7 @@ pub struct PwruTuple {
     pub tcp_flags: u8,
 }
 
-/// One hit of one program (`struct pwru_event`, 248 bytes).
+/// One hit of one program (`struct pwru_event`, 264 bytes).
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PwruEvent {
@@ -80,6 +80,11 @@ pub struct PwruEvent {
     pub tuple: PwruTuple,
     /// Inner (tunnelled) addresses and ports (valid with [`PWRU_EV_TUNNEL`]).
     pub tunnel: PwruTuple,
+    /// The packet's id, 0 for none (with [`PWRU_CFG_PACKET_ID`](crate::PWRU_CFG_PACKET_ID)):
+    /// the assigning CPU from bit [`PWRU_ID_CPU_SHIFT`] up, that CPU's sequence number below.
+    pub packet_id: u64,
+    /// Id of the packet this one was cloned or copied from, 0 for none.
+    pub parent_packet_id: u64,
     /// Bytes of skb text following the event.
     pub skb_dump_len: u16,
     /// Bytes of `skb_shared_info` text following the skb text.
@@ -87,6 +92,11 @@ pub struct PwruEvent {
     /// Check word over the header and this event, see [`record_check`](crate::record_check).
     pub check: u32,
 }
+
+/// Packet ids: the bit from which the assigning CPU's number starts (`enum pwru_packet_id`).
+pub const PWRU_ID_CPU_SHIFT: u32 = 48;
+/// Packet ids: the per-CPU sequence number's bits.
+pub const PWRU_ID_SEQ_MASK: u64 = (1 << 48) - 1;
 
 /// Event from a kprobe.
 pub const PWRU_KIND_KPROBE: u8 = 1;
@@ -143,5 +153,5 @@ pub const PWRU_EV_SHINFO_DUMP_CUT: u32 = 1 << 15;
 // Sizes the kernel side relies on; a mismatch is a bug in a mirror.
 const _: () = {
     assert!(core::mem::size_of::<PwruTuple>() == 40);
-    assert!(core::mem::size_of::<PwruEvent>() == 248);
+    assert!(core::mem::size_of::<PwruEvent>() == 264);
 };
