@@ -97,6 +97,10 @@ pub struct FormatOptions {
     pub netns_names: Option<usize>,
     /// Timestamp mode (`--timestamp`).
     pub timestamp: TimestampMode,
+    /// PACKET_ID column after SKB, and the JSON keys `packet_id` and `parent_packet_id`
+    /// (`--output-packet-id`; not in pwru, off by default). The column shows the id, and for
+    /// a clone or copy `ID<-PARENT`; `-` when the event has no id.
+    pub packet_id: bool,
 }
 
 impl Default for FormatOptions {
@@ -114,6 +118,7 @@ impl Default for FormatOptions {
             shinfo_dump: false,
             netns_names: None,
             timestamp: TimestampMode::None,
+            packet_id: false,
         }
     }
 }

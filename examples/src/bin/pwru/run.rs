@@ -92,6 +92,7 @@ pub fn format_options(a: &Args) -> Result<FormatOptions, Failure> {
     o.stack = a.output_stack;
     o.skb_dump = a.output_skb;
     o.shinfo_dump = a.output_skb_shared_info;
+    o.packet_id = a.output_packet_id;
     o.timestamp = a
         .timestamp
         .parse::<TimestampMode>()
