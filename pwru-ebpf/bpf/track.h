@@ -34,13 +34,24 @@ static __always_inline void unlink_stack(__u64 skb, __u64 key)
 		bpf_map_delete_elem(&pwru_stackid_skb, &key);
 }
 
+/*
+ * Deletes `key` from `map` if it is there. Most freed skbs and buffers were never matched:
+ * a lookup (lock-free) finds nothing, where a delete would take the bucket lock to find
+ * nothing.
+ */
+#define DELETE_IF_PRESENT(map, key)                                                         \
+	do {                                                                                \
+		if (bpf_map_lookup_elem(map, key))                                          \
+			bpf_map_delete_elem(map, key);                                      \
+	} while (0)
+
 /* The skb itself is freed: its address may come back as another packet. */
 static __always_inline void forget(__u64 skb)
 {
 	if (CFG(TRACK_SKB))
-		bpf_map_delete_elem(&pwru_skbs, &skb);
+		DELETE_IF_PRESENT(&pwru_skbs, &skb);
 	if (CFG(PACKET_ID))
-		bpf_map_delete_elem(&pwru_ids, &skb);
+		DELETE_IF_PRESENT(&pwru_ids, &skb);
 	if (CFG(TRACK_STACKID)) {
 		__u64 *key = bpf_map_lookup_elem(&pwru_skb_stackid, &skb);
 		if (key) {
@@ -54,9 +65,16 @@ static __always_inline void forget(__u64 skb)
 static __always_inline void forget_buffer(__u64 head)
 {
 	if (CFG(TRACK_HEAD))
-		bpf_map_delete_elem(&pwru_heads, &head);
+		DELETE_IF_PRESENT(&pwru_heads, &head);
 	if (CFG(PACKET_ID))
-		bpf_map_delete_elem(&pwru_head_ids, &head);
+		DELETE_IF_PRESENT(&pwru_head_ids, &head);
+}
+
+/* Whether anything is kept for the data buffer at `head`. */
+static __always_inline bool buffer_known(__u64 head)
+{
+	return (CFG(TRACK_HEAD) && bpf_map_lookup_elem(&pwru_heads, &head)) ||
+	       (CFG(PACKET_ID) && bpf_map_lookup_elem(&pwru_head_ids, &head));
 }
 
 /* Tracepoint kernels: called at kfree_skb/consume_skb, before this skb's data reference is
@@ -66,9 +84,10 @@ static __always_inline void forget_head_if_last(struct sk_buff *skb)
 	if (!CFG(TRACK_HEAD) && !CFG(PACKET_ID))
 		return;
 	__u64 head = (__u64)BPF_CORE_READ(skb, head);
-	__u32 end = BPF_CORE_READ(skb, end);
-	if (!head)
+	/* The reference count is read only for a buffer something is kept for (rarely). */
+	if (!head || !buffer_known(head))
 		return;
+	__u32 end = BPF_CORE_READ(skb, end);
 	struct skb_shared_info *shinfo = (void *)(head + end);
 	int dataref = BPF_CORE_READ(shinfo, dataref.counter);
 	/* Low 16 bits: references to the whole buffer (SKB_DATAREF_SHIFT). */
