@@ -12,6 +12,7 @@ mod full_attach;
 mod meta_filters;
 mod netns_pair;
 mod non_skb;
+mod packet_id;
 mod pcap_filter;
 mod run_accounting;
 mod side_by_side;
@@ -102,6 +103,13 @@ pub const ALL: &[Scenario] = &[
         applies: SKB,
         precondition: always,
         run: track_lifetime::run_reuse,
+    },
+    Scenario {
+        name: "packet-id",
+        about: "packet ids: one id to the drop, a capture clone linked to its parent, new ids on address reuse",
+        applies: SKB,
+        precondition: always,
+        run: packet_id::run,
     },
     Scenario {
         name: "non-skb-stackid",
