@@ -8,7 +8,16 @@
 //! - `no_match_trivial` (summary only): the same program with the filter body `r0 = 0; exit`,
 //!   i.e. pwru's own cost without the filter's packet read,
 //! - `no_match_cast`: `no_match` with the filter reading through kfunc-cast loads instead of
-//!   `bpf_probe_read_kernel` (what the tracer picks on 6.2+ kernels; absent on older ones).
+//!   `bpf_probe_read_kernel` (what the tracer picks on 6.2+ kernels; absent on older ones),
+//! - `emit_ids`: `emit` with packet ids on: each packet is first seen at its free here, so
+//!   one hit pays a packet id's whole life (assignment, the buffer owner's entry, the delete of
+//!   both at the free),
+//! - `first_emit`, `mid_emit`, `free_emit` and their `_ids` twins: programs without and with
+//!   ids attached at net_dev_queue (the sender's first hop: the id is given here),
+//!   netif_receive_skb (a hop of a packet that has its id: one lookup) and kfree_skb (the
+//!   lookup, then the deletes at the free),
+//! - `free_ids`: the forget-only program that runs at every freed skb when ids are on and
+//!   kfree_skb is not traced (deletes that find nothing for packets that never matched).
 //!
 //! The three programs are attached together; UDP datagrams sent between two network
 //! namespaces to a closed port each hit kfree_skb once. Criterion reports kernel ns per hit
@@ -21,6 +30,7 @@
 //! includes the kernel's own timing overhead (two clock reads per run), most of `empty`.
 
 use std::net::UdpSocket;
+use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -60,7 +70,7 @@ struct Setup {
     netns: VethPair,
     _stats: std::os::fd::OwnedFd,
     _links: Vec<Link>,
-    loaders: Vec<(&'static str, Loader, &'static str)>,
+    loaders: Vec<(&'static str, Rc<Loader>, &'static str)>,
     sock: UdpSocket,
     stop: Arc<AtomicBool>,
 }
@@ -109,6 +119,30 @@ fn setup() -> Result<Setup, String> {
         &opts,
     )
     .map_err(|e| e.to_string())?;
+    let ids = PWRU_CFG_PACKET_ID;
+    let mut emit_ids = Loader::new(
+        OBJECT,
+        &body_udp_dport(PORT, ProbeAccess::Helper),
+        &cfg(PWRU_CFG_FILTER_PCAP | outputs | ids),
+        &opts,
+    )
+    .map_err(|e| e.to_string())?;
+    let mut free_ids = Loader::new(OBJECT, &FilterBody::match_all(), &cfg(outputs | ids), &opts)
+        .map_err(|e| e.to_string())?;
+    let mut hops = Loader::new(
+        OBJECT,
+        &body_udp_dport(PORT, ProbeAccess::Helper),
+        &cfg(PWRU_CFG_FILTER_PCAP | outputs),
+        &opts,
+    )
+    .map_err(|e| e.to_string())?;
+    let mut hops_ids = Loader::new(
+        OBJECT,
+        &body_udp_dport(PORT, ProbeAccess::Helper),
+        &cfg(PWRU_CFG_FILTER_PCAP | outputs | ids),
+        &opts,
+    )
+    .map_err(|e| e.to_string())?;
     let mut links = vec![
         empty
             .load_btf_tracepoint_program("tp_btf_baseline", "kfree_skb")
@@ -121,22 +155,61 @@ fn setup() -> Result<Setup, String> {
         no_match_trivial
             .load_tracepoint("kfree_skb", TracepointFlavor::Btf)
             .map_err(|e| e.to_string())?,
+        emit_ids
+            .load_tracepoint("kfree_skb", TracepointFlavor::Btf)
+            .map_err(|e| e.to_string())?,
+        free_ids
+            .load_btf_tracepoint_program(program::LIFETIME_TP_BTF_KFREE_SKB, "kfree_skb")
+            .map_err(|e| e.to_string())?,
     ];
+    for l in [&mut hops, &mut hops_ids] {
+        for tp in ["net_dev_queue", "netif_receive_skb", "kfree_skb"] {
+            links.push(
+                l.load_tracepoint(tp, TracepointFlavor::Btf)
+                    .map_err(|e| e.to_string())?,
+            );
+        }
+    }
     // Keep the ring buffer drained so emitting never degenerates into counting losses.
     let mut ring = emit.take_events().map_err(|e| e.to_string())?;
+    let mut rings = vec![
+        emit_ids.take_events().map_err(|e| e.to_string())?,
+        hops.take_events().map_err(|e| e.to_string())?,
+        hops_ids.take_events().map_err(|e| e.to_string())?,
+    ];
     let stop = Arc::new(AtomicBool::new(false));
     let stop2 = stop.clone();
     std::thread::spawn(move || {
         while !stop2.load(Ordering::Relaxed) {
             while ring.next().is_some() {}
+            for r in &mut rings {
+                while r.next().is_some() {}
+            }
             std::thread::sleep(Duration::from_millis(1));
         }
     });
+    let (hops, hops_ids) = (Rc::new(hops), Rc::new(hops_ids));
     let mut loaders = vec![
-        ("empty", empty, "tp_btf_baseline"),
-        ("no_match", no_match, "tp_btf_kfree_skb"),
-        ("emit", emit, "tp_btf_kfree_skb"),
-        ("no_match_trivial", no_match_trivial, "tp_btf_kfree_skb"),
+        ("empty", Rc::new(empty), "tp_btf_baseline"),
+        ("no_match", Rc::new(no_match), "tp_btf_kfree_skb"),
+        ("emit", Rc::new(emit), "tp_btf_kfree_skb"),
+        (
+            "no_match_trivial",
+            Rc::new(no_match_trivial),
+            "tp_btf_kfree_skb",
+        ),
+        ("emit_ids", Rc::new(emit_ids), "tp_btf_kfree_skb"),
+        (
+            "free_ids",
+            Rc::new(free_ids),
+            program::LIFETIME_TP_BTF_KFREE_SKB,
+        ),
+        ("first_emit", hops.clone(), "tp_btf_net_dev_queue"),
+        ("first_emit_ids", hops_ids.clone(), "tp_btf_net_dev_queue"),
+        ("mid_emit", hops.clone(), "tp_btf_netif_receive_skb"),
+        ("mid_emit_ids", hops_ids.clone(), "tp_btf_netif_receive_skb"),
+        ("free_emit", hops, "tp_btf_kfree_skb"),
+        ("free_emit_ids", hops_ids, "tp_btf_kfree_skb"),
     ];
     match pwru_testkit::cast_ids::running_kernel() {
         Ok(Some(ids)) => {
@@ -151,7 +224,7 @@ fn setup() -> Result<Setup, String> {
                 cast.load_tracepoint("kfree_skb", TracepointFlavor::Btf)
                     .map_err(|e| e.to_string())?,
             );
-            loaders.push(("no_match_cast", cast, "tp_btf_kfree_skb"));
+            loaders.push(("no_match_cast", Rc::new(cast), "tp_btf_kfree_skb"));
         }
         Ok(None) => println!("SKIP kernel_cost/no_match_cast: no bpf_rdonly_cast (Linux < 6.2)"),
         Err(e) => println!("SKIP kernel_cost/no_match_cast: {e}"),

@@ -304,6 +304,10 @@ fn pcap_filter_selects_only_the_matching_flow_and_json_carries_pwrus_keys() {
         ] {
             assert!(v.get(key).is_some(), "key {key} missing in {l}");
         }
+        assert!(
+            v.get("packet_id").is_none(),
+            "packet ids are printed only with --output-packet-id: {l}"
+        );
         let t = &v["tuple"];
         assert_eq!(t["dport"], 5555, "non-matching flow printed: {l}");
         assert_eq!(t["daddr"], pair.addr_b.to_string());
@@ -399,6 +403,55 @@ fn output_pcapng_writes_the_events_packets_for_tshark() {
         assert!((20 + 8 + 20..=128).contains(&cap), "{r:?}");
     }
     let _ = std::fs::remove_file(&file);
+}
+
+#[test]
+fn output_packet_id_gives_each_packet_one_id_to_its_drop() {
+    let name = "output_packet_id_gives_each_packet_one_id_to_its_drop";
+    if skip_unless_root(name) {
+        return;
+    }
+    let _heavy = heavy();
+    let pair = VethPair::create(&format!("i{}", std::process::id() % 100_000), 239).expect("pair");
+    let filter = format!("udp and dst host {} and dst port 9", pair.addr_b);
+    let mut bg = Background::start(
+        "packet-id",
+        &["--output-json", "--output-packet-id", &filter],
+    );
+    // Two datagrams to a closed port: each is dropped in B.
+    pair.send_udp(41003, 9, 2, 20).expect("send");
+    let seen = bg.out.wait_for(2, Duration::from_secs(10), |l| {
+        l.contains("\"func\":\"kfree_skb")
+    });
+    let (st, _) = bg.stop_by(libc::SIGTERM, Duration::from_secs(10));
+    let (out, err) = bg.texts();
+    assert!(seen, "no drops:\n{out}\n{err}");
+    assert!(st.success(), "pwru failed: {err}");
+    let mut drops = Vec::new();
+    for l in out.lines() {
+        let v: serde_json::Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"));
+        let id = v["packet_id"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no packet_id: {l}"));
+        if v["func"]
+            .as_str()
+            .is_some_and(|f| f.starts_with("kfree_skb"))
+        {
+            drops.push(id);
+        }
+    }
+    assert_eq!(drops.len(), 2, "{out}");
+    assert_ne!(drops[0], drops[1], "two datagrams, two ids:\n{out}");
+    for d in &drops {
+        let hops = out
+            .lines()
+            .filter(|l| l.contains(&format!("\"packet_id\":{d},")))
+            .count();
+        assert!(
+            hops >= 3,
+            "the dropped packet's earlier hops carry its id:\n{out}"
+        );
+    }
 }
 
 #[test]

@@ -58,8 +58,8 @@ fn mirrors_match_object_btf() {
         size_of::<PwruEvent>(),
         fields!(PwruEvent: ts, addr, caller, caller_next, skb, skb_head, cpu, pid, tgid, flags, comm, kind,
             pkt_type, protocol, netns, mark, ifindex, len, mtu, cb, stack_id, drop_reason,
-            prog_id, prog_name, retval, tuple, tunnel, metadata, skb_dump_len, shinfo_dump_len,
-            pkt_len, pkt_link, _pad0, pkt_wire_len, check),
+            prog_id, prog_name, retval, tuple, tunnel, metadata, packet_id, parent_packet_id,
+            skb_dump_len, shinfo_dump_len, pkt_len, pkt_link, _pad0, pkt_wire_len, check),
     );
     check(
         &btf,
@@ -235,7 +235,16 @@ fn abi_enums_match_rust_constants() {
             PWRU_CFG_FILTER_XDP_EXPR,
             PWRU_CFG_OUTPUT_SKB_METADATA,
             PWRU_CFG_OUTPUT_XDP_METADATA,
+            PWRU_CFG_PACKET_ID,
         ),
+    );
+    check_enum(
+        &btf,
+        "pwru_packet_id",
+        &[
+            ("PWRU_ID_CPU_SHIFT", u64::from(pwru_ebpf::PWRU_ID_CPU_SHIFT)),
+            ("PWRU_ID_SEQ_MASK", pwru_ebpf::PWRU_ID_SEQ_MASK),
+        ],
     );
     check_enum(
         &btf,
@@ -341,6 +350,10 @@ fn program_names_match_the_object() {
         p::KRETPROBE_CLONE_EXIT,
         p::KPROBE_KFREE_SKBMEM,
         p::KPROBE_SKB_FREE_HEAD,
+        p::LIFETIME_TP_BTF_KFREE_SKB,
+        p::LIFETIME_TP_BTF_CONSUME_SKB,
+        p::LIFETIME_RAW_TP_KFREE_SKB,
+        p::LIFETIME_RAW_TP_CONSUME_SKB,
     ]
     .into_iter()
     .chain(p::KPROBE_SKB)
@@ -418,6 +431,10 @@ fn every_program_is_classified_for_run_accounting() {
         "kretprobe_clone_exit",
         "kprobe_kfree_skbmem",
         "kprobe_skb_free_head",
+        "lifetime_tp_btf_kfree_skb",
+        "lifetime_tp_btf_consume_skb",
+        "lifetime_raw_tp_kfree_skb",
+        "lifetime_raw_tp_consume_skb",
         "tp_btf_baseline",
     ];
     let obj = aya_obj::Object::parse(OBJECT).expect("the embedded object parses");

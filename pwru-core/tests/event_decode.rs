@@ -118,6 +118,32 @@ fn fields_land_where_the_kernel_put_them() {
 }
 
 #[test]
+fn packet_ids_decode_with_zero_as_none() {
+    // The sample has no ids (0 in both fields): none.
+    let ev = decode(&sample().0, &ctx()).unwrap();
+    assert_eq!((ev.packet_id, ev.parent_packet_id), (None, None));
+    let mut r = sample();
+    r.put(
+        offset_of!(PwruEvent, packet_id),
+        &0x0001_0000_0000_0007u64.to_ne_bytes(),
+    );
+    let ev = decode(&r.0, &ctx()).unwrap();
+    assert_eq!(
+        (ev.packet_id, ev.parent_packet_id),
+        (Some(0x0001_0000_0000_0007), None)
+    );
+    r.put(
+        offset_of!(PwruEvent, parent_packet_id),
+        &0x0000_0000_0000_0003u64.to_ne_bytes(),
+    );
+    let ev = decode(&r.0, &ctx()).unwrap();
+    assert_eq!(
+        (ev.packet_id, ev.parent_packet_id),
+        (Some(0x0001_0000_0000_0007), Some(3))
+    );
+}
+
+#[test]
 fn wall_time_is_the_stamp_plus_the_contexts_clock_offset() {
     let clock = WallClock::from_offset_ns(1_600_000_000_000_000_000);
     let ev = decode(&sample().0, &ctx().with_wall_clock(clock)).unwrap();

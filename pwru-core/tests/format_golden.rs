@@ -462,3 +462,70 @@ fn metadata_follows_the_function_in_text_and_is_a_list_in_json() {
     f.write_json(&udp_event(), &mut out);
     assert!(!String::from_utf8(out).unwrap().contains("metadata"));
 }
+
+#[test]
+fn packet_id_column_and_json_keys_are_opt_in() {
+    // Off (pwru's output): neither the column nor the keys.
+    let mut ev = udp_event();
+    ev.packet_id = Some(281_474_976_710_659);
+    let mut plain = Formatter::new(FormatOptions::default());
+    assert!(!header(&plain).contains("PACKET_ID"));
+    assert!(!text(&mut plain, &ev).contains("281474976710659"));
+    let mut out = Vec::new();
+    plain.write_json(&ev, &mut out);
+    assert!(!String::from_utf8(out).unwrap().contains("packet_id"));
+
+    let mut f = Formatter::new({
+        let mut o = FormatOptions::default();
+        o.packet_id = true;
+        o
+    });
+    assert_eq!(
+        header(&f),
+        "SKB                PACKET_ID        CPU PROCESS          NETNS      MARK/x        IFACE       PROTO  MTU   LEN   TUPLE FUNC\n"
+    );
+    assert_eq!(
+        text(&mut f, &ev),
+        "0xffff0000ea5d7ce8 281474976710659  7   <empty>:2287425  4026532458 0            eth0:353     0x0800 65536 90    172.18.0.5:54806->172.18.0.2:8472(udp) udp_queue_rcv_skb\n"
+    );
+    // A clone names its parent; an event without an id shows `-`.
+    let mut clone = udp_event();
+    clone.packet_id = Some(562_949_953_421_313);
+    clone.parent_packet_id = Some(281_474_976_710_659);
+    assert_eq!(
+        text(&mut f, &clone),
+        "0xffff0000ea5d7ce8 562949953421313<-281474976710659 7   <empty>:2287425  4026532458 0            eth0:353     0x0800 65536 90    172.18.0.5:54806->172.18.0.2:8472(udp) udp_queue_rcv_skb\n"
+    );
+    assert_eq!(
+        text(&mut f, &udp_event()),
+        "0xffff0000ea5d7ce8 -                7   <empty>:2287425  4026532458 0            eth0:353     0x0800 65536 90    172.18.0.5:54806->172.18.0.2:8472(udp) udp_queue_rcv_skb\n"
+    );
+
+    // JSON: the id right after skb, the parent only when there is one.
+    let mut out = Vec::new();
+    f.write_json(&ev, &mut out);
+    f.write_json(&clone, &mut out);
+    f.write_json(&udp_event(), &mut out);
+    let text = String::from_utf8(out).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(
+        lines[0].starts_with(r#"{"skb":"0xffff0000ea5d7ce8","packet_id":281474976710659,"cpu":7,"#),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        lines[1].starts_with(
+            r#"{"skb":"0xffff0000ea5d7ce8","packet_id":562949953421313,"parent_packet_id":281474976710659,"cpu":7,"#
+        ),
+        "{}",
+        lines[1]
+    );
+    assert!(
+        lines[2].starts_with(r#"{"skb":"0xffff0000ea5d7ce8","cpu":7,"#),
+        "{}",
+        lines[2]
+    );
+    let v: serde_json::Value = serde_json::from_str(lines[1]).unwrap();
+    assert_eq!(v["packet_id"], 562_949_953_421_313u64);
+    assert_eq!(v["parent_packet_id"], 281_474_976_710_659u64);
+}

@@ -17,7 +17,7 @@ use tracer_common::*;
 /// Whether the kernel side fills `Event::packet_id` on this branch. The packet-id change
 /// (issue 12, kernel side) lands separately: set this to true at the merge, which turns on
 /// the assertions marked "NEEDS KERNEL PACKET IDS" below.
-const KERNEL_IDS: bool = false;
+const KERNEL_IDS: bool = true;
 
 /// Reads series from `session` until `enough` holds for what was read (then until `quiet`
 /// passes without a series) or `limit` passes; flushes the open ones at the end.

@@ -22,6 +22,7 @@ enum pwru_record_kind {
 enum pwru_record_version {
 	/* 2: pwru_event.check holds the record's check word (was padding in 1).
 	 * 4: pwru_event.metadata (skb/xdp metadata expressions) before the dump lengths;
+	 *    pwru_event.packet_id and parent_packet_id after the metadata;
 	 *    pwru_event.pkt_len/pkt_link/pkt_wire_len, packet bytes after the dumps. */
 	PWRU_RECORD_VERSION = 4,
 };
@@ -33,7 +34,7 @@ enum pwru_record_version {
  * record; a record another run wrote into while it was being built does not check.
  */
 enum pwru_check {
-	PWRU_CHECK_WORDS = 37, /* (8 + sizeof(struct pwru_event)) / 8 */
+	PWRU_CHECK_WORDS = 39, /* (8 + sizeof(struct pwru_event)) / 8 */
 	PWRU_CHECK_SEED = 0x7077727572656331ULL, /* "pwrurec1" */
 	PWRU_CHECK_MUL = 0x100000001b3ULL,       /* FNV-1a 64-bit prime */
 };
@@ -186,6 +187,17 @@ enum pwru_config_flag {
 	PWRU_CFG_FILTER_XDP_EXPR = 1u << 19,     /* selector PWRU_SEL_XDP_EXPR on the xdp_buff */
 	PWRU_CFG_OUTPUT_SKB_METADATA = 1u << 20, /* selectors PWRU_SEL_SKB_META + 0..3 */
 	PWRU_CFG_OUTPUT_XDP_METADATA = 1u << 21, /* selectors PWRU_SEL_XDP_META + 0..3 */
+	PWRU_CFG_PACKET_ID = 1u << 22,       /* assign packet ids (pwru_event.packet_id) */
+};
+
+/*
+ * Packet ids (pwru_event.packet_id): the CPU that assigned the id in the bits from
+ * PWRU_ID_CPU_SHIFT up, that CPU's sequence number (from 1) below, so that CPUs never need a
+ * shared counter and no id is 0 (0 means "none").
+ */
+enum pwru_packet_id {
+	PWRU_ID_CPU_SHIFT = 48,
+	PWRU_ID_SEQ_MASK = (1ULL << 48) - 1,
 };
 
 /*
@@ -248,6 +260,7 @@ struct pwru_abi {
 	enum pwru_filter_selector filter_selector;
 	enum pwru_metadata_max metadata_max;
 	enum pwru_patch_marker patch_marker;
+	enum pwru_packet_id packet_id;
 };
 
 #endif

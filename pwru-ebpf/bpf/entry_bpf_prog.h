@@ -49,6 +49,8 @@ int fentry_tc(__u64 *ctx)
 	}
 	if (CFG(TRACK_SKB))
 		track(addr, CFG(TRACK_HEAD) ? SKB_HEAD(true, skb) : 0);
+	if (CFG(PACKET_ID))
+		packet_ids(skb, SKB_HEAD(true, skb), &pi);
 	pi.addr = bpf_get_func_ip(ctx);
 	struct slot sl;
 	struct pwru_scratch *s = slot_enter(&sl);

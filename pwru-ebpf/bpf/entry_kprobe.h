@@ -89,7 +89,7 @@ KPROBE_STACKID("kprobe/multi_stackid", kprobe_multi_stackid, PWRU_KIND_KPROBE_MU
 SEC("kprobe/clone_entry")
 int kprobe_clone_entry(struct pt_regs *ctx)
 {
-	if (!CFG(TRACK_SKB))
+	if (!CFG(TRACK_SKB) && !CFG(PACKET_ID))
 		return 0;
 	__u64 id = bpf_get_current_pid_tgid();
 	__u64 old = PT_REGS_PARM1(ctx);

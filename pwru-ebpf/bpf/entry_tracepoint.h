@@ -25,6 +25,7 @@ static __always_inline int handle_tp(__u64 *ctx, __u32 id, int pos, __u8 kind, b
 	struct probe_info pi = {.kind = kind, .typed = typed, .addr = id};
 	struct sk_buff *skb = (struct sk_buff *)ctx[pos];
 	__u64 head;
+	pi.at_free = id == PWRU_TP_KFREE_SKB || id == PWRU_TP_CONSUME_SKB;
 	if (skb_admitted(skb, &pi, &head)) {
 		if (id == PWRU_TP_KFREE_SKB)
 			kfree_skb_extra(ctx, &pi);
@@ -33,12 +34,36 @@ static __always_inline int handle_tp(__u64 *ctx, __u32 id, int pos, __u8 kind, b
 		handle_admitted(ctx, skb, &pi, head);
 	}
 	/* Tracepoint-only kernels have no kfree_skbmem probe: forget at the free. */
-	if ((CFG(TRACK_SKB) || CFG(TRACK_STACKID)) && (id == PWRU_TP_KFREE_SKB || id == PWRU_TP_CONSUME_SKB) && skb) {
+	if (PER_SKB_STATE && (id == PWRU_TP_KFREE_SKB || id == PWRU_TP_CONSUME_SKB) && skb) {
 		forget_head_if_last(skb);
 		forget((__u64)skb);
 	}
 	return 0;
 }
+
+/*
+ * Forgetting only, for the free tracepoints that are not traced themselves (e.g. a
+ * --filter-func without kfree_skb) while per-skb state must still end at the free: without
+ * them a packet id would outlive its skb and pass to the next packet at that address.
+ */
+static __always_inline int forget_tp(__u64 *ctx)
+{
+	struct sk_buff *skb = (struct sk_buff *)ctx[0];
+	if (PER_SKB_STATE && skb) {
+		forget_head_if_last(skb);
+		forget((__u64)skb);
+	}
+	return 0;
+}
+
+SEC("tp_btf/kfree_skb")
+int lifetime_tp_btf_kfree_skb(__u64 *ctx) { return forget_tp(ctx); }
+SEC("tp_btf/consume_skb")
+int lifetime_tp_btf_consume_skb(__u64 *ctx) { return forget_tp(ctx); }
+SEC("raw_tp/kfree_skb")
+int lifetime_raw_tp_kfree_skb(__u64 *ctx) { return forget_tp(ctx); }
+SEC("raw_tp/consume_skb")
+int lifetime_raw_tp_consume_skb(__u64 *ctx) { return forget_tp(ctx); }
 
 #define TRACEPOINT(name, id, pos)                                                               \
 	SEC("tp_btf/" #name)                                                                    \

@@ -36,7 +36,7 @@ struct pwru_tuple {
 	__u8 tcp_flags;  /* TCP header byte 13 (FIN=0x01 ... CWR=0x80) */
 };
 
-/* One hit of one program: 288 bytes. */
+/* One hit of one program: 304 bytes. */
 struct pwru_event {
 	__u64 ts;        /* bpf_ktime_get_ns() */
 	__u64 addr;      /* function address, or enum pwru_tracepoint for tracepoints */
@@ -66,6 +66,8 @@ struct pwru_event {
 	struct pwru_tuple tuple;
 	struct pwru_tuple tunnel;
 	__u64 metadata[PWRU_METADATA_MAX]; /* PWRU_EV_METADATA: values of the metadata expressions */
+	__u64 packet_id;        /* with PWRU_CFG_PACKET_ID: the packet's id (0: none), see track.h */
+	__u64 parent_packet_id; /* the id of the packet this one was cloned/copied from (0: none) */
 	__u16 skb_dump_len;
 	__u16 shinfo_dump_len;
 	__u16 pkt_len;   /* packet bytes following the dumps (PWRU_EV_PKT) */

@@ -58,6 +58,11 @@ static __always_inline int handle_admitted(void *ctx, struct sk_buff *skb, struc
 	}
 	if (CFG(TRACK_STACKID))
 		link_stack(addr);
+	if (CFG(PACKET_ID)) {
+		if (!head)
+			head = SKB_HEAD(pi->typed, skb);
+		packet_ids(skb, head, pi);
+	}
 	emit_skb(ctx, skb, pi, -1);
 	return 0;
 }
@@ -72,6 +77,8 @@ static __always_inline int handle_by_stackid(void *ctx, struct probe_info *pi)
 		return 0;
 	}
 	pi->evflags |= PWRU_EV_BY_STACKID | PWRU_EV_TRACKED;
+	if (CFG(PACKET_ID))
+		known_packet_ids(*skb, pi);
 	emit_skb(ctx, (struct sk_buff *)*skb, pi, -1);
 	return 0;
 }

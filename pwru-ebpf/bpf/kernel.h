@@ -50,6 +50,7 @@ struct sk_buff {
 	char cb[48];
 	unsigned int len;
 	__u8 pkt_type : 3;
+	__u8 cloned : 1;
 	__u32 mark;
 	__u16 inner_network_header;
 	__u16 transport_header;

@@ -97,6 +97,45 @@ struct {
 	__type(value, __u64);
 } pwru_skb_stackid SEC(".maps");
 
+/* ---- packet ids (PWRU_CFG_PACKET_ID; track.h says how they are given and ended) ---- */
+
+/* The ids of a live skb. */
+struct pwru_skb_ids {
+	__u64 id;     /* this packet */
+	__u64 parent; /* the packet it was cloned/copied from, 0 if none */
+};
+
+/* The first packet seen with a data buffer: clones share it. */
+struct pwru_head_owner {
+	__u64 id;  /* that packet's id */
+	__u64 skb; /* its skb address */
+};
+
+/* skb address -> its ids, from the first match until the skb is freed. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u64);
+	__type(value, struct pwru_skb_ids);
+} pwru_ids SEC(".maps");
+
+/* skb->head -> the packet that owned the buffer first: how a clone seen only at tracepoints
+ * finds its parent. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u64);
+	__type(value, struct pwru_head_owner);
+} pwru_head_ids SEC(".maps");
+
+/* Per CPU: the last sequence number given out in a packet id of this CPU. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} pwru_id_seq SEC(".maps");
+
 /* skb_clone/skb_copy argument saved by the kprobe for the kretprobe, by pid_tgid. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);

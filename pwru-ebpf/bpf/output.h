@@ -13,9 +13,12 @@ struct probe_info {
 	__u64 caller_next;
 	__u8 kind;
 	__u8 typed;
+	__u8 at_free; /* the skb is being freed here: it cannot own a buffer for packet ids */
 	__u32 evflags;
 	__u32 drop_reason;
 	__u64 retval;
+	__u64 packet_id;        /* 0: none */
+	__u64 parent_packet_id; /* 0: none */
 };
 
 /* ---- event output ------------------------------------------------------------------ */
@@ -150,6 +153,8 @@ static __always_inline __u64 fill_common(struct pwru_event *ev, const struct pro
 	ev->flags |= pi->evflags;
 	ev->drop_reason = pi->drop_reason;
 	ev->retval = pi->retval;
+	ev->packet_id = pi->packet_id;
+	ev->parent_packet_id = pi->parent_packet_id;
 	bpf_get_current_comm(ev->comm, sizeof(ev->comm));
 	return ts;
 }

@@ -70,6 +70,9 @@ pub const PWRU_CFG_FILTER_XDP_EXPR: u32 = 1 << 19;
 pub const PWRU_CFG_OUTPUT_SKB_METADATA: u32 = 1 << 20;
 /// Fill the event's metadata from selectors [`PWRU_SEL_XDP_META`] + 0..3 on the `xdp_buff`.
 pub const PWRU_CFG_OUTPUT_XDP_METADATA: u32 = 1 << 21;
+/// Give each matched packet an id ([`PwruEvent::packet_id`](crate::PwruEvent::packet_id)),
+/// ended when its skb is freed.
+pub const PWRU_CFG_PACKET_ID: u32 = 1 << 22;
 
 /// Dispatch selector: pcap on L2 (data = MAC header).
 pub const PWRU_SEL_L2: u64 = 0;

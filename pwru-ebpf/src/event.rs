@@ -21,7 +21,7 @@ pub struct PwruTuple {
     pub tcp_flags: u8,
 }
 
-/// One hit of one program (`struct pwru_event`, 288 bytes).
+/// One hit of one program (`struct pwru_event`, 304 bytes).
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PwruEvent {
@@ -83,6 +83,11 @@ pub struct PwruEvent {
     /// With [`PWRU_EV_METADATA`]: the values of the skb (xdp) metadata expressions, in the
     /// order they were given.
     pub metadata: [u64; PWRU_METADATA_MAX],
+    /// The packet's id, 0 for none (with [`PWRU_CFG_PACKET_ID`](crate::PWRU_CFG_PACKET_ID)):
+    /// the assigning CPU from bit [`PWRU_ID_CPU_SHIFT`] up, that CPU's sequence number below.
+    pub packet_id: u64,
+    /// Id of the packet this one was cloned or copied from, 0 for none.
+    pub parent_packet_id: u64,
     /// Bytes of skb text following the event.
     pub skb_dump_len: u16,
     /// Bytes of `skb_shared_info` text following the skb text.
@@ -99,6 +104,11 @@ pub struct PwruEvent {
     /// Check word over the header and this event, see [`record_check`](crate::record_check).
     pub check: u32,
 }
+
+/// Packet ids: the bit from which the assigning CPU's number starts (`enum pwru_packet_id`).
+pub const PWRU_ID_CPU_SHIFT: u32 = 48;
+/// Packet ids: the per-CPU sequence number's bits.
+pub const PWRU_ID_SEQ_MASK: u64 = (1 << 48) - 1;
 
 /// Event from a kprobe.
 pub const PWRU_KIND_KPROBE: u8 = 1;
@@ -170,5 +180,5 @@ pub const PWRU_METADATA_MAX: usize = 4;
 // Sizes the kernel side relies on; a mismatch is a bug in a mirror.
 const _: () = {
     assert!(core::mem::size_of::<PwruTuple>() == 40);
-    assert!(core::mem::size_of::<PwruEvent>() == 288);
+    assert!(core::mem::size_of::<PwruEvent>() == 304);
 };

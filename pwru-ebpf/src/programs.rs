@@ -105,6 +105,15 @@ pub mod program {
     pub const KPROBE_KFREE_SKBMEM: &str = "kprobe_kfree_skbmem";
     /// skb tracking on kprobe kernels: end of a data buffer.
     pub const KPROBE_SKB_FREE_HEAD: &str = "kprobe_skb_free_head";
+    /// Tracepoint kernels: forget a freed skb at `kfree_skb` when that tracepoint is not
+    /// traced itself (BTF tracepoint program).
+    pub const LIFETIME_TP_BTF_KFREE_SKB: &str = "lifetime_tp_btf_kfree_skb";
+    /// As [`LIFETIME_TP_BTF_KFREE_SKB`], at `consume_skb`.
+    pub const LIFETIME_TP_BTF_CONSUME_SKB: &str = "lifetime_tp_btf_consume_skb";
+    /// As [`LIFETIME_TP_BTF_KFREE_SKB`], raw tracepoint program.
+    pub const LIFETIME_RAW_TP_KFREE_SKB: &str = "lifetime_raw_tp_kfree_skb";
+    /// As [`LIFETIME_TP_BTF_CONSUME_SKB`], raw tracepoint program.
+    pub const LIFETIME_RAW_TP_CONSUME_SKB: &str = "lifetime_raw_tp_consume_skb";
     /// fentry on a loaded tc program.
     pub const FENTRY_TC: &str = "fentry_tc";
     /// fentry on a loaded XDP program.

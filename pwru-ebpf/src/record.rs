@@ -20,7 +20,7 @@ pub struct PwruRecordHdr {
 pub const PWRU_RECORD_EVENT: u16 = 1;
 /// Current record layout version (2: [`PwruEvent::check`] holds the check word; 4:
 /// [`PwruEvent::metadata`] after the tunnel tuple, packet bytes with [`PwruEvent::pkt_len`]
-/// and its neighbours).
+/// and its neighbours, [`PwruEvent::packet_id`] and [`PwruEvent::parent_packet_id`]).
 pub const PWRU_RECORD_VERSION: u16 = 4;
 /// Largest skb dump appended to an event (bytes, NUL included).
 pub const PWRU_SKB_DUMP_MAX: usize = 4096;
@@ -30,7 +30,7 @@ pub const PWRU_SHINFO_DUMP_MAX: usize = 1024;
 pub const PWRU_PKT_MAX: usize = 4096;
 
 /// 8-byte words of a record covered by the check word: the header and the event.
-pub const PWRU_CHECK_WORDS: usize = 37;
+pub const PWRU_CHECK_WORDS: usize = 39;
 /// Start value of the check word fold.
 pub const PWRU_CHECK_SEED: u64 = 0x7077_7275_7265_6331;
 /// Multiplier of the check word fold (the FNV-1a 64-bit prime).

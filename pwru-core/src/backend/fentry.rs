@@ -78,7 +78,12 @@ impl Driver for Fentry {
 
     /// fexit on skb_clone/skb_copy (with `track_clones`), fentry on kfree_skbmem and
     /// skb_free_head; without `track_clones` only kfree_skbmem.
-    fn lifetime_programs(&self, loader: &mut Loader, track_clones: bool) -> Vec<Attached> {
+    fn lifetime_programs(
+        &self,
+        loader: &mut Loader,
+        track_clones: bool,
+        _traced: &[String],
+    ) -> Vec<Attached> {
         let progs: &[(&str, &str, bool)] = if track_clones {
             &[
                 (program::FEXIT_SKB_CLONE, "skb_clone", true),

@@ -84,7 +84,12 @@ impl Driver for Kprobe {
         }
     }
 
-    fn lifetime_programs(&self, loader: &mut Loader, track_clones: bool) -> Vec<Attached> {
+    fn lifetime_programs(
+        &self,
+        loader: &mut Loader,
+        track_clones: bool,
+        _traced: &[String],
+    ) -> Vec<Attached> {
         lifetime_programs(loader, track_clones)
     }
 }

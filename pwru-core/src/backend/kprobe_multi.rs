@@ -98,7 +98,12 @@ impl Driver for KprobeMulti {
         }
     }
 
-    fn lifetime_programs(&self, loader: &mut Loader, track_clones: bool) -> Vec<Attached> {
+    fn lifetime_programs(
+        &self,
+        loader: &mut Loader,
+        track_clones: bool,
+        _traced: &[String],
+    ) -> Vec<Attached> {
         kprobe::lifetime_programs(loader, track_clones)
     }
 }

@@ -117,9 +117,16 @@ pub trait Driver: std::fmt::Debug + Sync {
     /// are filed, not fatal.
     fn attach_non_skb(&self, loader: &mut Loader, names: &[String], out: &mut Attachments);
 
-    /// Programs that end tracking when an skb or its data buffer is freed, and with
-    /// `track_clones` also follow clones and copies; see [`Loader::load_tracking`].
-    fn lifetime_programs(&self, loader: &mut Loader, track_clones: bool) -> Vec<Attached>;
+    /// Programs that end per-skb state (tracking, stack links, packet ids) when an skb or its
+    /// data buffer is freed, and with `track_clones` also follow clones and copies; see
+    /// [`Loader::load_tracking`]. `traced` names the event targets attached: a traced free
+    /// tracepoint forgets by itself and needs no second program.
+    fn lifetime_programs(
+        &self,
+        loader: &mut Loader,
+        track_clones: bool,
+        traced: &[String],
+    ) -> Vec<Attached>;
 }
 
 /// The driver of `backend` (tracepoints in `flavor`); `None` for [`Backend::Auto`], which is
@@ -181,11 +188,12 @@ impl Loader {
     /// freed (with `PWRU_CFG_TRACK_SKB`): addresses are forgotten at `kfree_skbmem`, heads at
     /// `skb_free_head` (where the last data reference goes, while `skb->head` still names
     /// the buffer). fentry/fexit programs for [`Backend::Fentry`], kprobes and kretprobes for
-    /// the kprobe backends; tracepoint-only kernels need none (the kfree_skb/consume_skb
-    /// programs forget), so [`Backend::Tracepoint`] and [`Backend::Auto`] get none.
+    /// the kprobe backends; for [`Backend::Tracepoint`] the programs that forget at the
+    /// kfree_skb and consume_skb tracepoints (as if neither were traced); [`Backend::Auto`]
+    /// gets none.
     pub fn load_tracking(&mut self, backend: Backend) -> Vec<Attached> {
         match driver(backend, TracepointFlavor::Btf) {
-            Some(d) => d.lifetime_programs(self, true),
+            Some(d) => d.lifetime_programs(self, true, &[]),
             None => Vec::new(),
         }
     }
@@ -194,7 +202,7 @@ impl Loader {
     /// what stack links of functions without an skb argument need when skbs are not tracked.
     pub fn load_lifetime(&mut self, backend: Backend) -> Vec<Attached> {
         match driver(backend, TracepointFlavor::Btf) {
-            Some(d) => d.lifetime_programs(self, false),
+            Some(d) => d.lifetime_programs(self, false, &[]),
             None => Vec::new(),
         }
     }

@@ -129,9 +129,35 @@ impl Driver for Tracepoint {
     /// None: `build()` refuses functions without an skb argument on this backend.
     fn attach_non_skb(&self, _loader: &mut Loader, _names: &[String], _out: &mut Attachments) {}
 
-    /// None: the kfree_skb and consume_skb programs forget, and head tracking follows clones.
-    fn lifetime_programs(&self, _loader: &mut Loader, _track_clones: bool) -> Vec<Attached> {
-        Vec::new()
+    /// The traced kfree_skb and consume_skb programs forget by themselves (and head tracking
+    /// follows clones); for each of the two that is not traced, a program that only forgets.
+    fn lifetime_programs(
+        &self,
+        loader: &mut Loader,
+        _track_clones: bool,
+        traced: &[String],
+    ) -> Vec<Attached> {
+        use pwru_ebpf::program as p;
+        let progs = match self.flavor {
+            TracepointFlavor::Btf => [
+                ("kfree_skb", p::LIFETIME_TP_BTF_KFREE_SKB),
+                ("consume_skb", p::LIFETIME_TP_BTF_CONSUME_SKB),
+            ],
+            TracepointFlavor::Raw => [
+                ("kfree_skb", p::LIFETIME_RAW_TP_KFREE_SKB),
+                ("consume_skb", p::LIFETIME_RAW_TP_CONSUME_SKB),
+            ],
+        };
+        progs
+            .into_iter()
+            .filter(|(tp, _)| !traced.iter().any(|t| t == tp))
+            .map(|(tp, prog)| {
+                (
+                    format!("{prog}:{tp}"),
+                    loader.load_tracepoint_program(prog, tp, self.flavor),
+                )
+            })
+            .collect()
     }
 }
 
@@ -143,20 +169,34 @@ impl Loader {
         name: &str,
         flavor: TracepointFlavor,
     ) -> Result<Link, LoaderError> {
+        let prefix = match flavor {
+            TracepointFlavor::Btf => pwru_ebpf::program::TP_BTF_PREFIX,
+            TracepointFlavor::Raw => pwru_ebpf::program::RAW_TP_PREFIX,
+        };
+        self.load_tracepoint_program(&format!("{prefix}{name}"), name, flavor)
+    }
+
+    /// Loads program `prog_name` (a tp_btf or raw_tp program, as `flavor` says) and attaches
+    /// it to tracepoint `name`.
+    pub fn load_tracepoint_program(
+        &mut self,
+        prog_name: &str,
+        name: &str,
+        flavor: TracepointFlavor,
+    ) -> Result<Link, LoaderError> {
         if flavor == TracepointFlavor::Btf {
-            return self.load_btf_tracepoint_program(&format!("{}{name}", pwru_ebpf::program::TP_BTF_PREFIX), name);
+            return self.load_btf_tracepoint_program(prog_name, name);
         }
-        let prog_name = format!("{}{name}", pwru_ebpf::program::RAW_TP_PREFIX);
         let attach_err = |error| LoaderError::Attach {
-            program: prog_name.clone(),
+            program: prog_name.to_string(),
             target: name.to_string(),
             error,
         };
         let c_name = CString::new(name)
             .map_err(|e| attach_err(std::io::Error::new(std::io::ErrorKind::InvalidInput, e)))?;
-        let prog = self.shared_program(&prog_name, sys::PROG_TYPE_RAW_TRACEPOINT, 0, 0)?;
+        let prog = self.shared_program(prog_name, sys::PROG_TYPE_RAW_TRACEPOINT, 0, 0)?;
         let link = sys::raw_tracepoint_open(prog, Some(&c_name)).map_err(attach_err)?;
-        Ok(Link::shared(&prog_name, name, link))
+        Ok(Link::shared(prog_name, name, link))
     }
 
     /// Loads BTF tracepoint program `program` (e.g. `tp_btf_baseline`, the empty program

@@ -1,8 +1,9 @@
 //! Ring buffer record -> [`Event`], bounds-checked.
 //!
 //! A record is `struct pwru_record_hdr` (8 bytes: kind, version, len) followed, for
-//! `PWRU_RECORD_EVENT`, by `struct pwru_event` (256 bytes), the optional skb and
-//! skb_shared_info dump texts and the optional packet bytes. The layout is defined in `pwru-ebpf/bpf/event.h`; field offsets
+//! `PWRU_RECORD_EVENT`, by `struct pwru_event` (304 bytes), the optional skb and
+//! skb_shared_info dump texts and the optional packet bytes. The layout is defined in
+//! `pwru-ebpf/bpf/event.h`; field offsets
 //! come from the `#[repr(C)]` mirrors in `pwru_ebpf`, which a test checks against the compiled
 //! object's own BTF. Records are read with native byte order (the kernel's).
 //!
@@ -12,6 +13,7 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::num::NonZeroU64;
 use std::sync::Arc;
 
 use super::{
@@ -73,6 +75,8 @@ pub(crate) mod off {
     pub const RETVAL: usize = offset_of!(PwruEvent, retval);
     pub const TUPLE: usize = offset_of!(PwruEvent, tuple);
     pub const TUNNEL: usize = offset_of!(PwruEvent, tunnel);
+    pub const PACKET_ID: usize = offset_of!(PwruEvent, packet_id);
+    pub const PARENT_PACKET_ID: usize = offset_of!(PwruEvent, parent_packet_id);
     pub const SKB_DUMP_LEN: usize = offset_of!(PwruEvent, skb_dump_len);
     pub const SHINFO_DUMP_LEN: usize = offset_of!(PwruEvent, shinfo_dump_len);
     pub const PKT_LEN: usize = offset_of!(PwruEvent, pkt_len);
@@ -621,10 +625,11 @@ pub fn decode(record: &[u8], ctx: &DecodeContext) -> Result<Event, DecodeError> 
         bpf_prog,
         retval: (flags & EV_RETVAL != 0).then(|| u64_at(raw, off::RETVAL)),
         tracked: flags & EV_TRACKED != 0,
-        packet_id: None,
-        parent_packet_id: None,
         packet,
         packet_unavailable: flags & EV_PKT_UNAVAILABLE != 0,
         metadata,
+        // 0 is "none" (the kernel never gives out id 0).
+        packet_id: NonZeroU64::new(u64_at(raw, off::PACKET_ID)).map(NonZeroU64::get),
+        parent_packet_id: NonZeroU64::new(u64_at(raw, off::PARENT_PACKET_ID)).map(NonZeroU64::get),
     })
 }

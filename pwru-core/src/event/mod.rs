@@ -17,6 +17,51 @@
 //! ));
 //! assert_eq!(ev.tuple.unwrap().to_string(), "10.0.0.1:40000->10.0.0.2:9(udp)");
 //! ```
+//!
+//! # Packet identity
+//!
+//! The `skb` address is not a packet's identity: the kernel's slab (and the per-CPU NAPI cache)
+//! hands a freed `struct sk_buff` to the next packet at once, often within microseconds. So
+//! with [`Capture::packet_id`](crate::Capture) (on by default) the kernel programs give each
+//! packet an id when it first passes the filters ([`Event::packet_id`]), kept under its skb
+//! address until that skb is freed, and every later event of the skb carries it. Ids are
+//! unique within a session (the CPU that gave it in the high 16 bits, that CPU's sequence
+//! number below), not across sessions.
+//!
+//! What an id follows is the `struct sk_buff`, so it survives whatever keeps the skb:
+//! head reallocation (`pskb_expand_head`, `skb_cow`, linearizing), NAT (netfilter rewrites
+//! the headers in place), tunnel encapsulation and decapsulation (headers pushed or pulled
+//! on the same skb), queueing (qdiscs, the neighbour queue), and crossing a veth pair (the
+//! peer receives the same skb) or a namespace. It is freed at `kfree_skbmem` (function
+//! backends) or the `kfree_skb`/`consume_skb` tracepoints (tracepoint backend; programs that
+//! only forget are attached there when those tracepoints are not traced themselves), even
+//! when the freed packet no longer matches the filter, so a reused address starts a new id.
+//!
+//! A packet that the kernel rebuilds into another skb is another packet for the id:
+//! - clones and copies (`skb_clone`, e.g. for an AF_PACKET capture or a TCP retransmission
+//!   queue, and `skb_copy`) get their own id with [`Event::parent_packet_id`] set to the
+//!   original's: function backends link them at the return of `skb_clone`/`skb_copy`. The
+//!   tracepoint backend has no hook there and links a clone through the data buffer it
+//!   shares: a new skb that is marked cloned on a buffer first seen with another packet is
+//!   that packet's clone. `skb_clone` marks both skbs, so the link is right when the original
+//!   was seen first; an skb first seen at its own free never owns a buffer (this covers the
+//!   clone `neigh_probe` makes for the ARP request, seen before its original leaves the
+//!   neighbour queue);
+//! - `pskb_copy`, `skb_copy_expand`, `skb_realloc_headroom` and other copies (new skb, new
+//!   head) get a new id without a parent;
+//! - GSO segmentation (`skb_segment`) makes new skbs: each segment has a new id;
+//! - GRO merges packets into the first one's skb (the merged packet keeps that id; the others'
+//!   series end where they were merged), and IP defragmentation reassembles into the skb of
+//!   one fragment (it keeps that id, the other fragments end);
+//! - veth with an XDP program on the peer may copy the packet into a new skb
+//!   (`veth_convert_skb_to_xdp_buff`): a new id.
+//!
+//! Frees the programs cannot see: `kfree_skb_partial` with a stolen head (TCP receive
+//! coalescing) and GRO's `napi_skb_free_stolen_head` return the skb without `kfree_skbmem`
+//! or a tracepoint, and on function backends `napi_consume_skb` (driver TX completion) puts it
+//! in the NAPI cache after the `consume_skb` tracepoint only. The next packet at such an
+//! address inherits the stale id until its own free. The id maps are LRU hashes of 65,536
+//! entries, so a missed free never fills them.
 
 mod clock;
 // Without `unstable`, parts of the decoder only the tests and benchmarks call are unused.
@@ -495,10 +540,13 @@ pub struct Event {
     /// Passed the filter because the skb (or its head or stack id) was tracked.
     pub tracked: bool,
     /// The packet's id: assigned in the kernel when the packet first matched, the same on
-    /// every event of that packet for its whole life (`None` when the kernel side did not
-    /// assign one). See the `series` module for grouping events by it.
+    /// every event of that packet's skb until the skb is freed (`None` with
+    /// [`Capture::packet_id`](crate::Capture) off). An skb address reused after a free gets
+    /// a new id; what the id survives and what it cannot is in the [module
+    /// docs](self#packet-identity). See the `series` module for grouping events by it.
     pub packet_id: Option<u64>,
-    /// For a clone or copy: the id of the packet it was made from.
+    /// For a clone or copy: the id of the packet it was made from (`skb_clone`/`skb_copy`;
+    /// on the tracepoint backend, clones only, linked through the shared data buffer).
     pub parent_packet_id: Option<u64>,
     /// The packet's bytes, when [`Capture::packet`](crate::Capture::packet) asked for them
     /// and the kernel side could read them.

@@ -103,6 +103,15 @@ pub(super) fn line(f: &mut Formatter, ev: &Event, out: &mut Vec<u8>) {
     scratch.clear();
     let _ = write!(scratch, "{:#x}", ev.skb);
     text_field(out, &mut first, "skb", &scratch);
+    if f.opts.packet_id {
+        num(out, &mut first, "packet_id", ev.packet_id.unwrap_or(0));
+        num(
+            out,
+            &mut first,
+            "parent_packet_id",
+            ev.parent_packet_id.unwrap_or(0),
+        );
+    }
     if f.opts.shinfo_dump {
         if let Some(d) = &ev.shinfo_dump {
             scratch.clear();

@@ -28,9 +28,9 @@
 
 mod duration;
 mod json;
-pub mod pcapng;
 mod paths_svg;
 mod paths_text;
+pub mod pcapng;
 mod series_json;
 mod series_text;
 mod text;
@@ -110,6 +110,10 @@ pub struct FormatOptions {
     pub netns_names: Option<usize>,
     /// Timestamp mode (`--timestamp`).
     pub timestamp: TimestampMode,
+    /// PACKET_ID column after SKB, and the JSON keys `packet_id` and `parent_packet_id`
+    /// (`--output-packet-id`; not in pwru, off by default). The column shows the id, and for
+    /// a clone or copy `ID<-PARENT`; `-` when the event has no id.
+    pub packet_id: bool,
 }
 
 impl Default for FormatOptions {
@@ -127,6 +131,7 @@ impl Default for FormatOptions {
             shinfo_dump: false,
             netns_names: None,
             timestamp: TimestampMode::None,
+            packet_id: false,
         }
     }
 }

@@ -6,6 +6,10 @@ use std::io::Write as _;
 use super::{write_func, write_tuple, FormatOptions, Formatter, TimestampMode, VecWriter};
 use crate::event::Event;
 
+/// Width of the PACKET_ID column: an id of a CPU below 32 (wider ones, and clones' `ID<-PARENT`,
+/// push the rest of their line right).
+const PACKET_ID_WIDTH: usize = 16;
+
 /// Width of pwru's PROCESS and IFACE columns; longer values keep their end, prefixed by `~`.
 const NAME_WIDTH: usize = 16;
 
@@ -56,6 +60,10 @@ pub(super) fn header(o: &FormatOptions, out: &mut Vec<u8>) {
     }
     pad_right(out, b"SKB", 18);
     out.push(b' ');
+    if o.packet_id {
+        pad_right(out, b"PACKET_ID", PACKET_ID_WIDTH);
+        out.push(b' ');
+    }
     pad_right(out, b"CPU", 3);
     out.push(b' ');
     pad_right(out, b"PROCESS", 16);
@@ -114,6 +122,20 @@ pub(super) fn line(f: &mut Formatter, ev: &Event, out: &mut Vec<u8>) {
     }
     pad_fmt(out, &mut scratch, 18, format_args!("{:#x}", ev.skb));
     out.push(b' ');
+    if o.packet_id {
+        scratch.clear();
+        match (ev.packet_id, ev.parent_packet_id) {
+            (Some(id), Some(parent)) => {
+                let _ = write!(scratch, "{id}<-{parent}");
+            }
+            (Some(id), None) => {
+                let _ = write!(scratch, "{id}");
+            }
+            (None, _) => scratch.push(b'-'),
+        }
+        pad_right(out, &scratch, PACKET_ID_WIDTH);
+        out.push(b' ');
+    }
     pad_fmt(out, &mut scratch, 3, format_args!("{}", ev.cpu));
     out.push(b' ');
     process_name(ev, &mut scratch);

@@ -175,12 +175,15 @@ impl Tracer {
 
         driver.attach_non_skb(&mut loader, &self.non_skb_targets, &mut out);
 
-        // Clone/copy tracking and freeing (tracepoint kernels need none: the kfree_skb and
-        // consume_skb programs forget, and head tracking follows clones). Stack links of
-        // freed skbs are dropped at kfree_skbmem too.
+        // Clone/copy following and freeing: whatever is kept per skb address (tracking, stack
+        // links, packet ids) must end when the skb is freed, even in runs that do not match
+        // the filter, or the next packet at that address inherits it. Packet ids also follow
+        // clones and copies (their parent link).
         let stack_links = !self.non_skb_targets.is_empty();
-        if self.options.track_skb || stack_links {
-            for (name, r) in driver.lifetime_programs(&mut loader, self.options.track_skb) {
+        let packet_ids = self.options.capture.packet_id;
+        if self.options.track_skb || stack_links || packet_ids {
+            let follow = self.options.track_skb || packet_ids;
+            for (name, r) in driver.lifetime_programs(&mut loader, follow, &out.attached) {
                 match r {
                     Ok(l) => out.links.push(l),
                     Err(e) => out.refuse(name, &e),

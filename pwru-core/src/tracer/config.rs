@@ -6,7 +6,8 @@ use pwru_ebpf::{
     PwruConfig, PWRU_CFG_FILTER_IFINDEX, PWRU_CFG_FILTER_MARK, PWRU_CFG_FILTER_NETNS,
     PWRU_CFG_OUTPUT_CALLER, PWRU_CFG_OUTPUT_CB, PWRU_CFG_OUTPUT_META, PWRU_CFG_OUTPUT_PKT,
     PWRU_CFG_OUTPUT_SHINFO, PWRU_CFG_OUTPUT_SKB, PWRU_CFG_OUTPUT_STACK, PWRU_CFG_OUTPUT_TUNNEL,
-    PWRU_CFG_OUTPUT_TUPLE, PWRU_CFG_TRACK_HEAD, PWRU_CFG_TRACK_SKB, PWRU_CFG_TRACK_STACKID,
+    PWRU_CFG_OUTPUT_TUPLE, PWRU_CFG_PACKET_ID, PWRU_CFG_TRACK_HEAD, PWRU_CFG_TRACK_SKB,
+    PWRU_CFG_TRACK_STACKID,
 };
 
 use crate::error::Error;
@@ -85,6 +86,7 @@ pub(super) fn kernel_config(o: &Options, mut flags: u32) -> Result<PwruConfig, E
         (c.skb, PWRU_CFG_OUTPUT_SKB),
         (c.skb_shared_info, PWRU_CFG_OUTPUT_SHINFO),
         (c.packet, PWRU_CFG_OUTPUT_PKT),
+        (c.packet_id, PWRU_CFG_PACKET_ID),
         (o.track_skb, PWRU_CFG_TRACK_SKB | PWRU_CFG_TRACK_HEAD),
         (o.track_skb_by_stackid, PWRU_CFG_TRACK_STACKID),
     ] {

@@ -110,6 +110,10 @@ pub struct Args {
     /// print the skb control buffer
     #[arg(long, action = ArgAction::Set, value_parser = go_bool, default_value_t = false, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub output_skb_cb: bool,
+    /// (pwru-rs) print each packet's id (a PACKET_ID column, `ID<-PARENT` for clones and
+    /// copies; JSON keys packet_id and parent_packet_id)
+    #[arg(long, action = ArgAction::Set, value_parser = go_bool, default_value_t = false, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub output_packet_id: bool,
     /// print up to 4 skb values per event, e.g. 'skb->mark,skb->dev->ifindex'
     #[arg(long, value_delimiter = ',', value_name = "EXPR")]
     pub output_skb_metadata: Vec<String>,

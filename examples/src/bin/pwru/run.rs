@@ -104,6 +104,7 @@ pub fn format_options(a: &Args) -> Result<FormatOptions, Failure> {
     o.stack = a.output_stack;
     o.skb_dump = a.output_skb;
     o.shinfo_dump = a.output_skb_shared_info;
+    o.packet_id = a.output_packet_id;
     o.timestamp = a
         .timestamp
         .parse::<TimestampMode>()
@@ -415,8 +416,7 @@ pub fn trace_with(
     };
     // With --output-series the event feeds its packet's series (printed as a block when the
     // series completes) instead of printing its own line; its packet still goes to pcap-ng.
-    let to_record = |fmt: &mut Formatter, series: &mut Option<SeriesOut>, ev: Event| match series
-    {
+    let to_record = |fmt: &mut Formatter, series: &mut Option<SeriesOut>, ev: Event| match series {
         Some(so) if so.replaces_lines() => {
             let line = so.event(&ev);
             Record {

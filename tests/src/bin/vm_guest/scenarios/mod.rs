@@ -14,6 +14,7 @@ mod meta_filters;
 mod netns_pair;
 mod non_skb;
 mod packet_bytes;
+mod packet_id;
 mod pcap_filter;
 mod run_accounting;
 mod series_dnat;
@@ -112,6 +113,13 @@ pub const ALL: &[Scenario] = &[
         applies: SKB,
         precondition: always,
         run: track_lifetime::run_reuse,
+    },
+    Scenario {
+        name: "packet-id",
+        about: "packet ids: one id to the drop, a capture clone linked to its parent, new ids on address reuse",
+        applies: SKB,
+        precondition: always,
+        run: packet_id::run,
     },
     Scenario {
         name: "non-skb-stackid",
