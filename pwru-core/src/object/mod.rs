@@ -26,6 +26,8 @@ mod splice;
 
 use std::collections::HashMap;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use aya::maps::{Map, MapData, PerCpuArray, RingBuf};
 use aya::Btf;
@@ -78,6 +80,8 @@ pub struct Loader {
     /// Programs loaded once and shared by all their links (tracepoints, kprobes), with the
     /// attach BTF id they were loaded for.
     shared: HashMap<String, (OwnedFd, u32)>,
+    /// Time spent in BPF_PROG_LOAD (the verifier), in ns, summed over every thread loading.
+    verify_ns: AtomicU64,
 }
 
 impl Loader {
@@ -121,6 +125,7 @@ impl Loader {
             prepared,
             maps,
             shared: HashMap::new(),
+            verify_ns: AtomicU64::new(0),
         })
     }
 
@@ -179,7 +184,7 @@ impl Loader {
     /// Loads program `program` of the object through `crate::sys`, its `ld_imm64` constants
     /// `patches` (magic, value) replaced first. Each call is a new kernel program.
     pub(crate) fn raw_load(
-        &mut self,
+        &self,
         program: &str,
         prog_type: u32,
         attach_type: u32,
@@ -191,15 +196,18 @@ impl Loader {
         for &(magic, value) in patches {
             prepared::patch_ld_imm64(&mut insns, magic, value);
         }
-        sys::prog_load(&sys::ProgLoad {
+        let started = Instant::now();
+        let loaded = sys::prog_load(&sys::ProgLoad {
             prog_type,
             expected_attach_type: attach_type,
             insns: &insns,
             name: program,
             attach_btf_id,
             attach_prog_fd: attach_prog,
-        })
-        .map_err(|r| LoaderError::Verifier {
+        });
+        let ns = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.verify_ns.fetch_add(ns, Ordering::Relaxed);
+        loaded.map_err(|r| LoaderError::Verifier {
             program: program.into(),
             error: r.error,
             log: r.log,
@@ -229,6 +237,12 @@ impl Loader {
             }),
             None => Err(LoaderError::NoProgram(program.into())),
         }
+    }
+
+    /// Time spent loading programs so far (BPF_PROG_LOAD, mostly the verifier), summed over
+    /// the threads that loaded.
+    pub fn verify_time(&self) -> Duration {
+        Duration::from_nanos(self.verify_ns.load(Ordering::Relaxed))
     }
 
     /// Whether program `program` is in a `kretprobe/` section.

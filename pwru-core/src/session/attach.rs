@@ -114,6 +114,8 @@ impl Tracer {
                 Err(e) => log::debug!("cannot raise the open file limit: {e}"),
             }
         }
+        let mut timings = self.timings;
+        let phase = Instant::now();
         let mut loader = Loader::with_kernel_btf(
             pwru_ebpf::OBJECT,
             &self.filter,
@@ -139,6 +141,8 @@ impl Tracer {
             None
         };
 
+        timings.load = phase.elapsed();
+        let phase = Instant::now();
         let total = self.targets.len();
         log::debug!("attaching {total} targets with the {backend} backend");
         let mut note = |done: usize, current: &str| {
@@ -188,6 +192,10 @@ impl Tracer {
             }
         }
 
+        let verify = loader.verify_time();
+        timings.verify = verify;
+        timings.attach = phase.elapsed().saturating_sub(verify);
+        let phase = Instant::now();
         let mut decode_ctx = DecodeContext::new().with_builtin_tracepoints();
         let symbols = Arc::new(KernelSymbols::load()?);
         decode_ctx = decode_ctx.with_symbols(Arc::clone(&symbols));
@@ -242,6 +250,8 @@ impl Tracer {
             refused.len(),
             started.elapsed()
         );
+        timings.session = phase.elapsed();
+        timings.attach_total = started.elapsed();
         let probes = Arc::new(Mutex::new(Probes {
             links,
             stopped: Vec::new(),
@@ -270,6 +280,7 @@ impl Tracer {
             attached,
             refused,
             attach_time: started.elapsed(),
+            timings,
             resolve_stacks,
             wall_clock,
         })

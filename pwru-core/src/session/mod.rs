@@ -19,6 +19,7 @@ use crate::object::LostCounter;
 use crate::options::Backend;
 use crate::stream::readiness::Readiness;
 use crate::stream::{Record, RecordStream};
+use crate::timings::Timings;
 use crate::symbols::{is_dispatch_frame, trim_dispatch_frames, KernelSymbols};
 use crate::tracer::Refusal;
 
@@ -53,6 +54,7 @@ pub struct Session {
     attached: Vec<String>,
     refused: Vec<Refusal>,
     attach_time: Duration,
+    timings: Timings,
     resolve_stacks: bool,
     wall_clock: Option<WallClock>,
 }
@@ -264,6 +266,11 @@ impl Session {
     /// How long [`Tracer::attach`](crate::Tracer::attach) took.
     pub fn attach_time(&self) -> Duration {
         self.attach_time
+    }
+
+    /// How long each phase of starting to trace took, from `build()` to this session.
+    pub fn timings(&self) -> Timings {
+        self.timings
     }
 
     /// Current counters (reads the kernel's run counters and program statistics). When a

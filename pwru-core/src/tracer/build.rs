@@ -8,6 +8,7 @@ use crate::backend::{driver, Driver, Tracepoint, TracepointFlavor};
 use crate::btf::Btf;
 use crate::discovery::{self, DiscoveryOptions, Modules};
 use crate::error::Error;
+use crate::timings::Timings;
 use crate::options::{Backend, KernelModules};
 use crate::privileges::{self, Capability};
 
@@ -69,6 +70,8 @@ impl TracerBuilder {
         privileges::require_for_tracing(&caps)?;
 
         // Cheap, pure checks first so a typo is reported before any kernel probe.
+        let mut timings = Timings::default();
+        let phase = Instant::now();
         let (filters, flags) = compile_filters(&o)?;
         if let Some(re) = &o.function_regex {
             discovery::whole_name_regex(re)?;
@@ -78,14 +81,19 @@ impl TracerBuilder {
                 .map_err(Error::InvalidOption)?;
 
         let config = config::kernel_config(&o, flags)?;
+        timings.filter_compile = phase.elapsed();
 
         // The kernel BTF, parsed once here and shared by every step below and by attach().
+        let phase = Instant::now();
         let kernel = std::sync::Arc::new(
             Btf::kernel(o.kernel_btf.as_deref()).map_err(discovery::DiscoveryError::from)?,
         );
+        timings.btf = phase.elapsed();
+        let phase = Instant::now();
         let (driver, backend_refusals) = choose_backend(o.backend, &kernel)?;
         let backend = driver.backend();
         let (filter_access, filter_access_note) = choose_filter_access(driver, &kernel);
+        timings.backend_choice = phase.elapsed();
         for (b, why) in &backend_refusals {
             log::debug!("backend {b} refused: {why}");
         }
@@ -101,7 +109,9 @@ impl TracerBuilder {
             None => log::debug!("filters read packets with bpf_rdonly_cast"),
             Some(why) => log::debug!("filters read packets with bpf_probe_read_kernel: {why}"),
         }
+        let phase = Instant::now();
         let filter = translate_filters(&filters, filter_access)?;
+        timings.filter_translate = phase.elapsed();
         if backend == Backend::Tracepoint && !o.non_skb_functions.is_empty() {
             return Err(Error::InvalidOption(format!(
                 "non_skb_functions ({}) cannot be traced with the tracepoint backend: they need \
@@ -111,6 +121,7 @@ impl TracerBuilder {
         }
 
         let function_backend = backend != Backend::Tracepoint;
+        let phase = Instant::now();
         let found = discovery::discover_with(
             &DiscoveryOptions {
                 filter_func: if function_backend {
@@ -159,6 +170,7 @@ impl TracerBuilder {
                 })
                 .collect()
         };
+        timings.discovery = phase.elapsed();
         log::debug!(
             "{} targets to attach, {} functions without an skb argument",
             targets.len(),
@@ -187,7 +199,10 @@ impl TracerBuilder {
             filter_access_note,
             config,
             btf: found.btf,
-            build_time: started.elapsed(),
+            timings: Timings {
+                build: started.elapsed(),
+                ..timings
+            },
         })
     }
 }
