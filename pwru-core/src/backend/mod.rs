@@ -7,10 +7,12 @@
 
 mod bpf_prog;
 mod fentry;
+mod hot_path;
 mod kind;
 mod kprobe;
 mod kprobe_multi;
 mod link;
+mod parallel;
 mod probe;
 mod target;
 mod tracepoint;
@@ -20,11 +22,12 @@ use crate::object::Loader;
 
 pub(crate) use bpf_prog::trace_bpf_programs;
 pub use crate::object::{LoaderError, ProgramStats, SpliceError};
+pub use hot_path::hot_first;
 pub use kind::{Backend, UnknownBackend};
 pub use fentry::Fentry;
 pub use kprobe::Kprobe;
 pub use kprobe_multi::KprobeMulti;
-pub use link::{enable_stats, DetachedProgram, Link};
+pub use link::{detach_all, detach_all_keeping_programs, enable_stats, DetachedProgram, Link};
 pub use probe::{probe_kfunc_cast, probe_kfunc_cast_with, ProgramKind};
 pub use target::{Refusal, Target};
 pub use tracepoint::{Tracepoint, TracepointFlavor};

@@ -239,6 +239,11 @@ impl Loader {
         }
     }
 
+    /// The fd of program `program` if [`Loader::shared_program`] loaded it.
+    pub(crate) fn shared_fd(&self, program: &str) -> Option<BorrowedFd<'_>> {
+        self.shared.get(program).map(|(fd, _)| fd.as_fd())
+    }
+
     /// Time spent loading programs so far (BPF_PROG_LOAD, mostly the verifier), summed over
     /// the threads that loaded.
     pub fn verify_time(&self) -> Duration {

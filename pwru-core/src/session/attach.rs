@@ -9,7 +9,7 @@ use aya::maps::StackTraceMap;
 
 use super::stats::Probes;
 use super::{Session, StatsHandle};
-use crate::backend::{trace_bpf_programs, Attachments, LoaderError};
+use crate::backend::{hot_first, trace_bpf_programs, Attachments, LoaderError};
 use crate::error::Error;
 use crate::event::{DecodeContext, WallClock};
 use crate::netns::InterfaceCache;
@@ -162,7 +162,9 @@ impl Tracer {
 
         let driver = self.driver;
         let mut out = Attachments::default();
-        driver.attach(&mut loader, &self.targets, &mut note, &mut out)?;
+        // The hot path first: its events flow while the rest attaches.
+        let ordered = hot_first(&self.targets);
+        driver.attach(&mut loader, &ordered, &mut note, &mut out)?;
         if out.attached.is_empty() {
             let refused = &out.refused;
             for r in refused {

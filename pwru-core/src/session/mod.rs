@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 use aya::maps::{MapData, RingBuf, StackTraceMap};
 use futures::Stream;
 
-use crate::backend::Link;
 use crate::error::Error;
 use crate::event::{decode, DecodeContext, DecodeError, Event, WallClock};
 use crate::netns::InterfaceCache;
@@ -19,8 +18,8 @@ use crate::object::LostCounter;
 use crate::options::Backend;
 use crate::stream::readiness::Readiness;
 use crate::stream::{Record, RecordStream};
-use crate::timings::Timings;
 use crate::symbols::{is_dispatch_frame, trim_dispatch_frames, KernelSymbols};
+use crate::timings::Timings;
 use crate::tracer::Refusal;
 
 mod attach;
@@ -313,7 +312,8 @@ impl Session {
     pub fn stop(&mut self) {
         let mut probes = lock(&self.probes);
         let links = std::mem::take(&mut probes.links);
-        probes.stopped.extend(links.into_iter().map(Link::detach));
+        let detached = crate::backend::detach_all_keeping_programs(links);
+        probes.stopped.extend(detached);
     }
 
     /// Detaches everything now and reports how long it took (dropping does the same).

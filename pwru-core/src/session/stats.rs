@@ -153,6 +153,13 @@ pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+impl Drop for Probes {
+    /// Detaches the links on several threads before the programs and maps go.
+    fn drop(&mut self) {
+        crate::backend::detach_all(std::mem::take(&mut self.links));
+    }
+}
+
 impl Probes {
     /// (run_cnt, recursion_misses) summed over every loaded event program, each program once.
     fn kernel_run_counts(&self) -> Result<(u64, u64), Error> {

@@ -8,9 +8,9 @@ use crate::backend::{driver, Driver, Tracepoint, TracepointFlavor};
 use crate::btf::Btf;
 use crate::discovery::{self, DiscoveryOptions, Modules};
 use crate::error::Error;
-use crate::timings::Timings;
 use crate::options::{Backend, KernelModules};
 use crate::privileges::{self, Capability};
+use crate::timings::Timings;
 
 use super::filters::{choose_filter_access, compile_filters, translate_filters};
 use super::{config, Target, Tracer, TracerBuilder};
