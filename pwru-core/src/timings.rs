@@ -5,8 +5,9 @@ use std::time::Duration;
 
 /// How long each phase of starting to trace took. [`Tracer::timings`](crate::Tracer::timings)
 /// has the phases of `build()` filled in; [`Session::timings`](crate::Session::timings) adds
-/// those of `attach()`. Phases not run (e.g. no filter) stay zero. The phases of one call
-/// do not overlap, but do not cover all of it either: [`Timings::build`] and
+/// those of `attach()`. Phases not run (e.g. no filter) stay zero. Some phases run at the
+/// same time ([`Timings::discovery`] alongside [`Timings::backend_choice`], the kernel
+/// symbols alongside the attach), so they need not add up: [`Timings::build`] and
 /// [`Timings::attach_total`] are the whole calls.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -19,7 +20,8 @@ pub struct Timings {
     pub backend_choice: Duration,
     /// Translating the filters to eBPF.
     pub filter_translate: Duration,
-    /// Finding the functions (or tracepoints) that take an skb.
+    /// Finding the functions (or tracepoints) that take an skb (on its own thread, while the
+    /// backend is chosen).
     pub discovery: Duration,
     /// The whole of `build()`.
     pub build: Duration,
@@ -32,8 +34,8 @@ pub struct Timings {
     /// [`Timings::verify`] (backends that load a program per target do it in this phase; when
     /// several threads load, `verify` is their sum and this reads low).
     pub attach: Duration,
-    /// What follows the attach: kernel symbols, drop reason names, clocks, the ring buffer's
-    /// waker.
+    /// What follows the attach: the kernel symbols (waiting for the thread reading them since
+    /// `attach()` began), drop reason names, clocks, the ring buffer's waker.
     pub session: Duration,
     /// The whole of `attach()`.
     pub attach_total: Duration,

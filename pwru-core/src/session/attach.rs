@@ -114,6 +114,12 @@ impl Tracer {
                 Err(e) => log::debug!("cannot raise the open file limit: {e}"),
             }
         }
+        // Reading and parsing /proc/kallsyms (tens of thousands of lines) overlaps with
+        // loading and attaching; the symbols are needed only once the session is built.
+        let symbols_loading = std::thread::Builder::new()
+            .name("pwru-kallsyms".into())
+            .spawn(KernelSymbols::load)
+            .ok();
         let mut timings = self.timings;
         let phase = Instant::now();
         let mut loader = Loader::with_kernel_btf(
@@ -199,7 +205,14 @@ impl Tracer {
         timings.attach = phase.elapsed().saturating_sub(verify);
         let phase = Instant::now();
         let mut decode_ctx = DecodeContext::new().with_builtin_tracepoints();
-        let symbols = Arc::new(KernelSymbols::load()?);
+        let symbols = match symbols_loading.map(std::thread::JoinHandle::join) {
+            Some(Ok(loaded)) => loaded,
+            // The parser panicked on the other thread: the same panic here.
+            Some(Err(payload)) => std::panic::resume_unwind(payload),
+            // No thread could be started: read them here.
+            None => KernelSymbols::load(),
+        };
+        let symbols = Arc::new(symbols?);
         decode_ctx = decode_ctx.with_symbols(Arc::clone(&symbols));
         match decode_ctx.load_drop_reasons(&self.btf) {
             Ok(n) => log::debug!("{n} drop reason names from the kernel BTF"),

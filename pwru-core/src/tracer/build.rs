@@ -89,11 +89,54 @@ impl TracerBuilder {
             Btf::kernel(o.kernel_btf.as_deref()).map_err(discovery::DiscoveryError::from)?,
         );
         timings.btf = phase.elapsed();
-        let phase = Instant::now();
-        let (driver, backend_refusals) = choose_backend(o.backend, &kernel)?;
+        // Discovery (reading tracefs and BTF: CPU) runs on its own thread while the backend
+        // probes wait on the kernel. It assumes a function backend unless tracepoints were
+        // asked for, and runs again in the rare case that Auto falls back to tracepoints.
+        let discovery_for = |function_backend: bool| DiscoveryOptions {
+            filter_func: if function_backend {
+                o.function_regex.clone()
+            } else {
+                None
+            },
+            modules: match &o.kernel_modules {
+                KernelModules::None => Modules::None,
+                KernelModules::List(l) => Modules::List(l.clone()),
+                KernelModules::All => Modules::All,
+            },
+            non_skb_funcs: o.non_skb_functions.clone(),
+            kernel_btf: o.kernel_btf.clone(),
+            require_traceable: function_backend,
+            tracefs: None,
+            tracepoints: !function_backend,
+        };
+        let guessed_function_backend = o.backend != Backend::Tracepoint;
+        let guessed = discovery_for(guessed_function_backend);
+        let (chosen, early) = std::thread::scope(|s| {
+            let kernel_for_discovery = std::sync::Arc::clone(&kernel);
+            let guessed = &guessed;
+            let discovering = std::thread::Builder::new()
+                .name("pwru-discovery".into())
+                .spawn_scoped(s, move || {
+                    let started = Instant::now();
+                    let found = discovery::discover_with(guessed, kernel_for_discovery);
+                    (found, started.elapsed())
+                })
+                .ok();
+            let phase = Instant::now();
+            let chosen = choose_backend(o.backend, &kernel).map(|(driver, refusals)| {
+                let access = choose_filter_access(driver, &kernel);
+                (driver, refusals, access, phase.elapsed())
+            });
+            let early = discovering.map(|h| match h.join() {
+                Ok(r) => r,
+                // Discovery panicked on its thread: the same panic here.
+                Err(payload) => std::panic::resume_unwind(payload),
+            });
+            (chosen, early)
+        });
+        let (driver, backend_refusals, (filter_access, filter_access_note), choice_time) = chosen?;
+        timings.backend_choice = choice_time;
         let backend = driver.backend();
-        let (filter_access, filter_access_note) = choose_filter_access(driver, &kernel);
-        timings.backend_choice = phase.elapsed();
         for (b, why) in &backend_refusals {
             log::debug!("backend {b} refused: {why}");
         }
@@ -121,27 +164,19 @@ impl TracerBuilder {
         }
 
         let function_backend = backend != Backend::Tracepoint;
-        let phase = Instant::now();
-        let found = discovery::discover_with(
-            &DiscoveryOptions {
-                filter_func: if function_backend {
-                    o.function_regex.clone()
-                } else {
-                    None
-                },
-                modules: match &o.kernel_modules {
-                    KernelModules::None => Modules::None,
-                    KernelModules::List(l) => Modules::List(l.clone()),
-                    KernelModules::All => Modules::All,
-                },
-                non_skb_funcs: o.non_skb_functions.clone(),
-                kernel_btf: o.kernel_btf.clone(),
-                require_traceable: function_backend,
-                tracefs: None,
-                tracepoints: !function_backend,
-            },
-            kernel,
-        )?;
+        let found = match early {
+            Some((found, took)) if function_backend == guessed_function_backend => {
+                timings.discovery = took;
+                found?
+            }
+            // No thread, or the guess was wrong (Auto fell back to tracepoints): here.
+            _ => {
+                let phase = Instant::now();
+                let found = discovery::discover_with(&discovery_for(function_backend), kernel)?;
+                timings.discovery = phase.elapsed();
+                found
+            }
+        };
 
         let targets: Vec<Target> = if function_backend {
             found
@@ -170,7 +205,6 @@ impl TracerBuilder {
                 })
                 .collect()
         };
-        timings.discovery = phase.elapsed();
         log::debug!(
             "{} targets to attach, {} functions without an skb argument",
             targets.len(),

@@ -57,7 +57,9 @@ fn try_run(ctx: &mut Ctx, backend: Backend) -> Result<Outcome, Outcome> {
         .map_err(|e| Outcome::Fail(format!("attach: {e}")))?;
     let attach = t1.elapsed();
     let total = t0.elapsed();
-    let made = Snapshot::take().map_err(Outcome::Fail)?.added_since(&before);
+    let made = Snapshot::take()
+        .map_err(Outcome::Fail)?
+        .added_since(&before);
     let timings = session.timings();
     let (attached, refused) = (session.attached().len(), session.refused().len());
     let first_refusal = session
