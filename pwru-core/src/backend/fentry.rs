@@ -59,6 +59,7 @@ impl Driver for Fentry {
         // One load (the verifier) and one trampoline per function: on several threads, so
         // the verifier uses every CPU and the trampoline updates' waits overlap.
         parallel::for_each_in_rounds(
+            loader.attach_threads(),
             targets,
             |t| loader.load_fentry(t.position, &t.name),
             |t, r| match r {

@@ -65,6 +65,7 @@ impl Driver for Kprobe {
         // In the targets' order (the hot path first), on several threads: each kprobe
         // registration waits in the kernel (text patching), and the waits overlap.
         parallel::for_each_in_rounds(
+            loader.attach_threads(),
             targets,
             |t| {
                 let program = kprobe_program(t.position)?;

@@ -70,6 +70,7 @@ impl Driver for KprobeMulti {
         // One program per position, each verified and linked on its own thread: the
         // verifier runs use every CPU and the links' ftrace updates overlap.
         parallel::for_each_in_rounds(
+            loader.attach_threads(),
             &by_position,
             |(pos, names)| {
                 let mut attached = Attachments::default();

@@ -119,19 +119,20 @@ fn disable_perf_events(links: &[Link]) {
     }
 }
 
-/// Detaches every link, on several threads: the kernel waits for a grace period (or more)
+/// Detaches every link, on `threads` threads (see
+/// [`Loader::attach_threads`](crate::object::Loader::attach_threads)): the kernel waits for a grace period (or more)
 /// per kprobe or trampoline removed, and waits on different threads overlap. Perf kprobes
 /// are all disabled first, so no program runs once the first close starts.
-pub fn detach_all(links: Vec<Link>) {
+pub fn detach_all(threads: usize, links: Vec<Link>) {
     disable_perf_events(&links);
-    parallel::consume_all(links, drop);
+    parallel::consume_all(threads, links, drop);
 }
 
 /// [`detach_all`], keeping each link's program loaded to read its final counters
 /// ([`Link::detach`]); in the order of `links`.
-pub fn detach_all_keeping_programs(links: Vec<Link>) -> Vec<DetachedProgram> {
+pub fn detach_all_keeping_programs(threads: usize, links: Vec<Link>) -> Vec<DetachedProgram> {
     disable_perf_events(&links);
-    parallel::consume_all(links, Link::detach)
+    parallel::consume_all(threads, links, Link::detach)
 }
 
 impl std::fmt::Debug for Link {

@@ -2,25 +2,16 @@
 //! adds or removes waits (text patching, RCU grace periods, the verifier for per-function
 //! fentry programs); on several threads those waits overlap and the verifier uses every CPU.
 
-use std::num::NonZeroUsize;
-
-/// Threads to attach or detach with: one per CPU, at least 2 (most of the time goes to waits
-/// in the kernel, not to CPU), at most 8 (more only contend on the kernel's mutexes).
-pub(crate) fn threads() -> usize {
-    std::thread::available_parallelism()
-        .map_or(2, NonZeroUsize::get)
-        .clamp(2, 8)
-}
-
 /// Items handled per round: a round's results reach the caller (and progress is reported)
 /// before the next round starts, so attach progress keeps moving.
 const ROUND_PER_THREAD: usize = 8;
 
-/// `work` applied to every item, on up to [`threads`] threads, results in the order of
+/// `work` applied to every item, on up to `threads` threads, results in the order of
 /// `items`. After each round `progress` gets the items done so far and the last item of the
 /// round, on the calling thread; `accept` gets each result in order, also on the calling
 /// thread, as soon as its round is over, and returns false to stop after that round.
 pub(crate) fn for_each_in_rounds<T, R>(
+    threads: usize,
     items: &[T],
     work: impl Fn(&T) -> R + Sync,
     mut accept: impl FnMut(&T, R) -> bool,
@@ -29,7 +20,7 @@ pub(crate) fn for_each_in_rounds<T, R>(
     T: Sync,
     R: Send,
 {
-    let threads = threads();
+    let threads = threads.max(1);
     let mut done = 0;
     for round in items.chunks(threads * ROUND_PER_THREAD) {
         let results = map_split(round, threads, &work);
@@ -77,14 +68,16 @@ fn map_split<T: Sync, R: Send>(
     })
 }
 
-/// Drops (or otherwise consumes) every item, split over [`threads`] threads: closing an fd of
+/// Drops (or otherwise consumes) every item, split over `threads` threads: closing an fd of
 /// a kprobe or trampoline can wait for a grace period, and closes on different threads wait
 /// together. `consume` turns each into what the caller keeps, in order.
-pub(crate) fn consume_all<T: Send, R: Send>(items: Vec<T>, consume: impl Fn(T) -> R + Sync) -> Vec<R> {
-    if items.len() < 2 {
+pub(crate) fn consume_all<T: Send, R: Send>(
+    threads: usize,
+    items: Vec<T>, consume: impl Fn(T) -> R + Sync) -> Vec<R> {
+    if items.len() < 2 || threads < 2 {
         return items.into_iter().map(consume).collect();
     }
-    let threads = threads().min(items.len());
+    let threads = threads.min(items.len());
     let part = items.len().div_ceil(threads);
     let mut parts: Vec<Vec<T>> = Vec::with_capacity(threads);
     let mut rest = items.into_iter();
@@ -122,6 +115,7 @@ mod tests {
         let mut seen = Vec::new();
         let mut reported = Vec::new();
         for_each_in_rounds(
+            3,
             &items,
             |x| x * 2,
             |x, r| {
@@ -137,9 +131,10 @@ mod tests {
 
     #[test]
     fn consume_all_keeps_order() {
-        let out = consume_all((0..57).map(|i| i.to_string()).collect(), |s| s.len());
+        let out = consume_all(4, (0..57).map(|i| i.to_string()).collect(), |s| s.len());
         assert_eq!(out.len(), 57);
         assert_eq!(out[10], 2);
-        assert!(consume_all(Vec::<u8>::new(), |x| x).is_empty());
+        assert!(consume_all(4, Vec::<u8>::new(), |x| x).is_empty());
+        assert_eq!(consume_all(1, vec![1, 2, 3], |x| x + 1), [2, 3, 4]);
     }
 }

@@ -49,12 +49,15 @@ use prepared::{Inputs, Prepared};
 pub struct LoaderOptions {
     /// Ring buffer size in bytes: a power of two and a multiple of the page size.
     pub ring_buf_bytes: u32,
+    /// Threads that attach and detach targets; 0 means one per CPU, from 2 to 8.
+    pub attach_threads: usize,
 }
 
 impl Default for LoaderOptions {
     fn default() -> Self {
         LoaderOptions {
             ring_buf_bytes: 4 << 20,
+            attach_threads: 0,
         }
     }
 }
@@ -82,6 +85,8 @@ pub struct Loader {
     shared: HashMap<String, (OwnedFd, u32)>,
     /// Time spent in BPF_PROG_LOAD (the verifier), in ns, summed over every thread loading.
     verify_ns: AtomicU64,
+    /// Threads to attach and detach with (see [`LoaderOptions::attach_threads`]).
+    attach_threads: usize,
 }
 
 impl Loader {
@@ -126,6 +131,7 @@ impl Loader {
             maps,
             shared: HashMap::new(),
             verify_ns: AtomicU64::new(0),
+            attach_threads: options.attach_threads,
         })
     }
 
@@ -236,6 +242,18 @@ impl Loader {
                 reason: "it is already loaded for another target; use a new Loader".into(),
             }),
             None => Err(LoaderError::NoProgram(program.into())),
+        }
+    }
+
+    /// Threads to attach and detach targets with: [`LoaderOptions::attach_threads`], 0 meaning
+    /// one per CPU (2 to 8).
+    pub fn attach_threads(&self) -> usize {
+        if self.attach_threads == 0 {
+            std::thread::available_parallelism()
+                .map_or(2, std::num::NonZeroUsize::get)
+                .clamp(2, 8)
+        } else {
+            self.attach_threads
         }
     }
 

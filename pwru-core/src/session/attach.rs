@@ -128,6 +128,7 @@ impl Tracer {
             &self.config,
             &LoaderOptions {
                 ring_buf_bytes: self.options.ring_buffer_bytes,
+                attach_threads: self.options.attach_threads,
             },
             &self.btf,
         )?;

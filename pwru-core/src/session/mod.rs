@@ -312,7 +312,8 @@ impl Session {
     pub fn stop(&mut self) {
         let mut probes = lock(&self.probes);
         let links = std::mem::take(&mut probes.links);
-        let detached = crate::backend::detach_all_keeping_programs(links);
+        let threads = probes.loader.attach_threads();
+        let detached = crate::backend::detach_all_keeping_programs(threads, links);
         probes.stopped.extend(detached);
     }
 

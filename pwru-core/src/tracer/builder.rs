@@ -142,6 +142,15 @@ impl TracerBuilder {
         self
     }
 
+    /// Threads that attach and detach the targets of the kprobe, kprobe-multi and fentry
+    /// backends (the kernel waits per kprobe or trampoline; on several threads the waits
+    /// overlap and fentry's verifier runs use every CPU). 1 attaches one target at a time;
+    /// 0, the default, means one per CPU, from 2 to 8.
+    pub fn attach_threads(mut self, threads: usize) -> Self {
+        self.options.attach_threads = threads;
+        self
+    }
+
     /// Ring buffer size in bytes, rounded up by `build()` to a power of two of at least one
     /// page (5000 becomes 8192); sizes above 2 GiB are refused. Default 4 MiB.
     pub fn ring_buffer_bytes(mut self, bytes: u32) -> Self {

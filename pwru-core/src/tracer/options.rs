@@ -241,6 +241,9 @@ pub struct Options {
     pub dump_buffer_bytes: u32,
     /// Read kernel types from this BTF file instead of /sys/kernel/btf/vmlinux.
     pub kernel_btf: Option<PathBuf>,
+    /// Threads attaching and detaching kprobe, kprobe-multi and fentry targets; 0 (the
+    /// default) means one per CPU, from 2 to 8. See [`crate::TracerBuilder::attach_threads`].
+    pub attach_threads: usize,
 }
 
 impl Default for Options {
@@ -266,6 +269,7 @@ impl Default for Options {
             ring_buffer_bytes: DEFAULT_RING_BUFFER_BYTES,
             dump_buffer_bytes: DEFAULT_DUMP_BUFFER_BYTES,
             kernel_btf: None,
+            attach_threads: 0,
         }
     }
 }

@@ -4,6 +4,7 @@
 //! Scenarios from `auto-backend` on drive the pwru-core `Tracer` through its public API.
 
 mod arp_l2;
+mod attach_speed;
 mod auto_backend;
 mod dnat_track;
 mod drop_reason;
@@ -151,6 +152,13 @@ pub const ALL: &[Scenario] = &[
         applies: SKB,
                 precondition: full_attach::precondition,
         run: full_attach::run,
+    },
+    Scenario {
+        name: "attach-speed",
+        about: "a few hundred skb functions attached/detached with 1 thread and the default; first event while attaching",
+        applies: SKB,
+        precondition: always,
+        run: attach_speed::run,
     },
     Scenario {
         name: "run-accounting",
