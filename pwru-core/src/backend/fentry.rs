@@ -56,8 +56,9 @@ impl Driver for Fentry {
     ) -> Result<(), LoaderError> {
         let loader = &*loader;
         let mut fatal = None;
-        // One load (the verifier) and one trampoline per function: on several threads, so
-        // the verifier uses every CPU and the trampoline updates' waits overlap.
+        // One load (the verifier) and one trampoline per function, in the targets' order (the
+        // hot path first), on `attach_threads` threads (1 unless asked: see
+        // Loader::attach_threads for why).
         parallel::for_each_in_rounds(
             loader.attach_threads(),
             targets,

@@ -62,8 +62,8 @@ impl Driver for Kprobe {
         }
         let pmu = kprobe_pmu("kprobe_skb")?;
         let loader = &*loader;
-        // In the targets' order (the hot path first), on several threads: each kprobe
-        // registration waits in the kernel (text patching), and the waits overlap.
+        // In the targets' order (the hot path first), on `attach_threads` threads (1 unless
+        // asked: the kernel serialises kprobe registration; see Loader::attach_threads).
         parallel::for_each_in_rounds(
             loader.attach_threads(),
             targets,

@@ -67,8 +67,8 @@ impl Driver for KprobeMulti {
             .collect();
         let loader = &*loader;
         let done = std::cell::Cell::new(0);
-        // One program per position, each verified and linked on its own thread: the
-        // verifier runs use every CPU and the links' ftrace updates overlap.
+        // One program per position, verified and linked on `attach_threads` threads (1 unless
+        // asked).
         parallel::for_each_in_rounds(
             loader.attach_threads(),
             &by_position,

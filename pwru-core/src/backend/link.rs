@@ -121,7 +121,8 @@ fn disable_perf_events(links: &[Link]) {
 
 /// Detaches every link, on `threads` threads (see
 /// [`Loader::attach_threads`](crate::object::Loader::attach_threads)): the kernel waits for a grace period (or more)
-/// per kprobe or trampoline removed, and waits on different threads overlap. Perf kprobes
+/// per kprobe or trampoline removed (several threads did not make that faster in a 2-vCPU
+/// guest, but may where the kernel lets the waits overlap). Perf kprobes
 /// are all disabled first, so no program runs once the first close starts.
 pub fn detach_all(threads: usize, links: Vec<Link>) {
     disable_perf_events(&links);

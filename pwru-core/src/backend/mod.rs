@@ -2,7 +2,9 @@
 //! (kprobe.rs, kprobe_multi.rs, fentry.rs, tracepoint.rs), each implementing [`Driver`]: its
 //! real feature probe, the kind of its programs (for the kfunc-cast probe), the attach loop
 //! over the targets, the programs for functions without an skb argument, and its skb tracking
-//! and lifetime programs. Detaching is dropping the [`Link`]s (link.rs). bpf_prog.rs traces
+//! and lifetime programs. Detaching is dropping the [`Link`]s (link.rs, [`detach_all`] on
+//! several threads). hot_path.rs orders the targets (the functions most packets cross
+//! first); parallel.rs runs attaches and detaches on the threads asked for. bpf_prog.rs traces
 //! loaded tc/XDP programs by id; probe.rs holds the trivial-program load every probe shares.
 
 mod bpf_prog;

@@ -143,9 +143,11 @@ impl TracerBuilder {
     }
 
     /// Threads that attach and detach the targets of the kprobe, kprobe-multi and fentry
-    /// backends (the kernel waits per kprobe or trampoline; on several threads the waits
-    /// overlap and fentry's verifier runs use every CPU). 1 attaches one target at a time;
-    /// 0, the default, means one per CPU, from 2 to 8.
+    /// backends, in rounds that keep the targets' order (the hot path first). 0, the default,
+    /// means 1: in a 2-vCPU QEMU guest more threads made attaching slower (the kernel
+    /// serialises kprobe registration and trampoline updates) and detaching no faster; try
+    /// more on machines with many CPUs, where fentry's per-function verifier runs may
+    /// overlap.
     pub fn attach_threads(mut self, threads: usize) -> Self {
         self.options.attach_threads = threads;
         self

@@ -242,7 +242,7 @@ pub struct Options {
     /// Read kernel types from this BTF file instead of /sys/kernel/btf/vmlinux.
     pub kernel_btf: Option<PathBuf>,
     /// Threads attaching and detaching kprobe, kprobe-multi and fentry targets; 0 (the
-    /// default) means one per CPU, from 2 to 8. See [`crate::TracerBuilder::attach_threads`].
+    /// default) means 1. See [`crate::TracerBuilder::attach_threads`].
     pub attach_threads: usize,
 }
 

@@ -155,7 +155,7 @@ pub const ALL: &[Scenario] = &[
     },
     Scenario {
         name: "attach-speed",
-        about: "a few hundred skb functions attached/detached with 1 thread and the default; first event while attaching",
+        about: "a few hundred skb functions attached/detached with 2 threads and 1; first event while attaching",
         applies: SKB,
         precondition: always,
         run: attach_speed::run,
