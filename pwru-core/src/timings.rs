@@ -25,7 +25,8 @@ pub struct Timings {
     pub discovery: Duration,
     /// The whole of `build()`.
     pub build: Duration,
-    /// Preparing the object: parsing it, splicing the filter in, creating the maps and
+    /// Preparing the object: waiting for aya's copy of the kernel BTF (parsed on a thread
+    /// since `build()`), parsing the object, splicing the filter in, creating the maps and
     /// relocating against the kernel BTF.
     pub load: Duration,
     /// Loading the programs into the kernel (the verifier), summed over the threads doing it.

@@ -115,7 +115,18 @@ impl Loader {
         options: &LoaderOptions,
         kernel: &crate::btf::Btf,
     ) -> Result<Self, LoaderError> {
-        let btf = kernel.to_aya()?;
+        Self::with_aya_btf(object, filter, config, options, kernel.to_aya()?)
+    }
+
+    /// [`Loader::with_kernel_btf`] with the kernel BTF already parsed by aya (e.g. on another
+    /// thread while the tracer was being built).
+    pub(crate) fn with_aya_btf(
+        object: &[u8],
+        filter: &FilterBody,
+        config: &PwruConfig,
+        options: &LoaderOptions,
+        btf: Btf,
+    ) -> Result<Self, LoaderError> {
         let cfg = config_bytes(config);
         let (prepared, maps) = Prepared::new(
             object,

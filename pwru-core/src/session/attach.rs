@@ -122,7 +122,8 @@ impl Tracer {
             .ok();
         let mut timings = self.timings;
         let phase = Instant::now();
-        let mut loader = Loader::with_kernel_btf(
+        let aya_btf = self.aya_btf.wait().map_err(LoaderError::from)?;
+        let mut loader = Loader::with_aya_btf(
             pwru_ebpf::OBJECT,
             &self.filter,
             &self.config,
@@ -130,7 +131,7 @@ impl Tracer {
                 ring_buf_bytes: self.options.ring_buffer_bytes,
                 attach_threads: self.options.attach_threads,
             },
-            &self.btf,
+            aya_btf,
         )?;
         let ring = loader.take_events()?;
         let lost = loader.take_lost()?;

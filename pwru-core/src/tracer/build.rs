@@ -89,6 +89,8 @@ impl TracerBuilder {
             Btf::kernel(o.kernel_btf.as_deref()).map_err(discovery::DiscoveryError::from)?,
         );
         timings.btf = phase.elapsed();
+        // aya's copy of the BTF (for relocation at attach) is parsed meanwhile.
+        let aya_btf = crate::btf::AyaBtfJob::start(&kernel);
         // Discovery (reading tracefs and BTF: CPU) runs on its own thread while the backend
         // probes wait on the kernel. It assumes a function backend unless tracepoints were
         // asked for, and runs again in the rare case that Auto falls back to tracepoints.
@@ -233,6 +235,7 @@ impl TracerBuilder {
             filter_access_note,
             config,
             btf: found.btf,
+            aya_btf,
             timings: Timings {
                 build: started.elapsed(),
                 ..timings

@@ -42,6 +42,8 @@ pub struct Tracer {
     pub(crate) config: PwruConfig,
     pub(crate) btf: std::sync::Arc<crate::btf::Btf>,
     pub(crate) timings: Timings,
+    /// The kernel BTF being parsed for aya (CO-RE relocation at attach) since `build()`.
+    pub(crate) aya_btf: crate::btf::AyaBtfJob,
 }
 
 impl Tracer {
