@@ -41,7 +41,7 @@ const HOT_PATH: &[&str] = &[
 
 /// `targets` with the hot path first (in [`HOT_PATH`]'s order), then the others in their
 /// own order.
-pub fn hot_first(targets: &[Target]) -> Vec<Target> {
+pub(crate) fn hot_first(targets: &[Target]) -> Vec<Target> {
     let rank = |t: &Target| {
         HOT_PATH
             .iter()
