@@ -86,6 +86,7 @@ pub mod format;
 pub mod series;
 pub mod session;
 mod stream;
+pub mod timings;
 pub mod tracer;
 
 /// The options of a tracer (the same module as [`tracer::options`]).
@@ -110,6 +111,7 @@ pub use session::{
     EventStream, Events, Item, LostEvents, Progress, RunOutcomes, Session, Stats, StatsHandle,
     StopHandle,
 };
+pub use timings::Timings;
 pub use tracer::{Refusal, Target, Tracer, TracerBuilder};
 
 /// The README's code, compiled and run as doctests so it cannot go stale.

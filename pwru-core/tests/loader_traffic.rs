@@ -153,6 +153,7 @@ fn loader_lost_counter_counts() {
         &config(netns_b),
         &LoaderOptions {
             ring_buf_bytes: page,
+            ..LoaderOptions::default()
         },
     )
     .expect("loader");

@@ -8,7 +8,7 @@ use std::os::fd::AsFd;
 use aya_obj::btf::BtfKind;
 
 use super::probe::{load_and_link_tracing, require_btf, ProgramKind, PROBE_FUNCS};
-use super::{check_position, is_verifier, Attached, Attachments, Driver, Link, LoaderError};
+use super::{check_position, is_verifier, parallel, Attached, Attachments, Driver, Link, LoaderError};
 use crate::btf::{Btf, Kind};
 use crate::object::Loader;
 use super::Backend;
@@ -54,19 +54,37 @@ impl Driver for Fentry {
         progress: &mut dyn FnMut(usize, &str),
         out: &mut Attachments,
     ) -> Result<(), LoaderError> {
-        for (done, t) in (1..).zip(targets) {
-            match loader.load_fentry(t.position, &t.name) {
+        let loader = &*loader;
+        let mut fatal = None;
+        // One load (the verifier) and one trampoline per function, in the targets' order (the
+        // hot path first), on `attach_threads` threads (1 unless asked: see
+        // Loader::attach_threads for why).
+        parallel::for_each_in_rounds(
+            loader.attach_threads(),
+            targets,
+            |t| loader.load_fentry(t.position, &t.name),
+            |t, r| match r {
                 Ok(l) => {
                     out.links.push(l);
                     out.attached.push(t.name.clone());
+                    true
                 }
                 // The program itself is refused before anything attached: fatal.
-                Err(e) if is_verifier(&e) && out.attached.is_empty() => return Err(e),
-                Err(e) => out.refuse(t.name.clone(), &e),
-            }
-            progress(done, &t.name);
+                Err(e) if is_verifier(&e) && out.attached.is_empty() && fatal.is_none() => {
+                    fatal = Some(e);
+                    false
+                }
+                Err(e) => {
+                    out.refuse(t.name.clone(), &e);
+                    true
+                }
+            },
+            &mut |done, t| progress(done, &t.name),
+        );
+        match fatal {
+            Some(e) => Err(e),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     fn attach_non_skb(&self, loader: &mut Loader, names: &[String], out: &mut Attachments) {
@@ -110,7 +128,7 @@ impl Loader {
     /// Loads a tracing program (fentry/fexit section) for kernel function `function` and
     /// attaches it. `exit` selects fexit.
     pub fn load_tracing_program(
-        &mut self,
+        &self,
         program: &str,
         function: &str,
         exit: bool,
@@ -135,7 +153,7 @@ impl Loader {
     }
 
     /// fentry backend: `fentry_skb_<position>` on `function` (one load per function).
-    pub fn load_fentry(&mut self, position: u8, function: &str) -> Result<Link, LoaderError> {
+    pub fn load_fentry(&self, position: u8, function: &str) -> Result<Link, LoaderError> {
         check_position(position)?;
         self.load_tracing_program(
             pwru_ebpf::program::FENTRY_SKB[usize::from(position - 1)],

@@ -7,7 +7,7 @@ use std::ffi::CString;
 use std::os::fd::AsFd;
 
 use super::probe::{load_trivial, ProgramKind, PROBE_FUNCS};
-use super::{check_position, names_at, Attached, Attachments, Driver, Link, LoaderError};
+use super::{check_position, parallel, Attached, Attachments, Driver, Link, LoaderError};
 use crate::btf::Btf;
 use crate::object::Loader;
 use super::Backend;
@@ -53,19 +53,33 @@ impl Driver for Kprobe {
         progress: &mut dyn FnMut(usize, &str),
         out: &mut Attachments,
     ) -> Result<(), LoaderError> {
-        let mut done = 0;
+        // Each position's program is loaded once, here; a refusal is fatal (it would fail
+        // for every function of that position).
         for pos in 1..=5u8 {
-            let names = names_at(targets, pos);
-            // Batches keep progress moving without a callback per kprobe.
-            for batch in names.chunks(64) {
-                // The program itself failed to load: fatal (it would fail for all).
-                for (name, r) in loader.load_kprobe(pos, batch)? {
-                    out.record(name, r);
-                }
-                done += batch.len();
-                progress(done, batch.last().copied().unwrap_or(""));
+            if targets.iter().any(|t| t.position == pos) {
+                loader.shared_program(kprobe_program(pos)?, sys::PROG_TYPE_KPROBE, 0, 0)?;
             }
         }
+        let pmu = kprobe_pmu("kprobe_skb")?;
+        let loader = &*loader;
+        // In the targets' order (the hot path first), on `attach_threads` threads (1 unless
+        // asked: the kernel serialises kprobe registration; see Loader::attach_threads).
+        parallel::for_each_in_rounds(
+            loader.attach_threads(),
+            targets,
+            |t| {
+                let program = kprobe_program(t.position)?;
+                let prog = loader
+                    .shared_fd(program)
+                    .ok_or_else(|| LoaderError::NoProgram(program.into()))?;
+                attach_perf_kprobe(&pmu, program, &t.name, false, prog)
+            },
+            |t, r| {
+                out.record(t.name.clone(), r);
+                true
+            },
+            &mut |done, t| progress(done, &t.name),
+        );
         Ok(())
     }
 
@@ -118,6 +132,40 @@ pub(super) fn lifetime_programs(loader: &mut Loader, track_clones: bool) -> Vec<
     out
 }
 
+/// The kprobe program for an skb at argument `position` (1..=5).
+fn kprobe_program(position: u8) -> Result<&'static str, LoaderError> {
+    check_position(position)?;
+    Ok(program::KPROBE_SKB[usize::from(position - 1)])
+}
+
+/// The kernel's kprobe PMU; its absence stops `program` from attaching anywhere.
+fn kprobe_pmu(program: &str) -> Result<sys::KprobePmu, LoaderError> {
+    sys::KprobePmu::from_sysfs().map_err(|error| LoaderError::Attach {
+        program: program.into(),
+        target: "kprobe PMU".into(),
+        error,
+    })
+}
+
+/// One perf kprobe (kretprobe with `retprobe`) on `function` running `prog`.
+fn attach_perf_kprobe(
+    pmu: &sys::KprobePmu,
+    program: &str,
+    function: &str,
+    retprobe: bool,
+    prog: std::os::fd::BorrowedFd<'_>,
+) -> Result<Link, LoaderError> {
+    CString::new(function)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))
+        .and_then(|name| sys::perf_kprobe_open(pmu, &name, retprobe, prog))
+        .map(|event| Link::perf_event(program, function, event))
+        .map_err(|error| LoaderError::Attach {
+            program: program.into(),
+            target: function.to_string(),
+            error,
+        })
+}
+
 impl Loader {
     /// Loads program `program` (a kprobe/kretprobe section) once and attaches it to each
     /// function; one result per function.
@@ -133,23 +181,11 @@ impl Loader {
         if functions.is_empty() {
             return Ok(Vec::new());
         }
-        let pmu = sys::KprobePmu::from_sysfs().map_err(|error| LoaderError::Attach {
-            program: program.into(),
-            target: "kprobe PMU".into(),
-            error,
-        })?;
+        let pmu = kprobe_pmu(program)?;
         Ok(functions
             .iter()
             .map(|f| {
-                let r = CString::new(*f)
-                    .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))
-                    .and_then(|name| sys::perf_kprobe_open(&pmu, &name, retprobe, prog))
-                    .map(|l| Link::shared(program, f, l))
-                    .map_err(|error| LoaderError::Attach {
-                        program: program.into(),
-                        target: f.to_string(),
-                        error,
-                    });
+                let r = attach_perf_kprobe(&pmu, program, f, retprobe, prog);
                 (f.to_string(), r)
             })
             .collect())
@@ -161,11 +197,7 @@ impl Loader {
         position: u8,
         functions: &[&str],
     ) -> Result<Vec<Attached>, LoaderError> {
-        check_position(position)?;
-        self.load_kprobe_program(
-            pwru_ebpf::program::KPROBE_SKB[usize::from(position - 1)],
-            functions,
-        )
+        self.load_kprobe_program(kprobe_program(position)?, functions)
     }
 
 }

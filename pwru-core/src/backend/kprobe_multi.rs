@@ -8,6 +8,7 @@ use std::os::fd::{AsFd, OwnedFd};
 
 use super::probe::{load_trivial, ProgramKind, PROBE_FUNCS};
 use super::{
+    parallel,
     check_position, is_verifier, kprobe, names_at, Attached, Attachments, Driver, Link,
     LoaderError, ProgramStats,
 };
@@ -60,16 +61,31 @@ impl Driver for KprobeMulti {
         progress: &mut dyn FnMut(usize, &str),
         out: &mut Attachments,
     ) -> Result<(), LoaderError> {
-        let mut done = 0;
-        for pos in 1..=5u8 {
-            let names = names_at(targets, pos);
-            if names.is_empty() {
-                continue;
-            }
-            attach_bisecting(loader, pos, &names, out);
-            done += names.len();
-            progress(done, &format!("position {pos}"));
-        }
+        let by_position: Vec<(u8, Vec<&str>)> = (1..=5u8)
+            .map(|pos| (pos, names_at(targets, pos)))
+            .filter(|(_, names)| !names.is_empty())
+            .collect();
+        let loader = &*loader;
+        let done = std::cell::Cell::new(0);
+        // One program per position, verified and linked on `attach_threads` threads (1 unless
+        // asked).
+        parallel::for_each_in_rounds(
+            loader.attach_threads(),
+            &by_position,
+            |(pos, names)| {
+                let mut attached = Attachments::default();
+                attach_bisecting(loader, *pos, names, &mut attached);
+                attached
+            },
+            |(_, names), attached| {
+                out.links.extend(attached.links);
+                out.attached.extend(attached.attached);
+                out.refused.extend(attached.refused);
+                done.set(done.get() + names.len());
+                true
+            },
+            &mut |_, (pos, _)| progress(done.get(), &format!("position {pos}")),
+        );
         Ok(())
     }
 
@@ -110,7 +126,7 @@ impl Driver for KprobeMulti {
 
 /// One link for all `names` at `position`; on failure split the set and retry the halves
 /// until the refused functions are isolated.
-fn attach_bisecting(loader: &mut Loader, position: u8, names: &[&str], out: &mut Attachments) {
+fn attach_bisecting(loader: &Loader, position: u8, names: &[&str], out: &mut Attachments) {
     match loader.load_kprobe_multi(position, names) {
         Ok(link) => {
             out.links.push(link);
@@ -134,7 +150,7 @@ fn attach_bisecting(loader: &mut Loader, position: u8, names: &[&str], out: &mut
 impl Loader {
     /// Loads a kprobe-section program as kprobe.multi and links it to all `symbols` at once.
     pub fn load_kprobe_multi_program(
-        &mut self,
+        &self,
         program: &str,
         symbols: &[&str],
     ) -> Result<Link, LoaderError> {
@@ -159,7 +175,7 @@ impl Loader {
     }
 
     /// Loads a kprobe-section program with expected attach type `BPF_TRACE_KPROBE_MULTI`.
-    fn load_as_kprobe_multi(&mut self, program: &str) -> Result<OwnedFd, LoaderError> {
+    fn load_as_kprobe_multi(&self, program: &str) -> Result<OwnedFd, LoaderError> {
         self.raw_load(
             program,
             sys::PROG_TYPE_KPROBE,
@@ -172,7 +188,7 @@ impl Loader {
 
     /// kprobe.multi backend: `kprobe_multi_skb_<position>` on all `symbols` in one link.
     pub fn load_kprobe_multi(
-        &mut self,
+        &self,
         position: u8,
         symbols: &[&str],
     ) -> Result<Link, LoaderError> {

@@ -4,6 +4,7 @@
 use std::os::fd::{AsFd, OwnedFd};
 
 use crate::object::ProgramStats;
+use super::parallel;
 use crate::sys;
 
 /// One attachment of one program to one target (or to many, for kprobe.multi).
@@ -16,8 +17,10 @@ pub struct Link {
 enum Holder {
     /// A link (or perf event) fd and the program fd it runs.
     Fd { _link: OwnedFd, prog: OwnedFd },
-    /// A link (or perf event) fd of a program the loader keeps, shared by all its links.
+    /// A link fd of a program the loader keeps, shared by all its links.
     Shared { _link: OwnedFd },
+    /// A perf kprobe event running a program the loader keeps (see [`detach_all`]).
+    Perf { event: OwnedFd },
 }
 
 impl Link {
@@ -38,6 +41,15 @@ impl Link {
         }
     }
 
+    /// A perf kprobe event (its program set) running a program the loader keeps.
+    pub(crate) fn perf_event(program: &str, target: &str, event: OwnedFd) -> Self {
+        Link {
+            program: program.to_string(),
+            target: target.to_string(),
+            holder: Holder::Perf { event },
+        }
+    }
+
     /// Name of the program in the object.
     pub fn program(&self) -> &str {
         &self.program
@@ -55,7 +67,7 @@ impl Link {
     pub fn stats(&self) -> Option<std::io::Result<ProgramStats>> {
         match &self.holder {
             Holder::Fd { prog, .. } => Some(ProgramStats::of(prog.as_fd())),
-            Holder::Shared { .. } => None,
+            Holder::Shared { .. } | Holder::Perf { .. } => None,
         }
     }
 }
@@ -85,13 +97,43 @@ impl Link {
     pub fn detach(self) -> DetachedProgram {
         let prog = match self.holder {
             Holder::Fd { prog, .. } => Some(prog),
-            Holder::Shared { .. } => None,
+            Holder::Shared { .. } | Holder::Perf { .. } => None,
         };
         DetachedProgram {
             program: self.program,
             prog,
         }
     }
+}
+
+/// Stops the programs of every perf kprobe among `links` at once, so that none runs while
+/// the others are being removed (each close waits in the kernel).
+fn disable_perf_events(links: &[Link]) {
+    for l in links {
+        if let Holder::Perf { event } = &l.holder {
+            // A refusal only means the event keeps running until its close just below.
+            if let Err(e) = sys::perf_event_disable(event.as_fd()) {
+                log::debug!("disabling the kprobe on {} failed: {e}", l.target);
+            }
+        }
+    }
+}
+
+/// Detaches every link, on `threads` threads (see
+/// [`Loader::attach_threads`](crate::object::Loader::attach_threads)): the kernel waits for a grace period (or more)
+/// per kprobe or trampoline removed (several threads did not make that faster in a 2-vCPU
+/// guest, but may where the kernel lets the waits overlap). Perf kprobes
+/// are all disabled first, so no program runs once the first close starts.
+pub fn detach_all(threads: usize, links: Vec<Link>) {
+    disable_perf_events(&links);
+    parallel::consume_all(threads, links, drop);
+}
+
+/// [`detach_all`], keeping each link's program loaded to read its final counters
+/// ([`Link::detach`]); in the order of `links`.
+pub fn detach_all_keeping_programs(threads: usize, links: Vec<Link>) -> Vec<DetachedProgram> {
+    disable_perf_events(&links);
+    parallel::consume_all(threads, links, Link::detach)
 }
 
 impl std::fmt::Debug for Link {

@@ -2,15 +2,19 @@
 //! (kprobe.rs, kprobe_multi.rs, fentry.rs, tracepoint.rs), each implementing [`Driver`]: its
 //! real feature probe, the kind of its programs (for the kfunc-cast probe), the attach loop
 //! over the targets, the programs for functions without an skb argument, and its skb tracking
-//! and lifetime programs. Detaching is dropping the [`Link`]s (link.rs). bpf_prog.rs traces
+//! and lifetime programs. Detaching is dropping the [`Link`]s (link.rs, [`detach_all`] on
+//! several threads). hot_path.rs orders the targets (the functions most packets cross
+//! first); parallel.rs runs attaches and detaches on the threads asked for. bpf_prog.rs traces
 //! loaded tc/XDP programs by id; probe.rs holds the trivial-program load every probe shares.
 
 mod bpf_prog;
 mod fentry;
+mod hot_path;
 mod kind;
 mod kprobe;
 mod kprobe_multi;
 mod link;
+mod parallel;
 mod probe;
 mod target;
 mod tracepoint;
@@ -20,11 +24,12 @@ use crate::object::Loader;
 
 pub(crate) use bpf_prog::trace_bpf_programs;
 pub use crate::object::{LoaderError, ProgramStats, SpliceError};
+pub(crate) use hot_path::hot_first;
 pub use kind::{Backend, UnknownBackend};
 pub use fentry::Fentry;
 pub use kprobe::Kprobe;
 pub use kprobe_multi::KprobeMulti;
-pub use link::{enable_stats, DetachedProgram, Link};
+pub use link::{detach_all, detach_all_keeping_programs, enable_stats, DetachedProgram, Link};
 pub use probe::{probe_kfunc_cast, probe_kfunc_cast_with, ProgramKind};
 pub use target::{Refusal, Target};
 pub use tracepoint::{Tracepoint, TracepointFlavor};

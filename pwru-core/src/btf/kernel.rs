@@ -90,11 +90,55 @@ impl Btf {
     /// second read of the file.
     pub(crate) fn to_aya(&self) -> Result<aya::Btf, aya::BtfError> {
         count_aya_parse();
+        self.to_aya_uncounted()
+    }
+
+    fn to_aya_uncounted(&self) -> Result<aya::Btf, aya::BtfError> {
         let endianness = if self.is_big_endian() {
             aya::Endianness::Big
         } else {
             aya::Endianness::Little
         };
         aya::Btf::parse(&self.data, endianness)
+    }
+}
+
+/// [`Btf::to_aya`] running on its own thread, started by `build()` so that the parse overlaps
+/// the backend probes and discovery; `attach()` waits for it. The parse is counted (see
+/// [`kernel_btf_parses`]) on the thread that asked for it.
+pub(crate) struct AyaBtfJob {
+    kernel: std::sync::Arc<Btf>,
+    parsing: Option<std::thread::JoinHandle<Result<aya::Btf, aya::BtfError>>>,
+}
+
+impl AyaBtfJob {
+    /// Starts parsing `kernel` for aya.
+    pub(crate) fn start(kernel: &std::sync::Arc<Btf>) -> AyaBtfJob {
+        count_aya_parse();
+        let for_thread = std::sync::Arc::clone(kernel);
+        let parsing = std::thread::Builder::new()
+            .name("pwru-aya-btf".into())
+            .spawn(move || for_thread.to_aya_uncounted())
+            .ok();
+        AyaBtfJob {
+            kernel: std::sync::Arc::clone(kernel),
+            parsing,
+        }
+    }
+
+    /// The parsed BTF, waiting for the thread; parsed here if no thread could be started.
+    pub(crate) fn wait(self) -> Result<aya::Btf, aya::BtfError> {
+        match self.parsing.map(std::thread::JoinHandle::join) {
+            Some(Ok(parsed)) => parsed,
+            // The parser panicked on its thread: the same panic here.
+            Some(Err(payload)) => std::panic::resume_unwind(payload),
+            None => self.kernel.to_aya_uncounted(),
+        }
+    }
+}
+
+impl std::fmt::Debug for AyaBtfJob {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AyaBtfJob").finish_non_exhaustive()
     }
 }

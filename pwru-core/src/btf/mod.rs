@@ -33,6 +33,7 @@ mod types;
 pub use error::BtfError;
 #[doc(hidden)]
 pub use kernel::{kernel_btf_parses, KernelBtfParses};
+pub(crate) use kernel::AyaBtfJob;
 pub use types::{EnumValue, Kind, Member, Param, StructLayout, Type, TypeId};
 
 use std::collections::HashMap;

@@ -26,6 +26,8 @@ mod splice;
 
 use std::collections::HashMap;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use aya::maps::{Map, MapData, PerCpuArray, RingBuf};
 use aya::Btf;
@@ -47,12 +49,16 @@ use prepared::{Inputs, Prepared};
 pub struct LoaderOptions {
     /// Ring buffer size in bytes: a power of two and a multiple of the page size.
     pub ring_buf_bytes: u32,
+    /// Threads that attach and detach targets; 0 means the default, 1 (see
+    /// [`Loader::attach_threads`]).
+    pub attach_threads: usize,
 }
 
 impl Default for LoaderOptions {
     fn default() -> Self {
         LoaderOptions {
             ring_buf_bytes: 4 << 20,
+            attach_threads: 0,
         }
     }
 }
@@ -78,6 +84,10 @@ pub struct Loader {
     /// Programs loaded once and shared by all their links (tracepoints, kprobes), with the
     /// attach BTF id they were loaded for.
     shared: HashMap<String, (OwnedFd, u32)>,
+    /// Time spent in BPF_PROG_LOAD (the verifier), in ns, summed over every thread loading.
+    verify_ns: AtomicU64,
+    /// Threads to attach and detach with (see [`LoaderOptions::attach_threads`]).
+    attach_threads: usize,
 }
 
 impl Loader {
@@ -105,7 +115,18 @@ impl Loader {
         options: &LoaderOptions,
         kernel: &crate::btf::Btf,
     ) -> Result<Self, LoaderError> {
-        let btf = kernel.to_aya()?;
+        Self::with_aya_btf(object, filter, config, options, kernel.to_aya()?)
+    }
+
+    /// [`Loader::with_kernel_btf`] with the kernel BTF already parsed by aya (e.g. on another
+    /// thread while the tracer was being built).
+    pub(crate) fn with_aya_btf(
+        object: &[u8],
+        filter: &FilterBody,
+        config: &PwruConfig,
+        options: &LoaderOptions,
+        btf: Btf,
+    ) -> Result<Self, LoaderError> {
         let cfg = config_bytes(config);
         let (prepared, maps) = Prepared::new(
             object,
@@ -121,6 +142,8 @@ impl Loader {
             prepared,
             maps,
             shared: HashMap::new(),
+            verify_ns: AtomicU64::new(0),
+            attach_threads: options.attach_threads,
         })
     }
 
@@ -179,7 +202,7 @@ impl Loader {
     /// Loads program `program` of the object through `crate::sys`, its `ld_imm64` constants
     /// `patches` (magic, value) replaced first. Each call is a new kernel program.
     pub(crate) fn raw_load(
-        &mut self,
+        &self,
         program: &str,
         prog_type: u32,
         attach_type: u32,
@@ -191,15 +214,18 @@ impl Loader {
         for &(magic, value) in patches {
             prepared::patch_ld_imm64(&mut insns, magic, value);
         }
-        sys::prog_load(&sys::ProgLoad {
+        let started = Instant::now();
+        let loaded = sys::prog_load(&sys::ProgLoad {
             prog_type,
             expected_attach_type: attach_type,
             insns: &insns,
             name: program,
             attach_btf_id,
             attach_prog_fd: attach_prog,
-        })
-        .map_err(|r| LoaderError::Verifier {
+        });
+        let ns = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.verify_ns.fetch_add(ns, Ordering::Relaxed);
+        loaded.map_err(|r| LoaderError::Verifier {
             program: program.into(),
             error: r.error,
             log: r.log,
@@ -229,6 +255,27 @@ impl Loader {
             }),
             None => Err(LoaderError::NoProgram(program.into())),
         }
+    }
+
+    /// Threads to attach and detach targets with: [`LoaderOptions::attach_threads`], 0 (the
+    /// default) meaning 1. One thread is the measured best so far: in a 2-vCPU QEMU guest
+    /// (Linux 6.12), two threads made kprobe attach 1.8x and fentry attach 1.85x slower and
+    /// detach no faster (the kernel serialises kprobe registration and trampoline updates
+    /// under its mutexes; the waiting thread spins on the other vCPU). See
+    /// tests/vm/README.md, `attach-speed`.
+    pub fn attach_threads(&self) -> usize {
+        self.attach_threads.max(1)
+    }
+
+    /// The fd of program `program` if [`Loader::shared_program`] loaded it.
+    pub(crate) fn shared_fd(&self, program: &str) -> Option<BorrowedFd<'_>> {
+        self.shared.get(program).map(|(fd, _)| fd.as_fd())
+    }
+
+    /// Time spent loading programs so far (BPF_PROG_LOAD, mostly the verifier), summed over
+    /// the threads that loaded.
+    pub fn verify_time(&self) -> Duration {
+        Duration::from_nanos(self.verify_ns.load(Ordering::Relaxed))
     }
 
     /// Whether program `program` is in a `kretprobe/` section.

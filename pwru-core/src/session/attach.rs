@@ -9,7 +9,7 @@ use aya::maps::StackTraceMap;
 
 use super::stats::Probes;
 use super::{Session, StatsHandle};
-use crate::backend::{trace_bpf_programs, Attachments, LoaderError};
+use crate::backend::{hot_first, trace_bpf_programs, Attachments, LoaderError};
 use crate::error::Error;
 use crate::event::{DecodeContext, WallClock};
 use crate::netns::InterfaceCache;
@@ -114,14 +114,24 @@ impl Tracer {
                 Err(e) => log::debug!("cannot raise the open file limit: {e}"),
             }
         }
-        let mut loader = Loader::with_kernel_btf(
+        // Reading and parsing /proc/kallsyms (tens of thousands of lines) overlaps with
+        // loading and attaching; the symbols are needed only once the session is built.
+        let symbols_loading = std::thread::Builder::new()
+            .name("pwru-kallsyms".into())
+            .spawn(KernelSymbols::load)
+            .ok();
+        let mut timings = self.timings;
+        let phase = Instant::now();
+        let aya_btf = self.aya_btf.wait().map_err(LoaderError::from)?;
+        let mut loader = Loader::with_aya_btf(
             pwru_ebpf::OBJECT,
             &self.filter,
             &self.config,
             &LoaderOptions {
                 ring_buf_bytes: self.options.ring_buffer_bytes,
+                attach_threads: self.options.attach_threads,
             },
-            &self.btf,
+            aya_btf,
         )?;
         let ring = loader.take_events()?;
         let lost = loader.take_lost()?;
@@ -139,6 +149,8 @@ impl Tracer {
             None
         };
 
+        timings.load = phase.elapsed();
+        let phase = Instant::now();
         let total = self.targets.len();
         log::debug!("attaching {total} targets with the {backend} backend");
         let mut note = |done: usize, current: &str| {
@@ -158,7 +170,9 @@ impl Tracer {
 
         let driver = self.driver;
         let mut out = Attachments::default();
-        driver.attach(&mut loader, &self.targets, &mut note, &mut out)?;
+        // The hot path first: its events flow while the rest attaches.
+        let ordered = hot_first(&self.targets);
+        driver.attach(&mut loader, &ordered, &mut note, &mut out)?;
         if out.attached.is_empty() {
             let refused = &out.refused;
             for r in refused {
@@ -191,9 +205,20 @@ impl Tracer {
             }
         }
 
+        let verify = loader.verify_time();
+        timings.verify = verify;
+        timings.attach = phase.elapsed().saturating_sub(verify);
+        let phase = Instant::now();
         let mut decode_ctx = DecodeContext::new().with_builtin_tracepoints();
         decode_ctx.set_metadata_names(&self.options.skb_metadata, &self.options.xdp_metadata);
-        let symbols = Arc::new(KernelSymbols::load()?);
+        let symbols = match symbols_loading.map(std::thread::JoinHandle::join) {
+            Some(Ok(loaded)) => loaded,
+            // The parser panicked on the other thread: the same panic here.
+            Some(Err(payload)) => std::panic::resume_unwind(payload),
+            // No thread could be started: read them here.
+            None => KernelSymbols::load(),
+        };
+        let symbols = Arc::new(symbols?);
         decode_ctx = decode_ctx.with_symbols(Arc::clone(&symbols));
         match decode_ctx.load_drop_reasons(&self.btf) {
             Ok(n) => log::debug!("{n} drop reason names from the kernel BTF"),
@@ -246,6 +271,8 @@ impl Tracer {
             refused.len(),
             started.elapsed()
         );
+        timings.session = phase.elapsed();
+        timings.attach_total = started.elapsed();
         let probes = Arc::new(Mutex::new(Probes {
             links,
             stopped: Vec::new(),
@@ -274,6 +301,7 @@ impl Tracer {
             attached,
             refused,
             attach_time: started.elapsed(),
+            timings,
             resolve_stacks,
             wall_clock,
         })

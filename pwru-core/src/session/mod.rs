@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 use aya::maps::{MapData, RingBuf, StackTraceMap};
 use futures::Stream;
 
-use crate::backend::Link;
 use crate::error::Error;
 use crate::event::{decode, DecodeContext, DecodeError, Event, WallClock};
 use crate::netns::InterfaceCache;
@@ -20,6 +19,7 @@ use crate::options::Backend;
 use crate::stream::readiness::Readiness;
 use crate::stream::{Record, RecordStream};
 use crate::symbols::{is_dispatch_frame, trim_dispatch_frames, KernelSymbols};
+use crate::timings::Timings;
 use crate::tracer::Refusal;
 
 mod attach;
@@ -53,6 +53,7 @@ pub struct Session {
     attached: Vec<String>,
     refused: Vec<Refusal>,
     attach_time: Duration,
+    timings: Timings,
     resolve_stacks: bool,
     wall_clock: Option<WallClock>,
 }
@@ -266,6 +267,11 @@ impl Session {
         self.attach_time
     }
 
+    /// How long each phase of starting to trace took, from `build()` to this session.
+    pub fn timings(&self) -> Timings {
+        self.timings
+    }
+
     /// Current counters (reads the kernel's run counters and program statistics). When a
     /// kernel counter cannot be read, its fields keep what the stream saw (see
     /// [`Session::try_stats`] for the error).
@@ -306,7 +312,9 @@ impl Session {
     pub fn stop(&mut self) {
         let mut probes = lock(&self.probes);
         let links = std::mem::take(&mut probes.links);
-        probes.stopped.extend(links.into_iter().map(Link::detach));
+        let threads = probes.loader.attach_threads();
+        let detached = crate::backend::detach_all_keeping_programs(threads, links);
+        probes.stopped.extend(detached);
     }
 
     /// Detaches everything now and reports how long it took (dropping does the same).

@@ -157,6 +157,15 @@ pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+impl Drop for Probes {
+    /// Detaches the links (perf kprobes disabled first, on `attach_threads` threads) before
+    /// the programs and maps go.
+    fn drop(&mut self) {
+        let threads = self.loader.attach_threads();
+        crate::backend::detach_all(threads, std::mem::take(&mut self.links));
+    }
+}
+
 impl Probes {
     /// (run_cnt, recursion_misses) summed over every loaded event program, each program once.
     fn kernel_run_counts(&self) -> Result<(u64, u64), Error> {

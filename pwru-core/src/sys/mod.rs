@@ -38,7 +38,7 @@ pub use map::{
     map_create, map_freeze, map_lookup_elem, map_update_elem, MapCreate, MAP_TYPE_ARRAY,
     MAP_TYPE_RINGBUF,
 };
-pub use perf::{perf_kprobe_attach, perf_kprobe_open, KprobePmu};
+pub use perf::{perf_event_disable, perf_kprobe_attach, perf_kprobe_open, KprobePmu};
 pub use process::page_size;
 pub use prog::{
     insn, insns_from, next_id, object_ids, prog_fd_by_id, prog_info, prog_load,

@@ -7,7 +7,7 @@ use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 
 use aya_obj::generated::{
-    perf_event_attr, perf_event_sample_format, PERF_EVENT_IOC_ENABLE, PERF_EVENT_IOC_SET_BPF,
+    perf_event_attr, perf_event_sample_format, PERF_EVENT_IOC_DISABLE, PERF_EVENT_IOC_ENABLE, PERF_EVENT_IOC_SET_BPF,
     PERF_FLAG_FD_CLOEXEC,
 };
 
@@ -46,6 +46,16 @@ impl KprobePmu {
             retprobe_bit,
         })
     }
+}
+
+/// Stops the perf event `event` from running its program (PERF_EVENT_IOC_DISABLE). Cheap:
+/// the probe stays registered until the fd is closed, which is where the kernel waits.
+pub fn perf_event_disable(event: BorrowedFd<'_>) -> io::Result<()> {
+    // SAFETY: ioctl on a perf event fd the caller holds; DISABLE takes no argument.
+    if unsafe { libc::ioctl(event.as_raw_fd(), PERF_EVENT_IOC_DISABLE as libc::c_ulong, 0) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// Opens a kprobe perf event on `symbol` (PMU `pmu_type`) and attaches `prog` to it.

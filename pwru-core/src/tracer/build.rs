@@ -10,6 +10,7 @@ use crate::discovery::{self, DiscoveryOptions, Modules};
 use crate::error::Error;
 use crate::options::{Backend, KernelModules};
 use crate::privileges::{self, Capability};
+use crate::timings::Timings;
 
 use super::expressions::compile_expressions;
 use super::filters::{choose_filter_access, compile_filters, translate_filters};
@@ -70,6 +71,8 @@ impl TracerBuilder {
         privileges::require_for_tracing(&caps)?;
 
         // Cheap, pure checks first so a typo is reported before any kernel probe.
+        let mut timings = Timings::default();
+        let phase = Instant::now();
         let (filters, flags) = compile_filters(&o)?;
         if let Some(re) = &o.function_regex {
             discovery::whole_name_regex(re)?;
@@ -79,16 +82,66 @@ impl TracerBuilder {
                 .map_err(Error::InvalidOption)?;
 
         let mut config = config::kernel_config(&o, flags)?;
+        timings.filter_compile = phase.elapsed();
 
         // The kernel BTF, parsed once here and shared by every step below and by attach().
+        let phase = Instant::now();
         let kernel = std::sync::Arc::new(
             Btf::kernel(o.kernel_btf.as_deref()).map_err(discovery::DiscoveryError::from)?,
         );
+        timings.btf = phase.elapsed();
         let expressions = compile_expressions(&o, &kernel)?;
         config.flags |= expressions.flags;
-        let (driver, backend_refusals) = choose_backend(o.backend, &kernel)?;
+        // aya's copy of the BTF (for relocation at attach) is parsed meanwhile.
+        let aya_btf = crate::btf::AyaBtfJob::start(&kernel);
+        // Discovery (reading tracefs and BTF: CPU) runs on its own thread while the backend
+        // probes wait on the kernel. It assumes a function backend unless tracepoints were
+        // asked for, and runs again in the rare case that Auto falls back to tracepoints.
+        let discovery_for = |function_backend: bool| DiscoveryOptions {
+            filter_func: if function_backend {
+                o.function_regex.clone()
+            } else {
+                None
+            },
+            modules: match &o.kernel_modules {
+                KernelModules::None => Modules::None,
+                KernelModules::List(l) => Modules::List(l.clone()),
+                KernelModules::All => Modules::All,
+            },
+            non_skb_funcs: o.non_skb_functions.clone(),
+            kernel_btf: o.kernel_btf.clone(),
+            require_traceable: function_backend,
+            tracefs: None,
+            tracepoints: !function_backend,
+        };
+        let guessed_function_backend = o.backend != Backend::Tracepoint;
+        let guessed = discovery_for(guessed_function_backend);
+        let (chosen, early) = std::thread::scope(|s| {
+            let kernel_for_discovery = std::sync::Arc::clone(&kernel);
+            let guessed = &guessed;
+            let discovering = std::thread::Builder::new()
+                .name("pwru-discovery".into())
+                .spawn_scoped(s, move || {
+                    let started = Instant::now();
+                    let found = discovery::discover_with(guessed, kernel_for_discovery);
+                    (found, started.elapsed())
+                })
+                .ok();
+            let phase = Instant::now();
+            let chosen = choose_backend(o.backend, &kernel).map(|(driver, refusals)| {
+                let access = choose_filter_access(driver, &kernel);
+                (driver, refusals, access, phase.elapsed())
+            });
+            let early = discovering.map(|h| match h.join() {
+                Ok(r) => r,
+                // Discovery panicked on its thread: the same panic here.
+                Err(payload) => std::panic::resume_unwind(payload),
+            });
+            (chosen, early)
+        });
+        let (driver, backend_refusals, (filter_access, filter_access_note), choice_time) = chosen?;
+        timings.backend_choice = choice_time;
         let backend = driver.backend();
-        let (filter_access, filter_access_note) = choose_filter_access(driver, &kernel);
         for (b, why) in &backend_refusals {
             log::debug!("backend {b} refused: {why}");
         }
@@ -104,7 +157,9 @@ impl TracerBuilder {
             None => log::debug!("filters read packets with bpf_rdonly_cast"),
             Some(why) => log::debug!("filters read packets with bpf_probe_read_kernel: {why}"),
         }
+        let phase = Instant::now();
         let filter = translate_filters(&filters, filter_access, &expressions.bodies())?;
+        timings.filter_translate = phase.elapsed();
         if backend == Backend::Tracepoint && !o.non_skb_functions.is_empty() {
             return Err(Error::InvalidOption(format!(
                 "non_skb_functions ({}) cannot be traced with the tracepoint backend: they need \
@@ -114,26 +169,19 @@ impl TracerBuilder {
         }
 
         let function_backend = backend != Backend::Tracepoint;
-        let found = discovery::discover_with(
-            &DiscoveryOptions {
-                filter_func: if function_backend {
-                    o.function_regex.clone()
-                } else {
-                    None
-                },
-                modules: match &o.kernel_modules {
-                    KernelModules::None => Modules::None,
-                    KernelModules::List(l) => Modules::List(l.clone()),
-                    KernelModules::All => Modules::All,
-                },
-                non_skb_funcs: o.non_skb_functions.clone(),
-                kernel_btf: o.kernel_btf.clone(),
-                require_traceable: function_backend,
-                tracefs: None,
-                tracepoints: !function_backend,
-            },
-            kernel,
-        )?;
+        let found = match early {
+            Some((found, took)) if function_backend == guessed_function_backend => {
+                timings.discovery = took;
+                found?
+            }
+            // No thread, or the guess was wrong (Auto fell back to tracepoints): here.
+            _ => {
+                let phase = Instant::now();
+                let found = discovery::discover_with(&discovery_for(function_backend), kernel)?;
+                timings.discovery = phase.elapsed();
+                found
+            }
+        };
 
         let targets: Vec<Target> = if function_backend {
             found
@@ -190,7 +238,11 @@ impl TracerBuilder {
             filter_access_note,
             config,
             btf: found.btf,
-            build_time: started.elapsed(),
+            aya_btf,
+            timings: Timings {
+                build: started.elapsed(),
+                ..timings
+            },
         })
     }
 }

@@ -175,6 +175,17 @@ impl TracerBuilder {
         self
     }
 
+    /// Threads that attach and detach the targets of the kprobe, kprobe-multi and fentry
+    /// backends, in rounds that keep the targets' order (the hot path first). 0, the default,
+    /// means 1: in a 2-vCPU QEMU guest more threads made attaching slower (the kernel
+    /// serialises kprobe registration and trampoline updates) and detaching no faster; try
+    /// more on machines with many CPUs, where fentry's per-function verifier runs may
+    /// overlap.
+    pub fn attach_threads(mut self, threads: usize) -> Self {
+        self.options.attach_threads = threads;
+        self
+    }
+
     /// Ring buffer size in bytes, rounded up by `build()` to a power of two of at least one
     /// page (5000 becomes 8192); sizes above 2 GiB are refused. Default 4 MiB.
     pub fn ring_buffer_bytes(mut self, bytes: u32) -> Self {

@@ -15,6 +15,7 @@ use pwru_filter::ProbeAccess;
 use crate::backend::Driver;
 pub use crate::backend::{Refusal, Target};
 use crate::object::FilterBody;
+use crate::timings::Timings;
 pub use builder::TracerBuilder;
 use options::{Backend, Options};
 
@@ -41,7 +42,9 @@ pub struct Tracer {
     pub(crate) filter_access_note: Option<String>,
     pub(crate) config: PwruConfig,
     pub(crate) btf: std::sync::Arc<crate::btf::Btf>,
-    pub(crate) build_time: Duration,
+    pub(crate) timings: Timings,
+    /// The kernel BTF being parsed for aya (CO-RE relocation at attach) since `build()`.
+    pub(crate) aya_btf: crate::btf::AyaBtfJob,
 }
 
 impl Tracer {
@@ -98,6 +101,13 @@ impl Tracer {
 
     /// How long `build()` took (discovery, compilation, probes).
     pub fn build_time(&self) -> Duration {
-        self.build_time
+        self.timings.build
+    }
+
+    /// How long each phase of `build()` took (BTF, backend choice, filter compilation,
+    /// discovery); the attach phases are zero here and filled in
+    /// [`Session::timings`](crate::Session::timings).
+    pub fn timings(&self) -> Timings {
+        self.timings
     }
 }

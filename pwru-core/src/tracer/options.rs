@@ -288,6 +288,9 @@ pub struct Options {
     pub dump_buffer_bytes: u32,
     /// Read kernel types from this BTF file instead of /sys/kernel/btf/vmlinux.
     pub kernel_btf: Option<PathBuf>,
+    /// Threads attaching and detaching kprobe, kprobe-multi and fentry targets; 0 (the
+    /// default) means 1. See [`crate::TracerBuilder::attach_threads`].
+    pub attach_threads: usize,
 }
 
 impl Default for Options {
@@ -317,6 +320,7 @@ impl Default for Options {
             ring_buffer_bytes: DEFAULT_RING_BUFFER_BYTES,
             dump_buffer_bytes: DEFAULT_DUMP_BUFFER_BYTES,
             kernel_btf: None,
+            attach_threads: 0,
         }
     }
 }

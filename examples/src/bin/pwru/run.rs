@@ -377,6 +377,9 @@ pub fn trace_with(
             eprintln!("pwru: refused {}: {}", r.target, r.reason);
         }
     }
+    if a.debug {
+        print_timings(&session.timings());
+    }
 
     let to_stdout = a.output_file.is_none();
     let to_pcapng = pcapng.is_some();
@@ -641,4 +644,26 @@ pub fn explain(e: Error) -> String {
 /// The privilege error followed by a hint naming every capability the library found missing.
 pub fn privileges_hint(error: &str, missing: &MissingPrivileges, why: &str) -> String {
     format!("{error}\n({why}: run it with sudo, or grant {missing})")
+}
+
+/// `--debug`: where the time from start to attached went, phase by phase.
+fn print_timings(t: &pwru_core::Timings) {
+    let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
+    eprintln!(
+        "pwru: start to attached {:.0} ms: build {:.0} ms (filter compile {:.0}, BTF {:.0}, \
+         backend choice {:.0}, filter translate {:.0}, discovery {:.0}), attach {:.0} ms \
+         (object load {:.0}, load and verify {:.0}, attach {:.0}, session {:.0})",
+        ms(t.build + t.attach_total),
+        ms(t.build),
+        ms(t.filter_compile),
+        ms(t.btf),
+        ms(t.backend_choice),
+        ms(t.filter_translate),
+        ms(t.discovery),
+        ms(t.attach_total),
+        ms(t.load),
+        ms(t.verify),
+        ms(t.attach),
+        ms(t.session),
+    );
 }

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use pwru_core::{Session, Tracer};
 
 use crate::backend::Backend;
+use crate::kernel_state::{wait_until_gone, Snapshot};
 use crate::registry::Ctx;
 use crate::report::Outcome;
 
@@ -41,6 +42,7 @@ fn try_run(ctx: &mut Ctx, backend: Backend) -> Result<Outcome, Outcome> {
         .map_err(|e| Outcome::Fail(format!("listen: {e}")))?;
     let base_pps = traffic::udp_pps(&pair).map_err(Outcome::Fail)?;
 
+    let before = Snapshot::take().map_err(Outcome::Fail)?;
     let t0 = Instant::now();
     let tracer = Tracer::builder()
         .backend(backend)
@@ -55,6 +57,10 @@ fn try_run(ctx: &mut Ctx, backend: Backend) -> Result<Outcome, Outcome> {
         .map_err(|e| Outcome::Fail(format!("attach: {e}")))?;
     let attach = t1.elapsed();
     let total = t0.elapsed();
+    let made = Snapshot::take()
+        .map_err(Outcome::Fail)?
+        .added_since(&before);
+    let timings = session.timings();
     let (attached, refused) = (session.attached().len(), session.refused().len());
     let first_refusal = session
         .refused()
@@ -65,6 +71,10 @@ fn try_run(ctx: &mut Ctx, backend: Backend) -> Result<Outcome, Outcome> {
     let traced_pps = traffic::udp_pps(&pair).map_err(Outcome::Fail)?;
     let idle = idle_cpu(&mut session, Duration::from_secs(2)).map_err(Outcome::Fail)?;
     let detach = session.detach();
+    // Every kprobe, link, program and map the session made is gone (programs and maps are
+    // freed asynchronously: polled, with the wait reported).
+    let gone_after = wait_until_gone(&made, Duration::from_secs(60))
+        .map_err(|e| Outcome::Fail(format!("after detach: {e}")))?;
 
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
     let base = ctx.baseline_load_ms;
@@ -77,6 +87,24 @@ fn try_run(ctx: &mut Ctx, backend: Backend) -> Result<Outcome, Outcome> {
     r.metric(&format!("full.detach_ms.{b}"), ms(detach));
     r.metric(&format!("full.attach_x_baseline.{b}"), ms(attach) / base);
     r.metric(&format!("full.detach_x_baseline.{b}"), ms(detach) / base);
+    r.metric(&format!("full.gone_after_detach_ms.{b}"), ms(gone_after));
+    r.metric(&format!("full.made_kprobes.{b}"), made.kprobes.len() as f64);
+    r.metric(&format!("full.made_links.{b}"), made.links.len() as f64);
+    for (phase, d) in [
+        ("filter_compile", timings.filter_compile),
+        ("btf", timings.btf),
+        ("backend_choice", timings.backend_choice),
+        ("filter_translate", timings.filter_translate),
+        ("discovery", timings.discovery),
+        ("build", timings.build),
+        ("object_load", timings.load),
+        ("verify", timings.verify),
+        ("attach", timings.attach),
+        ("session", timings.session),
+        ("attach_total", timings.attach_total),
+    ] {
+        r.metric(&format!("full.phase_ms.{phase}.{b}"), ms(d));
+    }
     r.metric(&format!("start_to_attached_ms.simple.{b}"), ms(total));
     r.metric("udp_pps.no_tracer", base_pps);
     r.metric(&format!("udp_pps.nomatch.{b}"), traced_pps);
@@ -89,6 +117,20 @@ fn try_run(ctx: &mut Ctx, backend: Backend) -> Result<Outcome, Outcome> {
         return Err(Outcome::Fail(format!(
             "{targets} targets but {attached} attached + {refused} refused"
         )));
+    }
+    // One kernel object per attached function: kprobes in debugfs (when it is mounted),
+    // tracing links for fentry.
+    let per_function = match backend {
+        Backend::Kprobe if !made.kprobes.is_empty() => Some(("kprobes", made.kprobes.len())),
+        Backend::Fentry => Some(("links", made.links.len())),
+        _ => None,
+    };
+    if let Some((what, n)) = per_function {
+        if n != attached {
+            return Err(Outcome::Fail(format!(
+                "{attached} functions attached but the kernel has {n} new {what}"
+            )));
+        }
     }
     Ok(Outcome::Pass(format!(
         "{attached}/{targets} attached, {refused} refused; attach {:.2} s ({:.0}x baseline), \

@@ -4,6 +4,7 @@
 //! Scenarios from `auto-backend` on drive the pwru-core `Tracer` through its public API.
 
 mod arp_l2;
+mod attach_speed;
 mod auto_backend;
 mod dnat_track;
 mod drop_reason;
@@ -183,6 +184,13 @@ pub const ALL: &[Scenario] = &[
         applies: SKB,
                 precondition: full_attach::precondition,
         run: full_attach::run,
+    },
+    Scenario {
+        name: "attach-speed",
+        about: "a few hundred skb functions attached/detached with 2 threads and 1; first event while attaching",
+        applies: SKB,
+        precondition: always,
+        run: attach_speed::run,
     },
     Scenario {
         name: "run-accounting",
