@@ -131,10 +131,10 @@ pub struct Args {
     /// keep this many rotated files (0: keep all)
     #[arg(long, default_value_t = 0)]
     pub output_file_max_backups: u32,
-    /// (pwru) delete rotated files older than N days: accepted only as 0
+    /// delete rotated files last written more than this many days ago (0: keep all)
     #[arg(long, default_value_t = 0)]
     pub output_file_max_age: u32,
-    /// (pwru) gzip rotated files: not supported yet
+    /// gzip rotated files (NAME.1 becomes NAME.1.gz)
     #[arg(long, action = ArgAction::Set, value_parser = go_bool, default_value_t = false, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub output_file_compress: bool,
     /// stop after this many events (0: no limit)
@@ -182,12 +182,6 @@ impl Args {
         }
         if self.output_bpfmap {
             return Some("--output-bpfmap");
-        }
-        if self.output_file_compress {
-            return Some("--output-file-compress");
-        }
-        if self.output_file_max_age != 0 {
-            return Some("--output-file-max-age");
         }
         None
     }

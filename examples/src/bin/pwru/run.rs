@@ -12,7 +12,7 @@ use pwru_core::{
 use pwru_examples::signals::{self, Phase, Signals};
 
 use crate::args::Args;
-use crate::output::Output;
+use crate::output::{Output, Retention};
 use crate::writer::{Closed, Writer};
 
 /// Builds the tracer's options from pwru's flags.
@@ -256,7 +256,11 @@ pub fn trace_with(
     let out = Output::new(
         a.output_file.as_deref(),
         a.output_file_max_size,
-        a.output_file_max_backups,
+        Retention {
+            max_backups: a.output_file_max_backups,
+            max_age: Retention::max_age_days(a.output_file_max_age),
+            compress: a.output_file_compress,
+        },
     )
     .map_err(|e| match &a.output_file {
         Some(p) => format!("--output-file {p}: {e}"),
