@@ -119,6 +119,13 @@ pub struct Args {
     /// (pwru) print BPF map operations: not supported yet
     #[arg(long, action = ArgAction::Set, value_parser = go_bool, default_value_t = false, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub output_bpfmap: bool,
+    /// print the network namespace's name (`ip netns` and container runtimes' bind mounts,
+    /// else `comm:pid` of a process in it): a NETNS NAME column, `netns_name` in JSON
+    #[arg(long, action = ArgAction::Set, value_parser = go_bool, default_value_t = false, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub output_netns_names: bool,
+    /// width of the NETNS NAME column: longer names are cut (text output only)
+    #[arg(long, default_value_t = 16, value_name = "CHARS")]
+    pub netns_names_max_length: usize,
     /// print one JSON object per event
     #[arg(long, action = ArgAction::Set, value_parser = go_bool, default_value_t = false, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub output_json: bool,

@@ -1,11 +1,13 @@
 //! The tracing loop: build, attach with a progress line, print events until told to stop.
 
+use std::cell::RefCell;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use futures::{FutureExt, StreamExt};
 use pwru_core::format::{FormatOptions, Formatter, TimestampMode};
+use pwru_core::netns_names::NetnsNames;
 use pwru_core::{
     Capture, Error, Event, Item, KernelModules, MissingPrivileges, Stats, Tracer, TracerBuilder,
 };
@@ -92,6 +94,7 @@ pub fn format_options(a: &Args) -> Result<FormatOptions, Failure> {
     o.stack = a.output_stack;
     o.skb_dump = a.output_skb;
     o.shinfo_dump = a.output_skb_shared_info;
+    o.netns_names = a.output_netns_names.then_some(a.netns_names_max_length);
     o.timestamp = a
         .timestamp
         .parse::<TimestampMode>()
@@ -342,7 +345,11 @@ pub fn trace_with(
 
     let to_stdout = a.output_file.is_none();
     let writer = Writer::start(out).map_err(|e| format!("starting the output thread: {e}"))?;
+    let netns_names = fopts.netns_names.map(|_| RefCell::new(NetnsNames::new()));
     let mut fmt = Formatter::new(fopts);
+    if let Some(names) = &netns_names {
+        fmt.set_netns_names(names.borrow().names().clone());
+    }
     if !a.output_json {
         let mut header = Vec::with_capacity(128);
         fmt.write_header(&mut header);
@@ -361,6 +368,14 @@ pub fn trace_with(
     let quiet = demo.as_ref().map(|d| d.quiet);
     let format = |fmt: &mut Formatter, ev: &Event| {
         let mut line = Vec::with_capacity(256);
+        if let (Some(names), Some(meta)) = (&netns_names, &ev.meta) {
+            // A namespace made after the start is named at its first event (rescans are
+            // rate-limited by NetnsNames).
+            let mut names = names.borrow_mut();
+            if names.learn(u64::from(meta.netns)) {
+                fmt.set_netns_names(names.names().clone());
+            }
+        }
         if a.output_json {
             fmt.write_json(ev, &mut line);
         } else {
