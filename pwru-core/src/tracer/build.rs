@@ -47,6 +47,36 @@ fn choose_backend(requested: Backend, kernel: &Btf) -> Result<Choice, Error> {
     Err(Error::NoBackend { refusals })
 }
 
+/// The kernel functions loaded tc/XDP programs call, for `track_bpf_helpers`: only a
+/// function backend can trace them, so the tracepoint backend is refused with the reasons the
+/// others were.
+fn bpf_helpers_to_trace(
+    backend: Backend,
+    refusals: &[(Backend, String)],
+) -> Result<Vec<String>, Error> {
+    if backend == Backend::Tracepoint {
+        let why = if refusals.is_empty() {
+            "the tracepoint backend was chosen; choose kprobe, kprobe-multi or fentry".to_string()
+        } else {
+            let reasons: Vec<String> = refusals.iter().map(|(b, r)| format!("{b}: {r}")).collect();
+            format!("this kernel refused them ({})", reasons.join("; "))
+        };
+        return Err(Error::InvalidOption(format!(
+            "track_bpf_helpers needs kprobes or fentry (the kprobe, kprobe-multi or fentry \
+             backend) to trace the helpers, and {why}"
+        )));
+    }
+    let symbols = crate::symbols::KernelSymbols::load()?;
+    let names = discovery::bpf_helpers::called_by_packet_programs(&symbols)
+        .map_err(discovery::DiscoveryError::from)?;
+    log::debug!(
+        "{} kernel functions called by loaded tc/XDP programs: {}",
+        names.len(),
+        names.join(", ")
+    );
+    Ok(names)
+}
+
 impl TracerBuilder {
     /// Checks everything and plans the tracing; attaches nothing.
     ///
@@ -110,6 +140,12 @@ impl TracerBuilder {
             )));
         }
 
+        let bpf_helpers = if o.track_bpf_helpers {
+            bpf_helpers_to_trace(backend, &backend_refusals)?
+        } else {
+            Vec::new()
+        };
+
         let function_backend = backend != Backend::Tracepoint;
         let found = discovery::discover_with(
             &DiscoveryOptions {
@@ -124,6 +160,7 @@ impl TracerBuilder {
                     KernelModules::All => Modules::All,
                 },
                 non_skb_funcs: o.non_skb_functions.clone(),
+                optional_non_skb_funcs: bpf_helpers,
                 kernel_btf: o.kernel_btf.clone(),
                 require_traceable: function_backend,
                 tracefs: None,

@@ -124,6 +124,17 @@ impl TracerBuilder {
         self
     }
 
+    /// Also trace the kernel functions that the loaded tc and XDP programs call: BPF helpers,
+    /// and the map operations the verifier calls in their place (pwru
+    /// `--filter-track-bpf-helpers`). They are found in the programs' verified instructions
+    /// when [`build`](Self::build) runs and traced as [`non_skb_functions`](Self::non_skb_functions),
+    /// so they need the kprobe, kprobe-multi or fentry backend: `build` refuses them with the
+    /// tracepoint backend, naming why the others were refused.
+    pub fn track_bpf_helpers(mut self, on: bool) -> Self {
+        self.options.track_bpf_helpers = on;
+        self
+    }
+
     /// Trace the tc BPF programs loaded in the kernel.
     pub fn trace_tc(mut self, on: bool) -> Self {
         self.options.trace_tc = on;

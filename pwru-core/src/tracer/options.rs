@@ -227,6 +227,9 @@ pub struct Options {
     pub track_skb: bool,
     /// Link functions without an skb argument to packets by kernel stack id.
     pub track_skb_by_stackid: bool,
+    /// Also trace the kernel functions that loaded tc and XDP programs call (BPF helpers and
+    /// map operations), linked to packets by stack id (pwru `--filter-track-bpf-helpers`).
+    pub track_bpf_helpers: bool,
     /// Trace the tc BPF programs loaded in the kernel.
     pub trace_tc: bool,
     /// Trace the XDP programs loaded in the kernel.
@@ -260,6 +263,7 @@ impl Default for Options {
             tunnel_filter_l3: None,
             track_skb: false,
             track_skb_by_stackid: false,
+            track_bpf_helpers: false,
             trace_tc: false,
             trace_xdp: false,
             capture: Capture::default(),

@@ -79,7 +79,8 @@ pub struct Args {
     /// (pwru) filter on xdp_buff fields: not supported yet
     #[arg(long, value_name = "EXPR")]
     pub filter_xdp_expr: Option<String>,
-    /// (pwru) trace BPF helpers: not supported yet
+    /// also trace the kernel functions (BPF helpers, map operations) that loaded tc/XDP programs
+    /// call, linked to packets by stack id (needs kprobes or fentry)
     #[arg(long, action = ArgAction::Set, value_parser = go_bool, default_value_t = false, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub filter_track_bpf_helpers: bool,
 
@@ -177,9 +178,6 @@ impl Args {
         }
         if self.filter_xdp_expr.is_some() {
             return Some("--filter-xdp-expr");
-        }
-        if self.filter_track_bpf_helpers {
-            return Some("--filter-track-bpf-helpers");
         }
         if !self.output_skb_metadata.is_empty() {
             return Some("--output-skb-metadata");

@@ -28,6 +28,7 @@ pub fn builder(a: &Args) -> Result<TracerBuilder, Failure> {
         )
         .track_skb(a.filter_track_skb)
         .track_skb_by_stackid(a.filter_track_skb_by_stackid)
+        .track_bpf_helpers(a.filter_track_bpf_helpers)
         .trace_tc(a.filter_trace_tc)
         .trace_xdp(a.filter_trace_xdp)
         .capture(

@@ -5,6 +5,7 @@
 
 mod arp_l2;
 mod auto_backend;
+mod bpf_helpers;
 mod dnat_track;
 mod drop_reason;
 mod fires;
@@ -137,6 +138,13 @@ pub const ALL: &[Scenario] = &[
         applies: FENTRY,
         precondition: always,
         run: trace_prog::run_xdp,
+    },
+    Scenario {
+        name: "track-bpf-helpers",
+        about: "map functions a tc program calls are found, traced and linked to its packet",
+        applies: SKB,
+        precondition: always,
+        run: bpf_helpers::run,
     },
     Scenario {
         name: "sigkill-cleanup",
