@@ -277,6 +277,22 @@ pub fn trace_with(
         eprintln!("pwru: building the tracer (compiling filters, discovering functions)");
     }
     let tracer = builder.build().map_err(explain)?;
+    if a.filter_track_bpf_helpers {
+        // The helpers come from the tc/XDP programs loaded now: say when there are none.
+        let helpers = tracer
+            .non_skb_targets()
+            .iter()
+            .filter(|f| !a.filter_non_skb_funcs.contains(f))
+            .count();
+        if helpers == 0 {
+            eprintln!(
+                "pwru: --filter-track-bpf-helpers: no loaded tc/XDP program calls a traceable \
+                 kernel function; no helper is traced"
+            );
+        } else if a.debug {
+            eprintln!("pwru: --filter-track-bpf-helpers: tracing {helpers} kernel functions");
+        }
+    }
     for (b, why) in tracer.backend_refusals() {
         if a.debug {
             eprintln!("pwru: backend {b} refused: {why}");
