@@ -17,6 +17,10 @@ enum pwru_record_kind {
 	/* pwru_record_hdr, pwru_event, then event.skb_dump_len bytes of skb text (BTF dump)
 	 * and event.shinfo_dump_len bytes of skb_shared_info text. */
 	PWRU_RECORD_EVENT = 1,
+	/* pwru_record_hdr, then pwru_bpfmap: one map operation of a traced tc/XDP program
+	 * (--output-bpfmap). Reserved in the ring buffer (no scratch slot, no check word: the
+	 * reservation is the run's own). */
+	PWRU_RECORD_BPFMAP = 2,
 };
 
 enum pwru_record_version {
@@ -142,6 +146,27 @@ enum pwru_event_flag {
 	PWRU_EV_SHINFO_DUMP_CUT = 1u << 15, /* the shared-info text was cut at the dump bound */
 };
 
+/* ---- map operations (pwru_bpfmap) ----------------------------------------------- */
+
+/* pwru_bpfmap.op */
+enum pwru_bpfmap_op {
+	PWRU_BPFMAP_LOOKUP = 1,
+	PWRU_BPFMAP_UPDATE = 2,
+	PWRU_BPFMAP_DELETE = 3,
+};
+
+/* pwru_bpfmap.flags */
+enum pwru_bpfmap_flag {
+	PWRU_BPFMAP_HAS_VALUE = 1u << 0, /* value holds bytes (update; lookup that found one) */
+	PWRU_BPFMAP_KEY_CUT = 1u << 1,   /* key_size > PWRU_BPFMAP_BYTES: key holds the first ones */
+	PWRU_BPFMAP_VALUE_CUT = 1u << 2, /* likewise for the value */
+};
+
+/* Key and value bytes kept per operation. */
+enum pwru_bpfmap_bytes {
+	PWRU_BPFMAP_BYTES = 64,
+};
+
 /* ---- configuration (read-only global `pwru_cfg`, set before load) ---------------- */
 
 /* pwru_config.flags */
@@ -208,6 +233,9 @@ struct pwru_abi {
 	enum pwru_config_flag config_flag;
 	enum pwru_filter_selector filter_selector;
 	enum pwru_patch_marker patch_marker;
+	enum pwru_bpfmap_op bpfmap_op;
+	enum pwru_bpfmap_flag bpfmap_flag;
+	enum pwru_bpfmap_bytes bpfmap_bytes;
 };
 
 #endif

@@ -16,6 +16,8 @@ pub const PWRU_DEPTH_NESTED: u32 = 1;
 /// Name of the per-CPU array of run counters, indexed by outcome (`PWRU_OUT_*`, one `u64`
 /// each); the [`PWRU_OUT_RING_FULL`] entry counts the records lost to a full ring buffer.
 pub const MAP_RUNS: &str = "pwru_runs";
+/// Name of the map keeping a kprobe'd map lookup's arguments for its kretprobe.
+pub const MAP_BPFMAP_ARGS: &str = "pwru_bpfmap_args";
 /// Name of the stack trace map.
 pub const MAP_STACKS: &str = "pwru_stacks";
 
