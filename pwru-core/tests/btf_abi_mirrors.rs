@@ -8,7 +8,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::mem::{offset_of, size_of};
 
 use pwru_core::btf::{Btf, Kind};
-use pwru_ebpf::{PwruBpfmap, PwruBpfmapRecord, PwruConfig, PwruEvent, PwruRecordHdr, PwruTuple, OBJECT};
+use pwru_ebpf::{
+    PwruBpfmap, PwruBpfmapRecord, PwruConfig, PwruEvent, PwruRecordHdr, PwruTuple, OBJECT,
+};
 
 fn check(btf: &Btf, name: &str, size: usize, fields: &[(&str, usize)]) {
     let layout = btf
@@ -133,7 +135,11 @@ fn abi_enums_match_rust_constants() {
     check_enum(
         &btf,
         "pwru_bpfmap_flag",
-        consts!(PWRU_BPFMAP_HAS_VALUE, PWRU_BPFMAP_KEY_CUT, PWRU_BPFMAP_VALUE_CUT),
+        consts!(
+            PWRU_BPFMAP_HAS_VALUE,
+            PWRU_BPFMAP_KEY_CUT,
+            PWRU_BPFMAP_VALUE_CUT
+        ),
     );
     check_enum(
         &btf,

@@ -11,6 +11,7 @@ mod kind;
 mod kprobe;
 mod kprobe_multi;
 mod link;
+mod map_ops;
 mod probe;
 mod target;
 mod tracepoint;
@@ -116,6 +117,21 @@ pub trait Driver: std::fmt::Debug + Sync {
     /// Attaches the stack-link program to each function without an skb argument; refusals
     /// are filed, not fatal.
     fn attach_non_skb(&self, loader: &mut Loader, names: &[String], out: &mut Attachments);
+
+    /// Attaches the map operation programs to each map function (`bpf_map_ops`); refusals are
+    /// filed, not fatal. Backends that cannot trace functions (tracepoints) refuse each.
+    fn attach_map_ops(
+        &self,
+        loader: &mut Loader,
+        targets: &[crate::discovery::map_ops::MapOpTarget],
+        out: &mut Attachments,
+    ) {
+        let _ = loader;
+        out.refused.extend(targets.iter().map(|t| Refusal {
+            target: t.name.clone(),
+            reason: format!("the {} backend cannot trace kernel functions", self.name()),
+        }));
+    }
 
     /// Programs that end tracking when an skb or its data buffer is freed, and with
     /// `track_clones` also follow clones and copies; see [`Loader::load_tracking`].

@@ -17,6 +17,7 @@
 //! ```
 
 pub mod bpf_helpers;
+pub mod map_ops;
 mod error;
 mod tracefs;
 mod tracepoints;

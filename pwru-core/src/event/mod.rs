@@ -18,11 +18,18 @@
 //! assert_eq!(ev.tuple.unwrap().to_string(), "10.0.0.1:40000->10.0.0.2:9(udp)");
 //! ```
 
+mod bpfmap;
 mod clock;
 // Without `unstable`, parts of the decoder only the tests and benchmarks call are unused.
 #[cfg_attr(not(feature = "unstable"), allow(dead_code))]
 mod decode;
 
+#[cfg(feature = "unstable")]
+pub use bpfmap::decode_bpfmap;
+#[cfg(not(feature = "unstable"))]
+pub(crate) use bpfmap::decode_bpfmap;
+pub(crate) use bpfmap::is_bpfmap_record;
+pub use bpfmap::{BpfMapOp, MapOpType};
 pub use clock::WallClock;
 pub use decode::DecodeError;
 // Record decoding is internal (its input is the kernel ABI of pwru-ebpf); the `unstable`

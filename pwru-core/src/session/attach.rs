@@ -174,11 +174,14 @@ impl Tracer {
         }
 
         driver.attach_non_skb(&mut loader, &self.non_skb_targets, &mut out);
+        if self.options.bpf_map_ops {
+            driver.attach_map_ops(&mut loader, &self.map_op_targets, &mut out);
+        }
 
         // Clone/copy tracking and freeing (tracepoint kernels need none: the kfree_skb and
         // consume_skb programs forget, and head tracking follows clones). Stack links of
         // freed skbs are dropped at kfree_skbmem too.
-        let stack_links = !self.non_skb_targets.is_empty();
+        let stack_links = !self.non_skb_targets.is_empty() || !self.map_op_targets.is_empty();
         if self.options.track_skb || stack_links {
             for (name, r) in driver.lifetime_programs(&mut loader, self.options.track_skb) {
                 match r {

@@ -54,6 +54,18 @@ fn bpf_helpers_to_trace(
     backend: Backend,
     refusals: &[(Backend, String)],
 ) -> Result<Vec<String>, Error> {
+    refuse_tracepoint_backend("track_bpf_helpers", "the helpers", backend, refusals)?;
+    called_by_packet_programs()
+}
+
+/// `option` traces kernel functions (`what`): refused with the tracepoint backend, saying why
+/// the function backends were refused.
+fn refuse_tracepoint_backend(
+    option: &str,
+    what: &str,
+    backend: Backend,
+    refusals: &[(Backend, String)],
+) -> Result<(), Error> {
     if backend == Backend::Tracepoint {
         let why = if refusals.is_empty() {
             "the tracepoint backend was chosen; choose kprobe, kprobe-multi or fentry".to_string()
@@ -62,10 +74,15 @@ fn bpf_helpers_to_trace(
             format!("this kernel refused them ({})", reasons.join("; "))
         };
         return Err(Error::InvalidOption(format!(
-            "track_bpf_helpers needs kprobes or fentry (the kprobe, kprobe-multi or fentry \
-             backend) to trace the helpers, and {why}"
+            "{option} needs kprobes or fentry (the kprobe, kprobe-multi or fentry \
+             backend) to trace {what}, and {why}"
         )));
     }
+    Ok(())
+}
+
+/// The kernel functions the loaded tc/XDP programs call.
+fn called_by_packet_programs() -> Result<Vec<String>, Error> {
     let symbols = crate::symbols::KernelSymbols::load()?;
     let names = discovery::bpf_helpers::called_by_packet_programs(&symbols)
         .map_err(discovery::DiscoveryError::from)?;
@@ -146,6 +163,27 @@ impl TracerBuilder {
             Vec::new()
         };
 
+        let map_op_targets = if o.bpf_map_ops {
+            refuse_tracepoint_backend(
+                "bpf_map_ops",
+                "the map operations",
+                backend,
+                &backend_refusals,
+            )?;
+            let ops = discovery::map_ops::map_ops(&called_by_packet_programs()?);
+            log::debug!(
+                "{} map functions called by loaded tc/XDP programs: {}",
+                ops.len(),
+                ops.iter()
+                    .map(|o| o.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            ops
+        } else {
+            Vec::new()
+        };
+
         let function_backend = backend != Backend::Tracepoint;
         let found = discovery::discover_with(
             &DiscoveryOptions {
@@ -219,6 +257,7 @@ impl TracerBuilder {
             backend_refusals,
             targets,
             non_skb_targets,
+            map_op_targets,
             filter,
             filter_access,
             filter_access_note,

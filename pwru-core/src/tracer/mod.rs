@@ -35,6 +35,8 @@ pub struct Tracer {
     pub(crate) backend_refusals: Vec<(Backend, String)>,
     pub(crate) targets: Vec<Target>,
     pub(crate) non_skb_targets: Vec<String>,
+    /// Map functions traced for [`TracerBuilder::bpf_map_ops`].
+    pub(crate) map_op_targets: Vec<crate::discovery::map_ops::MapOpTarget>,
     pub(crate) filter: FilterBody,
     pub(crate) filter_access: ProbeAccess,
     pub(crate) filter_access_note: Option<String>,

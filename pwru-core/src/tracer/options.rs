@@ -230,6 +230,9 @@ pub struct Options {
     /// Also trace the kernel functions that loaded tc and XDP programs call (BPF helpers and
     /// map operations), linked to packets by stack id (pwru `--filter-track-bpf-helpers`).
     pub track_bpf_helpers: bool,
+    /// Report the map operations (lookup, update, delete) of the traced tc/XDP programs as
+    /// [`Item::BpfMap`](crate::Item::BpfMap) (pwru `--output-bpfmap`).
+    pub bpf_map_ops: bool,
     /// Trace the tc BPF programs loaded in the kernel.
     pub trace_tc: bool,
     /// Trace the XDP programs loaded in the kernel.
@@ -264,6 +267,7 @@ impl Default for Options {
             track_skb: false,
             track_skb_by_stackid: false,
             track_bpf_helpers: false,
+            bpf_map_ops: false,
             trace_tc: false,
             trace_xdp: false,
             capture: Capture::default(),

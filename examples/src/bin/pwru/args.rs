@@ -117,7 +117,9 @@ pub struct Args {
     /// (pwru) print xdp_buff fields by expression: not supported yet
     #[arg(long, value_delimiter = ',', value_name = "EXPR")]
     pub output_xdp_metadata: Vec<String>,
-    /// (pwru) print BPF map operations: not supported yet
+    /// print the map operations (lookup, update, delete: map id, name, key and value) of the
+    /// loaded tc/XDP programs, with the packet's events; needs the kprobe, kprobe-multi or
+    /// fentry backend
     #[arg(long, action = ArgAction::Set, value_parser = go_bool, default_value_t = false, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub output_bpfmap: bool,
     /// print the network namespace's name (`ip netns` and container runtimes' bind mounts,
@@ -184,9 +186,6 @@ impl Args {
         }
         if !self.output_xdp_metadata.is_empty() {
             return Some("--output-xdp-metadata");
-        }
-        if self.output_bpfmap {
-            return Some("--output-bpfmap");
         }
         None
     }

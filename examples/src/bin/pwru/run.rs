@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use futures::{FutureExt, StreamExt};
+use pwru_core::event::BpfMapOp;
 use pwru_core::format::{FormatOptions, Formatter, TimestampMode};
 use pwru_core::netns_names::NetnsNames;
 use pwru_core::{
@@ -29,6 +30,7 @@ pub fn builder(a: &Args) -> Result<TracerBuilder, Failure> {
         .track_skb(a.filter_track_skb)
         .track_skb_by_stackid(a.filter_track_skb_by_stackid)
         .track_bpf_helpers(a.filter_track_bpf_helpers)
+        .bpf_map_ops(a.output_bpfmap)
         .trace_tc(a.filter_trace_tc)
         .trace_xdp(a.filter_trace_xdp)
         .capture(
@@ -400,6 +402,15 @@ pub fn trace_with(
         }
         line
     };
+    let format_map_op = |fmt: &Formatter, op: &BpfMapOp| {
+        let mut line = Vec::with_capacity(256);
+        if a.output_json {
+            fmt.write_bpfmap_json(op, &mut line);
+        } else {
+            fmt.write_bpfmap_text(op, &mut line);
+        }
+        line
+    };
     let note = |summary: &mut Summary, ev: &Event| {
         summary.events += 1;
         if let Some(r) = &ev.drop_reason {
@@ -465,6 +476,13 @@ pub fn trace_with(
                     lost_line.report(lost.total);
                     continue;
                 }
+                // Printed with the packet's events, in stream order; not counted as lines
+                // of --output-limit-lines (pwru prints them inside the map function's line).
+                Some(Ok(Item::BpfMap(op))) => {
+                    last_event = Instant::now();
+                    writer.send(permit, format_map_op(&fmt, &op));
+                    continue;
+                }
                 Some(Ok(_)) => continue,
                 Some(Err(e)) if !e.is_fatal() => {
                     eprintln!("pwru: {e}");
@@ -506,6 +524,11 @@ pub fn trace_with(
                         note(&mut summary, &ev);
                     }
                     Ok(Item::Lost(lost)) => summary.lost = lost.total,
+                    Ok(Item::BpfMap(op)) => {
+                        if !writer.try_send(format_map_op(&fmt, &op)) {
+                            summary.not_printed += 1;
+                        }
+                    }
                     Ok(_) | Err(_) => {}
                 }
             }
