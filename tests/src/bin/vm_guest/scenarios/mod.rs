@@ -6,6 +6,7 @@
 mod arp_l2;
 mod auto_backend;
 mod bpf_helpers;
+mod bpfmap;
 mod dnat_track;
 mod drop_reason;
 mod fires;
@@ -145,6 +146,13 @@ pub const ALL: &[Scenario] = &[
         applies: SKB,
         precondition: always,
         run: bpf_helpers::run,
+    },
+    Scenario {
+        name: "bpfmap",
+        about: "map operations of a tc program: id, name, key and value as the map holds them",
+        applies: SKB,
+        precondition: always,
+        run: bpfmap::run,
     },
     Scenario {
         name: "sigkill-cleanup",
