@@ -188,6 +188,7 @@ fn abi_enums_match_rust_constants() {
             ("PWRU_OUT_NESTED_TOO_DEEP", o::NESTED_TOO_DEEP.into()),
             ("PWRU_OUT_NO_SCRATCH", o::NO_SCRATCH.into()),
             ("PWRU_OUT_NO_STACK_SKB", o::NO_STACK_SKB.into()),
+            ("PWRU_OUT_OWN_MAP", o::OWN_MAP.into()),
             ("PWRU_OUT_MAX", o::COUNT.into()),
         ],
     );

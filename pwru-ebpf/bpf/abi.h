@@ -81,7 +81,8 @@ enum pwru_outcome {
 	PWRU_OUT_NESTED_TOO_DEEP = 8, /* every scratch slot of this CPU in use */
 	PWRU_OUT_NO_SCRATCH = 9,      /* a per-CPU map lookup failed (not expected) */
 	PWRU_OUT_NO_STACK_SKB = 10,   /* non-skb function: no skb known for this stack */
-	PWRU_OUT_MAX = 11,
+	PWRU_OUT_OWN_MAP = 11,        /* map operation on one of pwru's own maps: not reported */
+	PWRU_OUT_MAX = 12,
 };
 
 /* ---- event ---------------------------------------------------------------------- */

@@ -21,6 +21,19 @@ static __always_inline bool bpfmap_bytes(__u8 *dst, const void *src, __u32 size)
 }
 
 /*
+ * pwru's own hash maps: fentry programs on the map functions also see the lookups and
+ * updates pwru's other programs do (kprobe programs do not nest), which are not the traced
+ * programs' operations. Every map function call of pwru's programs goes to one of these.
+ */
+static __always_inline bool own_map(const struct bpf_map *map)
+{
+	__u64 m = (__u64)map;
+	return m == (__u64)(void *)&pwru_skbs || m == (__u64)(void *)&pwru_heads ||
+	       m == (__u64)(void *)&pwru_stackid_skb || m == (__u64)(void *)&pwru_skb_stackid ||
+	       m == (__u64)(void *)&pwru_clone_args || m == (__u64)(void *)&pwru_bpfmap_args;
+}
+
+/*
  * Writes the record of one map operation, and counts the run (every run of a map operation
  * program counts one outcome here). `value` NULL: no value (delete, lookup that missed).
  * The record is reserved in the ring buffer, so no other run can write into it.
@@ -28,6 +41,10 @@ static __always_inline bool bpfmap_bytes(__u8 *dst, const void *src, __u32 size)
 static __always_inline void emit_bpfmap(__u8 kind, __u8 op, __u64 addr, struct bpf_map *map,
 					const void *key, const void *value)
 {
+	if (own_map(map)) {
+		count_run(PWRU_OUT_OWN_MAP);
+		return;
+	}
 	__u64 sk = stack_key();
 	__u64 *skb = bpf_map_lookup_elem(&pwru_stackid_skb, &sk);
 	if (!skb || !*skb) {

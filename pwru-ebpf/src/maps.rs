@@ -52,8 +52,11 @@ pub mod outcome {
     pub const NO_SCRATCH: u32 = 9;
     /// A function without an skb argument ran on a stack with no skb remembered.
     pub const NO_STACK_SKB: u32 = 10;
+    /// A map operation program ran on one of pwru's own maps (fentry programs see the
+    /// lookups of pwru's other programs): not reported.
+    pub const OWN_MAP: u32 = 11;
     /// Number of outcomes (entries of [`MAP_RUNS`](super::MAP_RUNS)).
-    pub const COUNT: u32 = 11;
+    pub const COUNT: u32 = 12;
 }
 
 pub use outcome::NESTED_TOO_DEEP as PWRU_OUT_NESTED_TOO_DEEP;
