@@ -92,6 +92,13 @@ impl Tracer {
         &self.non_skb_targets
     }
 
+    /// The kernel map functions [`Tracer::attach`] will trace for
+    /// [`TracerBuilder::bpf_map_ops`] (those the loaded tc/XDP programs call; empty without
+    /// the option or when no such program does map operations).
+    pub fn map_op_functions(&self) -> impl Iterator<Item = &str> {
+        self.map_op_targets.iter().map(|t| t.name.as_str())
+    }
+
     /// The options this tracer was built from.
     pub fn options(&self) -> &Options {
         &self.options

@@ -295,6 +295,18 @@ pub fn trace_with(
             eprintln!("pwru: --filter-track-bpf-helpers: tracing {helpers} kernel functions");
         }
     }
+    if a.output_bpfmap {
+        // The map functions come from the tc/XDP programs loaded now: say when there are none.
+        let funcs: Vec<&str> = tracer.map_op_functions().collect();
+        if funcs.is_empty() {
+            eprintln!(
+                "pwru: --output-bpfmap: no loaded tc/XDP program does map operations; none \
+                 is traced"
+            );
+        } else if a.debug {
+            eprintln!("pwru: --output-bpfmap: tracing {}", funcs.join(", "));
+        }
+    }
     for (b, why) in tracer.backend_refusals() {
         if a.debug {
             eprintln!("pwru: backend {b} refused: {why}");
