@@ -88,6 +88,52 @@ pub(crate) fn json(op: &BpfMapOp, out: &mut Vec<u8>) {
 mod tests {
     use super::*;
 
+    fn op(value: Option<Vec<u8>>) -> BpfMapOp {
+        BpfMapOp {
+            op: crate::event::MapOpType::Update,
+            kind: crate::event::ProbeKind::Fentry,
+            function: "htab_map_update_elem".into(),
+            address: 0xffff_ffff_8100_0000,
+            skb: 0xffff_8880_0435_6700,
+            cpu: 1,
+            pid: 7,
+            timestamp_ns: 5,
+            wall_time: None,
+            map_id: 20,
+            map_name: crate::event::ShortName::new("pwru_test_lengt"),
+            key_size: 4,
+            value_size: 8,
+            key: vec![0x42, 0, 0, 0],
+            value,
+        }
+    }
+
+    #[test]
+    fn text_names_the_packet_map_and_dumps_key_and_value() {
+        let mut out = Vec::new();
+        text(&op(Some(vec![1, 0, 0, 0, 0, 0, 0, 0])), &mut out);
+        assert_eq!(
+            String::from_utf8(out).expect("utf-8"),
+            "0xffff888004356700 1   htab_map_update_elem(update) map id=20 name=pwru_test_lengt\n\
+             key(4):\n\
+             00000000  42 00 00 00                                       |B...|\n\
+             value(8):\n\
+             00000000  01 00 00 00 00 00 00 00                           |........|\n"
+        );
+    }
+
+    #[test]
+    fn json_has_the_map_and_hex_bytes_and_no_value_when_none() {
+        let mut out = Vec::new();
+        json(&op(None), &mut out);
+        assert_eq!(
+            String::from_utf8(out).expect("utf-8"),
+            "{\"skb\":\"0xffff888004356700\",\"cpu\":1,\"func\":\"htab_map_update_elem\",\
+             \"bpfmap\":{\"op\":\"update\",\"id\":20,\"name\":\"pwru_test_lengt\",\
+             \"key_size\":4,\"key\":\"42000000\",\"value_size\":8}}\n"
+        );
+    }
+
     #[test]
     fn hex_dump_is_canonical() {
         let mut out = Vec::new();

@@ -11,6 +11,7 @@ use aya::maps::{HashMap as BpfHashMap, Map};
 use aya::programs::{tc, SchedClassifier, TcAttachType};
 use futures::StreamExt;
 use pwru_core::event::{BpfMapOp, MapOpType};
+use pwru_core::format::{FormatOptions, Formatter};
 use pwru_core::{Event, Item, Session};
 use pwru_testkit::netlab::VethPair;
 
@@ -215,6 +216,18 @@ fn try_run(backend: Backend) -> Result<Outcome, Outcome> {
             "ops do not match the map (count {count}, update ok {update_ok}, lookups found \
              {found:?} / expected {expected:?}, misses {misses}): {}",
             detail()
+        )));
+    }
+    // As the pwru example prints it: the map on the first line, then key and value dumps.
+    let fmt = Formatter::new(FormatOptions::default());
+    let mut text = Vec::new();
+    fmt.write_bpfmap_text(updates[0], &mut text);
+    let text = String::from_utf8_lossy(&text);
+    let dump: String = key.iter().map(|b| format!(" {b:02x}")).collect();
+    let want_line = format!("update) map id={map_id} name={}", &MAP[..15]);
+    if !text.contains(&want_line) || !text.contains(&format!("key(4):\n00000000 {dump}")) {
+        return Err(fail(format!(
+            "text of the update: {text:?}; wanted {want_line:?}"
         )));
     }
     Ok(Outcome::Pass(format!(
