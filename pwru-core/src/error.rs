@@ -6,6 +6,7 @@ use crate::options::Backend;
 
 // The causes carried by [`Error`]'s variants, nameable here whatever module they live in.
 pub use crate::btf::BtfError;
+pub use crate::discovery::bpf_helpers::HelpersError;
 pub use crate::discovery::DiscoveryError;
 pub use crate::event::DecodeError;
 pub use crate::netns::NetnsError;

@@ -97,6 +97,7 @@ unstable_mod!(btf);
 unstable_mod!(discovery);
 unstable_mod!(limits);
 unstable_mod!(netns);
+unstable_mod!(netns_names);
 unstable_mod!(object);
 unstable_mod!(privileges);
 unstable_mod!(symbols);

@@ -8,7 +8,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::mem::{offset_of, size_of};
 
 use pwru_core::btf::{Btf, Kind};
-use pwru_ebpf::{PwruConfig, PwruEvent, PwruRecordHdr, PwruTuple, OBJECT};
+use pwru_ebpf::{
+    PwruBpfmap, PwruBpfmapRecord, PwruConfig, PwruEvent, PwruRecordHdr, PwruTuple, OBJECT,
+};
 
 fn check(btf: &Btf, name: &str, size: usize, fields: &[(&str, usize)]) {
     let layout = btf
@@ -67,6 +69,19 @@ fn mirrors_match_object_btf() {
         size_of::<PwruConfig>(),
         fields!(PwruConfig: flags, netns, mark, mark_mask, ifindex, dump_max, snaplen),
     );
+    check(
+        &btf,
+        "pwru_bpfmap",
+        size_of::<PwruBpfmap>(),
+        fields!(PwruBpfmap: ts, addr, skb, cpu, pid, map_id, key_size, value_size, op, kind,
+            flags, pad, map_name, key, value),
+    );
+    check(
+        &btf,
+        "pwru_bpfmap_record",
+        size_of::<PwruBpfmapRecord>(),
+        fields!(PwruBpfmapRecord: hdr, op),
+    );
 }
 
 /// The value of every enumerator of `enum <name>` in the object's BTF.
@@ -108,7 +123,30 @@ macro_rules! consts {
 fn abi_enums_match_rust_constants() {
     use pwru_ebpf::outcome as o;
     let btf = Btf::from_elf(OBJECT).expect("the embedded object has a .BTF section");
-    check_enum(&btf, "pwru_record_kind", consts!(PWRU_RECORD_EVENT));
+    check_enum(
+        &btf,
+        "pwru_record_kind",
+        consts!(PWRU_RECORD_EVENT, PWRU_RECORD_BPFMAP),
+    );
+    check_enum(
+        &btf,
+        "pwru_bpfmap_op",
+        consts!(PWRU_BPFMAP_LOOKUP, PWRU_BPFMAP_UPDATE, PWRU_BPFMAP_DELETE),
+    );
+    check_enum(
+        &btf,
+        "pwru_bpfmap_flag",
+        consts!(
+            PWRU_BPFMAP_HAS_VALUE,
+            PWRU_BPFMAP_KEY_CUT,
+            PWRU_BPFMAP_VALUE_CUT
+        ),
+    );
+    check_enum(
+        &btf,
+        "pwru_bpfmap_bytes",
+        &[("PWRU_BPFMAP_BYTES", pwru_ebpf::PWRU_BPFMAP_BYTES as u64)],
+    );
     check_enum(&btf, "pwru_record_version", consts!(PWRU_RECORD_VERSION));
     check_enum(
         &btf,
@@ -166,6 +204,7 @@ fn abi_enums_match_rust_constants() {
             ("PWRU_OUT_NO_SCRATCH", o::NO_SCRATCH.into()),
             ("PWRU_OUT_NO_STACK_SKB", o::NO_STACK_SKB.into()),
             ("PWRU_OUT_FILTER_EXPR", o::FILTER_EXPR.into()),
+            ("PWRU_OUT_OWN_MAP", o::OWN_MAP.into()),
             ("PWRU_OUT_MAX", o::COUNT.into()),
         ],
     );
@@ -298,6 +337,7 @@ fn map_global_and_stub_names_exist() {
         pwru_ebpf::MAP_RUNS,
         pwru_ebpf::MAP_DEPTH,
         pwru_ebpf::MAP_STACKS,
+        pwru_ebpf::MAP_BPFMAP_ARGS,
     ] {
         assert!(
             obj.maps.contains_key(map),
@@ -354,6 +394,15 @@ fn program_names_match_the_object() {
         p::LIFETIME_TP_BTF_CONSUME_SKB,
         p::LIFETIME_RAW_TP_KFREE_SKB,
         p::LIFETIME_RAW_TP_CONSUME_SKB,
+        p::KPROBE_BPFMAP_UPDATE,
+        p::KPROBE_BPFMAP_DELETE,
+        p::KPROBE_BPFMAP_LOOKUP_ENTRY,
+        p::KRETPROBE_BPFMAP_LOOKUP,
+        p::KRETPROBE_BPFMAP_LOOKUP_ELEM,
+        p::FENTRY_BPFMAP_UPDATE,
+        p::FENTRY_BPFMAP_DELETE,
+        p::FEXIT_BPFMAP_LOOKUP,
+        p::FEXIT_BPFMAP_LOOKUP_ELEM,
     ]
     .into_iter()
     .chain(p::KPROBE_SKB)
@@ -435,6 +484,7 @@ fn every_program_is_classified_for_run_accounting() {
         "lifetime_tp_btf_consume_skb",
         "lifetime_raw_tp_kfree_skb",
         "lifetime_raw_tp_consume_skb",
+        "kprobe_bpfmap_lookup_entry",
         "tp_btf_baseline",
     ];
     let obj = aya_obj::Object::parse(OBJECT).expect("the embedded object parses");

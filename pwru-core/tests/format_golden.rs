@@ -529,3 +529,40 @@ fn packet_id_column_and_json_keys_are_opt_in() {
     assert_eq!(v["packet_id"], 562_949_953_421_313u64);
     assert_eq!(v["parent_packet_id"], 281_474_976_710_659u64);
 }
+
+#[test]
+fn netns_name_column_and_json_key() {
+    let opts = {
+        let mut o = FormatOptions::default();
+        o.tuple = false;
+        o.netns_names = Some(12);
+        o
+    };
+    let mut f = Formatter::new(opts);
+    f.set_netns_names([(4026532458, "a-very-long-name".to_string())].into());
+    assert_eq!(
+        header(&f),
+        "SKB                CPU PROCESS          NETNS      MARK/x        IFACE       PROTO  MTU   LEN    NETNS NAME  FUNC\n"
+    );
+    // The name is cut to the column's width, centred in it.
+    assert_eq!(
+        text(&mut f, &udp_event()),
+        "0xffff0000ea5d7ce8 7   <empty>:2287425  4026532458 0            eth0:353     0x0800 65536 90    a-very-long- udp_queue_rcv_skb\n"
+    );
+    // An unknown namespace leaves the column blank.
+    let mut other = udp_event();
+    if let Some(m) = other.meta.as_mut() {
+        m.netns = 1;
+    }
+    assert_eq!(
+        text(&mut f, &other),
+        "0xffff0000ea5d7ce8 7   <empty>:2287425  1          0            eth0:353     0x0800 65536 90                 udp_queue_rcv_skb\n"
+    );
+    let mut out = Vec::new();
+    f.write_json(&udp_event(), &mut out);
+    let json = String::from_utf8(out).unwrap();
+    assert!(
+        json.contains(r#""netns":4026532458,"netns_name":"a-very-long-name","#),
+        "{json}"
+    );
+}

@@ -19,6 +19,11 @@ const KPROBE_PROGRAMS: &[&str] = &[
     "kretprobe_clone_exit",
     "kprobe_kfree_skbmem",
     "kprobe_skb_free_head",
+    "kprobe_bpfmap_update",
+    "kprobe_bpfmap_delete",
+    "kprobe_bpfmap_lookup_entry",
+    "kretprobe_bpfmap_lookup",
+    "kretprobe_bpfmap_lookup_elem",
 ];
 const KPROBE_MULTI_PROGRAMS: &[&str] = &[
     "kprobe_multi_skb_1",

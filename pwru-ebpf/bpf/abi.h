@@ -17,6 +17,10 @@ enum pwru_record_kind {
 	/* pwru_record_hdr, pwru_event, then event.skb_dump_len bytes of skb text (BTF dump),
 	 * event.shinfo_dump_len bytes of skb_shared_info text and event.pkt_len packet bytes. */
 	PWRU_RECORD_EVENT = 1,
+	/* pwru_record_hdr, then pwru_bpfmap: one map operation of a traced tc/XDP program
+	 * (--output-bpfmap). Reserved in the ring buffer (no scratch slot, no check word: the
+	 * reservation is the run's own). */
+	PWRU_RECORD_BPFMAP = 2,
 };
 
 enum pwru_record_version {
@@ -93,7 +97,8 @@ enum pwru_outcome {
 	PWRU_OUT_NO_SCRATCH = 9,      /* a per-CPU map lookup failed (not expected) */
 	PWRU_OUT_NO_STACK_SKB = 10,   /* non-skb function: no skb known for this stack */
 	PWRU_OUT_FILTER_EXPR = 11,    /* filtered out by the skb/xdp expression */
-	PWRU_OUT_MAX = 12,
+	PWRU_OUT_OWN_MAP = 12,        /* map operation on one of pwru's own maps: not reported */
+	PWRU_OUT_MAX = 13,
 };
 
 /* ---- event ---------------------------------------------------------------------- */
@@ -159,6 +164,27 @@ enum pwru_event_flag {
 	PWRU_EV_PKT = 1u << 16,             /* pkt_len packet bytes follow the dumps */
 	PWRU_EV_PKT_UNAVAILABLE = 1u << 17, /* packet bytes asked for but unreadable: none follow */
 	PWRU_EV_METADATA = 1u << 18,        /* metadata: the skb (xdp) metadata expressions' values */
+};
+
+/* ---- map operations (pwru_bpfmap) ----------------------------------------------- */
+
+/* pwru_bpfmap.op */
+enum pwru_bpfmap_op {
+	PWRU_BPFMAP_LOOKUP = 1,
+	PWRU_BPFMAP_UPDATE = 2,
+	PWRU_BPFMAP_DELETE = 3,
+};
+
+/* pwru_bpfmap.flags */
+enum pwru_bpfmap_flag {
+	PWRU_BPFMAP_HAS_VALUE = 1u << 0, /* value holds bytes (update; lookup that found one) */
+	PWRU_BPFMAP_KEY_CUT = 1u << 1,   /* key_size > PWRU_BPFMAP_BYTES: key holds the first ones */
+	PWRU_BPFMAP_VALUE_CUT = 1u << 2, /* likewise for the value */
+};
+
+/* Key and value bytes kept per operation. */
+enum pwru_bpfmap_bytes {
+	PWRU_BPFMAP_BYTES = 64,
 };
 
 /* ---- configuration (read-only global `pwru_cfg`, set before load) ---------------- */
@@ -261,6 +287,9 @@ struct pwru_abi {
 	enum pwru_metadata_max metadata_max;
 	enum pwru_patch_marker patch_marker;
 	enum pwru_packet_id packet_id;
+	enum pwru_bpfmap_op bpfmap_op;
+	enum pwru_bpfmap_flag bpfmap_flag;
+	enum pwru_bpfmap_bytes bpfmap_bytes;
 };
 
 #endif

@@ -77,6 +77,33 @@ struct pwru_event {
 	__u32 check;     /* check word over the header and this event (PWRU_CHECK_*) */
 };
 
+/* ---- map operations ---------------------------------------------------------------- */
+
+/* One lookup, update or delete of a BPF map by a traced tc/XDP program: 192 bytes. */
+struct pwru_bpfmap {
+	__u64 ts;        /* bpf_ktime_get_ns() */
+	__u64 addr;      /* the map function's address */
+	__u64 skb;       /* the skb last seen on this stack */
+	__u32 cpu;
+	__u32 pid;       /* thread id */
+	__u32 map_id;
+	__u32 key_size;  /* the map's key_size (key holds min(key_size, PWRU_BPFMAP_BYTES)) */
+	__u32 value_size; /* the map's value_size */
+	__u8 op;         /* enum pwru_bpfmap_op */
+	__u8 kind;       /* enum pwru_probe_kind of the program that saw it */
+	__u8 flags;      /* PWRU_BPFMAP_* */
+	__u8 pad;
+	__u8 map_name[16];
+	__u8 key[PWRU_BPFMAP_BYTES];
+	__u8 value[PWRU_BPFMAP_BYTES];
+};
+
+/* What the ring buffer holds for PWRU_RECORD_BPFMAP. */
+struct pwru_bpfmap_record {
+	struct pwru_record_hdr hdr;
+	struct pwru_bpfmap op;
+};
+
 /* ---- configuration (read-only global `pwru_cfg`, set before load) ---------------- */
 
 struct pwru_config {

@@ -85,6 +85,20 @@ struct xdp_buff {
 	struct xdp_rxq_info *rxq;
 };
 
+struct bpf_map {
+	__u32 key_size;
+	__u32 value_size;
+	__u32 id;
+	char name[16];
+};
+
+/* The hash map's element: lookups inlined by the verifier call __htab_map_lookup_elem, which
+ * returns the element; the value is after the key, at key + round_up(key_size, 8). */
+struct htab_elem {
+	__u32 hash;
+	char key[0];
+};
+
 #pragma clang attribute pop
 
 /* Only the enumerator's existence is checked (bpf_core_enum_value_exists). */

@@ -14,6 +14,8 @@ struct pwru_scratch {
 	struct pwru_event ev;
 	/* skb text, shared-info text, packet bytes: each right after the previous one */
 	char dump[PWRU_SKB_DUMP_MAX + PWRU_SHINFO_DUMP_MAX + PWRU_PKT_MAX];
+	/* Zero bytes: puts the map operation record (built in the ring buffer, bpfmap.h) in BTF. */
+	struct pwru_bpfmap_record bpfmap[0];
 	/* Zero bytes: puts every enum of abi.h in the object's BTF (see abi.h). */
 	struct pwru_abi abi[0];
 };
@@ -143,6 +145,20 @@ struct {
 	__type(key, __u64);
 	__type(value, __u64);
 } pwru_clone_args SEC(".maps");
+
+/* A kprobe'd map lookup's arguments for its kretprobe (bpfmap.h), by pid_tgid. */
+struct pwru_bpfmap_args {
+	__u64 map;
+	__u64 key;
+	__u64 addr;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 8192);
+	__type(key, __u64);
+	__type(value, struct pwru_bpfmap_args);
+} pwru_bpfmap_args SEC(".maps");
 
 /*
  * Kernels from 7.x on type a direct load of an `unsigned char *` / `void *` field (skb->head,

@@ -9,7 +9,7 @@
  * The headers below are one translation unit, split by concern, and included in dependency
  * order: shared numbers and structs, then configuration, maps, memory reads, parsing,
  * filters, output, stack, tracking, the shared entry path, and the entry programs of each
- * backend.
+ * backend, and the map operation programs.
  */
 #include <linux/bpf.h>
 #include "kernel.h"
@@ -37,3 +37,4 @@ char LICENSE[] SEC("license") = "Dual MIT/GPL";
 #include "entry_fentry.h"
 #include "entry_tracepoint.h"
 #include "entry_bpf_prog.h"
+#include "bpfmap.h"

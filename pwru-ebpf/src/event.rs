@@ -182,3 +182,81 @@ const _: () = {
     assert!(core::mem::size_of::<PwruTuple>() == 40);
     assert!(core::mem::size_of::<PwruEvent>() == 304);
 };
+
+/// Key and value bytes kept per map operation (`PWRU_BPFMAP_BYTES`).
+pub const PWRU_BPFMAP_BYTES: usize = 64;
+
+/// One lookup, update or delete of a BPF map by a traced tc/XDP program
+/// (`struct pwru_bpfmap`, 192 bytes), the payload of a [`PWRU_RECORD_BPFMAP`](crate::PWRU_RECORD_BPFMAP) record.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PwruBpfmap {
+    /// `bpf_ktime_get_ns()` (monotonic clock).
+    pub ts: u64,
+    /// Address of the map function (e.g. `htab_map_update_elem`).
+    pub addr: u64,
+    /// The skb last seen on the same kernel stack.
+    pub skb: u64,
+    /// CPU the operation ran on.
+    pub cpu: u32,
+    /// Thread id.
+    pub pid: u32,
+    /// The map's id.
+    pub map_id: u32,
+    /// The map's key size; [`PwruBpfmap::key`] holds at most [`PWRU_BPFMAP_BYTES`] of them.
+    pub key_size: u32,
+    /// The map's value size.
+    pub value_size: u32,
+    /// `PWRU_BPFMAP_LOOKUP`, `_UPDATE` or `_DELETE`.
+    pub op: u8,
+    /// `PWRU_KIND_*` of the program that saw it.
+    pub kind: u8,
+    /// `PWRU_BPFMAP_HAS_VALUE`, `_KEY_CUT`, `_VALUE_CUT`.
+    pub flags: u8,
+    /// Explicit padding.
+    pub pad: u8,
+    /// The map's name, NUL-padded.
+    pub map_name: [u8; 16],
+    /// The key's first bytes.
+    pub key: [u8; PWRU_BPFMAP_BYTES],
+    /// The value's first bytes (with `PWRU_BPFMAP_HAS_VALUE`).
+    pub value: [u8; PWRU_BPFMAP_BYTES],
+}
+
+impl Default for PwruBpfmap {
+    fn default() -> Self {
+        Self {
+            ts: 0,
+            addr: 0,
+            skb: 0,
+            cpu: 0,
+            pid: 0,
+            map_id: 0,
+            key_size: 0,
+            value_size: 0,
+            op: 0,
+            kind: 0,
+            flags: 0,
+            pad: 0,
+            map_name: [0; 16],
+            key: [0; PWRU_BPFMAP_BYTES],
+            value: [0; PWRU_BPFMAP_BYTES],
+        }
+    }
+}
+
+/// Map operation: a lookup (seen at return, with the value found).
+pub const PWRU_BPFMAP_LOOKUP: u8 = 1;
+/// Map operation: an update (seen at entry, with the value written).
+pub const PWRU_BPFMAP_UPDATE: u8 = 2;
+/// Map operation: a delete (seen at entry, no value).
+pub const PWRU_BPFMAP_DELETE: u8 = 3;
+
+/// [`PwruBpfmap::flags`]: `value` holds bytes (an update, or a lookup that found one).
+pub const PWRU_BPFMAP_HAS_VALUE: u8 = 1 << 0;
+/// [`PwruBpfmap::flags`]: the key is longer than [`PWRU_BPFMAP_BYTES`]; `key` holds its start.
+pub const PWRU_BPFMAP_KEY_CUT: u8 = 1 << 1;
+/// [`PwruBpfmap::flags`]: likewise for the value.
+pub const PWRU_BPFMAP_VALUE_CUT: u8 = 1 << 2;
+
+const _: () = assert!(core::mem::size_of::<PwruBpfmap>() == 192);

@@ -16,6 +16,8 @@ pub const PWRU_DEPTH_NESTED: u32 = 1;
 /// Name of the per-CPU array of run counters, indexed by outcome (`PWRU_OUT_*`, one `u64`
 /// each); the [`PWRU_OUT_RING_FULL`] entry counts the records lost to a full ring buffer.
 pub const MAP_RUNS: &str = "pwru_runs";
+/// Name of the map keeping a kprobe'd map lookup's arguments for its kretprobe.
+pub const MAP_BPFMAP_ARGS: &str = "pwru_bpfmap_args";
 /// Name of the stack trace map.
 pub const MAP_STACKS: &str = "pwru_stacks";
 
@@ -52,8 +54,11 @@ pub mod outcome {
     pub const NO_STACK_SKB: u32 = 10;
     /// Filtered out by the skb (or xdp) expression.
     pub const FILTER_EXPR: u32 = 11;
+    /// A map operation program ran on one of pwru's own maps (fentry programs see the
+    /// lookups of pwru's other programs): not reported.
+    pub const OWN_MAP: u32 = 12;
     /// Number of outcomes (entries of [`MAP_RUNS`](super::MAP_RUNS)).
-    pub const COUNT: u32 = 12;
+    pub const COUNT: u32 = 13;
 }
 
 pub use outcome::NESTED_TOO_DEEP as PWRU_OUT_NESTED_TOO_DEEP;

@@ -43,9 +43,11 @@ pub fn is_event_program(name: &str) -> bool {
         .any(|p| name.starts_with(p));
     let tracepoint = name.starts_with("tp_btf_") && name != "tp_btf_baseline";
     let named = matches!(name, "fentry_tc" | "fentry_xdp" | "fexit_xdp");
+    // Map operation programs count every run; the lookup entry kprobe only keeps arguments.
+    let bpfmap = name.contains("_bpfmap_") && name != "kprobe_bpfmap_lookup_entry";
     // The head-lifetime programs share the `*_skb_` prefix but only forget, never emit.
     let lifetime = name.ends_with("_skb_free_head");
-    (prefixed && !lifetime) || tracepoint || named || name.ends_with("_stackid")
+    (prefixed && !lifetime) || tracepoint || named || bpfmap || name.ends_with("_stackid")
 }
 
 /// Program names, as the loader asks the object for them. Positions are 1-based: the program
@@ -120,6 +122,24 @@ pub mod program {
     pub const FENTRY_XDP: &str = "fentry_xdp";
     /// fexit on a loaded XDP program.
     pub const FEXIT_XDP: &str = "fexit_xdp";
+    /// Map operations (kprobe and kprobe-multi backends): update at entry.
+    pub const KPROBE_BPFMAP_UPDATE: &str = "kprobe_bpfmap_update";
+    /// Map operations: delete at entry.
+    pub const KPROBE_BPFMAP_DELETE: &str = "kprobe_bpfmap_delete";
+    /// Map operations: a lookup's arguments at entry, for its kretprobe (counts no run).
+    pub const KPROBE_BPFMAP_LOOKUP_ENTRY: &str = "kprobe_bpfmap_lookup_entry";
+    /// Map operations: return of a lookup function that returns the value.
+    pub const KRETPROBE_BPFMAP_LOOKUP: &str = "kretprobe_bpfmap_lookup";
+    /// Map operations: return of `__htab_map_lookup_elem` (returns the hash element).
+    pub const KRETPROBE_BPFMAP_LOOKUP_ELEM: &str = "kretprobe_bpfmap_lookup_elem";
+    /// Map operations (fentry backend): update at entry.
+    pub const FENTRY_BPFMAP_UPDATE: &str = "fentry_bpfmap_update";
+    /// Map operations (fentry backend): delete at entry.
+    pub const FENTRY_BPFMAP_DELETE: &str = "fentry_bpfmap_delete";
+    /// Map operations (fentry backend): return of a lookup function that returns the value.
+    pub const FEXIT_BPFMAP_LOOKUP: &str = "fexit_bpfmap_lookup";
+    /// Map operations (fentry backend): return of `__htab_map_lookup_elem`.
+    pub const FEXIT_BPFMAP_LOOKUP_ELEM: &str = "fexit_bpfmap_lookup_elem";
     /// The programs tracing loaded tc/XDP programs, into which the loader patches the
     /// [`patch`](crate::patch) constants.
     pub const BPF_PROG_TRACING: [&str; 3] = [FENTRY_TC, FENTRY_XDP, FEXIT_XDP];

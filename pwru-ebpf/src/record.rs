@@ -18,6 +18,10 @@ pub struct PwruRecordHdr {
 /// Record kind: a [`PwruRecordHdr`], a [`PwruEvent`], then `skb_dump_len` bytes of skb text,
 /// `shinfo_dump_len` bytes of `skb_shared_info` text and `pkt_len` packet bytes.
 pub const PWRU_RECORD_EVENT: u16 = 1;
+/// Record kind: a [`PwruRecordHdr`], then a [`PwruBpfmap`](crate::PwruBpfmap) (one map
+/// operation of a traced tc/XDP program). Reserved in the ring buffer by its run, so it has
+/// no check word.
+pub const PWRU_RECORD_BPFMAP: u16 = 2;
 /// Current record layout version (2: [`PwruEvent::check`] holds the check word; 4:
 /// [`PwruEvent::metadata`] after the tunnel tuple, packet bytes with [`PwruEvent::pkt_len`]
 /// and its neighbours, [`PwruEvent::packet_id`] and [`PwruEvent::parent_packet_id`]).
@@ -59,6 +63,16 @@ pub fn record_check(record: &[u8; PWRU_CHECK_BYTES]) -> u32 {
         c = (c.rotate_left(7) ^ u64::from_ne_bytes(w)).wrapping_mul(PWRU_CHECK_MUL);
     }
     (c ^ (c >> 32)) as u32
+}
+
+/// What the ring buffer holds for [`PWRU_RECORD_BPFMAP`] (`struct pwru_bpfmap_record`).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PwruBpfmapRecord {
+    /// The header (kind [`PWRU_RECORD_BPFMAP`]).
+    pub hdr: PwruRecordHdr,
+    /// The operation.
+    pub op: crate::PwruBpfmap,
 }
 
 // Sizes the kernel side relies on; a mismatch is a bug in a mirror.

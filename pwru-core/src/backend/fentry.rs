@@ -94,6 +94,15 @@ impl Driver for Fentry {
         }
     }
 
+    fn attach_map_ops(
+        &self,
+        loader: &mut Loader,
+        targets: &[crate::discovery::map_ops::MapOpTarget],
+        out: &mut Attachments,
+    ) {
+        super::map_ops::attach_tracing(loader, targets, out);
+    }
+
     /// fexit on skb_clone/skb_copy (with `track_clones`), fentry on kfree_skbmem and
     /// skb_free_head; without `track_clones` only kfree_skbmem.
     fn lifetime_programs(

@@ -98,6 +98,15 @@ impl Driver for Kprobe {
         }
     }
 
+    fn attach_map_ops(
+        &self,
+        loader: &mut Loader,
+        targets: &[crate::discovery::map_ops::MapOpTarget],
+        out: &mut Attachments,
+    ) {
+        super::map_ops::attach_kprobes(loader, targets, out);
+    }
+
     fn lifetime_programs(
         &self,
         loader: &mut Loader,

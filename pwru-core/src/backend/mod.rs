@@ -15,6 +15,7 @@ mod kprobe;
 mod kprobe_multi;
 mod link;
 mod parallel;
+mod map_ops;
 mod probe;
 mod target;
 mod tracepoint;
@@ -121,6 +122,21 @@ pub trait Driver: std::fmt::Debug + Sync {
     /// Attaches the stack-link program to each function without an skb argument; refusals
     /// are filed, not fatal.
     fn attach_non_skb(&self, loader: &mut Loader, names: &[String], out: &mut Attachments);
+
+    /// Attaches the map operation programs to each map function (`bpf_map_ops`); refusals are
+    /// filed, not fatal. Backends that cannot trace functions (tracepoints) refuse each.
+    fn attach_map_ops(
+        &self,
+        loader: &mut Loader,
+        targets: &[crate::discovery::map_ops::MapOpTarget],
+        out: &mut Attachments,
+    ) {
+        let _ = loader;
+        out.refused.extend(targets.iter().map(|t| Refusal {
+            target: t.name.clone(),
+            reason: format!("the {} backend cannot trace kernel functions", self.name()),
+        }));
+    }
 
     /// Programs that end per-skb state (tracking, stack links, packet ids) when an skb or its
     /// data buffer is freed, and with `track_clones` also follow clones and copies; see

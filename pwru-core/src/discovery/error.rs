@@ -41,6 +41,9 @@ pub enum DiscoveryError {
     /// A requested non-skb function does not exist or cannot be traced.
     #[error("kernel function {0:?} is not in BTF or not traceable; check the name in /proc/kallsyms and available_filter_functions")]
     UnknownFunction(String),
+    /// The functions called by loaded tc/XDP programs could not be found (`track_bpf_helpers`).
+    #[error("finding the BPF helpers to trace: {0}")]
+    BpfHelpers(#[from] super::bpf_helpers::HelpersError),
     /// tracefs is not mounted.
     #[error("tracefs is not mounted (looked at /sys/kernel/tracing, /sys/kernel/debug/tracing and /proc/mounts); mount it with `mount -t tracefs nodev /sys/kernel/tracing`")]
     NoTracefs,

@@ -16,6 +16,8 @@
 //! # Ok::<(), pwru_core::discovery::DiscoveryError>(())
 //! ```
 
+pub mod bpf_helpers;
+pub mod map_ops;
 mod error;
 mod tracefs;
 mod tracepoints;
@@ -74,6 +76,9 @@ pub struct DiscoveryOptions {
     pub modules: Modules,
     /// Extra functions to trace even though they take no skb (pwru's `--filter-non-skb-funcs`).
     pub non_skb_funcs: Vec<String>,
+    /// Like `non_skb_funcs`, but those not in BTF or not traceable are left out instead of
+    /// refused (the BPF helpers found in loaded programs: some are inlined or notrace).
+    pub optional_non_skb_funcs: Vec<String>,
     /// External BTF to use instead of /sys/kernel/btf/vmlinux (pwru's `--kernel-btf`).
     pub kernel_btf: Option<PathBuf>,
     /// Keep only functions listed in tracefs `available_filter_functions` (needed by kprobe and
@@ -91,6 +96,7 @@ impl Default for DiscoveryOptions {
             filter_func: None,
             modules: Modules::None,
             non_skb_funcs: Vec::new(),
+            optional_non_skb_funcs: Vec::new(),
             kernel_btf: None,
             require_traceable: true,
             tracefs: None,
@@ -326,7 +332,7 @@ fn discover_in(
     stats.matched = all.len();
 
     let mut non_skb = Vec::new();
-    if !opts.non_skb_funcs.is_empty() {
+    if !opts.non_skb_funcs.is_empty() || !opts.optional_non_skb_funcs.is_empty() {
         let mut known: HashSet<&str> = HashSet::new();
         for b in std::iter::once(vmlinux.as_ref()).chain(modules.iter().map(|(_, m)| m)) {
             for (_, t) in b.types() {
@@ -341,6 +347,12 @@ fn discover_in(
                 return Err(DiscoveryError::UnknownFunction(name.clone()));
             }
             non_skb.push(name.clone());
+        }
+        for name in &opts.optional_non_skb_funcs {
+            let traceable = available.as_ref().is_none_or(|a| a.contains(name));
+            if known.contains(name.as_str()) && traceable && !non_skb.contains(name) {
+                non_skb.push(name.clone());
+            }
         }
     }
 

@@ -289,7 +289,12 @@ impl DecodeContext {
             .and_then(Option::as_ref)
     }
 
-    fn function_name(&self, kind: ProbeKind, addr: u64, prog: Option<&BpfProg>) -> Arc<str> {
+    pub(crate) fn function_name(
+        &self,
+        kind: ProbeKind,
+        addr: u64,
+        prog: Option<&BpfProg>,
+    ) -> Arc<str> {
         if kind.is_tracepoint() {
             if let Some(n) = self.tracepoints.get(&addr) {
                 return n.clone();

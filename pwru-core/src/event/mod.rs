@@ -63,11 +63,18 @@
 //! address inherits the stale id until its own free. The id maps are LRU hashes of 65,536
 //! entries, so a missed free never fills them.
 
+mod bpfmap;
 mod clock;
 // Without `unstable`, parts of the decoder only the tests and benchmarks call are unused.
 #[cfg_attr(not(feature = "unstable"), allow(dead_code))]
 mod decode;
 
+#[cfg(feature = "unstable")]
+pub use bpfmap::decode_bpfmap;
+#[cfg(not(feature = "unstable"))]
+pub(crate) use bpfmap::decode_bpfmap;
+pub(crate) use bpfmap::is_bpfmap_record;
+pub use bpfmap::{BpfMapOp, MapOpType};
 pub use clock::WallClock;
 pub use decode::DecodeError;
 // Record decoding is internal (its input is the kernel ABI of pwru-ebpf); the `unstable`

@@ -26,6 +26,7 @@
 //! time (which fails for processes that have exited); absolute timestamps are the event's own
 //! time converted to wall-clock time, where pwru prints the time of printing.
 
+mod bpfmap;
 mod duration;
 mod json;
 mod paths_svg;
@@ -230,6 +231,21 @@ impl Formatter {
     /// Appends `ev` as one JSON object with pwru's keys, followed by `\n`.
     pub fn write_json(&mut self, ev: &Event, out: &mut Vec<u8>) {
         json::line(self, ev, out);
+    }
+
+    /// Appends a map operation ([`crate::Item::BpfMap`]) as text: a line with the packet,
+    /// CPU, map function, operation and map (`0x... 1   htab_map_update_elem(update) map
+    /// id=12 name=counts`), then `key(N):` and, with a value, `value(N):`, each followed by a
+    /// hex dump as pwru prints them (offset, 16 bytes, printable text between bars).
+    pub fn write_bpfmap_text(&self, op: &crate::event::BpfMapOp, out: &mut Vec<u8>) {
+        bpfmap::text(op, out);
+    }
+
+    /// Appends a map operation as one JSON object and `\n`: `skb`, `cpu`, `func` and
+    /// `bpfmap` (`op`, `id`, `name`, `key_size`, `key`, `value_size`, `value` when there is
+    /// one; bytes as lowercase hex strings).
+    pub fn write_bpfmap_json(&self, op: &crate::event::BpfMapOp, out: &mut Vec<u8>) {
+        bpfmap::json(op, out);
     }
 }
 

@@ -185,6 +185,8 @@ impl<W: Write> PcapngWriter<W> {
                     self.write_event(&ev).map_err(PcapngStreamError::Write)?;
                 }
                 crate::session::Item::Lost(l) => self.stats.lost += l.count,
+                // Map operations carry no packet.
+                crate::session::Item::BpfMap(_) => {}
             }
         }
         self.flush().map_err(PcapngStreamError::Write)?;

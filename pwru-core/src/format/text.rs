@@ -90,6 +90,7 @@ pub(super) fn header(o: &FormatOptions, out: &mut Vec<u8>) {
         }
     }
     if let Some(w) = o.netns_names {
+        out.push(b' ');
         center(out, b"NETNS NAME", w);
     }
     if o.tuple {
@@ -176,6 +177,7 @@ pub(super) fn line(f: &mut Formatter, ev: &Event, out: &mut Vec<u8>) {
         }
     }
     if let Some(w) = o.netns_names {
+        out.push(b' ');
         let netns = ev.meta.as_ref().map_or(0, |m| u64::from(m.netns));
         match f.netns_names.get(&netns) {
             Some(name) => {

@@ -77,6 +77,8 @@ where
             match Pin::new(&mut this.inner).poll_next(cx) {
                 Poll::Ready(Some(Ok(Item::Event(ev)))) => this.grouper.push(&ev),
                 Poll::Ready(Some(Ok(Item::Lost(lost)))) => this.grouper.mark_lost(&lost),
+                // Map operations are not hops of a packet (the event of their stack is).
+                Poll::Ready(Some(Ok(Item::BpfMap(_)))) => {}
                 Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e))),
                 Poll::Ready(None) => {
                     this.grouper.flush();

@@ -188,12 +188,15 @@ impl Tracer {
         }
 
         driver.attach_non_skb(&mut loader, &self.non_skb_targets, &mut out);
+        if self.options.bpf_map_ops {
+            driver.attach_map_ops(&mut loader, &self.map_op_targets, &mut out);
+        }
 
         // Clone/copy following and freeing: whatever is kept per skb address (tracking, stack
         // links, packet ids) must end when the skb is freed, even in runs that do not match
         // the filter, or the next packet at that address inherits it. Packet ids also follow
         // clones and copies (their parent link).
-        let stack_links = !self.non_skb_targets.is_empty();
+        let stack_links = !self.non_skb_targets.is_empty() || !self.map_op_targets.is_empty();
         let packet_ids = self.options.capture.packet_id;
         if self.options.track_skb || stack_links || packet_ids {
             let follow = self.options.track_skb || packet_ids;

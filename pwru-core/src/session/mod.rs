@@ -12,7 +12,9 @@ use aya::maps::{MapData, RingBuf, StackTraceMap};
 use futures::Stream;
 
 use crate::error::Error;
-use crate::event::{decode, DecodeContext, DecodeError, Event, WallClock};
+use crate::event::{
+    decode, decode_bpfmap, is_bpfmap_record, DecodeContext, DecodeError, Event, WallClock,
+};
 use crate::netns::InterfaceCache;
 use crate::object::LostCounter;
 use crate::options::Backend;
@@ -161,7 +163,7 @@ impl Session {
                     return polled.map(|item| {
                         item.map(|r| {
                             r.map(|record| match record {
-                                Record::Item(ev) => Item::Event(ev),
+                                Record::Item(item) => item,
                                 Record::Lost { count, total } => {
                                     Item::Lost(LostEvents { count, total })
                                 }
@@ -182,7 +184,7 @@ impl Session {
     ) -> RecordStream<
         '_,
         RingBuf<MapData>,
-        impl FnMut(&[u8]) -> Result<Event, Error> + '_,
+        impl FnMut(&[u8]) -> Result<Item, Error> + '_,
         impl FnMut() -> Result<u64, Error> + '_,
     > {
         let Session {
@@ -203,7 +205,12 @@ impl Session {
         let stacks: &Option<StackTraceMap<MapData>> = stacks;
         let symbols: &KernelSymbols = symbols;
         let lost: &LostCounter = &stats.lost;
-        let decode_fn = move |bytes: &[u8]| -> Result<Event, Error> {
+        let decode_fn = move |bytes: &[u8]| -> Result<Item, Error> {
+            if is_bpfmap_record(bytes) {
+                return decode_bpfmap(bytes, decode_ctx)
+                    .map(Item::BpfMap)
+                    .map_err(Error::Decode);
+            }
             let mut ev = decode(bytes, decode_ctx).map_err(|e| {
                 if matches!(e, DecodeError::CheckMismatch { .. }) {
                     check_mismatches.fetch_add(1, Ordering::Relaxed);
@@ -227,7 +234,7 @@ impl Session {
                 }
             }
             caller_past_dispatch(&mut ev);
-            Ok(ev)
+            Ok(Item::Event(ev))
         };
         let read_lost = move || -> Result<u64, Error> { Ok(lost.total()?) };
         RecordStream {

@@ -75,6 +75,9 @@ pub enum Item {
     Event(Event),
     /// Records lost since the previous notice, reported where the stream noticed them.
     Lost(LostEvents),
+    /// A map operation of a traced tc/XDP program
+    /// ([`TracerBuilder::bpf_map_ops`](crate::TracerBuilder::bpf_map_ops)).
+    BpfMap(crate::event::BpfMapOp),
 }
 
 /// The stream owning its [`Session`]: see [`Session::into_stream`]. `'static + Send`.

@@ -42,6 +42,9 @@ pub struct RunOutcomes {
     pub no_scratch: u64,
     /// Runs in functions without an skb argument whose stack had no skb remembered.
     pub no_stack_skb: u64,
+    /// Map operation runs ([`TracerBuilder::bpf_map_ops`](crate::TracerBuilder::bpf_map_ops))
+    /// on one of pwru's own maps, which are not reported.
+    pub own_map: u64,
 }
 
 impl RunOutcomes {
@@ -61,6 +64,7 @@ impl RunOutcomes {
             nested_too_deep: at(o::NESTED_TOO_DEEP),
             no_scratch: at(o::NO_SCRATCH),
             no_stack_skb: at(o::NO_STACK_SKB),
+            own_map: at(o::OWN_MAP),
         }
     }
 
@@ -88,6 +92,7 @@ impl RunOutcomes {
             + self.nested_too_deep
             + self.no_scratch
             + self.no_stack_skb
+            + self.own_map
     }
 }
 

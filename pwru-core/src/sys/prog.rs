@@ -271,6 +271,29 @@ pub fn prog_info(fd: BorrowedFd<'_>) -> io::Result<ProgInfo> {
     })
 }
 
+/// The program's instructions as the kernel runs them after verification ("xlated"), each as
+/// (opcode, src_reg, imm). For a helper call (opcode `BPF_JMP | BPF_CALL`, src_reg 0) the
+/// immediate is the helper's address minus `__bpf_call_base` when the caller may see kernel
+/// addresses (root with kptr_restrict allowing it), else 0.
+pub fn prog_xlated_insns(fd: BorrowedFd<'_>) -> io::Result<Vec<(u8, u8, i32)>> {
+    let mut info = zeroed_prog_info();
+    info_by_fd(fd, &mut info)?;
+    let len = info.xlated_prog_len as usize;
+    let n = len / std::mem::size_of::<bpf_insn>();
+    // SAFETY: bpf_insn is a plain C struct (bindgen); all-zero is a valid value.
+    let mut insns: Vec<bpf_insn> = vec![unsafe { std::mem::zeroed() }; n];
+    let mut info = zeroed_prog_info();
+    info.xlated_prog_len = (n * std::mem::size_of::<bpf_insn>()) as u32;
+    info.xlated_prog_insns = ptr_u64(insns.as_mut_ptr());
+    info_by_fd(fd, &mut info)?;
+    // The program cannot change, but a kernel that reports a different length is believed.
+    let got = (info.xlated_prog_len as usize / std::mem::size_of::<bpf_insn>()).min(n);
+    Ok(insns[..got]
+        .iter()
+        .map(|i| (i.code, i.src_reg(), i.imm))
+        .collect())
+}
+
 fn zeroed_prog_info() -> bpf_prog_info {
     // SAFETY: bpf_prog_info is a plain C struct of integers (bindgen); all-zero is valid.
     unsafe { std::mem::zeroed() }

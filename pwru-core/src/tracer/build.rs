@@ -49,6 +49,53 @@ fn choose_backend(requested: Backend, kernel: &Btf) -> Result<Choice, Error> {
     Err(Error::NoBackend { refusals })
 }
 
+/// The kernel functions loaded tc/XDP programs call, for `track_bpf_helpers`: only a
+/// function backend can trace them, so the tracepoint backend is refused with the reasons the
+/// others were.
+fn bpf_helpers_to_trace(
+    backend: Backend,
+    refusals: &[(Backend, String)],
+) -> Result<Vec<String>, Error> {
+    refuse_tracepoint_backend("track_bpf_helpers", "the helpers", backend, refusals)?;
+    called_by_packet_programs()
+}
+
+/// `option` traces kernel functions (`what`): refused with the tracepoint backend, saying why
+/// the function backends were refused.
+fn refuse_tracepoint_backend(
+    option: &str,
+    what: &str,
+    backend: Backend,
+    refusals: &[(Backend, String)],
+) -> Result<(), Error> {
+    if backend == Backend::Tracepoint {
+        let why = if refusals.is_empty() {
+            "the tracepoint backend was chosen; choose kprobe, kprobe-multi or fentry".to_string()
+        } else {
+            let reasons: Vec<String> = refusals.iter().map(|(b, r)| format!("{b}: {r}")).collect();
+            format!("this kernel refused them ({})", reasons.join("; "))
+        };
+        return Err(Error::InvalidOption(format!(
+            "{option} needs kprobes or fentry (the kprobe, kprobe-multi or fentry \
+             backend) to trace {what}, and {why}"
+        )));
+    }
+    Ok(())
+}
+
+/// The kernel functions the loaded tc/XDP programs call.
+fn called_by_packet_programs() -> Result<Vec<String>, Error> {
+    let symbols = crate::symbols::KernelSymbols::load()?;
+    let names = discovery::bpf_helpers::called_by_packet_programs(&symbols)
+        .map_err(discovery::DiscoveryError::from)?;
+    log::debug!(
+        "{} kernel functions called by loaded tc/XDP programs: {}",
+        names.len(),
+        names.join(", ")
+    );
+    Ok(names)
+}
+
 impl TracerBuilder {
     /// Checks everything and plans the tracing; attaches nothing.
     ///
@@ -109,6 +156,7 @@ impl TracerBuilder {
                 KernelModules::All => Modules::All,
             },
             non_skb_funcs: o.non_skb_functions.clone(),
+            optional_non_skb_funcs: Vec::new(),
             kernel_btf: o.kernel_btf.clone(),
             require_traceable: function_backend,
             tracefs: None,
@@ -168,16 +216,49 @@ impl TracerBuilder {
             )));
         }
 
+        let bpf_helpers = if o.track_bpf_helpers {
+            bpf_helpers_to_trace(backend, &backend_refusals)?
+        } else {
+            Vec::new()
+        };
+
+        let map_op_targets = if o.bpf_map_ops {
+            refuse_tracepoint_backend(
+                "bpf_map_ops",
+                "the map operations",
+                backend,
+                &backend_refusals,
+            )?;
+            let ops = discovery::map_ops::map_ops(&called_by_packet_programs()?);
+            log::debug!(
+                "{} map functions called by loaded tc/XDP programs: {}",
+                ops.len(),
+                ops.iter()
+                    .map(|o| o.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            ops
+        } else {
+            Vec::new()
+        };
+
         let function_backend = backend != Backend::Tracepoint;
         let found = match early {
-            Some((found, took)) if function_backend == guessed_function_backend => {
+            // The early run knew no helpers to add (they need the chosen backend).
+            Some((found, took))
+                if function_backend == guessed_function_backend && bpf_helpers.is_empty() =>
+            {
                 timings.discovery = took;
                 found?
             }
-            // No thread, or the guess was wrong (Auto fell back to tracepoints): here.
+            // No thread, the guess was wrong (Auto fell back to tracepoints), or helpers to
+            // trace: here.
             _ => {
                 let phase = Instant::now();
-                let found = discovery::discover_with(&discovery_for(function_backend), kernel)?;
+                let mut options = discovery_for(function_backend);
+                options.optional_non_skb_funcs = bpf_helpers;
+                let found = discovery::discover_with(&options, kernel)?;
                 timings.discovery = phase.elapsed();
                 found
             }
@@ -233,6 +314,7 @@ impl TracerBuilder {
             backend_refusals,
             targets,
             non_skb_targets,
+            map_op_targets,
             filter,
             filter_access,
             filter_access_note,

@@ -157,6 +157,32 @@ impl TracerBuilder {
         self
     }
 
+    /// Also trace the kernel functions that the loaded tc and XDP programs call: BPF helpers,
+    /// and the map operations the verifier calls in their place (pwru
+    /// `--filter-track-bpf-helpers`). They are found in the programs' verified instructions
+    /// when [`build`](Self::build) runs and traced as [`non_skb_functions`](Self::non_skb_functions),
+    /// so they need the kprobe, kprobe-multi or fentry backend: `build` refuses them with the
+    /// tracepoint backend, naming why the others were refused.
+    pub fn track_bpf_helpers(mut self, on: bool) -> Self {
+        self.options.track_bpf_helpers = on;
+        self
+    }
+
+    /// Report the map operations (lookup, update, delete) that the loaded tc and XDP programs
+    /// do, as [`Item::BpfMap`](crate::Item::BpfMap) items with the map's id and name and the
+    /// key and value bytes, each linked to the packet by the stack it runs on (pwru
+    /// `--output-bpfmap`). The map functions are found in the programs' verified
+    /// instructions when [`build`](Self::build) runs (as for
+    /// [`track_bpf_helpers`](Self::track_bpf_helpers)); updates and deletes are seen at entry,
+    /// lookups at return with the value found. Needs kprobes or fentry: `build` refuses it
+    /// with the tracepoint backend, naming why the others were refused. Combine it with
+    /// [`trace_tc`](Self::trace_tc) / [`trace_xdp`](Self::trace_xdp) to see the program's
+    /// own events beside its map operations.
+    pub fn bpf_map_ops(mut self, on: bool) -> Self {
+        self.options.bpf_map_ops = on;
+        self
+    }
+
     /// Trace the tc BPF programs loaded in the kernel.
     pub fn trace_tc(mut self, on: bool) -> Self {
         self.options.trace_tc = on;

@@ -95,7 +95,7 @@ pub(super) fn kernel_config(o: &Options, mut flags: u32) -> Result<PwruConfig, E
         }
     }
     // Functions without an skb argument find their packet through the stack links.
-    if !o.non_skb_functions.is_empty() {
+    if !o.non_skb_functions.is_empty() || o.track_bpf_helpers || o.bpf_map_ops {
         flags |= PWRU_CFG_TRACK_STACKID;
     }
     config.flags = flags;

@@ -37,6 +37,8 @@ pub struct Tracer {
     pub(crate) backend_refusals: Vec<(Backend, String)>,
     pub(crate) targets: Vec<Target>,
     pub(crate) non_skb_targets: Vec<String>,
+    /// Map functions traced for [`TracerBuilder::bpf_map_ops`].
+    pub(crate) map_op_targets: Vec<crate::discovery::map_ops::MapOpTarget>,
     pub(crate) filter: FilterBody,
     pub(crate) filter_access: ProbeAccess,
     pub(crate) filter_access_note: Option<String>,
@@ -92,6 +94,13 @@ impl Tracer {
     /// packets by the stack they run on; see [`TracerBuilder::non_skb_functions`]).
     pub fn non_skb_targets(&self) -> &[String] {
         &self.non_skb_targets
+    }
+
+    /// The kernel map functions [`Tracer::attach`] will trace for
+    /// [`TracerBuilder::bpf_map_ops`] (those the loaded tc/XDP programs call; empty without
+    /// the option or when no such program does map operations).
+    pub fn map_op_functions(&self) -> impl Iterator<Item = &str> {
+        self.map_op_targets.iter().map(|t| t.name.as_str())
     }
 
     /// The options this tracer was built from.

@@ -274,6 +274,12 @@ pub struct Options {
     pub track_skb: bool,
     /// Link functions without an skb argument to packets by kernel stack id.
     pub track_skb_by_stackid: bool,
+    /// Also trace the kernel functions that loaded tc and XDP programs call (BPF helpers and
+    /// map operations), linked to packets by stack id (pwru `--filter-track-bpf-helpers`).
+    pub track_bpf_helpers: bool,
+    /// Report the map operations (lookup, update, delete) of the traced tc/XDP programs as
+    /// [`Item::BpfMap`](crate::Item::BpfMap) (pwru `--output-bpfmap`).
+    pub bpf_map_ops: bool,
     /// Trace the tc BPF programs loaded in the kernel.
     pub trace_tc: bool,
     /// Trace the XDP programs loaded in the kernel.
@@ -314,6 +320,8 @@ impl Default for Options {
             xdp_metadata: Vec::new(),
             track_skb: false,
             track_skb_by_stackid: false,
+            track_bpf_helpers: false,
+            bpf_map_ops: false,
             trace_tc: false,
             trace_xdp: false,
             capture: Capture::default(),

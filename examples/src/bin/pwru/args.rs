@@ -79,7 +79,8 @@ pub struct Args {
     /// filter XDP events with a C-like expression over struct xdp_buff, e.g. 'xdp->rxq->queue_index == 0'
     #[arg(long, value_name = "EXPR")]
     pub filter_xdp_expr: Option<String>,
-    /// (pwru) trace BPF helpers: not supported yet
+    /// also trace the kernel functions (BPF helpers, map operations) that loaded tc/XDP programs
+    /// call, linked to packets by stack id (needs kprobes or fentry)
     #[arg(long, action = ArgAction::Set, value_parser = go_bool, default_value_t = false, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub filter_track_bpf_helpers: bool,
 
@@ -120,9 +121,18 @@ pub struct Args {
     /// print up to 4 xdp_buff values per XDP event, e.g. 'xdp->rxq->queue_index'
     #[arg(long, value_delimiter = ',', value_name = "EXPR")]
     pub output_xdp_metadata: Vec<String>,
-    /// (pwru) print BPF map operations: not supported yet
+    /// print the map operations (lookup, update, delete: map id, name, key and value) of the
+    /// loaded tc/XDP programs, with the packet's events; needs the kprobe, kprobe-multi or
+    /// fentry backend
     #[arg(long, action = ArgAction::Set, value_parser = go_bool, default_value_t = false, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub output_bpfmap: bool,
+    /// print the network namespace's name (`ip netns` and container runtimes' bind mounts,
+    /// else `comm:pid` of a process in it): a NETNS NAME column, `netns_name` in JSON
+    #[arg(long, action = ArgAction::Set, value_parser = go_bool, default_value_t = false, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub output_netns_names: bool,
+    /// width of the NETNS NAME column: longer names are cut (text output only)
+    #[arg(long, default_value_t = 16, value_name = "CHARS")]
+    pub netns_names_max_length: usize,
     /// print one JSON object per event
     #[arg(long, action = ArgAction::Set, value_parser = go_bool, default_value_t = false, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub output_json: bool,
@@ -148,10 +158,10 @@ pub struct Args {
     /// keep this many rotated files (0: keep all)
     #[arg(long, default_value_t = 0)]
     pub output_file_max_backups: u32,
-    /// (pwru) delete rotated files older than N days: accepted only as 0
+    /// delete rotated files last written more than this many days ago (0: keep all)
     #[arg(long, default_value_t = 0)]
     pub output_file_max_age: u32,
-    /// (pwru) gzip rotated files: not supported yet
+    /// gzip rotated files (NAME.1 becomes NAME.1.gz)
     #[arg(long, action = ArgAction::Set, value_parser = go_bool, default_value_t = false, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub output_file_compress: bool,
     /// also write the events' packets to this pcap-ng file (Wireshark, tshark), each with the
@@ -189,24 +199,6 @@ impl Args {
     /// Whether events are grouped into per-packet series (any of the series flags).
     pub fn series(&self) -> bool {
         self.output_series || self.output_paths || self.output_paths_svg.is_some()
-    }
-
-    /// pwru flags this tool accepts for compatibility but cannot honour yet: each becomes an
-    /// error naming the flag, never a silent no-op.
-    pub fn unsupported(&self) -> Option<&'static str> {
-        if self.filter_track_bpf_helpers {
-            return Some("--filter-track-bpf-helpers");
-        }
-        if self.output_bpfmap {
-            return Some("--output-bpfmap");
-        }
-        if self.output_file_compress {
-            return Some("--output-file-compress");
-        }
-        if self.output_file_max_age != 0 {
-            return Some("--output-file-max-age");
-        }
-        None
     }
 
     /// The snap length for --output-pcapng, checked; refused without --output-pcapng.

@@ -14,12 +14,6 @@ use pwru_examples::signals::Signals;
 
 fn main() {
     let args = args::Args::parse();
-    if let Some(flag) = args.unsupported() {
-        eprintln!(
-            "pwru: {flag} is not supported by pwru-rs yet; drop the flag (see --help for what is)"
-        );
-        std::process::exit(2);
-    }
     // One listener for the whole run, before any filter is compiled.
     let mut signals = match Signals::install("pwru") {
         Ok(s) => s,

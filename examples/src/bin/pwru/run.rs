@@ -1,18 +1,21 @@
 //! The tracing loop: build, attach with a progress line, print events until told to stop.
 
+use std::cell::RefCell;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use futures::{FutureExt, StreamExt};
+use pwru_core::event::BpfMapOp;
 use pwru_core::format::{FormatOptions, Formatter, TimestampMode};
+use pwru_core::netns_names::NetnsNames;
 use pwru_core::{
     Capture, Error, Event, Item, KernelModules, MissingPrivileges, Stats, Tracer, TracerBuilder,
 };
 use pwru_examples::signals::{self, Phase, Signals};
 
 use crate::args::Args;
-use crate::output::{Output, PcapngFile, Record, Sinks};
+use crate::output::{Output, PcapngFile, Record, Retention, Sinks};
 use crate::series_out::SeriesOut;
 use crate::writer::{Closed, Writer};
 
@@ -27,6 +30,8 @@ pub fn builder(a: &Args) -> Result<TracerBuilder, Failure> {
         )
         .track_skb(a.filter_track_skb)
         .track_skb_by_stackid(a.filter_track_skb_by_stackid)
+        .track_bpf_helpers(a.filter_track_bpf_helpers)
+        .bpf_map_ops(a.output_bpfmap)
         .trace_tc(a.filter_trace_tc)
         .trace_xdp(a.filter_trace_xdp)
         .capture(
@@ -105,6 +110,7 @@ pub fn format_options(a: &Args) -> Result<FormatOptions, Failure> {
     o.skb_dump = a.output_skb;
     o.shinfo_dump = a.output_skb_shared_info;
     o.packet_id = a.output_packet_id;
+    o.netns_names = a.output_netns_names.then_some(a.netns_names_max_length);
     o.timestamp = a
         .timestamp
         .parse::<TimestampMode>()
@@ -282,7 +288,11 @@ pub fn trace_with(
     let out = Output::new(
         a.output_file.as_deref(),
         a.output_file_max_size,
-        a.output_file_max_backups,
+        Retention {
+            max_backups: a.output_file_max_backups,
+            max_age: Retention::max_age_days(a.output_file_max_age),
+            compress: a.output_file_compress,
+        },
     )
     .map_err(|e| match &a.output_file {
         Some(p) => format!("--output-file {p}: {e}"),
@@ -311,6 +321,34 @@ pub fn trace_with(
         eprintln!("pwru: building the tracer (compiling filters, discovering functions)");
     }
     let tracer = builder.build().map_err(explain)?;
+    if a.filter_track_bpf_helpers {
+        // The helpers come from the tc/XDP programs loaded now: say when there are none.
+        let helpers = tracer
+            .non_skb_targets()
+            .iter()
+            .filter(|f| !a.filter_non_skb_funcs.contains(f))
+            .count();
+        if helpers == 0 {
+            eprintln!(
+                "pwru: --filter-track-bpf-helpers: no loaded tc/XDP program calls a traceable \
+                 kernel function; no helper is traced"
+            );
+        } else if a.debug {
+            eprintln!("pwru: --filter-track-bpf-helpers: tracing {helpers} kernel functions");
+        }
+    }
+    if a.output_bpfmap {
+        // The map functions come from the tc/XDP programs loaded now: say when there are none.
+        let funcs: Vec<&str> = tracer.map_op_functions().collect();
+        if funcs.is_empty() {
+            eprintln!(
+                "pwru: --output-bpfmap: no loaded tc/XDP program does map operations; none \
+                 is traced"
+            );
+        } else if a.debug {
+            eprintln!("pwru: --output-bpfmap: tracing {}", funcs.join(", "));
+        }
+    }
     for (b, why) in tracer.backend_refusals() {
         if a.debug {
             eprintln!("pwru: backend {b} refused: {why}");
@@ -385,7 +423,11 @@ pub fn trace_with(
     let to_pcapng = pcapng.is_some();
     let writer = Writer::start(Sinks { lines: out, pcapng })
         .map_err(|e| format!("starting the output thread: {e}"))?;
+    let netns_names = fopts.netns_names.map(|_| RefCell::new(NetnsNames::new()));
     let mut fmt = Formatter::new(fopts);
+    if let Some(names) = &netns_names {
+        fmt.set_netns_names(names.borrow().names().clone());
+    }
     let mut series = SeriesOut::new(a);
     let blocks = series.as_ref().is_some_and(SeriesOut::replaces_lines);
     if !a.output_json && !blocks {
@@ -407,6 +449,14 @@ pub fn trace_with(
     // The line, and the event itself when its packet goes to the pcap-ng file too.
     let format = |fmt: &mut Formatter, ev: Event| {
         let mut line = Vec::with_capacity(256);
+        if let (Some(names), Some(meta)) = (&netns_names, &ev.meta) {
+            // A namespace made after the start is named at its first event (rescans are
+            // rate-limited by NetnsNames).
+            let mut names = names.borrow_mut();
+            if names.learn(u64::from(meta.netns)) {
+                fmt.set_netns_names(names.names().clone());
+            }
+        }
         if a.output_json {
             fmt.write_json(&ev, &mut line);
         } else {
@@ -433,6 +483,15 @@ pub fn trace_with(
             format(fmt, ev)
         }
         None => format(fmt, ev),
+    };
+    let format_map_op = |fmt: &Formatter, op: &BpfMapOp| {
+        let mut line = Vec::with_capacity(256);
+        if a.output_json {
+            fmt.write_bpfmap_json(op, &mut line);
+        } else {
+            fmt.write_bpfmap_text(op, &mut line);
+        }
+        line
     };
     let note = |summary: &mut Summary, ev: &Event| {
         summary.events += 1;
@@ -509,6 +568,13 @@ pub fn trace_with(
                     lost_line.report(lost.total);
                     continue;
                 }
+                // Printed with the packet's events, in stream order; not counted as lines
+                // of --output-limit-lines (pwru prints them inside the map function's line).
+                Some(Ok(Item::BpfMap(op))) => {
+                    last_event = Instant::now();
+                    writer.send(permit, Record::line(format_map_op(&fmt, &op)));
+                    continue;
+                }
                 Some(Ok(_)) => continue,
                 Some(Err(e)) if !e.is_fatal() => {
                     eprintln!("pwru: {e}");
@@ -557,6 +623,11 @@ pub fn trace_with(
                             so.lost(&lost);
                         }
                         summary.lost = lost.total;
+                    }
+                    Ok(Item::BpfMap(op)) => {
+                        if !writer.try_send(Record::line(format_map_op(&fmt, &op))) {
+                            summary.not_printed += 1;
+                        }
                     }
                     Ok(_) | Err(_) => {}
                 }

@@ -6,6 +6,8 @@
 mod arp_l2;
 mod attach_speed;
 mod auto_backend;
+mod bpf_helpers;
+mod bpfmap;
 mod dnat_track;
 mod drop_reason;
 mod expressions;
@@ -170,6 +172,20 @@ pub const ALL: &[Scenario] = &[
         applies: SKB,
         precondition: always,
         run: expressions::run,
+    },
+    Scenario {
+        name: "track-bpf-helpers",
+        about: "map functions a tc program calls are found, traced and linked to its packet",
+        applies: SKB,
+        precondition: always,
+        run: bpf_helpers::run,
+    },
+    Scenario {
+        name: "bpfmap",
+        about: "map operations of a tc program: id, name, key and value as the map holds them",
+        applies: SKB,
+        precondition: always,
+        run: bpfmap::run,
     },
     Scenario {
         name: "sigkill-cleanup",
