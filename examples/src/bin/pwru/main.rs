@@ -5,6 +5,7 @@
 mod args;
 mod demo;
 mod output;
+mod rotation;
 mod run;
 mod series_out;
 mod writer;

@@ -2,71 +2,22 @@
 //! `--output-file`), its rotated copies optionally gzipped and deleted once older than a number
 //! of days; and packets to a pcap-ng file rotated by size (`--output-pcapng`).
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Write};
 use std::os::fd::AsFd;
-use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
+use std::path::PathBuf;
 
-use flate2::write::GzEncoder;
-use flate2::Compression;
 use pwru_core::format::pcapng::PcapngWriter;
 use pwru_core::Event;
 
-/// `path` with `.n` appended: the name of its n-th backup.
-fn backup(path: &Path, n: u32) -> PathBuf {
-    let mut p = path.to_path_buf().into_os_string();
-    p.push(format!(".{n}"));
-    p.into()
-}
-
-/// Renames `path` to `path.1`, shifting older backups up by one and removing those beyond
-/// `max_backups` (0 keeps all).
-fn shift_backups(path: &Path, max_backups: u32) -> io::Result<()> {
-    let mut top = 0;
-    while backup(path, top + 1).exists() {
-        top += 1;
-    }
-    for n in (1..=top).rev() {
-        if max_backups != 0 && n >= max_backups {
-            fs::remove_file(backup(path, n))?;
-        } else {
-            fs::rename(backup(path, n), backup(path, n + 1))?;
-        }
-    }
-    fs::rename(path, backup(path, 1))
-}
-
-/// What happens to the files a rotation leaves behind.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Retention {
-    /// Keep at most this many rotated files (0 keeps all).
-    pub max_backups: u32,
-    /// Delete rotated files last written more than this long ago (None keeps all).
-    pub max_age: Option<Duration>,
-    /// Gzip each rotated file (`NAME.1` becomes `NAME.1.gz`).
-    pub compress: bool,
-}
-
-impl Retention {
-    /// pwru's `--output-file-max-age` counts whole days; 0 keeps every file.
-    pub fn max_age_days(days: u32) -> Option<Duration> {
-        (days != 0).then(|| Duration::from_secs(u64::from(days) * 24 * 60 * 60))
-    }
-}
-
-/// A rotated file on disk: `NAME.N` or, gzipped, `NAME.N.gz`.
-struct Backup {
-    n: u32,
-    gz: bool,
-}
+pub use crate::rotation::Retention;
+use crate::rotation::Rotation;
 
 /// A file that is renamed to `NAME.1` (older ones shift to `.2`, ...) once it reaches
 /// `max_bytes`; [`Retention`] says which rotated files are kept and how.
 pub struct RotatingFile {
-    path: PathBuf,
+    rotation: Rotation,
     max_bytes: u64,
-    retention: Retention,
     written: u64,
     file: BufWriter<File>,
 }
@@ -77,131 +28,26 @@ impl RotatingFile {
     pub fn open(path: PathBuf, max_bytes: u64, retention: Retention) -> io::Result<Self> {
         let file = OpenOptions::new().create(true).append(true).open(&path)?;
         let written = file.metadata()?.len();
-        let this = RotatingFile {
-            path,
+        let rotation = Rotation::new(path, retention);
+        rotation.remove_expired()?;
+        Ok(RotatingFile {
+            rotation,
             max_bytes: max_bytes.max(1),
-            retention,
             written,
             file: BufWriter::new(file),
-        };
-        this.remove_expired()?;
-        Ok(this)
-    }
-
-    fn backup_path(&self, b: &Backup) -> PathBuf {
-        let mut p = self.path.clone().into_os_string();
-        p.push(format!(".{}", b.n));
-        if b.gz {
-            p.push(".gz");
-        }
-        p.into()
-    }
-
-    /// The rotated files beside the output file, newest (lowest number) first. Numbers may
-    /// have gaps (files deleted by age, or by hand).
-    fn backups(&self) -> io::Result<Vec<Backup>> {
-        let dir = match self.path.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d,
-            _ => Path::new("."),
-        };
-        let Some(name) = self.path.file_name().and_then(|n| n.to_str()) else {
-            return Ok(Vec::new());
-        };
-        let prefix = format!("{name}.");
-        let mut found = Vec::new();
-        for entry in fs::read_dir(dir)? {
-            let entry = entry?;
-            let file_name = entry.file_name();
-            let Some(rest) = file_name.to_str().and_then(|f| f.strip_prefix(&prefix)) else {
-                continue;
-            };
-            let (digits, gz) = match rest.strip_suffix(".gz") {
-                Some(d) => (d, true),
-                None => (rest, false),
-            };
-            if digits.is_empty() || !digits.bytes().all(|c| c.is_ascii_digit()) {
-                continue;
-            }
-            if let Ok(n) = digits.parse::<u32>() {
-                found.push(Backup { n, gz });
-            }
-        }
-        found.sort_by_key(|b| b.n);
-        Ok(found)
+        })
     }
 
     fn rotate(&mut self) -> io::Result<()> {
         self.file.flush()?;
-        // Shift every rotated file up by one, oldest first (so no rename overwrites), dropping
-        // those beyond the number kept: the one about to become `.1` counts too.
-        let backups = self.backups()?;
-        let keep = self.retention.max_backups as usize;
-        for (i, b) in backups.iter().enumerate().rev() {
-            let from = self.backup_path(b);
-            if keep != 0 && i + 1 >= keep {
-                fs::remove_file(from)?;
-            } else {
-                let to = self.backup_path(&Backup {
-                    n: b.n + 1,
-                    gz: b.gz,
-                });
-                fs::rename(from, to)?;
-            }
-        }
-        let first = self.backup_path(&Backup { n: 1, gz: false });
-        fs::rename(&self.path, &first)?;
+        self.rotation.shift()?;
         let file = OpenOptions::new()
             .create(true)
             .append(true)
-            .open(&self.path)?;
+            .open(self.rotation.path())?;
         self.file = BufWriter::new(file);
         self.written = 0;
-        if self.retention.compress {
-            // On the writer thread, not in the background: the next rotation shifts the
-            // numbers, so a gzip still running then would race with the renames.
-            gzip_replacing(&first, &self.backup_path(&Backup { n: 1, gz: true }))?;
-        }
-        self.remove_expired()
-    }
-
-    /// Deletes the rotated files last modified before `max_age` ago.
-    fn remove_expired(&self) -> io::Result<()> {
-        let Some(max_age) = self.retention.max_age else {
-            return Ok(());
-        };
-        let Some(cutoff) = SystemTime::now().checked_sub(max_age) else {
-            return Ok(());
-        };
-        for b in self.backups()? {
-            let p = self.backup_path(&b);
-            let modified = fs::metadata(&p)?.modified()?;
-            if modified < cutoff {
-                fs::remove_file(&p)?;
-            }
-        }
-        Ok(())
-    }
-}
-
-/// Writes `from` gzipped to `to` (keeping its modification time, which says its age), then
-/// removes `from`; a failure leaves `from` whole and removes the partial `to`.
-fn gzip_replacing(from: &Path, to: &Path) -> io::Result<()> {
-    let result = (|| {
-        let mut input = File::open(from)?;
-        let modified = input.metadata()?.modified()?;
-        let out = File::create(to)?;
-        let mut gz = GzEncoder::new(BufWriter::new(out), Compression::default());
-        io::copy(&mut input, &mut gz)?;
-        let out = gz.finish()?.into_inner().map_err(|e| e.into_error())?;
-        out.sync_all()?;
-        out.set_modified(modified)
-    })();
-    match result {
-        Ok(()) => fs::remove_file(from),
-        Err(e) => {
-            let _ = fs::remove_file(to);
-            Err(e)
-        }
+        self.rotation.after_shift()
     }
 }
 
@@ -221,14 +67,13 @@ impl Write for RotatingFile {
     }
 }
 
-/// A pcap-ng capture file that is rotated like [`RotatingFile`]: once a packet would take it
-/// past `max_bytes` it is renamed to `NAME.1` and a new file starts with its own section
-/// header, so every file opens on its own. Created anew (truncated) when opened, as a
+/// A pcap-ng capture file that is rotated like [`RotatingFile`] (same numbering, retention,
+/// gzip and age limit): once a packet would take it past `max_bytes` it is renamed to
+/// `NAME.1` and a new file starts with its own section header, so every file opens on its own. Created anew (truncated) when opened, as a
 /// capture file cannot be appended to in place.
 pub struct PcapngFile {
-    path: PathBuf,
+    rotation: Rotation,
     max_bytes: u64,
-    max_backups: u32,
     writer: PcapngWriter<BufWriter<File>>,
 }
 
@@ -238,12 +83,13 @@ const PACKET_BLOCK_OVERHEAD: u64 = 256;
 
 impl PcapngFile {
     /// Creates `path` and writes its section header.
-    pub fn create(path: PathBuf, max_bytes: u64, max_backups: u32) -> io::Result<Self> {
+    pub fn create(path: PathBuf, max_bytes: u64, retention: Retention) -> io::Result<Self> {
         let writer = PcapngWriter::new(BufWriter::new(File::create(&path)?))?;
+        let rotation = Rotation::new(path, retention);
+        rotation.remove_expired()?;
         Ok(PcapngFile {
-            path,
+            rotation,
             max_bytes: max_bytes.max(1),
-            max_backups,
             writer,
         })
     }
@@ -259,9 +105,10 @@ impl PcapngFile {
             && stats.interfaces > 0
         {
             self.writer.flush()?;
-            shift_backups(&self.path, self.max_backups)?;
-            let file = BufWriter::new(File::create(&self.path)?);
+            self.rotation.shift()?;
+            let file = BufWriter::new(File::create(self.rotation.path())?);
             self.writer.restart(file)?;
+            self.rotation.after_shift()?;
         }
         self.writer.write_event(ev).map(drop)
     }
@@ -366,6 +213,9 @@ impl Output {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
+    use std::path::Path;
+    use std::time::{Duration, SystemTime};
 
     #[test]
     fn rotates_by_size_and_keeps_at_most_the_backups_asked_for() {
@@ -444,13 +294,17 @@ mod tests {
             vec![7; 100].into(),
             100,
         ));
-        let mut f = PcapngFile::create(path.clone(), 1000, 0).expect("create");
+        let mut f = PcapngFile::create(path.clone(), 1000, Retention::default()).expect("create");
         for _ in 0..20 {
             f.write(&ev).expect("write");
         }
         f.flush().expect("flush");
         let mut files = vec![path.clone()];
-        files.extend((1..).map(|n| backup(&path, n)).take_while(|p| p.exists()));
+        files.extend(
+            (1..)
+                .map(|n| dir.join(format!("out.pcapng.{n}")))
+                .take_while(|p| p.exists()),
+        );
         assert!(files.len() >= 3, "{files:?}");
         let mut packets = 0;
         for p in &files {
@@ -496,6 +350,48 @@ mod tests {
         )
         .expect("a valid gzip stream");
         text
+    }
+
+    #[test]
+    fn pcapng_rotations_are_gzipped_like_the_text_output() {
+        use pwru_core::event::{Interface, LinkType, Meta, PacketBytes, ProbeKind};
+        let dir = TempDir::new("gzip-pcapng");
+        let path = dir.0.join("out.pcapng");
+        let mut ev = Event::new(ProbeKind::Tracepoint, "netif_receive_skb");
+        let mut meta = Meta::default();
+        meta.interface = Interface::new(2, Some("eth0"));
+        ev.meta = Some(meta);
+        ev.packet = Some(PacketBytes::new(
+            LinkType::Ethernet,
+            vec![7; 100].into(),
+            100,
+        ));
+        let retention = Retention {
+            compress: true,
+            ..Retention::default()
+        };
+        let mut f = PcapngFile::create(path.clone(), 1000, retention).expect("create");
+        for _ in 0..20 {
+            f.write(&ev).expect("write");
+        }
+        f.flush().expect("flush");
+        let mut packets = pcapng_blocks(&fs::read(&path).expect("read"))
+            .iter()
+            .filter(|(k, _)| *k == 6)
+            .count();
+        let mut n = 1;
+        while let Ok(gz) = File::open(dir.0.join(format!("out.pcapng.{n}.gz"))) {
+            assert!(!dir.0.join(format!("out.pcapng.{n}")).exists());
+            let mut bytes = Vec::new();
+            io::Read::read_to_end(&mut flate2::read::GzDecoder::new(gz), &mut bytes)
+                .expect("a valid gzip stream");
+            let blocks = pcapng_blocks(&bytes);
+            assert_eq!(blocks[0].0, 0x0A0D_0D0A, ".{n}.gz starts a section");
+            packets += blocks.iter().filter(|(k, _)| *k == 6).count();
+            n += 1;
+        }
+        assert!(n >= 3, "only {} rotated files", n - 1);
+        assert_eq!(packets, 20);
     }
 
     #[test]

@@ -285,25 +285,25 @@ pub fn trace_with(
 ) -> Result<Summary, Failure> {
     let fopts = format_options(a)?;
     // Both paths are checked before anything is attached, so a typo costs no attach time.
-    let out = Output::new(
-        a.output_file.as_deref(),
-        a.output_file_max_size,
-        Retention {
-            max_backups: a.output_file_max_backups,
-            max_age: Retention::max_age_days(a.output_file_max_age),
-            compress: a.output_file_compress,
-        },
-    )
-    .map_err(|e| match &a.output_file {
-        Some(p) => format!("--output-file {p}: {e}"),
-        None => format!("standard output: {e}"),
-    })?;
+    // The text output and the pcap-ng capture rotate alike.
+    let retention = Retention {
+        max_backups: a.output_file_max_backups,
+        max_age: Retention::max_age_days(a.output_file_max_age),
+        compress: a.output_file_compress,
+    };
+    let out =
+        Output::new(a.output_file.as_deref(), a.output_file_max_size, retention).map_err(|e| {
+            match &a.output_file {
+                Some(p) => format!("--output-file {p}: {e}"),
+                None => format!("standard output: {e}"),
+            }
+        })?;
     let pcapng = match &a.output_pcapng {
         Some(p) => Some(
             PcapngFile::create(
                 PathBuf::from(p),
                 a.output_file_max_size.saturating_mul(1 << 20),
-                a.output_file_max_backups,
+                retention,
             )
             .map_err(|e| format!("--output-pcapng {p}: {e}"))?,
         ),
