@@ -275,15 +275,6 @@ const PWRU_FLAGS: &[&str] = &[
     "--debug",
 ];
 
-/// pwru flags whose runs live in other tests: the skb/xdp expression and metadata flags are
-/// built and proven by their own tests (issue 14, first part).
-const COVERED_ELSEWHERE: &[&str] = &[
-    "--filter-skb-expr",
-    "--filter-xdp-expr",
-    "--output-skb-metadata",
-    "--output-xdp-metadata",
-];
-
 #[test]
 fn help_lists_every_pwru_flag() {
     let out = Command::new(PWRU)
@@ -409,7 +400,7 @@ fn extra_lines(out: &str) -> Vec<&str> {
         .collect()
 }
 
-/// Every flag's row (the expression and metadata flags excepted, see [`COVERED_ELSEWHERE`]).
+/// Every flag's row.
 fn rows(pair: &VethPair, dir: &std::path::Path) -> Vec<Row> {
     let udp = format!("udp and dst host {} and dst port {PORT}", pair.addr_b);
     let tcp = format!("tcp and dst host {} and dst port {PORT}", pair.addr_b);
@@ -499,6 +490,47 @@ fn rows(pair: &VethPair, dir: &std::path::Path) -> Vec<Row> {
                     .nth(3)
                     .is_some_and(|t| t.parse::<u64>().is_ok_and(|n| n > 0))
             },
+        ),
+        // The traffic is unmarked: an expression on the mark keeps it, and shows in the column.
+        Row::new(
+            "--filter-skb-expr",
+            &["--filter-skb-expr=skb->mark == 0", u],
+        )
+        .lines(|_| true, |l| l.split_whitespace().nth(4) == Some("0")),
+        // No XDP program is loaded: the expression is compiled against BTF, traces nothing,
+        // and the flows' skb events still come.
+        Row::new(
+            "--filter-xdp-expr",
+            &[
+                "--filter-trace-xdp",
+                "--filter-xdp-expr=xdp->rxq->queue_index == 0",
+                u,
+            ],
+        ),
+        Row::refused(
+            "--filter-xdp-expr",
+            &[
+                "--filter-trace-xdp",
+                "--filter-xdp-expr=xdp->rxq->no_such_member == 0",
+                u,
+            ],
+            &["no_such_member"],
+        ),
+        Row::new(
+            "--output-skb-metadata",
+            &["--output-skb-metadata=skb->mark,skb->len", u],
+        )
+        .lines(
+            |_| true,
+            |l| l.contains(" skb->mark=0x0 ") && l.contains(" skb->len=0x"),
+        ),
+        Row::new(
+            "--output-xdp-metadata",
+            &[
+                "--filter-trace-xdp",
+                "--output-xdp-metadata=xdp->rxq->queue_index",
+                u,
+            ],
         ),
         Row::new("--output-meta", &["--output-meta=false", u])
             .lines(|h| !h.contains("NETNS") && !h.contains("IFACE"), |_| true),
@@ -725,11 +757,10 @@ fn every_pwru_flag_runs_on_real_traffic_with_its_effect() {
     std::fs::create_dir_all(&dir).expect("dir");
     let rows = rows(&pair, &dir);
 
-    // Every pwru flag has a row here or its own tests elsewhere.
+    // Every pwru flag has a row here.
     let missing: Vec<&&str> = PWRU_FLAGS
         .iter()
         .filter(|f| !["--help", "--ready-file"].contains(f))
-        .filter(|f| !COVERED_ELSEWHERE.contains(f))
         .filter(|f| !rows.iter().any(|r| r.flag == **f))
         .collect();
     assert!(missing.is_empty(), "flags without a run: {missing:?}");
