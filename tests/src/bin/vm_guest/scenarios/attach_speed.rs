@@ -24,6 +24,14 @@ use super::traffic;
 /// TCG), the hot path among them.
 const SUBSET: &str = "(__netif_receive_skb_core|ip_rcv|ip_local_deliver|ip_output|__dev_queue_xmit|consume_skb|(tcp|udp|ip|netif|neigh)_.*)";
 
+/// A measurement, minutes under TCG: on the kernel given `--slow` (PWRU_VM_SLOW_ON) only.
+pub fn precondition(ctx: &Ctx, _: Backend) -> Option<String> {
+    (!ctx.slow).then(|| {
+        "a timing run (minutes under TCG): measured on the kernel given --slow (PWRU_VM_SLOW_ON)"
+            .into()
+    })
+}
+
 /// Attaches `SUBSET` with 2 threads and with 1, then measures the first event.
 pub fn run(ctx: &mut Ctx, backend: Backend) -> Outcome {
     match try_run(ctx, backend) {

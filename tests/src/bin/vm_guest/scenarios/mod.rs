@@ -198,14 +198,14 @@ pub const ALL: &[Scenario] = &[
         name: "full-attach",
         about: "all discovered skb functions attach; times, counts, UDP rate and idle CPU printed",
         applies: SKB,
-                precondition: full_attach::precondition,
+        precondition: full_attach::precondition,
         run: full_attach::run,
     },
     Scenario {
         name: "attach-speed",
         about: "a few hundred skb functions attached/detached with 2 threads and 1; first event while attaching",
         applies: SKB,
-        precondition: always,
+        precondition: attach_speed::precondition,
         run: attach_speed::run,
     },
     Scenario {
