@@ -32,7 +32,8 @@ pub fn run(_: &mut Ctx, backend: Backend) -> Outcome {
 fn try_run(backend: Backend) -> Result<Outcome, Outcome> {
     let pair = kit::lab("sg", 48).map_err(Outcome::Fail)?;
     // A's send path and B's receive path to the drop (nothing listens on port 9) and the
-    // free: seven records a datagram, which one page holds whether or not the reader keeps up.
+    // free: at most seven records a datagram (six on 6.12), which one page holds whether or
+    // not the reader keeps up.
     let functions = format!(
         "ip_output|__dev_queue_xmit|ip_rcv|ip_local_deliver|__udp4_lib_rcv|{}|kfree_skbmem",
         kit::drop_function()
