@@ -21,6 +21,7 @@ mod packet_id;
 mod pcap_filter;
 mod run_accounting;
 mod series_dnat;
+mod series_gap;
 mod side_by_side;
 pub mod sigkill_cleanup;
 pub mod sigkill_trivial;
@@ -102,6 +103,13 @@ pub const ALL: &[Scenario] = &[
         applies: SKB,
         precondition: always,
         run: series_dnat::run,
+    },
+    Scenario {
+        name: "series-gap",
+        about: "a one-page ring overflows: the loss is reported, marked in series open then, not in one started after",
+        applies: SKB,
+        precondition: always,
+        run: series_gap::run,
     },
     Scenario {
         name: "track-clone-outlives",
