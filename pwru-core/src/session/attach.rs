@@ -114,12 +114,6 @@ impl Tracer {
                 Err(e) => log::debug!("cannot raise the open file limit: {e}"),
             }
         }
-        // Reading and parsing /proc/kallsyms (tens of thousands of lines) overlaps with
-        // loading and attaching; the symbols are needed only once the session is built.
-        let symbols_loading = std::thread::Builder::new()
-            .name("pwru-kallsyms".into())
-            .spawn(KernelSymbols::load)
-            .ok();
         let mut timings = self.timings;
         let phase = Instant::now();
         let aya_btf = self.aya_btf.wait().map_err(LoaderError::from)?;
@@ -214,14 +208,11 @@ impl Tracer {
         let phase = Instant::now();
         let mut decode_ctx = DecodeContext::new().with_builtin_tracepoints();
         decode_ctx.set_metadata_names(&self.options.skb_metadata, &self.options.xdp_metadata);
-        let symbols = match symbols_loading.map(std::thread::JoinHandle::join) {
-            Some(Ok(loaded)) => loaded,
-            // The parser panicked on the other thread: the same panic here.
-            Some(Err(payload)) => std::panic::resume_unwind(payload),
-            // No thread could be started: read them here.
-            None => KernelSymbols::load(),
-        };
-        let symbols = Arc::new(symbols?);
+        // Read once every program is loaded, not earlier on another thread: the table must
+        // name this session's own programs (`bpf_prog_*`, `bpf_trampoline_*`), or their frames
+        // at the top of each stack resolve to the nearest older symbol and are not trimmed
+        // (seen as `bpf_dispatcher_xdp` in tracer_events).
+        let symbols = Arc::new(KernelSymbols::load()?);
         decode_ctx = decode_ctx.with_symbols(Arc::clone(&symbols));
         match decode_ctx.load_drop_reasons(&self.btf) {
             Ok(n) => log::debug!("{n} drop reason names from the kernel BTF"),
