@@ -13,10 +13,15 @@
 static __always_inline bool bpfmap_bytes(__u8 *dst, const void *src, __u32 size)
 {
 	bool cut = size > PWRU_BPFMAP_BYTES;
-	if (cut)
-		size = PWRU_BPFMAP_BYTES;
-	if (src && size)
-		bpf_probe_read_kernel(dst, size & (2 * PWRU_BPFMAP_BYTES - 1), src);
+	/*
+	 * The clamp is written in asm so that the compare and the clamped value are one register.
+	 * From C, clang copied the length before comparing the original, and verifiers before
+	 * 6.8 do not carry the compare over to the copy ("R2 unbounded memory access", 6.1).
+	 */
+	__u64 n = size;
+	asm volatile("if %0 <= %1 goto +1; %0 = %1" : "+r"(n) : "i"(PWRU_BPFMAP_BYTES));
+	if (src && n)
+		bpf_probe_read_kernel(dst, n, src);
 	return cut;
 }
 

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use pwru_core::Tracer;
+use pwru_core::{Capture, Tracer};
 use pwru_testkit::netlab::VethPair;
 
 use crate::backend::Backend;
@@ -111,6 +111,9 @@ fn round(backend: Backend, threads: usize) -> Result<Round, Outcome> {
         .backend(backend)
         .function_regex(SUBSET)
         .pcap_filter(NO_MATCH)
+        // Packet ids off: their lifetime hooks (skb_clone, skb_copy, kfree_skbmem, ...) are
+        // kernel objects too, and the check below counts one per traced function.
+        .capture(Capture::default().with_packet_id(false))
         .attach_threads(threads)
         .build()
         .map_err(|e| Outcome::Fail(format!("build: {e}")))?;
