@@ -28,14 +28,17 @@ static __always_inline bool bpfmap_bytes(__u8 *dst, const void *src, __u32 size)
 /*
  * pwru's own hash maps: fentry programs on the map functions also see the lookups and
  * updates pwru's other programs do (kprobe programs do not nest), which are not the traced
- * programs' operations. Every map function call of pwru's programs goes to one of these.
+ * programs' operations. Every map function call of pwru's programs goes to one of these (the
+ * per-CPU arrays' lookups are inlined by the verifier and call nothing): a new hash map in
+ * maps.h belongs here too.
  */
 static __always_inline bool own_map(const struct bpf_map *map)
 {
 	__u64 m = (__u64)map;
 	return m == (__u64)(void *)&pwru_skbs || m == (__u64)(void *)&pwru_heads ||
 	       m == (__u64)(void *)&pwru_stackid_skb || m == (__u64)(void *)&pwru_skb_stackid ||
-	       m == (__u64)(void *)&pwru_clone_args || m == (__u64)(void *)&pwru_bpfmap_args;
+	       m == (__u64)(void *)&pwru_clone_args || m == (__u64)(void *)&pwru_bpfmap_args ||
+	       m == (__u64)(void *)&pwru_ids || m == (__u64)(void *)&pwru_head_ids;
 }
 
 /*
