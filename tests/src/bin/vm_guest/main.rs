@@ -99,6 +99,7 @@ fn main() -> ExitCode {
         caps: HashMap::new(),
         baseline_load_ms: f64::NAN,
         slow: sel.slow,
+        named: sel.scenarios.clone(),
     };
     let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
     ctx.report.info(&format!("kernel {}", release.trim()));

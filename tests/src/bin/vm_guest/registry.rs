@@ -60,6 +60,8 @@ pub struct Ctx {
     /// Run the minutes-long scenarios too (full-attach with kprobe and fentry under TCG);
     /// set by `--slow`, which the matrix passes for one kernel by default.
     pub slow: bool,
+    /// The scenarios named on the command line (empty: all): benchmarks run only when named.
+    pub named: Vec<String>,
 }
 
 /// What to run (from the command line).

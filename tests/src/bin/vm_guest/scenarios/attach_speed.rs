@@ -24,12 +24,11 @@ use super::traffic;
 /// TCG), the hot path among them.
 const SUBSET: &str = "(__netif_receive_skb_core|ip_rcv|ip_local_deliver|ip_output|__dev_queue_xmit|consume_skb|(tcp|udp|ip|netif|neigh)_.*)";
 
-/// A measurement, minutes under TCG: on the kernel given `--slow` (PWRU_VM_SLOW_ON) only.
+/// A measurement, minutes under TCG: runs only when named (`--scenario attach-speed`); a whole
+/// matrix run would push the slow kernel's boot past its timeout.
 pub fn precondition(ctx: &Ctx, _: Backend) -> Option<String> {
-    (!ctx.slow).then(|| {
-        "a timing run (minutes under TCG): measured on the kernel given --slow (PWRU_VM_SLOW_ON)"
-            .into()
-    })
+    (!ctx.named.iter().any(|s| s == "attach-speed"))
+        .then(|| "a timing run (minutes under TCG): run it by name, --scenario attach-speed".into())
 }
 
 /// Attaches `SUBSET` with 2 threads and with 1, then measures the first event.
