@@ -14,13 +14,7 @@ fn the_map_functions_a_loaded_tc_program_calls_are_found() {
         return;
     }
     // Loaded (not attached): loaded programs are listed whether attached or not.
-    let mut obj = aya::Ebpf::load(pwru_ebpf::TEST_OBJECT).expect("test object");
-    let prog: &mut aya::programs::SchedClassifier = obj
-        .program_mut("pwru_test_tc_map")
-        .expect("pwru_test_tc_map")
-        .try_into()
-        .expect("a classifier");
-    prog.load().expect("load the classifier");
+    let obj = pwru_testkit::test_programs::load_classifier("pwru_test_tc_map").expect("classifier");
     let symbols = KernelSymbols::load().expect("kallsyms");
     let helpers = called_by_packet_programs(&symbols).expect("helpers");
     println!("{name}: {helpers:?}");

@@ -24,3 +24,4 @@ pub mod rbpf_vm;
 pub mod root;
 pub mod svg_check;
 pub mod sys;
+pub mod test_programs;

@@ -5,7 +5,6 @@
 
 use std::collections::HashSet;
 
-use aya::programs::{tc, SchedClassifier, TcAttachType};
 use pwru_testkit::netlab::VethPair;
 
 use crate::backend::Backend;
@@ -28,25 +27,7 @@ pub fn run(_: &mut Ctx, backend: Backend) -> Outcome {
 
 /// Loads the map-using classifier on `pair.if_b` (ingress) from inside B; keep the object.
 fn load(pair: &VethPair) -> Result<aya::Ebpf, String> {
-    let dev = pair.if_b.clone();
-    VethPair::in_netns(&pair.ns_b, move || {
-        let err =
-            |what: &str, e: &dyn std::fmt::Display| std::io::Error::other(format!("{what}: {e}"));
-        let mut obj =
-            aya::Ebpf::load(pwru_ebpf::TEST_OBJECT).map_err(|e| err("test object", &e))?;
-        // kernels before 6.6 attach through the clsact qdisc (sch_ingress module)
-        let _ = tc::qdisc_add_clsact(&dev);
-        let p: &mut SchedClassifier = obj
-            .program_mut(TC_PROG)
-            .ok_or_else(|| err("program", &TC_PROG))?
-            .try_into()
-            .map_err(|e| err("classifier", &e))?;
-        p.load().map_err(|e| err("load tc", &e))?;
-        p.attach(&dev, TcAttachType::Ingress)
-            .map_err(|e| err("attach tc", &e))?;
-        Ok(obj)
-    })
-    .map_err(|e| e.to_string())
+    pwru_testkit::test_programs::attach_classifier(pair, TC_PROG)
 }
 
 fn try_run(backend: Backend) -> Result<Outcome, Outcome> {

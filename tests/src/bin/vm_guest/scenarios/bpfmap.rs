@@ -8,7 +8,6 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use aya::maps::{HashMap as BpfHashMap, Map};
-use aya::programs::{tc, SchedClassifier, TcAttachType};
 use futures::StreamExt;
 use pwru_core::event::{BpfMapOp, MapOpType};
 use pwru_core::format::{FormatOptions, Formatter};
@@ -41,25 +40,7 @@ pub fn run(_: &mut Ctx, backend: Backend) -> Outcome {
 
 /// Loads the map-using classifier on `pair.if_b` (ingress) from inside B; keep the object.
 fn load(pair: &VethPair) -> Result<aya::Ebpf, String> {
-    let dev = pair.if_b.clone();
-    VethPair::in_netns(&pair.ns_b, move || {
-        let err =
-            |what: &str, e: &dyn std::fmt::Display| std::io::Error::other(format!("{what}: {e}"));
-        let mut obj =
-            aya::Ebpf::load(pwru_ebpf::TEST_OBJECT).map_err(|e| err("test object", &e))?;
-        // kernels before 6.6 attach through the clsact qdisc (sch_ingress module)
-        let _ = tc::qdisc_add_clsact(&dev);
-        let p: &mut SchedClassifier = obj
-            .program_mut(TC_PROG)
-            .ok_or_else(|| err("program", &TC_PROG))?
-            .try_into()
-            .map_err(|e| err("classifier", &e))?;
-        p.load().map_err(|e| err("load tc", &e))?;
-        p.attach(&dev, TcAttachType::Ingress)
-            .map_err(|e| err("attach tc", &e))?;
-        Ok(obj)
-    })
-    .map_err(|e| e.to_string())
+    pwru_testkit::test_programs::attach_classifier(pair, TC_PROG)
 }
 
 /// Events and map operations until none came for `quiet` (30 s at most).
