@@ -109,8 +109,8 @@ pub use options::{Backend, Capture, KernelModules, MarkFilter, Options};
 pub use privileges::{Capability, MissingPrivileges};
 pub use pwru_filter::ProbeAccess;
 pub use session::{
-    EventStream, Events, Item, LostEvents, Progress, RunOutcomes, Session, Stats, StatsHandle,
-    StopHandle,
+    AttachHandle, AttachOutcome, EventStream, Events, Item, LostEvents, Progress, RunOutcomes,
+    Session, Stats, StatsHandle, StopHandle,
 };
 pub use timings::Timings;
 pub use tracer::{Refusal, Target, Tracer, TracerBuilder};

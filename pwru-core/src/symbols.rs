@@ -190,11 +190,63 @@ struct Entry {
     module: Option<Arc<str>>,
 }
 
-/// Sorted kernel symbol table.
+/// A BPF program image whose extent is known exactly (from the program's own info, not from
+/// kallsyms): see [`KernelSymbols::add_images`].
+#[derive(Debug, Clone)]
+struct Image {
+    start: u64,
+    end: u64,
+    name: Arc<str>,
+}
+
+/// One read of kallsyms, sorted, plus the images added since.
 #[derive(Debug, Clone, Default)]
-pub struct KernelSymbols {
+struct Table {
     entries: Vec<Entry>,
     by_name: HashMap<Arc<str>, u64>,
+    /// Sorted by `start`, not overlapping.
+    images: Vec<Image>,
+}
+
+/// Sorted kernel symbol table. Shared behind an `Arc` by a session and its decoder, it can be
+/// completed while events are decoded: [`KernelSymbols::add_images`] names BPF programs
+/// loaded after the read, and [`KernelSymbols::replace_with`] swaps in a newer read.
+#[derive(Debug, Default)]
+pub struct KernelSymbols {
+    table: std::sync::RwLock<Table>,
+}
+
+impl Clone for KernelSymbols {
+    fn clone(&self) -> Self {
+        KernelSymbols {
+            table: std::sync::RwLock::new(self.read().clone()),
+        }
+    }
+}
+
+/// A read of `/proc/kallsyms` on its own thread, so that it overlaps loading and attaching
+/// (under QEMU it takes seconds).
+#[derive(Debug)]
+pub struct SymbolsJob(std::thread::JoinHandle<Result<KernelSymbols, SymbolsError>>);
+
+impl SymbolsJob {
+    /// Starts reading `/proc/kallsyms`; `None` if no thread could be started.
+    pub fn start() -> Option<SymbolsJob> {
+        std::thread::Builder::new()
+            .name("pwru-kallsyms".into())
+            .spawn(KernelSymbols::load)
+            .ok()
+            .map(SymbolsJob)
+    }
+
+    /// The table, waiting for the thread.
+    pub fn wait(self) -> Result<KernelSymbols, SymbolsError> {
+        match self.0.join() {
+            Ok(r) => r,
+            // The parser panicked on its thread: the same panic here.
+            Err(payload) => std::panic::resume_unwind(payload),
+        }
+    }
 }
 
 impl KernelSymbols {
@@ -234,7 +286,7 @@ impl KernelSymbols {
     /// assert_eq!(syms.address_of("ip_rcv"), Some(0xffffffff81001000));
     /// ```
     pub fn parse(text: &str) -> Result<KernelSymbols, SymbolsError> {
-        let mut syms = KernelSymbols::default();
+        let mut syms = Table::default();
         let mut modules: HashMap<&str, Arc<str>> = HashMap::new();
         let mut lines = 0usize;
         let mut nonzero = false;
@@ -279,19 +331,65 @@ impl KernelSymbols {
             // First (lowest) address wins for duplicate static names.
             syms.by_name.entry(e.name.clone()).or_insert(e.addr);
         }
-        Ok(syms)
+        Ok(KernelSymbols {
+            table: std::sync::RwLock::new(syms),
+        })
     }
 
-    /// Number of text symbols.
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Table> {
+        // A writer cannot leave the table half-changed (each write is one assignment).
+        self.table.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Table> {
+        self.table.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Names BPF program images by their exact extent: `(start, length, name)`. kallsyms
+    /// lists a program only once it is loaded, and without its length, so an address in a
+    /// program loaded after the read would take the name of whatever symbol precedes it.
+    /// Images win over kallsyms entries; overlapping ones replace what they overlap.
+    pub fn add_images(&self, images: impl IntoIterator<Item = (u64, u64, String)>) {
+        let mut t = self.write();
+        for (start, len, name) in images {
+            if len == 0 {
+                continue;
+            }
+            let end = start.saturating_add(len);
+            t.images.retain(|i| i.end <= start || i.start >= end);
+            let at = t.images.partition_point(|i| i.start < start);
+            t.images.insert(
+                at,
+                Image {
+                    start,
+                    end,
+                    name: name.into(),
+                },
+            );
+        }
+    }
+
+    /// Replaces the kallsyms entries with those of `newer` (a later read), keeping the images
+    /// added so far.
+    pub fn replace_with(&self, newer: KernelSymbols) {
+        let newer = newer.table.into_inner().unwrap_or_else(|p| p.into_inner());
+        let mut t = self.write();
+        t.entries = newer.entries;
+        t.by_name = newer.by_name;
+    }
+
+    /// Number of text symbols read from kallsyms.
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.read().entries.len()
     }
 
     /// Whether the table is empty.
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.read().entries.is_empty()
     }
+}
 
+impl Table {
     fn symbol(&self, e: &Entry, addr: u64) -> Symbol {
         Symbol {
             name: e.name.clone(),
@@ -301,24 +399,42 @@ impl KernelSymbols {
         }
     }
 
-    /// The symbol containing `addr` (the nearest one at or below it), `None` below the first.
-    pub fn lookup(&self, addr: u64) -> Option<Symbol> {
+    fn lookup(&self, addr: u64) -> Option<Symbol> {
+        let i = self.images.partition_point(|im| im.start <= addr);
+        if let Some(im) = i.checked_sub(1).and_then(|i| self.images.get(i)) {
+            if addr < im.end {
+                return Some(Symbol {
+                    name: im.name.clone(),
+                    module: None,
+                    addr: im.start,
+                    offset: addr - im.start,
+                });
+            }
+        }
         let i = self.entries.partition_point(|e| e.addr <= addr);
         let e = self.entries.get(i.checked_sub(1)?)?;
         Some(self.symbol(e, addr))
+    }
+}
+
+impl KernelSymbols {
+    /// The symbol containing `addr` (the nearest one at or below it), `None` below the first.
+    pub fn lookup(&self, addr: u64) -> Option<Symbol> {
+        self.read().lookup(addr)
     }
 
     /// Symbolizes a kernel stack (instruction pointers, innermost first), skipping zero
     /// entries and addresses below the first symbol.
     pub fn symbolize(&self, ips: &[u64]) -> Vec<Symbol> {
+        let t = self.read();
         ips.iter()
             .filter(|&&ip| ip != 0)
-            .filter_map(|&ip| self.lookup(ip))
+            .filter_map(|&ip| t.lookup(ip))
             .collect()
     }
 
     /// The address of function `name` (the first, if the name is defined more than once).
     pub fn address_of(&self, name: &str) -> Option<u64> {
-        self.by_name.get(name).copied()
+        self.read().by_name.get(name).copied()
     }
 }

@@ -54,6 +54,14 @@ pub(crate) fn hot_first(targets: &[Target]) -> Vec<Target> {
     ordered
 }
 
+/// How many of `ordered` (as [`hot_first`] returns them) are on the hot path.
+pub(crate) fn hot_len(ordered: &[Target]) -> usize {
+    ordered
+        .iter()
+        .take_while(|t| HOT_PATH.contains(&t.name.as_str()))
+        .count()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

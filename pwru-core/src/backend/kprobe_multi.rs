@@ -65,6 +65,29 @@ impl Driver for KprobeMulti {
             .map(|pos| (pos, names_at(targets, pos)))
             .filter(|(_, names)| !names.is_empty())
             .collect();
+        // Each position's program is loaded once and shared by its links (the hot path's, the
+        // rest's, and the halves tried when a link is refused): one verifier run each.
+        // A refused program refuses its position's functions; the others go on.
+        let mut by_position = by_position;
+        by_position.retain(|(pos, names)| {
+            let loaded = multi_program(*pos).and_then(|program| {
+                loader
+                    .shared_program(
+                        program,
+                        sys::PROG_TYPE_KPROBE,
+                        sys::ATTACH_TRACE_KPROBE_MULTI,
+                        0,
+                    )
+                    .map(drop)
+            });
+            match loaded {
+                Ok(()) => true,
+                Err(e) => {
+                    out.refuse_all(names.iter().copied(), &e);
+                    false
+                }
+            }
+        });
         let loader = &*loader;
         let done = std::cell::Cell::new(0);
         // One program per position, verified and linked on `attach_threads` threads (1 unless
@@ -136,7 +159,7 @@ impl Driver for KprobeMulti {
 /// One link for all `names` at `position`; on failure split the set and retry the halves
 /// until the refused functions are isolated.
 fn attach_bisecting(loader: &Loader, position: u8, names: &[&str], out: &mut Attachments) {
-    match loader.load_kprobe_multi(position, names) {
+    match link_shared(loader, position, names) {
         Ok(link) => {
             out.links.push(link);
             out.attached.extend(names.iter().map(|s| s.to_string()));
@@ -154,6 +177,37 @@ fn attach_bisecting(loader: &Loader, position: u8, names: &[&str], out: &mut Att
             attach_bisecting(loader, position, b, out);
         }
     }
+}
+
+/// The kprobe.multi event program of skb argument `position`.
+fn multi_program(position: u8) -> Result<&'static str, LoaderError> {
+    check_position(position)?;
+    Ok(pwru_ebpf::program::KPROBE_MULTI_SKB[usize::from(position - 1)])
+}
+
+/// One kprobe.multi link of the shared program of `position` (loaded by the attach) on all
+/// `symbols`.
+fn link_shared(loader: &Loader, position: u8, symbols: &[&str]) -> Result<Link, LoaderError> {
+    let program = multi_program(position)?;
+    let target = format!("{} symbols", symbols.len());
+    let prog = loader
+        .shared_fd(program)
+        .ok_or_else(|| LoaderError::NoProgram(program.into()))?;
+    let syms: Vec<CString> = symbols
+        .iter()
+        .map(|s| CString::new(*s))
+        .collect::<Result<_, _>>()
+        .map_err(|e| LoaderError::Attach {
+            program: program.into(),
+            target: target.clone(),
+            error: std::io::Error::new(std::io::ErrorKind::InvalidInput, e),
+        })?;
+    let link = sys::link_kprobe_multi(prog, &syms).map_err(|error| LoaderError::Attach {
+        program: program.into(),
+        target: target.clone(),
+        error,
+    })?;
+    Ok(Link::shared(program, &target, link))
 }
 
 impl Loader {

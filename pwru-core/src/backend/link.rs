@@ -60,9 +60,18 @@ impl Link {
         &self.target
     }
 
+    /// The program this link owns (fentry and other per-link loads); `None`
+    /// when the program is shared and owned by the loader.
+    pub(crate) fn program_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        match &self.holder {
+            Holder::Fd { prog, .. } => Some(prog.as_fd()),
+            Holder::Shared { .. } | Holder::Perf { .. } => None,
+        }
+    }
+
     /// Statistics of the program behind this link, for links with their own program
-    /// (kprobe.multi, fentry, BPF program tracing); None for programs shared by their links,
-    /// tracepoints and kprobes (use
+    /// (fentry, BPF program tracing); None for programs shared by their links
+    /// (tracepoints, kprobes, kprobe.multi) (use
     /// [`Loader::program_stats`](crate::object::Loader::program_stats)).
     pub fn stats(&self) -> Option<std::io::Result<ProgramStats>> {
         match &self.holder {

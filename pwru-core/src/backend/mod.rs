@@ -25,7 +25,7 @@ use crate::object::Loader;
 
 pub(crate) use bpf_prog::trace_bpf_programs;
 pub use crate::object::{LoaderError, ProgramStats, SpliceError};
-pub(crate) use hot_path::hot_first;
+pub(crate) use hot_path::{hot_first, hot_len};
 pub use kind::{Backend, UnknownBackend};
 pub use fentry::Fentry;
 pub use kprobe::Kprobe;

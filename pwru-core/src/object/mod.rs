@@ -267,6 +267,11 @@ impl Loader {
         self.attach_threads.max(1)
     }
 
+    /// Every program loaded once and shared by its links.
+    pub(crate) fn shared_program_fds(&self) -> impl Iterator<Item = BorrowedFd<'_>> {
+        self.shared.values().map(|(fd, _)| fd.as_fd())
+    }
+
     /// The fd of program `program` if [`Loader::shared_program`] loaded it.
     pub(crate) fn shared_fd(&self, program: &str) -> Option<BorrowedFd<'_>> {
         self.shared.get(program).map(|(fd, _)| fd.as_fd())

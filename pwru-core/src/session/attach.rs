@@ -2,21 +2,23 @@
 //! targets (then the programs for functions without an skb argument, the tracking programs
 //! and the traced tc/XDP programs) and builds the [`Session`] around the ring buffer.
 
+use std::os::fd::BorrowedFd;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use aya::maps::StackTraceMap;
 
+use super::background::{AttachOutcome, AttachShared, Background, Job};
 use super::stats::Probes;
 use super::{Session, StatsHandle};
-use crate::backend::{hot_first, trace_bpf_programs, Attachments, LoaderError};
+use crate::backend::{hot_first, hot_len, trace_bpf_programs, Attachments, Link, LoaderError};
 use crate::error::Error;
 use crate::event::{DecodeContext, WallClock};
 use crate::netns::InterfaceCache;
 use crate::object::{Loader, LoaderOptions};
 use crate::options::Backend;
 use crate::stream::readiness::Readiness;
-use crate::symbols::KernelSymbols;
+use crate::symbols::{KernelSymbols, SymbolsJob};
 use crate::tracer::Tracer;
 
 /// How far [`Tracer::attach_with_progress`] has come; passed to the progress callback.
@@ -101,6 +103,43 @@ impl Tracer {
         self,
         mut progress: impl FnMut(Progress<'_>),
     ) -> Result<Session, Error> {
+        self.attach_inner(Mode::Blocking(&mut progress))
+    }
+
+    /// Attaches the hot path (the functions most packets cross, see
+    /// [`Tracer::targets`]) and returns the session at once, while a background thread
+    /// attaches the other targets, then the programs for functions without an skb, map
+    /// operations and lifetime programs. Events flow from the first attachment: on kprobe and
+    /// fentry, where attaching thousands of functions takes tens of seconds, the first
+    /// packets show within moments instead of at the end.
+    ///
+    /// `progress` is called after each target, first here and then on the attaching thread.
+    /// [`Session::attach_handle`] follows the rest and waits for it;
+    /// [`Session::wait_attached`] waits and completes [`Session::attached`] and
+    /// [`Session::refused`], which until then list the hot path only. Stopping or dropping
+    /// the session stops the attaching thread after its current chunk (a few targets) and
+    /// detaches everything. Fails, like [`Tracer::attach`], only when nothing attaches;
+    /// with the hot path attached, later refusals are filed in the outcome.
+    ///
+    /// ```no_run
+    /// let tracer = pwru_core::Tracer::builder().pcap_filter("icmp").build()?;
+    /// let mut session = tracer.attach_in_background(|p| eprint!("\r{}/{}", p.done, p.total))?;
+    /// let handle = session.attach_handle();
+    /// std::thread::spawn(move || {
+    ///     let o = handle.wait();
+    ///     eprintln!("\nall attached: {} ({} refused)", o.attached.len(), o.refused.len());
+    /// });
+    /// // read session.events() meanwhile
+    /// # Ok::<(), pwru_core::Error>(())
+    /// ```
+    pub fn attach_in_background(
+        self,
+        progress: impl FnMut(Progress<'_>) + Send + 'static,
+    ) -> Result<Session, Error> {
+        self.attach_inner(Mode::Background(Box::new(progress)))
+    }
+
+    fn attach_inner(self, mut mode: Mode<'_>) -> Result<Session, Error> {
         let started = Instant::now();
         let backend = self.driver.backend();
         // Interface names are read before anything is attached: these netlink dumps (one per
@@ -114,6 +153,15 @@ impl Tracer {
                 Err(e) => log::debug!("cannot raise the open file limit: {e}"),
             }
         }
+        let background = matches!(mode, Mode::Background(_));
+        // kallsyms (seconds under QEMU) is read while the programs load and attach; the
+        // programs this session loads are named from their own info afterwards. fentry's
+        // trampolines are not: a blocking fentry attach reads the table once it is done.
+        let symbols_job = if background || backend != Backend::Fentry {
+            SymbolsJob::start()
+        } else {
+            None
+        };
         let mut timings = self.timings;
         let phase = Instant::now();
         let aya_btf = self.aya_btf.wait().map_err(LoaderError::from)?;
@@ -147,26 +195,37 @@ impl Tracer {
         let phase = Instant::now();
         let total = self.targets.len();
         log::debug!("attaching {total} targets with the {backend} backend");
-        let mut note = |done: usize, current: &str| {
-            // Per-target lines only at trace level: fentry/kprobe can have thousands.
-            if done == total || done.is_multiple_of(64) || matches!(backend, Backend::Tracepoint) {
-                log::debug!("attach progress: {done}/{total} ({current})");
-            } else {
-                log::trace!("attach progress: {done}/{total} ({current})");
-            }
-            progress(Progress {
-                backend,
-                done,
-                total,
-                current,
-            })
-        };
 
         let driver = self.driver;
         let mut out = Attachments::default();
-        // The hot path first: its events flow while the rest attaches.
+        // The hot path first: its events flow while the rest attaches. In the background
+        // mode the foreground stops after it (or after the first chunk that attaches
+        // anything, when no target is on the hot path).
         let ordered = hot_first(&self.targets);
-        driver.attach(&mut loader, &ordered, &mut note, &mut out)?;
+        let first = if background {
+            hot_len(&ordered).max(1).min(ordered.len())
+        } else {
+            ordered.len()
+        };
+        let (mut head, mut rest) = ordered.split_at(first);
+        let mut base = 0;
+        loop {
+            let mut note = |done: usize, current: &str| {
+                mode.progress(Progress {
+                    backend,
+                    done: base + done,
+                    total,
+                    current,
+                })
+            };
+            driver.attach(&mut loader, head, &mut note, &mut out)?;
+            base += head.len();
+            if !out.attached.is_empty() || rest.is_empty() {
+                break;
+            }
+            let n = Background::chunk_len(backend).min(rest.len());
+            (head, rest) = rest.split_at(n);
+        }
         if out.attached.is_empty() {
             let refused = &out.refused;
             for r in refused {
@@ -180,24 +239,32 @@ impl Tracer {
                     .unwrap_or_default(),
             });
         }
-
-        driver.attach_non_skb(&mut loader, &self.non_skb_targets, &mut out);
-        if self.options.bpf_map_ops {
-            driver.attach_map_ops(&mut loader, &self.map_op_targets, &mut out);
+        let in_background = !rest.is_empty();
+        if !in_background {
+            driver.attach_non_skb(&mut loader, &self.non_skb_targets, &mut out);
+            if self.options.bpf_map_ops {
+                driver.attach_map_ops(&mut loader, &self.map_op_targets, &mut out);
+            }
         }
 
         // Clone/copy following and freeing: whatever is kept per skb address (tracking, stack
         // links, packet ids) must end when the skb is freed, even in runs that do not match
         // the filter, or the next packet at that address inherits it. Packet ids also follow
-        // clones and copies (their parent link).
+        // clones and copies (their parent link). Tracepoints choose their lifetime programs
+        // from the tracepoints traced, so theirs wait for the whole attach.
         let stack_links = !self.non_skb_targets.is_empty() || !self.map_op_targets.is_empty();
         let packet_ids = self.options.capture.packet_id;
+        let follow = self.options.track_skb || packet_ids;
+        let mut lifetime_later = None;
         if self.options.track_skb || stack_links || packet_ids {
-            let follow = self.options.track_skb || packet_ids;
-            for (name, r) in driver.lifetime_programs(&mut loader, follow, &out.attached) {
-                match r {
-                    Ok(l) => out.links.push(l),
-                    Err(e) => out.refuse(name, &e),
+            if in_background && backend == Backend::Tracepoint {
+                lifetime_later = Some(follow);
+            } else {
+                for (name, r) in driver.lifetime_programs(&mut loader, follow, &out.attached) {
+                    match r {
+                        Ok(l) => out.links.push(l),
+                        Err(e) => out.refuse(name, &e),
+                    }
                 }
             }
         }
@@ -208,11 +275,19 @@ impl Tracer {
         let phase = Instant::now();
         let mut decode_ctx = DecodeContext::new().with_builtin_tracepoints();
         decode_ctx.set_metadata_names(&self.options.skb_metadata, &self.options.xdp_metadata);
-        // Read once every program is loaded, not earlier on another thread: the table must
-        // name this session's own programs (`bpf_prog_*`, `bpf_trampoline_*`), or their frames
-        // at the top of each stack resolve to the nearest older symbol and are not trimmed
-        // (seen as `bpf_dispatcher_xdp` in tracer_events).
-        let symbols = Arc::new(KernelSymbols::load()?);
+        let symbols = match symbols_job {
+            Some(job) => job.wait()?,
+            None => KernelSymbols::load()?,
+        };
+        // The table cannot name what was loaded after its read began: the session's own
+        // programs are named from their info, or their frames at the top of each stack would
+        // take the nearest older symbol's name and not be trimmed.
+        symbols.add_images(images_of(
+            loader
+                .shared_program_fds()
+                .chain(out.links.iter().filter_map(Link::program_fd)),
+        ));
+        let symbols = Arc::new(symbols);
         decode_ctx = decode_ctx.with_symbols(Arc::clone(&symbols));
         match decode_ctx.load_drop_reasons(&self.btf) {
             Ok(n) => log::debug!("{n} drop reason names from the kernel BTF"),
@@ -259,14 +334,33 @@ impl Tracer {
             log::debug!("refused {}: {}", r.target, r.reason);
         }
         log::debug!(
-            "attached {} targets with the {} backend, {} refused, in {:?}",
+            "attached {} targets with the {} backend, {} refused, in {:?}{}",
             attached.len(),
             backend,
             refused.len(),
-            started.elapsed()
+            started.elapsed(),
+            if in_background {
+                "; the others attach in the background"
+            } else {
+                ""
+            }
         );
         timings.session = phase.elapsed();
         timings.attach_total = started.elapsed();
+        let so_far = AttachOutcome {
+            attached: attached.clone(),
+            refused: refused.clone(),
+            cancelled: 0,
+            elapsed: started.elapsed(),
+        };
+        let attach = if in_background {
+            let shared = AttachShared::running(total);
+            shared.count(attached.len(), refused.len());
+            shared.set_done(base);
+            shared
+        } else {
+            AttachShared::finished(so_far.clone())
+        };
         let probes = Arc::new(Mutex::new(Probes {
             links,
             stopped: Vec::new(),
@@ -278,10 +372,36 @@ impl Tracer {
             lost: Arc::new(lost),
             nesting: Arc::new(nesting),
             probes: Arc::downgrade(&probes),
-            attached: attached.len(),
-            refused: refused.len(),
+            attach: Arc::clone(&attach),
+        };
+        let background = if in_background {
+            let progress = match mode {
+                Mode::Background(p) => p,
+                Mode::Blocking(_) => Box::new(|_: Progress<'_>| {}),
+            };
+            Background::start(Job {
+                driver,
+                rest: rest.to_vec(),
+                non_skb: self.non_skb_targets.clone(),
+                map_ops: if self.options.bpf_map_ops {
+                    self.map_op_targets.clone()
+                } else {
+                    Vec::new()
+                },
+                lifetime: lifetime_later,
+                before: so_far,
+                started,
+                probes: Arc::clone(&probes),
+                shared: Arc::clone(&attach),
+                symbols: Arc::clone(&symbols),
+                progress,
+            })
+        } else {
+            Background::default()
         };
         Ok(Session {
+            background,
+            attach,
             readiness,
             probes,
             ring,
@@ -300,4 +420,53 @@ impl Tracer {
             wall_clock,
         })
     }
+}
+
+/// How [`Tracer::attach_inner`] reports progress and whether it hands the rest to a thread.
+enum Mode<'p> {
+    /// Everything attached before returning.
+    Blocking(&'p mut dyn FnMut(Progress<'_>)),
+    /// The hot path attached before returning, the rest on a thread.
+    Background(Box<dyn FnMut(Progress<'_>) + Send>),
+}
+
+impl Mode<'_> {
+    fn progress(&mut self, p: Progress<'_>) {
+        match self {
+            Mode::Blocking(f) => f(p),
+            Mode::Background(f) => f(p),
+        }
+    }
+}
+
+/// Names of the JIT images of the programs behind `fds` (each program once), as
+/// [`KernelSymbols::add_images`] takes them.
+fn images_of<'a>(fds: impl Iterator<Item = BorrowedFd<'a>>) -> Vec<(u64, u64, String)> {
+    let mut seen = std::collections::HashSet::new();
+    let mut images = Vec::new();
+    for fd in fds {
+        let Ok(info) = crate::sys::prog_info(fd) else {
+            continue;
+        };
+        if !seen.insert(info.id) {
+            continue;
+        }
+        match crate::sys::prog_images(fd) {
+            Ok((name, ranges)) => {
+                images.extend(ranges.into_iter().map(|(a, l)| (a, l, name.clone())));
+            }
+            Err(e) => log::debug!("no JIT image addresses for program {}: {e}", info.id),
+        }
+    }
+    images
+}
+
+/// [`images_of`] every program of `probes`.
+pub(super) fn own_images(probes: &Probes) -> Vec<(u64, u64, String)> {
+    images_of(
+        probes
+            .loader
+            .shared_program_fds()
+            .chain(probes.links.iter().filter_map(Link::program_fd)),
+    )
 }

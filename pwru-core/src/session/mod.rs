@@ -25,11 +25,14 @@ use crate::timings::Timings;
 use crate::tracer::Refusal;
 
 mod attach;
+mod background;
 mod owned;
 mod stats;
 
 pub use crate::netns::CacheStats;
 pub use attach::Progress;
+pub use background::{AttachHandle, AttachOutcome};
+use background::{AttachShared, Background};
 pub use owned::{EventStream, Item, LostEvents, StopHandle};
 use stats::{lock, Probes};
 pub use stats::{RunOutcomes, Stats, StatsHandle};
@@ -37,7 +40,10 @@ pub use stats::{RunOutcomes, Stats, StatsHandle};
 /// Attached probes and their ring buffer. Drop it to detach everything (every attachment is an
 /// fd-based link, so a process killed with SIGKILL leaves nothing behind either).
 pub struct Session {
-    // Field order is drop order: stop the waker thread, then the links, then maps/programs.
+    // Field order is drop order: stop the attaching thread, then the waker thread, then the
+    // links, then maps/programs.
+    background: Background,
+    attach: Arc<AttachShared>,
     readiness: Readiness,
     /// The only strong reference: [`StatsHandle`]s hold a `Weak` one, so dropping the session
     /// detaches everything whatever handles are left.
@@ -253,14 +259,38 @@ impl Session {
         self.backend
     }
 
-    /// Names of the targets attached.
+    /// Names of the targets attached. For a session from
+    /// [`Tracer::attach_in_background`](crate::Tracer::attach_in_background), those attached
+    /// before it was returned, until [`Session::wait_attached`].
     pub fn attached(&self) -> &[String] {
         &self.attached
     }
 
-    /// Targets the kernel refused, each with its reason.
+    /// Targets the kernel refused, each with its reason (see [`Session::attached`] for a
+    /// session attaching in the background).
     pub fn refused(&self) -> &[Refusal] {
         &self.refused
+    }
+
+    /// A cloneable handle following the attach from any thread: progress, and its outcome
+    /// once every target was tried. A session from [`Tracer::attach`](crate::Tracer::attach)
+    /// is attached already.
+    pub fn attach_handle(&self) -> AttachHandle {
+        AttachHandle {
+            shared: Arc::clone(&self.attach),
+        }
+    }
+
+    /// Waits until every target was tried (or the session was stopped), then completes
+    /// [`Session::attached`], [`Session::refused`], [`Session::attach_time`] and
+    /// [`Timings::attach_total`] with the targets attached in the background.
+    pub fn wait_attached(&mut self) -> AttachOutcome {
+        let outcome = self.attach_handle().wait();
+        self.attached.clone_from(&outcome.attached);
+        self.refused.clone_from(&outcome.refused);
+        self.attach_time = outcome.elapsed;
+        self.timings.attach_total = outcome.elapsed;
+        outcome
     }
 
     /// The clock that turns event stamps into [`Event::wall_time`], measured at attach
@@ -317,6 +347,9 @@ impl Session {
     /// [`Session::stats`] read afterwards gives final counts (no run can start any more).
     /// Dropping the session releases the rest.
     pub fn stop(&mut self) {
+        // The attaching thread first (it ends after its current chunk), so nothing is
+        // attached after the links are taken.
+        self.background.stop();
         let mut probes = lock(&self.probes);
         let links = std::mem::take(&mut probes.links);
         let threads = probes.loader.attach_threads();

@@ -212,8 +212,8 @@ pub struct StatsHandle {
     pub(super) lost: Arc<LostCounter>,
     pub(super) nesting: Arc<NestingCounter>,
     pub(super) probes: Weak<Mutex<Probes>>,
-    pub(super) attached: usize,
-    pub(super) refused: usize,
+    /// Attached and refused so far (a background attach adds to them).
+    pub(super) attach: Arc<super::AttachShared>,
 }
 
 impl std::fmt::Debug for StatsHandle {
@@ -258,8 +258,8 @@ impl StatsHandle {
             records: self.counters.records.load(Ordering::Relaxed),
             decode_errors: self.counters.decode_errors.load(Ordering::Relaxed),
             check_mismatches: self.check_mismatches.load(Ordering::Relaxed),
-            attached: self.attached,
-            refused: self.refused,
+            attached: self.attach.attached(),
+            refused: self.attach.refused(),
             ..Stats::default()
         }
     }

@@ -294,6 +294,45 @@ pub fn prog_xlated_insns(fd: BorrowedFd<'_>) -> io::Result<Vec<(u8, u8, i32)>> {
         .collect())
 }
 
+/// Where the kernel put a program's JIT-compiled code: one `(start, length)` per function
+/// of the program (the main one first), and the name kallsyms gives it
+/// (`bpf_prog_<tag>_<name>`). Empty when the program is not JIT-compiled or the caller may not
+/// see kernel addresses.
+pub fn prog_images(fd: BorrowedFd<'_>) -> io::Result<(String, Vec<(u64, u64)>)> {
+    let mut info = zeroed_prog_info();
+    info_by_fd(fd, &mut info)?;
+    let n = info.nr_jited_ksyms.min(info.nr_jited_func_lens) as usize;
+    let tag: String = info.tag.iter().map(|b| format!("{b:02x}")).collect();
+    let name_bytes: Vec<u8> = info
+        .name
+        .iter()
+        .take_while(|&&c| c != 0)
+        .map(|&c| c as u8)
+        .collect();
+    let name = format!("bpf_prog_{tag}_{}", String::from_utf8_lossy(&name_bytes));
+    if n == 0 {
+        return Ok((name, Vec::new()));
+    }
+    let mut ksyms = vec![0u64; n];
+    let mut lens = vec![0u32; n];
+    let mut info = zeroed_prog_info();
+    info.nr_jited_ksyms = n as u32;
+    info.jited_ksyms = ptr_u64(ksyms.as_mut_ptr());
+    info.nr_jited_func_lens = n as u32;
+    info.jited_func_lens = ptr_u64(lens.as_mut_ptr());
+    info_by_fd(fd, &mut info)?;
+    let got = (info.nr_jited_ksyms.min(info.nr_jited_func_lens) as usize).min(n);
+    Ok((
+        name,
+        ksyms[..got]
+            .iter()
+            .zip(&lens[..got])
+            .filter(|(&a, &l)| a != 0 && l != 0)
+            .map(|(&a, &l)| (a, u64::from(l)))
+            .collect(),
+    ))
+}
+
 fn zeroed_prog_info() -> bpf_prog_info {
     // SAFETY: bpf_prog_info is a plain C struct of integers (bindgen); all-zero is valid.
     unsafe { std::mem::zeroed() }

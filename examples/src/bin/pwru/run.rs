@@ -3,6 +3,8 @@
 use std::cell::RefCell;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::{FutureExt, StreamExt};
@@ -367,57 +369,75 @@ pub fn trace_with(
     }
     let tty = std::io::stderr().is_terminal();
     let backend = tracer.backend();
-    let started = Instant::now();
+    let noun = if backend == pwru_core::Backend::Tracepoint {
+        "tracepoints"
+    } else {
+        "functions"
+    };
     signals.set_phase(Phase::Attaching);
-    let mut session = tracer
-        .attach_with_progress(|p| {
-            if tty {
-                let width = 30;
-                let filled = (p.done * width)
-                    .checked_div(p.total)
-                    .unwrap_or(width)
-                    .min(width);
-                eprint!(
-                    "\rattaching {}/{} [{}{}] {}   ",
-                    p.done,
-                    p.total,
-                    "#".repeat(filled),
-                    " ".repeat(width - filled),
-                    p.backend
-                );
-            }
-        })
+    // The hot path is attached before the session comes back; the rest attaches on the
+    // library's thread while events are printed. Its progress is a bar until then, and a line
+    // per tenth afterwards (a bar would be torn by the event lines).
+    let streaming = Arc::new(AtomicBool::new(false));
+    let mut progress = ProgressLine::new(tty, Arc::clone(&streaming));
+    let session = tracer
+        .attach_in_background(move |p| progress.show(p))
         .map_err(explain)?;
+    streaming.store(true, Ordering::SeqCst);
     // From here a signal stops the loop, which drains and prints the summary.
     signals.deliver();
     if tty {
         eprintln!();
     }
-    eprintln!(
-        "pwru: attached {} {} with {} in {:.2}s ({} refused{})",
-        session.attached().len(),
-        if backend == pwru_core::Backend::Tracepoint {
-            "tracepoints"
-        } else {
-            "functions"
-        },
-        backend,
-        started.elapsed().as_secs_f64(),
-        session.refused().len(),
-        if session.refused().is_empty() || a.debug {
-            ""
-        } else {
-            "; --debug lists them"
-        }
-    );
-    if a.debug {
-        for r in session.refused() {
-            eprintln!("pwru: refused {}: {}", r.target, r.reason);
-        }
+    let attaching = session.attach_handle();
+    if !attaching.is_finished() {
+        let (_, total) = attaching.progress();
+        eprintln!(
+            "pwru: tracing from the first {} of {total} {noun} with {backend}; the others \
+             attach in the background",
+            session.attached().len()
+        );
     }
-    if a.debug {
-        print_timings(&session.timings());
-    }
+    // Says when everything is attached (and makes the ready file then): on its own thread, so
+    // events print meanwhile. A run stopped before that writes no ready file.
+    let reporter = {
+        let attaching = attaching.clone();
+        let ready_file = a.ready_file.clone();
+        let debug = a.debug;
+        let timings = session.timings();
+        std::thread::Builder::new()
+            .name("pwru-attached".into())
+            .spawn(move || {
+                let o = attaching.wait();
+                if o.cancelled > 0 {
+                    return;
+                }
+                eprintln!(
+                    "pwru: attached {} {noun} with {backend} in {:.2}s ({} refused{})",
+                    o.attached.len(),
+                    o.elapsed.as_secs_f64(),
+                    o.refused.len(),
+                    if o.refused.is_empty() || debug {
+                        ""
+                    } else {
+                        "; --debug lists them"
+                    }
+                );
+                if debug {
+                    for r in &o.refused {
+                        eprintln!("pwru: refused {}: {}", r.target, r.reason);
+                    }
+                    print_timings(&timings, o.elapsed);
+                }
+                if let Some(path) = ready_file {
+                    if let Err(e) = std::fs::write(&path, b"") {
+                        eprintln!("pwru: --ready-file {path}: {e}");
+                    }
+                }
+            })
+            .map_err(|e| format!("starting the attach reporter: {e}"))?
+    };
+    let mut session = session;
 
     let to_stdout = a.output_file.is_none();
     let to_pcapng = pcapng.is_some();
@@ -435,10 +455,6 @@ pub fn trace_with(
         fmt.write_header(&mut header);
         writer.try_send(Record::line(header));
     }
-    if let Some(path) = &a.ready_file {
-        std::fs::write(path, b"").map_err(|e| format!("--ready-file {path}: {e}"))?;
-    }
-
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -508,6 +524,8 @@ pub fn trace_with(
     let result: Result<(), Failure> = rt.block_on(async {
         let mut events = session.events();
         if let Some(d) = &demo {
+            // The demo's packets are sent once every probe is in place.
+            attaching.wait();
             (d.traffic)().map_err(|e| format!("demo traffic: {e}"))?;
         }
         let mut lost_line = LostLine::default();
@@ -656,6 +674,10 @@ pub fn trace_with(
     // Written by the kernel, never read: still in the ring buffer when the drain gave up.
     summary.unread = stats.runs.emitted.saturating_sub(stats.records);
     let detach = session.detach();
+    // The session stopped its attaching thread, so the reporter has its outcome.
+    if reporter.join().is_err() {
+        eprintln!("pwru: the attach reporter panicked");
+    }
     eprintln!("{}", summary_line(&summary, &stats, detach));
     if let (Some(e), None) = (&finished.error, &summary.stopped_by) {
         return Err(Failure::Run(format!("writing output: {e}")));
@@ -717,13 +739,17 @@ pub fn privileges_hint(error: &str, missing: &MissingPrivileges, why: &str) -> S
     format!("{error}\n({why}: run it with sudo, or grant {missing})")
 }
 
-/// `--debug`: where the time from start to attached went, phase by phase.
-fn print_timings(t: &pwru_core::Timings) {
+/// `--debug`: where the time from start to attached went, phase by phase. `all` is the
+/// whole attach, background included; the phases are those of the part before the first
+/// events (the hot path).
+fn print_timings(t: &pwru_core::Timings, all: Duration) {
     let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
     eprintln!(
-        "pwru: start to attached {:.0} ms: build {:.0} ms (filter compile {:.0}, BTF {:.0}, \
-         backend choice {:.0}, filter translate {:.0}, discovery {:.0}), attach {:.0} ms \
-         (object load {:.0}, load and verify {:.0}, attach {:.0}, session {:.0})",
+        "pwru: start to attached {:.0} ms (to the first events {:.0} ms): build {:.0} ms \
+         (filter compile {:.0}, BTF {:.0}, backend choice {:.0}, filter translate {:.0}, \
+         discovery {:.0}), attach {:.0} ms (hot path {:.0}: object load {:.0}, load and verify \
+         {:.0}, attach {:.0}, session {:.0})",
+        ms(t.build + all),
         ms(t.build + t.attach_total),
         ms(t.build),
         ms(t.filter_compile),
@@ -731,10 +757,56 @@ fn print_timings(t: &pwru_core::Timings) {
         ms(t.backend_choice),
         ms(t.filter_translate),
         ms(t.discovery),
+        ms(all),
         ms(t.attach_total),
         ms(t.load),
         ms(t.verify),
         ms(t.attach),
         ms(t.session),
     );
+}
+
+/// The attach progress on a terminal: a bar redrawn in place until the session is handed
+/// out, then a line at each tenth of the targets.
+struct ProgressLine {
+    tty: bool,
+    streaming: Arc<AtomicBool>,
+    tenth: usize,
+}
+
+impl ProgressLine {
+    fn new(tty: bool, streaming: Arc<AtomicBool>) -> Self {
+        ProgressLine {
+            tty,
+            streaming,
+            tenth: 0,
+        }
+    }
+
+    fn show(&mut self, p: pwru_core::Progress<'_>) {
+        if !self.tty {
+            return;
+        }
+        if self.streaming.load(Ordering::SeqCst) {
+            let tenth = (p.done * 10).checked_div(p.total).unwrap_or(10);
+            if tenth > self.tenth && tenth < 10 {
+                self.tenth = tenth;
+                eprintln!("pwru: attaching {}/{} with {}", p.done, p.total, p.backend);
+            }
+            return;
+        }
+        let width = 30;
+        let filled = (p.done * width)
+            .checked_div(p.total)
+            .unwrap_or(width)
+            .min(width);
+        eprint!(
+            "\rattaching {}/{} [{}{}] {}   ",
+            p.done,
+            p.total,
+            "#".repeat(filled),
+            " ".repeat(width - filled),
+            p.backend
+        );
+    }
 }
