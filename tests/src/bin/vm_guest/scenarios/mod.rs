@@ -5,6 +5,7 @@
 
 mod arp_l2;
 mod attach_speed;
+mod first_event;
 mod auto_backend;
 mod bpf_helpers;
 mod bpfmap;
@@ -215,6 +216,13 @@ pub const ALL: &[Scenario] = &[
         applies: SKB,
         precondition: attach_speed::precondition,
         run: attach_speed::run,
+    },
+    Scenario {
+        name: "first-event",
+        about: "whole set attached in the background with traffic running: first event in user space, then a stop mid-attach accounts every target and leaves nothing",
+        applies: SKB,
+        precondition: always,
+        run: first_event::run,
     },
     Scenario {
         name: "run-accounting",

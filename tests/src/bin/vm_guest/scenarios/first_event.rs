@@ -1,0 +1,183 @@
+//! `first-event`: how soon a user sees packets. With a UDP datagram every 2 ms running, the
+//! whole discovered function set is attached with `Tracer::attach_in_background` (the hot
+//! path before the session comes back, the rest on the library's thread) and the stream is
+//! read at once: the time from the start of attaching to the first event in user space.
+//! Then the session is stopped while the rest may still be attaching (Ctrl-C in that state):
+//! every target must be attached, refused or cancelled exactly once, nothing may run after
+//! the stop, and every kernel object made must be gone after the drop.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use pwru_core::{Capture, Item, Tracer};
+use pwru_testkit::netlab::VethPair;
+
+use crate::backend::Backend;
+use crate::kernel_state::{wait_until_gone, Snapshot};
+use crate::registry::Ctx;
+use crate::report::Outcome;
+
+use super::tracer_kit as kit;
+use super::traffic;
+
+/// How long the first event may take before the scenario fails (not a timing target: the
+/// issue's 1 s is reported as a metric, never asserted).
+const LIMIT: Duration = Duration::from_secs(120);
+
+pub fn run(ctx: &mut Ctx, backend: Backend) -> Outcome {
+    match try_run(ctx, backend) {
+        Ok(o) | Err(o) => o,
+    }
+}
+
+fn fail(what: impl std::fmt::Display) -> Outcome {
+    Outcome::Fail(what.to_string())
+}
+
+fn try_run(ctx: &mut Ctx, backend: Backend) -> Result<Outcome, Outcome> {
+    let b = backend.name();
+    let pair = kit::lab("fe", 39).map_err(Outcome::Fail)?;
+    let _sink = pair
+        .listen_udp(traffic::PORT)
+        .map_err(|e| fail(format!("listen: {e}")))?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let sender = {
+        let stop = Arc::clone(&stop);
+        let ns = pair.ns_a.clone();
+        let dst = SocketAddr::from((pair.addr_b, traffic::PORT));
+        std::thread::spawn(move || {
+            VethPair::in_netns(&ns, move || {
+                let s = std::net::UdpSocket::bind(("0.0.0.0", 0))?;
+                while !stop.load(Ordering::Relaxed) {
+                    // a full socket buffer on B drops, it does not fail the send
+                    let _ = s.send_to(&[0x5a; 32], dst);
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+                Ok(())
+            })
+        })
+    };
+    let result = measure(backend);
+    stop.store(true, Ordering::Relaxed);
+    match sender.join() {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return Err(fail(format!("traffic: {e}"))),
+        Err(_) => return Err(fail("traffic thread panicked")),
+    }
+    let m = result?;
+    let r = &mut ctx.report;
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    r.metric(&format!("first_event.build_ms.{b}"), ms(m.build));
+    r.metric(&format!("first_event.returned_ms.{b}"), ms(m.returned));
+    r.metric(&format!("first_event.first_event_ms.{b}"), ms(m.first));
+    r.metric(&format!("first_event.targets.{b}"), m.total as f64);
+    r.metric(&format!("first_event.attached_at_stop.{b}"), m.attached as f64);
+    r.metric(&format!("first_event.stop_ms.{b}"), ms(m.stop));
+    Ok(Outcome::Pass(format!(
+        "build {:.0} ms; session back {:.0} ms and first event in user space {:.0} ms after \
+         attaching began; stopped then: {} attached, {} refused, {} cancelled of {} (stop \
+         {:.0} ms), nothing ran after it, all kernel objects gone",
+        ms(m.build),
+        ms(m.returned),
+        ms(m.first),
+        m.attached,
+        m.refused,
+        m.cancelled,
+        m.total,
+        ms(m.stop)
+    )))
+}
+
+struct Measured {
+    build: Duration,
+    returned: Duration,
+    first: Duration,
+    stop: Duration,
+    total: usize,
+    attached: usize,
+    refused: usize,
+    cancelled: usize,
+}
+
+fn measure(backend: Backend) -> Result<Measured, Outcome> {
+    let before = Snapshot::take().map_err(Outcome::Fail)?;
+    let t0 = Instant::now();
+    let tracer = Tracer::builder()
+        .backend(backend)
+        .pcap_filter(format!("udp and dst port {}", traffic::PORT))
+        // Packet ids off: not what is measured here.
+        .capture(Capture::default().with_packet_id(false))
+        .build()
+        .map_err(|e| fail(format!("build: {e}")))?;
+    let build = t0.elapsed();
+    let total = tracer.targets().len();
+    let started = Instant::now();
+    let mut session = tracer
+        .attach_in_background(|_| {})
+        .map_err(|e| fail(format!("attach: {e}")))?;
+    let returned = started.elapsed();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .map_err(|e| fail(format!("tokio runtime: {e}")))?;
+    let first = rt.block_on(async {
+        let mut stream = session.events();
+        loop {
+            match tokio::time::timeout(LIMIT.saturating_sub(started.elapsed()), stream.next())
+                .await
+            {
+                Ok(Some(Ok(Item::Event(_)))) => return Ok(started.elapsed()),
+                Ok(Some(Ok(_))) => {}
+                Ok(Some(Err(e))) if !e.is_fatal() => {}
+                Ok(Some(Err(e))) => return Err(fail(format!("event stream: {e}"))),
+                Ok(None) => return Err(fail("the stream ended before any event")),
+                Err(_) => return Err(fail(format!("no event within {LIMIT:?}"))),
+            }
+        }
+    })?;
+    let t_stop = Instant::now();
+    session.stop();
+    let stop = t_stop.elapsed();
+    let handle = session.attach_handle();
+    let outcome = handle
+        .wait_timeout(Duration::from_secs(5))
+        .ok_or_else(|| fail("the attach had no outcome after the stop"))?;
+    let (attached, refused, cancelled) = (
+        outcome.attached.len(),
+        outcome.refused.len(),
+        outcome.cancelled,
+    );
+    if attached + refused + cancelled != total {
+        return Err(fail(format!(
+            "{total} targets but {attached} attached + {refused} refused + {cancelled} cancelled"
+        )));
+    }
+    let runs = session.stats().runs.total();
+    // An observation window with the traffic still flowing, not a wait for anything: a
+    // probe left attached would count runs in it.
+    std::thread::sleep(Duration::from_millis(200));
+    let later = session.stats().runs.total();
+    if later != runs {
+        return Err(fail(format!(
+            "{} program runs after the stop",
+            later - runs
+        )));
+    }
+    let made = Snapshot::take().map_err(Outcome::Fail)?.added_since(&before);
+    drop(session);
+    wait_until_gone(&made, Duration::from_secs(120))
+        .map_err(|e| fail(format!("after the drop: {e}")))?;
+    Ok(Measured {
+        build,
+        returned,
+        first,
+        stop,
+        total,
+        attached,
+        refused,
+        cancelled,
+    })
+}
