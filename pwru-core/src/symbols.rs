@@ -349,6 +349,21 @@ impl KernelSymbols {
     /// lists a program only once it is loaded, and without its length, so an address in a
     /// program loaded after the read would take the name of whatever symbol precedes it.
     /// Images win over kallsyms entries; overlapping ones replace what they overlap.
+    ///
+    /// ```
+    /// use pwru_core::symbols::KernelSymbols;
+    /// let syms = KernelSymbols::parse(
+    ///     "ffffffffa0000000 t bpf_dispatcher_xdp_func\t[bpf]\nffffffffa0100000 t other\t[bpf]\n",
+    /// )
+    /// .unwrap();
+    /// // A program loaded after the read sits between the two: kallsyms alone misnames it.
+    /// assert_eq!(&*syms.lookup(0xffffffffa0000810).unwrap().name, "bpf_dispatcher_xdp_func");
+    /// syms.add_images([(0xffffffffa0000800, 0x100, "bpf_prog_1234_mine".to_string())]);
+    /// let s = syms.lookup(0xffffffffa0000810).unwrap();
+    /// assert_eq!((&*s.name, s.offset), ("bpf_prog_1234_mine", 0x10));
+    /// // Past its end, the table again.
+    /// assert_eq!(&*syms.lookup(0xffffffffa0000900).unwrap().name, "bpf_dispatcher_xdp_func");
+    /// ```
     pub fn add_images(&self, images: impl IntoIterator<Item = (u64, u64, String)>) {
         let mut t = self.write();
         for (start, len, name) in images {
