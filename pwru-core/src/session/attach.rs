@@ -203,7 +203,7 @@ impl Tracer {
         // anything, when no target is on the hot path).
         let ordered = hot_first(&self.targets);
         let first = if background {
-            hot_len(&ordered).max(1).min(ordered.len())
+            Background::foreground_len(backend, hot_len(&ordered)).min(ordered.len())
         } else {
             ordered.len()
         };

@@ -208,6 +208,17 @@ impl Background {
         }
     }
 
+    /// How many targets are attached before the session is handed out, of `hot` on the hot
+    /// path: a few of its first functions (where most packets enter) when each costs a
+    /// kprobe registration or a verifier run and trampoline, all of it for kprobe.multi
+    /// (one link whatever the count); at least one.
+    pub(super) fn foreground_len(backend: Backend, hot: usize) -> usize {
+        match backend {
+            Backend::KprobeMulti => hot.max(1),
+            _ => hot.clamp(1, 4),
+        }
+    }
+
     /// Asks the thread to attach nothing more and waits for it (at most one chunk).
     pub(super) fn stop(&mut self) {
         if let Some(s) = &self.shared {

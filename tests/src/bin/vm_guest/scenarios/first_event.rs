@@ -76,6 +76,18 @@ fn try_run(ctx: &mut Ctx, backend: Backend) -> Result<Outcome, Outcome> {
     r.metric(&format!("first_event.targets.{b}"), m.total as f64);
     r.metric(&format!("first_event.attached_at_stop.{b}"), m.attached as f64);
     r.metric(&format!("first_event.stop_ms.{b}"), ms(m.stop));
+    let t = &m.timings;
+    for (phase, d) in [
+        ("btf", t.btf),
+        ("backend_choice", t.backend_choice),
+        ("discovery", t.discovery),
+        ("load", t.load),
+        ("verify", t.verify),
+        ("attach", t.attach),
+        ("session", t.session),
+    ] {
+        r.metric(&format!("first_event.phase.{phase}_ms.{b}"), ms(d));
+    }
     Ok(Outcome::Pass(format!(
         "build {:.0} ms; session back {:.0} ms and first event in user space {:.0} ms after \
          attaching began; stopped then: {} attached, {} refused, {} cancelled of {} (stop \
@@ -92,6 +104,7 @@ fn try_run(ctx: &mut Ctx, backend: Backend) -> Result<Outcome, Outcome> {
 }
 
 struct Measured {
+    timings: pwru_core::Timings,
     build: Duration,
     returned: Duration,
     first: Duration,
@@ -119,6 +132,7 @@ fn measure(backend: Backend) -> Result<Measured, Outcome> {
         .attach_in_background(|_| {})
         .map_err(|e| fail(format!("attach: {e}")))?;
     let returned = started.elapsed();
+    let timings = session.timings();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .build()
@@ -171,6 +185,7 @@ fn measure(backend: Backend) -> Result<Measured, Outcome> {
     wait_until_gone(&made, Duration::from_secs(120))
         .map_err(|e| fail(format!("after the drop: {e}")))?;
     Ok(Measured {
+        timings,
         build,
         returned,
         first,
