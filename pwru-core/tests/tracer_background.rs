@@ -30,7 +30,10 @@ fn every_target_is_attached_once_and_the_session_completes_its_lists() {
     }
     let tracer = tracer("udp");
     let targets: HashSet<String> = tracer.targets().iter().map(|t| t.name.clone()).collect();
-    assert!(targets.len() > 1, "too few tracepoints to attach in two parts");
+    assert!(
+        targets.len() > 1,
+        "too few tracepoints to attach in two parts"
+    );
     let seen = Arc::new(Mutex::new(Vec::new()));
     let progress = Arc::clone(&seen);
     let mut session = tracer
@@ -114,6 +117,14 @@ fn the_first_targets_deliver_events_and_a_stop_ends_the_attach() {
     let runs = session.stats().runs.total();
     send();
     let after = drain(&mut session, Duration::from_millis(300));
-    assert!(after.events.is_empty(), "events after the stop: {}", describe(&after.events));
-    assert_eq!(session.stats().runs.total(), runs, "programs ran after the stop");
+    assert!(
+        after.events.is_empty(),
+        "events after the stop: {}",
+        describe(&after.events)
+    );
+    assert_eq!(
+        session.stats().runs.total(),
+        runs,
+        "programs ran after the stop"
+    );
 }

@@ -111,10 +111,7 @@ impl AttachHandle {
 
     /// Targets handled so far (attached or refused) and targets in all.
     pub fn progress(&self) -> (usize, usize) {
-        (
-            self.shared.done.load(Ordering::SeqCst),
-            self.shared.total,
-        )
+        (self.shared.done.load(Ordering::SeqCst), self.shared.total)
     }
 
     /// Blocks until attaching is over and returns how it ended. Returns at once for a session

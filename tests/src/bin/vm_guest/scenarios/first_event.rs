@@ -74,8 +74,21 @@ fn try_run(ctx: &mut Ctx, backend: Backend) -> Result<Outcome, Outcome> {
     r.metric(&format!("first_event.returned_ms.{b}"), ms(m.returned));
     r.metric(&format!("first_event.first_event_ms.{b}"), ms(m.first));
     r.metric(&format!("first_event.targets.{b}"), m.total as f64);
-    r.metric(&format!("first_event.attached_at_stop.{b}"), m.attached as f64);
+    r.metric(
+        &format!("first_event.attached_at_stop.{b}"),
+        m.attached as f64,
+    );
     r.metric(&format!("first_event.stop_ms.{b}"), ms(m.stop));
+    // What reading kallsyms costs here (a session waits for it before it is handed out):
+    // the kernel's side alone, then read and parsed.
+    let t0 = Instant::now();
+    let text =
+        std::fs::read_to_string("/proc/kallsyms").map_err(|e| fail(format!("kallsyms: {e}")))?;
+    r.metric("first_event.kallsyms_read_ms", ms(t0.elapsed()));
+    r.metric("first_event.kallsyms_lines", text.lines().count() as f64);
+    let t0 = Instant::now();
+    pwru_core::symbols::KernelSymbols::parse(&text).map_err(|e| fail(format!("kallsyms: {e}")))?;
+    r.metric("first_event.kallsyms_parse_ms", ms(t0.elapsed()));
     let t = &m.timings;
     for (phase, d) in [
         ("btf", t.btf),
@@ -140,8 +153,7 @@ fn measure(backend: Backend) -> Result<Measured, Outcome> {
     let first = rt.block_on(async {
         let mut stream = session.events();
         loop {
-            match tokio::time::timeout(LIMIT.saturating_sub(started.elapsed()), stream.next())
-                .await
+            match tokio::time::timeout(LIMIT.saturating_sub(started.elapsed()), stream.next()).await
             {
                 Ok(Some(Ok(Item::Event(_)))) => return Ok(started.elapsed()),
                 Ok(Some(Ok(_))) => {}
@@ -180,7 +192,9 @@ fn measure(backend: Backend) -> Result<Measured, Outcome> {
             later - runs
         )));
     }
-    let made = Snapshot::take().map_err(Outcome::Fail)?.added_since(&before);
+    let made = Snapshot::take()
+        .map_err(Outcome::Fail)?
+        .added_since(&before);
     drop(session);
     wait_until_gone(&made, Duration::from_secs(120))
         .map_err(|e| fail(format!("after the drop: {e}")))?;

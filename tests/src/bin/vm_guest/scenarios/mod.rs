@@ -5,7 +5,6 @@
 
 mod arp_l2;
 mod attach_speed;
-mod first_event;
 mod auto_backend;
 mod bpf_helpers;
 mod bpfmap;
@@ -13,6 +12,7 @@ mod dnat_track;
 mod drop_reason;
 mod expressions;
 mod fires;
+mod first_event;
 mod full_attach;
 mod meta_filters;
 mod netns_pair;
