@@ -29,6 +29,9 @@ pub struct Timings {
     /// since `build()`), parsing the object, splicing the filter in, creating the maps and
     /// relocating against the kernel BTF.
     pub load: Duration,
+    /// The part of [`Timings::load`] spent waiting for aya's parse of the kernel BTF (started
+    /// by `build()` on its own thread; CO-RE relocation needs it).
+    pub btf_wait: Duration,
     /// Loading the programs into the kernel (the verifier), summed over the threads doing it.
     pub verify: Duration,
     /// Attaching the programs to their targets: the wall time of that phase less

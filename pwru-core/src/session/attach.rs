@@ -165,6 +165,7 @@ impl Tracer {
         let mut timings = self.timings;
         let phase = Instant::now();
         let aya_btf = self.aya_btf.wait().map_err(LoaderError::from)?;
+        timings.btf_wait = phase.elapsed();
         let mut loader = Loader::with_aya_btf(
             pwru_ebpf::OBJECT,
             &self.filter,

@@ -747,8 +747,8 @@ fn print_timings(t: &pwru_core::Timings, all: Duration) {
     eprintln!(
         "pwru: start to attached {:.0} ms (to the first events {:.0} ms): build {:.0} ms \
          (filter compile {:.0}, BTF {:.0}, backend choice {:.0}, filter translate {:.0}, \
-         discovery {:.0}), attach {:.0} ms (hot path {:.0}: object load {:.0}, load and verify \
-         {:.0}, attach {:.0}, session {:.0})",
+         discovery {:.0}), attach {:.0} ms (hot path {:.0}: object load {:.0} of which waiting \
+         for the BTF parse {:.0}, load and verify {:.0}, attach {:.0}, session {:.0})",
         ms(t.build + all),
         ms(t.build + t.attach_total),
         ms(t.build),
@@ -760,6 +760,7 @@ fn print_timings(t: &pwru_core::Timings, all: Duration) {
         ms(all),
         ms(t.attach_total),
         ms(t.load),
+        ms(t.btf_wait),
         ms(t.verify),
         ms(t.attach),
         ms(t.session),

@@ -95,6 +95,7 @@ fn try_run(ctx: &mut Ctx, backend: Backend) -> Result<Outcome, Outcome> {
         ("backend_choice", t.backend_choice),
         ("discovery", t.discovery),
         ("load", t.load),
+        ("btf_wait", t.btf_wait),
         ("verify", t.verify),
         ("attach", t.attach),
         ("session", t.session),
