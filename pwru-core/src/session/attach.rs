@@ -212,6 +212,7 @@ impl Tracer {
         let mut base = 0;
         loop {
             let mut note = |done: usize, current: &str| {
+                log_progress(backend, base + done, total, current);
                 mode.progress(Progress {
                     backend,
                     done: base + done,
@@ -437,6 +438,16 @@ impl Mode<'_> {
             Mode::Blocking(f) => f(p),
             Mode::Background(f) => f(p),
         }
+    }
+}
+
+/// The attach progress at debug level, or at trace level for most of the per-function steps
+/// (fentry and kprobes can have thousands).
+pub(super) fn log_progress(backend: Backend, done: usize, total: usize, current: &str) {
+    if done == total || done.is_multiple_of(64) || matches!(backend, Backend::Tracepoint) {
+        log::debug!("attach progress: {done}/{total} ({current})");
+    } else {
+        log::trace!("attach progress: {done}/{total} ({current})");
     }
 }
 

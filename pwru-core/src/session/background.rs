@@ -268,6 +268,7 @@ fn run(job: Job) {
             let mut p = lock(&probes);
             attach_chunk(driver, &mut p, chunk, &mut out, &mut |done, current| {
                 shared.done.store(base + done, Ordering::SeqCst);
+                super::attach::log_progress(backend, base + done, total, current);
                 progress(Progress {
                     backend,
                     done: base + done,
