@@ -73,13 +73,37 @@ pub fn perf_kprobe_attach(
 }
 
 /// Opens a kprobe (or, with `retprobe`, a kretprobe) perf event on `symbol` and runs `prog` on
-/// it. Closing the returned fd removes the probe.
+/// it (PERF_EVENT_IOC_SET_BPF). Closing the returned fd removes the probe.
 pub fn perf_kprobe_open(
     pmu: &KprobePmu,
     symbol: &CStr,
     retprobe: bool,
     prog: BorrowedFd<'_>,
 ) -> io::Result<OwnedFd> {
+    let event = perf_kprobe_event(pmu, symbol, retprobe)?;
+    // SAFETY: ioctl on our own perf event fd with an int argument (the program fd).
+    let rc = unsafe {
+        libc::ioctl(
+            event.as_raw_fd(),
+            PERF_EVENT_IOC_SET_BPF as libc::c_ulong,
+            prog.as_raw_fd(),
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: ioctl on our own perf event fd; ENABLE takes no argument.
+    if unsafe { libc::ioctl(event.as_raw_fd(), PERF_EVENT_IOC_ENABLE as libc::c_ulong, 0) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(event)
+}
+
+/// Opens a kprobe (kretprobe with `retprobe`) perf event on `symbol`, with no program: the
+/// kprobe is registered and armed; a program is attached to it with
+/// [`perf_kprobe_open`]'s ioctl or a perf link ([`link_perf_event`](super::link_perf_event)).
+/// Closing the returned fd removes the probe.
+pub fn perf_kprobe_event(pmu: &KprobePmu, symbol: &CStr, retprobe: bool) -> io::Result<OwnedFd> {
     // SAFETY: perf_event_attr is a plain C struct of integers and unions of integers
     // (bindgen); all-zero is a valid value.
     let mut attr: perf_event_attr = unsafe { std::mem::zeroed() };
@@ -108,21 +132,5 @@ pub fn perf_kprobe_open(
     if ret < 0 {
         return Err(io::Error::last_os_error());
     }
-    let event = owned_fd(ret)?;
-    // SAFETY: ioctl on our own perf event fd with an int argument (the program fd).
-    let rc = unsafe {
-        libc::ioctl(
-            event.as_raw_fd(),
-            PERF_EVENT_IOC_SET_BPF as libc::c_ulong,
-            prog.as_raw_fd(),
-        )
-    };
-    if rc < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: ioctl on our own perf event fd; ENABLE takes no argument.
-    if unsafe { libc::ioctl(event.as_raw_fd(), PERF_EVENT_IOC_ENABLE as libc::c_ulong, 0) } < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(event)
+    owned_fd(ret)
 }
