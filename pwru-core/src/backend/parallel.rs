@@ -1,8 +1,9 @@
 //! Attaching and detaching on a given number of threads, in rounds that keep the targets'
 //! order. Each kprobe or trampoline the kernel adds or removes waits (text patching, RCU
 //! grace periods, the verifier for per-function fentry programs); threads overlap those waits
-//! only where the kernel does not serialise them (it does for kprobe registration), so the
-//! default is one thread (see `Loader::attach_threads`).
+//! only where the kernel does not serialise them. It does for kprobe and trampoline
+//! registration, so attaching defaults to one thread (`Loader::attach_threads`); detaching
+//! sleeps in grace periods that threads overlap, so it uses many (`link::DETACH_THREADS`).
 
 /// Items handled per round: a round's results reach the caller (and progress is reported)
 /// before the next round starts, so attach progress keeps moving.
