@@ -1,6 +1,6 @@
-//! `attach-speed`: the same subset of skb functions attached and detached with two threads and
-//! with one (the default), in the same boot, each checked for exact accounting and a
-//! clean detach; then, with UDP traffic running while attaching, how soon after the attach
+//! `attach-speed`: the same subset of skb functions attached with two threads and with one
+//! (the default), in the same boot, each detached (on pwru-core's detach threads) and checked
+//! for exact accounting and a clean detach; then, with UDP traffic running while attaching, how soon after the attach
 //! began the kernel produced the first event (the hot path is attached first).
 
 use std::net::SocketAddr;
