@@ -3,7 +3,8 @@
 //! loader): the same functions as `attach-speed`, attached on 1, 2 or 4 threads and detached
 //! on 1 to 64 threads, and (kprobe) with the program attached through the perf event's
 //! ioctl or through a perf link. Each round checks that every kprobe or link it made is
-//! gone. The numbers choose pwru-core's thread counts (backend/parallel.rs).
+//! gone. With `--slow` (the matrix's slow kernel) every function discovery finds, 1 and 16
+//! detach threads only. The numbers choose pwru-core's thread counts (backend/link.rs).
 
 use std::ffi::CString;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
@@ -75,6 +76,10 @@ const KPROBE_PLANS: &[Plan] = &[
     plan(1, 16, Via::PerfLink),
 ];
 
+/// With `--slow`, every function discovery finds (about 1,600): detach on one thread and on
+/// pwru-core's 16, in the same boot.
+const FULL_PLANS: &[Plan] = &[plan(1, 1, Via::Ioctl), plan(1, 16, Via::Ioctl)];
+
 const FENTRY_PLANS: &[Plan] = &[
     plan(1, 1, Via::Ioctl),
     plan(2, 16, Via::Ioctl),
@@ -90,13 +95,17 @@ pub fn run(ctx: &mut Ctx, backend: Backend) -> Outcome {
 
 fn try_run(ctx: &mut Ctx, backend: Backend) -> Result<Outcome, Outcome> {
     let plans = match backend {
+        // The whole set (--slow): one thread against pwru-core's detach threads only.
+        Backend::Kprobe | Backend::Fentry if ctx.slow => FULL_PLANS,
         Backend::Kprobe => KPROBE_PLANS,
         Backend::Fentry => FENTRY_PLANS,
         _ => return Ok(Outcome::Skip("kprobe and fentry only".into())),
     };
-    let tracer = Tracer::builder()
-        .backend(backend)
-        .function_regex(SUBSET)
+    let mut builder = Tracer::builder().backend(backend);
+    if !ctx.slow {
+        builder = builder.function_regex(SUBSET);
+    }
+    let tracer = builder
         .build()
         .map_err(|e| Outcome::Fail(format!("build: {e}")))?;
     let mut functions: Vec<(String, u32)> = Vec::new();
@@ -120,7 +129,13 @@ fn try_run(ctx: &mut Ctx, backend: Backend) -> Result<Outcome, Outcome> {
         let r = round(backend, p, &functions, &counters)?;
         let via = if p.via == Via::PerfLink { "_link" } else { "" };
         let via = if p.pin { "_cpu0" } else { via };
-        let key = format!("lab.{}.a{}_d{}{via}", backend.name(), p.attach, p.detach);
+        let set = if ctx.slow { "full." } else { "" };
+        let key = format!(
+            "lab.{set}{}.a{}_d{}{via}",
+            backend.name(),
+            p.attach,
+            p.detach
+        );
         let ms = |d: Duration| d.as_secs_f64() * 1e3;
         ctx.report
             .metric(&format!("{key}.attached"), r.attached as f64);
