@@ -259,7 +259,7 @@ impl Loader {
 
     /// Threads to attach targets with: [`LoaderOptions::attach_threads`], 0 (the default)
     /// meaning 1. One thread is the measured best: in a 2-vCPU QEMU guest (Linux 6.12), two
-    /// threads made kprobe attach 1.7-2x slower and trampoline attach of a trivial program
+    /// threads made kprobe attach 1.2-2x slower in three boots of four and trampoline attach of a trivial program
     /// 1.7x slower (the kernel registers kprobes and trampolines under global mutexes, and the
     /// waiting thread spins on the other vCPU); fentry with pwru's programs, whose verifier
     /// runs can overlap, was faster with two on a quiet host. Detaching does not use this
