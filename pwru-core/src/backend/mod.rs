@@ -30,7 +30,9 @@ pub use kind::{Backend, UnknownBackend};
 pub use fentry::Fentry;
 pub use kprobe::Kprobe;
 pub use kprobe_multi::KprobeMulti;
-pub use link::{detach_all, detach_all_keeping_programs, enable_stats, DetachedProgram, Link};
+pub use link::{
+    detach_all, detach_all_keeping_programs, enable_stats, DetachedProgram, Link, DETACH_THREADS,
+};
 pub use probe::{probe_kfunc_cast, probe_kfunc_cast_with, ProgramKind};
 pub use target::{Refusal, Target};
 pub use tracepoint::{Tracepoint, TracepointFlavor};

@@ -1,8 +1,11 @@
 //! Attaching and detaching on a given number of threads, in rounds that keep the targets'
 //! order. Each kprobe or trampoline the kernel adds or removes waits (text patching, RCU
 //! grace periods, the verifier for per-function fentry programs); threads overlap those waits
-//! only where the kernel does not serialise them (it does for kprobe registration), so the
-//! default is one thread (see `Loader::attach_threads`).
+//! only where the kernel does not serialise them. It does for kprobe and trampoline
+//! registration, so attaching defaults to one thread (`Loader::attach_threads`); detaching
+//! sleeps in grace periods that threads overlap, so it uses many (`link::DETACH_THREADS`).
+
+use std::sync::{Mutex, MutexGuard};
 
 /// Items handled per round: a round's results reach the caller (and progress is reported)
 /// before the next round starts, so attach progress keeps moving.
@@ -41,7 +44,8 @@ pub(crate) fn for_each_in_rounds<T, R>(
 }
 
 /// `work` on every item of `items`, split into up to `threads` contiguous parts, each on its
-/// own thread (the last on the calling one); results in order.
+/// own thread (the last on the calling one, and any part whose thread the system refused);
+/// results in order.
 fn map_split<T: Sync, R: Send>(
     items: &[T],
     threads: usize,
@@ -53,16 +57,22 @@ fn map_split<T: Sync, R: Send>(
         return Vec::new();
     };
     std::thread::scope(|s| {
-        let handles: Vec<_> = parts
-            .map(|p| s.spawn(move || p.iter().map(work).collect::<Vec<R>>()))
+        let spawned: Vec<_> = parts
+            .map(|p| {
+                let handle = std::thread::Builder::new()
+                    .spawn_scoped(s, move || p.iter().map(work).collect::<Vec<R>>());
+                (p, handle.ok())
+            })
             .collect();
         let tail: Vec<R> = last.iter().map(work).collect();
         let mut out = Vec::with_capacity(items.len());
-        for h in handles {
-            match h.join() {
-                Ok(v) => out.extend(v),
+        for (p, handle) in spawned {
+            match handle.map(|h| h.join()) {
+                Some(Ok(v)) => out.extend(v),
                 // `work` panicked: the same panic, on the calling thread.
-                Err(payload) => std::panic::resume_unwind(payload),
+                Some(Err(payload)) => std::panic::resume_unwind(payload),
+                // No thread for this part: done here.
+                None => out.extend(p.iter().map(work)),
             }
         }
         out.extend(tail);
@@ -70,41 +80,51 @@ fn map_split<T: Sync, R: Send>(
     })
 }
 
-/// Drops (or otherwise consumes) every item, split over `threads` threads: closing an fd of
-/// a kprobe or trampoline can wait for a grace period, and closes on different threads wait
-/// together. `consume` turns each into what the caller keeps, in order.
+/// Drops (or otherwise consumes) every item on up to `threads` threads, the calling one
+/// among them, each taking the next item as it finishes one: closing an fd of a kprobe or
+/// trampoline can wait for grace periods, and closes on different threads wait together.
+/// `consume` turns each into what the caller keeps, in order. Threads the system refuses
+/// are done without: the others, at least the calling thread, take every item.
 pub(crate) fn consume_all<T: Send, R: Send>(
     threads: usize,
-    items: Vec<T>, consume: impl Fn(T) -> R + Sync) -> Vec<R> {
+    items: Vec<T>,
+    consume: impl Fn(T) -> R + Sync,
+) -> Vec<R> {
     if items.len() < 2 || threads < 2 {
         return items.into_iter().map(consume).collect();
     }
-    let threads = threads.min(items.len());
-    let part = items.len().div_ceil(threads);
-    let mut parts: Vec<Vec<T>> = Vec::with_capacity(threads);
-    let mut rest = items.into_iter();
-    loop {
-        let p: Vec<T> = rest.by_ref().take(part).collect();
-        if p.is_empty() {
-            break;
-        }
-        parts.push(p);
-    }
-    let consume = &consume;
+    let count = items.len();
+    let helpers = threads.min(count) - 1;
+    let queue = Mutex::new(items.into_iter().enumerate());
+    let done = Mutex::new(Vec::with_capacity(count));
+    let worker = || loop {
+        // The lock is released before `consume` runs: items are taken one at a time.
+        let next = lock(&queue).next();
+        let Some((i, item)) = next else { break };
+        let r = consume(item);
+        lock(&done).push((i, r));
+    };
     std::thread::scope(|s| {
-        let handles: Vec<_> = parts
-            .into_iter()
-            .map(|p| s.spawn(move || p.into_iter().map(consume).collect::<Vec<R>>()))
+        let handles: Vec<_> = (0..helpers)
+            .filter_map(|_| std::thread::Builder::new().spawn_scoped(s, worker).ok())
             .collect();
-        let mut out = Vec::new();
+        worker();
         for h in handles {
-            match h.join() {
-                Ok(v) => out.extend(v),
-                Err(payload) => std::panic::resume_unwind(payload),
+            if let Err(payload) = h.join() {
+                // `consume` panicked: the same panic, on the calling thread.
+                std::panic::resume_unwind(payload);
             }
         }
-        out
-    })
+    });
+    let mut done = done.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner());
+    done.sort_unstable_by_key(|(i, _)| *i);
+    done.into_iter().map(|(_, r)| r).collect()
+}
+
+/// Locks `m`; a panic in another worker leaves the queue or the results consistent (the
+/// panic itself is re-raised by the caller).
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 #[cfg(test)]
@@ -138,5 +158,20 @@ mod tests {
         assert_eq!(out[10], 2);
         assert!(consume_all(4, Vec::<u8>::new(), |x| x).is_empty());
         assert_eq!(consume_all(1, vec![1, 2, 3], |x| x + 1), [2, 3, 4]);
+    }
+
+    #[test]
+    fn consume_all_takes_each_item_once_whatever_the_threads() {
+        let ran = std::sync::atomic::AtomicUsize::new(0);
+        for threads in [2, 5, 16, 64] {
+            ran.store(0, std::sync::atomic::Ordering::SeqCst);
+            let out = consume_all(threads, (0..1000u32).collect(), |x| {
+                ran.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                x * 3
+            });
+            assert_eq!(out, (0..1000u32).map(|x| x * 3).collect::<Vec<_>>());
+            assert_eq!(ran.load(std::sync::atomic::Ordering::SeqCst), 1000);
+        }
+        assert_eq!(consume_all(16, vec![7u8, 8, 9], |x| x), [7, 8, 9]);
     }
 }

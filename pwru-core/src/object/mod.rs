@@ -49,8 +49,8 @@ use prepared::{Inputs, Prepared};
 pub struct LoaderOptions {
     /// Ring buffer size in bytes: a power of two and a multiple of the page size.
     pub ring_buf_bytes: u32,
-    /// Threads that attach and detach targets; 0 means the default, 1 (see
-    /// [`Loader::attach_threads`]).
+    /// Threads that attach targets; 0 means the default, 1 (see [`Loader::attach_threads`]).
+    /// Detaching uses more (`backend::DETACH_THREADS`).
     pub attach_threads: usize,
 }
 
@@ -257,12 +257,14 @@ impl Loader {
         }
     }
 
-    /// Threads to attach and detach targets with: [`LoaderOptions::attach_threads`], 0 (the
-    /// default) meaning 1. One thread is the measured best so far: in a 2-vCPU QEMU guest
-    /// (Linux 6.12), two threads made kprobe attach 1.8x and fentry attach 1.85x slower and
-    /// detach no faster (the kernel serialises kprobe registration and trampoline updates
-    /// under its mutexes; the waiting thread spins on the other vCPU). See
-    /// tests/vm/README.md, `attach-speed`.
+    /// Threads to attach targets with: [`LoaderOptions::attach_threads`], 0 (the default)
+    /// meaning 1. One thread is the measured best: in a 2-vCPU QEMU guest (Linux 6.12), two
+    /// threads made kprobe attach 1.2-2x slower in three boots of four and trampoline attach of a trivial program
+    /// 1.7x slower (the kernel registers kprobes and trampolines under global mutexes, and the
+    /// waiting thread spins on the other vCPU); fentry with pwru's programs, whose verifier
+    /// runs can overlap, was faster with two on a quiet host. Detaching does not use this
+    /// count below `backend::DETACH_THREADS` (its waits are sleeps). See tests/vm/README.md,
+    /// `attach-speed` and `detach-lab`.
     pub fn attach_threads(&self) -> usize {
         self.attach_threads.max(1)
     }

@@ -163,8 +163,8 @@ pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Drop for Probes {
-    /// Detaches the links (perf kprobes disabled first, on `attach_threads` threads) before
-    /// the programs and maps go.
+    /// Detaches the links (on at least `DETACH_THREADS` threads, see
+    /// [`detach_all`](crate::backend::detach_all)) before the programs and maps go.
     fn drop(&mut self) {
         let threads = self.loader.attach_threads();
         crate::backend::detach_all(threads, std::mem::take(&mut self.links));

@@ -48,3 +48,16 @@ pub fn raw_tracepoint_open(prog: BorrowedFd<'_>, name: Option<&CStr>) -> io::Res
     r.prog_fd = prog.as_raw_fd() as u32;
     bpf_fd(bpf_cmd::BPF_RAW_TRACEPOINT_OPEN, &mut attr)
 }
+
+/// BPF_LINK_CREATE of a perf link (BPF_PERF_EVENT): runs `prog` on the perf event `event` (a
+/// kprobe from [`perf_kprobe_event`](super::perf_kprobe_event)) until the returned link fd
+/// is closed; the event itself stays until its own fd is closed.
+pub fn link_perf_event(prog: BorrowedFd<'_>, event: BorrowedFd<'_>) -> io::Result<OwnedFd> {
+    let mut attr = zeroed_attr();
+    // SAFETY: only writes into the BPF_LINK_CREATE member of a zeroed union.
+    let l = unsafe { &mut attr.link_create };
+    l.__bindgen_anon_1.prog_fd = prog.as_raw_fd() as u32;
+    l.__bindgen_anon_2.target_fd = event.as_raw_fd() as u32;
+    l.attach_type = bpf_attach_type::BPF_PERF_EVENT as u32;
+    bpf_fd(bpf_cmd::BPF_LINK_CREATE, &mut attr)
+}

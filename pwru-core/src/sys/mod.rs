@@ -33,12 +33,14 @@ pub mod prog;
 pub mod stats;
 pub mod time;
 
-pub use link::{link_kprobe_multi, link_kprobe_multi_with, raw_tracepoint_open};
+pub use link::{link_kprobe_multi, link_kprobe_multi_with, link_perf_event, raw_tracepoint_open};
 pub use map::{
     map_create, map_freeze, map_lookup_elem, map_update_elem, MapCreate, MAP_TYPE_ARRAY,
     MAP_TYPE_RINGBUF,
 };
-pub use perf::{perf_event_disable, perf_kprobe_attach, perf_kprobe_open, KprobePmu};
+pub use perf::{
+    perf_event_disable, perf_kprobe_attach, perf_kprobe_event, perf_kprobe_open, KprobePmu,
+};
 pub use process::page_size;
 pub use prog::{
     insn, insns_from, next_id, object_ids, prog_fd_by_id, prog_images, prog_info, prog_load,

@@ -73,42 +73,14 @@ pub fn perf_kprobe_attach(
 }
 
 /// Opens a kprobe (or, with `retprobe`, a kretprobe) perf event on `symbol` and runs `prog` on
-/// it. Closing the returned fd removes the probe.
+/// it (PERF_EVENT_IOC_SET_BPF). Closing the returned fd removes the probe.
 pub fn perf_kprobe_open(
     pmu: &KprobePmu,
     symbol: &CStr,
     retprobe: bool,
     prog: BorrowedFd<'_>,
 ) -> io::Result<OwnedFd> {
-    // SAFETY: perf_event_attr is a plain C struct of integers and unions of integers
-    // (bindgen); all-zero is a valid value.
-    let mut attr: perf_event_attr = unsafe { std::mem::zeroed() };
-    attr.type_ = pmu.pmu_type;
-    attr.size = std::mem::size_of::<perf_event_attr>() as u32;
-    if retprobe {
-        attr.config = 1u64.checked_shl(pmu.retprobe_bit).unwrap_or(0);
-    }
-    attr.__bindgen_anon_1.sample_period = 1;
-    attr.sample_type = perf_event_sample_format::PERF_SAMPLE_RAW as u64;
-    attr.__bindgen_anon_2.wakeup_events = 1;
-    attr.__bindgen_anon_3.kprobe_func = ptr_u64(symbol.as_ptr());
-    // SAFETY: attr is a live perf_event_attr of the size it declares; `symbol` outlives the
-    // call. pid -1 / cpu 0 / no group is the system-wide form kprobes require (they fire on
-    // every cpu whatever the cpu given).
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_perf_event_open,
-            &attr as *const perf_event_attr,
-            -1 as libc::c_int,
-            0 as libc::c_int,
-            -1 as libc::c_int,
-            PERF_FLAG_FD_CLOEXEC as libc::c_ulong,
-        )
-    };
-    if ret < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let event = owned_fd(ret)?;
+    let event = perf_kprobe_event(pmu, symbol, retprobe)?;
     // SAFETY: ioctl on our own perf event fd with an int argument (the program fd).
     let rc = unsafe {
         libc::ioctl(
@@ -125,4 +97,44 @@ pub fn perf_kprobe_open(
         return Err(io::Error::last_os_error());
     }
     Ok(event)
+}
+
+/// Opens a kprobe (kretprobe with `retprobe`) perf event on `symbol`, with no program: the
+/// kprobe is registered and armed; a program is attached to it with
+/// [`perf_kprobe_open`]'s ioctl or a perf link ([`link_perf_event`](super::link_perf_event)).
+/// Closing the returned fd removes the probe.
+pub fn perf_kprobe_event(pmu: &KprobePmu, symbol: &CStr, retprobe: bool) -> io::Result<OwnedFd> {
+    // SAFETY: perf_event_attr is a plain C struct of integers and unions of integers
+    // (bindgen); all-zero is a valid value.
+    let mut attr: perf_event_attr = unsafe { std::mem::zeroed() };
+    attr.type_ = pmu.pmu_type;
+    attr.size = std::mem::size_of::<perf_event_attr>() as u32;
+    if retprobe {
+        attr.config = 1u64.checked_shl(pmu.retprobe_bit).unwrap_or(0);
+    }
+    attr.__bindgen_anon_1.sample_period = 1;
+    attr.sample_type = perf_event_sample_format::PERF_SAMPLE_RAW as u64;
+    attr.__bindgen_anon_2.wakeup_events = 1;
+    attr.__bindgen_anon_3.kprobe_func = ptr_u64(symbol.as_ptr());
+    // A kprobe's program runs on every CPU whatever CPU its event is opened on; opening it on
+    // the CPU this thread runs on installs it there without a call to another CPU (a few
+    // percent of each attach in a 2-vCPU TCG guest, where cross-CPU calls are slow).
+    // SAFETY: sched_getcpu takes nothing and returns a number or -1.
+    let cpu = unsafe { libc::sched_getcpu() }.max(0);
+    // SAFETY: attr is a live perf_event_attr of the size it declares; `symbol` outlives the
+    // call. pid -1 / one cpu / no group is the system-wide form kprobes require.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_perf_event_open,
+            &attr as *const perf_event_attr,
+            -1 as libc::c_int,
+            cpu as libc::c_int,
+            -1 as libc::c_int,
+            PERF_FLAG_FD_CLOEXEC as libc::c_ulong,
+        )
+    };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    owned_fd(ret)
 }

@@ -201,12 +201,13 @@ impl TracerBuilder {
         self
     }
 
-    /// Threads that attach and detach the targets of the kprobe, kprobe-multi and fentry
-    /// backends, in rounds that keep the targets' order (the hot path first). 0, the default,
-    /// means 1: in a 2-vCPU QEMU guest more threads made attaching slower (the kernel
-    /// serialises kprobe registration and trampoline updates) and detaching no faster; try
-    /// more on machines with many CPUs, where fentry's per-function verifier runs may
-    /// overlap.
+    /// Threads that attach the targets of the kprobe, kprobe-multi and fentry backends, in
+    /// rounds that keep the targets' order (the hot path first). 0, the default, means 1: in a
+    /// 2-vCPU QEMU guest more threads made attaching slower (the kernel serialises kprobe
+    /// registration and trampoline updates); try more on machines with many CPUs, where
+    /// fentry's per-function verifier runs may overlap. Detaching always uses many threads
+    /// (16, or this count if more): it is the kernel waiting for RCU grace periods, and
+    /// threads overlap those waits (a kprobe detach takes half the time).
     pub fn attach_threads(mut self, threads: usize) -> Self {
         self.options.attach_threads = threads;
         self

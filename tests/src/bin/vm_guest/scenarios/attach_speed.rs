@@ -1,6 +1,6 @@
-//! `attach-speed`: the same subset of skb functions attached and detached with two threads and
-//! with one (the default), in the same boot, each checked for exact accounting and a
-//! clean detach; then, with UDP traffic running while attaching, how soon after the attach
+//! `attach-speed`: the same subset of skb functions attached with two threads and with one
+//! (the default), in the same boot, each detached (on pwru-core's detach threads) and checked
+//! for exact accounting and a clean detach; then, with UDP traffic running while attaching, how soon after the attach
 //! began the kernel produced the first event (the hot path is attached first).
 
 use std::net::SocketAddr;
@@ -22,7 +22,7 @@ use super::traffic;
 
 /// A few hundred functions (hundreds of kprobes or trampolines: seconds, not minutes, under
 /// TCG), the hot path among them.
-const SUBSET: &str = "(__netif_receive_skb_core|ip_rcv|ip_local_deliver|ip_output|__dev_queue_xmit|consume_skb|(tcp|udp|ip|netif|neigh)_.*)";
+pub(super) const SUBSET: &str = "(__netif_receive_skb_core|ip_rcv|ip_local_deliver|ip_output|__dev_queue_xmit|consume_skb|(tcp|udp|ip|netif|neigh)_.*)";
 
 /// A measurement, minutes under TCG: runs only when named (`--scenario attach-speed`); a whole
 /// matrix run would push the slow kernel's boot past its timeout.

@@ -8,6 +8,7 @@ mod attach_speed;
 mod auto_backend;
 mod bpf_helpers;
 mod bpfmap;
+mod detach_lab;
 mod dnat_track;
 mod drop_reason;
 mod expressions;
@@ -223,6 +224,13 @@ pub const ALL: &[Scenario] = &[
         applies: SKB,
         precondition: always,
         run: first_event::run,
+    },
+    Scenario {
+        name: "detach-lab",
+        about: "kprobe/fentry attach and detach of the attach-speed functions on 1..64 threads, ioctl vs perf link (raw syscalls)",
+        applies: Applies::Backends(&[Backend::Kprobe, Backend::Fentry]),
+        precondition: detach_lab::precondition,
+        run: detach_lab::run,
     },
     Scenario {
         name: "run-accounting",
