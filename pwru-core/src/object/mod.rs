@@ -19,6 +19,7 @@
 
 mod counters;
 mod error;
+pub mod filter_sets;
 mod maps;
 mod prepared;
 mod program_stats;

@@ -6,7 +6,7 @@
 
 use std::cell::Cell;
 use std::collections::HashMap;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
 use aya::maps::Map;
 use aya_obj::generated::bpf_insn;
@@ -60,7 +60,21 @@ impl Prepared {
     ) -> Result<(Self, HashMap<String, Map>), LoaderError> {
         PARSES.with(|p| p.set(p.get() + 1));
         let mut obj = Object::parse(object).map_err(prepare_error)?;
-        splice(&mut obj, pwru_ebpf::FILTER_STUB, inputs.filter)?;
+        // The filter's address sets: their map exists before the body that loads it.
+        let set_map = if inputs.filter.uses_set_map() {
+            let map = super::filter_sets::create(inputs.filter.set_keys()).map_err(|e| {
+                prepare_error(format!(
+                    "creating map {}: {e}",
+                    super::filter_sets::SET_MAP_NAME
+                ))
+            })?;
+            let body = inputs.filter.bind_set_map(map.as_fd());
+            splice(&mut obj, pwru_ebpf::FILTER_STUB, &body)?;
+            Some(map)
+        } else {
+            splice(&mut obj, pwru_ebpf::FILTER_STUB, inputs.filter)?;
+            None
+        };
         obj.patch_map_data(HashMap::from([(
             pwru_ebpf::CONFIG_GLOBAL,
             (inputs.config, true),
@@ -81,10 +95,14 @@ impl Prepared {
         obj.relocate_maps(with_fds.into_iter(), &text_sections)
             .map_err(prepare_error)?;
         obj.relocate_calls(&text_sections).map_err(prepare_error)?;
+        let mut map_fds = created.fds;
+        if let Some(map) = set_map {
+            map_fds.insert(super::filter_sets::SET_MAP_NAME.to_string(), map);
+        }
         Ok((
             Prepared {
                 obj,
-                _map_fds: created.fds,
+                _map_fds: map_fds,
             },
             created.maps,
         ))
