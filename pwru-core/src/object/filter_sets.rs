@@ -1,6 +1,9 @@
-//! The hash map behind a filter's address sets (`pwru_filter::SetLookup::Map`): created and
-//! filled before any program loads, its fd written into the filter body's map loads. One map
-//! serves every filter of the dispatch (their set ids differ).
+//! The hash map behind a filter's address sets (`pwru_filter::SetLookup::Map`): filled before
+//! any program loads, its fd written into the filter body's map loads. One map serves every
+//! filter of the dispatch (their set ids differ). The loader uses the object's own map
+//! ([`pwru_ebpf::MAP_FILTER_SETS`], sized and filled in maps.rs, so that the map-operation
+//! programs know it as one of pwru's); [`create`] makes a stand-alone one the same way, for
+//! harnesses that load a filter body without the object.
 
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
@@ -9,7 +12,7 @@ use pwru_filter::insn::{Insn, PSEUDO_MAP_FD};
 
 use crate::sys;
 
-/// The map's name in the kernel (`bpftool map` shows it).
+/// The stand-alone map's name in the kernel (`bpftool map` shows it).
 pub const SET_MAP_NAME: &str = "pwru_filt_sets";
 
 const OP_LD_IMM64: u8 = 0x18;

@@ -6,14 +6,14 @@
 
 use std::cell::Cell;
 use std::collections::HashMap;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 
 use aya::maps::Map;
 use aya_obj::generated::bpf_insn;
 use aya_obj::{Object, ProgramSection};
 
 use super::maps;
-use super::splice::{splice, FilterBody};
+use super::splice::{bind_set_map, splice, FilterBody};
 use super::LoaderError;
 
 thread_local! {
@@ -60,28 +60,23 @@ impl Prepared {
     ) -> Result<(Self, HashMap<String, Map>), LoaderError> {
         PARSES.with(|p| p.set(p.get() + 1));
         let mut obj = Object::parse(object).map_err(prepare_error)?;
-        // The filter's address sets: their map exists before the body that loads it.
-        let set_map = if inputs.filter.uses_set_map() {
-            let map = super::filter_sets::create(inputs.filter.set_keys()).map_err(|e| {
-                prepare_error(format!(
-                    "creating map {}: {e}",
-                    super::filter_sets::SET_MAP_NAME
-                ))
-            })?;
-            let body = inputs.filter.bind_set_map(map.as_fd());
-            splice(&mut obj, pwru_ebpf::FILTER_STUB, &body)?;
-            Some(map)
-        } else {
-            splice(&mut obj, pwru_ebpf::FILTER_STUB, inputs.filter)?;
-            None
-        };
+        splice(&mut obj, pwru_ebpf::FILTER_STUB, inputs.filter)?;
         obj.patch_map_data(HashMap::from([(
             pwru_ebpf::CONFIG_GLOBAL,
             (inputs.config, true),
         )]))
         .map_err(prepare_error)?;
         obj.relocate_btf(inputs.kernel_btf).map_err(prepare_error)?;
-        let created = maps::create(&obj.maps, inputs.ring_buf_bytes)?;
+        let created = maps::create(&obj.maps, inputs.ring_buf_bytes, inputs.filter.set_keys())?;
+        if inputs.filter.uses_set_map() {
+            // The filter's address-set lookups name the object's set map, now filled.
+            let name = pwru_ebpf::MAP_FILTER_SETS;
+            let fd = created
+                .fds
+                .get(name)
+                .ok_or_else(|| LoaderError::NoMap(name.to_string()))?;
+            bind_set_map(&mut obj, pwru_ebpf::FILTER_STUB, fd.as_raw_fd())?;
+        }
         let defs = std::mem::take(&mut obj.maps);
         let text_sections = obj.functions.keys().map(|(s, _)| *s).collect();
         let mut with_fds = Vec::new();
@@ -95,14 +90,10 @@ impl Prepared {
         obj.relocate_maps(with_fds.into_iter(), &text_sections)
             .map_err(prepare_error)?;
         obj.relocate_calls(&text_sections).map_err(prepare_error)?;
-        let mut map_fds = created.fds;
-        if let Some(map) = set_map {
-            map_fds.insert(super::filter_sets::SET_MAP_NAME.to_string(), map);
-        }
         Ok((
             Prepared {
                 obj,
-                _map_fds: map_fds,
+                _map_fds: created.fds,
             },
             created.maps,
         ))

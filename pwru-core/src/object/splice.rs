@@ -117,21 +117,7 @@ impl FilterBody {
         })
     }
 
-    /// The body with `map`'s fd written into its address-set map loads.
-    pub(crate) fn bind_set_map(&self, map: std::os::fd::BorrowedFd<'_>) -> FilterBody {
-        let fd = std::os::fd::AsRawFd::as_raw_fd(&map);
-        let mut bytes = self.bytes.clone();
-        for b in bytes.chunks_exact_mut(INSN) {
-            let imm = i32::from_le_bytes([b[4], b[5], b[6], b[7]]);
-            if super::filter_sets::is_placeholder(b[0], b[1] >> 4, imm) {
-                b[4..8].copy_from_slice(&fd.to_le_bytes());
-            }
-        }
-        FilterBody {
-            bytes,
-            set_keys: self.set_keys.clone(),
-        }
-    }
+
 
     /// [`FilterBody::from_bytes`] of pwru-filter instructions (e.g. `pwru_filter::dispatch`'s).
     pub fn from_insns(insns: &[pwru_filter::Insn]) -> Result<Self, SpliceError> {
@@ -202,6 +188,24 @@ pub(crate) fn splice(object: &mut Object, stub: &str, body: &FilterBody) -> Resu
     let lines = &mut function.line_info;
     lines.line_info.retain(|l| (l.insn_off as usize) < len);
     lines.num_info = lines.line_info.len() as u32;
+    Ok(())
+}
+
+/// Writes map fd `fd` into the address-set map loads of the spliced `stub` (see
+/// [`FilterBody::uses_set_map`]).
+pub(crate) fn bind_set_map(object: &mut Object, stub: &str, fd: i32) -> Result<(), SpliceError> {
+    let entries: Vec<(usize, u64)> = object.programs.values().map(|p| p.function_key()).collect();
+    let function = object
+        .functions
+        .iter_mut()
+        .find(|(k, f)| f.name == stub && !entries.contains(k))
+        .map(|(_, f)| f)
+        .ok_or_else(|| SpliceError::NoStub(stub.to_string()))?;
+    for i in function.instructions.iter_mut() {
+        if super::filter_sets::is_placeholder(i.code, i.src_reg(), i.imm) {
+            i.imm = fd;
+        }
+    }
     Ok(())
 }
 
