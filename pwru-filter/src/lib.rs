@@ -98,7 +98,9 @@
 //! - Compile: libpcap ≈ 5 µs per typical expression (284 ms for 200 OR'd hosts compiled
 //!   whole; [`compile`] splits such chains of more than 64 terms into groups of 32 that libpcap
 //!   optimises quickly: 2,000 hosts in about 0.3 s, where the whole expression takes libpcap
-//!   more than 30 s); translation ≈ 0.3 µs (11.7 µs for 200 hosts). Translation / libpcap:
+//!   more than 30 s); translation ≈ 0.3 µs (11.7 µs for 200 hosts). [`compile_lowered`] turns
+//!   2,000 hosts into 14 classic / 81 eBPF instructions and one set in about 15 ms (dev
+//!   profile), and the kernel then verifies them as fast as a one-host filter. Translation / libpcap:
 //!   median 7.6 %, p90 14.4 %.
 //! - Per packet in the kernel (net of the test harness): Direct 2–7 ns; ProbeRead with
 //!   kfunc-cast loads 3–12 ns (1.00–1.18x Direct per test-run packet); ProbeRead with helper
