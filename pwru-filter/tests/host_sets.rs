@@ -19,6 +19,7 @@ use pwru_filter::{
     compile_lowered, compile_whole, translate_cbpf, Cbpf, Layer, Mode, Options, ProbeAccess,
     SetLookup, TranslateError,
 };
+use pwru_testkit::filter_harness::{self as kernel, Harness};
 
 fn addr(i: usize) -> String {
     format!("10.{}.{}.{}", i / 65536, (i / 256) % 256, i % 256)
@@ -171,6 +172,16 @@ fn compare_all() {
                 let filter = match lookup {
                     SetLookup::Map { .. } => {
                         assert!(!t.set_keys.is_empty(), "{what}: no map entries");
+                        if opts.probe_access == ProbeAccess::Helper {
+                            // What the kprobe backend loads (kernels without the kfunc).
+                            let kprobe = kernel::harness(&t.insns, mode, Harness::Kprobe);
+                            kernel::load_with_sets(
+                                Harness::Kprobe.prog_type(),
+                                &kprobe,
+                                &t.set_keys,
+                            )
+                            .unwrap_or_else(|e| panic!("{what} as KPROBE: {e}"));
+                        }
                         KernelFilter::load_with_sets(&t.insns, mode, &t.set_keys)
                     }
                     SetLookup::Compares => {
