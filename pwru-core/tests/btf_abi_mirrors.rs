@@ -338,6 +338,7 @@ fn map_global_and_stub_names_exist() {
         pwru_ebpf::MAP_DEPTH,
         pwru_ebpf::MAP_STACKS,
         pwru_ebpf::MAP_BPFMAP_ARGS,
+        pwru_ebpf::MAP_FILTER_SETS,
     ] {
         assert!(
             obj.maps.contains_key(map),

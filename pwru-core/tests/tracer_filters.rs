@@ -304,3 +304,72 @@ fn interface_filter_keeps_only_the_chosen_interface() {
         describe(&l.events)
     );
 }
+
+/// `n` host terms of addresses in 10.251.0.0/16, with `extra` among them (in the middle).
+fn many_hosts(n: usize, extra: Option<std::net::Ipv4Addr>) -> String {
+    let mut terms: Vec<String> = (0..n)
+        .map(|i| format!("host 10.251.{}.{}", i / 250, 1 + i % 250))
+        .collect();
+    if let Some(a) = extra {
+        terms.insert(n / 2, format!("host {a}"));
+    }
+    terms.join(" or ")
+}
+
+#[test]
+fn a_filter_of_two_thousand_hosts_keeps_exactly_its_hosts() {
+    let name = "a_filter_of_two_thousand_hosts_keeps_exactly_its_hosts";
+    if skip_unless_root(name) {
+        return;
+    }
+    let pair = VethPair::create(&tag('f', 5), 165).expect("veth pair");
+    let b4 = IpAddr::from(pair.addr_b);
+    // B is one of 2,001 hosts (the filter pwru-filter lowers to one set lookup); the other
+    // set has neither end of the traffic; the witness names B alone.
+    let mut with_b = attach(builder(&many_hosts(2000, Some(pair.addr_b))));
+    let mut without = attach(builder(&many_hosts(2000, None)));
+    let mut witness = attach(builder(&format!("udp and host {}", pair.addr_b)));
+
+    let a4 = |p| SocketAddr::from((pair.addr_a, p));
+    send_udp_from(&pair.ns_a, a4(40509), SocketAddr::from((b4, 9)), 2, None);
+    let dropped = |evs: &[Event]| kfree_to(evs, b4, 9).is_some();
+    let w = collect(&mut witness, dropped, QUIET, LIMIT);
+    assert!(
+        dropped(&w.events),
+        "witness missed the drop:\n{}",
+        describe(&w.events)
+    );
+    let got = drain(&mut with_b, QUIET);
+    let none = drain(&mut without, QUIET);
+    println!(
+        "{name}: witness {} events, set with B {}, set without {}",
+        w.events.len(),
+        got.events.len(),
+        none.events.len()
+    );
+    assert_eq!((w.lost, got.lost, none.lost), (0, 0, 0));
+    // The set with B saw every hit of the datagrams (the witness's), ...
+    let want: BTreeSet<_> = w.events.iter().map(hit).collect();
+    let seen: BTreeSet<_> = got
+        .events
+        .iter()
+        .filter(|e| e.tuple.is_some_and(|t| t.l4_proto == 17))
+        .map(hit)
+        .collect();
+    assert_eq!(seen, want, "set with B vs witness");
+    // ... and the other set none of the traffic between A and B.
+    let ends = [IpAddr::from(pair.addr_a), b4];
+    let leaked: Vec<&Event> = none
+        .events
+        .iter()
+        .filter(|e| {
+            e.tuple.is_some_and(|t| {
+                t.src.is_some_and(|s| ends.contains(&s)) || t.dst.is_some_and(|d| ends.contains(&d))
+            })
+        })
+        .collect();
+    assert!(
+        leaked.is_empty(),
+        "the set without A and B let through {leaked:?}"
+    );
+}

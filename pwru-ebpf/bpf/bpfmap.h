@@ -38,7 +38,8 @@ static __always_inline bool own_map(const struct bpf_map *map)
 	return m == (__u64)(void *)&pwru_skbs || m == (__u64)(void *)&pwru_heads ||
 	       m == (__u64)(void *)&pwru_stackid_skb || m == (__u64)(void *)&pwru_skb_stackid ||
 	       m == (__u64)(void *)&pwru_clone_args || m == (__u64)(void *)&pwru_bpfmap_args ||
-	       m == (__u64)(void *)&pwru_ids || m == (__u64)(void *)&pwru_head_ids;
+	       m == (__u64)(void *)&pwru_ids || m == (__u64)(void *)&pwru_head_ids ||
+	       m == (__u64)(void *)&pwru_filter_sets;
 }
 
 /*

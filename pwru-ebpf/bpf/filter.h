@@ -7,6 +7,22 @@
 #ifndef PWRU_FILTER_H
 #define PWRU_FILTER_H
 
+/* ---- the address sets of large host filters ------------------------------------------ */
+
+/*
+ * The sets of a filter's lowered host terms (pwru_filter::SetLookup::Map): key = the address
+ * as the filter compares it, then the set id (two native u32); any value means "member". The
+ * loader sizes it, fills it before loading, and writes its fd into the filter body's lookups
+ * (no program here names it but own_map() in bpfmap.h: declared here so that it is one of
+ * pwru's own maps).
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1);
+	__type(key, __u64);
+	__type(value, __u8);
+} pwru_filter_sets SEC(".maps");
+
 /* ---- the filter stub ----------------------------------------------------------------- */
 
 /*

@@ -18,6 +18,9 @@ pub const PWRU_DEPTH_NESTED: u32 = 1;
 pub const MAP_RUNS: &str = "pwru_runs";
 /// Name of the map keeping a kprobe'd map lookup's arguments for its kretprobe.
 pub const MAP_BPFMAP_ARGS: &str = "pwru_bpfmap_args";
+/// Name of the hash map of the filter's address sets (the lookups of
+/// `pwru_filter::SetLookup::Map`): sized and filled by the loader.
+pub const MAP_FILTER_SETS: &str = "pwru_filter_sets";
 /// Name of the stack trace map.
 pub const MAP_STACKS: &str = "pwru_stacks";
 

@@ -4,6 +4,8 @@ use std::fmt;
 
 pub use crate::cbpf_insn::CbpfInsn;
 use crate::disjunction;
+use crate::host_sets;
+pub use crate::host_sets::HostSet;
 use crate::libpcap;
 use crate::FilterError;
 
@@ -55,6 +57,7 @@ pub struct Cbpf {
     layer: Layer,
     expr: String,
     reject: Option<RejectReason>,
+    sets: Vec<HostSet>,
 }
 
 impl Cbpf {
@@ -71,6 +74,7 @@ impl Cbpf {
             layer,
             expr: String::new(),
             reject,
+            sets: Vec::new(),
         }
     }
 
@@ -81,12 +85,20 @@ impl Cbpf {
             layer,
             expr: String::new(),
             reject: Some(reason),
+            sets: Vec::new(),
         }
     }
 
     /// The instructions.
     pub fn insns(&self) -> &[CbpfInsn] {
         &self.insns
+    }
+
+    /// The address sets of a program from [`compile_lowered`]: each `jeq #k` whose `k` is a
+    /// set's [`HostSet::sentinel`] tests whether A is one of the set's addresses. Empty for
+    /// plain classic programs (then every instruction means what classic BPF says).
+    pub fn sets(&self) -> &[HostSet] {
+        &self.sets
     }
 
     /// The layer the program was compiled for.
@@ -154,6 +166,26 @@ pub fn compile(expr: &str, layer: Layer) -> Result<Cbpf, FilterError> {
         return Ok(cbpf);
     }
     compile_whole(expr, layer, true)
+}
+
+/// [`compile`], with large sets of IPv4 host terms lowered: in a plain chain of terms joined
+/// by `or`, the `host A`, `src host A` and `dst host A` terms (A a dotted quad) of a qualifier
+/// with at least [`LOWER_MIN`](crate::host_sets::LOWER_MIN) terms become one set
+/// ([`Cbpf::sets`]), which [`crate::translate_cbpf`] turns into one hash map lookup (or a
+/// chain of compares). The kernel's verifier then checks a program of a few dozen
+/// instructions instead of one compare per address and field. Expressions without such sets
+/// compile as with [`compile`]. The program is NOT plain classic BPF when it has sets: run it
+/// only through [`crate::translate_cbpf`].
+pub fn compile_lowered(expr: &str, layer: Layer) -> Result<Cbpf, FilterError> {
+    match host_sets::lower(expr, layer.dlt()) {
+        Some(l) => {
+            let mut cbpf = Cbpf::from_insns(l.insns, layer);
+            cbpf.expr = expr.to_string();
+            cbpf.sets = l.sets;
+            Ok(cbpf)
+        }
+        None => compile(expr, layer),
+    }
 }
 
 /// Compiles an expression as [`compile`] does, but always in one piece, with libpcap's

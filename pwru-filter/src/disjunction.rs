@@ -103,7 +103,7 @@ fn chain(groups: Vec<Vec<CbpfInsn>>) -> Vec<CbpfInsn> {
 /// The terms of a chain `t1 or t2 or ...` at parenthesis depth 0 (inside the parentheses that
 /// enclose the whole expression, if any), or `None` when the expression has a top-level `and`
 /// (`&&`) or unbalanced parentheses.
-fn top_level_terms(expr: &str) -> Option<Vec<&str>> {
+pub(crate) fn top_level_terms(expr: &str) -> Option<Vec<&str>> {
     let expr = strip_enclosing_parens(expr.trim());
     let bytes = expr.as_bytes();
     let mut terms = Vec::new();

@@ -107,6 +107,12 @@ pub mod op {
 /// Helper id of `bpf_probe_read_kernel(void *dst, u32 size, const void *src)`.
 pub const HELPER_PROBE_READ_KERNEL: i32 = 113;
 
+/// Helper id of `bpf_map_lookup_elem`.
+pub const HELPER_MAP_LOOKUP_ELEM: i32 = 1;
+
+/// `src_reg` of an `ld_imm64` whose immediate is a map fd (`BPF_PSEUDO_MAP_FD`).
+pub const PSEUDO_MAP_FD: u8 = 1;
+
 /// One eBPF instruction (the kernel's `struct bpf_insn`, 8 bytes little endian).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Default)]
 pub struct Insn {

@@ -2,9 +2,10 @@
 //! documentation, section "Calling convention").
 
 use crate::cast::CastIds;
+use crate::cbpf::HostSet;
 use crate::cbpf::{Cbpf, CbpfInsn};
 use crate::emit::{Emitter, Label};
-use crate::insn::{op, Insn, Reg, HELPER_PROBE_READ_KERNEL};
+use crate::insn::{op, Insn, Reg, HELPER_MAP_LOOKUP_ELEM, HELPER_PROBE_READ_KERNEL, PSEUDO_MAP_FD};
 pub use crate::translate_error::TranslateError;
 use crate::validate::{self as v, class, load_size};
 
@@ -244,6 +245,76 @@ pub fn translate_with(
     mode: Mode,
     opts: &Options,
 ) -> Result<Vec<Insn>, TranslateError> {
+    translate_sets(insns, &[], mode, opts, SetLookup::Compares)
+}
+
+/// How [`translate_cbpf`] tests whether A is in one of a program's [`HostSet`]s.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum SetLookup {
+    /// One `bpf_map_lookup_elem` per test ([`Mode::ProbeRead`] only), in a hash map the caller
+    /// creates and fills: 8-byte keys [`set_key`]`(set id, address)`, any value size. The
+    /// body loads the map with `ld_imm64 r1, <map>` (`src_reg` [`PSEUDO_MAP_FD`], immediate
+    /// 0): the caller writes the map's fd into every such instruction before loading. Set ids
+    /// are `first_set`, `first_set + 1`, ... in the order of [`Cbpf::sets`], so that several
+    /// bodies can share one map.
+    Map {
+        /// The id of the program's first set.
+        first_set: u32,
+    },
+    /// One compare per address: plain code without a map (its verification cost grows with
+    /// the sets, as for the compares libpcap would have emitted).
+    Compares,
+}
+
+/// The key of `addr` in set `set` in the map of [`SetLookup::Map`]: the address as the
+/// program compares it (host byte order) then the set id, each a native-endian u32 (the
+/// body stores the two words in that order on its stack).
+pub fn set_key(set: u32, addr: u32) -> [u8; 8] {
+    let mut key = [0u8; 8];
+    key[..4].copy_from_slice(&addr.to_ne_bytes());
+    key[4..].copy_from_slice(&set.to_ne_bytes());
+    key
+}
+
+/// A body from [`translate_cbpf`] and the map entries its lookups expect.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Translated {
+    /// The eBPF body (see the crate's calling convention; with [`SetLookup::Map`] and sets it
+    /// also holds map `ld_imm64`s and `bpf_map_lookup_elem` calls).
+    pub insns: Vec<Insn>,
+    /// With [`SetLookup::Map`]: every key ([`set_key`]) to put in the map. Empty otherwise.
+    pub set_keys: Vec<[u8; 8]>,
+}
+
+/// Translates a program, its address sets included ([`Cbpf::sets`], from
+/// [`crate::compile_lowered`]), as `lookup` says; [`translate_with`] for programs without sets.
+pub fn translate_cbpf(
+    cbpf: &Cbpf,
+    mode: Mode,
+    opts: &Options,
+    lookup: SetLookup,
+) -> Result<Translated, TranslateError> {
+    let sets = cbpf.sets();
+    if !sets.is_empty() && mode == Mode::Direct && matches!(lookup, SetLookup::Map { .. }) {
+        return Err(TranslateError::SetsNeedProbeRead);
+    }
+    let insns = translate_sets(cbpf.insns(), sets, mode, opts, lookup)?;
+    let mut set_keys = Vec::new();
+    if let SetLookup::Map { first_set } = lookup {
+        for (id, set) in (first_set..).zip(sets) {
+            set_keys.extend(set.addrs.iter().map(|a| set_key(id, *a)));
+        }
+    }
+    Ok(Translated { insns, set_keys })
+}
+
+fn translate_sets(
+    insns: &[CbpfInsn],
+    sets: &[HostSet],
+    mode: Mode,
+    opts: &Options,
+    lookup: SetLookup,
+) -> Result<Vec<Insn>, TranslateError> {
     v::validate(insns)?;
     let reachable = match mode {
         Mode::Direct => v::reachable(insns, direct_always_fails),
@@ -270,6 +341,8 @@ pub fn translate_with(
         },
         nomatch: Label::NoMatch,
         nomatch_used: needs.nomatch,
+        sets,
+        lookup,
     };
     t.prologue(&needs);
     for (pc, _) in reachable.iter().enumerate().filter(|(_, r)| **r) {
@@ -292,6 +365,9 @@ struct Translator<'a> {
     cast: Option<CastIds>,
     nomatch: Label,
     nomatch_used: bool,
+    /// Address sets: `jeq #sentinel` tests membership.
+    sets: &'a [HostSet],
+    lookup: SetLookup,
 }
 
 fn size_op_any(size: u32) -> u8 {
@@ -678,6 +754,12 @@ impl Translator<'_> {
             }
             return;
         }
+        if i.code == v::JMP | v::JEQ | v::K {
+            if let Some(n) = self.sets.iter().position(|s| s.sentinel == i.k) {
+                self.member(pc, n, t, f);
+                return;
+            }
+        }
         let jop = match i.code & 0xf0 {
             v::JEQ => op::JEQ,
             v::JGT => op::JGT,
@@ -713,6 +795,39 @@ impl Translator<'_> {
             if !self.falls_to(pc, f) {
                 self.e.jump(Insn::ja(0), Label::Cbpf(f));
             }
+        }
+    }
+
+    /// `if A in set n goto t else goto f`.
+    fn member(&mut self, pc: usize, n: usize, t: usize, f: usize) {
+        let r = self.r;
+        match self.lookup {
+            SetLookup::Map { first_set } => {
+                // Key (A, set id) in the 8-byte scratch slot; A, X, data and length live in
+                // R6-R9, which the call preserves.
+                let id = first_set.wrapping_add(n as u32);
+                self.e.push(Insn::store_reg(op::W, 10, PROBE_TMP, r.a));
+                self.e
+                    .push(Insn::store_imm(op::W, 10, PROBE_TMP + 4, id as i32));
+                self.e
+                    .push(Insn::raw(op::LD | op::DW | op::IMM, 1, PSEUDO_MAP_FD, 0, 0));
+                self.e.push(Insn::raw(0, 0, 0, 0, 0));
+                self.e.push(Insn::mov64_reg(2, 10));
+                self.e.push(Insn::alu64_imm(op::ADD, 2, PROBE_TMP as i32));
+                self.e.push(Insn::call_helper(HELPER_MAP_LOOKUP_ELEM));
+                self.e.jump(Insn::jmp_imm(op::JNE, 0, 0, 0), Label::Cbpf(t));
+            }
+            SetLookup::Compares => {
+                for addr in &self.sets[n].addrs {
+                    self.e.jump(
+                        Insn::jmp32_imm(op::JEQ, r.a, *addr as i32, 0),
+                        Label::Cbpf(t),
+                    );
+                }
+            }
+        }
+        if !self.falls_to(pc, f) {
+            self.e.jump(Insn::ja(0), Label::Cbpf(f));
         }
     }
 }

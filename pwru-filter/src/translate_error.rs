@@ -73,4 +73,8 @@ pub enum TranslateError {
         /// Its distance.
         distance: i64,
     },
+    /// A program with address sets was to be translated with map lookups in direct mode, whose
+    /// A register does not survive a helper call.
+    #[error("the program's address sets need map lookups, which only Mode::ProbeRead code makes; use SetLookup::Compares in Mode::Direct")]
+    SetsNeedProbeRead,
 }

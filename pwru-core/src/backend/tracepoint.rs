@@ -11,7 +11,7 @@ use aya_obj::btf::BtfKind;
 use super::probe::{load_and_link_tracing, load_trivial, require_btf, ProgramKind, PROBE_TRACEPOINT};
 use super::{Attached, Attachments, Driver, Link, LoaderError};
 use crate::btf::{Btf, Kind};
-use crate::object::Loader;
+use crate::object::{Loader, SharedLoad};
 use super::Backend;
 use crate::sys;
 use super::Target;
@@ -118,6 +118,7 @@ impl Driver for Tracepoint {
         progress: &mut dyn FnMut(usize, &str),
         out: &mut Attachments,
     ) -> Result<(), LoaderError> {
+        loader.verify_tracepoints_ahead(targets.iter().map(|t| t.name.as_str()), self.flavor);
         for (done, t) in (1..).zip(targets) {
             let r = loader.load_tracepoint(&t.name, self.flavor);
             out.record(t.name.clone(), r);
@@ -222,6 +223,41 @@ impl Loader {
             error,
         })?;
         Ok(Link::shared(program, tracepoint, link))
+    }
+
+    /// Verifies the programs of tracepoints `names` ahead, in parallel
+    /// ([`Loader::verify_ahead`]); the `load_tracepoint` calls that follow attach them.
+    fn verify_tracepoints_ahead<'a>(
+        &mut self,
+        names: impl Iterator<Item = &'a str>,
+        flavor: TracepointFlavor,
+    ) {
+        let specs: Vec<(String, u32)> = names
+            .filter_map(|name| match flavor {
+                TracepointFlavor::Btf => self
+                    .btf
+                    .id_by_type_name_kind(&format!("btf_trace_{name}"), BtfKind::Typedef)
+                    .ok()
+                    .map(|id| (format!("{}{name}", pwru_ebpf::program::TP_BTF_PREFIX), id)),
+                TracepointFlavor::Raw => {
+                    Some((format!("{}{name}", pwru_ebpf::program::RAW_TP_PREFIX), 0))
+                }
+            })
+            .collect();
+        let (prog_type, attach_type) = match flavor {
+            TracepointFlavor::Btf => (sys::PROG_TYPE_TRACING, sys::ATTACH_TRACE_RAW_TP),
+            TracepointFlavor::Raw => (sys::PROG_TYPE_RAW_TRACEPOINT, 0),
+        };
+        let loads: Vec<SharedLoad<'_>> = specs
+            .iter()
+            .map(|(program, id)| SharedLoad {
+                program,
+                prog_type,
+                attach_type,
+                attach_btf_id: *id,
+            })
+            .collect();
+        self.verify_ahead(&loads);
     }
 
     /// [`Loader::load_tracepoint`] for each name; one result per name, in order.

@@ -27,10 +27,12 @@ pub(super) struct Created {
     pub(super) fds: HashMap<String, OwnedFd>,
 }
 
-/// Creates every map of `defs`; [`pwru_ebpf::MAP_EVENTS`] gets `ring_buf_bytes`.
+/// Creates every map of `defs`; [`pwru_ebpf::MAP_EVENTS`] gets `ring_buf_bytes`,
+/// [`pwru_ebpf::MAP_FILTER_SETS`] room for `set_keys` and those keys (value 1).
 pub(super) fn create(
     defs: &HashMap<String, aya_obj::Map>,
     ring_buf_bytes: u32,
+    set_keys: &[[u8; 8]],
 ) -> Result<Created, LoaderError> {
     let mut out = Created {
         maps: HashMap::new(),
@@ -44,6 +46,13 @@ pub(super) fn create(
             if name == pwru_ebpf::MAP_EVENTS {
                 def.set_max_entries(ring_buf_bytes);
             }
+        }
+        let sets = name == pwru_ebpf::MAP_FILTER_SETS;
+        if sets {
+            let entries = u32::try_from(set_keys.len().max(1)).map_err(|_| {
+                failed(name, "sizing", "more addresses than a map holds; use fewer host terms")
+            })?;
+            def.set_max_entries(entries);
         }
         if let aya_obj::Map::Btf(m) = &mut def {
             m.def.btf_key_type_id = 0;
@@ -59,6 +68,12 @@ pub(super) fn create(
         if !data.is_empty() {
             crate::sys::map_update_elem(map.fd().as_fd(), &0u32.to_ne_bytes(), &data)
                 .map_err(|e| failed(name, "initialising", e))?;
+        }
+        if sets {
+            for key in set_keys {
+                crate::sys::map_update_elem(map.fd().as_fd(), key, &[1])
+                    .map_err(|e| failed(name, "filling", e))?;
+            }
         }
         if rodata {
             crate::sys::map_freeze(map.fd().as_fd()).map_err(|e| failed(name, "freezing", e))?;

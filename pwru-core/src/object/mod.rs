@@ -19,6 +19,7 @@
 
 mod counters;
 mod error;
+pub mod filter_sets;
 mod maps;
 mod prepared;
 mod program_stats;
@@ -257,6 +258,67 @@ impl Loader {
         }
     }
 
+    /// Verifies the shared programs of `programs` that are not loaded yet, on up to
+    /// [`verify_threads`] threads at once, so that the [`Loader::shared_program`] calls that
+    /// follow (one per link) find them loaded. The verifier is CPU-bound and checks every
+    /// program alone (a large pcap filter is checked again in each of them), so a second core
+    /// halves the wait. A program the kernel refuses here is simply not kept: the later
+    /// `shared_program` call loads it again and reports the refusal with its verifier log, in
+    /// the backend's usual place. Returns how many programs were loaded.
+    pub(crate) fn verify_ahead(&mut self, programs: &[SharedLoad<'_>]) -> usize {
+        let todo: Vec<&SharedLoad<'_>> = programs
+            .iter()
+            .filter(|p| !self.shared.contains_key(p.program))
+            .collect();
+        let threads = verify_threads().min(todo.len());
+        if threads <= 1 {
+            return todo
+                .into_iter()
+                .filter(|p| {
+                    let id = p.attach_btf_id;
+                    self.shared_program(p.program, p.prog_type, p.attach_type, id)
+                        .is_ok()
+                })
+                .count();
+        }
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let this = &*self;
+        let loaded: Vec<(String, OwnedFd, u32)> = std::thread::scope(|s| {
+            let workers: Vec<_> = (0..threads)
+                .map(|_| {
+                    s.spawn(|| {
+                        let mut mine = Vec::new();
+                        // Programs are taken one at a time: their sizes differ.
+                        while let Some(p) = todo.get(next.fetch_add(1, Ordering::Relaxed)) {
+                            let loaded = this.raw_load(
+                                p.program,
+                                p.prog_type,
+                                p.attach_type,
+                                p.attach_btf_id,
+                                None,
+                                &[],
+                            );
+                            if let Ok(fd) = loaded {
+                                mine.push((p.program.to_string(), fd, p.attach_btf_id));
+                            }
+                        }
+                        mine
+                    })
+                })
+                .collect();
+            workers
+                .into_iter()
+                .filter_map(|w| w.join().ok())
+                .flatten()
+                .collect()
+        });
+        let count = loaded.len();
+        for (program, fd, id) in loaded {
+            self.shared.entry(program).or_insert((fd, id));
+        }
+        count
+    }
+
     /// Threads to attach targets with: [`LoaderOptions::attach_threads`], 0 (the default)
     /// meaning 1. One thread is the measured best: in a 2-vCPU QEMU guest (Linux 6.12), two
     /// threads made kprobe attach 1.2-2x slower in three boots of four and trampoline attach of a trivial program
@@ -310,6 +372,32 @@ impl Loader {
     }
 }
 
+/// A program for [`Loader::verify_ahead`]: what [`Loader::shared_program`] would be called
+/// with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SharedLoad<'a> {
+    /// The program's name in the object.
+    pub(crate) program: &'a str,
+    /// `enum bpf_prog_type`.
+    pub(crate) prog_type: u32,
+    /// `enum bpf_attach_type`, 0 for program types without one.
+    pub(crate) attach_type: u32,
+    /// Kernel BTF id of the attach target (tp_btf), else 0.
+    pub(crate) attach_btf_id: u32,
+}
+
+/// Threads [`Loader::verify_ahead`] verifies on: the CPUs this process may run on, at most
+/// [`VERIFY_THREADS_MAX`] (each holds a program's verifier state, up to tens of MB for large
+/// filters).
+fn verify_threads() -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .min(VERIFY_THREADS_MAX)
+}
+
+/// Upper bound of [`verify_threads`].
+const VERIFY_THREADS_MAX: usize = 4;
+
 /// `config` as the bytes of the read-only global `pwru_cfg` (native byte order, the C layout).
 fn config_bytes(c: &PwruConfig) -> [u8; std::mem::size_of::<PwruConfig>()] {
     let fields = [
@@ -331,4 +419,76 @@ fn config_bytes(c: &PwruConfig) -> [u8; std::mem::size_of::<PwruConfig>()] {
         out[i * 4..i * 4 + 4].copy_from_slice(&v.to_ne_bytes());
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aya_obj::btf::BtfKind;
+
+    fn tp_btf(loader: &Loader, program: &'static str, tracepoint: &str) -> Option<SharedLoad<'static>> {
+        let id = loader
+            .btf
+            .id_by_type_name_kind(&format!("btf_trace_{tracepoint}"), BtfKind::Typedef)
+            .ok()?;
+        Some(SharedLoad {
+            program,
+            prog_type: sys::PROG_TYPE_TRACING,
+            attach_type: sys::ATTACH_TRACE_RAW_TP,
+            attach_btf_id: id,
+        })
+    }
+
+    #[test]
+    fn programs_verified_ahead_are_the_ones_their_links_get() {
+        let config = pwru_ebpf::PwruConfig {
+            flags: pwru_ebpf::PWRU_CFG_OUTPUT_META,
+            netns: 0,
+            mark: 0,
+            mark_mask: 0,
+            ifindex: 0,
+            dump_max: 0,
+            snaplen: 0,
+        };
+        let mut loader = match Loader::new(
+            pwru_ebpf::OBJECT,
+            &FilterBody::match_all(),
+            &config,
+            &LoaderOptions::default(),
+        ) {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("SKIP programs_verified_ahead_are_the_ones_their_links_get: no BPF maps here ({e})");
+                return;
+            }
+        };
+        let (Some(kfree), Some(consume)) = (
+            tp_btf(&loader, "tp_btf_kfree_skb", "kfree_skb"),
+            tp_btf(&loader, "tp_btf_consume_skb", "consume_skb"),
+        ) else {
+            eprintln!("SKIP programs_verified_ahead_are_the_ones_their_links_get: the kernel BTF has no skb tracepoints");
+            return;
+        };
+        let missing = SharedLoad {
+            program: "no_such_program",
+            ..kfree
+        };
+        // Both programs load, on as many threads as this machine gives; the missing one is
+        // left for the later call to report.
+        assert_eq!(loader.verify_ahead(&[kfree, consume, missing]), 2);
+        let verified = loader.verify_time();
+        assert!(verified > Duration::ZERO);
+        for p in [kfree, consume] {
+            loader
+                .shared_program(p.program, p.prog_type, p.attach_type, p.attach_btf_id)
+                .expect("verified ahead");
+        }
+        // No program was loaded again.
+        assert_eq!(loader.verify_time(), verified);
+        assert_eq!(loader.verify_ahead(&[kfree, consume]), 0);
+        let e = loader
+            .shared_program(missing.program, missing.prog_type, 0, missing.attach_btf_id)
+            .unwrap_err();
+        assert!(matches!(e, LoaderError::NoProgram(_)), "{e}");
+    }
 }

@@ -13,7 +13,7 @@ use aya_obj::generated::bpf_insn;
 use aya_obj::{Object, ProgramSection};
 
 use super::maps;
-use super::splice::{splice, FilterBody};
+use super::splice::{bind_set_map, splice, FilterBody};
 use super::LoaderError;
 
 thread_local! {
@@ -67,7 +67,16 @@ impl Prepared {
         )]))
         .map_err(prepare_error)?;
         obj.relocate_btf(inputs.kernel_btf).map_err(prepare_error)?;
-        let created = maps::create(&obj.maps, inputs.ring_buf_bytes)?;
+        let created = maps::create(&obj.maps, inputs.ring_buf_bytes, inputs.filter.set_keys())?;
+        if inputs.filter.uses_set_map() {
+            // The filter's address-set lookups name the object's set map, now filled.
+            let name = pwru_ebpf::MAP_FILTER_SETS;
+            let fd = created
+                .fds
+                .get(name)
+                .ok_or_else(|| LoaderError::NoMap(name.to_string()))?;
+            bind_set_map(&mut obj, pwru_ebpf::FILTER_STUB, fd.as_raw_fd())?;
+        }
         let defs = std::mem::take(&mut obj.maps);
         let text_sections = obj.functions.keys().map(|(s, _)| *s).collect();
         let mut with_fds = Vec::new();

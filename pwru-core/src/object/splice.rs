@@ -38,6 +38,8 @@ pub enum SpliceError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FilterBody {
     bytes: Vec<u8>,
+    /// Entries of the address-set map its map loads refer to (see `filter_sets`).
+    set_keys: Vec<[u8; 8]>,
 }
 
 impl FilterBody {
@@ -48,12 +50,15 @@ impl FilterBody {
                 0xb7, 0x00, 0, 0, 1, 0, 0, 0, // r0 = 1
                 OP_EXIT, 0, 0, 0, 0, 0, 0, 0, // exit
             ],
+            set_keys: Vec::new(),
         }
     }
 
     /// Checks a body in kernel byte order (e.g. pwru-filter's `Insn::to_bytes()` joined):
-    /// a non-empty multiple of 8 bytes, ending in `exit`, with no `ld_imm64` (map references)
-    /// and no bpf-to-bpf calls (helper and kfunc calls are fine).
+    /// a non-empty multiple of 8 bytes, ending in `exit`, with no `ld_imm64` but the
+    /// address-set map loads pwru-filter emits (map fd placeholder 0, filled by the loader;
+    /// see [`FilterBody::with_set_keys`]) and no bpf-to-bpf calls (helper and kfunc calls are
+    /// fine).
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, SpliceError> {
         if bytes.is_empty() || !bytes.len().is_multiple_of(INSN) {
             return Err(SpliceError::BadBody(format!(
@@ -61,9 +66,17 @@ impl FilterBody {
                 bytes.len()
             )));
         }
-        for (i, insn) in bytes.chunks_exact(INSN).enumerate() {
+        let insns: Vec<&[u8]> = bytes.chunks_exact(INSN).collect();
+        for (i, insn) in insns.iter().enumerate() {
             if insn[0] == OP_LD_IMM64 {
-                return Err(SpliceError::BadBody(format!("instruction {i} is ld_imm64")));
+                let imm = i32::from_le_bytes([insn[4], insn[5], insn[6], insn[7]]);
+                let second_empty = insns.get(i + 1).is_some_and(|n| n.iter().all(|b| *b == 0));
+                if !super::filter_sets::is_placeholder(insn[0], insn[1] >> 4, imm) || !second_empty
+                {
+                    return Err(SpliceError::BadBody(format!(
+                        "instruction {i} is ld_imm64 other than an address-set map load"
+                    )));
+                }
             }
             // src_reg (high nibble of byte 1): 0 helper, 1 bpf-to-bpf call (its target would
             // need relocating), 2 kfunc (vmlinux BTF id in imm: no relocation).
@@ -80,8 +93,31 @@ impl FilterBody {
         }
         Ok(FilterBody {
             bytes: bytes.to_vec(),
+            set_keys: Vec::new(),
         })
     }
+
+    /// The body with the entries of its address-set map (`pwru_filter::Translated::set_keys`
+    /// of every filter in it); the loader creates the map with them.
+    pub fn with_set_keys(mut self, keys: Vec<[u8; 8]>) -> Self {
+        self.set_keys = keys;
+        self
+    }
+
+    /// The address-set map's entries.
+    pub fn set_keys(&self) -> &[[u8; 8]] {
+        &self.set_keys
+    }
+
+    /// True when the body loads the address-set map.
+    pub fn uses_set_map(&self) -> bool {
+        self.bytes.chunks_exact(INSN).any(|b| {
+            let imm = i32::from_le_bytes([b[4], b[5], b[6], b[7]]);
+            super::filter_sets::is_placeholder(b[0], b[1] >> 4, imm)
+        })
+    }
+
+
 
     /// [`FilterBody::from_bytes`] of pwru-filter instructions (e.g. `pwru_filter::dispatch`'s).
     pub fn from_insns(insns: &[pwru_filter::Insn]) -> Result<Self, SpliceError> {
@@ -155,6 +191,24 @@ pub(crate) fn splice(object: &mut Object, stub: &str, body: &FilterBody) -> Resu
     Ok(())
 }
 
+/// Writes map fd `fd` into the address-set map loads of the spliced `stub` (see
+/// [`FilterBody::uses_set_map`]).
+pub(crate) fn bind_set_map(object: &mut Object, stub: &str, fd: i32) -> Result<(), SpliceError> {
+    let entries: Vec<(usize, u64)> = object.programs.values().map(|p| p.function_key()).collect();
+    let function = object
+        .functions
+        .iter_mut()
+        .find(|(k, f)| f.name == stub && !entries.contains(k))
+        .map(|(_, f)| f)
+        .ok_or_else(|| SpliceError::NoStub(stub.to_string()))?;
+    for i in function.instructions.iter_mut() {
+        if super::filter_sets::is_placeholder(i.code, i.src_reg(), i.imm) {
+            i.imm = fd;
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -219,6 +273,17 @@ mod tests {
             OP_CALL, 0x10, 0, 0, 1, 0, 0, 0, OP_EXIT, 0, 0, 0, 0, 0, 0, 0,
         ];
         assert!(FilterBody::from_bytes(&call).is_err());
+        // The address-set map load pwru-filter emits (map fd placeholder 0) is the one
+        // ld_imm64 accepted; the loader fills in the fd.
+        let set_map = [
+            0x18, 0x11, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, OP_EXIT, 0, 0, 0, 0, 0, 0, 0,
+        ];
+        let body = FilterBody::from_bytes(&set_map).unwrap();
+        assert!(body.uses_set_map());
+        assert!(!FilterBody::match_all().uses_set_map());
+        let mut filled = set_map;
+        filled[4] = 3;
+        assert!(FilterBody::from_bytes(&filled).is_err());
     }
 
     #[test]

@@ -13,6 +13,8 @@ use super::{bpf, bpf_fd, ptr_u64, zeroed_attr};
 pub const MAP_TYPE_ARRAY: u32 = bpf_map_type::BPF_MAP_TYPE_ARRAY as u32;
 /// `BPF_MAP_TYPE_RINGBUF`.
 pub const MAP_TYPE_RINGBUF: u32 = bpf_map_type::BPF_MAP_TYPE_RINGBUF as u32;
+/// `BPF_MAP_TYPE_HASH`.
+pub const MAP_TYPE_HASH: u32 = bpf_map_type::BPF_MAP_TYPE_HASH as u32;
 
 /// What a BPF_MAP_CREATE needs.
 #[derive(Debug, Clone, Copy)]

@@ -3,7 +3,7 @@
 //! has decided how packet bytes are read.
 
 use pwru_ebpf::{PWRU_CFG_FILTER_PCAP, PWRU_CFG_FILTER_TUNNEL_L2, PWRU_CFG_FILTER_TUNNEL_L3};
-use pwru_filter::{Cbpf, Insn, Layer, Mode, ProbeAccess};
+use pwru_filter::{Cbpf, Insn, Layer, Mode, ProbeAccess, SetLookup};
 
 use crate::backend::{probe_kfunc_cast_with, Driver};
 use crate::btf::Btf;
@@ -32,7 +32,10 @@ pub(super) struct CompiledFilter {
 }
 
 fn compile_one(which: &'static str, expr: &str, layer: Layer) -> Result<CompiledFilter, Error> {
-    let cbpf = pwru_filter::compile(expr, layer).map_err(|e| filter_error(which, expr, e))?;
+    // Large sets of host terms become map lookups: the verifier checks a few dozen
+    // instructions in each program instead of thousands of compares.
+    let cbpf =
+        pwru_filter::compile_lowered(expr, layer).map_err(|e| filter_error(which, expr, e))?;
     Ok(CompiledFilter {
         which,
         expr: expr.to_string(),
@@ -78,16 +81,23 @@ pub(super) fn translate_filters(
 ) -> Result<FilterBody, Error> {
     let opts = pwru_filter::Options::with_access(access);
     let mut bodies = Vec::with_capacity(filters.len());
+    // One address-set map for all four filters: each numbers its sets after the previous.
+    let mut set_keys = Vec::new();
+    let mut first_set = 0u32;
     for f in filters {
-        let insns = pwru_filter::translate_with(f.cbpf.insns(), Mode::ProbeRead, &opts)
+        let lookup = SetLookup::Map { first_set };
+        let t = pwru_filter::translate_cbpf(&f.cbpf, Mode::ProbeRead, &opts, lookup)
             .map_err(|e| filter_error(f.which, &f.expr, e))?;
-        bodies.push(insns);
+        first_set = first_set.saturating_add(f.cbpf.sets().len() as u32);
+        set_keys.extend(t.set_keys);
+        bodies.push(t.insns);
     }
     let mut refs: Vec<&[Insn]> = bodies.iter().map(Vec::as_slice).collect();
     refs.extend_from_slice(more);
     let pcap = &filters[0].expr;
     let dispatch = pwru_filter::dispatch(&refs).map_err(|e| filter_error("pcap", pcap, e))?;
     FilterBody::from_bytes(&pwru_filter::insn::program_bytes(&dispatch))
+        .map(|body| body.with_set_keys(set_keys))
         .map_err(|e| filter_error("pcap", pcap, e))
 }
 

@@ -365,6 +365,21 @@ impl KernelFilter {
         Ok(KernelFilter { prog })
     }
 
+    /// [`KernelFilter::load`] of a body with address-set lookups and its map's entries.
+    pub fn load_with_sets(
+        body: &[Insn],
+        mode: Mode,
+        keys: &[[u8; 8]],
+    ) -> Result<KernelFilter, String> {
+        let prog = kernel::load_with_sets(
+            Harness::SchedCls.prog_type(),
+            &kernel::harness(body, mode, Harness::SchedCls),
+            keys,
+        )
+        .map_err(|e| e.to_string())?;
+        Ok(KernelFilter { prog })
+    }
+
     pub fn run(&self, packet: &[u8]) -> Result<u32, String> {
         self.prog
             .test_run(&kernel::sched_cls_frame(packet), 1)

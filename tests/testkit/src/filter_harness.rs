@@ -83,6 +83,8 @@ const LOG_TAIL: usize = 6000;
 #[derive(Debug)]
 pub struct LoadedProgram {
     fd: OwnedFd,
+    /// The address-set map of [`load_with_sets`], kept open with the program.
+    _set_map: Option<OwnedFd>,
 }
 
 /// The result of one `BPF_PROG_TEST_RUN`.
@@ -112,7 +114,7 @@ pub fn load(prog_type: ProgType, insns: &[Insn]) -> Result<LoadedProgram, Kernel
     };
     // pwru-core's one load path: on refusal it loads again with the verifier log on.
     match sys::prog_load_with_log_size(&load, LOG_SIZE) {
-        Ok(fd) => Ok(LoadedProgram { fd }),
+        Ok(fd) => Ok(LoadedProgram { fd, _set_map: None }),
         Err(refused) => {
             let first = refused.error;
             let text = refused.log;
@@ -141,6 +143,29 @@ pub fn load(prog_type: ProgType, insns: &[Insn]) -> Result<LoadedProgram, Kernel
             })
         }
     }
+}
+
+/// [`load`] of a program whose filter looks addresses up in a set map
+/// (`pwru_filter::SetLookup::Map`): the map is created with `keys`, as pwru-core's loader
+/// does (`pwru_core::object::filter_sets`), its fd written into the program's map loads, and
+/// it lives as long as the returned program.
+pub fn load_with_sets(
+    prog_type: ProgType,
+    insns: &[Insn],
+    keys: &[[u8; 8]],
+) -> Result<LoadedProgram, KernelError> {
+    let map = pwru_core::object::filter_sets::create(keys).map_err(|errno| KernelError::Load {
+        prog_type,
+        insns: insns.len(),
+        errno,
+        hint: "creating the address-set hash map failed (needs CAP_BPF)",
+        log: String::new(),
+    })?;
+    let mut insns = insns.to_vec();
+    pwru_core::object::filter_sets::bind(&mut insns, map.as_fd());
+    let mut prog = load(prog_type, &insns)?;
+    prog._set_map = Some(map);
+    Ok(prog)
 }
 
 impl LoadedProgram {
