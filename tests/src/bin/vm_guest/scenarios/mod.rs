@@ -16,6 +16,7 @@ mod full_attach;
 mod meta_filters;
 mod netns_pair;
 mod non_skb;
+mod overhead;
 mod packet_bytes;
 mod packet_id;
 mod pcap_filter;
@@ -215,6 +216,13 @@ pub const ALL: &[Scenario] = &[
         applies: SKB,
         precondition: attach_speed::precondition,
         run: attach_speed::run,
+    },
+    Scenario {
+        name: "overhead",
+        about: "UDP pkt/s with nothing, an empty program, and pwru-rs (filter matching nothing) on the same functions",
+        applies: SKB,
+        precondition: overhead::precondition,
+        run: overhead::run,
     },
     Scenario {
         name: "run-accounting",
