@@ -1,6 +1,6 @@
 //! `overhead`: what tracing costs the traffic, in one boot. UDP packets/s across a veth pair
-//! (a burst of [`COUNT`] datagrams, the rate taken at the receiver, [`ROUNDS`] rounds, the
-//! median kept) with nothing attached, with pwru-rs attached under a filter that matches
+//! (a burst of [`COUNT`] datagrams, the rate taken at the receiver, [`ROUNDS`] rounds per
+//! state in each block of states, the median kept) with nothing attached, with pwru-rs attached under a filter that matches
 //! nothing (default capture, then packet ids off), and with an empty program (`r0 = 0; exit`)
 //! attached to exactly the functions the session attached. The ratios are printed, never
 //! asserted; what is asserted is the accounting: the session counted runs for the traffic,
@@ -25,7 +25,7 @@ use super::tracer_kit::{self as kit};
 /// Datagrams per round.
 const COUNT: u64 = 20_000;
 /// Rounds per state; the median is kept.
-const ROUNDS: usize = 5;
+const ROUNDS: usize = 3;
 /// The port B listens on.
 const PORT: u16 = 9_101;
 /// The payload of the datagram that tells the receiver the burst is over.
@@ -65,6 +65,20 @@ struct Rates {
 }
 
 impl Rates {
+    fn new() -> Self {
+        Rates {
+            received: Vec::new(),
+            sent: Vec::new(),
+            missed: 0,
+        }
+    }
+
+    fn extend(&mut self, other: Rates) {
+        self.received.extend(other.received);
+        self.sent.extend(other.sent);
+        self.missed += other.missed;
+    }
+
     fn median(v: &[f64]) -> f64 {
         let mut v = v.to_vec();
         v.sort_by(f64::total_cmp);
@@ -87,18 +101,40 @@ fn try_run(ctx: &mut Ctx, backend: Backend) -> Result<Outcome, Outcome> {
     // with kprobe and fentry, whose attach and detach take minutes for the whole set under TCG.
     let functions = (backend != Backend::KprobeMulti).then_some(SUBSET);
 
-    let none_before = rounds(&pair).map_err(Outcome::Fail)?;
-    let (pwru, names, runs) = traced(&pair, backend, functions, true)?;
-    let (pwru_noids, _, runs_noids) = traced(&pair, backend, functions, false)?;
-    let (empty, empty_missed, empty_runs) = with_empty(ctx, &pair, backend, &names)?;
-    let none_after = rounds(&pair).map_err(Outcome::Fail)?;
-
-    let drift = none_before.rx() / none_after.rx().max(1.0);
-    let none = Rates {
-        received: [none_before.received, none_after.received].concat(),
-        sent: [none_before.sent, none_after.sent].concat(),
-        missed: none_before.missed + none_after.missed,
+    // Blocks of one series of rounds per state, so that a change of the host's load (the
+    // VM's vCPUs are host threads) falls on every state alike; kprobe.multi attaches in
+    // seconds and gets three, kprobe and fentry one.
+    let blocks = if backend == Backend::KprobeMulti {
+        3
+    } else {
+        1
     };
+    let (mut none, mut pwru, mut pwru_noids, mut empty) =
+        (Rates::new(), Rates::new(), Rates::new(), Rates::new());
+    let (mut names, mut runs, mut runs_noids, mut empty_runs) = (Vec::new(), 0, 0, 0);
+    let mut empty_missed = Vec::new();
+    let mut block_ratios = Vec::new();
+    for _ in 0..blocks {
+        let n = rounds(&pair).map_err(Outcome::Fail)?;
+        let (p, attached, r) = traced(&pair, backend, functions, true)?;
+        let (q, _, r_noids) = traced(&pair, backend, functions, false)?;
+        let (e, missed, r_empty) = with_empty(ctx, &pair, backend, &attached)?;
+        block_ratios.push(e.rx() / p.rx().max(1.0));
+        none.extend(n);
+        pwru.extend(p);
+        pwru_noids.extend(q);
+        empty.extend(e);
+        (names, empty_missed) = (attached, missed);
+        runs += r;
+        runs_noids += r_noids;
+        empty_runs += r_empty;
+    }
+    let none_after = rounds(&pair).map_err(Outcome::Fail)?;
+    // How far the rate without a tracer moved between the first rounds and the last.
+    let drift =
+        Rates::median(none.received.get(..ROUNDS).unwrap_or(&[])) / none_after.rx().max(1.0);
+    none.extend(none_after);
+    block_ratios.sort_by(f64::total_cmp);
     let r = &mut ctx.report;
     r.metric(&format!("overhead.functions.{b}"), names.len() as f64);
     r.metric(
@@ -133,6 +169,10 @@ fn try_run(ctx: &mut Ctx, backend: Backend) -> Result<Outcome, Outcome> {
     r.metric(&format!("overhead.runs.pwru_noids.{b}"), runs_noids as f64);
     r.metric(&format!("overhead.runs.empty.{b}"), empty_runs as f64);
     r.metric(&format!("overhead.none_drift.{b}"), drift);
+    if let (Some(lo), Some(hi)) = (block_ratios.first(), block_ratios.last()) {
+        r.metric(&format!("overhead.empty_over_pwru.block_min.{b}"), *lo);
+        r.metric(&format!("overhead.empty_over_pwru.block_max.{b}"), *hi);
+    }
 
     let missed_note = match empty_missed.first() {
         Some(first) => format!(
@@ -305,11 +345,7 @@ fn with_empty(
 
 /// [`ROUNDS`] bursts of [`COUNT`] datagrams.
 fn rounds(pair: &VethPair) -> Result<Rates, String> {
-    let mut r = Rates {
-        received: Vec::new(),
-        sent: Vec::new(),
-        missed: 0,
-    };
+    let mut r = Rates::new();
     for _ in 0..ROUNDS {
         let b = burst(pair, COUNT)?;
         r.received.push(b.received_pps);
