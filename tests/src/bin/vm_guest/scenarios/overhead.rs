@@ -1,6 +1,6 @@
 //! `overhead`: what tracing costs the traffic, in one boot. UDP packets/s across a veth pair
-//! (a burst of [`COUNT`] datagrams, the rate taken at the receiver, [`ROUNDS`] rounds per
-//! state in each block of states, the median kept) with nothing attached, with pwru-rs attached under a filter that matches
+//! (a burst of [`COUNT`] datagrams, the rate taken at the receiver, a few rounds per state
+//! in each block of states, the median kept) with nothing attached, with pwru-rs attached under a filter that matches
 //! nothing (default capture, then packet ids off), and with an empty program (`r0 = 0; exit`)
 //! attached to exactly the functions the session attached. The ratios are printed, never
 //! asserted; what is asserted is the accounting: the session counted runs for the traffic,
@@ -24,7 +24,7 @@ use super::tracer_kit::{self as kit};
 
 /// Datagrams per round.
 const COUNT: u64 = 20_000;
-/// Rounds per state; the median is kept.
+/// Rounds per state with kprobe and fentry (one block); the median is kept.
 const ROUNDS: usize = 3;
 /// The port B listens on.
 const PORT: u16 = 9_101;
@@ -104,22 +104,23 @@ fn try_run(ctx: &mut Ctx, backend: Backend) -> Result<Outcome, Outcome> {
     // Blocks of one series of rounds per state, so that a change of the host's load (the
     // VM's vCPUs are host threads) falls on every state alike; kprobe.multi attaches in
     // seconds and gets three, kprobe and fentry one.
-    let blocks = if backend == Backend::KprobeMulti {
-        3
+    let (blocks, per_state) = if backend == Backend::KprobeMulti {
+        (5, 2)
     } else {
-        1
+        (1, ROUNDS)
     };
     let (mut none, mut pwru, mut pwru_noids, mut empty) =
         (Rates::new(), Rates::new(), Rates::new(), Rates::new());
     let (mut names, mut runs, mut runs_noids, mut empty_runs) = (Vec::new(), 0, 0, 0);
     let mut empty_missed = Vec::new();
-    let mut block_ratios = Vec::new();
+    let (mut block_ratios, mut block_ratios_noids) = (Vec::new(), Vec::new());
     for _ in 0..blocks {
-        let n = rounds(&pair).map_err(Outcome::Fail)?;
-        let (p, attached, r) = traced(&pair, backend, functions, true)?;
-        let (q, _, r_noids) = traced(&pair, backend, functions, false)?;
-        let (e, missed, r_empty) = with_empty(ctx, &pair, backend, &attached)?;
+        let n = rounds(&pair, per_state).map_err(Outcome::Fail)?;
+        let (p, attached, r) = traced(&pair, backend, functions, true, per_state)?;
+        let (q, _, r_noids) = traced(&pair, backend, functions, false, per_state)?;
+        let (e, missed, r_empty) = with_empty(ctx, &pair, backend, &attached, per_state)?;
         block_ratios.push(e.rx() / p.rx().max(1.0));
+        block_ratios_noids.push(e.rx() / q.rx().max(1.0));
         none.extend(n);
         pwru.extend(p);
         pwru_noids.extend(q);
@@ -129,12 +130,13 @@ fn try_run(ctx: &mut Ctx, backend: Backend) -> Result<Outcome, Outcome> {
         runs_noids += r_noids;
         empty_runs += r_empty;
     }
-    let none_after = rounds(&pair).map_err(Outcome::Fail)?;
+    let none_after = rounds(&pair, per_state).map_err(Outcome::Fail)?;
     // How far the rate without a tracer moved between the first rounds and the last.
     let drift =
-        Rates::median(none.received.get(..ROUNDS).unwrap_or(&[])) / none_after.rx().max(1.0);
+        Rates::median(none.received.get(..per_state).unwrap_or(&[])) / none_after.rx().max(1.0);
     none.extend(none_after);
     block_ratios.sort_by(f64::total_cmp);
+    block_ratios_noids.sort_by(f64::total_cmp);
     let r = &mut ctx.report;
     r.metric(&format!("overhead.functions.{b}"), names.len() as f64);
     r.metric(
@@ -169,9 +171,16 @@ fn try_run(ctx: &mut Ctx, backend: Backend) -> Result<Outcome, Outcome> {
     r.metric(&format!("overhead.runs.pwru_noids.{b}"), runs_noids as f64);
     r.metric(&format!("overhead.runs.empty.{b}"), empty_runs as f64);
     r.metric(&format!("overhead.none_drift.{b}"), drift);
-    if let (Some(lo), Some(hi)) = (block_ratios.first(), block_ratios.last()) {
-        r.metric(&format!("overhead.empty_over_pwru.block_min.{b}"), *lo);
-        r.metric(&format!("overhead.empty_over_pwru.block_max.{b}"), *hi);
+    // Each block's own ratio: paired within the block, so slow drift of the host cancels.
+    for (what, v) in [("pwru", &block_ratios), ("pwru_noids", &block_ratios_noids)] {
+        if let (Some(lo), Some(hi)) = (v.first(), v.last()) {
+            r.metric(&format!("overhead.empty_over_{what}.block_min.{b}"), *lo);
+            r.metric(
+                &format!("overhead.empty_over_{what}.block_median.{b}"),
+                Rates::median(v),
+            );
+            r.metric(&format!("overhead.empty_over_{what}.block_max.{b}"), *hi);
+        }
     }
 
     let missed_note = match empty_missed.first() {
@@ -203,6 +212,7 @@ fn traced(
     backend: Backend,
     functions: Option<&str>,
     ids: bool,
+    per_state: usize,
 ) -> Result<(Rates, Vec<String>, u64), Outcome> {
     let what = if ids { "pwru" } else { "pwru without ids" };
     let mut builder = Tracer::builder()
@@ -213,7 +223,7 @@ fn traced(
         builder = builder.function_regex(f);
     }
     let mut session = kit::start(builder).map_err(|e| Outcome::Fail(format!("{what}: {e}")))?;
-    let rates = rounds(pair).map_err(Outcome::Fail)?;
+    let rates = rounds(pair, per_state).map_err(Outcome::Fail)?;
     // Nothing matches, so nothing may arrive: read what the stream has (nothing, or a
     // failure to report) before the counters.
     let collected = kit::collect(&mut session, Duration::from_millis(200), usize::MAX)
@@ -224,7 +234,7 @@ fn traced(
     let names = session.attached().to_vec();
     session.detach();
     let runs = stats.runs.total();
-    let sent = COUNT * ROUNDS as u64;
+    let sent = COUNT * per_state as u64;
     if !collected.events.is_empty() || stats.records != 0 || stats.runs.produced() != 0 {
         return Err(Outcome::Fail(format!(
             "{what}: filter {NO_MATCH:?} matches nothing, yet {} events read, {} records, {} \
@@ -251,6 +261,7 @@ fn with_empty(
     pair: &VethPair,
     backend: Backend,
     names: &[String],
+    per_state: usize,
 ) -> Result<(Rates, Vec<String>, u64), Outcome> {
     let insns = counters::return_zero_program();
     let fail = |e: counters::SysError| Outcome::Fail(format!("empty program: {e}"));
@@ -316,7 +327,7 @@ fn with_empty(
             )))
         }
     }
-    let rates = rounds(pair).map_err(Outcome::Fail)?;
+    let rates = rounds(pair, per_state).map_err(Outcome::Fail)?;
     // That the empty programs ran: the kernel's run counts over a short burst (statistics
     // on only now, as they add two clock reads to every run).
     let stats = pwru_core::backend::enable_stats()
@@ -343,10 +354,10 @@ fn with_empty(
     Ok((rates, missed, runs))
 }
 
-/// [`ROUNDS`] bursts of [`COUNT`] datagrams.
-fn rounds(pair: &VethPair) -> Result<Rates, String> {
+/// `n` bursts of [`COUNT`] datagrams.
+fn rounds(pair: &VethPair, n: usize) -> Result<Rates, String> {
     let mut r = Rates::new();
-    for _ in 0..ROUNDS {
+    for _ in 0..n {
         let b = burst(pair, COUNT)?;
         r.received.push(b.received_pps);
         r.sent.push(b.sent_pps);
