@@ -1,8 +1,8 @@
 //! `overhead`: what tracing costs the traffic, in one boot. UDP packets/s across a veth pair
 //! (a burst of [`COUNT`] datagrams, the rate taken at the receiver, a few rounds per state
-//! in each block of states, the median kept) with nothing attached, with pwru-rs attached under a filter that matches
-//! nothing (default capture, then packet ids off), and with an empty program (`r0 = 0; exit`)
-//! attached to exactly the functions the session attached. The ratios are printed, never
+//! in each block of states, the median kept) with nothing attached, with pwru-rs attached
+//! under a filter that matches nothing (default capture, then packet ids off), and with an
+//! empty program (`r0 = 0; exit`) attached to exactly the functions the session attached. The ratios are printed, never
 //! asserted; what is asserted is the accounting: the session counted runs for the traffic,
 //! built no record and delivered none, and the empty programs ran.
 
@@ -103,7 +103,7 @@ fn try_run(ctx: &mut Ctx, backend: Backend) -> Result<Outcome, Outcome> {
 
     // Blocks of one series of rounds per state, so that a change of the host's load (the
     // VM's vCPUs are host threads) falls on every state alike; kprobe.multi attaches in
-    // seconds and gets three, kprobe and fentry one.
+    // seconds and gets five blocks of two rounds, kprobe and fentry one block.
     let (blocks, per_state) = if backend == Backend::KprobeMulti {
         (5, 2)
     } else {
