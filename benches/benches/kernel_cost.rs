@@ -9,6 +9,8 @@
 //!   i.e. pwru's own cost without the filter's packet read,
 //! - `no_match_cast`: `no_match` with the filter reading through kfunc-cast loads instead of
 //!   `bpf_probe_read_kernel` (what the tracer picks on 6.2+ kernels; absent on older ones),
+//! - `no_match_raw_cast`: `no_match_cast` as a raw_tp program, which reads skb fields with
+//!   `bpf_probe_read_kernel` as the kprobe and kprobe.multi programs do,
 //! - `emit_ids`: `emit` with packet ids on: each packet is first seen at its free here, so
 //!   one hit pays a packet id's whole life (assignment, the buffer owner's entry, the delete of
 //!   both at the free),
@@ -225,6 +227,20 @@ fn setup() -> Result<Setup, String> {
                     .map_err(|e| e.to_string())?,
             );
             loaders.push(("no_match_cast", Rc::new(cast), "tp_btf_kfree_skb"));
+            // The untyped path (raw_tp; the kprobe backends read the skb the same way):
+            // skb fields through bpf_probe_read_kernel, the filter through the cast.
+            let mut raw = Loader::new(
+                OBJECT,
+                &body_udp_dport(OTHER_PORT, ProbeAccess::Cast(ids)),
+                &cfg(PWRU_CFG_FILTER_PCAP | outputs),
+                &opts,
+            )
+            .map_err(|e| e.to_string())?;
+            links.push(
+                raw.load_tracepoint("kfree_skb", TracepointFlavor::Raw)
+                    .map_err(|e| e.to_string())?,
+            );
+            loaders.push(("no_match_raw_cast", Rc::new(raw), "raw_tp_kfree_skb"));
         }
         Ok(None) => println!("SKIP kernel_cost/no_match_cast: no bpf_rdonly_cast (Linux < 6.2)"),
         Err(e) => println!("SKIP kernel_cost/no_match_cast: {e}"),

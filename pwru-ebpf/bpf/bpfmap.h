@@ -39,7 +39,7 @@ static __always_inline bool own_map(const struct bpf_map *map)
 	       m == (__u64)(void *)&pwru_stackid_skb || m == (__u64)(void *)&pwru_skb_stackid ||
 	       m == (__u64)(void *)&pwru_clone_args || m == (__u64)(void *)&pwru_bpfmap_args ||
 	       m == (__u64)(void *)&pwru_ids || m == (__u64)(void *)&pwru_head_ids ||
-	       m == (__u64)(void *)&pwru_filter_sets;
+	       m == (__u64)(void *)&pwru_filter_sets || m == (__u64)(void *)&pwru_kept;
 }
 
 /*

@@ -6,7 +6,7 @@
 #ifndef PWRU_CONFIG_H
 #define PWRU_CONFIG_H
 
-const volatile struct pwru_config pwru_cfg = {};
+__attribute__((weak)) const struct pwru_config pwru_cfg = {};
 
 #define CFG(bit) (pwru_cfg.flags & PWRU_CFG_##bit)
 

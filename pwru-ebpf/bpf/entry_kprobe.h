@@ -89,7 +89,7 @@ KPROBE_STACKID("kprobe/multi_stackid", kprobe_multi_stackid, PWRU_KIND_KPROBE_MU
 SEC("kprobe/clone_entry")
 int kprobe_clone_entry(struct pt_regs *ctx)
 {
-	if (!CFG(TRACK_SKB) && !CFG(PACKET_ID))
+	if ((!CFG(TRACK_SKB) && !CFG(PACKET_ID)) || !anything_kept())
 		return 0;
 	__u64 id = bpf_get_current_pid_tgid();
 	__u64 old = PT_REGS_PARM1(ctx);
@@ -100,6 +100,8 @@ int kprobe_clone_entry(struct pt_regs *ctx)
 SEC("kretprobe/clone_exit")
 int kretprobe_clone_exit(struct pt_regs *ctx)
 {
+	if (!anything_kept())
+		return 0;
 	__u64 id = bpf_get_current_pid_tgid();
 	__u64 *old = bpf_map_lookup_elem(&pwru_clone_args, &id);
 	if (!old)

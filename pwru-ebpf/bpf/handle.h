@@ -51,6 +51,8 @@ static __always_inline bool skb_admitted(struct sk_buff *skb, struct probe_info 
 static __always_inline int handle_admitted(void *ctx, struct sk_buff *skb, struct probe_info *pi, __u64 head)
 {
 	__u64 addr = (__u64)skb;
+	if (PER_SKB_STATE)
+		mark_kept();
 	if (CFG(TRACK_SKB)) {
 		if (!head && CFG(TRACK_HEAD))
 			head = SKB_HEAD(pi->typed, skb);

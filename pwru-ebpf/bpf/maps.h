@@ -138,6 +138,20 @@ struct {
 	__type(value, __u64);
 } pwru_id_seq SEC(".maps");
 
+/*
+ * [0] is 1 once anything was kept per skb or data buffer (a tracked skb or head, a stack
+ * link, a packet id): set before the first such entry is written, never cleared. Until then
+ * the lifetime programs, which run at every free and clone in the system whether or not the
+ * skb matched, have nothing to forget or follow and skip their map lookups (a filter that
+ * matches nothing costs them one load).
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} pwru_kept SEC(".maps");
+
 /* skb_clone/skb_copy argument saved by the kprobe for the kretprobe, by pid_tgid. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);

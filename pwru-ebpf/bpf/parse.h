@@ -115,8 +115,53 @@ struct skb_data {
 	__u16 nh;
 };
 
+/* Bytes read at once by skb_data_span: from network_header (rounded down to 8) to the end
+ * of head, 32 on the kernels seen (40 with CONFIG_KCOV's kcov_handle in between). */
+#define SKB_SPAN_MAX 64
+
+/*
+ * The four fields of skb_data with one bpf_probe_read_kernel instead of four: the kernel
+ * keeps the header offsets, tail, end and head together at the end of sk_buff. The offsets
+ * are CO-RE relocated constants, so the verifier sees fixed stack offsets and prunes the
+ * branch not taken. The read starts 8-aligned so that each field keeps its natural
+ * alignment in the buffer (stack accesses must be aligned). False when the layout is not
+ * the expected one; skb_data then reads field by field.
+ */
+static __always_inline bool skb_data_span(struct sk_buff *skb, struct skb_data *d)
+{
+	__u32 nh = bpf_core_field_offset(skb->network_header);
+	__u32 mac = bpf_core_field_offset(skb->mac_header);
+	__u32 tail = bpf_core_field_offset(skb->tail);
+	__u32 head = bpf_core_field_offset(skb->head);
+	__u32 base = nh & ~7u;
+	if (mac < base || tail < base || head < base || head + 8 - base > SKB_SPAN_MAX ||
+	    mac + 2 - base > SKB_SPAN_MAX || tail + 4 - base > SKB_SPAN_MAX)
+		return false;
+	__u64 buf[SKB_SPAN_MAX / 8];
+	char *b = (char *)buf;
+	if (bpf_probe_read_kernel(buf, head + 8 - base, (char *)skb + base)) {
+		/* what the per-field reads give for memory that cannot be read */
+		d->head = 0;
+		d->end = 0;
+		d->mac = 0;
+		d->nh = 0;
+		return true;
+	}
+	/* Opaque to clang: it would turn b + (nh - base) into a bitwise or on the stack
+	 * pointer, which the verifier refuses. */
+	__u32 o_head = head - base, o_tail = tail - base, o_mac = mac - base, o_nh = nh - base;
+	asm volatile("" : "+r"(o_head), "+r"(o_tail), "+r"(o_mac), "+r"(o_nh));
+	d->head = *(__u64 *)(b + o_head);
+	d->end = d->head + *(__u32 *)(b + o_tail);
+	d->mac = *(__u16 *)(b + o_mac);
+	d->nh = *(__u16 *)(b + o_nh);
+	return true;
+}
+
 static __always_inline void skb_data(struct sk_buff *skb, bool typed, struct skb_data *d)
 {
+	if (!typed && skb_data_span(skb, d))
+		return;
 	d->head = SKB_HEAD(typed, skb);
 	d->end = d->head + RD(typed, skb, tail);
 	d->mac = RD(typed, skb, mac_header);

@@ -9,6 +9,24 @@
 
 /* ---- tracking ------------------------------------------------------------------------ */
 
+/* Whether anything was ever kept per skb or buffer (pwru_kept). */
+static __always_inline bool anything_kept(void)
+{
+	__u32 key = 0;
+	volatile __u32 *kept = bpf_map_lookup_elem(&pwru_kept, &key);
+	return !kept || *kept;
+}
+
+/* Called before an entry is kept per skb or buffer. The skb then reaches its free (and any
+ * clone) after this store, so the lifetime programs that see it see the flag set. */
+static __always_inline void mark_kept(void)
+{
+	__u32 key = 0;
+	volatile __u32 *kept = bpf_map_lookup_elem(&pwru_kept, &key);
+	if (kept && !*kept)
+		*kept = 1;
+}
+
 /*
  * Lifetimes. An skb address is tracked until the skb itself is freed (kfree_skbmem, or the
  * kfree_skb/consume_skb tracepoints on tracepoint-only kernels). A head is tracked until its
@@ -48,6 +66,8 @@ static __always_inline void unlink_stack(__u64 skb, __u64 key)
 /* The skb itself is freed: its address may come back as another packet. */
 static __always_inline void forget(__u64 skb)
 {
+	if (!anything_kept())
+		return;
 	if (CFG(TRACK_SKB))
 		DELETE_IF_PRESENT(&pwru_skbs, &skb);
 	if (CFG(PACKET_ID))
@@ -81,7 +101,7 @@ static __always_inline bool buffer_known(__u64 head)
  * dropped, so dataref is still valid; forgets skb->head when this is the last reference. */
 static __always_inline void forget_head_if_last(struct sk_buff *skb)
 {
-	if (!CFG(TRACK_HEAD) && !CFG(PACKET_ID))
+	if ((!CFG(TRACK_HEAD) && !CFG(PACKET_ID)) || !anything_kept())
 		return;
 	__u64 head = (__u64)BPF_CORE_READ(skb, head);
 	/* The reference count is read only for a buffer something is kept for (rarely). */
@@ -98,7 +118,7 @@ static __always_inline void forget_head_if_last(struct sk_buff *skb)
 /* skb_free_head(skb): the data buffer skb->head names is being freed. */
 static __always_inline void forget_head(struct sk_buff *skb)
 {
-	if ((!CFG(TRACK_HEAD) && !CFG(PACKET_ID)) || !skb)
+	if ((!CFG(TRACK_HEAD) && !CFG(PACKET_ID)) || !skb || !anything_kept())
 		return;
 	__u64 head = (__u64)BPF_CORE_READ(skb, head);
 	if (head)
@@ -210,7 +230,7 @@ static __always_inline void known_packet_ids(__u64 skb, struct probe_info *pi)
  */
 static __always_inline void follow_copy(__u64 old, __u64 new)
 {
-	if (!old || !new)
+	if (!old || !new || !anything_kept())
 		return;
 	if (CFG(PACKET_ID)) {
 		struct pwru_skb_ids *p = bpf_map_lookup_elem(&pwru_ids, &old);

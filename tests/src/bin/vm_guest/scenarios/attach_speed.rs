@@ -22,7 +22,7 @@ use super::traffic;
 
 /// A few hundred functions (hundreds of kprobes or trampolines: seconds, not minutes, under
 /// TCG), the hot path among them.
-pub(super) const SUBSET: &str = "(__netif_receive_skb_core|ip_rcv|ip_local_deliver|ip_output|__dev_queue_xmit|consume_skb|(tcp|udp|ip|netif|neigh)_.*)";
+pub const SUBSET: &str = "(__netif_receive_skb_core|ip_rcv|ip_local_deliver|ip_output|__dev_queue_xmit|consume_skb|(tcp|udp|ip|netif|neigh)_.*)";
 
 /// A measurement, minutes under TCG: runs only when named (`--scenario attach-speed`); a whole
 /// matrix run would push the slow kernel's boot past its timeout.

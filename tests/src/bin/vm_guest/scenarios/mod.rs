@@ -18,6 +18,7 @@ mod full_attach;
 mod meta_filters;
 mod netns_pair;
 mod non_skb;
+mod overhead;
 mod packet_bytes;
 mod packet_id;
 mod pcap_filter;
@@ -231,6 +232,13 @@ pub const ALL: &[Scenario] = &[
         applies: Applies::Backends(&[Backend::Kprobe, Backend::Fentry]),
         precondition: detach_lab::precondition,
         run: detach_lab::run,
+    },
+    Scenario {
+        name: "overhead",
+        about: "UDP pkt/s with nothing, an empty program, and pwru-rs (filter matching nothing) on the same functions",
+        applies: SKB,
+        precondition: overhead::precondition,
+        run: overhead::run,
     },
     Scenario {
         name: "run-accounting",

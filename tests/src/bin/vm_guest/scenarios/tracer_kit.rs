@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use pwru_core::{Event, Item, Session, Tracer, TracerBuilder};
 use pwru_testkit::netlab::VethPair;
 
@@ -179,9 +179,14 @@ pub fn process_cpu() -> Result<Duration, String> {
     Ok(Duration::from_millis(total * 1000 / hz))
 }
 
-/// Like [`collect`] but only counts (for floods): returns (events, lost reported); stops after
-/// `quiet` without an event or 120 s.
-pub fn collect_counting(session: &mut Session, quiet: Duration) -> Result<(u64, u64), String> {
+/// Like [`collect`] for floods: hands each event to `each` as it is read and keeps none; returns (events, lost reported); stops after
+/// `quiet` without an event or 120 s. While events keep coming it reads without a timer
+/// (a timer per event would cost the reader more than the event itself).
+pub fn collect_each(
+    session: &mut Session,
+    quiet: Duration,
+    mut each: impl FnMut(&Event),
+) -> Result<(u64, u64), String> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .build()
@@ -191,8 +196,15 @@ pub fn collect_counting(session: &mut Session, quiet: Duration) -> Result<(u64, 
         let mut stream = session.events();
         let (mut n, mut lost) = (0u64, 0u64);
         while Instant::now() < deadline {
-            match tokio::time::timeout(quiet, stream.next()).await {
-                Ok(Some(Ok(Item::Event(_)))) => n += 1,
+            let next = match stream.next().now_or_never() {
+                Some(item) => Ok(item),
+                None => tokio::time::timeout(quiet, stream.next()).await,
+            };
+            match next {
+                Ok(Some(Ok(Item::Event(ev)))) => {
+                    each(&ev);
+                    n += 1;
+                }
                 Ok(Some(Ok(Item::Lost(l)))) => lost += l.count,
                 Ok(Some(Ok(_))) => {}
                 Ok(Some(Err(e))) if !e.is_fatal() => {}
