@@ -36,14 +36,22 @@ fn every_target_is_attached_once_and_the_session_completes_its_lists() {
     );
     let seen = Arc::new(Mutex::new(Vec::new()));
     let progress = Arc::clone(&seen);
+    // The callback reads the session's statistics once it can: it runs with the probes
+    // unlocked, so this must not deadlock the attaching thread.
+    let stats_slot: Arc<Mutex<Option<pwru_core::StatsHandle>>> = Arc::default();
+    let stats_in_callback = Arc::clone(&stats_slot);
     let mut session = tracer
         .attach_in_background(move |p| {
+            if let Some(h) = stats_in_callback.lock().expect("stats slot").as_ref() {
+                let _ = h.stats();
+            }
             progress
                 .lock()
                 .expect("progress list")
                 .push((p.done, p.total))
         })
         .expect("attach in background");
+    *stats_slot.lock().expect("stats slot") = Some(session.stats_handle());
     let first = session.attached().len();
     assert!(first >= 1, "the session came back with nothing attached");
     let outcome = session.wait_attached();

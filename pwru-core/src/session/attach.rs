@@ -113,7 +113,9 @@ impl Tracer {
     /// fentry, where attaching thousands of functions takes tens of seconds, the first
     /// packets show within moments instead of at the end.
     ///
-    /// `progress` is called after each target, first here and then on the attaching thread.
+    /// `progress` is called after each target, first here and then on the attaching thread
+    /// (there after each chunk of targets, with the session's probes unlocked, so it may read
+    /// [`Session::stats`] through a [`StatsHandle`]).
     /// [`Session::attach_handle`] follows the rest and waits for it;
     /// [`Session::wait_attached`] waits and completes [`Session::attached`] and
     /// [`Session::refused`], which until then list the hot path only. Stopping or dropping

@@ -264,23 +264,29 @@ fn run(job: Job) {
             continue;
         }
         let mut out = Attachments::default();
+        // The caller's callback runs once the probes are unlocked again (after the chunk):
+        // it may read the session's statistics, which lock them.
+        let mut steps = Vec::new();
         {
             let mut p = lock(&probes);
             attach_chunk(driver, &mut p, chunk, &mut out, &mut |done, current| {
                 shared.done.store(base + done, Ordering::SeqCst);
                 super::attach::log_progress(backend, base + done, total, current);
-                progress(Progress {
-                    backend,
-                    done: base + done,
-                    total,
-                    current,
-                })
+                steps.push((base + done, current.to_string()));
             });
             p.links.append(&mut out.links);
         }
         shared.count(out.attached.len(), out.refused.len());
         base += chunk.len();
         shared.done.store(base, Ordering::SeqCst);
+        for (done, current) in &steps {
+            progress(Progress {
+                backend,
+                done: *done,
+                total,
+                current,
+            });
+        }
         outcome.attached.append(&mut out.attached);
         outcome.refused.append(&mut out.refused);
     }
