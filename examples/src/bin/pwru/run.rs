@@ -48,6 +48,15 @@ pub fn builder(a: &Args) -> Result<TracerBuilder, Failure> {
                 .with_skb_shared_info(a.output_skb_shared_info)
                 .with_cb(a.output_skb_cb)
                 .with_packet(a.output_pcapng.is_some())
+                // Ids cost every packet a map entry and hooks at each free (see
+                // benches/README.md): on only when printed, grouped by or written.
+                .with_packet_id(
+                    a.output_packet_id
+                        || a.output_series
+                        || a.output_paths
+                        || a.output_paths_svg.is_some()
+                        || a.output_pcapng.is_some(),
+                )
                 .with_snaplen(a.pcapng_snaplen().map_err(Failure::Usage)?),
         );
     if let Some(f) = &a.filter_func {
