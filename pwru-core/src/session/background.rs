@@ -2,6 +2,11 @@
 //! the session is handed out once the hot path is attached, so its events flow while this
 //! thread attaches the rest in small chunks. Between chunks it lets go of the probes, so
 //! statistics can be read, and looks for a stop, so Ctrl-C waits for one chunk at most.
+//!
+//! Names: the programs the thread loads are added to the session's symbol table when it is
+//! done, and on fentry the table is read again then, for the trampolines. Until that point a
+//! stack frame in a trampoline made by the thread takes the name of the symbol before it,
+//! normally another BPF image, so it is still trimmed as a dispatch frame.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
