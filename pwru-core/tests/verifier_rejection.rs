@@ -2,7 +2,9 @@
 //!
 //! The public Tracer never builds such a program from valid input (the filter translator is
 //! checked against the verifier), so this drives the public loader with a filter body that
-//! breaks the calling convention: it reads R5, which the 3-argument filter function never sets.
+//! breaks the calling convention: it reads R6, a callee-saved register that a function must
+//! write before reading. (R5, an argument register the 3-argument filter does not take, is
+//! not reliable: the filter is verified per call site, and a caller may hold a value there.)
 
 use pwru_testkit::capabilities;
 
@@ -21,9 +23,9 @@ fn verifier_rejection_carries_the_log() {
         );
         return;
     }
-    // r0 = r5; exit  — R5 is not an argument of pwru_filter(which, data, data_end).
+    // r0 = r6; exit  — R6 is uninitialised in a function's own frame.
     let body = FilterBody::from_insns(&[
-        Insn::from_bytes([0xbf, 0x50, 0, 0, 0, 0, 0, 0]),
+        Insn::from_bytes([0xbf, 0x60, 0, 0, 0, 0, 0, 0]),
         Insn::from_bytes([0x95, 0, 0, 0, 0, 0, 0, 0]),
     ])
     .expect("a structurally valid body");
@@ -43,7 +45,7 @@ fn verifier_rejection_carries_the_log() {
         Err(e) => return check(Error::from(e)),
     };
     match loader.load_tracepoint("kfree_skb", TracepointFlavor::Btf) {
-        Ok(_) => panic!("the verifier must refuse a filter that reads R5"),
+        Ok(_) => panic!("the verifier must refuse a filter that reads R6"),
         Err(err) => check(Error::from(err)),
     }
 }
@@ -51,7 +53,7 @@ fn verifier_rejection_carries_the_log() {
 fn check(e: Error) {
     match &e {
         Error::Verifier { program, log, .. } => {
-            assert!(log.contains("R5 !read_ok"), "log lacks the reason:\n{log}");
+            assert!(log.contains("R6 !read_ok"), "log lacks the reason:\n{log}");
             let shown = e.to_string();
             assert!(shown.contains("verifier log"), "{shown}");
             assert!(shown.contains(program.as_str()), "{shown}");
