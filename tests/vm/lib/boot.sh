@@ -26,7 +26,7 @@ boot_kernel() {
   : > "$console"; : > "$results"
   # -nodefaults: no NIC (no route out of the guest), no VGA, no option ROMs
   timeout "${PWRU_VM_TIMEOUT:-900}" qemu-system-x86_64 -nodefaults -no-user-config -no-reboot \
-    "${accel_args[@]}" -smp "${PWRU_VM_SMP:-2}" -m "${PWRU_VM_MEM:-512}" -display none \
+    "${accel_args[@]}" -smp "${PWRU_VM_SMP:-2}" -m "${PWRU_VM_MEM:-1024}" -display none \
     -serial "file:$console" -serial "file:$results" \
     -kernel "$image" -initrd "$initrd" \
     -append "console=ttyS0 panic=-1 quiet loglevel=4 -- $*" < /dev/null > "$console.qemu" 2>&1
