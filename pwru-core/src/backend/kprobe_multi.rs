@@ -189,25 +189,31 @@ fn multi_program(position: u8) -> Result<&'static str, LoaderError> {
 /// `symbols`.
 fn link_shared(loader: &Loader, position: u8, symbols: &[&str]) -> Result<Link, LoaderError> {
     let program = multi_program(position)?;
-    let target = format!("{} symbols", symbols.len());
     let prog = loader
         .shared_fd(program)
         .ok_or_else(|| LoaderError::NoProgram(program.into()))?;
+    let link = link_symbols(program, prog, symbols)?;
+    Ok(Link::shared(program, &format!("{} symbols", symbols.len()), link))
+}
+
+/// BPF_LINK_CREATE of `prog` (program `program`) on all `symbols`; errors name the program
+/// and the number of symbols.
+fn link_symbols(
+    program: &str,
+    prog: std::os::fd::BorrowedFd<'_>,
+    symbols: &[&str],
+) -> Result<OwnedFd, LoaderError> {
+    let attach_error = |error| LoaderError::Attach {
+        program: program.into(),
+        target: format!("{} symbols", symbols.len()),
+        error,
+    };
     let syms: Vec<CString> = symbols
         .iter()
         .map(|s| CString::new(*s))
         .collect::<Result<_, _>>()
-        .map_err(|e| LoaderError::Attach {
-            program: program.into(),
-            target: target.clone(),
-            error: std::io::Error::new(std::io::ErrorKind::InvalidInput, e),
-        })?;
-    let link = sys::link_kprobe_multi(prog, &syms).map_err(|error| LoaderError::Attach {
-        program: program.into(),
-        target: target.clone(),
-        error,
-    })?;
-    Ok(Link::shared(program, &target, link))
+        .map_err(|e| attach_error(std::io::Error::new(std::io::ErrorKind::InvalidInput, e)))?;
+    sys::link_kprobe_multi(prog, &syms).map_err(attach_error)
 }
 
 impl Loader {
@@ -217,24 +223,14 @@ impl Loader {
         program: &str,
         symbols: &[&str],
     ) -> Result<Link, LoaderError> {
-        let target = format!("{} symbols", symbols.len());
-        let syms: Vec<CString> = symbols
-            .iter()
-            .map(|s| CString::new(*s))
-            .collect::<Result<_, _>>()
-            .map_err(|e| LoaderError::Attach {
-                program: program.into(),
-                target: target.clone(),
-                error: std::io::Error::new(std::io::ErrorKind::InvalidInput, e),
-            })?;
         let prog = self.load_as_kprobe_multi(program)?;
-        let link =
-            sys::link_kprobe_multi(prog.as_fd(), &syms).map_err(|error| LoaderError::Attach {
-                program: program.into(),
-                target: target.clone(),
-                error,
-            })?;
-        Ok(Link::from_fds(program, &target, link, prog))
+        let link = link_symbols(program, prog.as_fd(), symbols)?;
+        Ok(Link::from_fds(
+            program,
+            &format!("{} symbols", symbols.len()),
+            link,
+            prog,
+        ))
     }
 
     /// Loads a kprobe-section program with expected attach type `BPF_TRACE_KPROBE_MULTI`.

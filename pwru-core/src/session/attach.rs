@@ -459,17 +459,13 @@ fn images_of<'a>(fds: impl Iterator<Item = BorrowedFd<'a>>) -> Vec<(u64, u64, St
     let mut seen = std::collections::HashSet::new();
     let mut images = Vec::new();
     for fd in fds {
-        let Ok(info) = crate::sys::prog_info(fd) else {
-            continue;
-        };
-        if !seen.insert(info.id) {
-            continue;
-        }
         match crate::sys::prog_images(fd) {
-            Ok((name, ranges)) => {
-                images.extend(ranges.into_iter().map(|(a, l)| (a, l, name.clone())));
+            Ok(p) if seen.insert(p.id) => {
+                let name = p.name;
+                images.extend(p.ranges.into_iter().map(|(a, l)| (a, l, name.clone())));
             }
-            Err(e) => log::debug!("no JIT image addresses for program {}: {e}", info.id),
+            Ok(_) => {}
+            Err(e) => log::debug!("no JIT image addresses for a program: {e}"),
         }
     }
     images

@@ -43,7 +43,7 @@ pub use perf::{
 };
 pub use process::page_size;
 pub use prog::{
-    insn, insns_from, next_id, object_ids, prog_fd_by_id, prog_images, prog_info, prog_load,
+    insn, insns_from, next_id, object_ids, prog_fd_by_id, prog_images, prog_info, ProgImages, prog_load,
     prog_xlated_insns,
     prog_load_with_log_size, prog_test_run, trivial_program, LoadRefused, ObjectKind, ProgInfo,
     ProgLoad, TestRun, TestRunResult,

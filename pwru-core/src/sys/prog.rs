@@ -249,16 +249,10 @@ pub fn prog_info(fd: BorrowedFd<'_>) -> io::Result<ProgInfo> {
         info = zeroed_prog_info();
         info_by_fd(fd, &mut info)?;
     }
-    let name_bytes: Vec<u8> = info
-        .name
-        .iter()
-        .take_while(|&&c| c != 0)
-        .map(|&c| c as u8)
-        .collect();
     Ok(ProgInfo {
         prog_type: info.type_,
         id: info.id,
-        name: String::from_utf8_lossy(&name_bytes).into_owned(),
+        name: prog_name(&info),
         func_type_id: if info.nr_func_info > 0 {
             func_info[1]
         } else {
@@ -294,24 +288,31 @@ pub fn prog_xlated_insns(fd: BorrowedFd<'_>) -> io::Result<Vec<(u8, u8, i32)>> {
         .collect())
 }
 
-/// Where the kernel put a program's JIT-compiled code: one `(start, length)` per function
-/// of the program (the main one first), and the name kallsyms gives it
-/// (`bpf_prog_<tag>_<name>`). Empty when the program is not JIT-compiled or the caller may not
-/// see kernel addresses.
-pub fn prog_images(fd: BorrowedFd<'_>) -> io::Result<(String, Vec<(u64, u64)>)> {
+/// Where the kernel put a program's JIT-compiled code; see [`prog_images`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProgImages {
+    /// Program id.
+    pub id: u32,
+    /// The name kallsyms gives the program: `bpf_prog_<tag>_<name>`.
+    pub name: String,
+    /// One `(start, length)` per function of the program, the main one first. Empty when the
+    /// program is not JIT-compiled or the caller may not see kernel addresses.
+    pub ranges: Vec<(u64, u64)>,
+}
+
+/// Where the kernel put a program's JIT-compiled code, with its id and kallsyms name.
+pub fn prog_images(fd: BorrowedFd<'_>) -> io::Result<ProgImages> {
     let mut info = zeroed_prog_info();
     info_by_fd(fd, &mut info)?;
     let n = info.nr_jited_ksyms.min(info.nr_jited_func_lens) as usize;
     let tag: String = info.tag.iter().map(|b| format!("{b:02x}")).collect();
-    let name_bytes: Vec<u8> = info
-        .name
-        .iter()
-        .take_while(|&&c| c != 0)
-        .map(|&c| c as u8)
-        .collect();
-    let name = format!("bpf_prog_{tag}_{}", String::from_utf8_lossy(&name_bytes));
+    let mut images = ProgImages {
+        id: info.id,
+        name: format!("bpf_prog_{tag}_{}", prog_name(&info)),
+        ranges: Vec::new(),
+    };
     if n == 0 {
-        return Ok((name, Vec::new()));
+        return Ok(images);
     }
     let mut ksyms = vec![0u64; n];
     let mut lens = vec![0u32; n];
@@ -322,15 +323,24 @@ pub fn prog_images(fd: BorrowedFd<'_>) -> io::Result<(String, Vec<(u64, u64)>)> 
     info.jited_func_lens = ptr_u64(lens.as_mut_ptr());
     info_by_fd(fd, &mut info)?;
     let got = (info.nr_jited_ksyms.min(info.nr_jited_func_lens) as usize).min(n);
-    Ok((
-        name,
-        ksyms[..got]
-            .iter()
-            .zip(&lens[..got])
-            .filter(|(&a, &l)| a != 0 && l != 0)
-            .map(|(&a, &l)| (a, u64::from(l)))
-            .collect(),
-    ))
+    images.ranges = ksyms[..got]
+        .iter()
+        .zip(&lens[..got])
+        .filter(|(&a, &l)| a != 0 && l != 0)
+        .map(|(&a, &l)| (a, u64::from(l)))
+        .collect();
+    Ok(images)
+}
+
+/// The program name in `info` (NUL-terminated, at most 15 bytes).
+fn prog_name(info: &bpf_prog_info) -> String {
+    let bytes: Vec<u8> = info
+        .name
+        .iter()
+        .take_while(|&&c| c != 0)
+        .map(|&c| c as u8)
+        .collect();
+    String::from_utf8_lossy(&bytes).into_owned()
 }
 
 fn zeroed_prog_info() -> bpf_prog_info {

@@ -3,13 +3,9 @@
 //! for exact accounting and a clean detach; then, with UDP traffic running while attaching, how soon after the attach
 //! began the kernel produced the first event (the hot path is attached first).
 
-use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pwru_core::{Capture, Tracer};
-use pwru_testkit::netlab::VethPair;
 
 use crate::backend::Backend;
 use crate::kernel_state::{wait_until_gone, Snapshot};
@@ -167,23 +163,7 @@ fn first_event(backend: Backend) -> Result<FirstEvent, Outcome> {
     let _sink = pair
         .listen_udp(traffic::PORT)
         .map_err(|e| Outcome::Fail(format!("listen: {e}")))?;
-    let stop = Arc::new(AtomicBool::new(false));
-    let sender = {
-        let stop = Arc::clone(&stop);
-        let ns = pair.ns_a.clone();
-        let dst = SocketAddr::from((pair.addr_b, traffic::PORT));
-        std::thread::spawn(move || {
-            VethPair::in_netns(&ns, move || {
-                let s = std::net::UdpSocket::bind(("0.0.0.0", 0))?;
-                while !stop.load(Ordering::Relaxed) {
-                    // a full socket buffer on B drops, it does not fail the send
-                    let _ = s.send_to(&[0x5a; 32], dst);
-                    std::thread::sleep(Duration::from_millis(2));
-                }
-                Ok(())
-            })
-        })
-    };
+    let sender = traffic::Paced::start(&pair);
     let tracer = Tracer::builder()
         .backend(backend)
         .function_regex(SUBSET)
@@ -198,12 +178,7 @@ fn first_event(backend: Backend) -> Result<FirstEvent, Outcome> {
     let ended_ns = mono_ns()?;
     let collected =
         session.and_then(|mut s| kit::collect(&mut s, kit::QUIET, 20_000).map_err(Outcome::Fail));
-    stop.store(true, Ordering::Relaxed);
-    match sender.join() {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => return Err(Outcome::Fail(format!("traffic: {e}"))),
-        Err(_) => return Err(Outcome::Fail("traffic thread panicked".into())),
-    }
+    sender.finish().map_err(Outcome::Fail)?;
     let events = collected?.events;
     let first = events
         .iter()

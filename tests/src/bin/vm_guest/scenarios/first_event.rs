@@ -6,14 +6,10 @@
 //! every target must be attached, refused or cancelled exactly once, nothing may run after
 //! the stop, and every kernel object made must be gone after the drop.
 
-use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use pwru_core::{Capture, Item, Tracer};
-use pwru_testkit::netlab::VethPair;
 
 use crate::backend::Backend;
 use crate::kernel_state::{wait_until_gone, Snapshot};
@@ -43,30 +39,9 @@ fn try_run(ctx: &mut Ctx, backend: Backend) -> Result<Outcome, Outcome> {
     let _sink = pair
         .listen_udp(traffic::PORT)
         .map_err(|e| fail(format!("listen: {e}")))?;
-    let stop = Arc::new(AtomicBool::new(false));
-    let sender = {
-        let stop = Arc::clone(&stop);
-        let ns = pair.ns_a.clone();
-        let dst = SocketAddr::from((pair.addr_b, traffic::PORT));
-        std::thread::spawn(move || {
-            VethPair::in_netns(&ns, move || {
-                let s = std::net::UdpSocket::bind(("0.0.0.0", 0))?;
-                while !stop.load(Ordering::Relaxed) {
-                    // a full socket buffer on B drops, it does not fail the send
-                    let _ = s.send_to(&[0x5a; 32], dst);
-                    std::thread::sleep(Duration::from_millis(2));
-                }
-                Ok(())
-            })
-        })
-    };
+    let sender = traffic::Paced::start(&pair);
     let result = measure(backend);
-    stop.store(true, Ordering::Relaxed);
-    match sender.join() {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => return Err(fail(format!("traffic: {e}"))),
-        Err(_) => return Err(fail("traffic thread panicked")),
-    }
+    sender.finish().map_err(fail)?;
     let m = result?;
     let r = &mut ctx.report;
     let ms = |d: Duration| d.as_secs_f64() * 1e3;

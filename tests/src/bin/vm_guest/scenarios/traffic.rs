@@ -1,6 +1,8 @@
 //! Measured traffic over a veth lab: UDP packets per second from A to B.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pwru_testkit::netlab::VethPair;
@@ -46,4 +48,45 @@ pub fn udp_burst(pair: &VethPair, count: u64) -> Result<u64, String> {
         Ok(sent)
     })
     .map_err(|e| format!("udp burst: {e}"))
+}
+
+/// A 32-byte datagram from A to B's [`PORT`] every 2 ms on its own thread, until
+/// [`Paced::finish`]: traffic that keeps flowing while a tracer attaches or stops.
+pub struct Paced {
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<std::io::Result<()>>,
+}
+
+impl Paced {
+    /// Starts sending.
+    pub fn start(pair: &VethPair) -> Paced {
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let stop = Arc::clone(&stop);
+            let ns = pair.ns_a.clone();
+            let dst = SocketAddr::from((pair.addr_b, PORT));
+            std::thread::spawn(move || {
+                VethPair::in_netns(&ns, move || {
+                    let s = std::net::UdpSocket::bind(("0.0.0.0", 0))?;
+                    while !stop.load(Ordering::Relaxed) {
+                        // a full socket buffer on B drops, it does not fail the send
+                        let _ = s.send_to(&[0x5a; 32], dst);
+                        std::thread::sleep(Duration::from_millis(2));
+                    }
+                    Ok(())
+                })
+            })
+        };
+        Paced { stop, thread }
+    }
+
+    /// Stops sending and says whether the sender failed.
+    pub fn finish(self) -> Result<(), String> {
+        self.stop.store(true, Ordering::Relaxed);
+        match self.thread.join() {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(format!("traffic: {e}")),
+            Err(_) => Err("traffic thread panicked".into()),
+        }
+    }
 }
