@@ -391,6 +391,9 @@ pub struct CacheStats {
     pub evictions: u64,
 }
 
+/// Finds a file for every visible namespace (inode, path).
+type Scanner = fn() -> Vec<(u64, PathBuf)>;
+
 /// Reads the interface list of the namespace behind this file, if it can be entered.
 type Lister = fn(&Path) -> Option<Vec<(u32, String)>>;
 
@@ -425,6 +428,7 @@ pub struct InterfaceCache {
     limits: CacheLimits,
     stats: CacheStats,
     lister: Lister,
+    scanner: Scanner,
 }
 
 impl Default for InterfaceCache {
@@ -466,6 +470,7 @@ impl InterfaceCache {
             limits,
             stats: CacheStats::default(),
             lister: list_in,
+            scanner: all_namespaces,
         }
     }
 
@@ -503,7 +508,7 @@ impl InterfaceCache {
         self.last_scan = Some(now);
         self.stats.path_scans += 1;
         self.paths.clear();
-        for (ino, path) in all_namespaces() {
+        for (ino, path) in (self.scanner)() {
             insert_capped(
                 &mut self.paths,
                 self.limits.max_namespaces,
@@ -562,15 +567,17 @@ impl InterfaceCache {
         let since =
             |t: Option<&Instant>, d: Duration| t.is_none_or(|t| now.duration_since(*t) >= d);
         let due = since(self.unknown.get(&key), self.limits.negative_ttl)
-            && since(self.dumped.get(&netns), self.limits.netns_interval)
-            && self.take_token(now);
-        if !due {
+            && since(self.dumped.get(&netns), self.limits.netns_interval);
+        // A namespace made after the last scan of /proc has no file yet. Until the next scan
+        // is allowed its events are skipped but not marked unknown: marking them would hide a
+        // namespace that is merely newer than the scan for the whole negative TTL.
+        let scan_due = !self.paths.contains_key(&netns)
+            && since(self.last_scan.as_ref(), self.limits.netns_interval);
+        if !due || (!self.paths.contains_key(&netns) && !scan_due) || !self.take_token(now) {
             self.stats.skipped += 1;
             return;
         }
-        if !self.paths.contains_key(&netns)
-            && since(self.last_scan.as_ref(), self.limits.netns_interval)
-        {
+        if scan_due {
             self.scan_paths(now);
         }
         let listed = match self.paths.get(&netns).cloned() {
@@ -634,12 +641,29 @@ mod tests {
 
     /// Namespace 1 has `lo` and `eth0`; any other path fails to list.
     fn fake_lister(path: &Path) -> Option<Vec<(u32, String)>> {
+        if path == Path::new("/fake/3") {
+            return Some(vec![(1, "lo".into()), (5, "veth0".into())]);
+        }
         (path == Path::new("/fake/1")).then(|| vec![(1, "lo".into()), (2, "eth0".into())])
+    }
+
+    thread_local! {
+        /// Whether namespace 3 exists yet (it is made after the first scan).
+        static NS3_MADE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
+
+    fn fake_scanner() -> Vec<(u64, PathBuf)> {
+        let mut v = vec![(1, PathBuf::from("/fake/1")), (2, PathBuf::from("/fake/2"))];
+        if NS3_MADE.with(|m| m.get()) {
+            v.push((3, PathBuf::from("/fake/3")));
+        }
+        v
     }
 
     fn fake_cache(limits: CacheLimits) -> InterfaceCache {
         let mut c = InterfaceCache::with_limits(limits);
         c.lister = fake_lister;
+        c.scanner = fake_scanner;
         c.paths.insert(1, PathBuf::from("/fake/1"));
         c.paths.insert(2, PathBuf::from("/fake/2"));
         c
@@ -659,6 +683,27 @@ mod tests {
         c.resolve_at(1, 1, t0);
         c.resolve_at(1, 2, t0 + Duration::from_secs(60));
         assert_eq!(c.stats().lookups, 1, "hits never look up");
+    }
+
+    #[test]
+    fn a_namespace_newer_than_the_last_scan_is_found_once_a_scan_is_allowed() {
+        NS3_MADE.with(|m| m.set(false));
+        let mut c = fake_cache(CacheLimits::DEFAULT);
+        let t0 = Instant::now();
+        c.refresh();
+        // Namespace 3 appears 100 ms after the refresh; its first events come before a rescan
+        // is allowed (one a second): skipped, but not remembered as unknown.
+        NS3_MADE.with(|m| m.set(true));
+        for ms in [100, 300, 900] {
+            c.resolve_at(3, 5, t0 + Duration::from_millis(ms));
+        }
+        assert_eq!(c.get(3, 5), None);
+        assert_eq!((c.stats().lookups, c.stats().skipped), (0, 3));
+        assert!(c.unknown.is_empty(), "a namespace newer than the scan is not negative");
+        c.resolve_at(3, 5, t0 + Duration::from_millis(1_100));
+        assert_eq!(c.get(3, 5), Some("veth0"));
+        assert_eq!(c.stats().lookups, 1);
+        assert_eq!(c.stats().path_scans, 2);
     }
 
     #[test]
