@@ -71,6 +71,7 @@ mod tests {
             name: name.into(),
             module: None,
             position: 1,
+            address: None,
         }
     }
 

@@ -6,10 +6,10 @@
 use std::ffi::CString;
 use std::os::fd::{AsFd, OwnedFd};
 
-use super::probe::{load_trivial, ProgramKind, PROBE_FUNCS};
+use super::probe::{load_trivial, release_in_background, ProgramKind, PROBE_FUNCS};
 use super::{
     parallel,
-    check_position, is_verifier, kprobe, names_at, Attached, Attachments, Driver, Link,
+    check_position, is_verifier, kprobe, Attached, Attachments, Driver, Link,
     LoaderError, ProgramStats,
 };
 use crate::btf::Btf;
@@ -42,7 +42,10 @@ impl Driver for KprobeMulti {
         for f in PROBE_FUNCS {
             let name = CString::new(*f).map_err(|e| e.to_string())?;
             match sys::link_kprobe_multi(prog.as_fd(), &[name]) {
-                Ok(_) => return Ok(()),
+                Ok(link) => {
+                    release_in_background(vec![link, prog]);
+                    return Ok(());
+                }
                 Err(e) if e.raw_os_error() == Some(libc::EOPNOTSUPP) => {
                     return Err(format!(
                         "kprobe.multi links are not supported ({e}): the kernel lacks CONFIG_FPROBE"
@@ -61,9 +64,9 @@ impl Driver for KprobeMulti {
         progress: &mut dyn FnMut(usize, &str),
         out: &mut Attachments,
     ) -> Result<(), LoaderError> {
-        let by_position: Vec<(u8, Vec<&str>)> = (1..=5u8)
-            .map(|pos| (pos, names_at(targets, pos)))
-            .filter(|(_, names)| !names.is_empty())
+        let by_position: Vec<(u8, Vec<&Target>)> = (1..=5u8)
+            .map(|pos| (pos, targets.iter().filter(|t| t.position == pos).collect()))
+            .filter(|(_, targets): &(u8, Vec<&Target>)| !targets.is_empty())
             .collect();
         // Each position's program is loaded once and shared by its links (the hot path's, the
         // rest's, and the halves tried when a link is refused): one verifier run each.
@@ -83,7 +86,7 @@ impl Driver for KprobeMulti {
             match loaded {
                 Ok(()) => true,
                 Err(e) => {
-                    out.refuse_all(names.iter().copied(), &e);
+                    out.refuse_all(names.iter().map(|t| t.name.as_str()), &e);
                     false
                 }
             }
@@ -95,9 +98,9 @@ impl Driver for KprobeMulti {
         parallel::for_each_in_rounds(
             loader.attach_threads(),
             &by_position,
-            |(pos, names)| {
+            |(pos, targets)| {
                 let mut attached = Attachments::default();
-                attach_bisecting(loader, *pos, names, &mut attached);
+                attach_position(loader, *pos, targets, &mut attached);
                 attached
             },
             |(_, names), attached| {
@@ -156,10 +159,37 @@ impl Driver for KprobeMulti {
     }
 }
 
+/// One link for all `targets` at `position`: by address when discovery knew every address
+/// (the kernel then resolves no name: on a 6.12 guest under TCG its walk of every symbol is
+/// about half a second), else, or if the kernel refuses the addresses, by name.
+fn attach_position(loader: &Loader, position: u8, targets: &[&Target], out: &mut Attachments) {
+    let names: Vec<&str> = targets.iter().map(|t| t.name.as_str()).collect();
+    let addresses: Option<Vec<u64>> = targets.iter().map(|t| t.address).collect();
+    if let Some(addresses) = addresses {
+        match link_shared(loader, position, LinkSet::Addresses(&addresses)) {
+            Ok(link) => {
+                out.links.push(link);
+                out.attached.extend(names.iter().map(|s| s.to_string()));
+                return;
+            }
+            Err(e) if is_verifier(&e) => {
+                out.refuse_all(names.iter().copied(), &e);
+                return;
+            }
+            Err(e) => log::debug!(
+                "kprobe.multi link by address for {} functions (position {position}) refused \
+                 ({e}); linking them by name",
+                names.len()
+            ),
+        }
+    }
+    attach_bisecting(loader, position, &names, out);
+}
+
 /// One link for all `names` at `position`; on failure split the set and retry the halves
 /// until the refused functions are isolated.
 fn attach_bisecting(loader: &Loader, position: u8, names: &[&str], out: &mut Attachments) {
-    match link_shared(loader, position, names) {
+    match link_shared(loader, position, LinkSet::Symbols(names)) {
         Ok(link) => {
             out.links.push(link);
             out.attached.extend(names.iter().map(|s| s.to_string()));
@@ -179,6 +209,22 @@ fn attach_bisecting(loader: &Loader, position: u8, names: &[&str], out: &mut Att
     }
 }
 
+/// The functions of one kprobe.multi link.
+#[derive(Clone, Copy)]
+enum LinkSet<'a> {
+    Symbols(&'a [&'a str]),
+    Addresses(&'a [u64]),
+}
+
+impl LinkSet<'_> {
+    fn len(&self) -> usize {
+        match self {
+            LinkSet::Symbols(s) => s.len(),
+            LinkSet::Addresses(a) => a.len(),
+        }
+    }
+}
+
 /// The kprobe.multi event program of skb argument `position`.
 fn multi_program(position: u8) -> Result<&'static str, LoaderError> {
     check_position(position)?;
@@ -186,14 +232,22 @@ fn multi_program(position: u8) -> Result<&'static str, LoaderError> {
 }
 
 /// One kprobe.multi link of the shared program of `position` (loaded by the attach) on all
-/// `symbols`.
-fn link_shared(loader: &Loader, position: u8, symbols: &[&str]) -> Result<Link, LoaderError> {
+/// functions of `set`.
+fn link_shared(loader: &Loader, position: u8, set: LinkSet<'_>) -> Result<Link, LoaderError> {
     let program = multi_program(position)?;
     let prog = loader
         .shared_fd(program)
         .ok_or_else(|| LoaderError::NoProgram(program.into()))?;
-    let link = link_symbols(program, prog, symbols)?;
-    Ok(Link::shared(program, &format!("{} symbols", symbols.len()), link))
+    let link = match set {
+        LinkSet::Symbols(symbols) => link_symbols(program, prog, symbols)?,
+        LinkSet::Addresses(addresses) => sys::link_kprobe_multi_addrs(prog, addresses)
+            .map_err(|error| LoaderError::Attach {
+                program: program.into(),
+                target: format!("{} addresses", addresses.len()),
+                error,
+            })?,
+    };
+    Ok(Link::shared(program, &format!("{} symbols", set.len()), link))
 }
 
 /// BPF_LINK_CREATE of `prog` (program `program`) on all `symbols`; errors name the program

@@ -193,15 +193,6 @@ fn check_position(position: u8) -> Result<(), LoaderError> {
     }
 }
 
-/// The names of the targets whose skb is argument `position`.
-fn names_at(targets: &[Target], position: u8) -> Vec<&str> {
-    targets
-        .iter()
-        .filter(|t| t.position == position)
-        .map(|t| t.name.as_str())
-        .collect()
-}
-
 fn is_verifier(e: &LoaderError) -> bool {
     matches!(e, LoaderError::Verifier { .. })
 }

@@ -21,8 +21,32 @@ pub fn link_kprobe_multi_with(
     retprobe: bool,
 ) -> io::Result<OwnedFd> {
     let ptrs: Vec<u64> = symbols.iter().map(|s| ptr_u64(s.as_ptr())).collect();
-    let cnt = u32::try_from(ptrs.len())
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "too many symbols"))?;
+    kprobe_multi_link(prog, KprobeMultiSet::Symbols(&ptrs), retprobe)
+}
+
+/// BPF_LINK_CREATE for a kprobe.multi program on functions given by address (their ftrace
+/// addresses, from tracefs `available_filter_functions_addrs`, or their kallsyms addresses):
+/// the kernel looks no name up.
+pub fn link_kprobe_multi_addrs(prog: BorrowedFd<'_>, addresses: &[u64]) -> io::Result<OwnedFd> {
+    kprobe_multi_link(prog, KprobeMultiSet::Addresses(addresses), false)
+}
+
+/// What a kprobe.multi link is given: pointers to symbol names, or addresses.
+enum KprobeMultiSet<'a> {
+    Symbols(&'a [u64]),
+    Addresses(&'a [u64]),
+}
+
+fn kprobe_multi_link(
+    prog: BorrowedFd<'_>,
+    set: KprobeMultiSet<'_>,
+    retprobe: bool,
+) -> io::Result<OwnedFd> {
+    let items = match set {
+        KprobeMultiSet::Symbols(s) | KprobeMultiSet::Addresses(s) => s,
+    };
+    let cnt = u32::try_from(items.len())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "too many functions"))?;
     let mut attr = zeroed_attr();
     // SAFETY: only writes into the BPF_LINK_CREATE member of a zeroed union.
     let l = unsafe { &mut attr.link_create };
@@ -34,7 +58,11 @@ pub fn link_kprobe_multi_with(
         k.flags = BPF_F_KPROBE_MULTI_RETURN;
     }
     k.cnt = cnt;
-    k.syms = ptr_u64(ptrs.as_ptr());
+    match set {
+        KprobeMultiSet::Symbols(ptrs) => k.syms = ptr_u64(ptrs.as_ptr()),
+        KprobeMultiSet::Addresses(addrs) => k.addrs = ptr_u64(addrs.as_ptr()),
+    }
+    // The pointed-to arrays (and the names behind the symbol pointers) outlive the call.
     bpf_fd(bpf_cmd::BPF_LINK_CREATE, &mut attr)
 }
 

@@ -33,7 +33,10 @@ pub mod prog;
 pub mod stats;
 pub mod time;
 
-pub use link::{link_kprobe_multi, link_kprobe_multi_with, link_perf_event, raw_tracepoint_open};
+pub use link::{
+    link_kprobe_multi, link_kprobe_multi_addrs, link_kprobe_multi_with, link_perf_event,
+    raw_tracepoint_open,
+};
 pub use map::{
     map_create, map_freeze, map_lookup_elem, map_update_elem, MapCreate, MAP_TYPE_ARRAY,
     MAP_TYPE_HASH, MAP_TYPE_RINGBUF,

@@ -272,6 +272,7 @@ impl TracerBuilder {
                     name: f.name.clone(),
                     module: f.module.clone(),
                     position: f.position(),
+                    address: f.address,
                 })
                 .collect()
         } else {
@@ -288,6 +289,7 @@ impl TracerBuilder {
                     name: name.to_string(),
                     module: None,
                     position: pos + 1,
+                    address: None,
                 })
                 .collect()
         };
