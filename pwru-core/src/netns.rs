@@ -421,7 +421,6 @@ pub struct InterfaceCache {
     dumped: HashMap<u64, Instant>,
     /// A file for each namespace inode, from the last scan.
     paths: HashMap<u64, PathBuf>,
-    last_scan: Option<Instant>,
     /// Token bucket of lookups (`lookup_burst`, refilled at `lookups_per_second`).
     tokens: f64,
     refilled: Option<Instant>,
@@ -464,7 +463,6 @@ impl InterfaceCache {
             unknown: HashMap::new(),
             dumped: HashMap::new(),
             paths: HashMap::new(),
-            last_scan: None,
             tokens: f64::from(limits.lookup_burst),
             refilled: None,
             limits,
@@ -489,7 +487,7 @@ impl InterfaceCache {
     pub fn refresh(&mut self) -> usize {
         let mut failed = 0;
         let now = Instant::now();
-        self.scan_paths(now);
+        self.scan_paths();
         let namespaces: Vec<(u64, PathBuf)> =
             self.paths.iter().map(|(i, p)| (*i, p.clone())).collect();
         for (ino, path) in namespaces {
@@ -504,8 +502,7 @@ impl InterfaceCache {
         failed
     }
 
-    fn scan_paths(&mut self, now: Instant) {
-        self.last_scan = Some(now);
+    fn scan_paths(&mut self) {
         self.stats.path_scans += 1;
         self.paths.clear();
         for (ino, path) in (self.scanner)() {
@@ -567,18 +564,17 @@ impl InterfaceCache {
         let since =
             |t: Option<&Instant>, d: Duration| t.is_none_or(|t| now.duration_since(*t) >= d);
         let due = since(self.unknown.get(&key), self.limits.negative_ttl)
-            && since(self.dumped.get(&netns), self.limits.netns_interval);
-        // A namespace made after the last scan of /proc has no file yet. Until the next scan
-        // is allowed its events are skipped but not marked unknown: marking them would hide a
-        // namespace that is merely newer than the scan for the whole negative TTL.
-        let scan_due = !self.paths.contains_key(&netns)
-            && since(self.last_scan.as_ref(), self.limits.netns_interval);
-        if !due || (!self.paths.contains_key(&netns) && !scan_due) || !self.take_token(now) {
+            && since(self.dumped.get(&netns), self.limits.netns_interval)
+            && self.take_token(now);
+        if !due {
             self.stats.skipped += 1;
             return;
         }
-        if scan_due {
-            self.scan_paths(now);
+        // A namespace made after the last scan of /proc has no file yet: scan again (no
+        // netlink, so nothing traced). The token taken above bounds the scans too, and a
+        // namespace no scan finds is not looked for again for the negative TTL.
+        if !self.paths.contains_key(&netns) {
+            self.scan_paths();
         }
         let listed = match self.paths.get(&netns).cloned() {
             Some(path) => {
@@ -686,24 +682,33 @@ mod tests {
     }
 
     #[test]
-    fn a_namespace_newer_than_the_last_scan_is_found_once_a_scan_is_allowed() {
+    fn a_namespace_newer_than_the_last_scan_is_found_on_its_first_event() {
         NS3_MADE.with(|m| m.set(false));
         let mut c = fake_cache(CacheLimits::DEFAULT);
         let t0 = Instant::now();
         c.refresh();
-        // Namespace 3 appears 100 ms after the refresh; its first events come before a rescan
-        // is allowed (one a second): skipped, but not remembered as unknown.
+        // Namespace 3 appears 100 ms after the refresh (a scan that did not see it).
         NS3_MADE.with(|m| m.set(true));
-        for ms in [100, 300, 900] {
-            c.resolve_at(3, 5, t0 + Duration::from_millis(ms));
-        }
-        assert_eq!(c.get(3, 5), None);
-        assert_eq!((c.stats().lookups, c.stats().skipped), (0, 3));
-        assert!(c.unknown.is_empty(), "a namespace newer than the scan is not negative");
-        c.resolve_at(3, 5, t0 + Duration::from_millis(1_100));
+        c.resolve_at(3, 5, t0 + Duration::from_millis(100));
         assert_eq!(c.get(3, 5), Some("veth0"));
-        assert_eq!(c.stats().lookups, 1);
-        assert_eq!(c.stats().path_scans, 2);
+        let s = c.stats();
+        assert_eq!((s.lookups, s.skipped, s.path_scans), (1, 0, 2));
+    }
+
+    #[test]
+    fn a_namespace_no_scan_finds_is_scanned_for_once_per_negative_ttl() {
+        let limits = CacheLimits::DEFAULT;
+        let mut c = fake_cache(limits);
+        let t0 = Instant::now();
+        // 10,000 events over 60 s from namespace 4, which has no file anywhere.
+        for i in 0..10_000u32 {
+            c.resolve_at(4, 1, t0 + Duration::from_millis(u64::from(i) * 6));
+        }
+        let s = c.stats();
+        let ttl = limits.negative_ttl.as_secs();
+        assert_eq!(s.path_scans, 60 / ttl, "one scan per {ttl} s: {s:?}");
+        assert_eq!(s.lookups, 0);
+        assert_eq!(s.path_scans + s.skipped, 10_000);
     }
 
     #[test]
