@@ -27,12 +27,43 @@ pub(super) struct Created {
     pub(super) fds: HashMap<String, OwnedFd>,
 }
 
+/// Maps that only some features use, with the config flags of those features. The programs
+/// name them whatever the configuration, but reach them only with one of the flags set (the
+/// flags are a frozen constant: the verifier drops the code behind the others). With every
+/// flag off such a map is created with one entry: an LRU hash preallocates all of its
+/// elements, so six of them at 65,536 were about 25 MiB of kernel memory, and their creation
+/// a visible part of the object load in a TCG guest, for a plain trace that uses none.
+const FEATURE_MAPS: &[(&str, u32)] = &[
+    ("pwru_skbs", pwru_ebpf::PWRU_CFG_TRACK_SKB),
+    ("pwru_heads", pwru_ebpf::PWRU_CFG_TRACK_HEAD),
+    ("pwru_stackid_skb", pwru_ebpf::PWRU_CFG_TRACK_STACKID),
+    ("pwru_skb_stackid", pwru_ebpf::PWRU_CFG_TRACK_STACKID),
+    ("pwru_ids", pwru_ebpf::PWRU_CFG_PACKET_ID),
+    ("pwru_head_ids", pwru_ebpf::PWRU_CFG_PACKET_ID),
+    (
+        "pwru_clone_args",
+        pwru_ebpf::PWRU_CFG_TRACK_SKB | pwru_ebpf::PWRU_CFG_PACKET_ID,
+    ),
+    (pwru_ebpf::MAP_STACKS, pwru_ebpf::PWRU_CFG_OUTPUT_STACK),
+];
+
+/// One entry for a [`FEATURE_MAPS`] map whose features are all off in `flags`.
+fn idle_entries(name: &str, flags: u32) -> Option<u32> {
+    FEATURE_MAPS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .filter(|(_, used_by)| flags & used_by == 0)
+        .map(|_| 1)
+}
+
 /// Creates every map of `defs`; [`pwru_ebpf::MAP_EVENTS`] gets `ring_buf_bytes`,
-/// [`pwru_ebpf::MAP_FILTER_SETS`] room for `set_keys` and those keys (value 1).
+/// [`pwru_ebpf::MAP_FILTER_SETS`] room for `set_keys` and those keys (value 1), and a map no
+/// feature of the config `flags` uses one entry.
 pub(super) fn create(
     defs: &HashMap<String, aya_obj::Map>,
     ring_buf_bytes: u32,
     set_keys: &[[u8; 8]],
+    flags: u32,
 ) -> Result<Created, LoaderError> {
     let mut out = Created {
         maps: HashMap::new(),
@@ -46,6 +77,9 @@ pub(super) fn create(
             if name == pwru_ebpf::MAP_EVENTS {
                 def.set_max_entries(ring_buf_bytes);
             }
+        }
+        if let Some(entries) = idle_entries(name, flags) {
+            def.set_max_entries(entries);
         }
         let sets = name == pwru_ebpf::MAP_FILTER_SETS;
         if sets {
@@ -108,5 +142,31 @@ fn typed(data: MapData, ty: u32) -> Map {
         Map::StackTraceMap(data)
     } else {
         Map::Unsupported(data)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_feature_map_is_in_the_object_and_only_idle_ones_shrink() {
+        let obj = aya_obj::Object::parse(pwru_ebpf::OBJECT).expect("the object parses");
+        for (name, _) in FEATURE_MAPS {
+            let def = obj.maps.get(*name);
+            assert!(def.is_some(), "the object has no map {name}");
+            assert!(
+                def.is_some_and(|d| d.max_entries() > 1),
+                "{name} is already one entry"
+            );
+        }
+        assert_eq!(idle_entries("pwru_ids", 0), Some(1));
+        assert_eq!(idle_entries("pwru_ids", pwru_ebpf::PWRU_CFG_PACKET_ID), None);
+        assert_eq!(
+            idle_entries("pwru_clone_args", pwru_ebpf::PWRU_CFG_TRACK_SKB),
+            None
+        );
+        assert_eq!(idle_entries(pwru_ebpf::MAP_EVENTS, 0), None);
+        assert_eq!(idle_entries(pwru_ebpf::MAP_RUNS, 0), None);
     }
 }

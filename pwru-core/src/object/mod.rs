@@ -135,6 +135,7 @@ impl Loader {
                 filter,
                 config: &cfg,
                 ring_buf_bytes: options.ring_buf_bytes,
+                flags: config.flags,
                 kernel_btf: &btf,
             },
         )?;

@@ -49,6 +49,8 @@ pub(crate) struct Inputs<'a> {
     /// Initial contents of the read-only global [`pwru_ebpf::CONFIG_GLOBAL`].
     pub(crate) config: &'a [u8],
     pub(crate) ring_buf_bytes: u32,
+    /// The config's `PWRU_CFG_*` flags (maps no flagged feature uses get one entry).
+    pub(crate) flags: u32,
     pub(crate) kernel_btf: &'a aya::Btf,
 }
 
@@ -67,7 +69,12 @@ impl Prepared {
         )]))
         .map_err(prepare_error)?;
         obj.relocate_btf(inputs.kernel_btf).map_err(prepare_error)?;
-        let created = maps::create(&obj.maps, inputs.ring_buf_bytes, inputs.filter.set_keys())?;
+        let created = maps::create(
+            &obj.maps,
+            inputs.ring_buf_bytes,
+            inputs.filter.set_keys(),
+            inputs.flags,
+        )?;
         if inputs.filter.uses_set_map() {
             // The filter's address-set lookups name the object's set map, now filled.
             let name = pwru_ebpf::MAP_FILTER_SETS;
