@@ -6,7 +6,7 @@ use pwru_ebpf::program;
 use std::ffi::CString;
 use std::os::fd::AsFd;
 
-use super::probe::{load_trivial, release_in_background, ProgramKind, PROBE_FUNCS};
+use super::probe::{load_trivial, ProgramKind, PROBE_FUNCS};
 use super::{check_position, parallel, Attached, Attachments, Driver, Link, LoaderError};
 use crate::btf::Btf;
 use crate::object::Loader;
@@ -39,10 +39,7 @@ impl Driver for Kprobe {
         for f in PROBE_FUNCS {
             let name = CString::new(*f).map_err(|e| e.to_string())?;
             match sys::perf_kprobe_open(&pmu, &name, false, prog.as_fd()) {
-                Ok(event) => {
-                    release_in_background(vec![event, prog]);
-                    return Ok(());
-                }
+                Ok(_) => return Ok(()),
                 Err(e) => last = format!("attaching a kprobe to {f} failed: {e}"),
             }
         }

@@ -59,23 +59,9 @@ pub(super) fn load_trivial(kind: &ProgramKind) -> Result<OwnedFd, String> {
 /// the trivial program and links it.
 pub(super) fn load_and_link_tracing(kind: &ProgramKind) -> Result<(), String> {
     let prog = load_trivial(kind)?;
-    let link = sys::raw_tracepoint_open(prog.as_fd(), None)
-        .map_err(|e| format!("attaching a {} program failed: {e}", kind.name))?;
-    release_in_background(vec![link, prog]);
-    Ok(())
-}
-
-/// Closes a probe's link and program on a thread of their own. Detaching waits in the kernel
-/// (unregistering a kprobe, an fprobe or a trampoline waits for RCU grace periods: a large
-/// part of the backend choice in a TCG guest); the trivial program does nothing meanwhile, and
-/// the attach goes on. Closed on the spot if no thread can be started.
-pub(super) fn release_in_background(fds: Vec<OwnedFd>) {
-    let spawned = std::thread::Builder::new()
-        .name("pwru-probe-drop".into())
-        .spawn(move || drop(fds));
-    if let Err(e) = spawned {
-        log::debug!("closing the probe on this thread: {e}");
-    }
+    sys::raw_tracepoint_open(prog.as_fd(), None)
+        .map(drop)
+        .map_err(|e| format!("attaching a {} program failed: {e}", kind.name))
 }
 
 /// Loads (without attaching) a small program of `driver`'s kind that reads one byte through

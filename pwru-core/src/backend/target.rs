@@ -10,8 +10,9 @@ pub struct Target {
     pub module: Option<String>,
     /// 1-based position of the `struct sk_buff *` argument.
     pub position: u8,
-    /// The function's ftrace address, when discovery read it (Linux 6.5+): kprobe.multi
-    /// links by address, sparing the kernel a walk of every symbol.
+    /// The function's address, once known from /proc/kallsyms (filled at attach for
+    /// kprobe.multi, which then links by address and spares the kernel its own walk of every
+    /// symbol).
     pub address: Option<u64>,
 }
 

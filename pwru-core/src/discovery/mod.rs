@@ -45,9 +45,6 @@ pub struct SkbFunction {
     pub module: Option<String>,
     /// 1-based argument positions holding a `struct sk_buff *`, ascending (never empty).
     pub positions: Vec<u8>,
-    /// Its ftrace address, when tracefs lists addresses (Linux 6.5+) and the function must be
-    /// traceable.
-    pub address: Option<u64>,
 }
 
 impl SkbFunction {
@@ -203,7 +200,6 @@ fn scan_functions(
                 name: btf.name_of(&t).to_string(),
                 module: module.map(str::to_string),
                 positions,
-                address: None,
             });
         }
     }
@@ -325,9 +321,6 @@ fn discover_in(
     };
     if let Some(av) = &available {
         all.retain(|f| av.contains(&f.name));
-        for f in &mut all {
-            f.address = av.address(&f.name, f.module.as_deref());
-        }
     }
     stats.traceable = all.len();
     if let Some(re) = &regex {

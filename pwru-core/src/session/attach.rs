@@ -159,7 +159,7 @@ impl Tracer {
         // kallsyms (seconds under QEMU) is read while the programs load and attach; the
         // programs this session loads are named from their own info afterwards. fentry's
         // trampolines are not: a blocking fentry attach reads the table once it is done.
-        let symbols_job = if background || backend != Backend::Fentry {
+        let mut symbols_job = if background || backend != Backend::Fentry {
             SymbolsJob::start()
         } else {
             None
@@ -204,7 +204,27 @@ impl Tracer {
         // The hot path first: its events flow while the rest attaches. In the background
         // mode the foreground stops after it (or after the first chunk that attaches
         // anything, when no target is on the hot path).
-        let ordered = hot_first(&self.targets);
+        let mut ordered = hot_first(&self.targets);
+        // kprobe.multi links by address when the kallsyms table is read (its thread began
+        // before the object load, which usually takes longer): the kernel's lookup by name
+        // walks every kernel symbol per link.
+        let mut symbols_read = None;
+        if backend == Backend::KprobeMulti {
+            if let Some(job) = symbols_job.take() {
+                let waited = Instant::now();
+                let table = job.wait();
+                log::debug!(
+                    "waited {:?} for /proc/kallsyms to link kprobe.multi by address",
+                    waited.elapsed()
+                );
+                if let Ok(table) = &table {
+                    for t in &mut ordered {
+                        t.address = table.address_of(&t.name);
+                    }
+                }
+                symbols_read = Some(table);
+            }
+        }
         let first = if background {
             Background::foreground_len(backend, hot_len(&ordered)).min(ordered.len())
         } else {
@@ -279,9 +299,10 @@ impl Tracer {
         let phase = Instant::now();
         let mut decode_ctx = DecodeContext::new().with_builtin_tracepoints();
         decode_ctx.set_metadata_names(&self.options.skb_metadata, &self.options.xdp_metadata);
-        let symbols = match symbols_job {
-            Some(job) => job.wait()?,
-            None => KernelSymbols::load()?,
+        let symbols = match (symbols_read, symbols_job) {
+            (Some(read), _) => read?,
+            (None, Some(job)) => job.wait()?,
+            (None, None) => KernelSymbols::load()?,
         };
         // The table cannot name what was loaded after its read began: the session's own
         // programs are named from their info, or their frames at the top of each stack would

@@ -272,7 +272,7 @@ impl TracerBuilder {
                     name: f.name.clone(),
                     module: f.module.clone(),
                     position: f.position(),
-                    address: f.address,
+                    address: None,
                 })
                 .collect()
         } else {
