@@ -24,9 +24,8 @@ pub fn link_kprobe_multi_with(
     kprobe_multi_link(prog, KprobeMultiSet::Symbols(&ptrs), retprobe)
 }
 
-/// BPF_LINK_CREATE for a kprobe.multi program on functions given by address (their ftrace
-/// addresses, from tracefs `available_filter_functions_addrs`, or their kallsyms addresses):
-/// the kernel looks no name up.
+/// BPF_LINK_CREATE for a kprobe.multi program on functions given by address (their kallsyms
+/// addresses; the kernel maps each to its ftrace location): the kernel looks no name up.
 pub fn link_kprobe_multi_addrs(prog: BorrowedFd<'_>, addresses: &[u64]) -> io::Result<OwnedFd> {
     kprobe_multi_link(prog, KprobeMultiSet::Addresses(addresses), false)
 }
