@@ -165,6 +165,10 @@ fn attach_position(loader: &Loader, position: u8, targets: &[&Target], out: &mut
     if let Some(addresses) = addresses {
         match link_shared(loader, position, LinkSet::Addresses(&addresses)) {
             Ok(link) => {
+                log::debug!(
+                    "kprobe.multi linked {} functions (position {position}) by address",
+                    names.len()
+                );
                 out.links.push(link);
                 out.attached.extend(names.iter().map(|s| s.to_string()));
                 return;

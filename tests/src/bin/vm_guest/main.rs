@@ -14,6 +14,7 @@ mod caps;
 mod counters;
 mod kernel_btf;
 mod kernel_state;
+mod log_capture;
 mod net;
 mod probes;
 mod registry;
@@ -92,6 +93,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    log_capture::install();
     let t0 = Instant::now();
     let mut ctx = Ctx {
         report: Reporter::new(),

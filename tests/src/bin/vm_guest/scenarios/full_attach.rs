@@ -43,6 +43,7 @@ fn try_run(ctx: &mut Ctx, backend: Backend) -> Result<Outcome, Outcome> {
     let base_pps = traffic::udp_pps(&pair).map_err(Outcome::Fail)?;
 
     let before = Snapshot::take().map_err(Outcome::Fail)?;
+    drop(crate::log_capture::take());
     let t0 = Instant::now();
     let tracer = Tracer::builder()
         .backend(backend)
@@ -63,6 +64,7 @@ fn try_run(ctx: &mut Ctx, backend: Backend) -> Result<Outcome, Outcome> {
     let made = Snapshot::take()
         .map_err(Outcome::Fail)?
         .added_since(&before);
+    let link_log = crate::log_capture::take();
     let timings = session.timings();
     let (attached, refused) = (session.attached().len(), session.refused().len());
     let first_refusal = session
@@ -120,6 +122,24 @@ fn try_run(ctx: &mut Ctx, backend: Backend) -> Result<Outcome, Outcome> {
         return Err(Outcome::Fail(format!(
             "{targets} targets but {attached} attached + {refused} refused"
         )));
+    }
+    // kprobe.multi links by the kallsyms addresses (root reads them here): no link may have
+    // fallen back to names, which would cost the kernel a walk of every symbol per link.
+    if backend == Backend::KprobeMulti {
+        let by_address = link_log
+            .iter()
+            .filter(|l| l.ends_with("by address"))
+            .count();
+        let by_name: Vec<&String> = link_log
+            .iter()
+            .filter(|l| l.contains("linking them by name"))
+            .collect();
+        r.metric(&format!("full.links_by_address.{b}"), by_address as f64);
+        if by_address == 0 || !by_name.is_empty() {
+            return Err(Outcome::Fail(format!(
+                "kprobe.multi: {by_address} links by address, fallbacks to names: {by_name:?}"
+            )));
+        }
     }
     // One kernel object per attached function: kprobes in debugfs (when it is mounted),
     // tracing links for fentry.
