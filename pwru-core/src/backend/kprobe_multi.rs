@@ -62,14 +62,17 @@ impl Driver for KprobeMulti {
         out: &mut Attachments,
     ) -> Result<(), LoaderError> {
         let by_position: Vec<(u8, Vec<&Target>)> = (1..=5u8)
-            .map(|pos| (pos, targets.iter().filter(|t| t.position == pos).collect()))
-            .filter(|(_, targets): &(u8, Vec<&Target>)| !targets.is_empty())
+            .map(|pos| {
+                let at: Vec<&Target> = targets.iter().filter(|t| t.position == pos).collect();
+                (pos, at)
+            })
+            .filter(|(_, at)| !at.is_empty())
             .collect();
         // Each position's program is loaded once and shared by its links (the hot path's, the
         // rest's, and the halves tried when a link is refused): one verifier run each.
         // A refused program refuses its position's functions; the others go on.
         let mut by_position = by_position;
-        by_position.retain(|(pos, names)| {
+        by_position.retain(|(pos, at)| {
             let loaded = multi_program(*pos).and_then(|program| {
                 loader
                     .shared_program(
@@ -83,7 +86,7 @@ impl Driver for KprobeMulti {
             match loaded {
                 Ok(()) => true,
                 Err(e) => {
-                    out.refuse_all(names.iter().map(|t| t.name.as_str()), &e);
+                    out.refuse_all(at.iter().map(|t| t.name.as_str()), &e);
                     false
                 }
             }

@@ -156,7 +156,7 @@ impl Tracer {
             }
         }
         let background = matches!(mode, Mode::Background(_));
-        // kallsyms (seconds under QEMU) is read while the programs load and attach; the
+        // kallsyms (0.3-0.45 s in a TCG guest) is read while the programs load and attach; the
         // programs this session loads are named from their own info afterwards. fentry's
         // trampolines are not: a blocking fentry attach reads the table once it is done.
         let mut symbols_job = if background || backend != Backend::Fentry {
