@@ -218,8 +218,10 @@ impl Tracer {
                     waited.elapsed()
                 );
                 if let Ok(table) = &table {
-                    for t in &mut ordered {
-                        t.address = table.address_of(&t.name);
+                    let names: Vec<&str> = ordered.iter().map(|t| t.name.as_str()).collect();
+                    let addresses = table.addresses_of(&names);
+                    for (t, address) in ordered.iter_mut().zip(addresses) {
+                        t.address = address;
                     }
                 }
                 symbols_read = Some(table);
