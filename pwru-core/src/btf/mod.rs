@@ -267,12 +267,19 @@ impl Btf {
                 _ => Err(BtfError::BadTypeId(id.0)),
             };
         }
+        // `let ... else` rather than `ok_or`: an eager error is built and dropped on every
+        // successful call, and these run millions of times per discovery.
         let idx = (id.0 - self.first_id) as usize;
-        let off = *self.offsets.get(idx).ok_or(BtfError::BadTypeId(id.0))? as usize;
-        let rec = self.data[self.types.clone()]
-            .get(off..)
-            .ok_or(BtfError::BadTypeId(id.0))?;
-        types::decode(self, id, rec).ok_or(BtfError::BadTypeId(id.0))
+        let Some(&off) = self.offsets.get(idx) else {
+            return Err(BtfError::BadTypeId(id.0));
+        };
+        let Some(rec) = self.data[self.types.clone()].get(off as usize..) else {
+            return Err(BtfError::BadTypeId(id.0));
+        };
+        match types::decode(self, id, rec) {
+            Some(t) => Ok(t),
+            None => Err(BtfError::BadTypeId(id.0)),
+        }
     }
 
     /// Returns the string at `off` (the base's strings come first in split BTF).
@@ -285,12 +292,16 @@ impl Btf {
         }
         let local = (off - self.base_str_len) as usize;
         let strings = &self.data[self.strings.clone()];
-        let rest = strings.get(local..).ok_or(BtfError::BadString(off))?;
-        let end = rest
-            .iter()
-            .position(|&b| b == 0)
-            .ok_or(BtfError::BadString(off))?;
-        std::str::from_utf8(&rest[..end]).map_err(|_| BtfError::BadString(off))
+        let Some(rest) = strings.get(local..) else {
+            return Err(BtfError::BadString(off));
+        };
+        let Some(end) = rest.iter().position(|&b| b == 0) else {
+            return Err(BtfError::BadString(off));
+        };
+        match std::str::from_utf8(&rest[..end]) {
+            Ok(s) => Ok(s),
+            Err(_) => Err(BtfError::BadString(off)),
+        }
     }
 
     /// The name of a type, or `""` for anonymous types (and for unresolvable offsets, which
@@ -420,14 +431,17 @@ fn read(path: &Path) -> Result<Vec<u8>, BtfError> {
 }
 
 pub(crate) fn read_u32(data: &[u8], off: usize, big_endian: bool) -> Result<u32, BtfError> {
-    let b: [u8; 4] = off
+    // Not `ok_or`: see `Btf::get`.
+    let Some(b) = off
         .checked_add(4)
         .and_then(|end| data.get(off..end))
-        .and_then(|s| s.try_into().ok())
-        .ok_or(BtfError::Truncated {
+        .and_then(|s| <[u8; 4]>::try_from(s).ok())
+    else {
+        return Err(BtfError::Truncated {
             what: "u32 field",
             offset: off,
-        })?;
+        });
+    };
     Ok(if big_endian {
         u32::from_be_bytes(b)
     } else {
@@ -453,10 +467,12 @@ fn index_types(types: &[u8], big_endian: bool) -> Result<Vec<u32>, BtfError> {
         let info = read_u32(types, off + 4, big_endian)?;
         let kind_raw = ((info >> 24) & 0x1f) as u8;
         let vlen = (info & 0xffff) as usize;
-        let kind = Kind::from_raw(kind_raw).ok_or(BtfError::BadKind {
-            kind: kind_raw,
-            offset: off,
-        })?;
+        let Some(kind) = Kind::from_raw(kind_raw) else {
+            return Err(BtfError::BadKind {
+                kind: kind_raw,
+                offset: off,
+            });
+        };
         let extra = types::extra_len(kind, vlen);
         let len = TYPE_HEAD_LEN + extra;
         if types.len() - off < len {

@@ -23,7 +23,7 @@ mod tracefs;
 mod tracepoints;
 
 pub use error::DiscoveryError;
-pub use tracefs::{AvailableFunctions, Tracefs, TRACEFS_CANDIDATES};
+pub use tracefs::{AvailableFunctions, TraceableJob, Tracefs, TRACEFS_CANDIDATES};
 pub use tracepoints::{skb_tracepoints, SkbTracepoint};
 
 use std::collections::HashSet;
@@ -258,7 +258,7 @@ pub fn discover(opts: &DiscoveryOptions) -> Result<Discovery, DiscoveryError> {
     }
     let t0 = Instant::now();
     let vmlinux = Arc::new(Btf::kernel(opts.kernel_btf.as_deref())?);
-    discover_in(opts, vmlinux, t0)
+    discover_in(opts, vmlinux, t0, None)
 }
 
 /// [`discover`] in kernel BTF already parsed (the tracer's one handle); `opts.kernel_btf` is
@@ -267,13 +267,25 @@ pub fn discover_with(
     opts: &DiscoveryOptions,
     vmlinux: Arc<Btf>,
 ) -> Result<Discovery, DiscoveryError> {
-    discover_in(opts, vmlinux, Instant::now())
+    discover_in(opts, vmlinux, Instant::now(), None)
+}
+
+/// [`discover_with`], with the traceable functions from `traceable` (a read of
+/// `available_filter_functions` started earlier, see [`TraceableJob`]) instead of a read here.
+/// Used only when `opts.require_traceable`.
+pub fn discover_with_traceable(
+    opts: &DiscoveryOptions,
+    vmlinux: Arc<Btf>,
+    traceable: TraceableJob,
+) -> Result<Discovery, DiscoveryError> {
+    discover_in(opts, vmlinux, Instant::now(), Some(traceable))
 }
 
 fn discover_in(
     opts: &DiscoveryOptions,
     vmlinux: Arc<Btf>,
     t0: Instant,
+    traceable: Option<TraceableJob>,
 ) -> Result<Discovery, DiscoveryError> {
     let regex = opts
         .filter_func
@@ -313,11 +325,13 @@ fn discover_in(
         Some(t) => Some(t.clone()),
         None => Tracefs::find().ok(),
     };
-    let available = if opts.require_traceable {
-        let t = tracefs.as_ref().ok_or(DiscoveryError::NoTracefs)?;
-        Some(t.available_functions()?)
-    } else {
-        None
+    let available = match (opts.require_traceable, traceable) {
+        (false, _) => None,
+        (true, Some(job)) => Some(job.wait()?),
+        (true, None) => {
+            let t = tracefs.as_ref().ok_or(DiscoveryError::NoTracefs)?;
+            Some(t.available_functions()?)
+        }
     };
     if let Some(av) = &available {
         all.retain(|f| av.contains(&f.name));

@@ -131,6 +131,15 @@ impl TracerBuilder {
         let mut config = config::kernel_config(&o, flags)?;
         timings.filter_compile = phase.elapsed();
 
+        // A function backend needs the traceable list, whose read is the slowest part of
+        // discovery and needs no BTF: it starts first, alongside the BTF parse.
+        let guessed_function_backend = o.backend != Backend::Tracepoint;
+        let traceable = if guessed_function_backend {
+            discovery::TraceableJob::start(None)
+        } else {
+            None
+        };
+
         // The kernel BTF, parsed once here and shared by every step below and by attach().
         let phase = Instant::now();
         let kernel = std::sync::Arc::new(
@@ -162,7 +171,6 @@ impl TracerBuilder {
             tracefs: None,
             tracepoints: !function_backend,
         };
-        let guessed_function_backend = o.backend != Backend::Tracepoint;
         let guessed = discovery_for(guessed_function_backend);
         let (chosen, early) = std::thread::scope(|s| {
             let kernel_for_discovery = std::sync::Arc::clone(&kernel);
@@ -171,7 +179,12 @@ impl TracerBuilder {
                 .name("pwru-discovery".into())
                 .spawn_scoped(s, move || {
                     let started = Instant::now();
-                    let found = discovery::discover_with(guessed, kernel_for_discovery);
+                    let found = match traceable {
+                        Some(job) => {
+                            discovery::discover_with_traceable(guessed, kernel_for_discovery, job)
+                        }
+                        None => discovery::discover_with(guessed, kernel_for_discovery),
+                    };
                     (found, started.elapsed())
                 })
                 .ok();

@@ -49,6 +49,22 @@ selftest_judge() {
   check "rules file drives the expectations" "skip FAIL FAIL skip "
   CAPABILITY_RULES=$rules_saved
   grep -q '^k baseline_load_ms 0.130$' "$METRICS" || { echo "matrix self-test: metric not parsed" >&2; bad=1; }
+  # the emulator's patching race (lib/emulator.sh) and look-alikes that must not pass for it
+  local oops='[   16.094790] Oops: int3: 0000 [#1] PREEMPT SMP NOPTI'
+  local code='[   16.095727] Code: 90 90 90 90 f3 0f 1e fa e8 <67> 3c 80 3e 41 56'
+  printf '%s\n' "$oops" 'RIP: 0010:__udp_enqueue_schedule_skb+0x5/0x260' "$code" > "$d/race"
+  printf '%s\n' "$oops" 'RIP: 0010:__udp_enqueue_schedule_skb+0x5/0x260' \
+    '[   16.095727] Code: 90 90 90 90 f3 0f 1e fa cc <67> 3c 80 3e 41 56' > "$d/int3-still-there"
+  printf '%s\n' "$oops" 'RIP: 0010:ip_rcv+0x35/0x260' "$code" > "$d/not-the-site"
+  printf '%s\n' '[   16.0] Oops: general protection fault: 0000 [#1]' "$oops" \
+    'RIP: 0010:__udp_enqueue_schedule_skb+0x5/0x260' "$code" > "$d/other-oops-first"
+  got=$(tcg_patch_race "$d/race") && [ "$got" = "Oops: int3 at __udp_enqueue_schedule_skb+0x5, whose byte is already the patched e8" ] ||
+    { echo "matrix self-test: the TCG patching race was not recognised ($got)" >&2; bad=1; }
+  for f in int3-still-there not-the-site other-oops-first; do
+    if tcg_patch_race "$d/$f" > /dev/null; then
+      echo "matrix self-test: $f taken for the TCG patching race" >&2; bad=1
+    fi
+  done
   rm -rf "$d"
   ROWS=$rows_saved METRICS=$metrics_saved
   return "$bad"
