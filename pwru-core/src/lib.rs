@@ -82,6 +82,7 @@ macro_rules! unstable_mod {
 
 pub mod error;
 pub mod event;
+mod fnv;
 pub mod format;
 pub mod series;
 pub mod session;

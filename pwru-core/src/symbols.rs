@@ -14,6 +14,8 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::fnv::BuildFnv;
+
 /// Where the kernel lists its symbols.
 pub const KALLSYMS: &str = "/proc/kallsyms";
 
@@ -471,8 +473,8 @@ impl KernelSymbols {
     pub fn addresses_of(&self, names: &[&str]) -> Vec<Option<u64>> {
         // Indexed by the wanted names, not the table's: a session asks for a few thousand of
         // ~150,000 names, once.
-        let mut wanted: HashMap<&str, Vec<usize>, NameHash> =
-            HashMap::with_capacity_and_hasher(names.len(), NameHash);
+        let mut wanted: HashMap<&str, Vec<usize>, BuildFnv> =
+            HashMap::with_capacity_and_hasher(names.len(), BuildFnv);
         for (i, n) in names.iter().enumerate() {
             wanted.entry(n).or_default().push(i);
         }
@@ -550,33 +552,6 @@ fn parse_hex(digits: &[u8]) -> Option<u64> {
         let v = (d as char).to_digit(16)?;
         Some(acc << 4 | u64::from(v))
     })
-}
-
-/// FNV-1a for the name index of [`KernelSymbols::addresses_of`]: the default SipHash was a
-/// quarter of the table's cost when every name was indexed. The keys are kernel symbol names
-/// (not chosen by whoever sends packets), so flooding is not a concern.
-#[derive(Clone, Copy, Default)]
-struct NameHash;
-
-impl std::hash::BuildHasher for NameHash {
-    type Hasher = Fnv1a;
-    fn build_hasher(&self) -> Fnv1a {
-        Fnv1a(0xcbf2_9ce4_8422_2325)
-    }
-}
-
-/// The FNV-1a state.
-struct Fnv1a(u64);
-
-impl std::hash::Hasher for Fnv1a {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
-        }
-    }
 }
 
 #[cfg(test)]

@@ -36,7 +36,6 @@ pub use kernel::{kernel_btf_parses, KernelBtfParses};
 pub(crate) use kernel::AyaBtfJob;
 pub use types::{EnumValue, Kind, Member, Param, StructLayout, Type, TypeId};
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
@@ -66,8 +65,8 @@ pub struct Btf {
     /// Length of the base's string section (0 for standalone BTF).
     base_str_len: u32,
     base: Option<Arc<Btf>>,
-    /// Lazily built name -> ids index over local types.
-    by_name: OnceLock<HashMap<Box<str>, Vec<u32>>>,
+    /// Lazily built index of the local types by name (see `Btf::name_index`).
+    by_name: OnceLock<Vec<(u64, u32)>>,
     source: String,
 }
 
@@ -316,29 +315,38 @@ impl Btf {
             .filter_map(move |id| self.get(id).ok().map(|t| (id, t)))
     }
 
-    fn name_index(&self) -> &HashMap<Box<str>, Vec<u32>> {
+    /// The named local types as `(hash of the name, id)`, sorted: built once, on the first
+    /// lookup by name, without an allocation per name (under QEMU the `HashMap` of owned names
+    /// it replaced took longer than parsing the BTF).
+    fn name_index(&self) -> &[(u64, u32)] {
         self.by_name.get_or_init(|| {
-            let mut map: HashMap<Box<str>, Vec<u32>> = HashMap::new();
-            for (id, t) in self.types() {
-                let name = self.name_of(&t);
-                if !name.is_empty() {
-                    map.entry(name.into()).or_default().push(id.0);
-                }
-            }
-            map
+            let mut index: Vec<(u64, u32)> = self
+                .types()
+                .filter_map(|(id, t)| {
+                    let name = self.name_of(&t);
+                    (!name.is_empty()).then(|| (crate::fnv::hash(name.as_bytes()), id.0))
+                })
+                .collect();
+            // Stable: the ids of one hash stay in id order, so the first match is the lowest.
+            index.sort_by_key(|&(hash, _)| hash);
+            index
         })
     }
 
     /// Finds the first type of `kind` named `name`, searching this BTF then its base.
     pub fn find_by_name(&self, kind: Kind, name: &str) -> Option<TypeId> {
-        if let Some(ids) = self.name_index().get(name) {
-            for &id in ids {
-                if self.get(TypeId(id)).is_ok_and(|t| t.kind() == kind) {
-                    return Some(TypeId(id));
-                }
-            }
-        }
-        self.base.as_ref().and_then(|b| b.find_by_name(kind, name))
+        let index = self.name_index();
+        let hash = crate::fnv::hash(name.as_bytes());
+        let from = index.partition_point(|&(h, _)| h < hash);
+        let found = index[from..]
+            .iter()
+            .take_while(|&&(h, _)| h == hash)
+            .map(|&(_, id)| TypeId(id))
+            .find(|&id| {
+                self.get(id)
+                    .is_ok_and(|t| t.kind() == kind && self.name_of(&t) == name)
+            });
+        found.or_else(|| self.base.as_ref().and_then(|b| b.find_by_name(kind, name)))
     }
 
     /// Follows typedef, const, volatile, restrict and type-tag links to the underlying type.
