@@ -1,7 +1,8 @@
-//! Parsing the host's vmlinux BTF and scanning it for skb functions and tracepoints.
+//! Parsing the host's vmlinux BTF, indexing it by name, and scanning it for skb functions
+//! and tracepoints.
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use pwru_core::btf::Btf;
+use pwru_core::btf::{Btf, Kind};
 use pwru_core::discovery::{skb_functions, skb_tracepoints};
 
 fn bench(c: &mut Criterion) {
@@ -17,6 +18,14 @@ fn bench(c: &mut Criterion) {
     let Ok(btf) = Btf::from_bytes(raw.clone()) else {
         return;
     };
+    // The first lookup by name builds the index (once per parsed BTF).
+    g.bench_function("name_index", |b| {
+        b.iter_batched(
+            || Btf::from_bytes(raw.clone()),
+            |btf| btf.map(|b| b.find_by_name(Kind::Struct, "sk_buff")),
+            criterion::BatchSize::LargeInput,
+        )
+    });
     g.bench_function("skb_functions", |b| {
         b.iter(|| skb_functions(&btf, None).map(|v| v.len()))
     });
