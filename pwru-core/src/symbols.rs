@@ -226,22 +226,44 @@ impl Clone for KernelSymbols {
 }
 
 /// A read of `/proc/kallsyms` on its own thread, so that it overlaps loading and attaching
-/// (under QEMU it takes seconds).
+/// (under QEMU it takes a few hundred milliseconds), optionally with the addresses of some
+/// functions looked up there too.
 #[derive(Debug)]
-pub struct SymbolsJob(std::thread::JoinHandle<Result<KernelSymbols, SymbolsError>>);
+pub struct SymbolsJob(std::thread::JoinHandle<Result<Resolved, SymbolsError>>);
+
+/// What a [`SymbolsJob`] hands back: the table, and the addresses of the names it was given.
+type Resolved = (KernelSymbols, Vec<Option<u64>>);
 
 impl SymbolsJob {
     /// Starts reading `/proc/kallsyms`; `None` if no thread could be started.
     pub fn start() -> Option<SymbolsJob> {
+        Self::start_resolving(Vec::new())
+    }
+
+    /// Starts reading `/proc/kallsyms`, then looking up `names` (see
+    /// [`KernelSymbols::addresses_of`]) on the same thread; `None` if no thread could be
+    /// started.
+    pub fn start_resolving(names: Vec<String>) -> Option<SymbolsJob> {
         std::thread::Builder::new()
             .name("pwru-kallsyms".into())
-            .spawn(KernelSymbols::load)
+            .spawn(move || {
+                let table = KernelSymbols::load()?;
+                let names: Vec<&str> = names.iter().map(String::as_str).collect();
+                let addresses = table.addresses_of(&names);
+                Ok((table, addresses))
+            })
             .ok()
             .map(SymbolsJob)
     }
 
     /// The table, waiting for the thread.
     pub fn wait(self) -> Result<KernelSymbols, SymbolsError> {
+        self.wait_resolved().map(|(table, _)| table)
+    }
+
+    /// The table and the addresses of the names given to [`SymbolsJob::start_resolving`], in
+    /// their order, waiting for the thread.
+    pub fn wait_resolved(self) -> Result<Resolved, SymbolsError> {
         match self.0.join() {
             Ok(r) => r,
             // The parser panicked on its thread: the same panic here.

@@ -159,8 +159,14 @@ impl Tracer {
         // kallsyms (0.3-0.45 s in a TCG guest) is read while the programs load and attach; the
         // programs this session loads are named from their own info afterwards. fentry's
         // trampolines are not: a blocking fentry attach reads the table once it is done.
+        // kprobe.multi links by address: the job looks the targets up too, off this thread.
         let mut symbols_job = if background || backend != Backend::Fentry {
-            SymbolsJob::start()
+            let names = if backend == Backend::KprobeMulti {
+                self.targets.iter().map(|t| t.name.clone()).collect()
+            } else {
+                Vec::new()
+            };
+            SymbolsJob::start_resolving(names)
         } else {
             None
         };
@@ -204,29 +210,28 @@ impl Tracer {
         // The hot path first: its events flow while the rest attaches. In the background
         // mode the foreground stops after it (or after the first chunk that attaches
         // anything, when no target is on the hot path).
-        let mut ordered = hot_first(&self.targets);
         // kprobe.multi links by address when the kallsyms table is read (its thread began
         // before the object load, which usually takes longer): the kernel's lookup by name
         // walks every kernel symbol per link.
         let mut symbols_read = None;
+        let mut targets = std::borrow::Cow::Borrowed(&self.targets[..]);
         if backend == Backend::KprobeMulti {
             if let Some(job) = symbols_job.take() {
                 let waited = Instant::now();
-                let table = job.wait();
+                let resolved = job.wait_resolved();
                 log::debug!(
                     "waited {:?} for /proc/kallsyms to link kprobe.multi by address",
                     waited.elapsed()
                 );
-                if let Ok(table) = &table {
-                    let names: Vec<&str> = ordered.iter().map(|t| t.name.as_str()).collect();
-                    let addresses = table.addresses_of(&names);
-                    for (t, address) in ordered.iter_mut().zip(addresses) {
+                symbols_read = Some(resolved.map(|(table, addresses)| {
+                    for (t, address) in targets.to_mut().iter_mut().zip(addresses) {
                         t.address = address;
                     }
-                }
-                symbols_read = Some(table);
+                    table
+                }));
             }
         }
+        let ordered = hot_first(&targets);
         let first = if background {
             Background::foreground_len(backend, hot_len(&ordered)).min(ordered.len())
         } else {

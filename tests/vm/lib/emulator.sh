@@ -6,13 +6,14 @@
 # still run a translation of the page made from the int3 stage after the last step. Its trap
 # then finds no patch in progress, and the kernel dies with "Oops: int3" at the site, whose
 # bytes by then are the finished instruction. On hardware the protocol rules this out. Seen in
-# 2 of about 30 boots of 6.12, in `first-event` (kprobe-multi links patching ~1,600 sites while
-# UDP is received on the other vCPU), never with one vCPU patching alone.
+# 3 of about 45 boots of 6.12, all in `first-event` (kprobe-multi links patching ~1,600 sites
+# while UDP crosses a veth on the other vCPU).
 
 # tcg_patch_race CONSOLE_LOG: prints a one-line description and succeeds if the console's
 # first oops is that trap: "Oops: int3", RIP at a function's ftrace site (+0x1, or +0x5 after
-# an endbr64), and the byte the trap came from already the finished patch (e8: call, patched
-# in; 0f: the 5-byte nop, patched out).
+# an endbr64 or the 4-byte nop that replaces it in functions IBT sealed), and the byte the trap
+# came from already the finished patch (e8: call, patched in; 0f: the 5-byte nop, patched
+# out).
 tcg_patch_race() {
   awk '
     !oops && /Oops: / { if ($0 !~ /Oops: int3/) exit 1; oops = 1; next }
@@ -21,7 +22,7 @@ tcg_patch_race() {
       rip = substr($0, RSTART + 10, RLENGTH - 11); next
     }
     rip && /Code:/ {
-      site = (rip ~ /\+0x5$/) ? "f3 0f 1e fa (e8|0f) <" : "(e8|0f) <"
+      site = (rip ~ /\+0x5$/) ? "(f3 0f 1e fa|66 0f 1f 00) (e8|0f) <" : "(e8|0f) <"
       if (!match($0, site)) exit 1
       byte = substr($0, RSTART + RLENGTH - 4, 2)
       printf "Oops: int3 at %s, whose byte is already the patched %s\n", rip, byte

@@ -58,6 +58,11 @@ selftest_judge() {
   printf '%s\n' "$oops" 'RIP: 0010:ip_rcv+0x35/0x260' "$code" > "$d/not-the-site"
   printf '%s\n' '[   16.0] Oops: general protection fault: 0000 [#1]' "$oops" \
     'RIP: 0010:__udp_enqueue_schedule_skb+0x5/0x260' "$code" > "$d/other-oops-first"
+  # a function IBT sealed: its endbr64 is a 4-byte nop
+  printf '%s\n' "$oops" 'RIP: 0010:ip_send_skb+0x5/0x90' \
+    '[   12.187454] Code: 90 90 90 90 66 0f 1f 00 e8 <47> 8e 84 3e 41 54' > "$d/race-sealed"
+  got=$(tcg_patch_race "$d/race-sealed") && [ "$got" = "Oops: int3 at ip_send_skb+0x5, whose byte is already the patched e8" ] ||
+    { echo "matrix self-test: the TCG patching race in a sealed function was not recognised ($got)" >&2; bad=1; }
   got=$(tcg_patch_race "$d/race") && [ "$got" = "Oops: int3 at __udp_enqueue_schedule_skb+0x5, whose byte is already the patched e8" ] ||
     { echo "matrix self-test: the TCG patching race was not recognised ($got)" >&2; bad=1; }
   for f in int3-still-there not-the-site other-oops-first; do
