@@ -38,6 +38,10 @@ pub struct Timings {
     /// [`Timings::verify`] (backends that load a program per target do it in this phase; when
     /// several threads load, `verify` is their sum and this reads low).
     pub attach: Duration,
+    /// The part of [`Timings::attach`] spent waiting for the kernel symbol table (read on a
+    /// thread since `attach()` began), which kprobe.multi links by; zero for the other
+    /// backends.
+    pub symbols_wait: Duration,
     /// What follows the attach: the kernel symbols (waiting for the thread reading them since
     /// `attach()` began), drop reason names, clocks, the ring buffer's waker.
     pub session: Duration,

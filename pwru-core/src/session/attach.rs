@@ -219,9 +219,10 @@ impl Tracer {
             if let Some(job) = symbols_job.take() {
                 let waited = Instant::now();
                 let resolved = job.wait_resolved();
+                timings.symbols_wait = waited.elapsed();
                 log::debug!(
                     "waited {:?} for /proc/kallsyms to link kprobe.multi by address",
-                    waited.elapsed()
+                    timings.symbols_wait
                 );
                 symbols_read = Some(resolved.map(|(table, addresses)| {
                     for (t, address) in targets.to_mut().iter_mut().zip(addresses) {

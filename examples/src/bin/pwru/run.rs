@@ -757,7 +757,7 @@ fn print_timings(t: &pwru_core::Timings, all: Duration) {
         "pwru: start to attached {:.0} ms (to the first events {:.0} ms): build {:.0} ms \
          (filter compile {:.0}, BTF {:.0}, backend choice {:.0}, filter translate {:.0}, \
          discovery {:.0}), attach {:.0} ms (hot path {:.0}: object load {:.0} of which waiting \
-         for the BTF parse {:.0}, load and verify {:.0}, attach {:.0}, session {:.0})",
+         for the BTF parse {:.0}, load and verify {:.0}, attach {:.0} of which waiting for kallsyms {:.0}, session {:.0})",
         ms(t.build + all),
         ms(t.build + t.attach_total),
         ms(t.build),
@@ -772,6 +772,7 @@ fn print_timings(t: &pwru_core::Timings, all: Duration) {
         ms(t.btf_wait),
         ms(t.verify),
         ms(t.attach),
+        ms(t.symbols_wait),
         ms(t.session),
     );
 }

@@ -73,6 +73,7 @@ fn try_run(ctx: &mut Ctx, backend: Backend) -> Result<Outcome, Outcome> {
         ("btf_wait", t.btf_wait),
         ("verify", t.verify),
         ("attach", t.attach),
+        ("symbols_wait", t.symbols_wait),
         ("session", t.session),
     ] {
         r.metric(&format!("first_event.phase.{phase}_ms.{b}"), ms(d));

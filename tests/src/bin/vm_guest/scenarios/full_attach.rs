@@ -105,6 +105,7 @@ fn try_run(ctx: &mut Ctx, backend: Backend) -> Result<Outcome, Outcome> {
         ("object_load", timings.load),
         ("verify", timings.verify),
         ("attach", timings.attach),
+        ("symbols_wait", timings.symbols_wait),
         ("session", timings.session),
         ("attach_total", timings.attach_total),
     ] {
