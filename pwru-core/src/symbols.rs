@@ -225,35 +225,79 @@ impl Clone for KernelSymbols {
     }
 }
 
-/// A read of `/proc/kallsyms` on its own thread, so that it overlaps loading and attaching
-/// (under QEMU it takes a few hundred milliseconds), optionally with the addresses of some
-/// functions looked up there too.
+/// A read of `/proc/kallsyms` on its own thread, so that it overlaps building, loading and
+/// attaching (under QEMU it takes a few hundred milliseconds), and optionally the addresses of
+/// some functions looked up there too ([`SymbolsJob::resolve`]).
 #[derive(Debug)]
-pub struct SymbolsJob(std::thread::JoinHandle<Result<Resolved, SymbolsError>>);
+pub struct SymbolsJob {
+    thread: std::thread::JoinHandle<Result<Resolved, SymbolsError>>,
+    /// Where [`SymbolsJob::resolve`] sends the names; dropped to tell the thread none come.
+    names: Option<std::sync::mpsc::Sender<Vec<String>>>,
+    /// The modules loaded when the read began (see [`SymbolsJob::is_current`]).
+    modules: Option<String>,
+}
 
 /// What a [`SymbolsJob`] hands back: the table, and the addresses of the names it was given.
 type Resolved = (KernelSymbols, Vec<Option<u64>>);
 
+/// Where the kernel lists its loaded modules (with their addresses, to the privileged).
+const MODULES: &str = "/proc/modules";
+
+/// Each loaded module's name and load address, from [`MODULES`] (its use counts change all the
+/// time and are left out): empty for a kernel without modules, `None` if it cannot be read.
+fn loaded_modules() -> Option<String> {
+    let text = match std::fs::read_to_string(MODULES) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(_) => return None,
+    };
+    Some(
+        text.lines()
+            .map(|l| {
+                let mut fields = l.split_ascii_whitespace();
+                let name = fields.next().unwrap_or("");
+                format!("{name} {}\n", fields.last().unwrap_or(""))
+            })
+            .collect(),
+    )
+}
+
 impl SymbolsJob {
     /// Starts reading `/proc/kallsyms`; `None` if no thread could be started.
     pub fn start() -> Option<SymbolsJob> {
-        Self::start_resolving(Vec::new())
-    }
-
-    /// Starts reading `/proc/kallsyms`, then looking up `names` (see
-    /// [`KernelSymbols::addresses_of`]) on the same thread; `None` if no thread could be
-    /// started.
-    pub fn start_resolving(names: Vec<String>) -> Option<SymbolsJob> {
-        std::thread::Builder::new()
+        let (tx, rx) = std::sync::mpsc::channel::<Vec<String>>();
+        let modules = loaded_modules();
+        let thread = std::thread::Builder::new()
             .name("pwru-kallsyms".into())
             .spawn(move || {
                 let table = KernelSymbols::load()?;
+                // Names sent meanwhile, or none once the job's sender is gone.
+                let names = rx.recv().unwrap_or_default();
                 let names: Vec<&str> = names.iter().map(String::as_str).collect();
                 let addresses = table.addresses_of(&names);
                 Ok((table, addresses))
             })
-            .ok()
-            .map(SymbolsJob)
+            .ok()?;
+        Some(SymbolsJob {
+            thread,
+            names: Some(tx),
+            modules,
+        })
+    }
+
+    /// Has the thread look `names` up (see [`KernelSymbols::addresses_of`]) once the table is
+    /// read; [`SymbolsJob::wait_resolved`] returns their addresses. Only the first call counts.
+    pub fn resolve(&mut self, names: Vec<String>) {
+        if let Some(tx) = self.names.take() {
+            // A thread that already ended (its read failed) reports that from `wait`.
+            let _ = tx.send(names);
+        }
+    }
+
+    /// Whether the table being read still describes the kernel: no module was loaded or
+    /// unloaded since the read began (a module's functions would have other addresses).
+    pub fn is_current(&self) -> bool {
+        self.modules.is_some() && loaded_modules() == self.modules
     }
 
     /// The table, waiting for the thread.
@@ -261,10 +305,11 @@ impl SymbolsJob {
         self.wait_resolved().map(|(table, _)| table)
     }
 
-    /// The table and the addresses of the names given to [`SymbolsJob::start_resolving`], in
-    /// their order, waiting for the thread.
-    pub fn wait_resolved(self) -> Result<Resolved, SymbolsError> {
-        match self.0.join() {
+    /// The table and the addresses of the names given to [`SymbolsJob::resolve`], in their
+    /// order (none if it was not called), waiting for the thread.
+    pub fn wait_resolved(mut self) -> Result<Resolved, SymbolsError> {
+        self.names = None;
+        match self.thread.join() {
             Ok(r) => r,
             // The parser panicked on its thread: the same panic here.
             Err(payload) => std::panic::resume_unwind(payload),

@@ -2,7 +2,7 @@
 
 use pwru_testkit::capabilities;
 
-use pwru_core::symbols::{KernelSymbols, SymbolsError};
+use pwru_core::symbols::{KernelSymbols, SymbolsError, SymbolsJob};
 
 #[test]
 fn host_kallsyms_resolves_known_functions() {
@@ -63,4 +63,34 @@ fn modules_and_malformed_lines() {
     );
     assert_eq!(s.to_string(), "vxlan_rcv+0x10 [vxlan]");
     assert!(syms.lookup(0xffffffff81000000).is_none());
+}
+
+/// The job a session's table comes from: read on its thread, the targets' addresses looked up
+/// there when asked, the same answers as the table's own lookup.
+#[test]
+fn a_symbols_job_reads_and_resolves_on_its_thread() {
+    if !capabilities::is_root() {
+        capabilities::skip(
+            "a_symbols_job_reads_and_resolves_on_its_thread",
+            "needs root to read kernel addresses in /proc/kallsyms",
+        );
+        return;
+    }
+    let names = vec![
+        "ip_rcv".to_string(),
+        "no_such_function_here".to_string(),
+        "consume_skb".to_string(),
+    ];
+    let mut job = SymbolsJob::start().expect("a thread");
+    assert!(job.is_current(), "no module came or went within the test");
+    job.resolve(names.clone());
+    let (table, addresses) = job.wait_resolved().expect("the read as root");
+    let want: Vec<Option<u64>> = names.iter().map(|n| table.address_of(n)).collect();
+    assert_eq!(addresses, want);
+    assert!(addresses[0].is_some() && addresses[1].is_none() && addresses[2].is_some());
+    // Not asked to resolve: the table alone, and a job dropped unwaited does not keep its
+    // thread waiting for names (its sender goes with it).
+    let table = SymbolsJob::start().expect("a thread").wait().expect("read");
+    assert!(table.len() > 10_000);
+    drop(SymbolsJob::start());
 }

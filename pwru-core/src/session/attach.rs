@@ -141,7 +141,7 @@ impl Tracer {
         self.attach_inner(Mode::Background(Box::new(progress)))
     }
 
-    fn attach_inner(self, mut mode: Mode<'_>) -> Result<Session, Error> {
+    fn attach_inner(mut self, mut mode: Mode<'_>) -> Result<Session, Error> {
         let started = Instant::now();
         let backend = self.driver.backend();
         // Interface names are read before anything is attached: these netlink dumps (one per
@@ -156,17 +156,18 @@ impl Tracer {
             }
         }
         let background = matches!(mode, Mode::Background(_));
-        // kallsyms (0.3-0.45 s in a TCG guest) is read while the programs load and attach; the
-        // programs this session loads are named from their own info afterwards. fentry's
-        // trampolines are not: a blocking fentry attach reads the table once it is done.
+        // kallsyms (0.4-0.6 s in a TCG guest) is read since build() while the programs load
+        // and attach; the programs this session loads are named from their own info
+        // afterwards. fentry's trampolines are not: a blocking fentry attach reads the table
+        // once it is done. A read that began before a module came or went is read again.
         // kprobe.multi links by address: the job looks the targets up too, off this thread.
+        let early = self.symbols.take().filter(SymbolsJob::is_current);
         let mut symbols_job = if background || backend != Backend::Fentry {
-            let names = if backend == Backend::KprobeMulti {
-                self.targets.iter().map(|t| t.name.clone()).collect()
-            } else {
-                Vec::new()
-            };
-            SymbolsJob::start_resolving(names)
+            let mut job = early.or_else(SymbolsJob::start);
+            if let (Some(job), Backend::KprobeMulti) = (job.as_mut(), backend) {
+                job.resolve(self.targets.iter().map(|t| t.name.clone()).collect());
+            }
+            job
         } else {
             None
         };

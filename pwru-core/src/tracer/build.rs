@@ -139,6 +139,8 @@ impl TracerBuilder {
         } else {
             None
         };
+        // So does the kernel symbol table, which every session needs (attach() waits for it).
+        let symbols = crate::symbols::SymbolsJob::start();
 
         // The kernel BTF, parsed once here and shared by every step below and by attach().
         let phase = Instant::now();
@@ -336,6 +338,7 @@ impl TracerBuilder {
             config,
             btf: found.btf,
             aya_btf,
+            symbols,
             timings: Timings {
                 build: started.elapsed(),
                 ..timings

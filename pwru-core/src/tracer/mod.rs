@@ -47,6 +47,9 @@ pub struct Tracer {
     pub(crate) timings: Timings,
     /// The kernel BTF being parsed for aya (CO-RE relocation at attach) since `build()`.
     pub(crate) aya_btf: crate::btf::AyaBtfJob,
+    /// `/proc/kallsyms` being read since `build()`: every session needs the table, and
+    /// kprobe.multi links by its addresses.
+    pub(crate) symbols: Option<crate::symbols::SymbolsJob>,
 }
 
 impl Tracer {
