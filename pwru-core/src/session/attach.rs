@@ -211,9 +211,9 @@ impl Tracer {
         // The hot path first: its events flow while the rest attaches. In the background
         // mode the foreground stops after it (or after the first chunk that attaches
         // anything, when no target is on the hot path).
-        // kprobe.multi links by address when the kallsyms table is read (its thread began
-        // before the object load, which usually takes longer): the kernel's lookup by name
-        // walks every kernel symbol per link.
+        // kprobe.multi links by address when the kallsyms table is read (its thread began in
+        // build(), and has usually finished by now): the kernel's lookup by name walks every
+        // kernel symbol per link.
         let mut symbols_read = None;
         let mut targets = std::borrow::Cow::Borrowed(&self.targets[..]);
         if backend == Backend::KprobeMulti {
