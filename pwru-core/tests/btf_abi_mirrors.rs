@@ -153,6 +153,7 @@ fn abi_enums_match_rust_constants() {
         "pwru_check",
         &[
             ("PWRU_CHECK_WORDS", pwru_ebpf::PWRU_CHECK_WORDS as u64),
+            ("PWRU_CHECK_LANES", pwru_ebpf::PWRU_CHECK_LANES as u64),
             ("PWRU_CHECK_SEED", pwru_ebpf::PWRU_CHECK_SEED),
             ("PWRU_CHECK_MUL", pwru_ebpf::PWRU_CHECK_MUL),
         ],

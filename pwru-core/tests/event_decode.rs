@@ -299,14 +299,19 @@ fn every_flipped_bit_fails_the_check_word() {
 #[test]
 fn check_word_is_the_documented_fold() {
     let rec = sample().0;
-    let mut c = pwru_ebpf::PWRU_CHECK_SEED;
+    let fold = |c: u64, w: u64| (c.rotate_left(7) ^ w).wrapping_mul(pwru_ebpf::PWRU_CHECK_MUL);
+    let lanes = pwru_ebpf::PWRU_CHECK_LANES;
+    let mut lane: Vec<u64> = (0..lanes as u64)
+        .map(|k| pwru_ebpf::PWRU_CHECK_SEED ^ k)
+        .collect();
     for i in 0..pwru_ebpf::PWRU_CHECK_WORDS {
         let mut w = u64::from_ne_bytes(rec[i * 8..i * 8 + 8].try_into().unwrap());
         if i == pwru_ebpf::PWRU_CHECK_WORDS - 1 {
             w &= 0x0000_0000_ffff_ffff; // the check field is the upper half of the last word
         }
-        c = (c.rotate_left(7) ^ w).wrapping_mul(pwru_ebpf::PWRU_CHECK_MUL);
+        lane[i % lanes] = fold(lane[i % lanes], w);
     }
+    let c = lane[1..].iter().fold(lane[0], |c, &l| fold(c, l));
     let want = (c ^ (c >> 32)) as u32;
     let at = pwru_ebpf::PWRU_CHECK_OFFSET;
     assert_eq!(

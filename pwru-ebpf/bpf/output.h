@@ -159,14 +159,26 @@ static __always_inline __u64 fill_common(struct pwru_event *ev, const struct pro
 	return ts;
 }
 
-/* The check word of the header and event in `s` (see PWRU_CHECK_* in event.h). */
+static __always_inline __u64 check_fold(__u64 c, __u64 w)
+{
+	return (((c << 7) | (c >> 57)) ^ w) * PWRU_CHECK_MUL;
+}
+
+/* The check word of the header and event in `s` (see PWRU_CHECK_* in abi.h). */
 static __always_inline __u32 record_check(struct pwru_scratch *s)
 {
 	const __u64 *w = (const __u64 *)s;
-	__u64 c = PWRU_CHECK_SEED;
+	__u64 lane[PWRU_CHECK_LANES];
+#pragma unroll
+	for (int k = 0; k < PWRU_CHECK_LANES; k++)
+		lane[k] = PWRU_CHECK_SEED ^ k;
 #pragma unroll
 	for (int i = 0; i < PWRU_CHECK_WORDS; i++)
-		c = (((c << 7) | (c >> 57)) ^ w[i]) * PWRU_CHECK_MUL;
+		lane[i % PWRU_CHECK_LANES] = check_fold(lane[i % PWRU_CHECK_LANES], w[i]);
+	__u64 c = lane[0];
+#pragma unroll
+	for (int k = 1; k < PWRU_CHECK_LANES; k++)
+		c = check_fold(c, lane[k]);
 	return (__u32)(c ^ (c >> 32));
 }
 
