@@ -25,6 +25,7 @@ use std::os::fd::AsFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::sys::ns as sys;
@@ -414,7 +415,8 @@ fn list_in(path: &Path) -> Option<Vec<(u32, String)>> {
 /// counted in [`InterfaceCache::stats`].
 #[derive(Debug, Clone)]
 pub struct InterfaceCache {
-    names: HashMap<(u64, u32), String>,
+    /// Shared strings: a session hands the same name to every event of that interface.
+    names: HashMap<(u64, u32), Arc<str>>,
     /// Pairs a dump did not find, with the time of that dump.
     unknown: HashMap<(u64, u32), Instant>,
     /// Last dump of each namespace.
@@ -539,20 +541,30 @@ impl InterfaceCache {
             &mut self.names,
             self.limits.max_names,
             (netns, ifindex),
-            name.into(),
+            Arc::from(name.into()),
             &mut self.stats.evictions,
         );
     }
 
     /// The cached name, without any lookup.
     pub fn get(&self, netns: u64, ifindex: u32) -> Option<&str> {
-        self.names.get(&(netns, ifindex)).map(String::as_str)
+        self.names.get(&(netns, ifindex)).map(|n| &**n)
     }
 
     /// The name, reading namespace `netns` on a miss within the [`CacheLimits`].
     pub fn resolve(&mut self, netns: u64, ifindex: u32) -> Option<&str> {
-        self.resolve_at(netns, ifindex, Instant::now());
+        self.resolve_shared(netns, ifindex);
         self.get(netns, ifindex)
+    }
+
+    /// [`Self::resolve`] as a shared string. A hit reads neither the clock nor allocates:
+    /// it runs once per event of an interface named after the session started.
+    pub(crate) fn resolve_shared(&mut self, netns: u64, ifindex: u32) -> Option<Arc<str>> {
+        if let Some(name) = self.names.get(&(netns, ifindex)) {
+            return Some(Arc::clone(name));
+        }
+        self.resolve_at(netns, ifindex, Instant::now());
+        self.names.get(&(netns, ifindex)).cloned()
     }
 
     /// `resolve` at time `now` (tests drive the clock).
@@ -617,7 +629,7 @@ impl InterfaceCache {
 
     /// Iterates over ((netns inode, ifindex), name).
     pub fn iter(&self) -> impl Iterator<Item = ((u64, u32), &str)> + '_ {
-        self.names.iter().map(|(k, v)| (*k, v.as_str()))
+        self.names.iter().map(|(k, v)| (*k, &**v))
     }
 
     /// Number of cached names.

@@ -21,6 +21,7 @@ use super::{
     Process, ShortName, TcpFlags, Tuple, WallClock,
 };
 use crate::btf::{Btf, BtfError};
+use crate::fnv::BuildFnv;
 use crate::symbols::{KernelSymbols, Symbol};
 
 use pwru_ebpf::{PwruEvent, PwruRecordHdr, PwruTuple};
@@ -172,12 +173,13 @@ pub enum DecodeError {
 /// ```
 #[derive(Debug, Clone, Default)]
 pub struct DecodeContext {
-    functions: HashMap<u64, Arc<str>>,
+    // Looked up for every record: FNV-1a, not SipHash (the keys are the kernel's numbers).
+    functions: HashMap<u64, Arc<str>, BuildFnv>,
     symbols: Option<Arc<KernelSymbols>>,
-    tracepoints: HashMap<u64, Arc<str>>,
+    tracepoints: HashMap<u64, Arc<str>, BuildFnv>,
     drop_reasons: Vec<Option<Arc<str>>>,
-    interfaces: HashMap<(u32, u32), Arc<str>>,
-    bpf_progs: HashMap<u32, Arc<str>>,
+    interfaces: HashMap<(u32, u32), Arc<str>, BuildFnv>,
+    bpf_progs: HashMap<u32, Arc<str>, BuildFnv>,
     wall_clock: Option<WallClock>,
     skb_metadata: Vec<Arc<str>>,
     xdp_metadata: Vec<Arc<str>>,

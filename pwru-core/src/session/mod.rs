@@ -19,7 +19,7 @@ use crate::netns::InterfaceCache;
 use crate::object::LostCounter;
 use crate::options::Backend;
 use crate::stream::readiness::Readiness;
-use crate::stream::{Record, RecordStream};
+use crate::stream::RecordStream;
 use crate::symbols::{is_dispatch_frame, trim_dispatch_frames, KernelSymbols};
 use crate::timings::Timings;
 use crate::tracer::Refusal;
@@ -165,18 +165,7 @@ impl Session {
                 // The request came in during this poll, with links still attached: detach,
                 // then drain what they wrote meanwhile.
                 Poll::Ready(None) if !stopping => continue,
-                polled => {
-                    return polled.map(|item| {
-                        item.map(|r| {
-                            r.map(|record| match record {
-                                Record::Item(item) => item,
-                                Record::Lost { count, total } => {
-                                    Item::Lost(LostEvents { count, total })
-                                }
-                            })
-                        })
-                    })
-                }
+                polled => return polled,
             }
         }
     }
@@ -225,9 +214,8 @@ impl Session {
             })?;
             if let Some(meta) = ev.meta.as_mut() {
                 if meta.interface.name.is_none() && meta.interface.ifindex != 0 {
-                    meta.interface.name = interfaces
-                        .resolve(u64::from(meta.netns), meta.interface.ifindex)
-                        .map(Arc::from);
+                    meta.interface.name =
+                        interfaces.resolve_shared(u64::from(meta.netns), meta.interface.ifindex);
                 }
             }
             if resolve_stacks {

@@ -80,6 +80,12 @@ pub enum Item {
     BpfMap(crate::event::BpfMapOp),
 }
 
+impl crate::stream::WithLost for Item {
+    fn lost(count: u64, total: u64) -> Self {
+        Item::Lost(LostEvents { count, total })
+    }
+}
+
 /// The stream owning its [`Session`]: see [`Session::into_stream`]. `'static + Send`.
 pub struct EventStream {
     pub(super) session: Box<Session>,

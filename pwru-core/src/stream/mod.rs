@@ -13,7 +13,7 @@
 //! missing, [`readiness`]'s backstop wakes the task within [`readiness::BACKSTOP`]. Lost records (the kernel could not reserve space) are
 //! counted per CPU by the kernel programs; the stream reads that counter whenever it has drained
 //! the ring and every [`LOST_CHECK_EVERY`] records, and yields the increase as an
-//! [`Record::Lost`] item in the position where it noticed it (a
+//! item built by [`WithLost::lost`] in the position where it noticed it (a
 //! [`LostEvents`](crate::LostEvents) notice of the public streams).
 
 pub(crate) mod readiness;
@@ -31,14 +31,13 @@ use readiness::Readiness;
 /// non-empty (a flood): bounds how late a loss is reported without a syscall per record.
 pub const LOST_CHECK_EVERY: u64 = 4096;
 
-/// One item of the record stream: a decoded record, or the records the kernel lost since the
-/// previous notice.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Record<T> {
-    /// A record, decoded.
-    Item(T),
-    /// Records lost since the previous notice (`count`), and since the session started.
-    Lost { count: u64, total: u64 },
+/// An item of the record stream: a decoded record, or a notice of records lost. The decoder
+/// builds the first kind; the stream builds the second with [`WithLost::lost`]. One type for
+/// both, so that a decoded record (an [`Event`](crate::Event) is over 500 bytes) is moved as
+/// it is to the caller instead of being wrapped and unwrapped on the way.
+pub(crate) trait WithLost {
+    /// The notice of `count` records lost since the previous one (`total` since the start).
+    fn lost(count: u64, total: u64) -> Self;
 }
 
 /// Something that hands out ring buffer records one at a time.
@@ -53,7 +52,10 @@ impl<M: std::borrow::Borrow<aya::maps::MapData>> RecordSource for aya::maps::Rin
     }
 }
 
-/// Counters shared between a session and its streams.
+/// Counters shared between a session and its streams. Only the stream reading the ring
+/// writes them (a session has one at a time: it is borrowed mutably or owned), so it adds
+/// with a load and a store, not a locked read-modify-write per record; other threads only
+/// read.
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
     /// Records taken from the ring buffer.
@@ -62,6 +64,11 @@ pub(crate) struct Counters {
     pub(crate) decode_errors: AtomicU64,
     /// Lost records already reported in a stream.
     pub(crate) lost_reported: AtomicU64,
+}
+
+/// Adds one to a counter that only the calling thread writes (see [`Counters`]).
+fn bump(counter: &AtomicU64) {
+    counter.store(counter.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
 }
 
 /// The generic core of the event stream: a record source, a decoder, a lost-counter reader.
@@ -81,9 +88,10 @@ where
     S: RecordSource,
     D: FnMut(&[u8]) -> Result<T, Error>,
     L: FnMut() -> Result<u64, Error>,
+    T: WithLost,
 {
     /// Returns a loss item if the kernel counted more lost records than were reported so far.
-    fn check_lost(&mut self) -> Option<Result<Record<T>, Error>> {
+    fn check_lost(&mut self) -> Option<Result<T, Error>> {
         self.since_lost_check = 0;
         let total = match (self.read_lost)() {
             Ok(t) => t,
@@ -92,19 +100,13 @@ where
         let reported = self.counters.lost_reported.load(Ordering::Relaxed);
         if total > reported {
             self.counters.lost_reported.store(total, Ordering::Relaxed);
-            Some(Ok(Record::Lost {
-                count: total - reported,
-                total,
-            }))
+            Some(Ok(T::lost(total - reported, total)))
         } else {
             None
         }
     }
 
-    pub(crate) fn poll_item(
-        &mut self,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Record<T>, Error>>> {
+    pub(crate) fn poll_item(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<T, Error>>> {
         let mut armed = false;
         loop {
             if self.since_lost_check >= LOST_CHECK_EVERY {
@@ -116,11 +118,11 @@ where
             if let Some(item) = self.source.next_record(|bytes| decode(bytes)) {
                 self.readiness.consuming();
                 self.since_lost_check += 1;
-                self.counters.records.fetch_add(1, Ordering::Relaxed);
+                bump(&self.counters.records);
                 if item.is_err() {
-                    self.counters.decode_errors.fetch_add(1, Ordering::Relaxed);
+                    bump(&self.counters.decode_errors);
                 }
-                return Poll::Ready(Some(item.map(Record::Item)));
+                return Poll::Ready(Some(item));
             }
             // Drained: report losses before going to sleep, so they are never held back.
             if let Some(lost) = self.check_lost() {
@@ -146,8 +148,9 @@ where
     S: RecordSource + Unpin,
     D: FnMut(&[u8]) -> Result<T, Error> + Unpin,
     L: FnMut() -> Result<u64, Error> + Unpin,
+    T: WithLost,
 {
-    type Item = Result<Record<T>, Error>;
+    type Item = Result<T, Error>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         self.get_mut().poll_item(cx)

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use futures::Stream;
 
 use super::readiness::{Readiness, BACKSTOP};
-use super::{Counters, RecordStream};
+use super::{Counters, RecordStream, WithLost};
 
 static NEVER: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 use crate::error::Error;
@@ -22,6 +22,19 @@ use crate::sys;
 const BPF_FUNC_RINGBUF_OUTPUT: i32 = 130;
 const BPF_RB_NO_WAKEUP: i32 = 1;
 const MARK: i32 = 0x5157;
+
+/// What these tests' streams yield: a record's bytes, or a loss notice.
+#[derive(Debug, PartialEq, Eq)]
+enum Record {
+    Item(Vec<u8>),
+    Lost { count: u64, total: u64 },
+}
+
+impl WithLost for Record {
+    fn lost(count: u64, total: u64) -> Self {
+        Record::Lost { count, total }
+    }
+}
 
 /// A waker that reports each wake-up on a channel.
 struct Notify(Mutex<mpsc::Sender<()>>);
@@ -101,7 +114,7 @@ fn lone_record(flags: i32) -> Option<(Option<Duration>, u64)> {
     let mut stream = RecordStream {
         source: &mut ring,
         readiness: &readiness,
-        decode: |b: &[u8]| -> Result<Vec<u8>, Error> { Ok(b.to_vec()) },
+        decode: |b: &[u8]| -> Result<Record, Error> { Ok(Record::Item(b.to_vec())) },
         read_lost: || -> Result<u64, Error> { Ok(0) },
         counters: &counters,
         stop: &NEVER,
@@ -126,7 +139,7 @@ fn lone_record(flags: i32) -> Option<(Option<Duration>, u64)> {
         }
         match Pin::new(&mut stream).poll_next(&mut cx) {
             Poll::Pending => continue,
-            Poll::Ready(Some(Ok(super::Record::Item(bytes)))) => {
+            Poll::Ready(Some(Ok(Record::Item(bytes)))) => {
                 assert_eq!(bytes, i64::from(MARK).to_ne_bytes(), "the record written");
                 break Some(sent.elapsed());
             }
@@ -181,7 +194,7 @@ fn bursts_then_a_lone_record_all_come_out_by_notification() {
     let mut stream = RecordStream {
         source: &mut ring,
         readiness: &readiness,
-        decode: |b: &[u8]| -> Result<Vec<u8>, Error> { Ok(b.to_vec()) },
+        decode: |b: &[u8]| -> Result<Record, Error> { Ok(Record::Item(b.to_vec())) },
         read_lost: || -> Result<u64, Error> { Ok(0) },
         counters: &counters,
         stop: &NEVER,
