@@ -15,6 +15,9 @@ mount -t bpf bpf /sys/fs/bpf
 mount -t tracefs tracefs /sys/kernel/tracing 2> /dev/null
 mount -t debugfs debugfs /sys/kernel/debug 2> /dev/null
 proto "METRIC boot_to_init_s $(cut -d' ' -f1 /proc/uptime)"
+# the clock behind bpf_ktime_get_ns and clock_gettime: under TCG the kernel may leave the TSC
+# for an emulated device, which changes what every timestamp costs
+proto "INFO clocksource $(cat /sys/devices/system/clocksource/clocksource0/current_clocksource 2> /dev/null)"
 
 while read -r ko; do
   insmod "$ko" 2> /dev/null || proto "INFO insmod $ko failed"

@@ -11,7 +11,10 @@
 //! - no record fails its check word (a record mixed from two nested runs would).
 //!
 //! METRIC lines give each outcome, the kernel's recursion misses (runs it skipped), delivered
-//! and lost, per backend.
+//! and lost, per backend; and where the time went: the reading thread's CPU time per record
+//! read, and the programs' own time per run (the kernel's `run_time_ns`, summed over every
+//! program this process holds). Their ratio says whether the reader or the producers set the
+//! delivered share.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -54,6 +57,40 @@ struct Read {
     lost: u64,
     decode_errors: u64,
     first_error: Option<String>,
+    /// CPU time of the reading thread while it read (ns).
+    cpu_ns: u64,
+}
+
+/// CPU time of the calling thread (ns); 0 if the clock cannot be read.
+fn thread_cpu_ns() -> u64 {
+    pwru_core::sys::clock::now_ns(libc::CLOCK_THREAD_CPUTIME_ID)
+        .map_or(0, |n| u64::try_from(n).unwrap_or(0))
+}
+
+/// (run_time_ns, run_cnt) summed over the BPF programs among this process's fds, from
+/// `/proc/self/fdinfo` (the kernel counts while BPF statistics are on).
+fn program_time() -> (u64, u64) {
+    let Ok(dir) = std::fs::read_dir("/proc/self/fdinfo") else {
+        return (0, 0);
+    };
+    let (mut time, mut runs) = (0u64, 0u64);
+    for entry in dir.flatten() {
+        let Ok(text) = std::fs::read_to_string(entry.path()) else {
+            continue;
+        };
+        if !text.contains("prog_type:") {
+            continue;
+        }
+        let field = |name: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        time += field("run_time_ns:");
+        runs += field("run_cnt:");
+    }
+    (time, runs)
 }
 
 /// Reads until `done` is set and then `quiet` passes without an item (or 180 s).
@@ -66,6 +103,7 @@ fn read(session: &mut Session, done: &AtomicBool, quiet: Duration) -> Result<Rea
         let deadline = Instant::now() + Duration::from_secs(180);
         let mut stream = session.events();
         let mut r = Read::default();
+        let cpu_start = thread_cpu_ns();
         while Instant::now() < deadline {
             match tokio::time::timeout(quiet, stream.next()).await {
                 Ok(Some(Ok(Item::Event(_)))) => r.events += 1,
@@ -81,6 +119,7 @@ fn read(session: &mut Session, done: &AtomicBool, quiet: Duration) -> Result<Rea
                 Err(_) => {}
             }
         }
+        r.cpu_ns = thread_cpu_ns().saturating_sub(cpu_start);
         Ok(r)
     })
 }
@@ -162,6 +201,21 @@ fn outcomes_text(o: &RunOutcomes) -> String {
 fn metrics(ctx: &mut Ctx, label: &str, s: &Stats, r: &Read, sent: u64) {
     let o = &s.runs;
     let rep = &mut ctx.report;
+    let (prog_ns, prog_runs) = program_time();
+    let per = |total: u64, n: u64| if n == 0 { 0.0 } else { total as f64 / n as f64 };
+    let records = r.events + r.decode_errors;
+    rep.metric(
+        &format!("accounting.reader_ns_per_record.{label}"),
+        per(r.cpu_ns, records),
+    );
+    rep.metric(
+        &format!("accounting.program_ns_per_run.{label}"),
+        per(prog_ns, prog_runs),
+    );
+    rep.metric(
+        &format!("accounting.program_ns_per_built_record.{label}"),
+        per(prog_ns, s.runs.produced()),
+    );
     for (name, v) in [
         ("packets", sent),
         ("kernel_runs", s.kernel_runs),
@@ -247,6 +301,7 @@ fn flood(ctx: &mut Ctx, backend: Backend) -> Result<String, String> {
     got.events += rest.events;
     got.lost += rest.lost;
     got.decode_errors += rest.decode_errors;
+    got.cpu_ns += rest.cpu_ns;
     if got.first_error.is_none() {
         got.first_error = rest.first_error;
     }
