@@ -7,11 +7,12 @@
 # then finds no patch in progress, and the kernel dies with "Oops: int3" at the site, whose
 # bytes by then are the finished instruction. On hardware the protocol rules this out. Seen in
 # 3 of about 45 boots of 6.12, all in `first-event` (kprobe-multi links patching ~1,600 sites
-# while UDP crosses a veth on the other vCPU).
+# while UDP crosses a veth on the other vCPU), and once on 7.3 in `track-addr-reuse`.
 
 # tcg_patch_race CONSOLE_LOG: prints a one-line description and succeeds if the console's
 # first oops is that trap: "Oops: int3", RIP at a function's ftrace site (+0x1, or +0x5 after
-# an endbr64 or the 4-byte nop that replaces it in functions IBT sealed), and the byte the trap
+# an endbr64 or the 4-byte nop that replaces it in functions IBT sealed: 66 0f 1f 00 on 6.12,
+# 0f 1f 40 d6 on 7.x), and the byte the trap
 # came from already the finished patch (e8: call, patched in; 0f: the 5-byte nop, patched
 # out).
 tcg_patch_race() {
@@ -22,7 +23,7 @@ tcg_patch_race() {
       rip = substr($0, RSTART + 10, RLENGTH - 11); next
     }
     rip && /Code:/ {
-      site = (rip ~ /\+0x5$/) ? "(f3 0f 1e fa|66 0f 1f 00) (e8|0f) <" : "(e8|0f) <"
+      site = (rip ~ /\+0x5$/) ? "(f3 0f 1e fa|66 0f 1f 00|0f 1f 40 d6) (e8|0f) <" : "(e8|0f) <"
       if (!match($0, site)) exit 1
       byte = substr($0, RSTART + RLENGTH - 4, 2)
       printf "Oops: int3 at %s, whose byte is already the patched %s\n", rip, byte

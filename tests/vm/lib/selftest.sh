@@ -63,6 +63,11 @@ selftest_judge() {
     '[   12.187454] Code: 90 90 90 90 66 0f 1f 00 e8 <47> 8e 84 3e 41 54' > "$d/race-sealed"
   got=$(tcg_patch_race "$d/race-sealed") && [ "$got" = "Oops: int3 at ip_send_skb+0x5, whose byte is already the patched e8" ] ||
     { echo "matrix self-test: the TCG patching race in a sealed function was not recognised ($got)" >&2; bad=1; }
+  # 7.x seals with another 4-byte nop (a real oops of 7.3.4, ip_route_output_key_hash_rcu)
+  printf '%s\n' "$oops" 'RIP: 0010:ip_route_output_key_hash_rcu+0x5/0x930' \
+    '[  338.561241] Code: 90 90 90 90 0f 1f 40 d6 e8 <d7> a4 4f 3e 41 57' > "$d/race-sealed-7"
+  got=$(tcg_patch_race "$d/race-sealed-7") && [ "$got" = "Oops: int3 at ip_route_output_key_hash_rcu+0x5, whose byte is already the patched e8" ] ||
+    { echo "matrix self-test: the TCG patching race in a 7.x sealed function was not recognised ($got)" >&2; bad=1; }
   got=$(tcg_patch_race "$d/race") && [ "$got" = "Oops: int3 at __udp_enqueue_schedule_skb+0x5, whose byte is already the patched e8" ] ||
     { echo "matrix self-test: the TCG patching race was not recognised ($got)" >&2; bad=1; }
   for f in int3-still-there not-the-site other-oops-first; do
