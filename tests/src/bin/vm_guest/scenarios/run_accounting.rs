@@ -12,7 +12,8 @@
 //!
 //! METRIC lines give each outcome, the kernel's recursion misses (runs it skipped), delivered
 //! and lost, per backend; and where the time went: the reading thread's CPU time per record
-//! read, and the programs' own time per run (the kernel's `run_time_ns`, summed over every
+//! read (also split into user and system time, the latter including the interrupts and
+//! softirqs that ran on top of it), and the programs' own time per run (the kernel's `run_time_ns`, summed over every
 //! program this process holds). Their ratio says whether the reader or the producers set the
 //! delivered share.
 
@@ -59,6 +60,25 @@ struct Read {
     first_error: Option<String>,
     /// CPU time of the reading thread while it read (ns).
     cpu_ns: u64,
+    /// The same, split into user and system time (ns): interrupts and softirqs that hit the
+    /// thread (the flood's receive path, with its program runs) count as its system time.
+    user_ns: u64,
+    system_ns: u64,
+}
+
+/// (user, system) CPU time of the calling thread (ns), from `getrusage(RUSAGE_THREAD)`.
+fn thread_times_ns() -> (u64, u64) {
+    // SAFETY: an all-zero rusage is a valid value of this plain C struct.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: getrusage writes one rusage through a pointer to a live local.
+    if unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut ru) } != 0 {
+        return (0, 0);
+    }
+    let ns = |t: libc::timeval| {
+        u64::try_from(t.tv_sec).unwrap_or(0) * 1_000_000_000
+            + u64::try_from(t.tv_usec).unwrap_or(0) * 1_000
+    };
+    (ns(ru.ru_utime), ns(ru.ru_stime))
 }
 
 /// CPU time of the calling thread (ns); 0 if the clock cannot be read.
@@ -104,6 +124,7 @@ fn read(session: &mut Session, done: &AtomicBool, quiet: Duration) -> Result<Rea
         let mut stream = session.events();
         let mut r = Read::default();
         let cpu_start = thread_cpu_ns();
+        let (user_start, system_start) = thread_times_ns();
         while Instant::now() < deadline {
             match tokio::time::timeout(quiet, stream.next()).await {
                 Ok(Some(Ok(Item::Event(_)))) => r.events += 1,
@@ -120,6 +141,9 @@ fn read(session: &mut Session, done: &AtomicBool, quiet: Duration) -> Result<Rea
             }
         }
         r.cpu_ns = thread_cpu_ns().saturating_sub(cpu_start);
+        let (user, system) = thread_times_ns();
+        r.user_ns = user.saturating_sub(user_start);
+        r.system_ns = system.saturating_sub(system_start);
         Ok(r)
     })
 }
@@ -207,6 +231,14 @@ fn metrics(ctx: &mut Ctx, label: &str, s: &Stats, r: &Read, sent: u64) {
     rep.metric(
         &format!("accounting.reader_ns_per_record.{label}"),
         per(r.cpu_ns, records),
+    );
+    rep.metric(
+        &format!("accounting.reader_user_ns_per_record.{label}"),
+        per(r.user_ns, records),
+    );
+    rep.metric(
+        &format!("accounting.reader_system_ns_per_record.{label}"),
+        per(r.system_ns, records),
     );
     rep.metric(
         &format!("accounting.program_ns_per_run.{label}"),
@@ -302,6 +334,8 @@ fn flood(ctx: &mut Ctx, backend: Backend) -> Result<String, String> {
     got.lost += rest.lost;
     got.decode_errors += rest.decode_errors;
     got.cpu_ns += rest.cpu_ns;
+    got.user_ns += rest.user_ns;
+    got.system_ns += rest.system_ns;
     if got.first_error.is_none() {
         got.first_error = rest.first_error;
     }
