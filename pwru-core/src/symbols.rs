@@ -270,7 +270,9 @@ impl SymbolsJob {
         let thread = std::thread::Builder::new()
             .name("pwru-kallsyms".into())
             .spawn(move || {
+                let clock = crate::timings::ThreadClock::start();
                 let table = KernelSymbols::load()?;
+                clock.log("kallsyms read and parsed");
                 // Names sent meanwhile, or none once the job's sender is gone.
                 let names = rx.recv().unwrap_or_default();
                 let names: Vec<&str> = names.iter().map(String::as_str).collect();

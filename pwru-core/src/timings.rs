@@ -25,12 +25,12 @@ pub struct Timings {
     pub discovery: Duration,
     /// The whole of `build()`.
     pub build: Duration,
-    /// Preparing the object: waiting for aya's copy of the kernel BTF (parsed on a thread
-    /// since `build()`), parsing the object, splicing the filter in, creating the maps and
-    /// relocating against the kernel BTF.
+    /// Preparing the object: waiting for its parse and CO-RE relocation against the kernel
+    /// BTF (both on a thread since `build()`), splicing the filter in, creating the maps and
+    /// relocating map references and calls.
     pub load: Duration,
-    /// The part of [`Timings::load`] spent waiting for aya's parse of the kernel BTF (started
-    /// by `build()` on its own thread; CO-RE relocation needs it).
+    /// The part of [`Timings::load`] spent waiting for aya's parse of the kernel BTF and the
+    /// object's CO-RE relocation against it (started by `build()` on its own thread).
     pub btf_wait: Duration,
     /// Loading the programs into the kernel (the verifier), summed over the threads doing it.
     pub verify: Duration,
@@ -47,4 +47,35 @@ pub struct Timings {
     pub session: Duration,
     /// The whole of `attach()`.
     pub attach_total: Duration,
+}
+
+/// Wall and CPU time of work on one thread, for the debug log: under emulation the start of a
+/// session is bound by CPU, so where the CPU goes matters more than the wall time of each job.
+pub(crate) struct ThreadClock {
+    wall: std::time::Instant,
+    cpu_ns: i128,
+}
+
+impl ThreadClock {
+    /// Starts timing the calling thread.
+    pub(crate) fn start() -> ThreadClock {
+        ThreadClock {
+            wall: std::time::Instant::now(),
+            cpu_ns: thread_cpu_ns(),
+        }
+    }
+
+    /// Logs (debug) `what` took so long, in wall time and in the calling thread's CPU time
+    /// (kernel time in its system calls included).
+    pub(crate) fn log(&self, what: &str) {
+        let cpu = (thread_cpu_ns() - self.cpu_ns) as f64 / 1e6;
+        log::debug!(
+            "{what}: {:.1} ms, {cpu:.1} ms of CPU on its thread",
+            self.wall.elapsed().as_secs_f64() * 1e3
+        );
+    }
+}
+
+fn thread_cpu_ns() -> i128 {
+    crate::sys::clock::now_ns(libc::CLOCK_THREAD_CPUTIME_ID).unwrap_or(0)
 }

@@ -20,7 +20,7 @@ pub(super) fn count_own_parse() {
     PARSES.with(|p| p.set((p.get().0 + 1, p.get().1)));
 }
 
-fn count_aya_parse() {
+pub(crate) fn count_aya_parse() {
     PARSES.with(|p| p.set((p.get().0, p.get().1 + 1)));
 }
 
@@ -93,52 +93,14 @@ impl Btf {
         self.to_aya_uncounted()
     }
 
-    fn to_aya_uncounted(&self) -> Result<aya::Btf, aya::BtfError> {
+    /// [`Btf::to_aya`] without counting the parse, for a thread that parses on behalf of
+    /// another one (which counted it).
+    pub(crate) fn to_aya_uncounted(&self) -> Result<aya::Btf, aya::BtfError> {
         let endianness = if self.is_big_endian() {
             aya::Endianness::Big
         } else {
             aya::Endianness::Little
         };
         aya::Btf::parse(&self.data, endianness)
-    }
-}
-
-/// [`Btf::to_aya`] running on its own thread, started by `build()` so that the parse overlaps
-/// the backend probes and discovery; `attach()` waits for it. The parse is counted (see
-/// [`kernel_btf_parses`]) on the thread that asked for it.
-pub(crate) struct AyaBtfJob {
-    kernel: std::sync::Arc<Btf>,
-    parsing: Option<std::thread::JoinHandle<Result<aya::Btf, aya::BtfError>>>,
-}
-
-impl AyaBtfJob {
-    /// Starts parsing `kernel` for aya.
-    pub(crate) fn start(kernel: &std::sync::Arc<Btf>) -> AyaBtfJob {
-        count_aya_parse();
-        let for_thread = std::sync::Arc::clone(kernel);
-        let parsing = std::thread::Builder::new()
-            .name("pwru-aya-btf".into())
-            .spawn(move || for_thread.to_aya_uncounted())
-            .ok();
-        AyaBtfJob {
-            kernel: std::sync::Arc::clone(kernel),
-            parsing,
-        }
-    }
-
-    /// The parsed BTF, waiting for the thread; parsed here if no thread could be started.
-    pub(crate) fn wait(self) -> Result<aya::Btf, aya::BtfError> {
-        match self.parsing.map(std::thread::JoinHandle::join) {
-            Some(Ok(parsed)) => parsed,
-            // The parser panicked on its thread: the same panic here.
-            Some(Err(payload)) => std::panic::resume_unwind(payload),
-            None => self.kernel.to_aya_uncounted(),
-        }
-    }
-}
-
-impl std::fmt::Debug for AyaBtfJob {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AyaBtfJob").finish_non_exhaustive()
     }
 }

@@ -24,7 +24,7 @@
 //! # Ok::<(), pwru_core::btf::BtfError>(())
 //! ```
 
-mod elf;
+pub(crate) mod elf;
 mod error;
 mod expr_types;
 mod kernel;
@@ -33,7 +33,7 @@ mod types;
 pub use error::BtfError;
 #[doc(hidden)]
 pub use kernel::{kernel_btf_parses, KernelBtfParses};
-pub(crate) use kernel::AyaBtfJob;
+pub(crate) use kernel::count_aya_parse;
 pub use types::{EnumValue, Kind, Member, Param, StructLayout, Type, TypeId};
 
 use std::path::{Path, PathBuf};

@@ -23,6 +23,8 @@ pub mod filter_sets;
 mod maps;
 mod prepared;
 mod program_stats;
+mod core_relos;
+mod relocated;
 mod splice;
 
 use std::collections::HashMap;
@@ -44,6 +46,7 @@ pub use prepared::object_parses;
 pub use splice::{FilterBody, SpliceError};
 
 use prepared::{Inputs, Prepared};
+pub(crate) use relocated::{Relocated, RelocationJob};
 
 /// Options that are not part of the kernel-side config.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -116,27 +119,36 @@ impl Loader {
         options: &LoaderOptions,
         kernel: &crate::btf::Btf,
     ) -> Result<Self, LoaderError> {
-        Self::with_aya_btf(object, filter, config, options, kernel.to_aya()?)
+        Self::relocated(
+            Relocated::new(object, kernel.to_aya()?)?,
+            filter,
+            config,
+            options,
+        )
     }
 
-    /// [`Loader::with_kernel_btf`] with the kernel BTF already parsed by aya (e.g. on another
-    /// thread while the tracer was being built).
-    pub(crate) fn with_aya_btf(
-        object: &[u8],
+    /// [`Loader::with_kernel_btf`] with the object already parsed and relocated (on another
+    /// thread while the tracer was being built: [`RelocationJob`]).
+    pub(crate) fn relocated(
+        relocated: Relocated,
         filter: &FilterBody,
         config: &PwruConfig,
         options: &LoaderOptions,
-        btf: Btf,
     ) -> Result<Self, LoaderError> {
+        let Relocated {
+            obj,
+            btf,
+            tracepoints_unrelocated,
+        } = relocated;
         let cfg = config_bytes(config);
         let (prepared, maps) = Prepared::new(
-            object,
+            obj,
+            tracepoints_unrelocated,
             &Inputs {
                 filter,
                 config: &cfg,
                 ring_buf_bytes: options.ring_buf_bytes,
                 flags: config.flags,
-                kernel_btf: &btf,
             },
         )?;
         Ok(Loader {
@@ -425,6 +437,7 @@ fn config_bytes(c: &PwruConfig) -> [u8; std::mem::size_of::<PwruConfig>()] {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::backend::TracepointFlavor;
     use aya_obj::btf::BtfKind;
 
     fn tp_btf(loader: &Loader, program: &'static str, tracepoint: &str) -> Option<SharedLoad<'static>> {
@@ -438,6 +451,46 @@ mod tests {
             attach_type: sys::ATTACH_TRACE_RAW_TP,
             attach_btf_id: id,
         })
+    }
+
+    #[test]
+    fn a_loader_prepared_for_a_function_backend_refuses_tracepoint_programs() {
+        let name = "a_loader_prepared_for_a_function_backend_refuses_tracepoint_programs";
+        let Ok(kernel) = crate::btf::Btf::vmlinux() else {
+            eprintln!("SKIP {name}: this machine lacks kernel BTF");
+            return;
+        };
+        let kernel = std::sync::Arc::new(kernel);
+        let relocated = RelocationJob::start(&kernel, pwru_ebpf::OBJECT, true)
+            .wait()
+            .expect("relocated for a function backend");
+        assert!(!relocated.has_tracepoint_programs());
+        let config = pwru_ebpf::PwruConfig::default();
+        let mut loader = match Loader::relocated(
+            relocated,
+            &FilterBody::match_all(),
+            &config,
+            &LoaderOptions::default(),
+        ) {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("SKIP {name}: no BPF maps here ({e})");
+                return;
+            }
+        };
+        for flavor in [TracepointFlavor::Btf, TracepointFlavor::Raw] {
+            let refused = loader.load_tracepoint("kfree_skb", flavor).err();
+            assert!(
+                refused.as_ref().is_some_and(|e| e.to_string().contains("CO-RE")),
+                "{flavor:?}: {refused:?}"
+            );
+        }
+        // Relocated whole again (the fallback to tracepoints), they are there.
+        let again = RelocationJob::start(&kernel, pwru_ebpf::OBJECT, true)
+            .wait()
+            .and_then(|r| r.with_tracepoint_programs(pwru_ebpf::OBJECT))
+            .expect("relocated whole");
+        assert!(again.has_tracepoint_programs());
     }
 
     #[test]

@@ -1,6 +1,6 @@
-//! The object prepared once per loader, from one parse: aya-obj parses the ELF, the filter
-//! body replaces the stub's instructions (splice.rs), the config becomes `.rodata`'s initial
-//! contents, the maps are created (maps.rs), then CO-RE (against the kernel BTF), map and
+//! The object prepared once per loader, from one parse: parsed and CO-RE relocated against the
+//! kernel BTF (relocated.rs), then the filter body replaces the stub's instructions (splice.rs),
+//! the config becomes `.rodata`'s initial contents, the maps are created (maps.rs), and map and
 //! call relocations are applied. What is left is each program's linked instructions, ready
 //! for BPF_PROG_LOAD through `crate::sys`.
 
@@ -29,7 +29,12 @@ pub fn object_parses() -> u32 {
     PARSES.with(Cell::get)
 }
 
-fn prepare_error(reason: impl std::fmt::Display) -> LoaderError {
+/// Counts one object parse on the calling thread.
+pub(super) fn count_object_parse() {
+    PARSES.with(|p| p.set(p.get() + 1));
+}
+
+pub(super) fn prepare_error(reason: impl std::fmt::Display) -> LoaderError {
     LoaderError::Prepare {
         program: "*".into(),
         reason: reason.to_string(),
@@ -39,6 +44,8 @@ fn prepare_error(reason: impl std::fmt::Display) -> LoaderError {
 /// The relocated object and the maps its instructions refer to.
 pub(crate) struct Prepared {
     obj: Object,
+    /// The tracepoint programs' CO-RE relocations were not applied (core_relos.rs).
+    tracepoints_unrelocated: bool,
     /// Duplicates of the map fds written into the instructions.
     _map_fds: HashMap<String, OwnedFd>,
 }
@@ -51,24 +58,22 @@ pub(crate) struct Inputs<'a> {
     pub(crate) ring_buf_bytes: u32,
     /// The config's `PWRU_CFG_*` flags (maps no flagged feature uses get one entry).
     pub(crate) flags: u32,
-    pub(crate) kernel_btf: &'a aya::Btf,
 }
 
 impl Prepared {
-    /// Parses `object` (the one parse) and prepares it; returns it with its created maps.
+    /// Prepares `obj` (parsed and CO-RE relocated, see relocated.rs) for a session; returns
+    /// it with its created maps.
     pub(crate) fn new(
-        object: &[u8],
+        mut obj: Object,
+        tracepoints_unrelocated: bool,
         inputs: &Inputs<'_>,
     ) -> Result<(Self, HashMap<String, Map>), LoaderError> {
-        PARSES.with(|p| p.set(p.get() + 1));
-        let mut obj = Object::parse(object).map_err(prepare_error)?;
         splice(&mut obj, pwru_ebpf::FILTER_STUB, inputs.filter)?;
         obj.patch_map_data(HashMap::from([(
             pwru_ebpf::CONFIG_GLOBAL,
             (inputs.config, true),
         )]))
         .map_err(prepare_error)?;
-        obj.relocate_btf(inputs.kernel_btf).map_err(prepare_error)?;
         let created = maps::create(
             &obj.maps,
             inputs.ring_buf_bytes,
@@ -100,6 +105,7 @@ impl Prepared {
         Ok((
             Prepared {
                 obj,
+                tracepoints_unrelocated,
                 _map_fds: created.fds,
             },
             created.maps,
@@ -113,6 +119,21 @@ impl Prepared {
             .programs
             .get(name)
             .ok_or_else(|| LoaderError::NoProgram(name.to_string()))?;
+        // Never load a program whose field offsets were not relocated: its reads would be
+        // wrong on this kernel, silently.
+        if self.tracepoints_unrelocated
+            && matches!(
+                prog.section,
+                ProgramSection::BtfTracePoint | ProgramSection::RawTracePoint
+            )
+        {
+            return Err(LoaderError::Prepare {
+                program: name.to_string(),
+                reason: "this loader was prepared for a function backend, without the \
+                         tracepoint programs' CO-RE relocations"
+                    .into(),
+            });
+        }
         self.obj
             .functions
             .get(&prog.function_key())

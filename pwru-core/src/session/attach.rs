@@ -173,17 +173,20 @@ impl Tracer {
         };
         let mut timings = self.timings;
         let phase = Instant::now();
-        let aya_btf = self.aya_btf.wait().map_err(LoaderError::from)?;
+        let mut relocated = self.relocation.wait()?;
+        if backend == Backend::Tracepoint {
+            // Auto fell back to tracepoints after build() expected a function backend.
+            relocated = relocated.with_tracepoint_programs(pwru_ebpf::OBJECT)?;
+        }
         timings.btf_wait = phase.elapsed();
-        let mut loader = Loader::with_aya_btf(
-            pwru_ebpf::OBJECT,
+        let mut loader = Loader::relocated(
+            relocated,
             &self.filter,
             &self.config,
             &LoaderOptions {
                 ring_buf_bytes: self.options.ring_buffer_bytes,
                 attach_threads: self.options.attach_threads,
             },
-            aya_btf,
         )?;
         let ring = loader.take_events()?;
         let lost = loader.take_lost()?;

@@ -144,14 +144,21 @@ impl TracerBuilder {
 
         // The kernel BTF, parsed once here and shared by every step below and by attach().
         let phase = Instant::now();
+        let clock = crate::timings::ThreadClock::start();
         let kernel = std::sync::Arc::new(
             Btf::kernel(o.kernel_btf.as_deref()).map_err(discovery::DiscoveryError::from)?,
         );
+        clock.log("kernel BTF read and parsed");
         timings.btf = phase.elapsed();
         let expressions = compile_expressions(&o, &kernel)?;
         config.flags |= expressions.flags;
-        // aya's copy of the BTF (for relocation at attach) is parsed meanwhile.
-        let aya_btf = crate::btf::AyaBtfJob::start(&kernel);
+        // aya's copy of the BTF is parsed meanwhile, and the object relocated against it: the
+        // slowest part of loading the object, independent of what is still to be chosen.
+        let relocation = crate::object::RelocationJob::start(
+            &kernel,
+            pwru_ebpf::OBJECT,
+            guessed_function_backend,
+        );
         // Discovery (reading tracefs and BTF: CPU) runs on its own thread while the backend
         // probes wait on the kernel. It assumes a function backend unless tracepoints were
         // asked for, and runs again in the rare case that Auto falls back to tracepoints.
@@ -181,20 +188,24 @@ impl TracerBuilder {
                 .name("pwru-discovery".into())
                 .spawn_scoped(s, move || {
                     let started = Instant::now();
+                    let clock = crate::timings::ThreadClock::start();
                     let found = match traceable {
                         Some(job) => {
                             discovery::discover_with_traceable(guessed, kernel_for_discovery, job)
                         }
                         None => discovery::discover_with(guessed, kernel_for_discovery),
                     };
+                    clock.log("discovery (with its wait for the traceable list)");
                     (found, started.elapsed())
                 })
                 .ok();
             let phase = Instant::now();
+            let clock = crate::timings::ThreadClock::start();
             let chosen = choose_backend(o.backend, &kernel).map(|(driver, refusals)| {
                 let access = choose_filter_access(driver, &kernel);
                 (driver, refusals, access, phase.elapsed())
             });
+            clock.log("backend choice");
             let early = discovering.map(|h| match h.join() {
                 Ok(r) => r,
                 // Discovery panicked on its thread: the same panic here.
@@ -337,7 +348,7 @@ impl TracerBuilder {
             filter_access_note,
             config,
             btf: found.btf,
-            aya_btf,
+            relocation,
             symbols,
             timings: Timings {
                 build: started.elapsed(),

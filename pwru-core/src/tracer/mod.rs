@@ -45,8 +45,9 @@ pub struct Tracer {
     pub(crate) config: PwruConfig,
     pub(crate) btf: std::sync::Arc<crate::btf::Btf>,
     pub(crate) timings: Timings,
-    /// The kernel BTF being parsed for aya (CO-RE relocation at attach) since `build()`.
-    pub(crate) aya_btf: crate::btf::AyaBtfJob,
+    /// The object being parsed and CO-RE relocated (with aya's parse of the kernel BTF) since
+    /// `build()`.
+    pub(crate) relocation: crate::object::RelocationJob,
     /// `/proc/kallsyms` being read since `build()`: every session needs the table, and
     /// kprobe.multi links by its addresses.
     pub(crate) symbols: Option<crate::symbols::SymbolsJob>,

@@ -1,5 +1,6 @@
 //! Some of pwru-core's debug log, kept in memory so that a scenario can check what the
-//! library decided where its public API does not say (how kprobe.multi linked its functions).
+//! library decided where its public API does not say (how kprobe.multi linked its functions,
+//! the wall and CPU time of the jobs that start a session).
 //! Only the records of [`TARGETS`] are formatted and kept, at most [`MAX_LINES`] of them; the
 //! guest prints none.
 
@@ -8,7 +9,7 @@ use std::sync::Mutex;
 use log::{LevelFilter, Log, Metadata, Record};
 
 /// The modules whose records are kept.
-const TARGETS: &[&str] = &["pwru_core::backend::kprobe_multi"];
+const TARGETS: &[&str] = &["pwru_core::backend::kprobe_multi", "pwru_core::timings"];
 /// Lines kept until the next [`take`].
 const MAX_LINES: usize = 10_000;
 

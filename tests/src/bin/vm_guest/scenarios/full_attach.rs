@@ -45,6 +45,7 @@ fn try_run(ctx: &mut Ctx, backend: Backend) -> Result<Outcome, Outcome> {
     let before = Snapshot::take().map_err(Outcome::Fail)?;
     drop(crate::log_capture::take());
     let t0 = Instant::now();
+    let cpu0 = process_cpu_ns();
     let tracer = Tracer::builder()
         .backend(backend)
         .pcap_filter(NO_MATCH)
@@ -61,6 +62,9 @@ fn try_run(ctx: &mut Ctx, backend: Backend) -> Result<Outcome, Outcome> {
         .map_err(|e| Outcome::Fail(format!("attach: {e}")))?;
     let attach = t1.elapsed();
     let total = t0.elapsed();
+    // CPU of every thread of the process (kernel time in its syscalls included) from start to
+    // attached: with 2 vCPUs, near 2x the wall time means the start is bound by CPU work.
+    let cpu = process_cpu_ns().saturating_sub(cpu0);
     let made = Snapshot::take()
         .map_err(Outcome::Fail)?
         .added_since(&before);
@@ -112,6 +116,13 @@ fn try_run(ctx: &mut Ctx, backend: Backend) -> Result<Outcome, Outcome> {
         r.metric(&format!("full.phase_ms.{phase}.{b}"), ms(d));
     }
     r.metric(&format!("start_to_attached_ms.simple.{b}"), ms(total));
+    r.metric(&format!("full.start_cpu_ms.{b}"), cpu as f64 / 1e6);
+    for line in link_log
+        .iter()
+        .filter(|l| l.ends_with("of CPU on its thread"))
+    {
+        r.info(&format!("{b} start: {line}"));
+    }
     r.metric("udp_pps.no_tracer", base_pps);
     r.metric(&format!("udp_pps.nomatch.{b}"), traced_pps);
     r.metric(
@@ -176,4 +187,10 @@ fn idle_cpu(session: &mut Session, window: Duration) -> Result<f64, String> {
     let wall = t0.elapsed();
     let used = kit::process_cpu()?.saturating_sub(before);
     Ok(used.as_secs_f64() / wall.as_secs_f64() * 100.0)
+}
+
+/// CPU time of the whole process (ns, every thread); 0 if the clock cannot be read.
+fn process_cpu_ns() -> u64 {
+    pwru_core::sys::clock::now_ns(libc::CLOCK_PROCESS_CPUTIME_ID)
+        .map_or(0, |n| u64::try_from(n).unwrap_or(0))
 }
