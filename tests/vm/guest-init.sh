@@ -18,6 +18,9 @@ proto "METRIC boot_to_init_s $(cut -d' ' -f1 /proc/uptime)"
 # the clock behind bpf_ktime_get_ns and clock_gettime: under TCG the kernel may leave the TSC
 # for an emulated device, which changes what every timestamp costs
 proto "INFO clocksource $(cat /sys/devices/system/clocksource/clocksource0/current_clocksource 2> /dev/null)"
+# the string and copy instructions the emulated CPU offers, which glibc's memcpy and friends
+# pick from (under TCG their costs differ far more than on hardware)
+proto "INFO cpu $(grep -m1 '^flags' /proc/cpuinfo | tr ' ' '\n' | grep -xE 'sse4_2|avx|avx2|avx512f|erms|fsrm' | tr '\n' ' ')"
 
 while read -r ko; do
   insmod "$ko" 2> /dev/null || proto "INFO insmod $ko failed"

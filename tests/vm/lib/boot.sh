@@ -21,7 +21,7 @@ boot_kernel() {
   local image=$1 initrd=$2 console=$3 results=$4 accel
   shift 4
   accel=$(pick_accel)
-  local accel_args=(-accel tcg,thread=multi -cpu max)
+  local accel_args=(-accel tcg,thread=multi -cpu "${PWRU_VM_CPU:-max}")
   [ "$accel" = kvm ] && accel_args=(-accel kvm -cpu host)
   : > "$console"; : > "$results"
   # -nodefaults: no NIC (no route out of the guest), no VGA, no option ROMs
@@ -29,5 +29,5 @@ boot_kernel() {
     "${accel_args[@]}" -smp "${PWRU_VM_SMP:-2}" -m "${PWRU_VM_MEM:-1024}" -display none \
     -serial "file:$console" -serial "file:$results" \
     -kernel "$image" -initrd "$initrd" \
-    -append "console=ttyS0 panic=-1 quiet loglevel=4 -- $*" < /dev/null > "$console.qemu" 2>&1
+    -append "console=ttyS0 panic=-1 quiet loglevel=4 ${PWRU_VM_APPEND:-} -- $*" < /dev/null > "$console.qemu" 2>&1
 }

@@ -60,6 +60,12 @@ pub struct Paced {
 impl Paced {
     /// Starts sending.
     pub fn start(pair: &VethPair) -> Paced {
+        Self::start_on(pair, None)
+    }
+
+    /// Starts sending from a thread pinned to `cpu`, if given (a datagram over veth is
+    /// sent, received and freed on the sending CPU).
+    pub fn start_on(pair: &VethPair, cpu: Option<usize>) -> Paced {
         let stop = Arc::new(AtomicBool::new(false));
         let thread = {
             let stop = Arc::clone(&stop);
@@ -67,6 +73,9 @@ impl Paced {
             let dst = SocketAddr::from((pair.addr_b, PORT));
             std::thread::spawn(move || {
                 VethPair::in_netns(&ns, move || {
+                    if let Some(cpu) = cpu {
+                        pwru_core::sys::process::pin_thread_to_cpu(cpu)?;
+                    }
                     let s = std::net::UdpSocket::bind(("0.0.0.0", 0))?;
                     while !stop.load(Ordering::Relaxed) {
                         // a full socket buffer on B drops, it does not fail the send
@@ -88,5 +97,38 @@ impl Paced {
             Ok(Err(e)) => Err(format!("traffic: {e}")),
             Err(_) => Err("traffic thread panicked".into()),
         }
+    }
+}
+
+/// The calling thread pinned to one CPU until dropped, when its former CPU set comes back.
+/// Threads it starts meanwhile inherit the pin.
+pub struct Pinned {
+    previous: libc::cpu_set_t,
+}
+
+impl Pinned {
+    /// Pins the calling thread to `cpu`.
+    pub fn to(cpu: usize) -> Result<Pinned, String> {
+        // SAFETY: cpu_set_t is a plain bit array; all-zero is the empty set.
+        let mut previous: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+        let size = std::mem::size_of::<libc::cpu_set_t>();
+        // SAFETY: sched_getaffinity writes at most `size` bytes into the live set.
+        if unsafe { libc::sched_getaffinity(0, size, &mut previous) } != 0 {
+            return Err(format!(
+                "sched_getaffinity: {}",
+                std::io::Error::last_os_error()
+            ));
+        }
+        pwru_core::sys::process::pin_thread_to_cpu(cpu)
+            .map_err(|e| format!("pin to CPU {cpu}: {e}"))?;
+        Ok(Pinned { previous })
+    }
+}
+
+impl Drop for Pinned {
+    fn drop(&mut self) {
+        let size = std::mem::size_of::<libc::cpu_set_t>();
+        // SAFETY: sched_setaffinity reads the live set saved by `to`, for this thread.
+        unsafe { libc::sched_setaffinity(0, size, &self.previous) };
     }
 }
