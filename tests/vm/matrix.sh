@@ -123,20 +123,23 @@ run_kernel() {
   local bound=${PWRU_VM_TIMEOUT:-900}
   [ ${#slow[@]} -gt 0 ] && [ -z "${PWRU_VM_TIMEOUT:-}" ] && bound=1800
   PWRU_VM_TIMEOUT=$bound boot_kernel "$KIMAGE" "$initrd" "$OUT/$KNAME.console" "$OUT/$KNAME.results" "${GUEST_ARGS[@]}" "${slow[@]}" || st=$?
-  # One more boot, and only for the emulator's own fault (lib/emulator.sh), stated in the
-  # output: a second crash, or any other, fails as usual.
-  local race
-  if [ "$(pick_accel)" = tcg ] && ! grep -q '^DONE' "$OUT/$KNAME.results" &&
-    race=$(tcg_patch_race "$OUT/$KNAME.console"); then
-    mv "$OUT/$KNAME.console" "$OUT/$KNAME.console.tcg-race"
-    mv "$OUT/$KNAME.results" "$OUT/$KNAME.results.tcg-race"
+  # Up to two more boots, and only for the emulator's own fault (lib/emulator.sh), each stated
+  # in the output: a third such crash, or any other crash, fails as usual. (One more boot was
+  # not enough: the race crashed a boot twice in a row in 2 of 17 runs of first-event on
+  # 2026-12-04.)
+  local race reboots=0
+  while [ "$reboots" -lt 2 ] && [ "$(pick_accel)" = tcg ] && ! grep -q '^DONE' "$OUT/$KNAME.results" &&
+    race=$(tcg_patch_race "$OUT/$KNAME.console"); do
+    reboots=$((reboots + 1))
+    mv "$OUT/$KNAME.console" "$OUT/$KNAME.console.tcg-race$reboots"
+    mv "$OUT/$KNAME.results" "$OUT/$KNAME.results.tcg-race$reboots"
     log "$KNAME: emulator fault ($race); booting once more"
-    printf '%s: the first boot died of QEMU TCG'"'"'s cross-modifying-code race (%s; tests/vm/lib/emulator.sh), console kept as %s; booted once more\n' \
-      "$label" "$race" "$KNAME.console.tcg-race" >> "$OUT/notes.$idx"
-    echo "$label tcg_patch_race_reboots 1" >> "$METRICS"
+    printf '%s: boot %d died of QEMU TCG'"'"'s cross-modifying-code race (%s; tests/vm/lib/emulator.sh), console kept as %s; booted once more\n' \
+      "$label" "$reboots" "$race" "$KNAME.console.tcg-race$reboots" >> "$OUT/notes.$idx"
     st=0
     PWRU_VM_TIMEOUT=$bound boot_kernel "$KIMAGE" "$initrd" "$OUT/$KNAME.console" "$OUT/$KNAME.results" "${GUEST_ARGS[@]}" "${slow[@]}" || st=$?
-  fi
+  done
+  [ "$reboots" -gt 0 ] && echo "$label tcg_patch_race_reboots $reboots" >> "$METRICS"
   t1=$(date +%s.%N)
   log "$KNAME done"
   awk -v k="$label" -v a="$t0" -v b="$t1" 'BEGIN {printf "%s round_s %.2f\n", k, b - a}' >> "$METRICS"
