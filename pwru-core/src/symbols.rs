@@ -185,12 +185,21 @@ pub fn trim_dispatch_frames(stack: &mut Vec<Symbol>) {
     stack.drain(..n);
 }
 
+/// One text symbol. Its name is a range of the table's name buffer: a read makes no
+/// allocation per symbol (a quarter of the parse's native profile was malloc and free, and
+/// allocations cost more still under emulation). The shared name a lookup hands out is made
+/// on the first lookup of the symbol and kept.
 #[derive(Debug, Clone)]
 struct Entry {
     addr: u64,
-    name: Arc<str>,
-    module: Option<Arc<str>>,
+    name_start: u32,
+    name_len: u32,
+    /// Index into the table's modules, or [`NO_MODULE`].
+    module: u32,
+    interned: std::sync::OnceLock<Arc<str>>,
 }
+
+const NO_MODULE: u32 = u32::MAX;
 
 /// A BPF program image whose extent is known exactly (from the program's own info, not from
 /// kallsyms): see [`KernelSymbols::add_images`].
@@ -205,6 +214,10 @@ struct Image {
 #[derive(Debug, Clone, Default)]
 struct Table {
     entries: Vec<Entry>,
+    /// Every entry's name, one after the other.
+    names: String,
+    /// Module names, each once.
+    modules: Vec<Arc<str>>,
     /// Sorted by `start`, not overlapping.
     images: Vec<Image>,
 }
@@ -359,7 +372,7 @@ impl KernelSymbols {
         // Under QEMU this parse of ~160,000 lines took as long as the kernel's side of the
         // read (~350 ms): a byte-level line split, and no name index (see `addresses_of`).
         let mut syms = Table::default();
-        let mut modules: HashMap<&str, Arc<str>> = HashMap::new();
+        let mut module_index: HashMap<&str, u32, BuildFnv> = HashMap::default();
         let mut lines = 0usize;
         let mut nonzero = false;
         for line in text.as_bytes().split(|&b| b == b'\n') {
@@ -381,11 +394,25 @@ impl KernelSymbols {
             ) else {
                 continue;
             };
-            let module = module.map(|m| modules.entry(m).or_insert_with(|| m.into()).clone());
+            let module = match module {
+                Some(m) => *module_index.entry(m).or_insert_with(|| {
+                    syms.modules.push(m.into());
+                    u32::try_from(syms.modules.len() - 1).unwrap_or(NO_MODULE)
+                }),
+                None => NO_MODULE,
+            };
+            let (Ok(name_start), Ok(name_len)) =
+                (u32::try_from(syms.names.len()), u32::try_from(name.len()))
+            else {
+                continue;
+            };
+            syms.names.push_str(name);
             syms.entries.push(Entry {
                 addr,
-                name: name.into(),
+                name_start,
+                name_len,
                 module,
+                interned: std::sync::OnceLock::new(),
             });
         }
         if lines == 0 {
@@ -462,6 +489,8 @@ impl KernelSymbols {
         let newer = newer.table.into_inner().unwrap_or_else(|p| p.into_inner());
         let mut t = self.write();
         t.entries = newer.entries;
+        t.names = newer.names;
+        t.modules = newer.modules;
     }
 
     /// Number of text symbols read from kallsyms.
@@ -476,10 +505,21 @@ impl KernelSymbols {
 }
 
 impl Table {
+    fn name(&self, e: &Entry) -> &str {
+        let start = e.name_start as usize;
+        self.names
+            .get(start..start + e.name_len as usize)
+            .unwrap_or_default()
+    }
+
+    fn module(&self, e: &Entry) -> Option<Arc<str>> {
+        self.modules.get(e.module as usize).cloned()
+    }
+
     fn symbol(&self, e: &Entry, addr: u64) -> Symbol {
         Symbol {
-            name: e.name.clone(),
-            module: e.module.clone(),
+            name: e.interned.get_or_init(|| self.name(e).into()).clone(),
+            module: self.module(e),
             addr: e.addr,
             offset: addr - e.addr,
         }
@@ -551,7 +591,7 @@ impl KernelSymbols {
         let t = self.read();
         // Sorted by address: the first match of a name is its lowest address.
         for e in &t.entries {
-            if let Some(slots) = wanted.remove(&*e.name) {
+            if let Some(slots) = wanted.remove(t.name(e)) {
                 for i in slots {
                     out[i] = Some(e.addr);
                 }
@@ -653,11 +693,31 @@ mod tests {
             .map(|e| {
                 (
                     e.addr,
-                    e.name.to_string(),
-                    e.module.as_deref().map(String::from),
+                    t.name(e).to_string(),
+                    t.module(e).as_deref().map(String::from),
                 )
             })
             .collect()
+    }
+
+    #[test]
+    fn a_name_is_shared_from_its_first_lookup_on() {
+        let syms = KernelSymbols::parse(
+            "ffffffff81000000 T _text\nffffffff81000100 t ip_rcv\nffffffffa0000000 t vxlan_rcv\t[vxlan]\n",
+        )
+        .expect("parses");
+        let first = syms.lookup(0xffffffff81000104).expect("ip_rcv");
+        let again = syms.lookup(0xffffffff81000180).expect("ip_rcv");
+        assert_eq!((&*first.name, first.offset, again.offset), ("ip_rcv", 4, 0x80));
+        assert!(Arc::ptr_eq(&first.name, &again.name), "the second lookup made another name");
+        let module = syms.lookup(0xffffffffa0000001).expect("vxlan_rcv");
+        assert_eq!(module.to_string(), "vxlan_rcv+0x1 [vxlan]");
+        // A clone of the table shares what was interned, and a newer read replaces names too.
+        let clone = syms.clone();
+        assert!(Arc::ptr_eq(&clone.lookup(0xffffffff81000100).expect("ip_rcv").name, &first.name));
+        syms.replace_with(KernelSymbols::parse("ffffffff81000000 T renamed\n").expect("parses"));
+        assert_eq!(&*syms.lookup(0xffffffff81000104).expect("renamed").name, "renamed");
+        assert_eq!(syms.address_of("ip_rcv"), None);
     }
 
     #[test]
