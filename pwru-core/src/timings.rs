@@ -57,17 +57,21 @@ pub(crate) struct ThreadClock {
 }
 
 impl ThreadClock {
-    /// Starts timing the calling thread.
+    /// Starts timing the calling thread (no clock is read unless debug logging is on).
     pub(crate) fn start() -> ThreadClock {
+        let on = log::log_enabled!(log::Level::Debug);
         ThreadClock {
             wall: std::time::Instant::now(),
-            cpu_ns: thread_cpu_ns(),
+            cpu_ns: if on { thread_cpu_ns() } else { 0 },
         }
     }
 
     /// Logs (debug) `what` took so long, in wall time and in the calling thread's CPU time
     /// (kernel time in its system calls included).
     pub(crate) fn log(&self, what: &str) {
+        if !log::log_enabled!(log::Level::Debug) {
+            return;
+        }
         let cpu = (thread_cpu_ns() - self.cpu_ns) as f64 / 1e6;
         log::debug!(
             "{what}: {:.1} ms, {cpu:.1} ms of CPU on its thread",

@@ -8,11 +8,12 @@
 //! zeroed past the subsection's new length, which the header gives).
 
 use crate::btf::elf::Elf;
+use crate::btf::Btf;
 
 /// `.BTF.ext` header fields: magic (u16), version, flags (u8 each), hdr_len (u32), then
 /// offset/length pairs relative to the header's end; the CO-RE pair is at bytes 24..32.
-const HEADER_CORE_RELO_OFF: usize = 24;
-const HEADER_MIN_WITH_CORE: usize = 32;
+const HEADER_CORE_RELO_OFF: u64 = 24;
+const HEADER_MIN_WITH_CORE: u64 = 32;
 const BTF_MAGIC: u16 = 0xeb9f;
 
 /// Whether a program section's CO-RE records are left out when the tracepoint programs are
@@ -23,70 +24,55 @@ pub(crate) fn is_tracepoint_section(name: &str) -> bool {
 
 /// `object` with the CO-RE records of the sections `leave_out` names removed. `None` when the
 /// object is not the little-endian ELF with `.BTF` and `.BTF.ext` this expects: the caller
-/// then relocates everything, as before.
+/// then relocates everything, as before. Reads go through the crate's ELF and BTF readers;
+/// offsets are absolute in the file.
 pub(crate) fn without(object: &[u8], leave_out: impl Fn(&str) -> bool) -> Option<Vec<u8>> {
     let elf = Elf::parse(object).ok()?;
-    let (_, btf) = elf.find_section(".BTF").ok()??;
     let (_, ext) = elf.find_section(".BTF.ext").ok()??;
-    let strings = btf_strings(elf.section_bytes(&btf).ok()?)?;
-    let ext_start = usize::try_from(ext.offset).ok()?;
-    let ext_bytes = elf.section_bytes(&ext).ok()?;
-    let u16_at = |b: &[u8], o: usize| Some(u16::from_le_bytes(b.get(o..o + 2)?.try_into().ok()?));
-    let u32_at = |b: &[u8], o: usize| {
-        Some(u32::from_le_bytes(b.get(o..o + 4)?.try_into().ok()?) as usize)
-    };
-    if u16_at(ext_bytes, 0)? != BTF_MAGIC {
+    // Section names in the CO-RE subsection are offsets into the object's BTF strings.
+    let btf = Btf::from_elf(object).ok()?;
+    if btf.is_big_endian() || elf.u16(ext.offset).ok()? != BTF_MAGIC {
         return None;
     }
-    let hdr_len = u32_at(ext_bytes, 4)?;
+    let u32_at = |off: u64| elf.u32(off).ok().map(u64::from);
+    let hdr_len = u32_at(ext.offset + 4)?;
     if hdr_len < HEADER_MIN_WITH_CORE {
         return None;
     }
-    let relo_off = u32_at(ext_bytes, HEADER_CORE_RELO_OFF)?;
-    let relo_len = u32_at(ext_bytes, HEADER_CORE_RELO_OFF + 4)?;
-    let start = hdr_len.checked_add(relo_off)?;
-    let relos = ext_bytes.get(start..start.checked_add(relo_len)?)?;
-    let rec_size = u32_at(relos, 0)?;
+    let relo_len = u32_at(ext.offset + HEADER_CORE_RELO_OFF + 4)?;
+    let start = ext.offset + hdr_len + u32_at(ext.offset + HEADER_CORE_RELO_OFF)?;
+    let end = start.checked_add(relo_len)?;
+    if end > ext.offset.checked_add(ext.size)? {
+        return None;
+    }
+    let rec_size = u32_at(start)?;
     if rec_size == 0 {
         return None;
     }
     // The kept blocks, each (sec_name_off, num_info, records), in their order.
-    let mut kept = relos.get(..4)?.to_vec();
-    let mut at = 4;
-    while at < relos.len() {
-        let name_off = u32_at(relos, at)?;
-        let count = u32_at(relos, at + 4)?;
-        let end = at.checked_add(8)?.checked_add(count.checked_mul(rec_size)?)?;
-        let block = relos.get(at..end)?;
-        let name = std::str::from_utf8(c_str_at(strings, name_off)?).ok()?;
-        if !leave_out(name) {
-            kept.extend_from_slice(block);
+    let range = |from: u64, to: u64| Some(usize::try_from(from).ok()?..usize::try_from(to).ok()?);
+    let mut kept = object.get(range(start, start + 4)?)?.to_vec();
+    let mut at = start + 4;
+    while at < end {
+        let name = btf.str_at(elf.u32(at).ok()?).ok()?;
+        let block_end = at.checked_add(8 + u32_at(at + 4)?.checked_mul(rec_size)?)?;
+        if block_end > end {
+            return None;
         }
-        at = end;
+        if !leave_out(name) {
+            kept.extend_from_slice(object.get(range(at, block_end)?)?);
+        }
+        at = block_end;
     }
     let mut out = object.to_vec();
-    let abs = ext_start.checked_add(start)?;
-    out.get_mut(abs..abs + relos.len())?.fill(0);
-    out[abs..abs + kept.len()].copy_from_slice(&kept);
-    let len_at = ext_start + HEADER_CORE_RELO_OFF + 4;
-    out[len_at..len_at + 4].copy_from_slice(&u32::try_from(kept.len()).ok()?.to_le_bytes());
+    let relos = range(start, end)?;
+    let kept_at = relos.start..relos.start + kept.len();
+    out.get_mut(relos)?.fill(0);
+    out.get_mut(kept_at)?.copy_from_slice(&kept);
+    let len_at = range(ext.offset + HEADER_CORE_RELO_OFF + 4, ext.offset + HEADER_CORE_RELO_OFF + 8)?;
+    out.get_mut(len_at)?
+        .copy_from_slice(&u32::try_from(kept.len()).ok()?.to_le_bytes());
     Some(out)
-}
-
-/// The string section of a `.BTF` blob (little-endian header: magic, version, flags,
-/// hdr_len, type_off, type_len, str_off, str_len).
-fn btf_strings(btf: &[u8]) -> Option<&[u8]> {
-    let u32_at = |o: usize| Some(u32::from_le_bytes(btf.get(o..o + 4)?.try_into().ok()?) as usize);
-    if btf.get(..2)? != BTF_MAGIC.to_le_bytes() {
-        return None;
-    }
-    let start = u32_at(4)?.checked_add(u32_at(16)?)?;
-    btf.get(start..start.checked_add(u32_at(20)?)?)
-}
-
-fn c_str_at(strings: &[u8], off: usize) -> Option<&[u8]> {
-    let rest = strings.get(off..)?;
-    Some(&rest[..rest.iter().position(|&b| b == 0)?])
 }
 
 #[cfg(test)]
@@ -122,6 +108,10 @@ mod tests {
             .programs
             .values()
             .any(|p| matches!(p.section, ProgramSection::BtfTracePoint)));
+        // Anything but the expected ELF is left to be relocated whole.
+        assert!(without(b"not an object", |_| true).is_none());
+        let cut = &pwru_ebpf::OBJECT[..pwru_ebpf::OBJECT.len() / 2];
+        assert!(without(cut, |_| true).is_none(), "a truncated object was rewritten");
         let nothing_left_out = without(pwru_ebpf::OBJECT, |_| false).expect("rewritten");
         assert_eq!(nothing_left_out, pwru_ebpf::OBJECT, "keeping every block changes nothing");
     }

@@ -453,6 +453,18 @@ mod tests {
         })
     }
 
+    /// The loader, or `None` after a SKIP line naming the missing capability (a loader
+    /// creates maps, which needs BPF privileges).
+    fn loader_or_skip(test: &str, made: Result<Loader, LoaderError>) -> Option<Loader> {
+        match made {
+            Ok(l) => Some(l),
+            Err(e) => {
+                eprintln!("SKIP {test}: no BPF maps here ({e})");
+                None
+            }
+        }
+    }
+
     #[test]
     fn a_loader_prepared_for_a_function_backend_refuses_tracepoint_programs() {
         let name = "a_loader_prepared_for_a_function_backend_refuses_tracepoint_programs";
@@ -466,17 +478,14 @@ mod tests {
             .expect("relocated for a function backend");
         assert!(!relocated.has_tracepoint_programs());
         let config = pwru_ebpf::PwruConfig::default();
-        let mut loader = match Loader::relocated(
+        let made = Loader::relocated(
             relocated,
             &FilterBody::match_all(),
             &config,
             &LoaderOptions::default(),
-        ) {
-            Ok(l) => l,
-            Err(e) => {
-                eprintln!("SKIP {name}: no BPF maps here ({e})");
-                return;
-            }
+        );
+        let Some(mut loader) = loader_or_skip(name, made) else {
+            return;
         };
         for flavor in [TracepointFlavor::Btf, TracepointFlavor::Raw] {
             let refused = loader.load_tracepoint("kfree_skb", flavor).err();
@@ -504,17 +513,16 @@ mod tests {
             dump_max: 0,
             snaplen: 0,
         };
-        let mut loader = match Loader::new(
+        let made = Loader::new(
             pwru_ebpf::OBJECT,
             &FilterBody::match_all(),
             &config,
             &LoaderOptions::default(),
-        ) {
-            Ok(l) => l,
-            Err(e) => {
-                eprintln!("SKIP programs_verified_ahead_are_the_ones_their_links_get: no BPF maps here ({e})");
-                return;
-            }
+        );
+        let Some(mut loader) =
+            loader_or_skip("programs_verified_ahead_are_the_ones_their_links_get", made)
+        else {
+            return;
         };
         let (Some(kfree), Some(consume)) = (
             tp_btf(&loader, "tp_btf_kfree_skb", "kfree_skb"),
