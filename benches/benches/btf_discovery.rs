@@ -1,9 +1,32 @@
 //! Parsing the host's vmlinux BTF, indexing it by name, and scanning it for skb functions
-//! and tracepoints.
+//! and tracepoints; parsing a traceable-function list the size of a distro kernel's.
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use pwru_core::btf::{Btf, Kind};
-use pwru_core::discovery::{skb_functions, skb_tracepoints};
+use pwru_core::discovery::{skb_functions, skb_tracepoints, AvailableFunctions};
+
+/// A list in the format of tracefs' `available_filter_functions` (`name` or `name [module]`),
+/// made of the host's kallsyms text symbols: this host's tracefs hides the real one, and the
+/// names and their count (~80,000) are alike.
+fn traceable_list_like_tracefs() -> Option<String> {
+    let kallsyms = std::fs::read_to_string("/proc/kallsyms").ok()?;
+    let mut out = String::with_capacity(kallsyms.len() / 2);
+    for line in kallsyms.lines() {
+        let mut f = line.split_ascii_whitespace();
+        let (Some(_), Some(kind), Some(name)) = (f.next(), f.next(), f.next()) else {
+            continue;
+        };
+        if matches!(kind, "t" | "T") {
+            out.push_str(name);
+            if let Some(module) = f.next() {
+                out.push(' ');
+                out.push_str(module);
+            }
+            out.push('\n');
+        }
+    }
+    (!out.is_empty()).then_some(out)
+}
 
 fn bench(c: &mut Criterion) {
     let Ok(raw) = std::fs::read("/sys/kernel/btf/vmlinux") else {
@@ -32,6 +55,25 @@ fn bench(c: &mut Criterion) {
     g.bench_function("skb_tracepoints", |b| {
         b.iter(|| skb_tracepoints(&btf, None).map(|v| v.len()))
     });
+    // What the relocation job costs (aya's parse of the kernel BTF, the object's parse and
+    // CO-RE relocation), given aya the whole kernel BTF or the part relocations can reach.
+    for (label, trimmed) in [
+        ("relocation_whole_btf", false),
+        ("relocation_trimmed_btf", true),
+    ] {
+        g.bench_function(label, |b| {
+            b.iter(|| pwru_core::object::relocate_for_bench(&btf, trimmed).is_ok())
+        });
+    }
+    match traceable_list_like_tracefs() {
+        Some(list) => {
+            let n = list.lines().count();
+            g.bench_function(format!("traceable_list_parse_{n}"), |b| {
+                b.iter(|| AvailableFunctions::parse(&list).len())
+            });
+        }
+        None => println!("SKIP traceable_list_parse: /proc/kallsyms unreadable"),
+    }
     g.finish();
 }
 

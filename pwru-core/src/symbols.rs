@@ -371,30 +371,31 @@ impl KernelSymbols {
     pub fn parse(text: &str) -> Result<KernelSymbols, SymbolsError> {
         // Under QEMU this parse of ~160,000 lines took as long as the kernel's side of the
         // read (~350 ms): a byte-level line split, and no name index (see `addresses_of`).
-        let mut syms = Table::default();
+        let mut syms = Table {
+            // About 40 bytes a line, most of them text symbols: one allocation each.
+            entries: Vec::with_capacity(text.len() / 40),
+            names: String::with_capacity(text.len() / 2),
+            ..Table::default()
+        };
         let mut module_index: HashMap<&str, u32, BuildFnv> = HashMap::default();
         let mut lines = 0usize;
         let mut nonzero = false;
-        for line in text.as_bytes().split(|&b| b == b'\n') {
+        // `lines` finds each end of line with memchr; every field is a `&str` cut at ASCII
+        // bytes, so nothing is validated twice.
+        for line in text.lines() {
             let Some(line) = KallsymsLine::split(line) else {
                 continue;
             };
             lines += 1;
-            let Some(addr) = parse_hex(line.addr) else {
-                continue;
-            };
-            nonzero |= addr != 0;
-            if !matches!(line.kind, b"t" | b"T" | b"w" | b"W") {
+            // Hidden addresses read as zeros; one nonzero address is enough to know.
+            nonzero = nonzero || line.addr.bytes().any(|b| b != b'0');
+            if !matches!(line.kind, b't' | b'T' | b'w' | b'W') {
                 continue;
             }
-            // `split` cut at ASCII bytes only, so these are whole UTF-8 sequences.
-            let (Ok(name), Ok(module)) = (
-                std::str::from_utf8(line.name),
-                line.module.map(std::str::from_utf8).transpose(),
-            ) else {
+            let Some(addr) = parse_hex(line.addr.as_bytes()) else {
                 continue;
             };
-            let module = match module {
+            let module = match line.module {
                 Some(m) => *module_index.entry(m).or_insert_with(|| {
                     syms.modules.push(m.into());
                     u32::try_from(syms.modules.len() - 1).unwrap_or(NO_MODULE)
@@ -402,11 +403,11 @@ impl KernelSymbols {
                 None => NO_MODULE,
             };
             let (Ok(name_start), Ok(name_len)) =
-                (u32::try_from(syms.names.len()), u32::try_from(name.len()))
+                (u32::try_from(syms.names.len()), u32::try_from(line.name.len()))
             else {
                 continue;
             };
-            syms.names.push_str(name);
+            syms.names.push_str(line.name);
             syms.entries.push(Entry {
                 addr,
                 name_start,
@@ -604,45 +605,51 @@ impl KernelSymbols {
     }
 }
 
-/// The fields of one kallsyms line, `<hex addr> <type> <name>[\t[module]]`, as bytes.
+/// The fields of one kallsyms line, `<hex addr> <type> <name>[\t[module]]`.
 struct KallsymsLine<'a> {
-    addr: &'a [u8],
-    kind: &'a [u8],
-    name: &'a [u8],
-    module: Option<&'a [u8]>,
+    addr: &'a str,
+    kind: u8,
+    name: &'a str,
+    module: Option<&'a str>,
 }
 
 impl<'a> KallsymsLine<'a> {
-    /// Splits at ASCII spaces and tabs; `None` for a line with fewer than three fields.
-    fn split(line: &'a [u8]) -> Option<KallsymsLine<'a>> {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
+    /// Splits at ASCII spaces and tabs; `None` for a line with fewer than three fields or a
+    /// type longer than one character.
+    fn split(line: &'a str) -> Option<KallsymsLine<'a>> {
         // The kernel's own layout (`%px %c %s`, then `\t[%s]` for a module) first.
-        if let Some((addr, [b' ', kind, b' ', rest @ ..])) = line.split_at_checked(16) {
-            let (name, module) = match rest.iter().position(|&b| b == b'\t') {
-                Some(tab) => (&rest[..tab], Some(&rest[tab + 1..])),
-                None => (rest, None),
-            };
-            if !name.is_empty() && !name.contains(&b' ') {
-                return Some(KallsymsLine {
-                    addr,
-                    kind: std::slice::from_ref(kind),
-                    name,
-                    module: module.and_then(|m| m.strip_prefix(b"[")?.strip_suffix(b"]")),
-                });
+        if let Some(&[b' ', kind, b' ']) = line.as_bytes().get(16..19) {
+            // Bytes 16 and 18 are ASCII, so 16 and 19 are character boundaries (`get` checks).
+            if let (Some(addr), Some(rest)) = (line.get(..16), line.get(19..)) {
+                let (name, module) = match rest.split_once('\t') {
+                    Some((name, module)) => (name, Some(module)),
+                    None => (rest, None),
+                };
+                if kind.is_ascii() && !name.is_empty() && !name.contains(' ') {
+                    return Some(KallsymsLine {
+                        addr,
+                        kind,
+                        name,
+                        module: module.and_then(|m| m.strip_prefix('[')?.strip_suffix(']')),
+                    });
+                }
             }
         }
         Self::split_fields(line)
     }
 
     /// Any whitespace between the fields (hand-written files, tests).
-    fn split_fields(line: &'a [u8]) -> Option<KallsymsLine<'a>> {
+    fn split_fields(line: &'a str) -> Option<KallsymsLine<'a>> {
         let mut fields = line
-            .split(|b| matches!(b, b' ' | b'\t' | b'\r'))
+            .split([' ', '\t', '\r'])
             .filter(|f| !f.is_empty());
         let (addr, kind, name) = (fields.next()?, fields.next()?, fields.next()?);
+        let &[kind] = kind.as_bytes() else {
+            return None;
+        };
         let module = fields
             .next()
-            .and_then(|m| m.strip_prefix(b"[")?.strip_suffix(b"]"));
+            .and_then(|m| m.strip_prefix('[')?.strip_suffix(']'));
         Some(KallsymsLine {
             addr,
             kind,

@@ -5,7 +5,6 @@
 use pwru_ebpf::program;
 use std::os::fd::AsFd;
 
-use aya_obj::btf::BtfKind;
 
 use super::probe::{load_and_link_tracing, require_btf, ProgramKind, PROBE_FUNCS};
 use super::{check_position, is_verifier, parallel, Attached, Attachments, Driver, Link, LoaderError};
@@ -144,8 +143,9 @@ impl Loader {
     ) -> Result<Link, LoaderError> {
         let btf_id = self
             .btf
-            .id_by_type_name_kind(function, BtfKind::Func)
-            .map_err(|_| LoaderError::NotInBtf(function.into()))?;
+            .find_by_name(crate::btf::Kind::Func, function)
+            .ok_or_else(|| LoaderError::NotInBtf(function.into()))?
+            .0;
         let attach = if exit {
             sys::ATTACH_TRACE_FEXIT
         } else {

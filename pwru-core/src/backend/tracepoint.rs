@@ -6,7 +6,6 @@
 use std::ffi::CString;
 use std::os::fd::AsFd;
 
-use aya_obj::btf::BtfKind;
 
 use super::probe::{load_and_link_tracing, load_trivial, require_btf, ProgramKind, PROBE_TRACEPOINT};
 use super::{Attached, Attachments, Driver, Link, LoaderError};
@@ -209,8 +208,9 @@ impl Loader {
     ) -> Result<Link, LoaderError> {
         let id = self
             .btf
-            .id_by_type_name_kind(&format!("btf_trace_{tracepoint}"), BtfKind::Typedef)
-            .map_err(|_| LoaderError::NotInBtf(tracepoint.into()))?;
+            .find_by_name(crate::btf::Kind::Typedef, &format!("btf_trace_{tracepoint}"))
+            .ok_or_else(|| LoaderError::NotInBtf(tracepoint.into()))?
+            .0;
         let prog = self.shared_program(
             program,
             sys::PROG_TYPE_TRACING,
@@ -236,9 +236,8 @@ impl Loader {
             .filter_map(|name| match flavor {
                 TracepointFlavor::Btf => self
                     .btf
-                    .id_by_type_name_kind(&format!("btf_trace_{name}"), BtfKind::Typedef)
-                    .ok()
-                    .map(|id| (format!("{}{name}", pwru_ebpf::program::TP_BTF_PREFIX), id)),
+                    .find_by_name(crate::btf::Kind::Typedef, &format!("btf_trace_{name}"))
+                    .map(|id| (format!("{}{name}", pwru_ebpf::program::TP_BTF_PREFIX), id.0)),
                 TracepointFlavor::Raw => {
                     Some((format!("{}{name}", pwru_ebpf::program::RAW_TP_PREFIX), 0))
                 }

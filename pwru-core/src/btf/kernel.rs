@@ -87,14 +87,8 @@ impl Btf {
     }
 
     /// The same BTF parsed by aya (which has its own type), from the bytes this one holds: no
-    /// second read of the file.
-    pub(crate) fn to_aya(&self) -> Result<aya::Btf, aya::BtfError> {
-        count_aya_parse();
-        self.to_aya_uncounted()
-    }
-
-    /// [`Btf::to_aya`] without counting the parse, for a thread that parses on behalf of
-    /// another one (which counted it).
+    /// second read of the file. Uncounted ([`count_aya_parse`] is for the thread on whose
+    /// behalf it is parsed).
     pub(crate) fn to_aya_uncounted(&self) -> Result<aya::Btf, aya::BtfError> {
         let endianness = if self.is_big_endian() {
             aya::Endianness::Big
@@ -102,5 +96,26 @@ impl Btf {
             aya::Endianness::Little
         };
         aya::Btf::parse(&self.data, endianness)
+    }
+
+    /// This BTF for aya to CO-RE relocate `object` against: only the types the object's type
+    /// names lead to are whole, every id is kept (see [`super::for_relocation`]); the whole
+    /// BTF if `object` has no BTF this crate reads or this one cannot be trimmed. Uncounted,
+    /// as [`Btf::to_aya_uncounted`].
+    pub(crate) fn to_aya_for_relocation(&self, object: &[u8]) -> Result<aya::Btf, aya::BtfError> {
+        let local = match Btf::from_elf(object) {
+            Ok(local) => local,
+            Err(_) => return self.to_aya_uncounted(),
+        };
+        let names: std::collections::HashSet<&str, crate::fnv::BuildFnv> = local
+            .types()
+            .filter(|(_, t)| !matches!(t.kind(), Kind::Func | Kind::FuncProto | Kind::Var | Kind::DataSec))
+            .map(|(_, t)| super::for_relocation::essential(local.name_of(&t)))
+            .filter(|n| !n.is_empty())
+            .collect();
+        match super::for_relocation::trimmed(self, &names) {
+            Some(raw) => aya::Btf::parse(&raw, aya::Endianness::Little),
+            None => self.to_aya_uncounted(),
+        }
     }
 }

@@ -26,6 +26,7 @@
 
 pub(crate) mod elf;
 mod error;
+pub(crate) mod for_relocation;
 mod expr_types;
 mod kernel;
 mod types;
@@ -51,6 +52,7 @@ const TYPE_HEAD_LEN: usize = 12;
 ///
 /// Type ids are global: in split BTF (kernel modules) the module's first type id is the base's
 /// type count, and string offsets past the base's string section refer to the module's strings.
+#[derive(Clone)]
 pub struct Btf {
     data: Vec<u8>,
     big_endian: bool,
@@ -58,6 +60,10 @@ pub struct Btf {
     types: std::ops::Range<usize>,
     /// Byte range of the string section inside `data`.
     strings: std::ops::Range<usize>,
+    /// The string section as text, when all of it is UTF-8 and it ends with a NUL (every
+    /// kernel's): a name is then found without a UTF-8 check, and an offset is valid when it
+    /// is in range and on a character boundary.
+    text: Option<Box<str>>,
     /// Offset (relative to the type section) of each local type record, indexed by `id - first_id`.
     offsets: Vec<u32>,
     /// Id of the first local type (1 for standalone BTF, base count for split BTF).
@@ -202,9 +208,14 @@ impl Btf {
             None => (1, 0),
         };
         let offsets = index_types(&data[types.clone()], big_endian)?;
+        let text = std::str::from_utf8(&data[strings.clone()])
+            .ok()
+            .filter(|t| t.ends_with('\0'))
+            .map(Box::from);
         let btf = Btf {
             types,
             strings,
+            text,
             offsets,
             first_id,
             base_str_len,
@@ -222,14 +233,30 @@ impl Btf {
     fn validate_names(&self) -> Result<(), BtfError> {
         for id in self.local_ids() {
             let t = self.get(id)?;
-            self.str_at(t.name_off)?;
+            self.check_name(t.name_off)?;
             for i in 0..t.vlen() {
                 if let Some(off) = t.record_name_off(i) {
-                    self.str_at(off)?;
+                    self.check_name(off)?;
                 }
             }
         }
         Ok(())
+    }
+
+    /// Whether [`Btf::str_at`] succeeds for `off`: in constant time for the local strings
+    /// when they are all text (a kernel's BTF has ~500,000 names to check).
+    fn check_name(&self, off: u32) -> Result<(), BtfError> {
+        match &self.text {
+            Some(text) if off >= self.base_str_len => {
+                let local = (off - self.base_str_len) as usize;
+                if text.is_char_boundary(local) && local < text.len() {
+                    Ok(())
+                } else {
+                    Err(BtfError::BadString(off))
+                }
+            }
+            _ => self.str_at(off).map(drop),
+        }
     }
 
     /// Where this BTF came from (a path, or `<bytes>`).
@@ -290,6 +317,13 @@ impl Btf {
             };
         }
         let local = (off - self.base_str_len) as usize;
+        if let Some(text) = &self.text {
+            // Ends with a NUL: whatever follows a boundary has one.
+            return match text.get(local..).and_then(|rest| rest.split('\0').next()) {
+                Some(s) => Ok(s),
+                None => Err(BtfError::BadString(off)),
+            };
+        }
         let strings = &self.data[self.strings.clone()];
         let Some(rest) = strings.get(local..) else {
             return Err(BtfError::BadString(off));
@@ -301,6 +335,20 @@ impl Btf {
             Ok(s) => Ok(s),
             Err(_) => Err(BtfError::BadString(off)),
         }
+    }
+
+    /// Whether the string at `off` is `name`: a comparison of bytes, without the search for
+    /// the string's end and the UTF-8 check of [`Btf::str_at`] (for scans of every type).
+    pub fn str_is(&self, off: u32, name: &str) -> bool {
+        if off < self.base_str_len {
+            return self.base.as_ref().is_some_and(|b| b.str_is(off, name));
+        }
+        let local = (off - self.base_str_len) as usize;
+        let strings = &self.data[self.strings.clone()];
+        let n = name.len();
+        strings
+            .get(local..local + n + 1)
+            .is_some_and(|s| &s[..n] == name.as_bytes() && s[n] == 0)
     }
 
     /// The name of a type, or `""` for anonymous types (and for unresolvable offsets, which
@@ -327,8 +375,8 @@ impl Btf {
                     (!name.is_empty()).then(|| (crate::fnv::hash(name.as_bytes()), id.0))
                 })
                 .collect();
-            // Stable: the ids of one hash stay in id order, so the first match is the lowest.
-            index.sort_by_key(|&(hash, _)| hash);
+            // The ids of one hash in id order, so the first match is the lowest.
+            index.sort_unstable();
             index
         })
     }

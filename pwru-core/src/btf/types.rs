@@ -299,6 +299,18 @@ impl<'a> Type<'a> {
         })
     }
 
+    /// The parameters' types of a FUNC_PROTO (empty for other kinds), without resolving
+    /// their names: what a scan of every function needs.
+    pub fn param_types(&self) -> impl Iterator<Item = TypeId> + 'a {
+        let t = *self;
+        let n = if t.kind() == Kind::FuncProto {
+            t.vlen()
+        } else {
+            0
+        };
+        (0..n).map(move |i| TypeId(t.u32_at(i * 8 + 4)))
+    }
+
     /// Enumerators of an ENUM or ENUM64 (empty for other kinds).
     pub fn enum_values(&self, btf: &'a Btf) -> impl Iterator<Item = EnumValue> + 'a {
         let t = *self;

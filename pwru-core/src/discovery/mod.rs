@@ -26,7 +26,7 @@ pub use error::DiscoveryError;
 pub use tracefs::{AvailableFunctions, TraceableJob, Tracefs, TRACEFS_CANDIDATES};
 pub use tracepoints::{skb_tracepoints, SkbTracepoint};
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -176,7 +176,7 @@ fn scan_functions(
     btf: &Btf,
     module: Option<&str>,
 ) -> Result<(Vec<SkbFunction>, usize), DiscoveryError> {
-    let skb = SkbMatcher::new(btf)?;
+    let mut skb = SkbMatcher::new(btf)?;
     let mut out = Vec::new();
     let mut total = 0;
     for (_, t) in btf.types() {
@@ -187,11 +187,11 @@ fn scan_functions(
         let proto = btf.get(TypeId(t.size_or_type()))?;
         let mut positions = Vec::new();
         for (i, p) in proto
-            .params(btf)
+            .param_types()
             .take(MAX_SKB_POSITION as usize)
             .enumerate()
         {
-            if skb.is_skb_ptr(btf, p.type_id)? {
+            if skb.is_skb_ptr_cached(btf, p)? {
                 positions.push(i as u8 + 1);
             }
         }
@@ -210,6 +210,9 @@ fn scan_functions(
 pub(crate) struct SkbMatcher {
     /// Ids of STRUCT/FWD types named sk_buff (in the base when split).
     ids: HashSet<u32>,
+    /// Verdicts by parameter type id: the ~60,000 functions of a kernel share a few
+    /// thousand parameter types, and each verdict follows a chain of types.
+    verdicts: HashMap<u32, bool, crate::fnv::BuildFnv>,
 }
 
 impl SkbMatcher {
@@ -218,7 +221,8 @@ impl SkbMatcher {
         let mut cur = Some(btf);
         while let Some(b) = cur {
             for (id, t) in b.types() {
-                if matches!(t.kind(), Kind::Struct | Kind::Fwd) && b.name_of(&t) == "sk_buff" {
+                if matches!(t.kind(), Kind::Struct | Kind::Fwd) && b.str_is(t.name_off, "sk_buff")
+                {
                     ids.insert(id.0);
                 }
             }
@@ -227,7 +231,25 @@ impl SkbMatcher {
         if ids.is_empty() {
             return Err(DiscoveryError::NoSkBuff);
         }
-        Ok(SkbMatcher { ids })
+        Ok(SkbMatcher {
+            ids,
+            verdicts: HashMap::default(),
+        })
+    }
+
+    /// [`SkbMatcher::is_skb_ptr`], remembering the verdict for the type (one matcher per
+    /// BTF: ids mean different types in another one).
+    pub(crate) fn is_skb_ptr_cached(
+        &mut self,
+        btf: &Btf,
+        id: TypeId,
+    ) -> Result<bool, DiscoveryError> {
+        if let Some(&v) = self.verdicts.get(&id.0) {
+            return Ok(v);
+        }
+        let v = self.is_skb_ptr(btf, id)?;
+        self.verdicts.insert(id.0, v);
+        Ok(v)
     }
 
     pub(crate) fn is_skb_ptr(&self, btf: &Btf, id: TypeId) -> Result<bool, DiscoveryError> {

@@ -125,7 +125,7 @@ mod tests {
             eprintln!("SKIP relocating_the_rewritten_object: this machine lacks kernel BTF");
             return;
         };
-        let btf = kernel.to_aya().expect("aya parses the kernel BTF");
+        let btf = kernel.to_aya_uncounted().expect("aya parses the kernel BTF");
         let compiled = Object::parse(pwru_ebpf::OBJECT).expect("object");
         let mut whole = compiled.clone();
         whole.relocate_btf(&btf).expect("whole relocation");

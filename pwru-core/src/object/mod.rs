@@ -30,10 +30,10 @@ mod splice;
 use std::collections::HashMap;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aya::maps::{Map, MapData, PerCpuArray, RingBuf};
-use aya::Btf;
 use pwru_ebpf::PwruConfig;
 
 use crate::sys;
@@ -46,6 +46,8 @@ pub use prepared::object_parses;
 pub use splice::{FilterBody, SpliceError};
 
 use prepared::{Inputs, Prepared};
+#[cfg(feature = "unstable")]
+pub use relocated::relocate_for_bench;
 pub(crate) use relocated::{Relocated, RelocationJob};
 
 /// Options that are not part of the kernel-side config.
@@ -82,7 +84,8 @@ impl Default for LoaderOptions {
 /// # Ok::<(), pwru_core::backend::LoaderError>(())
 /// ```
 pub struct Loader {
-    pub(crate) btf: Btf,
+    /// The kernel's BTF, where attach ids (fentry functions, tp_btf tracepoints) are found.
+    pub(crate) btf: Arc<crate::btf::Btf>,
     prepared: Prepared,
     maps: HashMap<String, Map>,
     /// Programs loaded once and shared by all their links (tracepoints, kprobes), with the
@@ -106,12 +109,18 @@ impl Loader {
         options: &LoaderOptions,
     ) -> Result<Self, LoaderError> {
         let kernel = crate::btf::Btf::vmlinux().map_err(|e| LoaderError::KernelBtf(Box::new(e)))?;
-        Self::with_kernel_btf(object, filter, config, options, &kernel)
+        Self::relocated(
+            Relocated::new(object, Arc::new(kernel))?,
+            filter,
+            config,
+            options,
+        )
     }
 
     /// [`Loader::new`] with the kernel BTF given: CO-RE relocation, tp_btf and fentry attach ids
-    /// all come from `kernel` (aya-obj gets its own copy, parsed from `kernel`'s bytes; no file
-    /// is read again). The object is parsed once, here; every program is loaded from it.
+    /// all come from `kernel` (the loader keeps a copy; aya-obj gets the part relocations can
+    /// reach, parsed from `kernel`'s bytes; no file is read again). The object is parsed once,
+    /// here; every program is loaded from it.
     pub fn with_kernel_btf(
         object: &[u8],
         filter: &FilterBody,
@@ -120,7 +129,7 @@ impl Loader {
         kernel: &crate::btf::Btf,
     ) -> Result<Self, LoaderError> {
         Self::relocated(
-            Relocated::new(object, kernel.to_aya()?)?,
+            Relocated::new(object, Arc::new(kernel.clone()))?,
             filter,
             config,
             options,
@@ -135,11 +144,9 @@ impl Loader {
         config: &PwruConfig,
         options: &LoaderOptions,
     ) -> Result<Self, LoaderError> {
-        let Relocated {
-            obj,
-            btf,
-            tracepoints_unrelocated,
-        } = relocated;
+        let btf = Arc::clone(&relocated.kernel);
+        let tracepoints_unrelocated = !relocated.has_tracepoint_programs();
+        let obj = relocated.obj;
         let cfg = config_bytes(config);
         let (prepared, maps) = Prepared::new(
             obj,
@@ -438,13 +445,11 @@ fn config_bytes(c: &PwruConfig) -> [u8; std::mem::size_of::<PwruConfig>()] {
 mod tests {
     use super::*;
     use crate::backend::TracepointFlavor;
-    use aya_obj::btf::BtfKind;
-
     fn tp_btf(loader: &Loader, program: &'static str, tracepoint: &str) -> Option<SharedLoad<'static>> {
         let id = loader
             .btf
-            .id_by_type_name_kind(&format!("btf_trace_{tracepoint}"), BtfKind::Typedef)
-            .ok()?;
+            .find_by_name(crate::btf::Kind::Typedef, &format!("btf_trace_{tracepoint}"))?
+            .0;
         Some(SharedLoad {
             program,
             prog_type: sys::PROG_TYPE_TRACING,

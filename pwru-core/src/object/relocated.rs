@@ -16,11 +16,12 @@ use super::prepared::{count_object_parse, prepare_error};
 use super::LoaderError;
 use crate::btf::Btf;
 
-/// The object parsed and CO-RE relocated against the kernel BTF, with aya's copy of that BTF
-/// (the loader keeps it for attach ids).
+/// The object parsed and CO-RE relocated against the kernel BTF, with that BTF (the loader
+/// looks attach ids up in it) and aya's trimmed copy (to relocate the object again whole).
 pub(crate) struct Relocated {
     pub(super) obj: Object,
-    pub(super) btf: aya::Btf,
+    pub(super) kernel: Arc<Btf>,
+    btf: aya::Btf,
     /// The tracepoint programs' CO-RE records were left out (core_relos.rs): they must not
     /// be loaded from this object.
     pub(super) tracepoints_unrelocated: bool,
@@ -31,6 +32,7 @@ impl Relocated {
     /// the thread that asked for it.
     fn new_uncounted(
         object: &[u8],
+        kernel: Arc<Btf>,
         btf: aya::Btf,
         tracepoints_unrelocated: bool,
     ) -> Result<Relocated, LoaderError> {
@@ -42,15 +44,19 @@ impl Relocated {
         clock.log("object CO-RE relocated");
         Ok(Relocated {
             obj,
+            kernel,
             btf,
             tracepoints_unrelocated,
         })
     }
 
-    /// Parses `object` (counted as this thread's one parse) and relocates it against `btf`.
-    pub(crate) fn new(object: &[u8], btf: aya::Btf) -> Result<Relocated, LoaderError> {
+    /// Parses `object` (counted as this thread's one parse) and relocates it against
+    /// `kernel` (parsed by aya, counted too).
+    pub(crate) fn new(object: &[u8], kernel: Arc<Btf>) -> Result<Relocated, LoaderError> {
+        crate::btf::count_aya_parse();
         count_object_parse();
-        Self::new_uncounted(object, btf, false)
+        let btf = kernel.to_aya_for_relocation(object)?;
+        Self::new_uncounted(object, kernel, btf, false)
     }
 
     /// Whether programs of the tracepoint backend can be loaded from this object.
@@ -64,7 +70,8 @@ impl Relocated {
         if self.has_tracepoint_programs() {
             return Ok(self);
         }
-        Self::new(object, self.btf)
+        count_object_parse();
+        Self::new_uncounted(object, self.kernel, self.btf, false)
     }
 }
 
@@ -115,19 +122,20 @@ impl RelocationJob {
 }
 
 fn relocate(
-    kernel: &Btf,
+    kernel: &Arc<Btf>,
     object: &[u8],
     function_backend: bool,
 ) -> Result<Relocated, LoaderError> {
     let clock = crate::timings::ThreadClock::start();
-    let btf = kernel.to_aya_uncounted()?;
+    let btf = kernel.to_aya_for_relocation(object)?;
     clock.log("kernel BTF parsed by aya");
+    let kernel = Arc::clone(kernel);
     let trimmed = function_backend
         .then(|| super::core_relos::without(object, super::core_relos::is_tracepoint_section))
         .flatten();
     match trimmed {
-        Some(bytes) => Relocated::new_uncounted(&bytes, btf, true),
-        None => Relocated::new_uncounted(object, btf, false),
+        Some(bytes) => Relocated::new_uncounted(&bytes, kernel, btf, true),
+        None => Relocated::new_uncounted(object, kernel, btf, false),
     }
 }
 
@@ -135,4 +143,21 @@ impl std::fmt::Debug for RelocationJob {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RelocationJob").finish_non_exhaustive()
     }
+}
+
+/// What a relocation job does, for the `relocation` benchmark: aya's parse of `kernel` (the
+/// part CO-RE can reach when `trimmed`, else all of it), the object's parse and its CO-RE
+/// relocation, the tracepoint programs' records left out.
+#[doc(hidden)]
+#[cfg(feature = "unstable")]
+pub fn relocate_for_bench(kernel: &Btf, trimmed: bool) -> Result<(), LoaderError> {
+    let object = super::core_relos::without(pwru_ebpf::OBJECT, super::core_relos::is_tracepoint_section)
+        .ok_or_else(|| prepare_error("the object's CO-RE records could not be rewritten"))?;
+    let btf = if trimmed {
+        kernel.to_aya_for_relocation(&object)?
+    } else {
+        kernel.to_aya_uncounted()?
+    };
+    let mut obj = Object::parse(&object).map_err(prepare_error)?;
+    obj.relocate_btf(&btf).map_err(prepare_error)
 }
