@@ -48,6 +48,35 @@ const HEADER_MIN_LEN: usize = 24;
 /// Fixed part of every type record: name_off, info, size/type.
 const TYPE_HEAD_LEN: usize = 12;
 
+/// How many lookups by name scan the types before the index is built.
+const SCANS_BEFORE_INDEX: u32 = 6;
+
+/// A countdown of [`SCANS_BEFORE_INDEX`] shared by the threads looking names up.
+#[derive(Debug)]
+struct ScansLeft(std::sync::atomic::AtomicU32);
+
+impl ScansLeft {
+    fn new() -> ScansLeft {
+        ScansLeft(std::sync::atomic::AtomicU32::new(SCANS_BEFORE_INDEX))
+    }
+
+    /// Whether one more lookup may scan (and counts it).
+    fn take_one(&self) -> bool {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.0
+            .fetch_update(Relaxed, Relaxed, |n| n.checked_sub(1))
+            .is_ok()
+    }
+}
+
+impl Clone for ScansLeft {
+    fn clone(&self) -> ScansLeft {
+        ScansLeft(std::sync::atomic::AtomicU32::new(
+            self.0.load(std::sync::atomic::Ordering::Relaxed),
+        ))
+    }
+}
+
 /// Parsed BTF: a type table (possibly split on top of a base) and its string section.
 ///
 /// Type ids are global: in split BTF (kernel modules) the module's first type id is the base's
@@ -73,6 +102,8 @@ pub struct Btf {
     base: Option<Arc<Btf>>,
     /// Lazily built index of the local types by name (see `Btf::name_index`).
     by_name: OnceLock<Vec<(u64, u32)>>,
+    /// Lookups by name left to make by scanning before the index is built.
+    scans: ScansLeft,
     source: String,
 }
 
@@ -223,6 +254,7 @@ impl Btf {
             big_endian,
             data,
             by_name: OnceLock::new(),
+            scans: ScansLeft::new(),
             source,
         };
         btf.validate_names()?;
@@ -382,7 +414,23 @@ impl Btf {
     }
 
     /// Finds the first type of `kind` named `name`, searching this BTF then its base.
+    ///
+    /// The first few lookups scan the types (a session looks up a handful of names: the
+    /// index costs as much as several scans); later ones build the index and use it (an
+    /// fentry session looks up every function it attaches).
     pub fn find_by_name(&self, kind: Kind, name: &str) -> Option<TypeId> {
+        let found = match self.by_name.get() {
+            Some(_) => self.find_in_index(kind, name),
+            None if self.scans.take_one() => self
+                .local_ids()
+                .find(|&id| self.get(id).is_ok_and(|t| t.kind() == kind && self.str_is(t.name_off, name))),
+            None => self.find_in_index(kind, name),
+        };
+        found.or_else(|| self.base.as_ref().and_then(|b| b.find_by_name(kind, name)))
+    }
+
+    /// [`Btf::find_by_name`] in the local types, through the index.
+    fn find_in_index(&self, kind: Kind, name: &str) -> Option<TypeId> {
         let index = self.name_index();
         let hash = crate::fnv::hash(name.as_bytes());
         let from = index.partition_point(|&(h, _)| h < hash);
@@ -394,7 +442,7 @@ impl Btf {
                 self.get(id)
                     .is_ok_and(|t| t.kind() == kind && self.name_of(&t) == name)
             });
-        found.or_else(|| self.base.as_ref().and_then(|b| b.find_by_name(kind, name)))
+        found
     }
 
     /// Follows typedef, const, volatile, restrict and type-tag links to the underlying type.
