@@ -9,8 +9,8 @@
 //! never goes through a pointer (a dereference is a new relocation, with its own root), and
 //! for a pointer field only its kind is compared. So the types kept are those whose name is a
 //! type name of the object, and what they reach without going through a pointer. Every other
-//! type becomes an anonymous pointer to `void` (12 bytes, no name): ids stay those of the
-//! kernel, which type-id relocations and attach ids need.
+//! type becomes an anonymous pointer to `void` (12 bytes, no name), and those past the last
+//! type kept are left out: ids stay those of the kernel, which type-id relocations need.
 
 use std::collections::HashSet;
 
@@ -65,9 +65,12 @@ pub(crate) fn trimmed(kernel: &Btf, names: &HashSet<&str, BuildFnv>) -> Option<V
         }
     }
 
+    // Ids past the last type kept are left out altogether (in a 6.18 kernel the 633 types
+    // kept end at id 14,821 of 126,411): no relocation can name them.
+    let last = keep.iter().rposition(|&k| k).unwrap_or(0);
     let strings = kernel.data.get(kernel.strings.clone())?;
-    let mut types = Vec::with_capacity(count * TYPE_HEAD_LEN);
-    for id in 1..=count as u32 {
+    let mut types = Vec::with_capacity(last * TYPE_HEAD_LEN);
+    for id in 1..=last as u32 {
         if keep[id as usize] {
             types.extend_from_slice(record(kernel, id)?);
         } else {
@@ -182,8 +185,7 @@ mod tests {
         assert!(changed > 10, "only {changed} functions were changed by the relocation");
     }
 
-    /// Most of the kernel's types are left out, every id is kept, and what is kept is the
-    /// kernel's bytes.
+    /// Most of the kernel's types are left out, and what is kept has the kernel's ids and bytes.
     #[test]
     fn the_trimmed_btf_keeps_ids_and_little_else() {
         let Ok(kernel) = Btf::vmlinux() else {
@@ -193,13 +195,13 @@ mod tests {
         let names: HashSet<&str, BuildFnv> = ["sk_buff", "bpf_func_id"].into_iter().collect();
         let raw = trimmed(&kernel, &names).expect("trimmed");
         let small = Btf::from_bytes(raw).expect("the trimmed BTF parses");
-        assert_eq!(small.type_count(), kernel.type_count());
+        assert!(small.type_count() <= kernel.type_count());
         let whole = small
             .types()
             .filter(|(_, t)| t.name_off != 0 || t.kind() != Kind::Ptr || t.size_or_type() != 0)
             .count();
         assert!(
-            whole * 10 < kernel.type_count() as usize,
+            whole * 20 < kernel.type_count() as usize,
             "{whole} of {} types kept",
             kernel.type_count()
         );
