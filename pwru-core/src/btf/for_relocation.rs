@@ -34,22 +34,34 @@ pub(crate) fn trimmed(kernel: &Btf, names: &HashSet<&str, BuildFnv>) -> Option<V
     let count = kernel.offsets.len();
     let mut keep = vec![false; count + 1];
     let mut todo: Vec<u32> = Vec::new();
-    for id in kernel.local_ids() {
-        let t = kernel.get(id).ok()?;
+    let section = kernel.data.get(kernel.types.clone())?;
+    for (i, &off) in kernel.offsets.iter().enumerate() {
+        // The name and kind of each record read in place: this loop sees every type.
+        let (Ok(name_off), Ok(info)) = (
+            read_u32(section, off as usize, false),
+            read_u32(section, off as usize + 4, false),
+        ) else {
+            return None;
+        };
         // Only these kinds are looked up by name (half the kernel's types are functions).
         let named_kind = matches!(
-            t.kind(),
-            Kind::Struct
-                | Kind::Union
-                | Kind::Enum
-                | Kind::Enum64
-                | Kind::Fwd
-                | Kind::Typedef
-                | Kind::Int
-                | Kind::Float
+            Kind::from_raw(((info >> 24) & 0x1f) as u8),
+            Some(
+                Kind::Struct
+                    | Kind::Union
+                    | Kind::Enum
+                    | Kind::Enum64
+                    | Kind::Fwd
+                    | Kind::Typedef
+                    | Kind::Int
+                    | Kind::Float
+            )
         );
-        if named_kind && t.name_off != 0 && names.contains(essential(kernel.name_of(&t))) {
-            todo.push(id.0);
+        if named_kind
+            && name_off != 0
+            && names.contains(essential(kernel.str_at(name_off).unwrap_or("")))
+        {
+            todo.push(u32::try_from(i).ok()? + kernel.first_id);
         }
     }
     while let Some(id) = todo.pop() {
