@@ -387,8 +387,9 @@ impl KernelSymbols {
                 continue;
             };
             lines += 1;
-            // Hidden addresses read as zeros; one nonzero address is enough to know.
-            nonzero = nonzero || line.addr.bytes().any(|b| b != b'0');
+            // Hidden addresses read as zeros; one nonzero address is enough to know (so this
+            // test runs until the first one, usually on the first line).
+            nonzero = nonzero || parse_hex(line.addr.as_bytes()).is_some_and(|a| a != 0);
             if !matches!(line.kind, b't' | b'T' | b'w' | b'W') {
                 continue;
             }
