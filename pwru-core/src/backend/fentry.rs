@@ -5,7 +5,6 @@
 use pwru_ebpf::program;
 use std::os::fd::AsFd;
 
-
 use super::probe::{load_and_link_tracing, require_btf, ProgramKind, PROBE_FUNCS};
 use super::{check_position, is_verifier, parallel, Attached, Attachments, Driver, Link, LoaderError};
 use crate::btf::{Btf, Kind};

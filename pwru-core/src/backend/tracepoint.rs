@@ -6,7 +6,6 @@
 use std::ffi::CString;
 use std::os::fd::AsFd;
 
-
 use super::probe::{load_and_link_tracing, load_trivial, require_btf, ProgramKind, PROBE_TRACEPOINT};
 use super::{Attached, Attachments, Driver, Link, LoaderError};
 use crate::btf::{Btf, Kind};

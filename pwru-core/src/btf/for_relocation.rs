@@ -169,6 +169,13 @@ mod tests {
             .collect()
     }
 
+    /// The types of a trimmed BTF that are not placeholders.
+    fn whole_types(btf: &Btf) -> usize {
+        btf.types()
+            .filter(|(_, t)| t.name_off != 0 || t.kind() != Kind::Ptr || t.size_or_type() != 0)
+            .count()
+    }
+
     /// Differential, against this machine's kernel BTF: the whole object relocated against the
     /// trimmed BTF has exactly the instructions of its relocation against the whole BTF
     /// (field offsets, bitfield shifts, enum values that exist, kernel type ids).
@@ -179,9 +186,17 @@ mod tests {
             return;
         };
         let whole_btf = kernel.to_aya_uncounted().expect("aya parses the kernel BTF");
-        let trimmed_btf = kernel
-            .to_aya_for_relocation(pwru_ebpf::OBJECT)
-            .expect("aya parses the trimmed BTF");
+        // The trimmed BTF itself, so that a silent fallback to the whole one cannot pass.
+        let raw = kernel.trimmed_for(pwru_ebpf::OBJECT).expect("the kernel BTF is trimmed");
+        let kept = Btf::from_bytes(raw.clone()).expect("the trimmed BTF parses");
+        assert!(
+            whole_types(&kept) * 20 < kernel.type_count() as usize,
+            "{} of {} types kept whole",
+            whole_types(&kept),
+            kernel.type_count()
+        );
+        let trimmed_btf =
+            aya::Btf::parse(&raw, aya::Endianness::Little).expect("aya parses the trimmed BTF");
         let compiled = Object::parse(pwru_ebpf::OBJECT).expect("object");
         let mut whole = compiled.clone();
         whole.relocate_btf(&whole_btf).expect("relocation against the whole BTF");
@@ -208,10 +223,7 @@ mod tests {
         let raw = trimmed(&kernel, &names).expect("trimmed");
         let small = Btf::from_bytes(raw).expect("the trimmed BTF parses");
         assert!(small.type_count() <= kernel.type_count());
-        let whole = small
-            .types()
-            .filter(|(_, t)| t.name_off != 0 || t.kind() != Kind::Ptr || t.size_or_type() != 0)
-            .count();
+        let whole = whole_types(&small);
         assert!(
             whole * 20 < kernel.type_count() as usize,
             "{whole} of {} types kept",

@@ -99,23 +99,31 @@ impl Btf {
     }
 
     /// This BTF for aya to CO-RE relocate `object` against: only the types the object's type
-    /// names lead to are whole, every id is kept (see [`super::for_relocation`]); the whole
-    /// BTF if `object` has no BTF this crate reads or this one cannot be trimmed. Uncounted,
-    /// as [`Btf::to_aya_uncounted`].
+    /// names lead to are whole, at their ids (see [`super::for_relocation`]); the whole BTF if
+    /// `object` has no BTF this crate reads or this one cannot be trimmed. Uncounted, as
+    /// [`Btf::to_aya_uncounted`].
     pub(crate) fn to_aya_for_relocation(&self, object: &[u8]) -> Result<aya::Btf, aya::BtfError> {
-        let local = match Btf::from_elf(object) {
-            Ok(local) => local,
-            Err(_) => return self.to_aya_uncounted(),
-        };
-        let names: std::collections::HashSet<&str, crate::fnv::BuildFnv> = local
-            .types()
-            .filter(|(_, t)| !matches!(t.kind(), Kind::Func | Kind::FuncProto | Kind::Var | Kind::DataSec))
-            .map(|(_, t)| super::for_relocation::essential(local.name_of(&t)))
-            .filter(|n| !n.is_empty())
-            .collect();
-        match super::for_relocation::trimmed(self, &names) {
+        match self.trimmed_for(object) {
             Some(raw) => aya::Btf::parse(&raw, aya::Endianness::Little),
             None => self.to_aya_uncounted(),
         }
+    }
+
+    /// The raw trimmed BTF [`Btf::to_aya_for_relocation`] gives aya, if this BTF and
+    /// `object`'s can be read and trimmed.
+    pub(crate) fn trimmed_for(&self, object: &[u8]) -> Option<Vec<u8>> {
+        let local = Btf::from_elf(object).ok()?;
+        let names: std::collections::HashSet<&str, crate::fnv::BuildFnv> = local
+            .types()
+            .filter(|(_, t)| {
+                !matches!(
+                    t.kind(),
+                    Kind::Func | Kind::FuncProto | Kind::Var | Kind::DataSec
+                )
+            })
+            .map(|(_, t)| super::for_relocation::essential(local.name_of(&t)))
+            .filter(|n| !n.is_empty())
+            .collect();
+        super::for_relocation::trimmed(self, &names)
     }
 }

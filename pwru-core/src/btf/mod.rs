@@ -69,19 +69,10 @@ impl ScansLeft {
     }
 }
 
-impl Clone for ScansLeft {
-    fn clone(&self) -> ScansLeft {
-        ScansLeft(std::sync::atomic::AtomicU32::new(
-            self.0.load(std::sync::atomic::Ordering::Relaxed),
-        ))
-    }
-}
-
 /// Parsed BTF: a type table (possibly split on top of a base) and its string section.
 ///
 /// Type ids are global: in split BTF (kernel modules) the module's first type id is the base's
 /// type count, and string offsets past the base's string section refer to the module's strings.
-#[derive(Clone)]
 pub struct Btf {
     data: Vec<u8>,
     big_endian: bool,

@@ -109,16 +109,11 @@ impl Loader {
         options: &LoaderOptions,
     ) -> Result<Self, LoaderError> {
         let kernel = crate::btf::Btf::vmlinux().map_err(|e| LoaderError::KernelBtf(Box::new(e)))?;
-        Self::relocated(
-            Relocated::new(object, Arc::new(kernel))?,
-            filter,
-            config,
-            options,
-        )
+        Self::with_kernel_btf(object, filter, config, options, Arc::new(kernel))
     }
 
     /// [`Loader::new`] with the kernel BTF given: CO-RE relocation, tp_btf and fentry attach ids
-    /// all come from `kernel` (the loader keeps a copy; aya-obj gets the part relocations can
+    /// all come from `kernel` (the loader keeps it; aya-obj gets the part relocations can
     /// reach, parsed from `kernel`'s bytes; no file is read again). The object is parsed once,
     /// here; every program is loaded from it.
     pub fn with_kernel_btf(
@@ -126,10 +121,10 @@ impl Loader {
         filter: &FilterBody,
         config: &PwruConfig,
         options: &LoaderOptions,
-        kernel: &crate::btf::Btf,
+        kernel: Arc<crate::btf::Btf>,
     ) -> Result<Self, LoaderError> {
         Self::relocated(
-            Relocated::new(object, Arc::new(kernel.clone()))?,
+            Relocated::new(object, kernel)?,
             filter,
             config,
             options,

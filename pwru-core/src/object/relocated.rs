@@ -24,7 +24,7 @@ pub(crate) struct Relocated {
     btf: aya::Btf,
     /// The tracepoint programs' CO-RE records were left out (core_relos.rs): they must not
     /// be loaded from this object.
-    pub(super) tracepoints_unrelocated: bool,
+    tracepoints_unrelocated: bool,
 }
 
 impl Relocated {
@@ -100,7 +100,7 @@ impl RelocationJob {
         let for_thread = Arc::clone(kernel);
         let running = std::thread::Builder::new()
             .name("pwru-relocate".into())
-            .spawn(move || relocate(&for_thread, object, function_backend))
+            .spawn(move || relocate(for_thread, object, function_backend))
             .ok();
         RelocationJob {
             kernel: Arc::clone(kernel),
@@ -116,20 +116,19 @@ impl RelocationJob {
             Some(Ok(relocated)) => relocated,
             // The thread panicked: the same panic here.
             Some(Err(payload)) => std::panic::resume_unwind(payload),
-            None => relocate(&self.kernel, self.object, self.function_backend),
+            None => relocate(self.kernel, self.object, self.function_backend),
         }
     }
 }
 
 fn relocate(
-    kernel: &Arc<Btf>,
+    kernel: Arc<Btf>,
     object: &[u8],
     function_backend: bool,
 ) -> Result<Relocated, LoaderError> {
     let clock = crate::timings::ThreadClock::start();
     let btf = kernel.to_aya_for_relocation(object)?;
     clock.log("kernel BTF parsed by aya");
-    let kernel = Arc::clone(kernel);
     let trimmed = function_backend
         .then(|| super::core_relos::without(object, super::core_relos::is_tracepoint_section))
         .flatten();
