@@ -54,12 +54,13 @@ selftest_judge || { echo "matrix.sh: the result judge is broken (see above)" >&2
 # PWRU_VM_GUEST_LINK=dynamic (default)|static|auto (auto: static, or dynamic when the static link fails,
 # e.g. once libpcap is linked: its archive needs libdbus and libsystemd, which have none)
 build_guest() {   # build_guest static|dynamic -> sets GUEST
-  local link=$1 flags= dir=$ROOT/target/vm-guest
+  local link=$1 flags= dir=$ROOT/target/vm-guest strip=symbols
+  [ -n "${PWRU_VM_PROFILE:-}" ] && strip=none   # perf in the guest names our functions
   [ "$link" = static ] && flags="-C target-feature=+crt-static"
   [ "$link" = dynamic ] && dir=$ROOT/target/vm-guest-dynamic
   # own target dirs: the static flags must not invalidate the workspace's normal builds
   CARGO_TARGET_DIR=$dir RUSTFLAGS="$flags" \
-    CARGO_PROFILE_RELEASE_DEBUG=0 CARGO_PROFILE_RELEASE_STRIP=symbols \
+    CARGO_PROFILE_RELEASE_DEBUG=0 CARGO_PROFILE_RELEASE_STRIP=$strip \
     cargo build --manifest-path "$ROOT/Cargo.toml" --release --locked -q \
     -p pwru-tests --bin vm_guest --target x86_64-unknown-linux-gnu 2> "$OUT/guest-build-$link.log" || {
     return 1

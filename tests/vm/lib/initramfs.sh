@@ -35,6 +35,11 @@ build_base_cpio() {
   mv "$r$guest" "$r/pwru/vm_guest"
   local b
   for b in "${VM_HOST_BINS[@]}"; do copy_with_libs "$r" "$b"; done
+  # PWRU_VM_PROFILE=HZ: perf samples the whole guest while the guest binary runs (guest-init.sh)
+  if [ -n "${PWRU_VM_PROFILE:-}" ]; then
+    copy_with_libs "$r" "$(command -v perf)"
+    printf '%s\n' "$PWRU_VM_PROFILE" > "$r/etc/pwru-vm-profile"
+  fi
   (cd "$r" && find . | LC_ALL=C sort | cpio -o -H newc --quiet) > "$out"
   rm -rf "$r"
 }
