@@ -437,6 +437,18 @@ const DROP_FUNCTIONS: [&str; 2] = ["kfree_skb_reason", "sk_skb_reason_drop"];
 /// Stack frames are not filled here (the stack lives in a separate kernel map); `stack_id`
 /// says which entry to read.
 pub fn decode(record: &[u8], ctx: &DecodeContext) -> Result<Event, DecodeError> {
+    decode_as(record, ctx, |event| event)
+}
+
+/// [`decode`], the event built straight into what `wrap` makes of it: a stream's item is
+/// then written once, where the caller reads it, instead of being moved (over 500 bytes)
+/// from layer to layer; inlined into the reading loop for that reason.
+#[inline(always)]
+pub(crate) fn decode_as<T>(
+    record: &[u8],
+    ctx: &DecodeContext,
+    wrap: impl FnOnce(Event) -> T,
+) -> Result<T, DecodeError> {
     let need = RECORD_HEADER_LEN + RAW_EVENT_LEN;
     if record.len() < RECORD_HEADER_LEN {
         return Err(DecodeError::Truncated {
@@ -599,7 +611,7 @@ pub fn decode(record: &[u8], ctx: &DecodeContext) -> Result<Event, DecodeError> 
         Vec::new()
     };
 
-    Ok(Event {
+    Ok(wrap(Event {
         kind,
         function,
         address,
@@ -638,5 +650,5 @@ pub fn decode(record: &[u8], ctx: &DecodeContext) -> Result<Event, DecodeError> 
         // 0 is "none" (the kernel never gives out id 0).
         packet_id: NonZeroU64::new(u64_at(raw, off::PACKET_ID)).map(NonZeroU64::get),
         parent_packet_id: NonZeroU64::new(u64_at(raw, off::PARENT_PACKET_ID)).map(NonZeroU64::get),
-    })
+    }))
 }

@@ -76,13 +76,16 @@ pub(crate) use bpfmap::decode_bpfmap;
 pub(crate) use bpfmap::is_bpfmap_record;
 pub use bpfmap::{BpfMapOp, MapOpType};
 pub use clock::WallClock;
+pub(crate) use decode::decode_as;
 pub use decode::DecodeError;
 // Record decoding is internal (its input is the kernel ABI of pwru-ebpf); the `unstable`
 // feature opens it to the project's tests and benchmarks.
+#[cfg(all(test, not(feature = "unstable")))]
+pub(crate) use decode::decode;
+#[cfg(not(feature = "unstable"))]
+pub(crate) use decode::DecodeContext;
 #[cfg(feature = "unstable")]
 pub use decode::{decode, seal, DecodeContext, RAW_EVENT_LEN, RECORD_HEADER_LEN};
-#[cfg(not(feature = "unstable"))]
-pub(crate) use decode::{decode, DecodeContext};
 
 use std::fmt;
 use std::net::IpAddr;

@@ -13,7 +13,7 @@ use futures::Stream;
 
 use crate::error::Error;
 use crate::event::{
-    decode, decode_bpfmap, is_bpfmap_record, DecodeContext, DecodeError, Event, WallClock,
+    decode_as, decode_bpfmap, is_bpfmap_record, DecodeContext, DecodeError, Event, WallClock,
 };
 use crate::netns::InterfaceCache;
 use crate::object::LostCounter;
@@ -206,12 +206,19 @@ impl Session {
                     .map(Item::BpfMap)
                     .map_err(Error::Decode);
             }
-            let mut ev = decode(bytes, decode_ctx).map_err(|e| {
-                if matches!(e, DecodeError::CheckMismatch { .. }) {
-                    check_mismatches.fetch_add(1, Ordering::Relaxed);
+            // Built in place as the stream's item (see `decode_as`), completed there.
+            let mut out = match decode_as(bytes, decode_ctx, |ev| Ok(Item::Event(ev))) {
+                Ok(out) => out,
+                Err(e) => {
+                    if matches!(e, DecodeError::CheckMismatch { .. }) {
+                        check_mismatches.fetch_add(1, Ordering::Relaxed);
+                    }
+                    return Err(Error::Decode(e));
                 }
-                Error::Decode(e)
-            })?;
+            };
+            let Ok(Item::Event(ev)) = &mut out else {
+                return out;
+            };
             if let Some(meta) = ev.meta.as_mut() {
                 if meta.interface.name.is_none() && meta.interface.ifindex != 0 {
                     meta.interface.name =
@@ -227,8 +234,8 @@ impl Session {
                     }
                 }
             }
-            caller_past_dispatch(&mut ev);
-            Ok(Item::Event(ev))
+            caller_past_dispatch(ev);
+            out
         };
         let read_lost = move || -> Result<u64, Error> { Ok(lost.total()?) };
         RecordStream {

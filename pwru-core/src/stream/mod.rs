@@ -47,6 +47,7 @@ pub(crate) trait RecordSource {
 }
 
 impl<M: std::borrow::Borrow<aya::maps::MapData>> RecordSource for aya::maps::RingBuf<M> {
+    #[inline(always)]
     fn next_record<T>(&mut self, f: impl FnOnce(&[u8]) -> T) -> Option<T> {
         self.next().map(|item| f(&item))
     }
@@ -106,6 +107,7 @@ where
         }
     }
 
+    #[inline(always)]
     pub(crate) fn poll_item(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<T, Error>>> {
         let mut armed = false;
         loop {
