@@ -27,6 +27,15 @@ fn bench(c: &mut Criterion) {
     g.bench_function("parse", |b| {
         b.iter(|| KernelSymbols::parse(&text).map(|t| t.len()))
     });
+    // The whole job as a session's thread does it: the kernel's formatting, the reads and
+    // the parse.
+    g.bench_function("read_and_parse", |b| {
+        b.iter(|| {
+            KernelSymbols::load()
+                .map(|t| t.len())
+                .expect("kallsyms read")
+        })
+    });
     g.bench_function(format!("addresses_of_{}_names", names.len()), |b| {
         b.iter(|| table.addresses_of(&names).iter().flatten().count())
     });

@@ -339,13 +339,43 @@ impl KernelSymbols {
     }
 
     /// Reads a kallsyms-format file.
+    ///
+    /// The file is read and parsed a chunk at a time: `/proc/kallsyms` is several megabytes of
+    /// text of which only the text symbols' names are kept (under emulation, the pages of a
+    /// whole copy cost more to fault in than parsing them).
     pub fn from_path(path: impl AsRef<Path>) -> Result<KernelSymbols, SymbolsError> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|e| SymbolsError::Io {
+        let io = |source: std::io::Error| SymbolsError::Io {
             path: path.to_path_buf(),
-            source: e,
-        })?;
-        Self::parse(&text).map_err(|e| match e {
+            source,
+        };
+        let mut file = std::fs::File::open(path).map_err(io)?;
+        let mut parser = Parser::default();
+        let mut buf = vec![0u8; READ_CHUNK];
+        // Bytes at the start of `buf` holding a line not yet complete.
+        let mut kept = 0;
+        loop {
+            if kept == buf.len() {
+                // One line longer than the buffer (not a kernel's): make room.
+                buf.resize(buf.len() * 2, 0);
+            }
+            let n = match std::io::Read::read(&mut file, &mut buf[kept..]) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(io(e)),
+            };
+            let filled = kept + n;
+            let Some(last) = memchr::memrchr(b'\n', &buf[..filled]) else {
+                kept = filled;
+                continue;
+            };
+            parser.feed(utf8(&buf[..=last]).map_err(io)?);
+            buf.copy_within(last + 1..filled, 0);
+            kept = filled - (last + 1);
+        }
+        parser.feed(utf8(&buf[..kept]).map_err(io)?);
+        parser.finish().map_err(|e| match e {
             SymbolsError::Restricted { advice, .. } => SymbolsError::Restricted {
                 path: path.to_path_buf(),
                 advice,
@@ -369,72 +399,9 @@ impl KernelSymbols {
     /// assert_eq!(syms.address_of("ip_rcv"), Some(0xffffffff81001000));
     /// ```
     pub fn parse(text: &str) -> Result<KernelSymbols, SymbolsError> {
-        // Under QEMU this parse of ~160,000 lines took as long as the kernel's side of the
-        // read (~350 ms): a byte-level line split, and no name index (see `addresses_of`).
-        let mut syms = Table {
-            // About 40 bytes a line, most of them text symbols: one allocation each.
-            entries: Vec::with_capacity(text.len() / 40),
-            names: String::with_capacity(text.len() / 2),
-            ..Table::default()
-        };
-        let mut module_index: HashMap<&str, u32, BuildFnv> = HashMap::default();
-        let mut lines = 0usize;
-        let mut nonzero = false;
-        // `lines` finds each end of line with memchr; every field is a `&str` cut at ASCII
-        // bytes, so nothing is validated twice.
-        for line in text.lines() {
-            let Some(line) = KallsymsLine::split(line) else {
-                continue;
-            };
-            lines += 1;
-            // Hidden addresses read as zeros; one nonzero address is enough to know (so this
-            // test runs until the first one, usually on the first line).
-            nonzero = nonzero || parse_hex(line.addr.as_bytes()).is_some_and(|a| a != 0);
-            if !matches!(line.kind, b't' | b'T' | b'w' | b'W') {
-                continue;
-            }
-            let Some(addr) = parse_hex(line.addr.as_bytes()) else {
-                continue;
-            };
-            let module = match line.module {
-                Some(m) => *module_index.entry(m).or_insert_with(|| {
-                    syms.modules.push(m.into());
-                    u32::try_from(syms.modules.len() - 1).unwrap_or(NO_MODULE)
-                }),
-                None => NO_MODULE,
-            };
-            let (Ok(name_start), Ok(name_len)) =
-                (u32::try_from(syms.names.len()), u32::try_from(line.name.len()))
-            else {
-                continue;
-            };
-            syms.names.push_str(line.name);
-            syms.entries.push(Entry {
-                addr,
-                name_start,
-                name_len,
-                module,
-                interned: std::sync::OnceLock::new(),
-            });
-        }
-        if lines == 0 {
-            return Err(SymbolsError::Empty(PathBuf::new()));
-        }
-        if !nonzero {
-            let advice = crate::privileges::address_policy::AddressPolicy::current()
-                .advice()
-                .unwrap_or_else(|| "is it a kallsyms file read with the addresses hidden?".into());
-            return Err(SymbolsError::Restricted {
-                path: PathBuf::new(),
-                advice,
-            });
-        }
-        // kallsyms is mostly sorted already (the core image, then each module): the stable
-        // sort's runs make this close to one pass.
-        syms.entries.sort_by_key(|e| e.addr);
-        Ok(KernelSymbols {
-            table: std::sync::RwLock::new(syms),
-        })
+        let mut parser = Parser::default();
+        parser.feed(text);
+        parser.finish()
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Table> {
@@ -606,6 +573,125 @@ impl KernelSymbols {
     }
 }
 
+/// How much of a kallsyms file is read at a time (the kernel hands out a page per read).
+const READ_CHUNK: usize = 64 * 1024;
+
+/// `bytes` as text, or the error a whole-file read would give for them.
+fn utf8(bytes: &[u8]) -> std::io::Result<&str> {
+    std::str::from_utf8(bytes).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+}
+
+/// Builds a [`Table`] from kallsyms text given in pieces of whole lines.
+#[derive(Default)]
+struct Parser {
+    table: Table,
+    /// Module names seen, with their index in the table's list.
+    module_index: HashMap<Box<str>, u32, BuildFnv>,
+    lines: usize,
+    nonzero: bool,
+}
+
+impl Parser {
+    /// Parses whole lines (a last line without its end of line counts as whole).
+    fn feed(&mut self, text: &str) {
+        // Under QEMU the parse of ~160,000 lines took as long as the kernel's side of the
+        // read (~350 ms): each end of line is found with memchr, every field is a `&str` cut
+        // at ASCII bytes (nothing is validated twice), and a line that is not a text symbol
+        // in the kernel's own layout is dropped after its type byte.
+        let mut rest = text;
+        while !rest.is_empty() {
+            let (line, next) = match memchr::memchr(b'\n', rest.as_bytes()) {
+                // `\n` is ASCII: both cuts are character boundaries.
+                Some(i) => (&rest[..i], &rest[i + 1..]),
+                None => (rest, ""),
+            };
+            rest = next;
+            self.line(line.strip_suffix('\r').unwrap_or(line));
+        }
+    }
+
+    fn line(&mut self, line: &str) {
+        let bytes = line.as_bytes();
+        if let Some(&[b' ', kind, b' ']) = bytes.get(16..19) {
+            if kind.is_ascii_graphic() && !is_text(kind) && bytes.len() > 19 {
+                self.lines += 1;
+                self.note_address(&bytes[..16]);
+                return;
+            }
+        }
+        let Some(line) = KallsymsLine::split(line) else {
+            return;
+        };
+        self.lines += 1;
+        self.note_address(line.addr.as_bytes());
+        if !is_text(line.kind) {
+            return;
+        }
+        let Some(addr) = parse_hex(line.addr.as_bytes()) else {
+            return;
+        };
+        let syms = &mut self.table;
+        let module = match line.module {
+            Some(m) => match self.module_index.get(m) {
+                Some(&i) => i,
+                None => {
+                    syms.modules.push(m.into());
+                    let i = u32::try_from(syms.modules.len() - 1).unwrap_or(NO_MODULE);
+                    self.module_index.insert(m.into(), i);
+                    i
+                }
+            },
+            None => NO_MODULE,
+        };
+        let (Ok(name_start), Ok(name_len)) =
+            (u32::try_from(syms.names.len()), u32::try_from(line.name.len()))
+        else {
+            return;
+        };
+        syms.names.push_str(line.name);
+        syms.entries.push(Entry {
+            addr,
+            name_start,
+            name_len,
+            module,
+            interned: std::sync::OnceLock::new(),
+        });
+    }
+
+    /// Hidden addresses read as zeros; one nonzero address is enough to know (so this test
+    /// runs until the first one, usually on the first line).
+    fn note_address(&mut self, digits: &[u8]) {
+        self.nonzero = self.nonzero || parse_hex(digits).is_some_and(|a| a != 0);
+    }
+
+    fn finish(self) -> Result<KernelSymbols, SymbolsError> {
+        if self.lines == 0 {
+            return Err(SymbolsError::Empty(PathBuf::new()));
+        }
+        if !self.nonzero {
+            let advice = crate::privileges::address_policy::AddressPolicy::current()
+                .advice()
+                .unwrap_or_else(|| "is it a kallsyms file read with the addresses hidden?".into());
+            return Err(SymbolsError::Restricted {
+                path: PathBuf::new(),
+                advice,
+            });
+        }
+        let mut syms = self.table;
+        // kallsyms is mostly sorted already (the core image, then each module): the stable
+        // sort's runs make this close to one pass.
+        syms.entries.sort_by_key(|e| e.addr);
+        Ok(KernelSymbols {
+            table: std::sync::RwLock::new(syms),
+        })
+    }
+}
+
+/// Text symbols: what events' code addresses resolve to.
+fn is_text(kind: u8) -> bool {
+    matches!(kind, b't' | b'T' | b'w' | b'W')
+}
+
 /// The fields of one kallsyms line, `<hex addr> <type> <name>[\t[module]]`.
 struct KallsymsLine<'a> {
     addr: &'a str,
@@ -622,11 +708,15 @@ impl<'a> KallsymsLine<'a> {
         if let Some(&[b' ', kind, b' ']) = line.as_bytes().get(16..19) {
             // Bytes 16 and 18 are ASCII, so 16 and 19 are character boundaries (`get` checks).
             if let (Some(addr), Some(rest)) = (line.get(..16), line.get(19..)) {
-                let (name, module) = match rest.split_once('\t') {
-                    Some((name, module)) => (name, Some(module)),
-                    None => (rest, None),
+                // One scan for the end of the name: a tab starts the module, a space makes
+                // the line one for the general reading below.
+                let (name, module, spaced) = match memchr::memchr2(b'\t', b' ', rest.as_bytes()) {
+                    // Both bytes are ASCII: the cuts are character boundaries.
+                    Some(i) if rest.as_bytes()[i] == b'\t' => (&rest[..i], Some(&rest[i + 1..]), false),
+                    Some(_) => (rest, None, true),
+                    None => (rest, None, false),
                 };
-                if kind.is_ascii() && !name.is_empty() && !name.contains(' ') {
+                if kind.is_ascii() && !name.is_empty() && !spaced {
                     return Some(KallsymsLine {
                         addr,
                         kind,
@@ -694,7 +784,10 @@ mod tests {
     }
 
     fn parsed(text: &str) -> Vec<(u64, String, Option<String>)> {
-        let syms = KernelSymbols::parse(text).expect("parses");
+        entries_of(&KernelSymbols::parse(text).expect("parses"))
+    }
+
+    fn entries_of(syms: &KernelSymbols) -> Vec<(u64, String, Option<String>)> {
         let t = syms.read();
         t.entries
             .iter()
@@ -763,6 +856,40 @@ mod tests {
         assert_eq!(syms.address_of("missing"), None);
     }
 
+    /// A file read a chunk at a time (lines cut at chunk ends, a line longer than a chunk,
+    /// a last line without its end) gives what its whole text gives.
+    #[test]
+    fn a_file_read_in_chunks_parses_as_its_whole_text() {
+        let mut text = String::new();
+        for i in 0..20_000u64 {
+            let kind = ["t", "T", "D", "w", "b"][(i % 5) as usize];
+            let module = if i % 7 == 0 { "\t[mod_x]" } else { "" };
+            text.push_str(&format!("{:016x} {kind} fn_{i}{module}\n", 0xffff_ffff_8100_0000 + i * 16));
+        }
+        text.push_str(&format!("ffffffff90000000 T {}\n", "long_".repeat(READ_CHUNK / 4)));
+        text.push_str("ffffffff90000100 t no_newline_at_the_end");
+        assert!(text.len() > 4 * READ_CHUNK);
+        let dir = std::env::temp_dir().join(format!("pwru-kallsyms-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let file = dir.join("kallsyms");
+        std::fs::write(&file, &text).expect("write");
+        let from_file = KernelSymbols::from_path(&file).expect("reads");
+        assert_eq!(entries_of(&from_file), parsed(&text));
+        assert_eq!(from_file.address_of("no_newline_at_the_end"), Some(0xffffffff90000100));
+        assert!(from_file.len() > 12_000, "{} symbols", from_file.len());
+
+        // Not text: the error a whole read gives, naming the file.
+        std::fs::write(&file, b"ffffffff81000000 T \xff\xfe\n").expect("write");
+        match KernelSymbols::from_path(&file) {
+            Err(SymbolsError::Io { path, source }) => {
+                assert_eq!(path, file);
+                assert_eq!(source.kind(), std::io::ErrorKind::InvalidData);
+            }
+            other => panic!("{other:?}"),
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     /// The running kernel's own file, where this process may read it with addresses.
     #[test]
     fn this_kernels_kallsyms_parses_as_the_plain_reading_does() {
@@ -782,6 +909,13 @@ mod tests {
                 let got = parsed(&text);
                 assert!(got.len() > 1000, "{} text symbols", got.len());
                 assert!(got == want, "the parse differs from the plain reading");
+                // The chunked read of the file itself (a second read: modules may come and
+                // go in between, so only the core image's symbols are compared).
+                let core = |v: Vec<(u64, String, Option<String>)>| -> Vec<_> {
+                    v.into_iter().filter(|e| e.2.is_none()).collect()
+                };
+                let read = entries_of(&KernelSymbols::load().expect("reads"));
+                assert!(core(read) == core(got), "the chunked read differs from the parse");
             }
         }
     }
