@@ -130,7 +130,7 @@ run_kernel() {
   # 2026-12-04.)
   local race reboots=0
   while [ "$reboots" -lt 2 ] && [ "$(pick_accel)" = tcg ] && ! grep -q '^DONE' "$OUT/$KNAME.results" &&
-    race=$(tcg_patch_race "$OUT/$KNAME.console"); do
+    race=$(tcg_patch_race "$OUT/$KNAME.console" "$OUT/$KNAME.results"); do
     reboots=$((reboots + 1))
     mv "$OUT/$KNAME.console" "$OUT/$KNAME.console.tcg-race$reboots"
     mv "$OUT/$KNAME.results" "$OUT/$KNAME.results.tcg-race$reboots"

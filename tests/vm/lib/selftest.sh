@@ -70,6 +70,22 @@ selftest_judge() {
     { echo "matrix self-test: the TCG patching race in a 7.x sealed function was not recognised ($got)" >&2; bad=1; }
   got=$(tcg_patch_race "$d/race") && [ "$got" = "Oops: int3 at __udp_enqueue_schedule_skb+0x5, whose byte is already the patched e8" ] ||
     { echo "matrix self-test: the TCG patching race was not recognised ($got)" >&2; bad=1; }
+  # the kernel's own patching while it boots, before /init (a real oops of 6.12.118)
+  printf '%s\n' '[    2.039996] Oops: int3: 0000 [#1] PREEMPT SMP NOPTI' 'RIP: 0010:sched_clock_cpu+0x9/0x190' \
+    '[    2.041765] Code: 90 90 f3 0f 1e fa 41 54 55 53 66 <90> e8 f1 ee f0 ff 48 03 05' > "$d/race-at-boot"
+  : > "$d/no-results"
+  echo 'METRIC boot_to_init_s 2.38' > "$d/init-ran"
+  got=$(tcg_patch_race "$d/race-at-boot" "$d/no-results") &&
+    [ "$got" = "Oops: int3 at sched_clock_cpu+0x9, before /init ran, whose byte is already the patched 66" ] ||
+    { echo "matrix self-test: the TCG patching race while the kernel boots was not recognised ($got)" >&2; bad=1; }
+  # once /init has run, only a function's ftrace site counts (the code under test patches those)
+  if tcg_patch_race "$d/race-at-boot" "$d/init-ran" > /dev/null || tcg_patch_race "$d/race-at-boot" > /dev/null ||
+    tcg_patch_race "$d/not-the-site" "$d/init-ran" > /dev/null; then
+    echo "matrix self-test: an int3 oops after /init away from an ftrace site taken for the TCG patching race" >&2; bad=1
+  fi
+  if tcg_patch_race "$d/int3-still-there" "$d/no-results" > /dev/null; then
+    echo "matrix self-test: an int3 still in place taken for the TCG patching race" >&2; bad=1
+  fi
   for f in int3-still-there not-the-site other-oops-first; do
     if tcg_patch_race "$d/$f" > /dev/null; then
       echo "matrix self-test: $f taken for the TCG patching race" >&2; bad=1
