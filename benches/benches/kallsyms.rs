@@ -36,6 +36,19 @@ fn bench(c: &mut Criterion) {
                 .expect("kallsyms read")
         })
     });
+    // The same table through the kernel's ksym iterator (6.0+), as sessions read it.
+    match pwru_core::btf::Btf::vmlinux() {
+        Ok(btf) => {
+            g.bench_function("iterator", |b| {
+                b.iter(|| {
+                    KernelSymbols::load_with(Some(&btf))
+                        .map(|t| t.len())
+                        .expect("symbols read")
+                })
+            });
+        }
+        Err(e) => println!("SKIP kallsyms/iterator: no kernel BTF: {e}"),
+    }
     g.bench_function(format!("addresses_of_{}_names", names.len()), |b| {
         b.iter(|| table.addresses_of(&names).iter().flatten().count())
     });

@@ -161,9 +161,17 @@ impl Tracer {
         // afterwards. fentry's trampolines are not: a blocking fentry attach reads the table
         // once it is done. A read that began before a module came or went is read again.
         // kprobe.multi links by address: the job looks the targets up too, off this thread.
+        let running_btf = self.running_kernel_btf().cloned();
         let early = self.symbols.take().filter(SymbolsJob::is_current);
         let mut symbols_job = if background || backend != Backend::Fentry {
-            let mut job = early.or_else(SymbolsJob::start);
+            let mut job = early.or_else(|| {
+                let mut job = SymbolsJob::start()?;
+                match running_btf.clone() {
+                    Some(btf) => job.use_btf(btf),
+                    None => job.no_btf(),
+                }
+                Some(job)
+            });
             if let (Some(job), Backend::KprobeMulti) = (job.as_mut(), backend) {
                 job.resolve(self.targets.iter().map(|t| t.name.clone()).collect());
             }
@@ -314,7 +322,7 @@ impl Tracer {
         let symbols = match (symbols_read, symbols_job) {
             (Some(read), _) => read?,
             (None, Some(job)) => job.wait()?,
-            (None, None) => KernelSymbols::load()?,
+            (None, None) => KernelSymbols::load_with(running_btf.as_deref())?,
         };
         // The table cannot name what was loaded after its read began: the session's own
         // programs are named from their info, or their frames at the top of each stack would

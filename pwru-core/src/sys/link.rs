@@ -1,5 +1,6 @@
-//! Attachments made by bpf(2) itself: BPF_LINK_CREATE for kprobe.multi, and
-//! BPF_RAW_TRACEPOINT_OPEN for raw tracepoints and tracing programs (tp_btf, fentry, fexit).
+//! Attachments made by bpf(2) itself: BPF_LINK_CREATE for kprobe.multi, perf events and
+//! iterators (with BPF_ITER_CREATE to read one), and BPF_RAW_TRACEPOINT_OPEN for raw
+//! tracepoints and tracing programs (tp_btf, fentry, fexit).
 
 use std::ffi::{CStr, CString};
 use std::io;
@@ -87,4 +88,26 @@ pub fn link_perf_event(prog: BorrowedFd<'_>, event: BorrowedFd<'_>) -> io::Resul
     l.__bindgen_anon_2.target_fd = event.as_raw_fd() as u32;
     l.attach_type = bpf_attach_type::BPF_PERF_EVENT as u32;
     bpf_fd(bpf_cmd::BPF_LINK_CREATE, &mut attr)
+}
+
+/// BPF_LINK_CREATE of an iterator (BPF_TRACE_ITER): `prog` is a tracing program loaded for
+/// one iterator target (its `attach_btf_id` is the target's `bpf_iter_*` function).
+pub fn link_iter(prog: BorrowedFd<'_>) -> io::Result<OwnedFd> {
+    let mut attr = zeroed_attr();
+    // SAFETY: only writes into the BPF_LINK_CREATE member of a zeroed union.
+    let l = unsafe { &mut attr.link_create };
+    l.__bindgen_anon_1.prog_fd = prog.as_raw_fd() as u32;
+    l.attach_type = bpf_attach_type::BPF_TRACE_ITER as u32;
+    bpf_fd(bpf_cmd::BPF_LINK_CREATE, &mut attr)
+}
+
+/// BPF_ITER_CREATE: a new read of the iterator behind `link` (from [`link_iter`]). Reading
+/// the returned descriptor runs the program over the target's objects, in order, and returns
+/// what it wrote; end of file once they are all seen.
+pub fn iter_create(link: BorrowedFd<'_>) -> io::Result<OwnedFd> {
+    let mut attr = zeroed_attr();
+    // SAFETY: only writes into the BPF_ITER_CREATE member of a zeroed union.
+    let i = unsafe { &mut attr.iter_create };
+    i.link_fd = link.as_raw_fd() as u32;
+    bpf_fd(bpf_cmd::BPF_ITER_CREATE, &mut attr)
 }

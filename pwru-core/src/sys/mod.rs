@@ -8,7 +8,7 @@
 //!
 //! One file per syscall family:
 //! - `prog`: loading programs (with the verifier log on refusal), test runs, ids and info;
-//! - `link`: kprobe.multi links and raw tracepoint / tracing attachments;
+//! - `link`: kprobe.multi, perf and iterator links, raw tracepoint / tracing attachments;
 //! - `perf`: perf kprobes (perf_event_open on the kprobe PMU);
 //! - `map`: creating maps and reading an element;
 //! - `stats`: run-time statistics of programs;
@@ -34,8 +34,8 @@ pub mod stats;
 pub mod time;
 
 pub use link::{
-    link_kprobe_multi, link_kprobe_multi_addrs, link_kprobe_multi_with, link_perf_event,
-    raw_tracepoint_open,
+    iter_create, link_iter, link_kprobe_multi, link_kprobe_multi_addrs, link_kprobe_multi_with,
+    link_perf_event, raw_tracepoint_open,
 };
 pub use map::{
     map_create, map_freeze, map_lookup_elem, map_update_elem, MapCreate, MAP_TYPE_ARRAY,
@@ -70,6 +70,8 @@ pub const ATTACH_TRACE_RAW_TP: u32 = bpf_attach_type::BPF_TRACE_RAW_TP as u32;
 pub const ATTACH_TRACE_FENTRY: u32 = bpf_attach_type::BPF_TRACE_FENTRY as u32;
 /// `BPF_TRACE_FEXIT`.
 pub const ATTACH_TRACE_FEXIT: u32 = bpf_attach_type::BPF_TRACE_FEXIT as u32;
+/// `BPF_TRACE_ITER` (iterators).
+pub const ATTACH_TRACE_ITER: u32 = bpf_attach_type::BPF_TRACE_ITER as u32;
 /// `BPF_TRACE_KPROBE_MULTI`.
 pub const ATTACH_TRACE_KPROBE_MULTI: u32 = bpf_attach_type::BPF_TRACE_KPROBE_MULTI as u32;
 

@@ -150,6 +150,15 @@ impl TracerBuilder {
         );
         clock.log("kernel BTF read and parsed");
         timings.btf = phase.elapsed();
+        let mut symbols = symbols;
+        if let Some(job) = symbols.as_mut() {
+            // A BTF from a file given by the caller may not be the running kernel's.
+            if o.kernel_btf.is_none() {
+                job.use_btf(std::sync::Arc::clone(&kernel));
+            } else {
+                job.no_btf();
+            }
+        }
         let expressions = compile_expressions(&o, &kernel)?;
         config.flags |= expressions.flags;
         // aya's copy of the BTF is parsed meanwhile, and the object relocated against it: the

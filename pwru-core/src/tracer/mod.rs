@@ -48,12 +48,18 @@ pub struct Tracer {
     /// The object being parsed and CO-RE relocated (with aya's parse of the kernel BTF) since
     /// `build()`.
     pub(crate) relocation: crate::object::RelocationJob,
-    /// `/proc/kallsyms` being read since `build()`: every session needs the table, and
+    /// The kernel symbols being read since `build()`: every session needs the table, and
     /// kprobe.multi links by its addresses.
     pub(crate) symbols: Option<crate::symbols::SymbolsJob>,
 }
 
 impl Tracer {
+    /// The kernel BTF when it is the running kernel's (not a file the caller named), which the
+    /// symbol table may be read with (see [`KernelSymbols::load_with`](crate::symbols::KernelSymbols::load_with)).
+    pub(crate) fn running_kernel_btf(&self) -> Option<&std::sync::Arc<crate::btf::Btf>> {
+        self.options.kernel_btf.is_none().then_some(&self.btf)
+    }
+
     /// Starts a builder with pwru's defaults.
     ///
     /// ```no_run

@@ -1,6 +1,9 @@
 //! Kernel symbols from `/proc/kallsyms`: address -> function name + offset (+ module).
 //!
 //! Built once (one read, one sort), then every lookup is a binary search with no allocation.
+//! Sessions read the same table through the kernel's BPF ksym iterator when they can
+//! (`ksym_iter.rs`, [`KernelSymbols::load_with`]): the text symbols only, in binary, without
+//! the kernel's formatting of every line and without a text parse.
 //!
 //! ```no_run
 //! let syms = pwru_core::symbols::KernelSymbols::load()?;
@@ -15,6 +18,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::fnv::BuildFnv;
+
+mod ksym_iter;
 
 /// Where the kernel lists its symbols.
 pub const KALLSYMS: &str = "/proc/kallsyms";
@@ -246,6 +251,9 @@ pub struct SymbolsJob {
     thread: std::thread::JoinHandle<Result<Resolved, SymbolsError>>,
     /// Where [`SymbolsJob::resolve`] sends the names; dropped to tell the thread none come.
     names: Option<std::sync::mpsc::Sender<Vec<String>>>,
+    /// Where [`SymbolsJob::use_btf`] sends the kernel BTF; dropped to tell the thread none
+    /// comes.
+    btf: Option<std::sync::mpsc::Sender<Arc<crate::btf::Btf>>>,
     /// The modules loaded when the read began (see [`SymbolsJob::is_current`]).
     modules: Option<String>,
 }
@@ -276,16 +284,24 @@ fn loaded_modules() -> Option<String> {
 }
 
 impl SymbolsJob {
-    /// Starts reading `/proc/kallsyms`; `None` if no thread could be started.
+    /// Starts reading the kernel's symbols; `None` if no thread could be started. The thread
+    /// waits for the kernel BTF ([`SymbolsJob::use_btf`]) to read them through the kernel's
+    /// ksym iterator, and reads `/proc/kallsyms` if none comes or the iterator cannot be used.
     pub fn start() -> Option<SymbolsJob> {
         let (tx, rx) = std::sync::mpsc::channel::<Vec<String>>();
+        let (btf_tx, btf_rx) = std::sync::mpsc::channel::<Arc<crate::btf::Btf>>();
         let modules = loaded_modules();
         let thread = std::thread::Builder::new()
             .name("pwru-kallsyms".into())
             .spawn(move || {
+                let btf = btf_rx.recv().ok();
                 let clock = crate::timings::ThreadClock::start();
-                let table = KernelSymbols::load()?;
-                clock.log("kallsyms read and parsed");
+                let (table, iterated) = KernelSymbols::load_with_source(btf.as_deref())?;
+                clock.log(if iterated {
+                    "kernel symbols read through the ksym iterator"
+                } else {
+                    "kallsyms read and parsed"
+                });
                 // Names sent meanwhile, or none once the job's sender is gone.
                 let names = rx.recv().unwrap_or_default();
                 let names: Vec<&str> = names.iter().map(String::as_str).collect();
@@ -296,8 +312,24 @@ impl SymbolsJob {
         Some(SymbolsJob {
             thread,
             names: Some(tx),
+            btf: Some(btf_tx),
             modules,
         })
+    }
+
+    /// Hands the thread the kernel BTF, which it needs to read the symbols through the
+    /// kernel's ksym iterator (see [`KernelSymbols::load_with`]). Only the first call counts;
+    /// [`SymbolsJob::no_btf`] says none comes.
+    pub fn use_btf(&mut self, btf: Arc<crate::btf::Btf>) {
+        if let Some(tx) = self.btf.take() {
+            // A thread that already ended reports its outcome from `wait`.
+            let _ = tx.send(btf);
+        }
+    }
+
+    /// Tells the thread no BTF comes: it reads `/proc/kallsyms` now.
+    pub fn no_btf(&mut self) {
+        self.btf = None;
     }
 
     /// Has the thread look `names` up (see [`KernelSymbols::addresses_of`]) once the table is
@@ -324,6 +356,7 @@ impl SymbolsJob {
     /// order (none if it was not called), waiting for the thread.
     pub fn wait_resolved(mut self) -> Result<Resolved, SymbolsError> {
         self.names = None;
+        self.btf = None;
         match self.thread.join() {
             Ok(r) => r,
             // The parser panicked on its thread: the same panic here.
@@ -336,6 +369,34 @@ impl KernelSymbols {
     /// Reads `/proc/kallsyms`.
     pub fn load() -> Result<KernelSymbols, SymbolsError> {
         Self::from_path(KALLSYMS)
+    }
+
+    /// Reads the kernel's text symbols through its BPF ksym iterator when `btf` (the running
+    /// kernel's) allows it: the same table as [`KernelSymbols::load`] without the kernel's
+    /// formatting and the text parse, a large part of the read's cost. Falls back to
+    /// [`KernelSymbols::load`] (the reason is logged at debug level) on kernels before 6.0,
+    /// without BTF, or where the program cannot be loaded.
+    pub fn load_with(btf: Option<&crate::btf::Btf>) -> Result<KernelSymbols, SymbolsError> {
+        Self::load_with_source(btf).map(|(table, _)| table)
+    }
+
+    /// Reads the kernel's text symbols through its BPF ksym iterator only; `Err` says why it
+    /// could not (see [`KernelSymbols::load_with`], which falls back to `/proc/kallsyms`).
+    pub fn from_ksym_iterator(btf: &crate::btf::Btf) -> Result<KernelSymbols, String> {
+        ksym_iter::read(btf)
+    }
+
+    /// [`KernelSymbols::load_with`], and whether the iterator was used.
+    fn load_with_source(
+        btf: Option<&crate::btf::Btf>,
+    ) -> Result<(KernelSymbols, bool), SymbolsError> {
+        if let Some(btf) = btf {
+            match ksym_iter::read(btf) {
+                Ok(table) => return Ok((table, true)),
+                Err(why) => log::debug!("kernel symbols from {KALLSYMS}: {why}"),
+            }
+        }
+        Self::load().map(|table| (table, false))
     }
 
     /// Reads a kallsyms-format file.
@@ -630,8 +691,13 @@ impl Parser {
         let Some(addr) = parse_hex(line.addr.as_bytes()) else {
             return;
         };
+        self.push_text(addr, line.name, line.module);
+    }
+
+    /// Adds one text symbol.
+    fn push_text(&mut self, addr: u64, name: &str, module: Option<&str>) {
         let syms = &mut self.table;
-        let module = match line.module {
+        let module = match module {
             Some(m) => match self.module_index.get(m) {
                 Some(&i) => i,
                 None => {
@@ -644,11 +710,11 @@ impl Parser {
             None => NO_MODULE,
         };
         let (Ok(name_start), Ok(name_len)) =
-            (u32::try_from(syms.names.len()), u32::try_from(line.name.len()))
+            (u32::try_from(syms.names.len()), u32::try_from(name.len()))
         else {
             return;
         };
-        syms.names.push_str(line.name);
+        syms.names.push_str(name);
         syms.entries.push(Entry {
             addr,
             name_start,
