@@ -439,6 +439,7 @@ impl Tracer {
                 probes: Arc::clone(&probes),
                 shared: Arc::clone(&attach),
                 symbols: Arc::clone(&symbols),
+                running_btf: running_btf.clone(),
                 progress,
             })
         } else {

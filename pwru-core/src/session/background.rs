@@ -160,6 +160,8 @@ pub(super) struct Job {
     pub(super) probes: Arc<Mutex<Probes>>,
     pub(super) shared: Arc<AttachShared>,
     pub(super) symbols: Arc<KernelSymbols>,
+    /// The running kernel's BTF, to read the symbols again through the ksym iterator.
+    pub(super) running_btf: Option<Arc<crate::btf::Btf>>,
     pub(super) progress: Box<dyn FnMut(Progress<'_>) + Send>,
 }
 
@@ -255,6 +257,7 @@ fn run(job: Job) {
         probes,
         shared,
         symbols,
+        running_btf,
         mut progress,
     } = job;
     let mut outcome = before;
@@ -317,7 +320,7 @@ fn run(job: Job) {
         symbols.add_images(super::attach::own_images(&p));
         drop(p);
         if backend == Backend::Fentry {
-            match KernelSymbols::load() {
+            match KernelSymbols::load_with(running_btf.as_deref()) {
                 Ok(newer) => symbols.replace_with(newer),
                 Err(e) => log::debug!("kernel symbols not read again after attaching: {e}"),
             }
