@@ -5,29 +5,6 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use pwru_core::btf::{Btf, Kind};
 use pwru_core::discovery::{skb_functions, skb_tracepoints, AvailableFunctions};
 
-/// A list in the format of tracefs' `available_filter_functions` (`name` or `name [module]`),
-/// made of the host's kallsyms text symbols: this host's tracefs hides the real one, and the
-/// names and their count (~80,000) are alike.
-fn traceable_list_like_tracefs() -> Option<String> {
-    let kallsyms = std::fs::read_to_string("/proc/kallsyms").ok()?;
-    let mut out = String::with_capacity(kallsyms.len() / 2);
-    for line in kallsyms.lines() {
-        let mut f = line.split_ascii_whitespace();
-        let (Some(_), Some(kind), Some(name)) = (f.next(), f.next(), f.next()) else {
-            continue;
-        };
-        if matches!(kind, "t" | "T") {
-            out.push_str(name);
-            if let Some(module) = f.next() {
-                out.push(' ');
-                out.push_str(module);
-            }
-            out.push('\n');
-        }
-    }
-    (!out.is_empty()).then_some(out)
-}
-
 fn bench(c: &mut Criterion) {
     let Ok(raw) = std::fs::read("/sys/kernel/btf/vmlinux") else {
         println!("SKIP btf_discovery: no /sys/kernel/btf/vmlinux");
@@ -71,10 +48,10 @@ fn bench(c: &mut Criterion) {
         ("relocation_trimmed_btf", true),
     ] {
         g.bench_function(label, |b| {
-            b.iter(|| pwru_core::object::relocate_for_bench(&btf, trimmed).is_ok())
+            b.iter(|| pwru_core::object::relocate_for_bench(&btf, trimmed).expect("relocates"))
         });
     }
-    match traceable_list_like_tracefs() {
+    match pwru_testkit::kernel_lists::traceable_list_from_kallsyms() {
         Some(list) => {
             let n = list.lines().count();
             g.bench_function(format!("traceable_list_parse_{n}"), |b| {

@@ -373,22 +373,10 @@ mod tests {
     /// (tracefs itself may be hidden here), against the plain reading.
     #[test]
     fn a_kernel_sized_list_agrees_with_the_plain_reading() {
-        let Ok(kallsyms) = std::fs::read_to_string("/proc/kallsyms") else {
+        let Some(text) = pwru_testkit::kernel_lists::traceable_list_from_kallsyms() else {
             eprintln!("SKIP a_kernel_sized_list_agrees_with_the_plain_reading: no /proc/kallsyms");
             return;
         };
-        let mut text = String::new();
-        for line in kallsyms.lines() {
-            let f: Vec<&str> = line.split_ascii_whitespace().collect();
-            if f.len() >= 3 && matches!(f[1], "t" | "T") {
-                text.push_str(f[2]);
-                if let Some(m) = f.get(3) {
-                    text.push(' ');
-                    text.push_str(m);
-                }
-                text.push('\n');
-            }
-        }
         assert!(text.lines().count() > 1_000, "kallsyms lists too few text symbols");
         agrees_with_reference(&text);
     }

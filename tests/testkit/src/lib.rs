@@ -10,6 +10,7 @@
 //! - [`pcap_interp`] and [`rbpf_vm`]: the filter oracles (libpcap's interpreter, rbpf).
 //! - [`corpus`]: the pcap-filter expressions the tests and benches share.
 //! - [`cast_ids`]: the kernel's kfunc-cast ids through pwru-core's BTF reader.
+//! - [`kernel_lists`]: kernel-sized inputs for the list parsers (a traceable list).
 //! - [`sys`]: every `unsafe` call of the kit and of the tests, behind safe functions.
 #![deny(missing_docs)]
 
@@ -17,6 +18,7 @@ pub mod capabilities;
 pub mod cast_ids;
 pub mod corpus;
 pub mod filter_harness;
+pub mod kernel_lists;
 pub mod netlab;
 pub mod packet_socket;
 pub mod pcap_interp;
