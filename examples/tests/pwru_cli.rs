@@ -1081,14 +1081,27 @@ fn sigint_right_after_the_ready_file_gets_the_drain_and_summary() {
     }
 }
 
-/// Number of BPF links a process holds (its fds that are `anon_inode:bpf_link`).
+/// Number of attachment links a process holds (its fds that are `anon_inode:bpf_link`, iterator
+/// links left out).
 fn bpf_links(pid: u32) -> usize {
     let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
         return 0;
     };
     dir.filter_map(|e| e.ok())
-        .filter_map(|e| std::fs::read_link(e.path()).ok())
-        .filter(|t| t.to_string_lossy() == "anon_inode:bpf_link")
+        .filter(|e| {
+            std::fs::read_link(e.path()).is_ok_and(|t| t.to_string_lossy() == "anon_inode:bpf_link")
+        })
+        // Not an attachment: the kernel symbols are read through an iterator link while the
+        // tracer is built.
+        .filter(|e| {
+            let info = format!("/proc/{pid}/fdinfo/{}", e.file_name().to_string_lossy());
+            !std::fs::read_to_string(info).is_ok_and(|t| {
+                t.lines().any(|l| {
+                    l.strip_prefix("link_type:")
+                        .is_some_and(|v| v.trim() == "iter")
+                })
+            })
+        })
         .count()
 }
 
