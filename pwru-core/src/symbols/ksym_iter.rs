@@ -41,6 +41,22 @@ const MODULE: i16 = 64;
 const PROBE_READ_KERNEL_STR: i32 = 115;
 const SEQ_WRITE: i32 = 127;
 
+/// The opcodes and the frame pointer the program uses.
+const LDX_DW: u8 = 0x79;
+const LDX_B: u8 = 0x71;
+const STX_DW: u8 = 0x7b;
+const STX_B: u8 = 0x73;
+const MOV_X: u8 = 0xbf;
+const MOV_K: u8 = 0xb7;
+const ADD_K: u8 = 0x07;
+const OR_K: u8 = 0x47;
+const JEQ_K: u8 = 0x15;
+const JNE_K: u8 = 0x55;
+const JSLT_K: u8 = 0xc5;
+const CALL: u8 = 0x85;
+const EXIT: u8 = 0x95;
+const FP: u8 = 10;
+
 /// Field offsets the program needs, from the kernel's BTF.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Layout {
@@ -91,20 +107,6 @@ impl Layout {
 /// The program (see the module docs). r6: context, r7: the symbol (`NULL` after the last
 /// one), r8: the seq_file, r9: a length.
 fn program(l: &Layout) -> Vec<bpf_insn> {
-    const LDX_DW: u8 = 0x79;
-    const LDX_B: u8 = 0x71;
-    const STX_DW: u8 = 0x7b;
-    const STX_B: u8 = 0x73;
-    const MOV_X: u8 = 0xbf;
-    const MOV_K: u8 = 0xb7;
-    const ADD_K: u8 = 0x07;
-    const OR_K: u8 = 0x47;
-    const JEQ_K: u8 = 0x15;
-    const JNE_K: u8 = 0x55;
-    const JSLT_K: u8 = 0xc5;
-    const CALL: u8 = 0x85;
-    const EXIT: u8 = 0x95;
-    const FP: u8 = 10;
     // Jumps to `out` are written with their distance filled in below.
     let mut p = vec![
         insn(MOV_X, 6, 1, 0, 0),
@@ -122,42 +124,26 @@ fn program(l: &Layout) -> Vec<bpf_insn> {
         insn(STX_DW, FP, 3, -HEADER, 0),
         insn(LDX_B, 2, 7, l.kind, 0),
         insn(STX_B, FP, 2, -HEADER + 8, 0),
-        // The name after the header; its length (end excluded) into the header.
-        insn(MOV_X, 1, FP, 0, 0),
-        insn(ADD_K, 1, 0, 0, i32::from(-HEADER + 10)),
-        insn(MOV_K, 2, 0, 0, NAME_CAP),
-        insn(MOV_X, 3, 7, 0, 0),
-        insn(ADD_K, 3, 0, 0, i32::from(l.name)),
-        insn(CALL, 0, 0, 0, PROBE_READ_KERNEL_STR),
+    ];
+    // The name after the header; its length (end excluded) into the header.
+    p.extend(read_str(-HEADER + 10, NAME_CAP, l.name));
+    p.extend([
         insn(JSLT_K, 0, 0, 0, 2), // no name -> out
         insn(MOV_X, 9, 0, 0, 0),
         insn(ADD_K, 9, 0, 0, -1),
         insn(STX_B, FP, 9, -HEADER + 9, 0),
-        insn(MOV_X, 1, 8, 0, 0),
-        insn(MOV_X, 2, FP, 0, 0),
-        insn(ADD_K, 2, 0, 0, i32::from(-HEADER)),
-        insn(MOV_X, 3, 9, 0, 0),
-        insn(ADD_K, 3, 0, 0, 10),
-        insn(CALL, 0, 0, 0, SEQ_WRITE),
-        // The module name (empty for the core image) after its length byte.
-        insn(MOV_X, 1, FP, 0, 0),
-        insn(ADD_K, 1, 0, 0, i32::from(-MODULE + 1)),
-        insn(MOV_K, 2, 0, 0, MODULE_CAP),
-        insn(MOV_X, 3, 7, 0, 0),
-        insn(ADD_K, 3, 0, 0, i32::from(l.module_name)),
-        insn(CALL, 0, 0, 0, PROBE_READ_KERNEL_STR),
+    ]);
+    p.extend(seq_write(-HEADER, 10));
+    // The module name (empty for the core image) after its length byte.
+    p.extend(read_str(-MODULE + 1, MODULE_CAP, l.module_name));
+    p.extend([
         insn(MOV_K, 9, 0, 0, 0),
         insn(JSLT_K, 0, 0, 2, 2),
         insn(MOV_X, 9, 0, 0, 0),
         insn(ADD_K, 9, 0, 0, -1),
         insn(STX_B, FP, 9, -MODULE, 0),
-        insn(MOV_X, 1, 8, 0, 0),
-        insn(MOV_X, 2, FP, 0, 0),
-        insn(ADD_K, 2, 0, 0, i32::from(-MODULE)),
-        insn(MOV_X, 3, 9, 0, 0),
-        insn(ADD_K, 3, 0, 0, 1),
-        insn(CALL, 0, 0, 0, SEQ_WRITE),
-    ];
+    ]);
+    p.extend(seq_write(-MODULE, 1));
     let out = p.len();
     p.push(insn(MOV_K, 0, 0, 0, 0));
     p.push(insn(EXIT, 0, 0, 0, 0));
@@ -169,6 +155,32 @@ fn program(l: &Layout) -> Vec<bpf_insn> {
         }
     }
     p
+}
+
+/// `bpf_probe_read_kernel_str` of the string at `field` of the symbol (r7) into the stack at
+/// `fp + at`, at most `cap` bytes; r0 is its length with the end.
+fn read_str(at: i16, cap: i32, field: i16) -> [bpf_insn; 6] {
+    [
+        insn(MOV_X, 1, FP, 0, 0),
+        insn(ADD_K, 1, 0, 0, i32::from(at)),
+        insn(MOV_K, 2, 0, 0, cap),
+        insn(MOV_X, 3, 7, 0, 0),
+        insn(ADD_K, 3, 0, 0, i32::from(field)),
+        insn(CALL, 0, 0, 0, PROBE_READ_KERNEL_STR),
+    ]
+}
+
+/// `bpf_seq_write` to the seq_file (r8) of the stack bytes from `fp + at`: `extra` plus the
+/// length in r9.
+fn seq_write(at: i16, extra: i32) -> [bpf_insn; 6] {
+    [
+        insn(MOV_X, 1, 8, 0, 0),
+        insn(MOV_X, 2, FP, 0, 0),
+        insn(ADD_K, 2, 0, 0, i32::from(at)),
+        insn(MOV_X, 3, 9, 0, 0),
+        insn(ADD_K, 3, 0, 0, extra),
+        insn(CALL, 0, 0, 0, SEQ_WRITE),
+    ]
 }
 
 /// Reads the text symbols through the iterator; `Err` says why it could not (the caller reads
@@ -214,7 +226,6 @@ pub(super) fn read(btf: &Btf) -> Result<KernelSymbols, String> {
 #[derive(Default)]
 struct Records {
     parser: Parser,
-    count: usize,
 }
 
 impl Records {
@@ -238,7 +249,6 @@ impl Records {
             if !super::is_text(kind) {
                 return Err(format!("the ksym iterator wrote a symbol of type {:?}", kind as char));
             }
-            self.count += 1;
             self.parser.lines += 1;
             self.parser.nonzero |= addr != 0;
             self.parser
@@ -248,13 +258,15 @@ impl Records {
     }
 
     fn finish(self) -> Result<KernelSymbols, String> {
-        if self.count == 0 {
+        if self.parser.lines == 0 {
             return Err("the ksym iterator listed no text symbol".into());
         }
         if !self.parser.nonzero {
             return Err("the ksym iterator showed every address as zero".into());
         }
-        self.parser.finish().map_err(|e| e.to_string())
+        let mut table = self.parser.finish().map_err(|e| e.to_string())?;
+        table.through_iterator = true;
+        Ok(table)
     }
 }
 
@@ -311,6 +323,7 @@ mod tests {
         }
         let from_iter = read(&btf).expect("the ksym iterator reads");
         let from_text = KernelSymbols::from_path(super::super::KALLSYMS).expect("kallsyms reads");
+        assert!(from_iter.read_through_iterator() && !from_text.read_through_iterator());
         let core = |s: &KernelSymbols| -> Vec<(u64, String)> {
             let t = s.read();
             t.entries

@@ -233,12 +233,15 @@ struct Table {
 #[derive(Debug, Default)]
 pub struct KernelSymbols {
     table: std::sync::RwLock<Table>,
+    /// Read through the kernel's ksym iterator (not from `/proc/kallsyms`).
+    through_iterator: bool,
 }
 
 impl Clone for KernelSymbols {
     fn clone(&self) -> Self {
         KernelSymbols {
             table: std::sync::RwLock::new(self.read().clone()),
+            through_iterator: self.through_iterator,
         }
     }
 }
@@ -296,8 +299,8 @@ impl SymbolsJob {
             .spawn(move || {
                 let btf = btf_rx.recv().ok();
                 let clock = crate::timings::ThreadClock::start();
-                let (table, iterated) = KernelSymbols::load_with_source(btf.as_deref())?;
-                clock.log(if iterated {
+                let table = KernelSymbols::load_with(btf.as_deref())?;
+                clock.log(if table.read_through_iterator() {
                     "kernel symbols read through the ksym iterator"
                 } else {
                     "kallsyms read and parsed"
@@ -377,7 +380,13 @@ impl KernelSymbols {
     /// [`KernelSymbols::load`] (the reason is logged at debug level) on kernels before 6.0,
     /// without BTF, or where the program cannot be loaded.
     pub fn load_with(btf: Option<&crate::btf::Btf>) -> Result<KernelSymbols, SymbolsError> {
-        Self::load_with_source(btf).map(|(table, _)| table)
+        if let Some(btf) = btf {
+            match ksym_iter::read(btf) {
+                Ok(table) => return Ok(table),
+                Err(why) => log::debug!("kernel symbols from {KALLSYMS}: {why}"),
+            }
+        }
+        Self::load()
     }
 
     /// Reads the kernel's text symbols through its BPF ksym iterator only; `Err` says why it
@@ -386,17 +395,10 @@ impl KernelSymbols {
         ksym_iter::read(btf)
     }
 
-    /// [`KernelSymbols::load_with`], and whether the iterator was used.
-    fn load_with_source(
-        btf: Option<&crate::btf::Btf>,
-    ) -> Result<(KernelSymbols, bool), SymbolsError> {
-        if let Some(btf) = btf {
-            match ksym_iter::read(btf) {
-                Ok(table) => return Ok((table, true)),
-                Err(why) => log::debug!("kernel symbols from {KALLSYMS}: {why}"),
-            }
-        }
-        Self::load().map(|table| (table, false))
+    /// Whether this table was read through the kernel's ksym iterator
+    /// ([`KernelSymbols::load_with`]) rather than from `/proc/kallsyms`.
+    pub fn read_through_iterator(&self) -> bool {
+        self.through_iterator
     }
 
     /// Reads a kallsyms-format file.
@@ -749,6 +751,7 @@ impl Parser {
         syms.entries.sort_by_key(|e| e.addr);
         Ok(KernelSymbols {
             table: std::sync::RwLock::new(syms),
+            through_iterator: false,
         })
     }
 }

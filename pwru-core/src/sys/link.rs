@@ -81,23 +81,29 @@ pub fn raw_tracepoint_open(prog: BorrowedFd<'_>, name: Option<&CStr>) -> io::Res
 /// kprobe from [`perf_kprobe_event`](super::perf_kprobe_event)) until the returned link fd
 /// is closed; the event itself stays until its own fd is closed.
 pub fn link_perf_event(prog: BorrowedFd<'_>, event: BorrowedFd<'_>) -> io::Result<OwnedFd> {
-    let mut attr = zeroed_attr();
-    // SAFETY: only writes into the BPF_LINK_CREATE member of a zeroed union.
-    let l = unsafe { &mut attr.link_create };
-    l.__bindgen_anon_1.prog_fd = prog.as_raw_fd() as u32;
-    l.__bindgen_anon_2.target_fd = event.as_raw_fd() as u32;
-    l.attach_type = bpf_attach_type::BPF_PERF_EVENT as u32;
-    bpf_fd(bpf_cmd::BPF_LINK_CREATE, &mut attr)
+    link_create(prog, Some(event), bpf_attach_type::BPF_PERF_EVENT)
 }
 
 /// BPF_LINK_CREATE of an iterator (BPF_TRACE_ITER): `prog` is a tracing program loaded for
 /// one iterator target (its `attach_btf_id` is the target's `bpf_iter_*` function).
 pub fn link_iter(prog: BorrowedFd<'_>) -> io::Result<OwnedFd> {
+    link_create(prog, None, bpf_attach_type::BPF_TRACE_ITER)
+}
+
+/// BPF_LINK_CREATE with no attach options: `prog` on `target` (none for an iterator).
+fn link_create(
+    prog: BorrowedFd<'_>,
+    target: Option<BorrowedFd<'_>>,
+    attach_type: bpf_attach_type,
+) -> io::Result<OwnedFd> {
     let mut attr = zeroed_attr();
     // SAFETY: only writes into the BPF_LINK_CREATE member of a zeroed union.
     let l = unsafe { &mut attr.link_create };
     l.__bindgen_anon_1.prog_fd = prog.as_raw_fd() as u32;
-    l.attach_type = bpf_attach_type::BPF_TRACE_ITER as u32;
+    if let Some(target) = target {
+        l.__bindgen_anon_2.target_fd = target.as_raw_fd() as u32;
+    }
+    l.attach_type = attach_type as u32;
     bpf_fd(bpf_cmd::BPF_LINK_CREATE, &mut attr)
 }
 

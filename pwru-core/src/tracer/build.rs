@@ -366,3 +366,38 @@ impl TracerBuilder {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::options::Backend;
+    use crate::Tracer;
+
+    /// `build()` hands its symbols job the running kernel's BTF, so the table comes through the
+    /// kernel's ksym iterator (a job never given the BTF falls back to /proc/kallsyms quietly).
+    #[test]
+    fn the_symbols_job_reads_through_the_ksym_iterator() {
+        if !crate::sys::process::is_root() {
+            eprintln!("SKIP the_symbols_job_reads_through_the_ksym_iterator: needs root");
+            return;
+        }
+        let has_iterator = crate::btf::Btf::vmlinux().is_ok_and(|b| {
+            b.find_by_name(crate::btf::Kind::Func, "bpf_iter_ksym")
+                .is_some()
+        });
+        if !has_iterator {
+            eprintln!("SKIP the_symbols_job_reads_through_the_ksym_iterator: no ksym iterator");
+            return;
+        }
+        let mut tracer = Tracer::builder()
+            .backend(Backend::Tracepoint)
+            .pcap_filter("host 203.0.113.77")
+            .build()
+            .expect("build");
+        let job = tracer.symbols.take().expect("a symbols job");
+        let table = job.wait().expect("symbols read");
+        assert!(
+            table.read_through_iterator(),
+            "the table came from /proc/kallsyms"
+        );
+    }
+}
