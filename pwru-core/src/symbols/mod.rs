@@ -246,9 +246,10 @@ impl Clone for KernelSymbols {
     }
 }
 
-/// A read of `/proc/kallsyms` on its own thread, so that it overlaps building, loading and
-/// attaching (under QEMU it takes a few hundred milliseconds), and optionally the addresses of
-/// some functions looked up there too ([`SymbolsJob::resolve`]).
+/// A read of the kernel's symbols (through its ksym iterator once given the BTF, else
+/// `/proc/kallsyms`) on its own thread, so that it overlaps building, loading and attaching
+/// (under QEMU it takes a few hundred milliseconds), and optionally the addresses of some
+/// functions looked up there too ([`SymbolsJob::resolve`]).
 #[derive(Debug)]
 pub struct SymbolsJob {
     thread: std::thread::JoinHandle<Result<Resolved, SymbolsError>>,
