@@ -180,40 +180,36 @@ impl Driver for KprobeMulti {
 
 /// One link for all `targets` at `position`: by address when every address is known (the
 /// kernel then resolves no name: on a 6.12 guest under TCG its walk of every symbol took
-/// 300-350 ms of the link's 490-520), else, or if the kernel refuses the addresses, by name.
+/// 300-350 ms of the link's 490-520), else by name. A refused set is split until the refused
+/// functions are isolated.
 fn attach_position(loader: &Loader, position: u8, targets: &[&Target], out: &mut Attachments) {
     let names: Vec<&str> = targets.iter().map(|t| t.name.as_str()).collect();
     let addresses: Option<Vec<u64>> = targets.iter().map(|t| t.address).collect();
-    if let Some(addresses) = addresses {
-        match link_shared(loader, position, LinkSet::Addresses(&addresses)) {
-            Ok(link) => {
-                log::debug!(
-                    "kprobe.multi linked {} functions (position {position}) by address",
-                    names.len()
-                );
-                out.links.push(link);
-                out.attached.extend(names.iter().map(|s| s.to_string()));
-                return;
-            }
-            Err(e) if is_verifier(&e) => {
-                out.refuse_all(names.iter().copied(), &e);
-                return;
-            }
-            Err(e) => log::debug!(
-                "kprobe.multi link by address for {} functions (position {position}) refused \
-                 ({e}); linking them by name",
-                names.len()
-            ),
-        }
-    }
-    attach_bisecting(loader, position, &names, out);
+    attach_bisecting(loader, position, &names, addresses.as_deref(), out);
 }
 
-/// One link for all `names` at `position`; on failure split the set and retry the halves
-/// until the refused functions are isolated.
-fn attach_bisecting(loader: &Loader, position: u8, names: &[&str], out: &mut Attachments) {
-    match link_shared(loader, position, LinkSet::Symbols(names)) {
+/// One link for all `names` at `position` (by their `addresses` when given, in the same
+/// order); on failure split the set and retry the halves until the refused functions are
+/// isolated. A refusal by address costs the kernel little (it checks each address against its
+/// ftrace records before changing anything); one by name costs a walk of every symbol.
+fn attach_bisecting(
+    loader: &Loader,
+    position: u8,
+    names: &[&str],
+    addresses: Option<&[u64]>,
+    out: &mut Attachments,
+) {
+    let set = match addresses {
+        Some(a) => LinkSet::Addresses(a),
+        None => LinkSet::Symbols(names),
+    };
+    match link_shared(loader, position, set) {
         Ok(link) => {
+            log::debug!(
+                "kprobe.multi linked {} functions (position {position}) by {}",
+                names.len(),
+                if addresses.is_some() { "address" } else { "name" }
+            );
             out.links.push(link);
             out.attached.extend(names.iter().map(|s| s.to_string()));
         }
@@ -225,9 +221,17 @@ fn attach_bisecting(loader: &Loader, position: u8, names: &[&str], out: &mut Att
                  splitting it to find the refused functions",
                 names.len()
             );
-            let (a, b) = names.split_at(names.len() / 2);
-            attach_bisecting(loader, position, a, out);
-            attach_bisecting(loader, position, b, out);
+            let half = names.len() / 2;
+            let (a, b) = names.split_at(half);
+            let (aa, ab) = match addresses {
+                Some(x) => {
+                    let (l, r) = x.split_at(half);
+                    (Some(l), Some(r))
+                }
+                None => (None, None),
+            };
+            attach_bisecting(loader, position, a, aa, out);
+            attach_bisecting(loader, position, b, ab, out);
         }
     }
 }

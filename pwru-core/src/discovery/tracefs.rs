@@ -109,12 +109,25 @@ impl Tracefs {
     }
 }
 
-/// A read of `available_filter_functions` on its own thread, started before the kernel BTF is
-/// parsed: the kernel serves that file 4 KiB per `read` and walks its function records from the
-/// first one for each, so the read grows with the square of the list (0.6-1.1 s for ~50,000
-/// functions in a QEMU guest).
+/// The traceable functions, being found on another thread: either a read of
+/// `available_filter_functions` on a thread of its own, started before the kernel BTF is
+/// parsed, or the kernel symbol table's ftrace sites, sent by its reader
+/// ([`crate::symbols::SymbolsJob::ftrace_sites`]).
+///
+/// The kernel serves that file 4 KiB per `read` and walks its function records from the first
+/// one for each, so the read grows with the square of the list (0.6-1.1 s for ~50,000
+/// functions in a QEMU guest); the symbol table, read anyway, carries the same answer in the
+/// first bytes of each function.
 #[derive(Debug)]
-pub struct TraceableJob(std::thread::JoinHandle<Result<AvailableFunctions, DiscoveryError>>);
+pub struct TraceableJob(Source);
+
+#[derive(Debug)]
+enum Source {
+    List(std::thread::JoinHandle<Result<AvailableFunctions, DiscoveryError>>),
+    /// A listing in the file's format, or `None` if the symbol table cannot tell (the file of
+    /// the tracefs, `None` to find it, is read then).
+    Sites(std::sync::mpsc::Receiver<Option<String>>, Option<Tracefs>),
+}
 
 impl TraceableJob {
     /// Starts reading the list of the tracefs `tracefs` (`None` finds it); `None` if no
@@ -122,27 +135,54 @@ impl TraceableJob {
     pub fn start(tracefs: Option<Tracefs>) -> Option<TraceableJob> {
         std::thread::Builder::new()
             .name("pwru-tracefs".into())
-            .spawn(move || {
-                let clock = crate::timings::ThreadClock::start();
-                let list = match tracefs {
-                    Some(t) => t.available_functions(),
-                    None => Tracefs::find()?.available_functions(),
-                };
-                clock.log("traceable list read");
-                list
-            })
+            .spawn(move || read_list(tracefs))
             .ok()
-            .map(TraceableJob)
+            .map(|h| TraceableJob(Source::List(h)))
+    }
+
+    /// The functions a symbol reader finds to begin with an ftrace site, as a listing in
+    /// `available_filter_functions`' format; when it sends `None` or nothing, [`wait`]
+    /// reads the list of the tracefs `tracefs` (`None` finds it) instead.
+    ///
+    /// [`wait`]: TraceableJob::wait
+    pub fn from_listing(
+        listing: std::sync::mpsc::Receiver<Option<String>>,
+        tracefs: Option<Tracefs>,
+    ) -> TraceableJob {
+        TraceableJob(Source::Sites(listing, tracefs))
     }
 
     /// The list, waiting for the thread.
     pub fn wait(self) -> Result<AvailableFunctions, DiscoveryError> {
-        match self.0.join() {
-            Ok(r) => r,
-            // The read panicked on its thread: the same panic here.
-            Err(payload) => std::panic::resume_unwind(payload),
+        match self.0 {
+            Source::List(thread) => match thread.join() {
+                Ok(r) => r,
+                // The read panicked on its thread: the same panic here.
+                Err(payload) => std::panic::resume_unwind(payload),
+            },
+            Source::Sites(listing, tracefs) => match listing.recv() {
+                Ok(Some(text)) => Ok(AvailableFunctions::parse_owned(text)),
+                _ => {
+                    log::debug!(
+                        "the kernel symbols do not show ftrace sites: reading \
+                         available_filter_functions"
+                    );
+                    read_list(tracefs)
+                }
+            },
         }
     }
+}
+
+/// Reads the traceable list of `tracefs` (`None` finds it), timing it in the debug log.
+fn read_list(tracefs: Option<Tracefs>) -> Result<AvailableFunctions, DiscoveryError> {
+    let clock = crate::timings::ThreadClock::start();
+    let list = match tracefs {
+        Some(t) => t.available_functions(),
+        None => Tracefs::find()?.available_functions(),
+    };
+    clock.log("traceable list read");
+    list
 }
 
 /// The contents of `available_filter_functions`: traceable function names, with the module of
@@ -328,7 +368,41 @@ impl AvailableFunctions {
 
 #[cfg(test)]
 mod tests {
-    use super::AvailableFunctions;
+    use super::{AvailableFunctions, TraceableJob, Tracefs};
+
+    /// The symbol reader's listing stands for the file: same names, same modules.
+    #[test]
+    fn a_listing_of_ftrace_sites_reads_as_the_list() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let job = TraceableJob::from_listing(rx, Some(Tracefs::at("/nonexistent")));
+        tx.send(Some("ip_rcv\nvxlan_rcv [vxlan]\n".to_string())).expect("sends");
+        let list = job.wait().expect("the listing");
+        assert_eq!(list.len(), 2);
+        assert!(list.contains("ip_rcv") && list.contains("vxlan_rcv"));
+        assert_eq!(list.module_of("vxlan_rcv"), Some("vxlan"));
+        assert_eq!(list.module_of("ip_rcv"), None);
+    }
+
+    /// A reader that cannot tell (it sends `None`) or ends without sending leaves the answer
+    /// to the file itself, here in a tracefs directory made for the test.
+    #[test]
+    fn without_a_listing_the_file_is_read() {
+        let dir = std::env::temp_dir().join(format!("pwru-tracefs-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("a directory");
+        std::fs::write(dir.join("available_filter_functions"), "udp_rcv\n").expect("a list");
+        for send_none in [true, false] {
+            let (tx, rx) = std::sync::mpsc::channel();
+            if send_none {
+                tx.send(None).expect("sends");
+            }
+            drop(tx);
+            let list = TraceableJob::from_listing(rx, Some(Tracefs::at(&dir)))
+                .wait()
+                .expect("the file");
+            assert!(list.contains("udp_rcv") && list.len() == 1);
+        }
+        std::fs::remove_dir_all(&dir).expect("removed");
+    }
     use std::collections::{HashMap, HashSet};
 
     /// The plain reading of the list: the set of names, and each name's first module.

@@ -5,8 +5,13 @@
 //! only the text ones (`t`, `T`, `w`, `W`), in binary:
 //!
 //! ```text
-//! u64 address, u8 type, u8 name length, name bytes, u8 module length, module bytes
+//! u64 address, u8 type, 9 bytes of code at the address, u8 name length, name bytes,
+//! u8 module length, module bytes
 //! ```
+//!
+//! The code bytes tell whether the function begins with an ftrace site (see
+//! [`super::entry::is_ftrace_site`]): the same answer as tracefs' `available_filter_functions`,
+//! whose read costs the kernel a walk of every ftrace record per 4 KiB.
 //!
 //! `struct kallsym_iter` is internal to the kernel (its name array grew from 128 to 512 bytes
 //! in 6.1), so the program's field offsets come from the kernel's BTF. Whatever stands in the
@@ -34,10 +39,20 @@ const MODULE_CAP: i32 = 63;
 
 /// Where the program keeps a record on its stack: the header and the name (from `fp - HEADER`
 /// on), the module name with its length byte in front (from `fp - MODULE`).
-const HEADER: i16 = 336;
+const HEADER: i16 = 344;
 const MODULE: i16 = 64;
 
+/// Bytes of code the program copies from each symbol's address: an `endbr64` (4) and the
+/// 5-byte ftrace site after it.
+pub(super) const ENTRY_BYTES: usize = 9;
+
+/// Where a record's parts begin: the code bytes, the name's length, the name.
+const AT_ENTRY: usize = 9;
+const AT_NAME_LEN: usize = AT_ENTRY + ENTRY_BYTES;
+const AT_NAME: usize = AT_NAME_LEN + 1;
+
 /// Helpers the program calls.
+const PROBE_READ_KERNEL: i32 = 113;
 const PROBE_READ_KERNEL_STR: i32 = 115;
 const SEQ_WRITE: i32 = 127;
 
@@ -124,16 +139,22 @@ fn program(l: &Layout) -> Vec<bpf_insn> {
         insn(STX_DW, FP, 3, -HEADER, 0),
         insn(LDX_B, 2, 7, l.kind, 0),
         insn(STX_B, FP, 2, -HEADER + 8, 0),
+        // The code at the address (zeros where it cannot be read: the helper clears them).
+        insn(MOV_X, 1, FP, 0, 0),
+        insn(ADD_K, 1, 0, 0, i32::from(-HEADER) + AT_ENTRY as i32),
+        insn(MOV_K, 2, 0, 0, ENTRY_BYTES as i32),
+        insn(LDX_DW, 3, 7, l.value, 0),
+        insn(CALL, 0, 0, 0, PROBE_READ_KERNEL),
     ];
     // The name after the header; its length (end excluded) into the header.
-    p.extend(read_str(-HEADER + 10, NAME_CAP, l.name));
+    p.extend(read_str(-HEADER + AT_NAME as i16, NAME_CAP, l.name));
     p.extend([
         insn(JSLT_K, 0, 0, 0, 2), // no name -> out
         insn(MOV_X, 9, 0, 0, 0),
         insn(ADD_K, 9, 0, 0, -1),
-        insn(STX_B, FP, 9, -HEADER + 9, 0),
+        insn(STX_B, FP, 9, -HEADER + AT_NAME_LEN as i16, 0),
     ]);
-    p.extend(seq_write(-HEADER, 10));
+    p.extend(seq_write(-HEADER, AT_NAME as i32));
     // The module name (empty for the core image) after its length byte.
     p.extend(read_str(-MODULE + 1, MODULE_CAP, l.module_name));
     p.extend([
@@ -235,6 +256,7 @@ impl Records {
         while let Some(Record {
             addr,
             kind,
+            entry,
             name,
             module,
             len,
@@ -251,8 +273,12 @@ impl Records {
             }
             self.parser.lines += 1;
             self.parser.nonzero |= addr != 0;
-            self.parser
-                .push_text(addr, name, (!module.is_empty()).then_some(module));
+            self.parser.push_text(
+                addr,
+                name,
+                (!module.is_empty()).then_some(module),
+                super::entry::is_ftrace_site(&entry),
+            );
         }
         Ok(at)
     }
@@ -266,6 +292,7 @@ impl Records {
         }
         let mut table = self.parser.finish().map_err(|e| e.to_string())?;
         table.through_iterator = true;
+        table.knows_ftrace_sites = true;
         Ok(table)
     }
 }
@@ -274,6 +301,8 @@ impl Records {
 struct Record<'a> {
     addr: u64,
     kind: u8,
+    /// The code at `addr`.
+    entry: [u8; ENTRY_BYTES],
     name: &'a [u8],
     module: &'a [u8],
     /// Its length in bytes.
@@ -284,14 +313,16 @@ struct Record<'a> {
 fn record(b: &[u8]) -> Option<Record<'_>> {
     let addr = u64::from_ne_bytes(b.get(..8)?.try_into().ok()?);
     let kind = *b.get(8)?;
-    let name_len = usize::from(*b.get(9)?);
-    let name = b.get(10..10 + name_len)?;
-    let at = 10 + name_len;
+    let entry: [u8; ENTRY_BYTES] = b.get(AT_ENTRY..AT_NAME_LEN)?.try_into().ok()?;
+    let name_len = usize::from(*b.get(AT_NAME_LEN)?);
+    let name = b.get(AT_NAME..AT_NAME + name_len)?;
+    let at = AT_NAME + name_len;
     let module_len = usize::from(*b.get(at)?);
     let module = b.get(at + 1..at + 1 + module_len)?;
     Some(Record {
         addr,
         kind,
+        entry,
         name,
         module,
         len: at + 1 + module_len,
@@ -342,12 +373,50 @@ mod tests {
         assert!(text_modules == 0 || with_module > 0, "no module symbol from the iterator");
     }
 
+    /// Functions traced through ftrace show their site; the trace event glue, built
+    /// `notrace`, does not; a table read from the text cannot tell. (The VM matrix's
+    /// `ftrace-sites` compares the whole set with tracefs' list, which this host does not let
+    /// a container read.) Needs root and a 6.0+ kernel with BTF.
+    #[test]
+    fn the_iterator_shows_which_functions_begin_with_an_ftrace_site() {
+        let btf = match Btf::vmlinux() {
+            Ok(b) => b,
+            Err(e) => {
+                eprintln!("SKIP: no kernel BTF: {e}");
+                return;
+            }
+        };
+        if btf.find_by_name(Kind::Func, TARGET_FUNC).is_none() {
+            eprintln!("SKIP: this kernel has no ksym iterator ({TARGET_FUNC})");
+            return;
+        }
+        if !crate::sys::process::is_root() {
+            eprintln!("SKIP: loading the iterator needs root");
+            return;
+        }
+        let listing = read(&btf)
+            .expect("the ksym iterator reads")
+            .ftrace_site_listing()
+            .expect("a table read through the iterator knows its sites");
+        let sites: std::collections::HashSet<&str> = listing.lines().collect();
+        for traced in ["ip_rcv", "__netif_receive_skb", "kfree_skbmem", "dev_hard_start_xmit"] {
+            assert!(sites.contains(traced), "{traced} shows no ftrace site");
+        }
+        for glue in ["perf_trace_kfree_skb", "__bpf_trace_kfree_skb", "trace_event_raw_event_kfree_skb"] {
+            assert!(!sites.contains(glue), "{glue} (notrace) shows an ftrace site");
+        }
+        assert!(sites.len() > 10_000, "{} functions with a site", sites.len());
+        let text = KernelSymbols::from_path(super::super::KALLSYMS).expect("kallsyms reads");
+        assert!(text.ftrace_site_listing().is_none());
+    }
+
     #[test]
     fn records_cut_anywhere_wait_for_their_end() {
         let mut bytes = Vec::new();
         for (addr, name, module) in [(0xffff_ffff_8100_0000u64, "ip_rcv", ""), (0xffff_ffff_a000_0000, "vxlan_rcv", "vxlan")] {
             bytes.extend_from_slice(&addr.to_ne_bytes());
             bytes.push(b't');
+            bytes.extend_from_slice(&[0x0f, 0x1f, 0x44, 0x00, 0x00, 0x55, 0x48, 0x89, 0xe5]);
             bytes.push(name.len() as u8);
             bytes.extend_from_slice(name.as_bytes());
             bytes.push(module.len() as u8);

@@ -19,6 +19,7 @@ use std::sync::Arc;
 
 use crate::fnv::BuildFnv;
 
+mod entry;
 mod ksym_iter;
 
 /// Where the kernel lists its symbols.
@@ -201,6 +202,8 @@ struct Entry {
     name_len: u32,
     /// Index into the table's modules, or [`NO_MODULE`].
     module: u32,
+    /// The function begins with an ftrace site (known only through the ksym iterator).
+    ftrace_site: bool,
     interned: std::sync::OnceLock<Arc<str>>,
 }
 
@@ -235,6 +238,8 @@ pub struct KernelSymbols {
     table: std::sync::RwLock<Table>,
     /// Read through the kernel's ksym iterator (not from `/proc/kallsyms`).
     through_iterator: bool,
+    /// Each entry says whether its function begins with an ftrace site.
+    knows_ftrace_sites: bool,
 }
 
 impl Clone for KernelSymbols {
@@ -242,6 +247,7 @@ impl Clone for KernelSymbols {
         KernelSymbols {
             table: std::sync::RwLock::new(self.read().clone()),
             through_iterator: self.through_iterator,
+            knows_ftrace_sites: self.knows_ftrace_sites,
         }
     }
 }
@@ -257,13 +263,23 @@ pub struct SymbolsJob {
     names: Option<std::sync::mpsc::Sender<Vec<String>>>,
     /// Where [`SymbolsJob::use_btf`] sends the kernel BTF; dropped to tell the thread none
     /// comes.
-    btf: Option<std::sync::mpsc::Sender<Arc<crate::btf::Btf>>>,
+    btf: Option<std::sync::mpsc::Sender<Given>>,
+    /// Where the thread is to send its ftrace site listing ([`SymbolsJob::ftrace_sites`]),
+    /// until [`SymbolsJob::use_btf`] hands it over.
+    sites: Option<std::sync::mpsc::Sender<Option<String>>>,
     /// The modules loaded when the read began (see [`SymbolsJob::is_current`]).
     modules: Option<String>,
 }
 
 /// What a [`SymbolsJob`] hands back: the table, and the addresses of the names it was given.
 type Resolved = (KernelSymbols, Vec<Option<u64>>);
+
+/// What [`SymbolsJob::use_btf`] gives the thread: the kernel BTF, and where to send the ftrace
+/// site listing, if asked for.
+struct Given {
+    btf: Arc<crate::btf::Btf>,
+    sites: Option<std::sync::mpsc::Sender<Option<String>>>,
+}
 
 /// Where the kernel lists its loaded modules (with their addresses, to the privileged).
 const MODULES: &str = "/proc/modules";
@@ -293,19 +309,38 @@ impl SymbolsJob {
     /// ksym iterator, and reads `/proc/kallsyms` if none comes or the iterator cannot be used.
     pub fn start() -> Option<SymbolsJob> {
         let (tx, rx) = std::sync::mpsc::channel::<Vec<String>>();
-        let (btf_tx, btf_rx) = std::sync::mpsc::channel::<Arc<crate::btf::Btf>>();
+        let (btf_tx, btf_rx) = std::sync::mpsc::channel::<Given>();
         let modules = loaded_modules();
         let thread = std::thread::Builder::new()
             .name("pwru-kallsyms".into())
             .spawn(move || {
-                let btf = btf_rx.recv().ok();
+                let (btf, mut sites) = match btf_rx.recv() {
+                    Ok(Given { btf, sites }) => (Some(btf), sites),
+                    Err(_) => (None, None),
+                };
                 let clock = crate::timings::ThreadClock::start();
-                let table = KernelSymbols::load_with(btf.as_deref())?;
+                let through_iterator = btf.as_deref().map(ksym_iter::read).map(|r| {
+                    r.inspect_err(|why| {
+                        log::debug!("kernel symbols from {KALLSYMS}: {why}");
+                        // The text shows no code: whoever waits for the sites reads tracefs'
+                        // list now, alongside.
+                        if let Some(tx) = sites.take() {
+                            let _ = tx.send(None);
+                        }
+                    })
+                });
+                let table = match through_iterator {
+                    Some(Ok(table)) => table,
+                    _ => KernelSymbols::load()?,
+                };
                 clock.log(if table.read_through_iterator() {
                     "kernel symbols read through the ksym iterator"
                 } else {
                     "kallsyms read and parsed"
                 });
+                if let Some(tx) = sites {
+                    let _ = tx.send(table.ftrace_site_listing());
+                }
                 // Names sent meanwhile, or none once the job's sender is gone.
                 let names = rx.recv().unwrap_or_default();
                 let names: Vec<&str> = names.iter().map(String::as_str).collect();
@@ -317,8 +352,23 @@ impl SymbolsJob {
             thread,
             names: Some(tx),
             btf: Some(btf_tx),
+            sites: None,
             modules,
         })
+    }
+
+    /// Has the thread send, once it has read the table, the functions that begin with an
+    /// ftrace site ([`KernelSymbols::ftrace_site_listing`]): the answer of tracefs'
+    /// `available_filter_functions` without its read (see
+    /// [`crate::discovery::TraceableJob::from_listing`]). It sends `None` as soon as it knows
+    /// the table cannot tell (no BTF given, no usable iterator), and nothing if it fails.
+    /// Call it before [`SymbolsJob::use_btf`]; only the first call counts.
+    pub fn ftrace_sites(&mut self) -> std::sync::mpsc::Receiver<Option<String>> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        if self.btf.is_some() && self.sites.is_none() {
+            self.sites = Some(tx);
+        }
+        rx
     }
 
     /// Hands the thread the kernel BTF, which it needs to read the symbols through the
@@ -327,13 +377,18 @@ impl SymbolsJob {
     pub fn use_btf(&mut self, btf: Arc<crate::btf::Btf>) {
         if let Some(tx) = self.btf.take() {
             // A thread that already ended reports its outcome from `wait`.
-            let _ = tx.send(btf);
+            let _ = tx.send(Given {
+                btf,
+                sites: self.sites.take(),
+            });
         }
     }
 
-    /// Tells the thread no BTF comes: it reads `/proc/kallsyms` now.
+    /// Tells the thread no BTF comes: it reads `/proc/kallsyms` now (and sends no ftrace
+    /// sites).
     pub fn no_btf(&mut self) {
         self.btf = None;
+        self.sites = None;
     }
 
     /// Has the thread look `names` up (see [`KernelSymbols::addresses_of`]) once the table is
@@ -361,6 +416,7 @@ impl SymbolsJob {
     pub fn wait_resolved(mut self) -> Result<Resolved, SymbolsError> {
         self.names = None;
         self.btf = None;
+        self.sites = None;
         match self.thread.join() {
             Ok(r) => r,
             // The parser panicked on its thread: the same panic here.
@@ -400,6 +456,31 @@ impl KernelSymbols {
     /// ([`KernelSymbols::load_with`]) rather than from `/proc/kallsyms`.
     pub fn read_through_iterator(&self) -> bool {
         self.through_iterator
+    }
+
+    /// The functions that begin with an ftrace site (those kprobes, kprobe.multi and fentry
+    /// attach to), one line each as tracefs' `available_filter_functions` lists them: the
+    /// name, then ` [module]` for a module's. `None` when the table does not know: it was
+    /// read from `/proc/kallsyms`, whose lines do not show code.
+    ///
+    /// Only the ksym iterator copies each function's first bytes (see
+    /// [`KernelSymbols::read_through_iterator`]).
+    pub fn ftrace_site_listing(&self) -> Option<String> {
+        if !self.knows_ftrace_sites {
+            return None;
+        }
+        let t = self.read();
+        let mut out = String::with_capacity(t.names.len() / 2);
+        for e in t.entries.iter().filter(|e| e.ftrace_site) {
+            out.push_str(t.name(e));
+            if let Some(m) = t.modules.get(e.module as usize) {
+                out.push_str(" [");
+                out.push_str(m);
+                out.push(']');
+            }
+            out.push('\n');
+        }
+        Some(out)
     }
 
     /// Reads a kallsyms-format file.
@@ -694,11 +775,11 @@ impl Parser {
         let Some(addr) = parse_hex(line.addr.as_bytes()) else {
             return;
         };
-        self.push_text(addr, line.name, line.module);
+        self.push_text(addr, line.name, line.module, false);
     }
 
     /// Adds one text symbol.
-    fn push_text(&mut self, addr: u64, name: &str, module: Option<&str>) {
+    fn push_text(&mut self, addr: u64, name: &str, module: Option<&str>, ftrace_site: bool) {
         let syms = &mut self.table;
         let module = match module {
             Some(m) => match self.module_index.get(m) {
@@ -723,6 +804,7 @@ impl Parser {
             name_start,
             name_len,
             module,
+            ftrace_site,
             interned: std::sync::OnceLock::new(),
         });
     }
@@ -753,6 +835,7 @@ impl Parser {
         Ok(KernelSymbols {
             table: std::sync::RwLock::new(syms),
             through_iterator: false,
+            knows_ftrace_sites: false,
         })
     }
 }

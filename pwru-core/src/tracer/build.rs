@@ -131,16 +131,21 @@ impl TracerBuilder {
         let mut config = config::kernel_config(&o, flags)?;
         timings.filter_compile = phase.elapsed();
 
-        // A function backend needs the traceable list, whose read is the slowest part of
-        // discovery and needs no BTF: it starts first, alongside the BTF parse.
+        // The kernel symbol table, which every session needs (attach() waits for it), is read
+        // alongside the BTF parse. A function backend also needs the traceable functions:
+        // the table shows them when it is read through the ksym iterator (with the running
+        // kernel's BTF); otherwise tracefs' list, the slowest part of discovery, is read on
+        // a thread of its own from now on.
+        let mut symbols = crate::symbols::SymbolsJob::start();
         let guessed_function_backend = o.backend != Backend::Tracepoint;
-        let traceable = if guessed_function_backend {
-            discovery::TraceableJob::start(None)
-        } else {
-            None
+        let traceable = match symbols.as_mut() {
+            _ if !guessed_function_backend => None,
+            Some(job) if o.kernel_btf.is_none() => Some(discovery::TraceableJob::from_listing(
+                job.ftrace_sites(),
+                None,
+            )),
+            _ => discovery::TraceableJob::start(None),
         };
-        // So does the kernel symbol table, which every session needs (attach() waits for it).
-        let symbols = crate::symbols::SymbolsJob::start();
 
         // The kernel BTF, parsed once here and shared by every step below and by attach().
         let phase = Instant::now();
@@ -150,7 +155,6 @@ impl TracerBuilder {
         );
         clock.log("kernel BTF read and parsed");
         timings.btf = phase.elapsed();
-        let mut symbols = symbols;
         if let Some(job) = symbols.as_mut() {
             // A BTF from a file given by the caller may not be the running kernel's.
             if o.kernel_btf.is_none() {

@@ -14,6 +14,7 @@ mod drop_reason;
 mod expressions;
 mod fires;
 mod first_event;
+mod ftrace_sites;
 mod full_attach;
 mod meta_filters;
 mod netns_pair;
@@ -204,6 +205,13 @@ pub const ALL: &[Scenario] = &[
         applies: SKB,
         precondition: always,
         run: sigkill_cleanup::run,
+    },
+    Scenario {
+        name: "ftrace-sites",
+        about: "functions whose code begins with an ftrace site (ksym iterator) are tracefs' traceable list",
+        applies: Applies::Once,
+        precondition: always,
+        run: ftrace_sites::run,
     },
     Scenario {
         name: "full-attach",
