@@ -27,16 +27,20 @@ pub struct Timings {
     pub build: Duration,
     /// Preparing the object: waiting for its parse and CO-RE relocation against the kernel
     /// BTF (both on a thread since `build()`), splicing the filter in, creating the maps and
-    /// relocating map references and calls.
+    /// relocating map references and calls. With kprobe.multi on every function `build()`
+    /// does all of that on a thread, and verifies the event programs there too: this is then
+    /// what is left of that thread's work when `attach()` begins.
     pub load: Duration,
     /// The part of [`Timings::load`] spent waiting for aya's parse of the kernel BTF and the
-    /// object's CO-RE relocation against it (started by `build()` on its own thread).
+    /// object's CO-RE relocation against it (started by `build()` on its own thread); zero
+    /// when `build()` made the loader.
     pub btf_wait: Duration,
-    /// Loading the programs into the kernel (the verifier), summed over the threads doing it.
+    /// Loading the programs into the kernel (the verifier), summed over the threads doing it,
+    /// those verified ahead since `build()` included.
     pub verify: Duration,
-    /// Attaching the programs to their targets: the wall time of that phase less
-    /// [`Timings::verify`] (backends that load a program per target do it in this phase; when
-    /// several threads load, `verify` is their sum and this reads low).
+    /// Attaching the programs to their targets: the wall time of that phase less the part of
+    /// [`Timings::verify`] spent in it (backends that load a program per target do it in this
+    /// phase; when several threads load, `verify` is their sum and this reads low).
     pub attach: Duration,
     /// The part of [`Timings::attach`] spent waiting for the kernel symbol table (read on a
     /// thread since `attach()` began), which kprobe.multi links by; zero for the other

@@ -252,6 +252,21 @@ impl LinkSet<'_> {
     }
 }
 
+/// The event programs of every skb argument position, as [`Loader::shared_program`] loads
+/// them for the links: what `build()` has verified ahead when it traces every function (whose
+/// skb arguments take all five positions).
+pub(crate) fn programs_ahead() -> Vec<crate::object::SharedLoad<'static>> {
+    pwru_ebpf::program::KPROBE_MULTI_SKB
+        .iter()
+        .map(|&program| crate::object::SharedLoad {
+            program,
+            prog_type: sys::PROG_TYPE_KPROBE,
+            attach_type: sys::ATTACH_TRACE_KPROBE_MULTI,
+            attach_btf_id: 0,
+        })
+        .collect()
+}
+
 /// The kprobe.multi event program of skb argument `position`.
 fn multi_program(position: u8) -> Result<&'static str, LoaderError> {
     check_position(position)?;

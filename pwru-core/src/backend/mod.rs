@@ -30,6 +30,7 @@ pub use kind::{Backend, UnknownBackend};
 pub use fentry::Fentry;
 pub use kprobe::Kprobe;
 pub use kprobe_multi::KprobeMulti;
+pub(crate) use kprobe_multi::programs_ahead as programs_ahead_kprobe_multi;
 pub use link::{
     detach_all, detach_all_keeping_programs, enable_stats, DetachedProgram, Link, DETACH_THREADS,
 };

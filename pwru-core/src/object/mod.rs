@@ -20,6 +20,7 @@
 mod counters;
 mod error;
 pub mod filter_sets;
+mod loader_job;
 mod maps;
 mod prepared;
 mod program_stats;
@@ -48,6 +49,7 @@ pub use splice::{FilterBody, SpliceError};
 use prepared::{Inputs, Prepared};
 #[cfg(feature = "unstable")]
 pub use relocated::relocate_for_bench;
+pub(crate) use loader_job::ObjectJob;
 pub(crate) use relocated::{Relocated, RelocationJob};
 
 /// Options that are not part of the kernel-side config.

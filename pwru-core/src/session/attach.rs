@@ -15,7 +15,7 @@ use crate::backend::{hot_first, hot_len, trace_bpf_programs, Attachments, Link, 
 use crate::error::Error;
 use crate::event::{DecodeContext, WallClock};
 use crate::netns::InterfaceCache;
-use crate::object::{Loader, LoaderOptions};
+use crate::object::{Loader, LoaderOptions, ObjectJob};
 use crate::options::Backend;
 use crate::stream::readiness::Readiness;
 use crate::symbols::{KernelSymbols, SymbolsJob};
@@ -181,21 +181,27 @@ impl Tracer {
         };
         let mut timings = self.timings;
         let phase = Instant::now();
-        let mut relocated = self.relocation.wait()?;
-        if backend == Backend::Tracepoint {
-            // Auto fell back to tracepoints after build() expected a function backend.
-            relocated = relocated.with_tracepoint_programs(pwru_ebpf::OBJECT)?;
-        }
-        timings.btf_wait = phase.elapsed();
-        let mut loader = Loader::relocated(
-            relocated,
-            &self.filter,
-            &self.config,
-            &LoaderOptions {
-                ring_buf_bytes: self.options.ring_buffer_bytes,
-                attach_threads: self.options.attach_threads,
-            },
-        )?;
+        let mut loader = match self.object {
+            ObjectJob::Relocating(job) => {
+                let mut relocated = job.wait()?;
+                if backend == Backend::Tracepoint {
+                    // Auto fell back to tracepoints after build() expected a function backend.
+                    relocated = relocated.with_tracepoint_programs(pwru_ebpf::OBJECT)?;
+                }
+                timings.btf_wait = phase.elapsed();
+                Loader::relocated(
+                    relocated,
+                    &self.filter,
+                    &self.config,
+                    &LoaderOptions {
+                        ring_buf_bytes: self.options.ring_buffer_bytes,
+                        attach_threads: self.options.attach_threads,
+                    },
+                )?
+            }
+            // Made since build(), its programs verified there: the wait is what is left of it.
+            ObjectJob::Loading(job) => job.wait()?,
+        };
         let ring = loader.take_events()?;
         let lost = loader.take_lost()?;
         let nesting = loader.take_nesting()?;
@@ -214,6 +220,8 @@ impl Tracer {
 
         timings.load = phase.elapsed();
         let phase = Instant::now();
+        // Programs verified ahead (since build()) are not part of this phase.
+        let verified_before = loader.verify_time();
         let total = self.targets.len();
         log::debug!("attaching {total} targets with the {backend} backend");
 
@@ -315,7 +323,9 @@ impl Tracer {
 
         let verify = loader.verify_time();
         timings.verify = verify;
-        timings.attach = phase.elapsed().saturating_sub(verify);
+        timings.attach = phase
+            .elapsed()
+            .saturating_sub(verify.saturating_sub(verified_before));
         let phase = Instant::now();
         let mut decode_ctx = DecodeContext::new().with_builtin_tracepoints();
         decode_ctx.set_metadata_names(&self.options.skb_metadata, &self.options.xdp_metadata);

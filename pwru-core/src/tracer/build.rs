@@ -8,6 +8,7 @@ use crate::backend::{driver, Driver, Tracepoint, TracepointFlavor};
 use crate::btf::Btf;
 use crate::discovery::{self, DiscoveryOptions, Modules};
 use crate::error::Error;
+use crate::object::{LoaderOptions, ObjectJob};
 use crate::options::{Backend, KernelModules};
 use crate::privileges::{self, Capability};
 use crate::timings::Timings;
@@ -167,11 +168,11 @@ impl TracerBuilder {
         config.flags |= expressions.flags;
         // aya's copy of the BTF is parsed meanwhile, and the object relocated against it: the
         // slowest part of loading the object, independent of what is still to be chosen.
-        let relocation = crate::object::RelocationJob::start(
+        let relocation = ObjectJob::Relocating(crate::object::RelocationJob::start(
             &kernel,
             pwru_ebpf::OBJECT,
             guessed_function_backend,
-        );
+        ));
         // Discovery (reading tracefs and BTF: CPU) runs on its own thread while the backend
         // probes wait on the kernel. It assumes a function backend unless tracepoints were
         // asked for, and runs again in the rare case that Auto falls back to tracepoints.
@@ -194,7 +195,7 @@ impl TracerBuilder {
             tracepoints: !function_backend,
         };
         let guessed = discovery_for(guessed_function_backend);
-        let (chosen, early) = std::thread::scope(|s| {
+        let (chosen, translated, early, object) = std::thread::scope(|s| {
             let kernel_for_discovery = std::sync::Arc::clone(&kernel);
             let guessed = &guessed;
             let discovering = std::thread::Builder::new()
@@ -219,12 +220,37 @@ impl TracerBuilder {
                 (driver, refusals, access, phase.elapsed())
             });
             clock.log("backend choice");
+            // The filter is translated for the chosen access at once, and with kprobe.multi
+            // on every function (all five skb positions) the loader is made and its programs
+            // verified on a thread: discovery, which waits for the kernel's symbols, is
+            // usually not done yet.
+            let mut object = relocation;
+            let mut translated = None;
+            if let Ok((driver, _, (access, _), _)) = &chosen {
+                let phase = Instant::now();
+                let filter = translate_filters(&filters, *access, &expressions.bodies());
+                let took = phase.elapsed();
+                if let (Ok(filter), Backend::KprobeMulti, None) =
+                    (&filter, driver.backend(), &o.function_regex)
+                {
+                    object = object.load_ahead(
+                        filter.clone(),
+                        config,
+                        LoaderOptions {
+                            ring_buf_bytes: o.ring_buffer_bytes,
+                            attach_threads: o.attach_threads,
+                        },
+                        crate::backend::programs_ahead_kprobe_multi(),
+                    );
+                }
+                translated = Some((filter, took));
+            }
             let early = discovering.map(|h| match h.join() {
                 Ok(r) => r,
                 // Discovery panicked on its thread: the same panic here.
                 Err(payload) => std::panic::resume_unwind(payload),
             });
-            (chosen, early)
+            (chosen, translated, early, object)
         });
         let (driver, backend_refusals, (filter_access, filter_access_note), choice_time) = chosen?;
         timings.backend_choice = choice_time;
@@ -244,9 +270,18 @@ impl TracerBuilder {
             None => log::debug!("filters read packets with bpf_rdonly_cast"),
             Some(why) => log::debug!("filters read packets with bpf_probe_read_kernel: {why}"),
         }
-        let phase = Instant::now();
-        let filter = translate_filters(&filters, filter_access, &expressions.bodies())?;
-        timings.filter_translate = phase.elapsed();
+        let filter = match translated {
+            Some((filter, took)) => {
+                timings.filter_translate = took;
+                filter?
+            }
+            None => {
+                let phase = Instant::now();
+                let filter = translate_filters(&filters, filter_access, &expressions.bodies())?;
+                timings.filter_translate = phase.elapsed();
+                filter
+            }
+        };
         if backend == Backend::Tracepoint && !o.non_skb_functions.is_empty() {
             return Err(Error::InvalidOption(format!(
                 "non_skb_functions ({}) cannot be traced with the tracepoint backend: they need \
@@ -361,7 +396,7 @@ impl TracerBuilder {
             filter_access_note,
             config,
             btf: found.btf,
-            relocation,
+            object,
             symbols,
             timings: Timings {
                 build: started.elapsed(),

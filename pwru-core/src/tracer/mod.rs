@@ -46,8 +46,8 @@ pub struct Tracer {
     pub(crate) btf: std::sync::Arc<crate::btf::Btf>,
     pub(crate) timings: Timings,
     /// The object being parsed and CO-RE relocated (with aya's parse of the kernel BTF) since
-    /// `build()`.
-    pub(crate) relocation: crate::object::RelocationJob,
+    /// `build()`, or already being made into a loader (kprobe.multi).
+    pub(crate) object: crate::object::ObjectJob,
     /// The kernel symbols being read since `build()`: every session needs the table, and
     /// kprobe.multi links by its addresses.
     pub(crate) symbols: Option<crate::symbols::SymbolsJob>,
