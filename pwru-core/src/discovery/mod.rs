@@ -23,7 +23,7 @@ mod tracefs;
 mod tracepoints;
 
 pub use error::DiscoveryError;
-pub use tracefs::{AvailableFunctions, TraceableJob, Tracefs, TRACEFS_CANDIDATES};
+pub use tracefs::{AvailableFunctions, Sites, TraceableJob, Tracefs, TRACEFS_CANDIDATES};
 pub use tracepoints::{skb_tracepoints, SkbTracepoint};
 
 use std::collections::{HashMap, HashSet};
@@ -349,7 +349,16 @@ fn discover_in(
     };
     let available = match (opts.require_traceable, traceable) {
         (false, _) => None,
-        (true, Some(job)) => Some(job.wait()?),
+        (true, Some(job)) => {
+            // Only the functions asked about: a symbol reader answers for them alone.
+            let asked: Vec<String> = all
+                .iter()
+                .map(|f| f.name.clone())
+                .chain(opts.non_skb_funcs.iter().cloned())
+                .chain(opts.optional_non_skb_funcs.iter().cloned())
+                .collect();
+            Some(job.wait_for(asked)?)
+        }
         (true, None) => {
             let t = tracefs.as_ref().ok_or(DiscoveryError::NoTracefs)?;
             Some(t.available_functions()?)

@@ -124,9 +124,10 @@ pub struct TraceableJob(Source);
 #[derive(Debug)]
 enum Source {
     List(std::thread::JoinHandle<Result<AvailableFunctions, DiscoveryError>>),
-    /// A listing in the file's format, or `None` if the symbol table cannot tell (the file of
-    /// the tracefs, `None` to find it, is read then).
-    Sites(std::sync::mpsc::Receiver<Option<String>>, Option<Tracefs>),
+    /// Where to send the names asked about, and the answer: those of them that begin with an
+    /// ftrace site, as a listing in the file's format, or `None` if the symbol table cannot
+    /// tell (the file of the tracefs, `None` to find it, is read then).
+    Sites(Sites, Option<Tracefs>),
 }
 
 impl TraceableJob {
@@ -140,38 +141,57 @@ impl TraceableJob {
             .map(|h| TraceableJob(Source::List(h)))
     }
 
-    /// The functions a symbol reader finds to begin with an ftrace site, as a listing in
-    /// `available_filter_functions`' format; when it sends `None` or nothing, [`wait`]
-    /// reads the list of the tracefs `tracefs` (`None` finds it) instead.
+    /// The functions a symbol reader finds to begin with an ftrace site, of those
+    /// [`wait_for`] asks about, answered as a listing in `available_filter_functions`' format;
+    /// when it answers `None` or nothing, the list of the tracefs `tracefs` (`None` finds it)
+    /// is read instead.
     ///
-    /// [`wait`]: TraceableJob::wait
-    pub fn from_listing(
-        listing: std::sync::mpsc::Receiver<Option<String>>,
-        tracefs: Option<Tracefs>,
-    ) -> TraceableJob {
-        TraceableJob(Source::Sites(listing, tracefs))
+    /// [`wait_for`]: TraceableJob::wait_for
+    pub fn from_sites(sites: Sites, tracefs: Option<Tracefs>) -> TraceableJob {
+        TraceableJob(Source::Sites(sites, tracefs))
     }
 
-    /// The list, waiting for the thread.
+    /// The whole list, waiting for the thread (a symbol reader is asked about no function).
     pub fn wait(self) -> Result<AvailableFunctions, DiscoveryError> {
+        self.wait_for(Vec::new())
+    }
+
+    /// The traceable functions, waiting for the thread: the whole list read from tracefs, or
+    /// those of `names` a symbol reader finds to begin with an ftrace site.
+    pub fn wait_for(self, names: Vec<String>) -> Result<AvailableFunctions, DiscoveryError> {
         match self.0 {
             Source::List(thread) => match thread.join() {
                 Ok(r) => r,
                 // The read panicked on its thread: the same panic here.
                 Err(payload) => std::panic::resume_unwind(payload),
             },
-            Source::Sites(listing, tracefs) => match listing.recv() {
-                Ok(Some(text)) => Ok(AvailableFunctions::parse_owned(text)),
-                _ => {
-                    log::debug!(
-                        "the kernel symbols do not show ftrace sites: reading \
-                         available_filter_functions"
-                    );
-                    read_list(tracefs)
+            Source::Sites(Sites { ask, answer }, tracefs) => {
+                // A reader that already gave up answers `None` whatever it is asked.
+                let _ = ask.send(names);
+                match answer.recv() {
+                    Ok(Some(text)) => Ok(AvailableFunctions::parse_owned(text)),
+                    _ => {
+                        log::debug!(
+                            "the kernel symbols do not show ftrace sites: reading \
+                             available_filter_functions"
+                        );
+                        read_list(tracefs)
+                    }
                 }
-            },
+            }
         }
     }
+}
+
+/// The two ends of a question to a kernel symbol reader: which of these functions begin with
+/// an ftrace site? See [`crate::symbols::SymbolsJob::ftrace_sites`].
+#[derive(Debug)]
+pub struct Sites {
+    /// The names asked about.
+    pub ask: std::sync::mpsc::Sender<Vec<String>>,
+    /// Those of them with a site, one line each in `available_filter_functions`' format;
+    /// `None` if the reader cannot tell.
+    pub answer: std::sync::mpsc::Receiver<Option<String>>,
 }
 
 /// Reads the traceable list of `tracefs` (`None` finds it), timing it in the debug log.
@@ -368,15 +388,31 @@ impl AvailableFunctions {
 
 #[cfg(test)]
 mod tests {
-    use super::{AvailableFunctions, TraceableJob, Tracefs};
+    use super::{AvailableFunctions, Sites, TraceableJob, Tracefs};
 
-    /// The symbol reader's listing stands for the file: same names, same modules.
+    /// A question to a reader that answers on its own thread, as the symbols job does.
+    fn reader(answer: impl FnOnce(Vec<String>) -> Option<String> + Send + 'static) -> Sites {
+        let (ask, asked) = std::sync::mpsc::channel::<Vec<String>>();
+        let (tell, told) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            if let Ok(names) = asked.recv() {
+                let _ = tell.send(answer(names));
+            }
+        });
+        Sites { ask, answer: told }
+    }
+
+    /// The symbol reader's listing stands for the file: same names, same modules; it is asked
+    /// about the names given.
     #[test]
     fn a_listing_of_ftrace_sites_reads_as_the_list() {
-        let (tx, rx) = std::sync::mpsc::channel();
-        let job = TraceableJob::from_listing(rx, Some(Tracefs::at("/nonexistent")));
-        tx.send(Some("ip_rcv\nvxlan_rcv [vxlan]\n".to_string())).expect("sends");
-        let list = job.wait().expect("the listing");
+        let sites = reader(|names| {
+            assert_eq!(names, ["ip_rcv", "vxlan_rcv", "notrace_fn"]);
+            Some("ip_rcv\nvxlan_rcv [vxlan]\n".to_string())
+        });
+        let job = TraceableJob::from_sites(sites, Some(Tracefs::at("/nonexistent")));
+        let asked = ["ip_rcv", "vxlan_rcv", "notrace_fn"].map(String::from).to_vec();
+        let list = job.wait_for(asked).expect("the listing");
         assert_eq!(list.len(), 2);
         assert!(list.contains("ip_rcv") && list.contains("vxlan_rcv"));
         assert_eq!(list.module_of("vxlan_rcv"), Some("vxlan"));
@@ -390,14 +426,16 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("pwru-tracefs-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("a directory");
         std::fs::write(dir.join("available_filter_functions"), "udp_rcv\n").expect("a list");
-        for send_none in [true, false] {
-            let (tx, rx) = std::sync::mpsc::channel();
-            if send_none {
-                tx.send(None).expect("sends");
-            }
-            drop(tx);
-            let list = TraceableJob::from_listing(rx, Some(Tracefs::at(&dir)))
-                .wait()
+        for cannot_tell in [true, false] {
+            let sites = if cannot_tell {
+                reader(|_| None)
+            } else {
+                let (ask, _) = std::sync::mpsc::channel();
+                let (_, answer) = std::sync::mpsc::channel();
+                Sites { ask, answer }
+            };
+            let list = TraceableJob::from_sites(sites, Some(Tracefs::at(&dir)))
+                .wait_for(vec!["udp_rcv".into()])
                 .expect("the file");
             assert!(list.contains("udp_rcv") && list.len() == 1);
         }

@@ -394,10 +394,12 @@ mod tests {
             eprintln!("SKIP: loading the iterator needs root");
             return;
         }
-        let listing = read(&btf)
-            .expect("the ksym iterator reads")
+        let table = read(&btf).expect("the ksym iterator reads");
+        let listing = table
             .ftrace_site_listing()
             .expect("a table read through the iterator knows its sites");
+        let asked = ["perf_trace_kfree_skb", "ip_rcv", "no_such_function"].map(String::from);
+        assert_eq!(table.ftrace_site_listing_of(&asked).as_deref(), Some("ip_rcv\n"));
         let sites: std::collections::HashSet<&str> = listing.lines().collect();
         for traced in ["ip_rcv", "__netif_receive_skb", "kfree_skbmem", "dev_hard_start_xmit"] {
             assert!(sites.contains(traced), "{traced} shows no ftrace site");

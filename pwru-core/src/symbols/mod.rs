@@ -264,9 +264,10 @@ pub struct SymbolsJob {
     /// Where [`SymbolsJob::use_btf`] sends the kernel BTF; dropped to tell the thread none
     /// comes.
     btf: Option<std::sync::mpsc::Sender<Given>>,
-    /// Where the thread is to send its ftrace site listing ([`SymbolsJob::ftrace_sites`]),
-    /// until [`SymbolsJob::use_btf`] hands it over.
-    sites: Option<std::sync::mpsc::Sender<Option<String>>>,
+    /// The thread's ends of the question [`SymbolsJob::ftrace_sites`] asks, until
+    /// [`SymbolsJob::use_btf`] hands them over (in a mutex only so that a job, and the tracer
+    /// holding it, can be shared between threads: a receiver cannot).
+    sites: std::sync::Mutex<Option<SitesAsked>>,
     /// The modules loaded when the read began (see [`SymbolsJob::is_current`]).
     modules: Option<String>,
 }
@@ -274,11 +275,40 @@ pub struct SymbolsJob {
 /// What a [`SymbolsJob`] hands back: the table, and the addresses of the names it was given.
 type Resolved = (KernelSymbols, Vec<Option<u64>>);
 
-/// What [`SymbolsJob::use_btf`] gives the thread: the kernel BTF, and where to send the ftrace
-/// site listing, if asked for.
+/// What [`SymbolsJob::use_btf`] gives the thread: the kernel BTF, and the question about
+/// ftrace sites, if asked.
 struct Given {
     btf: Arc<crate::btf::Btf>,
-    sites: Option<std::sync::mpsc::Sender<Option<String>>>,
+    sites: Option<SitesAsked>,
+}
+
+/// The reader's ends of a [`crate::discovery::Sites`] question: the names asked about, and
+/// where the answer goes.
+#[derive(Debug)]
+struct SitesAsked {
+    names: std::sync::mpsc::Receiver<Vec<String>>,
+    answer: std::sync::mpsc::Sender<Option<String>>,
+}
+
+impl SitesAsked {
+    /// Answers with the sites of `table` among the names asked (`None` if it cannot tell),
+    /// once they come; nothing if the asker is gone. Then looks the names' addresses up: the
+    /// tracer's targets are among them, and its attach asks for those next
+    /// ([`SymbolsJob::resolve`]), while the asker finishes building.
+    fn answer(self, table: &KernelSymbols) -> HashMap<String, Option<u64>, BuildFnv> {
+        let Ok(names) = self.names.recv() else {
+            return HashMap::default();
+        };
+        let _ = self.answer.send(table.ftrace_site_listing_of(&names));
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        let addresses = table.addresses_of(&refs);
+        names.into_iter().zip(addresses).collect()
+    }
+
+    /// Answers `None` at once: the table will not tell.
+    fn cannot_tell(self) {
+        let _ = self.answer.send(None);
+    }
 }
 
 /// Where the kernel lists its loaded modules (with their addresses, to the privileged).
@@ -324,8 +354,8 @@ impl SymbolsJob {
                         log::debug!("kernel symbols from {KALLSYMS}: {why}");
                         // The text shows no code: whoever waits for the sites reads tracefs'
                         // list now, alongside.
-                        if let Some(tx) = sites.take() {
-                            let _ = tx.send(None);
+                        if let Some(asked) = sites.take() {
+                            asked.cannot_tell();
                         }
                     })
                 });
@@ -338,13 +368,16 @@ impl SymbolsJob {
                 } else {
                     "kallsyms read and parsed"
                 });
-                if let Some(tx) = sites {
-                    let _ = tx.send(table.ftrace_site_listing());
-                }
+                let known = sites.map(|asked| asked.answer(&table)).unwrap_or_default();
                 // Names sent meanwhile, or none once the job's sender is gone.
                 let names = rx.recv().unwrap_or_default();
-                let names: Vec<&str> = names.iter().map(String::as_str).collect();
-                let addresses = table.addresses_of(&names);
+                let addresses = match names.iter().map(|n| known.get(n).copied()).collect() {
+                    Some(found) => found,
+                    None => {
+                        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+                        table.addresses_of(&names)
+                    }
+                };
                 Ok((table, addresses))
             })
             .ok()?;
@@ -352,23 +385,27 @@ impl SymbolsJob {
             thread,
             names: Some(tx),
             btf: Some(btf_tx),
-            sites: None,
+            sites: std::sync::Mutex::new(None),
             modules,
         })
     }
 
-    /// Has the thread send, once it has read the table, the functions that begin with an
-    /// ftrace site ([`KernelSymbols::ftrace_site_listing`]): the answer of tracefs'
-    /// `available_filter_functions` without its read (see
-    /// [`crate::discovery::TraceableJob::from_listing`]). It sends `None` as soon as it knows
-    /// the table cannot tell (no BTF given, no usable iterator), and nothing if it fails.
-    /// Call it before [`SymbolsJob::use_btf`]; only the first call counts.
-    pub fn ftrace_sites(&mut self) -> std::sync::mpsc::Receiver<Option<String>> {
-        let (tx, rx) = std::sync::mpsc::channel();
-        if self.btf.is_some() && self.sites.is_none() {
-            self.sites = Some(tx);
+    /// A question for the thread: which of the names sent on [`crate::discovery::Sites::ask`]
+    /// begin with an ftrace site ([`KernelSymbols::ftrace_site_listing_of`])? That is the
+    /// answer of tracefs' `available_filter_functions` without its read (see
+    /// [`crate::discovery::TraceableJob::from_sites`]). Once it has read the table the thread
+    /// waits for the names (or for the asker to go), answers, and only then goes on to
+    /// [`SymbolsJob::resolve`]'s names. It answers `None` as soon as it knows the table cannot
+    /// tell (no BTF given, no usable iterator), and nothing if it fails. Call it before
+    /// [`SymbolsJob::use_btf`]; only the first call counts.
+    pub fn ftrace_sites(&mut self) -> crate::discovery::Sites {
+        let (ask, names) = std::sync::mpsc::channel();
+        let (answer, told) = std::sync::mpsc::channel();
+        let sites = self.sites.get_mut().unwrap_or_else(|p| p.into_inner());
+        if self.btf.is_some() && sites.is_none() {
+            *sites = Some(SitesAsked { names, answer });
         }
-        rx
+        crate::discovery::Sites { ask, answer: told }
     }
 
     /// Hands the thread the kernel BTF, which it needs to read the symbols through the
@@ -379,16 +416,21 @@ impl SymbolsJob {
             // A thread that already ended reports its outcome from `wait`.
             let _ = tx.send(Given {
                 btf,
-                sites: self.sites.take(),
+                sites: self.take_sites(),
             });
         }
+    }
+
+    /// The thread's ends of the sites question, if asked and not handed over yet.
+    fn take_sites(&mut self) -> Option<SitesAsked> {
+        self.sites.get_mut().unwrap_or_else(|p| p.into_inner()).take()
     }
 
     /// Tells the thread no BTF comes: it reads `/proc/kallsyms` now (and sends no ftrace
     /// sites).
     pub fn no_btf(&mut self) {
         self.btf = None;
-        self.sites = None;
+        self.take_sites();
     }
 
     /// Has the thread look `names` up (see [`KernelSymbols::addresses_of`]) once the table is
@@ -416,7 +458,7 @@ impl SymbolsJob {
     pub fn wait_resolved(mut self) -> Result<Resolved, SymbolsError> {
         self.names = None;
         self.btf = None;
-        self.sites = None;
+        self.take_sites();
         match self.thread.join() {
             Ok(r) => r,
             // The parser panicked on its thread: the same panic here.
@@ -466,12 +508,25 @@ impl KernelSymbols {
     /// Only the ksym iterator copies each function's first bytes (see
     /// [`KernelSymbols::read_through_iterator`]).
     pub fn ftrace_site_listing(&self) -> Option<String> {
+        self.listing_where(|_| true)
+    }
+
+    /// [`KernelSymbols::ftrace_site_listing`] of the functions named in `names` only: one pass
+    /// over the table, for the few thousand functions a tracer considers.
+    pub fn ftrace_site_listing_of(&self, names: &[String]) -> Option<String> {
+        let wanted: std::collections::HashSet<&str, BuildFnv> =
+            names.iter().map(String::as_str).collect();
+        self.listing_where(|name| wanted.contains(name))
+    }
+
+    /// The listing of the functions with a site whose name passes `keep`.
+    fn listing_where(&self, keep: impl Fn(&str) -> bool) -> Option<String> {
         if !self.knows_ftrace_sites {
             return None;
         }
         let t = self.read();
-        let mut out = String::with_capacity(t.names.len() / 2);
-        for e in t.entries.iter().filter(|e| e.ftrace_site) {
+        let mut out = String::new();
+        for e in t.entries.iter().filter(|e| e.ftrace_site && keep(t.name(e))) {
             out.push_str(t.name(e));
             if let Some(m) = t.modules.get(e.module as usize) {
                 out.push_str(" [");

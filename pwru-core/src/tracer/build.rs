@@ -141,7 +141,7 @@ impl TracerBuilder {
         let guessed_function_backend = o.backend != Backend::Tracepoint;
         let traceable = match symbols.as_mut() {
             _ if !guessed_function_backend => None,
-            Some(job) if o.kernel_btf.is_none() => Some(discovery::TraceableJob::from_listing(
+            Some(job) if o.kernel_btf.is_none() => Some(discovery::TraceableJob::from_sites(
                 job.ftrace_sites(),
                 None,
             )),
