@@ -209,7 +209,7 @@ impl TracerBuilder {
                         }
                         None => discovery::discover_with(guessed, kernel_for_discovery),
                     };
-                    clock.log("discovery (with its wait for the traceable list)");
+                    clock.log("discovery (with its wait for the traceable functions)");
                     (found, started.elapsed())
                 })
                 .ok();
