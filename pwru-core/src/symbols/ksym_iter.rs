@@ -412,6 +412,36 @@ mod tests {
         assert!(text.ftrace_site_listing().is_none());
     }
 
+    /// Where a name is defined more than once, its address is the lowest copy with an ftrace
+    /// site (a kprobe.multi link refuses the others), else the lowest.
+    #[test]
+    fn a_name_defined_twice_resolves_to_its_copy_with_a_site() {
+        let mut bytes = Vec::new();
+        let plain = [0x55, 0x48, 0x89, 0xe5, 0x41, 0x57, 0x41, 0x56, 0x53];
+        let site = [0x0f, 0x1f, 0x44, 0x00, 0x00, 0x55, 0x48, 0x89, 0xe5];
+        for (addr, name, code) in [
+            (0xffff_ffff_8100_1000u64, "dst_output", plain),
+            (0xffff_ffff_8100_2000, "dst_output", site),
+            (0xffff_ffff_8100_3000, "inline_copy", plain),
+            (0xffff_ffff_8100_4000, "inline_copy", plain),
+        ] {
+            bytes.extend_from_slice(&addr.to_ne_bytes());
+            bytes.push(b't');
+            bytes.extend_from_slice(&code);
+            bytes.push(name.len() as u8);
+            bytes.extend_from_slice(name.as_bytes());
+            bytes.push(0);
+        }
+        let mut r = Records::default();
+        assert_eq!(r.feed(&bytes).expect("feeds"), bytes.len());
+        let syms = r.finish().expect("a table");
+        assert_eq!(
+            syms.addresses_of(&["dst_output", "inline_copy", "nope"]),
+            [Some(0xffff_ffff_8100_2000), Some(0xffff_ffff_8100_3000), None]
+        );
+        assert_eq!(syms.ftrace_site_listing().as_deref(), Some("dst_output\n"));
+    }
+
     #[test]
     fn records_cut_anywhere_wait_for_their_end() {
         let mut bytes = Vec::new();

@@ -349,20 +349,13 @@ impl SymbolsJob {
                     Err(_) => (None, None),
                 };
                 let clock = crate::timings::ThreadClock::start();
-                let through_iterator = btf.as_deref().map(ksym_iter::read).map(|r| {
-                    r.inspect_err(|why| {
-                        log::debug!("kernel symbols from {KALLSYMS}: {why}");
-                        // The text shows no code: whoever waits for the sites reads tracefs'
-                        // list now, alongside.
-                        if let Some(asked) = sites.take() {
-                            asked.cannot_tell();
-                        }
-                    })
-                });
-                let table = match through_iterator {
-                    Some(Ok(table)) => table,
-                    _ => KernelSymbols::load()?,
-                };
+                let table = KernelSymbols::load_noting_fallback(btf.as_deref(), || {
+                    // The text shows no code: whoever waits for the sites reads tracefs' list
+                    // now, alongside.
+                    if let Some(asked) = sites.take() {
+                        asked.cannot_tell();
+                    }
+                })?;
                 clock.log(if table.read_through_iterator() {
                     "kernel symbols read through the ksym iterator"
                 } else {
@@ -479,12 +472,22 @@ impl KernelSymbols {
     /// [`KernelSymbols::load`] (the reason is logged at debug level) on kernels before 6.0,
     /// without BTF, or where the program cannot be loaded.
     pub fn load_with(btf: Option<&crate::btf::Btf>) -> Result<KernelSymbols, SymbolsError> {
+        Self::load_noting_fallback(btf, || {})
+    }
+
+    /// [`KernelSymbols::load_with`], calling `falling_back` as soon as the iterator is given up
+    /// (before the text is read).
+    fn load_noting_fallback(
+        btf: Option<&crate::btf::Btf>,
+        falling_back: impl FnOnce(),
+    ) -> Result<KernelSymbols, SymbolsError> {
         if let Some(btf) = btf {
             match ksym_iter::read(btf) {
                 Ok(table) => return Ok(table),
                 Err(why) => log::debug!("kernel symbols from {KALLSYMS}: {why}"),
             }
         }
+        falling_back();
         Self::load()
     }
 
@@ -728,14 +731,17 @@ impl KernelSymbols {
             .collect()
     }
 
-    /// The address of function `name` (the lowest, if the name is defined more than once).
-    /// One pass over the table: for many names, [`KernelSymbols::addresses_of`].
+    /// The address of function `name` (if the name is defined more than once, the lowest: of
+    /// those that begin with an ftrace site, when the table knows them). One pass over the
+    /// table: for many names, [`KernelSymbols::addresses_of`].
     pub fn address_of(&self, name: &str) -> Option<u64> {
         self.addresses_of(&[name]).pop().flatten()
     }
 
-    /// The address of each function of `names` (the lowest where a name is defined more than
-    /// once), in one pass over the table.
+    /// The address of each function of `names`, in one pass over the table. Where a name is
+    /// defined more than once (static functions of several files, out-of-line copies of an
+    /// inline one), the lowest address: of the copies that begin with an ftrace site, if the
+    /// table knows them and any does (a kprobe.multi link refuses an address without one).
     ///
     /// ```
     /// use pwru_core::symbols::KernelSymbols;
@@ -758,12 +764,21 @@ impl KernelSymbols {
         }
         let mut out = vec![None; names.len()];
         let t = self.read();
-        // Sorted by address: the first match of a name is its lowest address.
+        // Sorted by address: the first match of a name is its lowest address. A copy without
+        // a site is kept only until one with a site comes.
         for e in &t.entries {
-            if let Some(slots) = wanted.remove(t.name(e)) {
-                for i in slots {
+            let name = t.name(e);
+            let Some(slots) = wanted.get(name) else {
+                continue;
+            };
+            let settled = e.ftrace_site || !self.knows_ftrace_sites;
+            for &i in slots {
+                if settled || out[i].is_none() {
                     out[i] = Some(e.addr);
                 }
+            }
+            if settled {
+                wanted.remove(name);
                 if wanted.is_empty() {
                     break;
                 }

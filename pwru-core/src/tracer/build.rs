@@ -98,7 +98,10 @@ fn called_by_packet_programs() -> Result<Vec<String>, Error> {
 }
 
 impl TracerBuilder {
-    /// Checks everything and plans the tracing; attaches nothing.
+    /// Checks everything and plans the tracing; attaches nothing. With kprobe.multi on every
+    /// function it also prepares the loader on a thread and loads (verifies) the event
+    /// programs into the kernel, unattached, so that [`Tracer::attach`] only links them;
+    /// dropping the tracer frees them.
     ///
     /// The kernel BTF (/sys/kernel/btf/vmlinux or [`TracerBuilder::kernel_btf`]) is parsed
     /// here, once, and kept for [`Tracer::attach`]. The ring buffer size is rounded up to a
