@@ -35,12 +35,16 @@ pub struct Timings {
     /// object's CO-RE relocation against it (started by `build()` on its own thread); zero
     /// when `build()` made the loader.
     pub btf_wait: Duration,
-    /// Loading the programs into the kernel (the verifier), summed over the threads doing it,
-    /// those verified ahead since `build()` included.
+    /// Loading the programs into the kernel (the verifier) during `attach()`, summed over the
+    /// threads doing it.
     pub verify: Duration,
-    /// Attaching the programs to their targets: the wall time of that phase less the part of
-    /// [`Timings::verify`] spent in it (backends that load a program per target do it in this
-    /// phase; when several threads load, `verify` is their sum and this reads low).
+    /// Loading programs into the kernel on the thread `build()` starts to make the loader
+    /// (kprobe.multi on every function, see [`Timings::load`]), summed over its threads:
+    /// verification that overlapped `build()` instead of delaying `attach()`.
+    pub verified_ahead: Duration,
+    /// Attaching the programs to their targets: the wall time of that phase less
+    /// [`Timings::verify`] (backends that load a program per target do it in this phase; when
+    /// several threads load, `verify` is their sum and this reads low).
     pub attach: Duration,
     /// The part of [`Timings::attach`] spent waiting for the kernel symbol table (read on a
     /// thread since `attach()` began), which kprobe.multi links by; zero for the other

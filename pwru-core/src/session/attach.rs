@@ -222,6 +222,7 @@ impl Tracer {
         let phase = Instant::now();
         // Programs verified ahead (since build()) are not part of this phase.
         let verified_before = loader.verify_time();
+        timings.verified_ahead = verified_before;
         let total = self.targets.len();
         log::debug!("attaching {total} targets with the {backend} backend");
 
@@ -321,11 +322,8 @@ impl Tracer {
             }
         }
 
-        let verify = loader.verify_time();
-        timings.verify = verify;
-        timings.attach = phase
-            .elapsed()
-            .saturating_sub(verify.saturating_sub(verified_before));
+        timings.verify = loader.verify_time().saturating_sub(verified_before);
+        timings.attach = phase.elapsed().saturating_sub(timings.verify);
         let phase = Instant::now();
         let mut decode_ctx = DecodeContext::new().with_builtin_tracepoints();
         decode_ctx.set_metadata_names(&self.options.skb_metadata, &self.options.xdp_metadata);

@@ -756,8 +756,9 @@ fn print_timings(t: &pwru_core::Timings, all: Duration) {
     eprintln!(
         "pwru: start to attached {:.0} ms (to the first events {:.0} ms): build {:.0} ms \
          (filter compile {:.0}, BTF {:.0}, backend choice {:.0}, filter translate {:.0}, \
-         discovery {:.0}), attach {:.0} ms (hot path {:.0}: object load {:.0} of which waiting \
-         for the BTF parse {:.0}, load and verify {:.0}, attach {:.0} of which waiting for kallsyms {:.0}, session {:.0})",
+         discovery {:.0}; programs verified meanwhile {:.0}), attach {:.0} ms (hot path {:.0}: \
+         object load {:.0} of which waiting for the BTF parse {:.0}, load and verify {:.0}, \
+         attach {:.0} of which waiting for kallsyms {:.0}, session {:.0})",
         ms(t.build + all),
         ms(t.build + t.attach_total),
         ms(t.build),
@@ -766,6 +767,7 @@ fn print_timings(t: &pwru_core::Timings, all: Duration) {
         ms(t.backend_choice),
         ms(t.filter_translate),
         ms(t.discovery),
+        ms(t.verified_ahead),
         ms(all),
         ms(t.attach_total),
         ms(t.load),

@@ -108,6 +108,7 @@ fn try_run(ctx: &mut Ctx, backend: Backend) -> Result<Outcome, Outcome> {
         ("build", timings.build),
         ("object_load", timings.load),
         ("verify", timings.verify),
+        ("verified_ahead", timings.verified_ahead),
         ("attach", timings.attach),
         ("symbols_wait", timings.symbols_wait),
         ("session", timings.session),
