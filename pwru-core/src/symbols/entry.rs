@@ -18,19 +18,45 @@ const NOP5: [u8; 5] = [0x0f, 0x1f, 0x44, 0x00, 0x00];
 /// `call rel32`: an ftrace site while a tracer is attached.
 const CALL: u8 = 0xe8;
 
+/// `int3`: the first byte of a site while the kernel patches it (and of much else).
+const INT3: u8 = 0xcc;
+
 /// `endbr64`, and the 4-byte no-ops the kernel seals it with (FineIBT, and functions never
 /// called indirectly): `nopl -42(%rax)` before 6.4, `osp nopl (%rax)` since.
 const ENDBR64: [u8; 4] = [0xf3, 0x0f, 0x1e, 0xfa];
 const ENDBR_SEALED: [[u8; 4]; 2] = [[0x0f, 0x1f, 0x40, 0xd6], [0x66, 0x0f, 0x1f, 0x00]];
 
-/// Whether `code`, the first bytes of a function, begin with an ftrace site (directly or after
-/// an `endbr64`). Zeros (code that could not be read) are no site.
-pub(crate) fn is_ftrace_site(code: &[u8; 9]) -> bool {
-    // A site being patched begins with an int3 for a moment; so do freed init functions
-    // (their memory is filled with int3) and padding: int3 is no site.
-    let site = |at: &[u8]| at.starts_with(&NOP5) || at[0] == CALL;
+/// What the first bytes of a function say about an ftrace site.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) enum Site {
+    /// No site: the function begins with something else, or its code could not be read
+    /// (zeros). Also every entry of a table read from text, which shows no code.
+    #[default]
+    No,
+    /// An ftrace site (directly or after an `endbr64`).
+    Yes,
+    /// An int3 where a site would be: a site the kernel is patching at that moment, a kprobe
+    /// on a function ftrace does not know, or freed init code and padding (filled with int3).
+    /// Only tracefs' list can tell.
+    Unknown,
+}
+
+/// What `code`, the first bytes of a function, say about an ftrace site.
+pub(crate) fn ftrace_site(code: &[u8; 9]) -> Site {
+    let at = |at: &[u8]| {
+        if at.starts_with(&NOP5) || at[0] == CALL {
+            Site::Yes
+        } else if at[0] == INT3 {
+            Site::Unknown
+        } else {
+            Site::No
+        }
+    };
     let endbr = code[..4] == ENDBR64 || ENDBR_SEALED.iter().any(|s| code[..4] == *s);
-    site(&code[..5]) || (endbr && site(&code[4..]))
+    match at(&code[..5]) {
+        Site::No if endbr => at(&code[4..]),
+        site => site,
+    }
 }
 
 #[cfg(test)]
@@ -43,6 +69,10 @@ mod tests {
         c
     }
 
+    fn is_ftrace_site(code: &[u8; 9]) -> bool {
+        ftrace_site(code) == Site::Yes
+    }
+
     #[test]
     fn idle_and_traced_sites_count() {
         assert!(is_ftrace_site(&code(&NOP5)));
@@ -53,6 +83,14 @@ mod tests {
     }
 
     #[test]
+    fn an_int3_where_a_site_would_be_is_unknown() {
+        assert_eq!(ftrace_site(&[0xcc; 9]), Site::Unknown);
+        assert_eq!(ftrace_site(&code(&[0xf3, 0x0f, 0x1e, 0xfa, 0xcc, 1, 2, 3, 4])), Site::Unknown);
+        // an int3 after something that is no endbr64 is just code
+        assert_eq!(ftrace_site(&code(&[0x55, 0xcc])), Site::No);
+    }
+
+    #[test]
     fn other_beginnings_do_not() {
         // push %rbp; mov %rsp,%rbp
         assert!(!is_ftrace_site(&code(&[0x55, 0x48, 0x89, 0xe5])));
@@ -60,8 +98,6 @@ mod tests {
         assert!(!is_ftrace_site(&code(&[0xf3, 0x0f, 0x1e, 0xfa, 0x55])));
         // a 4-byte no-op that is not FineIBT's, then a site
         assert!(!is_ftrace_site(&code(&[0x0f, 0x1f, 0x40, 0x00, 0x0f, 0x1f, 0x44, 0x00, 0x00])));
-        // freed init code, padding
-        assert!(!is_ftrace_site(&[0xcc; 9]));
         // unreadable
         assert!(!is_ftrace_site(&[0; 9]));
     }

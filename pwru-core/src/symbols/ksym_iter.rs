@@ -10,7 +10,7 @@
 //! ```
 //!
 //! The code bytes tell whether the function begins with an ftrace site (see
-//! [`super::entry::is_ftrace_site`]): the same answer as tracefs' `available_filter_functions`,
+//! [`super::entry::ftrace_site`]): the same answer as tracefs' `available_filter_functions`,
 //! whose read costs the kernel a walk of every ftrace record per 4 KiB.
 //!
 //! `struct kallsym_iter` is internal to the kernel (its name array grew from 128 to 512 bytes
@@ -277,7 +277,7 @@ impl Records {
                 addr,
                 name,
                 (!module.is_empty()).then_some(module),
-                super::entry::is_ftrace_site(&entry),
+                super::entry::ftrace_site(&entry),
             );
         }
         Ok(at)
@@ -440,6 +440,39 @@ mod tests {
             [Some(0xffff_ffff_8100_2000), Some(0xffff_ffff_8100_3000), None]
         );
         assert_eq!(syms.ftrace_site_listing().as_deref(), Some("dst_output\n"));
+    }
+
+    /// A name asked about whose only copy begins with an int3 (a site being patched, or a
+    /// kprobe on a function ftrace does not know) leaves the answer to tracefs' list; a copy
+    /// with a site settles it.
+    #[test]
+    fn an_int3_where_a_site_would_be_leaves_the_answer_to_the_list() {
+        let mut bytes = Vec::new();
+        let site = [0x0f, 0x1f, 0x44, 0x00, 0x00, 0x55, 0x48, 0x89, 0xe5];
+        let int3 = [0xcc, 0x1f, 0x44, 0x00, 0x00, 0x55, 0x48, 0x89, 0xe5];
+        for (addr, name, code) in [
+            (0xffff_ffff_8100_1000u64, "ip_rcv", site),
+            (0xffff_ffff_8100_2000, "being_patched", int3),
+            (0xffff_ffff_8100_3000, "two_copies", int3),
+            (0xffff_ffff_8100_4000, "two_copies", site),
+        ] {
+            bytes.extend_from_slice(&addr.to_ne_bytes());
+            bytes.push(b't');
+            bytes.extend_from_slice(&code);
+            bytes.push(name.len() as u8);
+            bytes.extend_from_slice(name.as_bytes());
+            bytes.push(0);
+        }
+        let mut r = Records::default();
+        assert_eq!(r.feed(&bytes).expect("feeds"), bytes.len());
+        let syms = r.finish().expect("a table");
+        let ask = |names: &[&str]| {
+            syms.ftrace_site_listing_of(&names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
+        };
+        assert_eq!(ask(&["ip_rcv", "two_copies"]).as_deref(), Some("ip_rcv\ntwo_copies\n"));
+        assert_eq!(ask(&["ip_rcv", "being_patched"]), None);
+        assert_eq!(syms.ftrace_site_listing().as_deref(), Some("ip_rcv\ntwo_copies\n"));
+        assert_eq!(syms.address_of("two_copies"), Some(0xffff_ffff_8100_4000));
     }
 
     #[test]

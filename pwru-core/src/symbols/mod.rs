@@ -202,8 +202,9 @@ struct Entry {
     name_len: u32,
     /// Index into the table's modules, or [`NO_MODULE`].
     module: u32,
-    /// The function begins with an ftrace site (known only through the ksym iterator).
-    ftrace_site: bool,
+    /// Whether the function begins with an ftrace site (known only through the ksym
+    /// iterator).
+    ftrace_site: entry::Site,
     interned: std::sync::OnceLock<Arc<str>>,
 }
 
@@ -515,11 +516,33 @@ impl KernelSymbols {
     }
 
     /// [`KernelSymbols::ftrace_site_listing`] of the functions named in `names` only: one pass
-    /// over the table, for the few thousand functions a tracer considers.
+    /// over the table, for the few thousand functions a tracer considers. `None` also when a
+    /// name asked about has no copy with a site but one that begins with an int3 (a site being
+    /// patched, or a kprobe on a function ftrace does not know): tracefs' list must tell.
     pub fn ftrace_site_listing_of(&self, names: &[String]) -> Option<String> {
+        if !self.knows_ftrace_sites {
+            return None;
+        }
         let wanted: std::collections::HashSet<&str, BuildFnv> =
             names.iter().map(String::as_str).collect();
-        self.listing_where(|name| wanted.contains(name))
+        let t = self.read();
+        let mut unsure = Vec::new();
+        let mut sure: std::collections::HashSet<&str, BuildFnv> = Default::default();
+        for e in &t.entries {
+            let name = t.name(e);
+            match e.ftrace_site {
+                entry::Site::Unknown if wanted.contains(name) => unsure.push(name),
+                entry::Site::Yes if wanted.contains(name) => {
+                    sure.insert(name);
+                }
+                _ => {}
+            }
+        }
+        if let Some(name) = unsure.iter().find(|n| !sure.contains(*n)) {
+            log::debug!("{name} begins with an int3: the symbol table cannot tell its ftrace site");
+            return None;
+        }
+        Some(t.site_listing(|name| sure.contains(name)))
     }
 
     /// The listing of the functions with a site whose name passes `keep`.
@@ -527,18 +550,7 @@ impl KernelSymbols {
         if !self.knows_ftrace_sites {
             return None;
         }
-        let t = self.read();
-        let mut out = String::new();
-        for e in t.entries.iter().filter(|e| e.ftrace_site && keep(t.name(e))) {
-            out.push_str(t.name(e));
-            if let Some(m) = t.modules.get(e.module as usize) {
-                out.push_str(" [");
-                out.push_str(m);
-                out.push(']');
-            }
-            out.push('\n');
-        }
-        Some(out)
+        Some(self.read().site_listing(keep))
     }
 
     /// Reads a kallsyms-format file.
@@ -677,6 +689,26 @@ impl KernelSymbols {
 }
 
 impl Table {
+    /// The functions with an ftrace site whose name passes `keep`, one line each in
+    /// `available_filter_functions`' format.
+    fn site_listing(&self, keep: impl Fn(&str) -> bool) -> String {
+        let mut out = String::new();
+        for e in self
+            .entries
+            .iter()
+            .filter(|e| e.ftrace_site == entry::Site::Yes && keep(self.name(e)))
+        {
+            out.push_str(self.name(e));
+            if let Some(m) = self.modules.get(e.module as usize) {
+                out.push_str(" [");
+                out.push_str(m);
+                out.push(']');
+            }
+            out.push('\n');
+        }
+        out
+    }
+
     fn name(&self, e: &Entry) -> &str {
         let start = e.name_start as usize;
         self.names
@@ -771,7 +803,7 @@ impl KernelSymbols {
             let Some(slots) = wanted.get(name) else {
                 continue;
             };
-            let settled = e.ftrace_site || !self.knows_ftrace_sites;
+            let settled = e.ftrace_site == entry::Site::Yes || !self.knows_ftrace_sites;
             for &i in slots {
                 if settled || out[i].is_none() {
                     out[i] = Some(e.addr);
@@ -845,11 +877,11 @@ impl Parser {
         let Some(addr) = parse_hex(line.addr.as_bytes()) else {
             return;
         };
-        self.push_text(addr, line.name, line.module, false);
+        self.push_text(addr, line.name, line.module, entry::Site::No);
     }
 
     /// Adds one text symbol.
-    fn push_text(&mut self, addr: u64, name: &str, module: Option<&str>, ftrace_site: bool) {
+    fn push_text(&mut self, addr: u64, name: &str, module: Option<&str>, ftrace_site: entry::Site) {
         let syms = &mut self.table;
         let module = match module {
             Some(m) => match self.module_index.get(m) {
