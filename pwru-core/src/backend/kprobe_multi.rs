@@ -93,13 +93,9 @@ impl Driver for KprobeMulti {
         let mut by_position = by_position;
         by_position.retain(|(pos, at)| {
             let loaded = multi_program(*pos).and_then(|program| {
+                let l = shared_load(program);
                 loader
-                    .shared_program(
-                        program,
-                        sys::PROG_TYPE_KPROBE,
-                        sys::ATTACH_TRACE_KPROBE_MULTI,
-                        0,
-                    )
+                    .shared_program(l.program, l.prog_type, l.attach_type, l.attach_btf_id)
                     .map(drop)
             });
             match loaded {
@@ -258,13 +254,18 @@ impl LinkSet<'_> {
 pub(crate) fn programs_ahead() -> Vec<crate::object::SharedLoad<'static>> {
     pwru_ebpf::program::KPROBE_MULTI_SKB
         .iter()
-        .map(|&program| crate::object::SharedLoad {
-            program,
-            prog_type: sys::PROG_TYPE_KPROBE,
-            attach_type: sys::ATTACH_TRACE_KPROBE_MULTI,
-            attach_btf_id: 0,
-        })
+        .map(|&program| shared_load(program))
         .collect()
+}
+
+/// How an event program is loaded as kprobe.multi, once for all its links.
+fn shared_load(program: &str) -> crate::object::SharedLoad<'_> {
+    crate::object::SharedLoad {
+        program,
+        prog_type: sys::PROG_TYPE_KPROBE,
+        attach_type: sys::ATTACH_TRACE_KPROBE_MULTI,
+        attach_btf_id: 0,
+    }
 }
 
 /// The kprobe.multi event program of skb argument `position`.

@@ -23,7 +23,9 @@ mod tracefs;
 mod tracepoints;
 
 pub use error::DiscoveryError;
-pub use tracefs::{AvailableFunctions, Sites, TraceableJob, Tracefs, TRACEFS_CANDIDATES};
+pub use tracefs::{
+    AvailableFunctions, Sites, TraceableJob, Tracefs, SITES_USED, TRACEFS_CANDIDATES,
+};
 pub use tracepoints::{skb_tracepoints, SkbTracepoint};
 
 use std::collections::{HashMap, HashSet};

@@ -151,11 +151,6 @@ impl TraceableJob {
         TraceableJob(Source::Sites(sites, tracefs))
     }
 
-    /// The whole list, waiting for the thread (a symbol reader is asked about no function).
-    pub fn wait(self) -> Result<AvailableFunctions, DiscoveryError> {
-        self.wait_for(Vec::new())
-    }
-
     /// The traceable functions, waiting for the thread: the whole list read from tracefs, or
     /// those of `names` a symbol reader finds to begin with an ftrace site.
     pub fn wait_for(self, names: Vec<String>) -> Result<AvailableFunctions, DiscoveryError> {
@@ -169,7 +164,10 @@ impl TraceableJob {
                 // A reader that already gave up answers `None` whatever it is asked.
                 let _ = ask.send(names);
                 match answer.recv() {
-                    Ok(Some(text)) => Ok(AvailableFunctions::parse_owned(text)),
+                    Ok(Some(text)) => {
+                        log::debug!("{SITES_USED}");
+                        Ok(AvailableFunctions::parse_owned(text))
+                    }
                     _ => {
                         log::debug!(
                             "the kernel symbols do not show ftrace sites: reading \
@@ -182,6 +180,10 @@ impl TraceableJob {
         }
     }
 }
+
+/// The debug log line that says the traceable functions came from the kernel symbol table's
+/// ftrace sites, not from tracefs' list (the VM matrix looks for it).
+pub const SITES_USED: &str = "traceable functions taken from the kernel symbol table's ftrace sites";
 
 /// The two ends of a question to a kernel symbol reader: which of these functions begin with
 /// an ftrace site? See [`crate::symbols::SymbolsJob::ftrace_sites`].

@@ -333,6 +333,34 @@ fn record(b: &[u8]) -> Option<Record<'_>> {
 mod tests {
     use super::*;
 
+    /// Code that begins with an ftrace site, with something else, with an int3.
+    const SITE: [u8; ENTRY_BYTES] = [0x0f, 0x1f, 0x44, 0x00, 0x00, 0x55, 0x48, 0x89, 0xe5];
+    const PLAIN: [u8; ENTRY_BYTES] = [0x55, 0x48, 0x89, 0xe5, 0x41, 0x57, 0x41, 0x56, 0x53];
+    const INT3: [u8; ENTRY_BYTES] = [0xcc, 0x1f, 0x44, 0x00, 0x00, 0x55, 0x48, 0x89, 0xe5];
+
+    /// The program's records of `(address, name, code, module)` text symbols.
+    fn encode(symbols: &[(u64, &str, [u8; ENTRY_BYTES], &str)]) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        for (addr, name, code, module) in symbols {
+            bytes.extend_from_slice(&addr.to_ne_bytes());
+            bytes.push(b't');
+            bytes.extend_from_slice(code);
+            bytes.push(name.len() as u8);
+            bytes.extend_from_slice(name.as_bytes());
+            bytes.push(module.len() as u8);
+            bytes.extend_from_slice(module.as_bytes());
+        }
+        bytes
+    }
+
+    /// The table of those records, fed whole.
+    fn table(symbols: &[(u64, &str, [u8; ENTRY_BYTES], &str)]) -> KernelSymbols {
+        let bytes = encode(symbols);
+        let mut r = Records::default();
+        assert_eq!(r.feed(&bytes).expect("feeds"), bytes.len());
+        r.finish().expect("a table")
+    }
+
     /// The iterator's table equals the text's, for the core image (modules and BPF programs
     /// may come and go between the two reads). Needs root and a 6.0+ kernel with BTF.
     #[test]
@@ -416,25 +444,12 @@ mod tests {
     /// site (a kprobe.multi link refuses the others), else the lowest.
     #[test]
     fn a_name_defined_twice_resolves_to_its_copy_with_a_site() {
-        let mut bytes = Vec::new();
-        let plain = [0x55, 0x48, 0x89, 0xe5, 0x41, 0x57, 0x41, 0x56, 0x53];
-        let site = [0x0f, 0x1f, 0x44, 0x00, 0x00, 0x55, 0x48, 0x89, 0xe5];
-        for (addr, name, code) in [
-            (0xffff_ffff_8100_1000u64, "dst_output", plain),
-            (0xffff_ffff_8100_2000, "dst_output", site),
-            (0xffff_ffff_8100_3000, "inline_copy", plain),
-            (0xffff_ffff_8100_4000, "inline_copy", plain),
-        ] {
-            bytes.extend_from_slice(&addr.to_ne_bytes());
-            bytes.push(b't');
-            bytes.extend_from_slice(&code);
-            bytes.push(name.len() as u8);
-            bytes.extend_from_slice(name.as_bytes());
-            bytes.push(0);
-        }
-        let mut r = Records::default();
-        assert_eq!(r.feed(&bytes).expect("feeds"), bytes.len());
-        let syms = r.finish().expect("a table");
+        let syms = table(&[
+            (0xffff_ffff_8100_1000, "dst_output", PLAIN, ""),
+            (0xffff_ffff_8100_2000, "dst_output", SITE, ""),
+            (0xffff_ffff_8100_3000, "inline_copy", PLAIN, ""),
+            (0xffff_ffff_8100_4000, "inline_copy", PLAIN, ""),
+        ]);
         assert_eq!(
             syms.addresses_of(&["dst_output", "inline_copy", "nope"]),
             [Some(0xffff_ffff_8100_2000), Some(0xffff_ffff_8100_3000), None]
@@ -447,25 +462,12 @@ mod tests {
     /// with a site settles it.
     #[test]
     fn an_int3_where_a_site_would_be_leaves_the_answer_to_the_list() {
-        let mut bytes = Vec::new();
-        let site = [0x0f, 0x1f, 0x44, 0x00, 0x00, 0x55, 0x48, 0x89, 0xe5];
-        let int3 = [0xcc, 0x1f, 0x44, 0x00, 0x00, 0x55, 0x48, 0x89, 0xe5];
-        for (addr, name, code) in [
-            (0xffff_ffff_8100_1000u64, "ip_rcv", site),
-            (0xffff_ffff_8100_2000, "being_patched", int3),
-            (0xffff_ffff_8100_3000, "two_copies", int3),
-            (0xffff_ffff_8100_4000, "two_copies", site),
-        ] {
-            bytes.extend_from_slice(&addr.to_ne_bytes());
-            bytes.push(b't');
-            bytes.extend_from_slice(&code);
-            bytes.push(name.len() as u8);
-            bytes.extend_from_slice(name.as_bytes());
-            bytes.push(0);
-        }
-        let mut r = Records::default();
-        assert_eq!(r.feed(&bytes).expect("feeds"), bytes.len());
-        let syms = r.finish().expect("a table");
+        let syms = table(&[
+            (0xffff_ffff_8100_1000, "ip_rcv", SITE, ""),
+            (0xffff_ffff_8100_2000, "being_patched", INT3, ""),
+            (0xffff_ffff_8100_3000, "two_copies", INT3, ""),
+            (0xffff_ffff_8100_4000, "two_copies", SITE, ""),
+        ]);
         let ask = |names: &[&str]| {
             syms.ftrace_site_listing_of(&names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
         };
@@ -477,16 +479,10 @@ mod tests {
 
     #[test]
     fn records_cut_anywhere_wait_for_their_end() {
-        let mut bytes = Vec::new();
-        for (addr, name, module) in [(0xffff_ffff_8100_0000u64, "ip_rcv", ""), (0xffff_ffff_a000_0000, "vxlan_rcv", "vxlan")] {
-            bytes.extend_from_slice(&addr.to_ne_bytes());
-            bytes.push(b't');
-            bytes.extend_from_slice(&[0x0f, 0x1f, 0x44, 0x00, 0x00, 0x55, 0x48, 0x89, 0xe5]);
-            bytes.push(name.len() as u8);
-            bytes.extend_from_slice(name.as_bytes());
-            bytes.push(module.len() as u8);
-            bytes.extend_from_slice(module.as_bytes());
-        }
+        let bytes = encode(&[
+            (0xffff_ffff_8100_0000, "ip_rcv", SITE, ""),
+            (0xffff_ffff_a000_0000, "vxlan_rcv", SITE, "vxlan"),
+        ]);
         for cut in 0..bytes.len() {
             let mut r = Records::default();
             let used = r.feed(&bytes[..cut]).expect("feeds");

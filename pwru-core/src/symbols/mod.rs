@@ -512,7 +512,8 @@ impl KernelSymbols {
     /// Only the ksym iterator copies each function's first bytes (see
     /// [`KernelSymbols::read_through_iterator`]).
     pub fn ftrace_site_listing(&self) -> Option<String> {
-        self.listing_where(|_| true)
+        self.knows_ftrace_sites
+            .then(|| self.read().site_listing(|_| true))
     }
 
     /// [`KernelSymbols::ftrace_site_listing`] of the functions named in `names` only: one pass
@@ -543,14 +544,6 @@ impl KernelSymbols {
             return None;
         }
         Some(t.site_listing(|name| sure.contains(name)))
-    }
-
-    /// The listing of the functions with a site whose name passes `keep`.
-    fn listing_where(&self, keep: impl Fn(&str) -> bool) -> Option<String> {
-        if !self.knows_ftrace_sites {
-            return None;
-        }
-        Some(self.read().site_listing(keep))
     }
 
     /// Reads a kallsyms-format file.

@@ -9,7 +9,11 @@ use std::sync::Mutex;
 use log::{LevelFilter, Log, Metadata, Record};
 
 /// The modules whose records are kept.
-const TARGETS: &[&str] = &["pwru_core::backend::kprobe_multi", "pwru_core::timings"];
+const TARGETS: &[&str] = &[
+    "pwru_core::backend::kprobe_multi",
+    "pwru_core::timings",
+    "pwru_core::discovery::tracefs",
+];
 /// Lines kept until the next [`take`].
 const MAX_LINES: usize = 10_000;
 

@@ -134,10 +134,14 @@ fn try_run(ctx: &mut Ctx, backend: Backend) -> Result<Outcome, Outcome> {
     // Every kernel of the matrix (6.0+) has the ksym iterator: the traceable functions come
     // from the symbol table's ftrace sites, and tracefs' list (a walk of the kernel's ftrace
     // records per 4 KiB read) is not read at all.
-    if let Some(line) = link_log.iter().find(|l| l.contains("traceable list read")) {
+    let list_read = link_log.iter().find(|l| l.contains("traceable list read"));
+    let sites_used = link_log
+        .iter()
+        .any(|l| l.contains(pwru_core::discovery::SITES_USED));
+    if list_read.is_some() || !sites_used {
         return Err(Outcome::Fail(format!(
-            "discovery read tracefs' traceable list instead of the symbol table's ftrace sites: \
-             {line}"
+            "discovery did not take the traceable functions from the symbol table's ftrace \
+             sites (said so: {sites_used}; tracefs' list read: {list_read:?})"
         )));
     }
     if attached + refused != targets {
