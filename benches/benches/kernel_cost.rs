@@ -10,7 +10,11 @@
 //! - `no_match_cast`: `no_match` with the filter reading through kfunc-cast loads instead of
 //!   `bpf_probe_read_kernel` (what the tracer picks on 6.2+ kernels; absent on older ones),
 //! - `no_match_raw_cast`: `no_match_cast` as a raw_tp program, which reads skb fields with
-//!   `bpf_probe_read_kernel` as the kprobe and kprobe.multi programs do,
+//!   `bpf_probe_read_kernel` (what the kprobe and kprobe.multi programs did before the skb
+//!   entry),
+//! - `no_match_raw_entry`: the same raw_tp program whose filter body has the skb entry
+//!   (`PWRU_CFG_FILTER_PCAP_SKB`): it reads the skb fields through the cast itself, as the
+//!   tracer's untyped programs do on kernels that accept the kfunc in them,
 //! - `emit_ids`: `emit` with packet ids on: each packet is first seen at its free here, so
 //!   one hit pays a packet id's whole life (assignment, the buffer owner's entry, the delete of
 //!   both at the free),
@@ -58,6 +62,28 @@ fn body_udp_dport(port: u16, access: ProbeAccess) -> FilterBody {
     let d = dispatch(&[&l2.insns, &l3.insns]).expect("dispatch");
     let bytes: Vec<u8> = d.iter().flat_map(|i| i.to_bytes()).collect();
     FilterBody::from_bytes(&bytes).expect("valid body")
+}
+
+/// [`body_udp_dport`] with the cast, and the skb entry the tracer puts in front of the pcap
+/// filters for programs whose skb is a plain number (`PWRU_CFG_FILTER_PCAP_SKB`).
+fn body_udp_dport_skb_entry(
+    port: u16,
+    ids: pwru_filter::CastIds,
+    fields: pwru_filter::SkbFields,
+) -> FilterBody {
+    use pwru_filter::{compile_ebpf_with, dispatch_with_skb_entry, Layer, Mode, Options, SkbEntry};
+    let expr = format!("udp dst port {port}");
+    let o = Options::with_access(ProbeAccess::Cast(ids));
+    let l2 = compile_ebpf_with(&expr, Layer::L2, Mode::ProbeRead, &o).expect("compiles");
+    let l3 = compile_ebpf_with(&expr, Layer::L3, Mode::ProbeRead, &o).expect("compiles");
+    let entry = SkbEntry {
+        selector: PWRU_SEL_PCAP_SKB as i32,
+        fields,
+        l2: 0,
+        l3: 1,
+    };
+    let d = dispatch_with_skb_entry(&[&l2.insns, &l3.insns], &entry).expect("dispatch");
+    FilterBody::from_insns(&d).expect("valid body")
 }
 
 /// The veth lab; this (the benchmark's) thread moves into namespace A to send from there.
@@ -241,6 +267,26 @@ fn setup() -> Result<Setup, String> {
                     .map_err(|e| e.to_string())?,
             );
             loaders.push(("no_match_raw_cast", Rc::new(raw), "raw_tp_kfree_skb"));
+            // The same with the skb entry: the filter body reads the skb fields itself.
+            match pwru_testkit::cast_ids::running_kernel_skb_fields() {
+                Ok(Some(fields)) => {
+                    let mut entry = Loader::new(
+                        OBJECT,
+                        &body_udp_dport_skb_entry(OTHER_PORT, ids, fields),
+                        &cfg(PWRU_CFG_FILTER_PCAP | PWRU_CFG_FILTER_PCAP_SKB | outputs),
+                        &opts,
+                    )
+                    .map_err(|e| e.to_string())?;
+                    links.push(
+                        entry
+                            .load_tracepoint("kfree_skb", TracepointFlavor::Raw)
+                            .map_err(|e| e.to_string())?,
+                    );
+                    loaders.push(("no_match_raw_entry", Rc::new(entry), "raw_tp_kfree_skb"));
+                }
+                Ok(None) => println!("SKIP kernel_cost/no_match_raw_entry: no sk_buff fields"),
+                Err(e) => println!("SKIP kernel_cost/no_match_raw_entry: {e}"),
+            }
         }
         Ok(None) => println!("SKIP kernel_cost/no_match_cast: no bpf_rdonly_cast (Linux < 6.2)"),
         Err(e) => println!("SKIP kernel_cost/no_match_cast: {e}"),

@@ -276,6 +276,7 @@ fn abi_enums_match_rust_constants() {
             PWRU_CFG_OUTPUT_SKB_METADATA,
             PWRU_CFG_OUTPUT_XDP_METADATA,
             PWRU_CFG_PACKET_ID,
+            PWRU_CFG_FILTER_PCAP_SKB,
         ),
     );
     check_enum(
@@ -298,6 +299,7 @@ fn abi_enums_match_rust_constants() {
             PWRU_SEL_XDP_EXPR,
             PWRU_SEL_SKB_META,
             PWRU_SEL_XDP_META,
+            PWRU_SEL_PCAP_SKB,
             PWRU_SEL_COUNT,
         ),
     );

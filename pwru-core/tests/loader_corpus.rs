@@ -12,16 +12,36 @@ use pwru_core::backend::{
 };
 use pwru_core::object::{FilterBody, Loader, LoaderOptions};
 use pwru_ebpf::*;
-use pwru_filter::{compile_ebpf_with, dispatch, Layer, Mode, Options, ProbeAccess, TranslateError};
+use pwru_filter::{
+    compile_ebpf_with, dispatch, dispatch_with_skb_entry, Layer, Mode, Options, ProbeAccess,
+    SkbEntry, SkbFields, TranslateError,
+};
 use pwru_testkit::{cast_ids, corpus};
 
-/// Dispatch body with selectors 0..3 = pcap L2, pcap L3, tunnel L2, tunnel L3 of `expr`.
-fn body(expr: &str, access: ProbeAccess) -> Result<FilterBody, BodyError> {
+/// Dispatch body with selectors 0..3 = pcap L2, pcap L3, tunnel L2, tunnel L3 of `expr`, and
+/// with `entry` the skb entry (selector `PWRU_SEL_PCAP_SKB`) into the first two.
+fn body(
+    expr: &str,
+    access: ProbeAccess,
+    entry: Option<SkbFields>,
+) -> Result<FilterBody, BodyError> {
     let o = Options::with_access(access);
     let l2 = compile_ebpf_with(expr, Layer::L2, Mode::ProbeRead, &o)?;
     let l3 = compile_ebpf_with(expr, Layer::L3, Mode::ProbeRead, &o)?;
-    let d = dispatch(&[&l2.insns, &l3.insns, &l2.insns, &l3.insns])
-        .map_err(|e| BodyError::Other(e.to_string()))?;
+    let filters: [&[pwru_filter::Insn]; 4] = [&l2.insns, &l3.insns, &l2.insns, &l3.insns];
+    let d = match entry {
+        Some(fields) => dispatch_with_skb_entry(
+            &filters,
+            &SkbEntry {
+                selector: PWRU_SEL_PCAP_SKB as i32,
+                fields,
+                l2: 0,
+                l3: 1,
+            },
+        ),
+        None => dispatch(&filters),
+    }
+    .map_err(|e| BodyError::Other(e.to_string()))?;
     let bytes: Vec<u8> = d.iter().flat_map(|i| i.to_bytes()).collect();
     FilterBody::from_bytes(&bytes).map_err(|e| BodyError::Other(e.to_string()))
 }
@@ -122,7 +142,7 @@ fn loader_corpus_filters_verify() {
         };
         let (mut verified, mut untranslatable) = (0, Vec::new());
         for expr in corpus::expressions() {
-            let body = match body(&expr, access) {
+            let body = match body(&expr, access, None) {
                 Ok(b) => b,
                 // A documented unsupported construct is counted and listed; any other refusal
                 // of pwru-filter is a failure.
@@ -166,4 +186,83 @@ fn loader_corpus_filters_verify() {
         }
         assert!(verified > 50, "too few corpus filters verified: {verified}");
     }
+}
+
+/// The same corpus with the skb entry (`PWRU_CFG_FILTER_PCAP_SKB`): the programs whose skb is
+/// a plain number (raw_tp, kprobe, kprobe.multi) call the entry, which reads the skb's header
+/// fields through `bpf_rdonly_cast`, and the kernel must verify each, wherever it accepts
+/// kfunc-cast code in that program type.
+#[test]
+fn loader_corpus_filters_verify_behind_the_skb_entry() {
+    let name = "loader_corpus_filters_verify_behind_the_skb_entry";
+    if skip_without_tracepoints(name) {
+        return;
+    }
+    let variant = format!("{name} (kfunc-cast variant)");
+    let ids = match cast_ids::running_kernel() {
+        Ok(Some(ids)) => ids,
+        Ok(None) => {
+            assert!(
+                !has(&variant, "rdonly_cast"),
+                "the rules say this kernel has bpf_rdonly_cast, but Btf::cast_ids found none"
+            );
+            return;
+        }
+        Err(e) => panic!("{name}: reading the kfunc-cast ids failed: {e}"),
+    };
+    let fields = cast_ids::running_kernel_skb_fields()
+        .expect("kernel BTF")
+        .expect("a kernel with bpf_rdonly_cast describes sk_buff's header fields");
+    let all = capabilities::expect("kfunc_cast_all_progs") == capabilities::Expect::Yes;
+    let kinds: [&dyn Driver; 3] = [&Tracepoint::RAW, &Kprobe, &KprobeMulti];
+    let ok = kinds.map(|k| match probe_kfunc_cast(k, ids) {
+        Ok(()) => true,
+        Err(e) if all => panic!("{name}: the rules expect kfunc-cast code in {k:?}: {e}"),
+        Err(e) => {
+            skip(&format!("{variant} ({k:?})"), e);
+            false
+        }
+    });
+    if !ok.iter().any(|o| *o) {
+        return;
+    }
+    let cfg = PwruConfig {
+        flags: PWRU_CFG_FILTER_PCAP
+            | PWRU_CFG_FILTER_PCAP_SKB
+            | PWRU_CFG_OUTPUT_META
+            | PWRU_CFG_OUTPUT_TUPLE,
+        ..Default::default()
+    };
+    let access = ProbeAccess::Cast(ids);
+    let mut verified = 0;
+    for expr in corpus::expressions() {
+        let body = match body(&expr, access, Some(fields)) {
+            Ok(b) => b,
+            Err(e) if documented_refusal(&e) => continue,
+            Err(e) => panic!("{expr:.60}: pwru-filter refused it: {e}"),
+        };
+        let mut l = Loader::new(OBJECT, &body, &cfg, &LoaderOptions::default())
+            .unwrap_or_else(|e| panic!("{expr:.60}: {e}"));
+        if ok[0] {
+            if let Err(e) = l.load_tracepoint("kfree_skb", TracepointFlavor::Raw) {
+                panic!("{expr:.60}: raw_tp kfree_skb refused the skb entry: {e}");
+            }
+        }
+        if ok[1] {
+            if let Err(e) = l.load_kprobe_program("kprobe_skb_1", &[]) {
+                panic!("{expr:.60}: kprobe_skb_1 refused the skb entry: {e}");
+            }
+        }
+        if ok[2] {
+            if let Err(e) = l.verify_kprobe_multi("kprobe_multi_skb_1") {
+                panic!("{expr:.60}: kprobe_multi_skb_1 refused the skb entry: {e}");
+            }
+        }
+        verified += 1;
+    }
+    let types = ok.iter().filter(|o| **o).count();
+    println!(
+        "{name}: {verified} corpus filters verified behind the skb entry in {types} program types"
+    );
+    assert!(verified > 50, "too few corpus filters verified: {verified}");
 }

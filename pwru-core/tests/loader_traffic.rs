@@ -6,9 +6,14 @@ mod loader_common;
 use std::time::{Duration, Instant};
 
 use loader_common::*;
-use pwru_core::backend::TracepointFlavor;
-use pwru_core::object::{Loader, LoaderOptions};
+use pwru_core::backend::{probe_kfunc_cast, Tracepoint, TracepointFlavor};
+use pwru_core::object::{FilterBody, Loader, LoaderOptions};
 use pwru_ebpf::*;
+use pwru_filter::{
+    compile_ebpf_with, dispatch_with_skb_entry, CastIds, Insn, Layer, Mode, Options, ProbeAccess,
+    SkbEntry, SkbFields,
+};
+use pwru_testkit::cast_ids;
 
 const CLOSED_PORT: u16 = 33_333;
 const OTHER_PORT: u16 = 33_334;
@@ -290,4 +295,93 @@ fn loader_event_carries_skb_dumps() {
         "{skb_text:.600}"
     );
     println!("{name}: skb text {skb_len} bytes, shared info text {sh_len} bytes");
+}
+
+/// `udp dst port <port>` as pwru-core builds it for an untyped program whose filters read
+/// through the cast, with a twist that shows which path the program took: selectors 0 and 1
+/// (what the program calls after copying the header fields out) reject everything, and the
+/// skb entry continues into copies of the real filter at 2 and 3.
+fn body_entry_only(port: u16, ids: CastIds, fields: SkbFields) -> FilterBody {
+    let expr = format!("udp dst port {port}");
+    let o = Options::with_access(ProbeAccess::Cast(ids));
+    let l2 = compile_ebpf_with(&expr, Layer::L2, Mode::ProbeRead, &o).expect("compiles");
+    let l3 = compile_ebpf_with(&expr, Layer::L3, Mode::ProbeRead, &o).expect("compiles");
+    let reject = [Insn::mov64_imm(0, 0), Insn::exit()];
+    let entry = SkbEntry {
+        selector: PWRU_SEL_PCAP_SKB as i32,
+        fields,
+        l2: 2,
+        l3: 3,
+    };
+    let d = dispatch_with_skb_entry(&[&reject, &reject, &l2.insns, &l3.insns], &entry)
+        .expect("dispatch");
+    FilterBody::from_insns(&d).expect("valid body")
+}
+
+/// A raw_tp program with `PWRU_CFG_FILTER_PCAP_SKB` filters through the dispatch body's skb
+/// entry (it reads the skb's header fields itself): of datagrams to two ports it reports
+/// exactly those the filter names, with the tuple the packet carried.
+#[test]
+fn loader_raw_tp_filters_through_the_skb_entry() {
+    let name = "loader_raw_tp_filters_through_the_skb_entry";
+    if skip_without_tracepoints(name) {
+        return;
+    }
+    let variant = format!("{name} (kfunc-cast variant)");
+    let ids = match cast_ids::running_kernel() {
+        Ok(Some(ids)) => ids,
+        Ok(None) => {
+            assert!(
+                !has(&variant, "rdonly_cast"),
+                "the rules say this kernel has bpf_rdonly_cast, but Btf::cast_ids found none"
+            );
+            return;
+        }
+        Err(e) => panic!("{name}: reading the kernel BTF failed: {e}"),
+    };
+    if let Err(e) = probe_kfunc_cast(&Tracepoint::RAW, ids) {
+        assert_ne!(
+            capabilities::expect("kfunc_cast_all_progs"),
+            capabilities::Expect::Yes,
+            "the rules expect kfunc-cast code in raw_tp programs, but the probe refused: {e}"
+        );
+        skip(&variant, e);
+        return;
+    }
+    let fields = cast_ids::running_kernel_skb_fields()
+        .expect("kernel BTF")
+        .expect("a kernel with bpf_rdonly_cast describes sk_buff's header fields");
+    let pair = lab("e", 13);
+    let netns_b = inode(&pair.ns_b);
+    let mut cfg = config(netns_b);
+    cfg.flags |= PWRU_CFG_FILTER_PCAP_SKB;
+    let mut loader = Loader::new(
+        OBJECT,
+        &body_entry_only(CLOSED_PORT, ids, fields),
+        &cfg,
+        &LoaderOptions::default(),
+    )
+    .expect("loader");
+    let _link = loader
+        .load_tracepoint("kfree_skb", TracepointFlavor::Raw)
+        .expect("attach kfree_skb");
+    let mut ring = loader.take_events().expect("ring buffer");
+
+    send_udp(&pair, OTHER_PORT, 3);
+    let none = drain(&mut ring, 1);
+    assert!(
+        none.is_empty(),
+        "non-matching packets produced events: {none:?}"
+    );
+    let sport = send_udp(&pair, CLOSED_PORT, 2);
+    let events = drain(&mut ring, 2);
+    assert_eq!(events.len(), 2, "expected two drops, got {events:?}");
+    for ev in events {
+        assert_eq!(ev.kind, PWRU_KIND_RAW_TRACEPOINT);
+        assert_eq!(&ev.tuple.saddr[..4], &pair.addr_a.octets());
+        assert_eq!(&ev.tuple.daddr[..4], &pair.addr_b.octets());
+        assert_eq!(ev.tuple.sport, sport);
+        assert_eq!(ev.tuple.dport, CLOSED_PORT);
+        assert_eq!(ev.netns, netns_b);
+    }
 }

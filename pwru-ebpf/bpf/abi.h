@@ -220,6 +220,7 @@ enum pwru_config_flag {
 	PWRU_CFG_OUTPUT_SKB_METADATA = 1u << 20, /* selectors PWRU_SEL_SKB_META + 0..3 */
 	PWRU_CFG_OUTPUT_XDP_METADATA = 1u << 21, /* selectors PWRU_SEL_XDP_META + 0..3 */
 	PWRU_CFG_PACKET_ID = 1u << 22,       /* assign packet ids (pwru_event.packet_id) */
+	PWRU_CFG_FILTER_PCAP_SKB = 1u << 23, /* untyped programs: selector PWRU_SEL_PCAP_SKB */
 };
 
 /*
@@ -246,7 +247,8 @@ enum pwru_filter_selector {
 	PWRU_SEL_XDP_EXPR = 5,
 	PWRU_SEL_SKB_META = 6,  /* 6..9 */
 	PWRU_SEL_XDP_META = 10, /* 10..13 */
-	PWRU_SEL_COUNT = 14,
+	PWRU_SEL_PCAP_SKB = 14, /* the skb's address: reads its header fields, then L2 or L3 */
+	PWRU_SEL_COUNT = 15,
 };
 
 /* Metadata expressions per event (pwru's limit). */

@@ -71,6 +71,18 @@ static __always_inline __u32 filter_skb(struct sk_buff *skb, bool typed)
 		return PWRU_OUT_FILTER_IFINDEX;
 	if (CFG(FILTER_SKB_EXPR) && !expr_match(PWRU_SEL_SKB_EXPR, as_scalar((__u64)skb)))
 		return PWRU_OUT_FILTER_EXPR;
+	/*
+	 * Programs whose skb is a plain number: the filter body reads the header fields itself
+	 * through bpf_rdonly_cast loads, where skb_data would make a bpf_probe_read_kernel call.
+	 * pwru-core sets the bit only with a body that has the selector; the tunnel filters need
+	 * the fields here, so they keep the general path.
+	 */
+	if (!typed && CFG(FILTER_PCAP_SKB) && CFG(FILTER_PCAP) && !CFG(FILTER_TUNNEL_L2) &&
+	    !CFG(FILTER_TUNNEL_L3)) {
+		if (!pcap_match(PWRU_SEL_PCAP_SKB, (__u64)skb, 0))
+			return PWRU_OUT_FILTER_PCAP;
+		return FILTER_PASS;
+	}
 	if (CFG(FILTER_PCAP) || CFG(FILTER_TUNNEL_L2) || CFG(FILTER_TUNNEL_L3)) {
 		struct skb_data d;
 		skb_data(skb, typed, &d);

@@ -73,6 +73,12 @@ pub const PWRU_CFG_OUTPUT_XDP_METADATA: u32 = 1 << 21;
 /// Give each matched packet an id ([`PwruEvent::packet_id`](crate::PwruEvent::packet_id)),
 /// ended when its skb is freed.
 pub const PWRU_CFG_PACKET_ID: u32 = 1 << 22;
+/// Programs whose skb is a plain number (kprobe, kprobe.multi, raw_tp) run the pcap filter
+/// through selector [`PWRU_SEL_PCAP_SKB`], which reads the skb's header fields itself with
+/// `bpf_rdonly_cast` loads, instead of copying them out with `bpf_probe_read_kernel` first.
+/// Only with [`PWRU_CFG_FILTER_PCAP`] and no tunnel filter, and only for a dispatch body that
+/// has the selector (`pwru_filter::dispatch_with_skb_entry`).
+pub const PWRU_CFG_FILTER_PCAP_SKB: u32 = 1 << 23;
 
 /// Dispatch selector: pcap on L2 (data = MAC header).
 pub const PWRU_SEL_L2: u64 = 0;
@@ -90,8 +96,12 @@ pub const PWRU_SEL_XDP_EXPR: u64 = 5;
 pub const PWRU_SEL_SKB_META: u64 = 6;
 /// Dispatch selectors 10..=13: the xdp metadata expressions.
 pub const PWRU_SEL_XDP_META: u64 = 10;
+/// Dispatch selector: the pcap filter on an skb (data = the skb's address): the body reads
+/// `head`, `tail`, `mac_header` and `network_header`, then runs selector [`PWRU_SEL_L2`] or
+/// [`PWRU_SEL_L3`] (see [`PWRU_CFG_FILTER_PCAP_SKB`]).
+pub const PWRU_SEL_PCAP_SKB: u64 = 14;
 /// Number of dispatch selectors.
-pub const PWRU_SEL_COUNT: u64 = 14;
+pub const PWRU_SEL_COUNT: u64 = 15;
 
 // Size the kernel side relies on; a mismatch is a bug in the mirror.
 const _: () = assert!(core::mem::size_of::<PwruConfig>() == 28);

@@ -4,7 +4,9 @@
 //! raw IP for [`Layer::L3`]) gives a classic BPF program [`Cbpf`]; [`translate()`] turns it into
 //! the body of an eBPF subprogram for one of two [`Mode`]s; [`dispatch()`] puts several such
 //! bodies behind a selector in ONE function body, so a loader splices a single body into the
-//! kernel programs' one filter stub. [`compile_ebpf`] does compile + translate in one call.
+//! kernel programs' one filter stub; [`dispatch_with_skb_entry`] adds a selector that starts
+//! from an skb and reads its header fields itself ([`skb_entry`]). [`compile_ebpf`] does
+//! compile + translate in one call.
 //!
 //! ```
 //! use pwru_filter::{compile, translate, disassemble, Layer, Mode};
@@ -16,7 +18,8 @@
 //!
 //! # What this crate offers
 //!
-//! [`compile`], [`translate()`] (and [`translate_with`], [`translate_insns`]), [`dispatch()`],
+//! [`compile`], [`translate()`] (and [`translate_with`], [`translate_insns`]), [`dispatch()`]
+//! (and [`dispatch_with_skb_entry`], with [`SkbFields`]),
 //! [`compile_lowered`] and [`translate_cbpf`] (large sets of `host` terms as one hash map
 //! lookup each, see [`host_sets`]),
 //! [`disassemble`], [`compile_ebpf`], the C-like skb/xdp expressions of [`expr`] (pwru's
@@ -122,6 +125,7 @@ pub mod expr;
 pub mod host_sets;
 pub mod insn;
 pub mod libpcap;
+pub mod skb_entry;
 pub mod translate;
 mod translate_error;
 mod validate;
@@ -131,8 +135,9 @@ pub use cbpf::{
     compile, compile_lowered, compile_whole, Cbpf, CbpfInsn, HostSet, Layer, RejectReason,
 };
 pub use disasm::disassemble;
-pub use dispatch::dispatch;
+pub use dispatch::{dispatch, dispatch_with_skb_entry};
 pub use insn::{Insn, Reg};
+pub use skb_entry::{SkbEntry, SkbFields};
 pub use translate::{
     set_key, translate, translate_cbpf, translate_insns, translate_with, Mode, Options,
     ProbeAccess, SetLookup, TranslateError, Translated, DIRECT_MAX_OFFSET, PROBE_BUFFER_INDIRECT,

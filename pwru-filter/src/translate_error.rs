@@ -77,4 +77,17 @@ pub enum TranslateError {
     /// A register does not survive a helper call.
     #[error("the program's address sets need map lookups, which only Mode::ProbeRead code makes; use SetLookup::Compares in Mode::Direct")]
     SetsNeedProbeRead,
+    /// A dispatch's skb entry names a filter the dispatch does not have, or uses the selector
+    /// of one of its filters.
+    #[error("the skb entry (selector {selector}, L2 filter {l2}, L3 filter {l3}) does not fit a dispatch of {filters} filters: name two of its filters and a selector of {filters} or more")]
+    SkbEntryMismatch {
+        /// The entry's selector.
+        selector: i32,
+        /// The index it gave for the L2 filter.
+        l2: usize,
+        /// The index it gave for the L3 filter.
+        l3: usize,
+        /// How many filters the dispatch has.
+        filters: usize,
+    },
 }

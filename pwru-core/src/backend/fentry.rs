@@ -22,6 +22,10 @@ impl Driver for Fentry {
         Backend::Fentry
     }
 
+    fn skb_is_untyped(&self) -> bool {
+        false
+    }
+
     fn needs_kernel_btf(&self) -> bool {
         true
     }

@@ -23,6 +23,10 @@ impl Driver for Kprobe {
         Backend::Kprobe
     }
 
+    fn skb_is_untyped(&self) -> bool {
+        true
+    }
+
     fn program_kind(&self, _kernel: Option<&Btf>) -> Result<ProgramKind, String> {
         Ok(ProgramKind {
             prog_type: sys::PROG_TYPE_KPROBE,

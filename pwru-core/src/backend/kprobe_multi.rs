@@ -32,6 +32,10 @@ impl Driver for KprobeMulti {
         Backend::KprobeMulti
     }
 
+    fn skb_is_untyped(&self) -> bool {
+        true
+    }
+
     fn program_kind(&self, _kernel: Option<&Btf>) -> Result<ProgramKind, String> {
         Ok(ProgramKind {
             prog_type: sys::PROG_TYPE_KPROBE,

@@ -102,6 +102,12 @@ pub trait Driver: std::fmt::Debug + Sync {
         false
     }
 
+    /// Whether this backend's skb programs get the skb as a plain number (kprobe,
+    /// kprobe.multi, raw_tp) rather than as a BTF-typed pointer (fentry, tp_btf). The former
+    /// copy the skb's header fields out with a helper call before filtering, unless the filter
+    /// body reads them itself (its skb entry, `PWRU_CFG_FILTER_PCAP_SKB`).
+    fn skb_is_untyped(&self) -> bool;
+
     /// Program type, expected attach type, attach BTF id and a name of this backend's
     /// programs, as the feature probes load them.
     fn program_kind(&self, kernel: Option<&Btf>) -> Result<ProgramKind, String>;

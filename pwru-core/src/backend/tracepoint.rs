@@ -57,6 +57,10 @@ impl Driver for Tracepoint {
         Backend::Tracepoint
     }
 
+    fn skb_is_untyped(&self) -> bool {
+        self.flavor == TracepointFlavor::Raw
+    }
+
     fn name(&self) -> &'static str {
         match self.flavor {
             TracepointFlavor::Btf => "tp_btf",

@@ -7,7 +7,7 @@
 use std::cell::Cell;
 use std::path::Path;
 
-use pwru_filter::CastIds;
+use pwru_filter::{CastIds, SkbFields};
 
 use super::{Btf, BtfError, Kind, TypeId};
 
@@ -43,6 +43,13 @@ pub fn kernel_btf_parses() -> KernelBtfParses {
 }
 
 /// Whether `id` is, through typedefs and qualifiers, an integer of at least 4 bytes.
+/// What [`Btf::skb_fields`] requires of a field's type.
+#[derive(Clone, Copy)]
+enum FieldShape {
+    Pointer,
+    Int(u32),
+}
+
 fn is_wide_int(btf: &Btf, id: TypeId) -> bool {
     let Ok(id) = btf.skip_modifiers(id) else {
         return false;
@@ -83,6 +90,45 @@ impl Btf {
         Some(CastIds {
             rdonly_cast: rdonly_cast.0,
             target: target.0,
+        })
+    }
+
+    /// Where this kernel's `struct sk_buff` keeps the header fields pwru-filter's skb entry
+    /// reads ([`pwru_filter::dispatch_with_skb_entry`]), with the ids of `bpf_rdonly_cast` and
+    /// `sk_buff`. `None` when this BTF lacks either, or a field is not what the entry loads:
+    /// `head` a pointer, `tail` a 4-byte integer (an offset from `head`, as on every 64-bit
+    /// kernel), the two header offsets 2-byte integers, none a bitfield.
+    ///
+    /// ```no_run
+    /// let btf = pwru_core::btf::Btf::vmlinux()?;
+    /// if let Some(fields) = btf.skb_fields() {
+    ///     println!("{fields}");
+    /// }
+    /// # Ok::<(), pwru_core::btf::BtfError>(())
+    /// ```
+    pub fn skb_fields(&self) -> Option<SkbFields> {
+        let rdonly_cast = self.find_by_name(Kind::Func, "bpf_rdonly_cast")?;
+        let sk_buff = self.find_by_name(Kind::Struct, "sk_buff")?;
+        let layout = self.struct_layout("sk_buff").ok()?;
+        let field = |name: &str, want: FieldShape| -> Option<i16> {
+            let m = layout.member(name)?;
+            if m.bitfield_size != 0 || m.bit_offset % 8 != 0 {
+                return None;
+            }
+            let t = self.get(self.skip_modifiers(m.type_id).ok()?).ok()?;
+            let fits = match want {
+                FieldShape::Pointer => t.kind() == Kind::Ptr,
+                FieldShape::Int(size) => t.kind() == Kind::Int && t.size() == size,
+            };
+            fits.then(|| i16::try_from(m.byte_offset()).ok()).flatten()
+        };
+        Some(SkbFields {
+            rdonly_cast: rdonly_cast.0,
+            sk_buff: sk_buff.0,
+            head: field("head", FieldShape::Pointer)?,
+            tail: field("tail", FieldShape::Int(4))?,
+            mac_header: field("mac_header", FieldShape::Int(2))?,
+            network_header: field("network_header", FieldShape::Int(2))?,
         })
     }
 

@@ -4,6 +4,8 @@
 
 use std::time::Instant;
 
+use pwru_ebpf::PWRU_CFG_FILTER_PCAP_SKB;
+
 use crate::backend::{driver, Driver, Tracepoint, TracepointFlavor};
 use crate::btf::Btf;
 use crate::discovery::{self, DiscoveryOptions, Modules};
@@ -14,7 +16,7 @@ use crate::privileges::{self, Capability};
 use crate::timings::Timings;
 
 use super::expressions::compile_expressions;
-use super::filters::{choose_filter_access, compile_filters, translate_filters};
+use super::filters::{choose_filter_access, compile_filters, skb_entry_for, translate_filters};
 use super::{config, Target, Tracer, TracerBuilder};
 
 /// Probes `backend` for real: its driver, for the tracepoint backend in the flavour the
@@ -231,11 +233,14 @@ impl TracerBuilder {
             let mut translated = None;
             if let Ok((driver, _, (access, _), _)) = &chosen {
                 let phase = Instant::now();
-                let filter = translate_filters(&filters, *access, &expressions.bodies());
+                let skb_entry = skb_entry_for(*driver, *access, &kernel);
+                let filter = translate_filters(&filters, *access, skb_entry, &expressions.bodies());
                 let took = phase.elapsed();
-                if let (Ok(filter), Backend::KprobeMulti, None) =
+                if let (Ok((filter, flags)), Backend::KprobeMulti, None) =
                     (&filter, driver.backend(), &o.function_regex)
                 {
+                    let mut config = config;
+                    config.flags |= flags;
                     object = object.load_ahead(
                         filter.clone(),
                         config,
@@ -273,18 +278,24 @@ impl TracerBuilder {
             None => log::debug!("filters read packets with bpf_rdonly_cast"),
             Some(why) => log::debug!("filters read packets with bpf_probe_read_kernel: {why}"),
         }
-        let filter = match translated {
+        let (filter, filter_flags) = match translated {
             Some((filter, took)) => {
                 timings.filter_translate = took;
                 filter?
             }
             None => {
                 let phase = Instant::now();
-                let filter = translate_filters(&filters, filter_access, &expressions.bodies())?;
+                let skb_entry = skb_entry_for(driver, filter_access, &kernel);
+                let filter =
+                    translate_filters(&filters, filter_access, skb_entry, &expressions.bodies())?;
                 timings.filter_translate = phase.elapsed();
                 filter
             }
         };
+        config.flags |= filter_flags;
+        if filter_flags & PWRU_CFG_FILTER_PCAP_SKB != 0 {
+            log::debug!("the pcap filter reads the skb's header fields with bpf_rdonly_cast");
+        }
         if backend == Backend::Tracepoint && !o.non_skb_functions.is_empty() {
             return Err(Error::InvalidOption(format!(
                 "non_skb_functions ({}) cannot be traced with the tracepoint backend: they need \

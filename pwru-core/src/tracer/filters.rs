@@ -2,8 +2,11 @@
 //! tracer is built, then translated to eBPF and put behind one dispatch body once the backend
 //! has decided how packet bytes are read.
 
-use pwru_ebpf::{PWRU_CFG_FILTER_PCAP, PWRU_CFG_FILTER_TUNNEL_L2, PWRU_CFG_FILTER_TUNNEL_L3};
-use pwru_filter::{Cbpf, Insn, Layer, Mode, ProbeAccess, SetLookup};
+use pwru_ebpf::{
+    PWRU_CFG_FILTER_PCAP, PWRU_CFG_FILTER_PCAP_SKB, PWRU_CFG_FILTER_TUNNEL_L2,
+    PWRU_CFG_FILTER_TUNNEL_L3, PWRU_SEL_L2, PWRU_SEL_L3, PWRU_SEL_PCAP_SKB,
+};
+use pwru_filter::{Cbpf, Insn, Layer, Mode, ProbeAccess, SetLookup, SkbEntry, SkbFields};
 
 use crate::backend::{probe_kfunc_cast_with, Driver};
 use crate::btf::Btf;
@@ -73,12 +76,15 @@ pub(super) fn compile_filters(o: &Options) -> Result<([CompiledFilter; 4], u32),
 
 /// The four filters translated (ProbeRead mode, reading packet bytes as `access` says) and
 /// put behind one dispatch body, followed by `more` (the expression bodies, selectors 4 and
-/// up).
+/// up), with the config bits the body asks for. With `skb_entry` (see [`skb_entry_for`]) and
+/// a pcap filter but no tunnel filter, the body also has the skb entry
+/// (`PWRU_SEL_PCAP_SKB`, config bit `PWRU_CFG_FILTER_PCAP_SKB`).
 pub(super) fn translate_filters(
     filters: &[CompiledFilter; 4],
     access: ProbeAccess,
+    skb_entry: Option<SkbFields>,
     more: &[&[Insn]],
-) -> Result<FilterBody, Error> {
+) -> Result<(FilterBody, u32), Error> {
     let opts = pwru_filter::Options::with_access(access);
     let mut bodies = Vec::with_capacity(filters.len());
     // One address-set map for all four filters: each numbers its sets after the previous.
@@ -95,10 +101,44 @@ pub(super) fn translate_filters(
     let mut refs: Vec<&[Insn]> = bodies.iter().map(Vec::as_slice).collect();
     refs.extend_from_slice(more);
     let pcap = &filters[0].expr;
-    let dispatch = pwru_filter::dispatch(&refs).map_err(|e| filter_error("pcap", pcap, e))?;
+    // The tunnel filters need the header fields in the program, which then reads them anyway.
+    let tunnels = filters[2..].iter().any(|f| !f.expr.is_empty());
+    let entry = skb_entry
+        .filter(|_| !pcap.is_empty() && !tunnels)
+        .map(|fields| SkbEntry {
+            selector: PWRU_SEL_PCAP_SKB as i32,
+            fields,
+            l2: PWRU_SEL_L2 as usize,
+            l3: PWRU_SEL_L3 as usize,
+        });
+    let dispatch = match &entry {
+        Some(e) => pwru_filter::dispatch_with_skb_entry(&refs, e),
+        None => pwru_filter::dispatch(&refs),
+    }
+    .map_err(|e| filter_error("pcap", pcap, e))?;
+    let flags = if entry.is_some() {
+        PWRU_CFG_FILTER_PCAP_SKB
+    } else {
+        0
+    };
     FilterBody::from_bytes(&pwru_filter::insn::program_bytes(&dispatch))
-        .map(|body| body.with_set_keys(set_keys))
+        .map(|body| (body.with_set_keys(set_keys), flags))
         .map_err(|e| filter_error("pcap", pcap, e))
+}
+
+/// Where the skb's header fields are, for a dispatch body's skb entry: only for programs
+/// that get the skb as a plain number ([`Driver::skb_is_untyped`]) and read packet bytes
+/// through `bpf_rdonly_cast` (so the kernel accepts the kfunc in them), when the kernel BTF
+/// describes the fields as the entry reads them ([`Btf::skb_fields`]).
+pub(super) fn skb_entry_for(
+    driver: &dyn Driver,
+    access: ProbeAccess,
+    btf: &Btf,
+) -> Option<SkbFields> {
+    match access {
+        ProbeAccess::Cast(_) if driver.skb_is_untyped() => btf.skb_fields(),
+        _ => None,
+    }
 }
 
 /// How the filters will read packet bytes in `driver`'s programs: through `bpf_rdonly_cast`
