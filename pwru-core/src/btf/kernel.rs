@@ -42,7 +42,6 @@ pub fn kernel_btf_parses() -> KernelBtfParses {
     KernelBtfParses { own, aya }
 }
 
-/// Whether `id` is, through typedefs and qualifiers, an integer of at least 4 bytes.
 /// What [`Btf::skb_fields`] requires of a field's type.
 #[derive(Clone, Copy)]
 enum FieldShape {
@@ -50,6 +49,7 @@ enum FieldShape {
     Int(u32),
 }
 
+/// Whether `id` is, through typedefs and qualifiers, an integer of at least 4 bytes.
 fn is_wide_int(btf: &Btf, id: TypeId) -> bool {
     let Ok(id) = btf.skip_modifiers(id) else {
         return false;
