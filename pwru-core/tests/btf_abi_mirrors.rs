@@ -277,6 +277,7 @@ fn abi_enums_match_rust_constants() {
             PWRU_CFG_OUTPUT_XDP_METADATA,
             PWRU_CFG_PACKET_ID,
             PWRU_CFG_FILTER_PCAP_SKB,
+            PWRU_CFG_FILTER_META_SKB,
         ),
     );
     check_enum(
@@ -300,6 +301,9 @@ fn abi_enums_match_rust_constants() {
             PWRU_SEL_SKB_META,
             PWRU_SEL_XDP_META,
             PWRU_SEL_PCAP_SKB,
+            PWRU_SEL_SKB_NETNS,
+            PWRU_SEL_SKB_MARK,
+            PWRU_SEL_SKB_IFINDEX,
             PWRU_SEL_COUNT,
         ),
     );

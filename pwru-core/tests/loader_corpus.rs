@@ -13,8 +13,8 @@ use pwru_core::backend::{
 use pwru_core::object::{FilterBody, Loader, LoaderOptions};
 use pwru_ebpf::*;
 use pwru_filter::{
-    compile_ebpf_with, dispatch, dispatch_with_skb_entry, Layer, Mode, Options, ProbeAccess,
-    SkbEntry, SkbFields, TranslateError,
+    compile_ebpf_with, dispatch_with_skb_entries, Layer, Mode, Options, ProbeAccess, SkbEntry,
+    SkbFields, SkbValue, TranslateError,
 };
 use pwru_testkit::{cast_ids, corpus};
 
@@ -24,24 +24,20 @@ fn body(
     expr: &str,
     access: ProbeAccess,
     entry: Option<SkbFields>,
+    values: &[SkbValue],
 ) -> Result<FilterBody, BodyError> {
     let o = Options::with_access(access);
     let l2 = compile_ebpf_with(expr, Layer::L2, Mode::ProbeRead, &o)?;
     let l3 = compile_ebpf_with(expr, Layer::L3, Mode::ProbeRead, &o)?;
     let filters: [&[pwru_filter::Insn]; 4] = [&l2.insns, &l3.insns, &l2.insns, &l3.insns];
-    let d = match entry {
-        Some(fields) => dispatch_with_skb_entry(
-            &filters,
-            &SkbEntry {
-                selector: PWRU_SEL_PCAP_SKB as i32,
-                fields,
-                l2: 0,
-                l3: 1,
-            },
-        ),
-        None => dispatch(&filters),
-    }
-    .map_err(|e| BodyError::Other(e.to_string()))?;
+    let entry = entry.map(|fields| SkbEntry {
+        selector: PWRU_SEL_PCAP_SKB as i32,
+        fields,
+        l2: 0,
+        l3: 1,
+    });
+    let d = dispatch_with_skb_entries(&filters, entry.as_ref(), values)
+        .map_err(|e| BodyError::Other(e.to_string()))?;
     let bytes: Vec<u8> = d.iter().flat_map(|i| i.to_bytes()).collect();
     FilterBody::from_bytes(&bytes).map_err(|e| BodyError::Other(e.to_string()))
 }
@@ -142,7 +138,7 @@ fn loader_corpus_filters_verify() {
         };
         let (mut verified, mut untranslatable) = (0, Vec::new());
         for expr in corpus::expressions() {
-            let body = match body(&expr, access, None) {
+            let body = match body(&expr, access, None, &[]) {
                 Ok(b) => b,
                 // A documented unsupported construct is counted and listed; any other refusal
                 // of pwru-filter is a failure.
@@ -188,10 +184,10 @@ fn loader_corpus_filters_verify() {
     }
 }
 
-/// The same corpus with the skb entry (`PWRU_CFG_FILTER_PCAP_SKB`): the programs whose skb is
-/// a plain number (raw_tp, kprobe, kprobe.multi) call the entry, which reads the skb's header
-/// fields through `bpf_rdonly_cast`, and the kernel must verify each, wherever it accepts
-/// kfunc-cast code in that program type.
+/// The same corpus with the skb entry (`PWRU_CFG_FILTER_PCAP_SKB`) and the netns, mark and
+/// interface values (`PWRU_CFG_FILTER_META_SKB`): the programs whose skb is a plain number
+/// (raw_tp, kprobe, kprobe.multi) call them, and they read the skb through `bpf_rdonly_cast`;
+/// the kernel must verify each, wherever it accepts kfunc-cast code in that program type.
 #[test]
 fn loader_corpus_filters_verify_behind_the_skb_entry() {
     let name = "loader_corpus_filters_verify_behind_the_skb_entry";
@@ -226,9 +222,29 @@ fn loader_corpus_filters_verify_behind_the_skb_entry() {
     if !ok.iter().any(|o| *o) {
         return;
     }
+    // With the netns, mark and interface filters on too, their values read by the body.
+    let paths = pwru_core::btf::Btf::vmlinux()
+        .expect("kernel BTF")
+        .skb_value_paths()
+        .expect("a kernel with bpf_rdonly_cast describes the netns, mark and ifindex chains");
+    let value = |selector: u64, paths: &Vec<Vec<pwru_filter::Load>>| SkbValue {
+        selector: selector as i32,
+        rdonly_cast: ids.rdonly_cast,
+        sk_buff: fields.sk_buff,
+        paths: paths.clone(),
+    };
+    let values = [
+        value(PWRU_SEL_SKB_NETNS, &paths.netns),
+        value(PWRU_SEL_SKB_MARK, &paths.mark),
+        value(PWRU_SEL_SKB_IFINDEX, &paths.ifindex),
+    ];
     let cfg = PwruConfig {
         flags: PWRU_CFG_FILTER_PCAP
             | PWRU_CFG_FILTER_PCAP_SKB
+            | PWRU_CFG_FILTER_NETNS
+            | PWRU_CFG_FILTER_MARK
+            | PWRU_CFG_FILTER_IFINDEX
+            | PWRU_CFG_FILTER_META_SKB
             | PWRU_CFG_OUTPUT_META
             | PWRU_CFG_OUTPUT_TUPLE,
         ..Default::default()
@@ -236,7 +252,7 @@ fn loader_corpus_filters_verify_behind_the_skb_entry() {
     let access = ProbeAccess::Cast(ids);
     let mut verified = 0;
     for expr in corpus::expressions() {
-        let body = match body(&expr, access, Some(fields)) {
+        let body = match body(&expr, access, Some(fields), &values) {
             Ok(b) => b,
             Err(e) if documented_refusal(&e) => continue,
             Err(e) => panic!("{expr:.60}: pwru-filter refused it: {e}"),

@@ -10,8 +10,8 @@ use pwru_core::backend::{probe_kfunc_cast, Tracepoint, TracepointFlavor};
 use pwru_core::object::{FilterBody, Loader, LoaderOptions};
 use pwru_ebpf::*;
 use pwru_filter::{
-    compile_ebpf_with, dispatch_with_skb_entry, CastIds, Insn, Layer, Mode, Options, ProbeAccess,
-    SkbEntry, SkbFields,
+    compile_ebpf_with, dispatch_with_skb_entries, CastIds, Insn, Layer, Mode, Options, ProbeAccess,
+    SkbEntry, SkbFields, SkbValue,
 };
 use pwru_testkit::cast_ids;
 
@@ -301,7 +301,7 @@ fn loader_event_carries_skb_dumps() {
 /// through the cast, with a twist that shows which path the program took: selectors 0 and 1
 /// (what the program calls after copying the header fields out) reject everything, and the
 /// skb entry continues into copies of the real filter at 2 and 3.
-fn body_entry_only(port: u16, ids: CastIds, fields: SkbFields) -> FilterBody {
+fn body_entry_only(port: u16, ids: CastIds, fields: SkbFields, values: &[SkbValue]) -> FilterBody {
     let expr = format!("udp dst port {port}");
     let o = Options::with_access(ProbeAccess::Cast(ids));
     let l2 = compile_ebpf_with(&expr, Layer::L2, Mode::ProbeRead, &o).expect("compiles");
@@ -313,9 +313,39 @@ fn body_entry_only(port: u16, ids: CastIds, fields: SkbFields) -> FilterBody {
         l2: 2,
         l3: 3,
     };
-    let d = dispatch_with_skb_entry(&[&reject, &reject, &l2.insns, &l3.insns], &entry)
-        .expect("dispatch");
+    let filters: [&[Insn]; 4] = [&reject, &reject, &l2.insns, &l3.insns];
+    let d = dispatch_with_skb_entries(&filters, Some(&entry), values).expect("dispatch");
     FilterBody::from_insns(&d).expect("valid body")
+}
+
+/// The kfunc-cast ids and sk_buff fields, if this kernel takes kfunc-cast code in raw_tp
+/// programs; `None` (after saying why) where the rules allow it to refuse.
+fn raw_tp_cast(name: &str) -> Option<(CastIds, SkbFields)> {
+    let variant = format!("{name} (kfunc-cast variant)");
+    let ids = match cast_ids::running_kernel() {
+        Ok(Some(ids)) => ids,
+        Ok(None) => {
+            assert!(
+                !has(&variant, "rdonly_cast"),
+                "the rules say this kernel has bpf_rdonly_cast, but Btf::cast_ids found none"
+            );
+            return None;
+        }
+        Err(e) => panic!("{name}: reading the kernel BTF failed: {e}"),
+    };
+    if let Err(e) = probe_kfunc_cast(&Tracepoint::RAW, ids) {
+        assert_ne!(
+            capabilities::expect("kfunc_cast_all_progs"),
+            capabilities::Expect::Yes,
+            "the rules expect kfunc-cast code in raw_tp programs, but the probe refused: {e}"
+        );
+        skip(&variant, e);
+        return None;
+    }
+    let fields = cast_ids::running_kernel_skb_fields()
+        .expect("kernel BTF")
+        .expect("a kernel with bpf_rdonly_cast describes sk_buff's header fields");
+    Some((ids, fields))
 }
 
 /// A raw_tp program with `PWRU_CFG_FILTER_PCAP_SKB` filters through the dispatch body's skb
@@ -327,37 +357,16 @@ fn loader_raw_tp_filters_through_the_skb_entry() {
     if skip_without_tracepoints(name) {
         return;
     }
-    let variant = format!("{name} (kfunc-cast variant)");
-    let ids = match cast_ids::running_kernel() {
-        Ok(Some(ids)) => ids,
-        Ok(None) => {
-            assert!(
-                !has(&variant, "rdonly_cast"),
-                "the rules say this kernel has bpf_rdonly_cast, but Btf::cast_ids found none"
-            );
-            return;
-        }
-        Err(e) => panic!("{name}: reading the kernel BTF failed: {e}"),
-    };
-    if let Err(e) = probe_kfunc_cast(&Tracepoint::RAW, ids) {
-        assert_ne!(
-            capabilities::expect("kfunc_cast_all_progs"),
-            capabilities::Expect::Yes,
-            "the rules expect kfunc-cast code in raw_tp programs, but the probe refused: {e}"
-        );
-        skip(&variant, e);
+    let Some((ids, fields)) = raw_tp_cast(name) else {
         return;
-    }
-    let fields = cast_ids::running_kernel_skb_fields()
-        .expect("kernel BTF")
-        .expect("a kernel with bpf_rdonly_cast describes sk_buff's header fields");
+    };
     let pair = lab("e", 13);
     let netns_b = inode(&pair.ns_b);
     let mut cfg = config(netns_b);
     cfg.flags |= PWRU_CFG_FILTER_PCAP_SKB;
     let mut loader = Loader::new(
         OBJECT,
-        &body_entry_only(CLOSED_PORT, ids, fields),
+        &body_entry_only(CLOSED_PORT, ids, fields, &[]),
         &cfg,
         &LoaderOptions::default(),
     )
@@ -384,4 +393,98 @@ fn loader_raw_tp_filters_through_the_skb_entry() {
         assert_eq!(ev.tuple.dport, CLOSED_PORT);
         assert_eq!(ev.netns, netns_b);
     }
+}
+
+/// The netns, mark and interface filters of a raw_tp program read their values through the
+/// filter body's value selectors (`PWRU_CFG_FILTER_META_SKB`): with the right values the drops
+/// are reported, with the event's own netns and interface (read by the helper path) equal to
+/// them; a second loader on the same packets, filtering on another interface, reports none;
+/// a third, whose netns selector reads the mark instead (0) and whose filter asks for netns 0,
+/// reports them, which only the selector's value can make it do.
+#[test]
+fn loader_raw_tp_filters_netns_mark_and_interface_through_skb_values() {
+    let name = "loader_raw_tp_filters_netns_mark_and_interface_through_skb_values";
+    if skip_without_tracepoints(name) {
+        return;
+    }
+    let Some((ids, fields)) = raw_tp_cast(name) else {
+        return;
+    };
+    let paths = pwru_core::btf::Btf::vmlinux()
+        .expect("kernel BTF")
+        .skb_value_paths()
+        .expect("a kernel with bpf_rdonly_cast describes the netns, mark and ifindex chains");
+    let value = |selector: u64, paths: &Vec<Vec<pwru_filter::Load>>| SkbValue {
+        selector: selector as i32,
+        rdonly_cast: ids.rdonly_cast,
+        sk_buff: fields.sk_buff,
+        paths: paths.clone(),
+    };
+    let values = [
+        value(PWRU_SEL_SKB_NETNS, &paths.netns),
+        value(PWRU_SEL_SKB_MARK, &paths.mark),
+        value(PWRU_SEL_SKB_IFINDEX, &paths.ifindex),
+    ];
+    let pair = lab("v", 14);
+    let netns_b = inode(&pair.ns_b);
+    let link = pwru_testkit::netlab::exec_in(&pair.ns_b, &["ip", "-o", "link", "show", &pair.if_b])
+        .expect("ip link");
+    let ifindex_b: u32 = link
+        .split(':')
+        .next()
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no ifindex in {link:?}"));
+    let config = |ifindex: u32| {
+        let mut c = config(netns_b);
+        c.flags |= PWRU_CFG_FILTER_PCAP_SKB
+            | PWRU_CFG_FILTER_META_SKB
+            | PWRU_CFG_FILTER_MARK
+            | PWRU_CFG_FILTER_IFINDEX;
+        c.mark = 0;
+        c.mark_mask = u32::MAX;
+        c.ifindex = ifindex;
+        c
+    };
+    let body = body_entry_only(CLOSED_PORT, ids, fields, &values);
+    let mut swapped = values.clone();
+    swapped[0].paths = paths.mark.clone();
+    let proof_body = body_entry_only(CLOSED_PORT, ids, fields, &swapped);
+    let mut proof_config = config(ifindex_b);
+    proof_config.netns = 0;
+    let opts = LoaderOptions::default();
+    let mut right = Loader::new(OBJECT, &body, &config(ifindex_b), &opts).expect("loader");
+    let mut wrong = Loader::new(OBJECT, &body, &config(ifindex_b + 1000), &opts).expect("loader");
+    let mut proof = Loader::new(OBJECT, &proof_body, &proof_config, &opts).expect("loader");
+    let mut links = Vec::new();
+    let mut rings = Vec::new();
+    for l in [&mut right, &mut wrong, &mut proof] {
+        links.push(
+            l.load_tracepoint("kfree_skb", TracepointFlavor::Raw)
+                .expect("attach"),
+        );
+        rings.push(l.take_events().expect("ring buffer"));
+    }
+    send_udp(&pair, CLOSED_PORT, 2);
+    for (i, what) in [(0, "right values"), (2, "netns selector reading the mark")] {
+        let events = drain(&mut rings[i], 2);
+        assert_eq!(
+            events.len(),
+            2,
+            "{what}: expected two drops, got {events:?}"
+        );
+        for ev in events {
+            assert_eq!(ev.netns, netns_b, "{what}: the event's netns (helper path)");
+            assert_eq!(
+                ev.ifindex, ifindex_b,
+                "{what}: the event's interface (helper path)"
+            );
+            assert_eq!(ev.mark, 0);
+            assert_eq!(ev.tuple.dport, CLOSED_PORT);
+        }
+    }
+    let none = drain(&mut rings[1], 1);
+    assert!(
+        none.is_empty(),
+        "another interface's filter reported: {none:?}"
+    );
 }

@@ -221,6 +221,7 @@ enum pwru_config_flag {
 	PWRU_CFG_OUTPUT_XDP_METADATA = 1u << 21, /* selectors PWRU_SEL_XDP_META + 0..3 */
 	PWRU_CFG_PACKET_ID = 1u << 22,       /* assign packet ids (pwru_event.packet_id) */
 	PWRU_CFG_FILTER_PCAP_SKB = 1u << 23, /* untyped programs: selector PWRU_SEL_PCAP_SKB */
+	PWRU_CFG_FILTER_META_SKB = 1u << 24, /* untyped programs: PWRU_SEL_SKB_NETNS/MARK/IFINDEX */
 };
 
 /*
@@ -248,7 +249,10 @@ enum pwru_filter_selector {
 	PWRU_SEL_SKB_META = 6,  /* 6..9 */
 	PWRU_SEL_XDP_META = 10, /* 10..13 */
 	PWRU_SEL_PCAP_SKB = 14, /* the skb's address: reads its header fields, then L2 or L3 */
-	PWRU_SEL_COUNT = 15,
+	PWRU_SEL_SKB_NETNS = 15,   /* the skb's address: returns its netns inode */
+	PWRU_SEL_SKB_MARK = 16,    /* the skb's address: returns skb->mark */
+	PWRU_SEL_SKB_IFINDEX = 17, /* the skb's address: returns skb->dev->ifindex */
+	PWRU_SEL_COUNT = 18,
 };
 
 /* Metadata expressions per event (pwru's limit). */

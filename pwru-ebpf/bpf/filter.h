@@ -61,14 +61,40 @@ static __always_inline void read_metadata(struct pwru_event *ev, __u64 first, __
 /* The filters' verdict: FILTER_PASS, or the PWRU_OUT_FILTER_* outcome of the first that refused. */
 #define FILTER_PASS PWRU_OUT_EMITTED
 
+/*
+ * A value the filter body reads from the skb (selectors PWRU_SEL_SKB_*): programs whose skb
+ * is a plain number get it through bpf_rdonly_cast loads there, where reading it here would
+ * take a chain of bpf_probe_read_kernel calls. pwru-core sets PWRU_CFG_FILTER_META_SKB only
+ * with a body that has the selector of every one of these filters that is on.
+ */
+static __always_inline bool skb_value_in_body(bool typed)
+{
+	return !typed && CFG(FILTER_META_SKB);
+}
+
+static __always_inline __u32 skb_value(__u64 selector, struct sk_buff *skb)
+{
+	return (__u32)pwru_filter(selector, (__u64)skb, 0);
+}
+
 static __always_inline __u32 filter_skb(struct sk_buff *skb, bool typed)
 {
-	if (CFG(FILTER_NETNS) && skb_netns(skb, typed) != pwru_cfg.netns)
-		return PWRU_OUT_FILTER_NETNS;
-	if (CFG(FILTER_MARK) && (RD(typed, skb, mark) & pwru_cfg.mark_mask) != pwru_cfg.mark)
-		return PWRU_OUT_FILTER_MARK;
-	if (CFG(FILTER_IFINDEX) && skb_ifindex(skb, typed) != pwru_cfg.ifindex)
-		return PWRU_OUT_FILTER_IFINDEX;
+	if (CFG(FILTER_NETNS)) {
+		__u32 netns = skb_value_in_body(typed) ? skb_value(PWRU_SEL_SKB_NETNS, skb) : skb_netns(skb, typed);
+		if (netns != pwru_cfg.netns)
+			return PWRU_OUT_FILTER_NETNS;
+	}
+	if (CFG(FILTER_MARK)) {
+		__u32 mark = skb_value_in_body(typed) ? skb_value(PWRU_SEL_SKB_MARK, skb) : RD(typed, skb, mark);
+		if ((mark & pwru_cfg.mark_mask) != pwru_cfg.mark)
+			return PWRU_OUT_FILTER_MARK;
+	}
+	if (CFG(FILTER_IFINDEX)) {
+		__u32 ifindex =
+			skb_value_in_body(typed) ? skb_value(PWRU_SEL_SKB_IFINDEX, skb) : skb_ifindex(skb, typed);
+		if (ifindex != pwru_cfg.ifindex)
+			return PWRU_OUT_FILTER_IFINDEX;
+	}
 	if (CFG(FILTER_SKB_EXPR) && !expr_match(PWRU_SEL_SKB_EXPR, as_scalar((__u64)skb)))
 		return PWRU_OUT_FILTER_EXPR;
 	/*

@@ -79,6 +79,11 @@ pub const PWRU_CFG_PACKET_ID: u32 = 1 << 22;
 /// Only with [`PWRU_CFG_FILTER_PCAP`] and no tunnel filter, and only for a dispatch body that
 /// has the selector (`pwru_filter::dispatch_with_skb_entry`).
 pub const PWRU_CFG_FILTER_PCAP_SKB: u32 = 1 << 23;
+/// Programs whose skb is a plain number read the values the netns, mark and interface
+/// filters compare through selectors [`PWRU_SEL_SKB_NETNS`], [`PWRU_SEL_SKB_MARK`] and
+/// [`PWRU_SEL_SKB_IFINDEX`] (`bpf_rdonly_cast` loads) instead of chains of
+/// `bpf_probe_read_kernel`. The body must have the selector of every such filter that is on.
+pub const PWRU_CFG_FILTER_META_SKB: u32 = 1 << 24;
 
 /// Dispatch selector: pcap on L2 (data = MAC header).
 pub const PWRU_SEL_L2: u64 = 0;
@@ -100,8 +105,15 @@ pub const PWRU_SEL_XDP_META: u64 = 10;
 /// `head`, `tail`, `mac_header` and `network_header`, then runs selector [`PWRU_SEL_L2`] or
 /// [`PWRU_SEL_L3`] (see [`PWRU_CFG_FILTER_PCAP_SKB`]).
 pub const PWRU_SEL_PCAP_SKB: u64 = 14;
+/// Dispatch selector: the skb's network namespace inode (data = the skb's address; the
+/// device's namespace, else the socket's; 0 for neither), see [`PWRU_CFG_FILTER_META_SKB`].
+pub const PWRU_SEL_SKB_NETNS: u64 = 15;
+/// Dispatch selector: `skb->mark` (data = the skb's address).
+pub const PWRU_SEL_SKB_MARK: u64 = 16;
+/// Dispatch selector: `skb->dev->ifindex`, 0 without a device (data = the skb's address).
+pub const PWRU_SEL_SKB_IFINDEX: u64 = 17;
 /// Number of dispatch selectors.
-pub const PWRU_SEL_COUNT: u64 = 15;
+pub const PWRU_SEL_COUNT: u64 = 18;
 
 // Size the kernel side relies on; a mismatch is a bug in the mirror.
 const _: () = assert!(core::mem::size_of::<PwruConfig>() == 28);

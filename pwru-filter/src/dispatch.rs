@@ -2,7 +2,7 @@
 //! that starts from the skb ([`crate::skb_entry`]).
 
 use crate::insn::{op, Insn};
-use crate::skb_entry::{entry_code, SkbEntry, ENTRY_LEN};
+use crate::skb_entry::{entry_code, SkbEntry, SkbValue, ENTRY_LEN};
 use crate::translate_error::TranslateError;
 
 /// Builds ONE function body that runs filter number `R1` of `filters`.
@@ -13,7 +13,7 @@ use crate::translate_error::TranslateError;
 /// be a body produced by [`crate::translate()`] (self-contained, forward jumps only), all in the
 /// same [`crate::Mode`]. Stack use is that of the largest filter.
 pub fn dispatch(filters: &[&[Insn]]) -> Result<Vec<Insn>, TranslateError> {
-    build(filters, None)
+    build(filters, None, &[])
 }
 
 /// [`dispatch`] with one more selector, `entry.selector`, tested first: it takes an skb
@@ -27,20 +27,48 @@ pub fn dispatch_with_skb_entry(
     filters: &[&[Insn]],
     entry: &SkbEntry,
 ) -> Result<Vec<Insn>, TranslateError> {
-    build(filters, Some(entry))
+    build(filters, Some(entry), &[])
 }
 
-fn build(filters: &[&[Insn]], entry: Option<&SkbEntry>) -> Result<Vec<Insn>, TranslateError> {
+/// [`dispatch`] with an optional skb entry (as [`dispatch_with_skb_entry`]) and selectors that
+/// each return a value read from the skb ([`SkbValue`]), all tested before the filters' own
+/// selectors, the entry first, then the values in the order given (put the most used first).
+/// Every selector must be unique and none one of the filters' indices.
+pub fn dispatch_with_skb_entries(
+    filters: &[&[Insn]],
+    entry: Option<&SkbEntry>,
+    values: &[SkbValue],
+) -> Result<Vec<Insn>, TranslateError> {
+    build(filters, entry, values)
+}
+
+fn build(
+    filters: &[&[Insn]],
+    entry: Option<&SkbEntry>,
+    values: &[SkbValue],
+) -> Result<Vec<Insn>, TranslateError> {
     let n = filters.len();
-    let compares = n + usize::from(entry.is_some());
+    let mut selectors: Vec<i32> = entry.iter().map(|e| e.selector).collect();
+    selectors.extend(values.iter().map(|v| v.selector));
+    for (i, s) in selectors.iter().enumerate() {
+        if selectors[..i].contains(s) || usize::try_from(*s).is_ok_and(|s| s < n) {
+            return Err(TranslateError::DuplicateSelector { selector: *s });
+        }
+    }
+    let value_code = values
+        .iter()
+        .map(SkbValue::code)
+        .collect::<Result<Vec<_>, _>>()?;
+    let values_len: usize = value_code.iter().map(Vec::len).sum();
+    let compares = n + selectors.len();
     let entry_len = if entry.is_some() { ENTRY_LEN } else { 0 };
     let mut out = Vec::with_capacity(
-        compares + 2 + entry_len + filters.iter().map(|f| f.len() + 2).sum::<usize>(),
+        compares + 2 + entry_len + values_len + filters.iter().map(|f| f.len() + 2).sum::<usize>(),
     );
     // Where each filter's block (two argument moves, then the filter) starts: after the
-    // chain of compares, the out-of-range exit (2 insns) and the entry.
+    // chain of compares, the out-of-range exit (2 insns), the entry and the values.
     let mut starts = Vec::with_capacity(n);
-    let mut start = compares + 2 + entry_len;
+    let mut start = compares + 2 + entry_len + values_len;
     for filter in filters {
         starts.push(start);
         start += filter.len() + 2;
@@ -69,6 +97,11 @@ fn build(filters: &[&[Insn]], entry: Option<&SkbEntry>) -> Result<Vec<Insn>, Tra
         }
         compare(&mut out, e.selector, compares + 2)?;
     }
+    let mut value_start = compares + 2 + entry_len;
+    for (v, code) in values.iter().zip(&value_code) {
+        compare(&mut out, v.selector, value_start)?;
+        value_start += code.len();
+    }
     for (i, target) in starts.iter().enumerate() {
         compare(&mut out, i as i32, *target)?;
     }
@@ -78,6 +111,9 @@ fn build(filters: &[&[Insn]], entry: Option<&SkbEntry>) -> Result<Vec<Insn>, Tra
         // The filters proper start after their blocks' two moves (indices checked above).
         let (l2, l3) = (starts[e.l2] + 2, starts[e.l3] + 2);
         out.extend(entry_code(&e.fields, out.len(), l2, l3)?);
+    }
+    for code in value_code {
+        out.extend(code);
     }
     for filter in filters {
         out.push(Insn::mov64_reg(1, 2));
@@ -90,7 +126,7 @@ fn build(filters: &[&[Insn]], entry: Option<&SkbEntry>) -> Result<Vec<Insn>, Tra
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::skb_entry::SkbFields;
+    use crate::skb_entry::{Load, LoadSize, SkbFields};
 
     const FIELDS: SkbFields = SkbFields {
         rdonly_cast: 7,
@@ -157,7 +193,11 @@ mod tests {
     #[test]
     fn an_entry_that_does_not_fit_the_filters_is_refused() {
         let f = [Insn::mov64_imm(0, 1), Insn::exit()];
-        for bad in [entry(1, 0, 1), entry(14, 0, 2), entry(14, 5, 0)] {
+        assert!(matches!(
+            dispatch_with_skb_entry(&[&f, &f], &entry(1, 0, 1)),
+            Err(TranslateError::DuplicateSelector { selector: 1 })
+        ));
+        for bad in [entry(14, 0, 2), entry(14, 5, 0)] {
             assert!(
                 matches!(
                     dispatch_with_skb_entry(&[&f, &f], &bad),
@@ -166,5 +206,81 @@ mod tests {
                 "{bad:?}"
             );
         }
+    }
+
+    fn netns_value(selector: i32) -> SkbValue {
+        let load = |offset, size| Load { offset, size };
+        SkbValue {
+            selector,
+            rdonly_cast: 7,
+            sk_buff: 9,
+            paths: vec![
+                vec![
+                    load(16, LoadSize::U64),
+                    load(280, LoadSize::U64),
+                    load(120, LoadSize::U32),
+                ],
+                vec![
+                    load(24, LoadSize::U64),
+                    load(48, LoadSize::U64),
+                    load(120, LoadSize::U32),
+                ],
+            ],
+        }
+    }
+
+    #[test]
+    fn an_skb_value_follows_its_paths_until_one_gives_a_value() {
+        let f = [Insn::mov64_imm(0, 1), Insn::exit()];
+        let body = dispatch_with_skb_entries(&[&f], None, &[netns_value(15)]).unwrap();
+        let text: Vec<String> = body.iter().map(|i| i.to_string()).collect();
+        let expected = [
+            "if r1 == 0xf goto pc+3",
+            "if r1 == 0x0 goto pc+17",
+            "w0 = 0",
+            "exit",
+            // the value (index 4)
+            "r6 = r2",
+            "r1 = r6",
+            "r2 = 9",
+            "call kfunc#7",
+            "r0 = *(u64 *)(r0 +16)",
+            "r0 = *(u64 *)(r0 +280)",
+            "r0 = *(u32 *)(r0 +120)",
+            "if r0 != 0x0 goto pc+6",
+            "r1 = r6",
+            "r2 = 9",
+            "call kfunc#7",
+            "r0 = *(u64 *)(r0 +24)",
+            "r0 = *(u64 *)(r0 +48)",
+            "r0 = *(u32 *)(r0 +120)",
+            "exit",
+            // filter 0's block (index 19)
+            "r1 = r2",
+            "r2 = r3",
+            "r0 = 1",
+            "exit",
+        ];
+        assert_eq!(text, expected);
+    }
+
+    #[test]
+    fn selectors_are_unique_and_paths_not_empty() {
+        let f = [Insn::mov64_imm(0, 1), Insn::exit()];
+        let twice = [netns_value(15), netns_value(15)];
+        assert!(matches!(
+            dispatch_with_skb_entries(&[&f], None, &twice),
+            Err(TranslateError::DuplicateSelector { selector: 15 })
+        ));
+        assert!(matches!(
+            dispatch_with_skb_entries(&[&f], Some(&entry(15, 0, 0)), &[netns_value(15)]),
+            Err(TranslateError::DuplicateSelector { selector: 15 })
+        ));
+        let mut empty = netns_value(16);
+        empty.paths[1].clear();
+        assert!(matches!(
+            dispatch_with_skb_entries(&[&f], None, &[empty]),
+            Err(TranslateError::EmptySkbValue { selector: 16 })
+        ));
     }
 }

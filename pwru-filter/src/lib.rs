@@ -19,7 +19,8 @@
 //! # What this crate offers
 //!
 //! [`compile`], [`translate()`] (and [`translate_with`], [`translate_insns`]), [`dispatch()`]
-//! (and [`dispatch_with_skb_entry`], with [`SkbFields`]),
+//! (and [`dispatch_with_skb_entry`] with [`SkbFields`], [`dispatch_with_skb_entries`] with
+//! [`SkbValue`]),
 //! [`compile_lowered`] and [`translate_cbpf`] (large sets of `host` terms as one hash map
 //! lookup each, see [`host_sets`]),
 //! [`disassemble`], [`compile_ebpf`], the C-like skb/xdp expressions of [`expr`] (pwru's
@@ -135,9 +136,9 @@ pub use cbpf::{
     compile, compile_lowered, compile_whole, Cbpf, CbpfInsn, HostSet, Layer, RejectReason,
 };
 pub use disasm::disassemble;
-pub use dispatch::{dispatch, dispatch_with_skb_entry};
+pub use dispatch::{dispatch, dispatch_with_skb_entries, dispatch_with_skb_entry};
 pub use insn::{Insn, Reg};
-pub use skb_entry::{SkbEntry, SkbFields};
+pub use skb_entry::{Load, LoadSize, SkbEntry, SkbFields, SkbValue};
 pub use translate::{
     set_key, translate, translate_cbpf, translate_insns, translate_with, Mode, Options,
     ProbeAccess, SetLookup, TranslateError, Translated, DIRECT_MAX_OFFSET, PROBE_BUFFER_INDIRECT,

@@ -117,3 +117,89 @@ fn jump_to(from: usize, to: usize) -> Result<Insn, TranslateError> {
     }
     Ok(Insn::ja(distance as i16))
 }
+
+/// Width of one load of a [`SkbValue`] path.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub enum LoadSize {
+    /// 2 bytes, zero-extended.
+    U16,
+    /// 4 bytes, zero-extended.
+    U32,
+    /// 8 bytes (a pointer, to follow with the next load).
+    U64,
+}
+
+/// One load of a [`SkbValue`] path: `size` bytes at `offset` from the previous load's result
+/// (the first from the skb).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub struct Load {
+    /// Offset from the base, in bytes.
+    pub offset: i16,
+    /// Width of the load.
+    pub size: LoadSize,
+}
+
+/// A dispatch selector that returns one value read from the skb by following pointers, such
+/// as its network namespace's inode (`skb->dev->nd_net.net->ns.inum`, or through `skb->sk`
+/// when there is no device). The skb is cast to `struct sk_buff` (the two ids); every load
+/// after a pointer load goes through the pointer the verifier derived from the BTF, so each
+/// load is fault-safe and a NULL pointer on the way yields 0. The value is that of the first
+/// path whose result is not 0 (the last path's result otherwise).
+#[derive(Clone, PartialEq, Eq, Hash, Debug)]
+pub struct SkbValue {
+    /// The selector that returns this value, given the skb's address (a plain number) in the
+    /// dispatch body's second argument.
+    pub selector: i32,
+    /// Id of the `FUNC` `bpf_rdonly_cast`.
+    pub rdonly_cast: u32,
+    /// Id of the `STRUCT` `sk_buff`.
+    pub sk_buff: u32,
+    /// The load chains, tried in order; none may be empty. Each ends with the value's load
+    /// (`U16` or `U32`: the verifier lets the body return no pointer).
+    pub paths: Vec<Vec<Load>>,
+}
+
+impl SkbValue {
+    /// Number of instructions of [`SkbValue::code`].
+    pub(crate) fn code_len(&self) -> usize {
+        let loads: usize = self.paths.iter().map(Vec::len).sum();
+        // per path: r1 = r6, r2 = id, call, loads, and a test unless it is the last; then r6
+        // saved first and exit last
+        2 + loads + self.paths.len() * 3 + self.paths.len().saturating_sub(1)
+    }
+
+    /// The selector's code: at entry R2 holds the skb; returns the value in R0.
+    pub(crate) fn code(&self) -> Result<Vec<Insn>, TranslateError> {
+        if self.paths.is_empty() || self.paths.iter().any(Vec::is_empty) {
+            return Err(TranslateError::EmptySkbValue {
+                selector: self.selector,
+            });
+        }
+        let len = self.code_len();
+        let mut code = Vec::with_capacity(len);
+        // R6 survives the kfunc calls (R1-R5 do not).
+        code.push(Insn::mov64_reg(6, 2));
+        for (i, path) in self.paths.iter().enumerate() {
+            code.push(Insn::mov64_reg(1, 6));
+            code.push(Insn::mov64_imm(2, self.sk_buff as i32));
+            code.push(Insn::call_kfunc(self.rdonly_cast as i32));
+            for load in path {
+                let size = match load.size {
+                    LoadSize::U16 => op::H,
+                    LoadSize::U32 => op::W,
+                    LoadSize::U64 => op::DW,
+                };
+                code.push(Insn::load(size, 0, 0, load.offset));
+            }
+            if i + 1 < self.paths.len() {
+                // A value: done. The exit is the last instruction.
+                let at = code.len();
+                let distance = (len - 1) as i64 - at as i64 - 1;
+                code.push(Insn::jmp_imm(op::JNE, 0, 0, distance as i16));
+            }
+        }
+        code.push(Insn::exit());
+        debug_assert_eq!(code.len(), len);
+        Ok(code)
+    }
+}

@@ -90,4 +90,16 @@ pub enum TranslateError {
         /// How many filters the dispatch has.
         filters: usize,
     },
+    /// An [`crate::skb_entry::SkbValue`] without a path, or with an empty one.
+    #[error("the skb value of selector {selector} has no load to make: give it at least one path of at least one load")]
+    EmptySkbValue {
+        /// Its selector.
+        selector: i32,
+    },
+    /// Two skb entries or values, or one and a filter, share a selector.
+    #[error("selector {selector} is given twice in the dispatch body; give each entry its own")]
+    DuplicateSelector {
+        /// The selector.
+        selector: i32,
+    },
 }

@@ -7,7 +7,7 @@
 use std::cell::Cell;
 use std::path::Path;
 
-use pwru_filter::{CastIds, SkbFields};
+use pwru_filter::{CastIds, Load, LoadSize, SkbFields};
 
 use super::{Btf, BtfError, Kind, TypeId};
 
@@ -40,6 +40,21 @@ pub struct KernelBtfParses {
 pub fn kernel_btf_parses() -> KernelBtfParses {
     let (own, aya) = PARSES.with(Cell::get);
     KernelBtfParses { own, aya }
+}
+
+/// The load chains of [`Btf::skb_value_paths`], with the ids their casts need.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SkbValuePaths {
+    /// Id of the `FUNC` `bpf_rdonly_cast`.
+    pub rdonly_cast: u32,
+    /// Id of the `STRUCT` `sk_buff`.
+    pub sk_buff: u32,
+    /// The netns inode: through the device, then through the socket.
+    pub netns: Vec<Vec<Load>>,
+    /// `skb->mark`.
+    pub mark: Vec<Vec<Load>>,
+    /// `skb->dev->ifindex`.
+    pub ifindex: Vec<Vec<Load>>,
 }
 
 /// What [`Btf::skb_fields`] requires of a field's type.
@@ -130,6 +145,61 @@ impl Btf {
             mac_header: field("mac_header", FieldShape::Int(2))?,
             network_header: field("network_header", FieldShape::Int(2))?,
         })
+    }
+
+    /// The load chains of the values the netns, mark and interface filters compare, for
+    /// pwru-filter's skb value selectors ([`pwru_filter::SkbValue`]), from `sk_buff` with the
+    /// ids of `bpf_rdonly_cast` and `sk_buff`: the netns inode through the device
+    /// (`dev->nd_net.net->ns.inum`), else the socket (`sk->__sk_common.skc_net.net->ns.inum`);
+    /// `mark`; the device's `ifindex`. `None` when this BTF lacks the kfunc or a member, or a
+    /// member has another shape (each pointer a pointer, each value a 4-byte integer).
+    pub fn skb_value_paths(&self) -> Option<SkbValuePaths> {
+        let rdonly_cast = self.find_by_name(Kind::Func, "bpf_rdonly_cast")?.0;
+        let sk_buff = self.find_by_name(Kind::Struct, "sk_buff")?.0;
+        let ptr = |st: &str, path: &str| self.member_load(st, path, FieldShape::Pointer);
+        let int = |st: &str, path: &str| self.member_load(st, path, FieldShape::Int(4));
+        let inum = int("net", "ns.inum")?;
+        Some(SkbValuePaths {
+            rdonly_cast,
+            sk_buff,
+            netns: vec![
+                vec![ptr("sk_buff", "dev")?, ptr("net_device", "nd_net.net")?, inum],
+                vec![ptr("sk_buff", "sk")?, ptr("sock", "__sk_common.skc_net.net")?, inum],
+            ],
+            mark: vec![vec![int("sk_buff", "mark")?]],
+            ifindex: vec![vec![ptr("sk_buff", "dev")?, int("net_device", "ifindex")?]],
+        })
+    }
+
+    /// The load of member `path` (dot-separated names, anonymous members looked through) of
+    /// struct `name`, if it has that shape.
+    fn member_load(&self, name: &str, path: &str, want: FieldShape) -> Option<Load> {
+        let mut layout = self.struct_layout(name).ok()?;
+        let mut offset = 0u32;
+        let mut parts = path.split('.').peekable();
+        while let Some(part) = parts.next() {
+            let m = layout.member(part)?.clone();
+            if m.bitfield_size != 0 || m.bit_offset % 8 != 0 {
+                return None;
+            }
+            offset = offset.checked_add(m.byte_offset())?;
+            let id = self.skip_modifiers(m.type_id).ok()?;
+            let t = self.get(id).ok()?;
+            if parts.peek().is_some() {
+                layout = self.layout_of(id).ok()?;
+                continue;
+            }
+            let size = match want {
+                FieldShape::Pointer if t.kind() == Kind::Ptr => LoadSize::U64,
+                FieldShape::Int(4) if t.kind() == Kind::Int && t.size() == 4 => LoadSize::U32,
+                _ => return None,
+            };
+            return Some(Load {
+                offset: i16::try_from(offset).ok()?,
+                size,
+            });
+        }
+        None
     }
 
     /// The same BTF parsed by aya (which has its own type), from the bytes this one holds: no

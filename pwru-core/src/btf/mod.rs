@@ -33,7 +33,7 @@ mod types;
 
 pub use error::BtfError;
 #[doc(hidden)]
-pub use kernel::{kernel_btf_parses, KernelBtfParses};
+pub use kernel::{kernel_btf_parses, KernelBtfParses, SkbValuePaths};
 pub(crate) use kernel::count_aya_parse;
 pub use types::{EnumValue, Kind, Member, Param, StructLayout, Type, TypeId};
 
@@ -472,11 +472,19 @@ impl Btf {
             .find_by_name(Kind::Struct, name)
             .or_else(|| self.find_by_name(Kind::Union, name))
             .ok_or_else(|| BtfError::NotFound(format!("struct {name}")))?;
+        self.layout_of(id)
+    }
+
+    /// [`Btf::struct_layout`] of the struct or union with type id `id`.
+    pub(crate) fn layout_of(&self, id: TypeId) -> Result<StructLayout, BtfError> {
         let t = self.get(id)?;
+        if !matches!(t.kind(), Kind::Struct | Kind::Union) {
+            return Err(BtfError::NotFound(format!("struct or union with id {}", id.0)));
+        }
         let mut members = Vec::new();
         self.flatten_members(&t, 0, &mut members, 0)?;
         Ok(StructLayout {
-            name: name.to_string(),
+            name: self.name_of(&t).to_string(),
             size: t.size(),
             members,
         })

@@ -4,7 +4,7 @@
 
 use std::time::Instant;
 
-use pwru_ebpf::PWRU_CFG_FILTER_PCAP_SKB;
+use pwru_ebpf::{PWRU_CFG_FILTER_META_SKB, PWRU_CFG_FILTER_PCAP_SKB};
 
 use crate::backend::{driver, Driver, Tracepoint, TracepointFlavor};
 use crate::btf::Btf;
@@ -16,7 +16,7 @@ use crate::privileges::{self, Capability};
 use crate::timings::Timings;
 
 use super::expressions::compile_expressions;
-use super::filters::{choose_filter_access, compile_filters, skb_entry_for, translate_filters};
+use super::filters::{choose_filter_access, compile_filters, skb_reads_for, translate_filters};
 use super::{config, Target, Tracer, TracerBuilder};
 
 /// Probes `backend` for real: its driver, for the tracepoint backend in the flavour the
@@ -233,8 +233,14 @@ impl TracerBuilder {
             let mut translated = None;
             if let Ok((driver, _, (access, _), _)) = &chosen {
                 let phase = Instant::now();
-                let skb_entry = skb_entry_for(*driver, *access, &kernel);
-                let filter = translate_filters(&filters, *access, skb_entry, &expressions.bodies());
+                let skb = skb_reads_for(*driver, *access, &kernel);
+                let filter = translate_filters(
+                    &filters,
+                    *access,
+                    skb.as_ref(),
+                    config.flags,
+                    &expressions.bodies(),
+                );
                 let took = phase.elapsed();
                 if let (Ok((filter, flags)), Backend::KprobeMulti, None) =
                     (&filter, driver.backend(), &o.function_regex)
@@ -285,9 +291,14 @@ impl TracerBuilder {
             }
             None => {
                 let phase = Instant::now();
-                let skb_entry = skb_entry_for(driver, filter_access, &kernel);
-                let filter =
-                    translate_filters(&filters, filter_access, skb_entry, &expressions.bodies())?;
+                let skb = skb_reads_for(driver, filter_access, &kernel);
+                let filter = translate_filters(
+                    &filters,
+                    filter_access,
+                    skb.as_ref(),
+                    config.flags,
+                    &expressions.bodies(),
+                )?;
                 timings.filter_translate = phase.elapsed();
                 filter
             }
@@ -295,6 +306,9 @@ impl TracerBuilder {
         config.flags |= filter_flags;
         if filter_flags & PWRU_CFG_FILTER_PCAP_SKB != 0 {
             log::debug!("the pcap filter reads the skb's header fields with bpf_rdonly_cast");
+        }
+        if filter_flags & PWRU_CFG_FILTER_META_SKB != 0 {
+            log::debug!("the netns, mark and interface filters read the skb with bpf_rdonly_cast");
         }
         if backend == Backend::Tracepoint && !o.non_skb_functions.is_empty() {
             return Err(Error::InvalidOption(format!(

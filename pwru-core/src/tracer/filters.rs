@@ -3,13 +3,15 @@
 //! has decided how packet bytes are read.
 
 use pwru_ebpf::{
+    PWRU_CFG_FILTER_IFINDEX, PWRU_CFG_FILTER_MARK, PWRU_CFG_FILTER_META_SKB, PWRU_CFG_FILTER_NETNS,
     PWRU_CFG_FILTER_PCAP, PWRU_CFG_FILTER_PCAP_SKB, PWRU_CFG_FILTER_TUNNEL_L2,
-    PWRU_CFG_FILTER_TUNNEL_L3, PWRU_SEL_L2, PWRU_SEL_L3, PWRU_SEL_PCAP_SKB,
+    PWRU_CFG_FILTER_TUNNEL_L3, PWRU_SEL_L2, PWRU_SEL_L3, PWRU_SEL_PCAP_SKB, PWRU_SEL_SKB_IFINDEX,
+    PWRU_SEL_SKB_MARK, PWRU_SEL_SKB_NETNS,
 };
-use pwru_filter::{Cbpf, Insn, Layer, Mode, ProbeAccess, SetLookup, SkbEntry, SkbFields};
+use pwru_filter::{Cbpf, Insn, Layer, Mode, ProbeAccess, SetLookup, SkbEntry, SkbFields, SkbValue};
 
 use crate::backend::{probe_kfunc_cast_with, Driver};
-use crate::btf::Btf;
+use crate::btf::{Btf, SkbValuePaths};
 use crate::error::Error;
 use crate::object::FilterBody;
 use crate::options::Options;
@@ -74,15 +76,26 @@ pub(super) fn compile_filters(o: &Options) -> Result<([CompiledFilter; 4], u32),
     Ok(([l2, l3, tl2, tl3], flags))
 }
 
+/// What the filter body of untyped programs can read from the skb itself
+/// ([`skb_reads_for`]): the header fields of the pcap entry and the load chains of the
+/// netns, mark and interface values.
+pub(super) struct SkbReads {
+    fields: SkbFields,
+    values: Option<SkbValuePaths>,
+}
+
 /// The four filters translated (ProbeRead mode, reading packet bytes as `access` says) and
 /// put behind one dispatch body, followed by `more` (the expression bodies, selectors 4 and
-/// up), with the config bits the body asks for. With `skb_entry` (see [`skb_entry_for`]) and
-/// a pcap filter but no tunnel filter, the body also has the skb entry
-/// (`PWRU_SEL_PCAP_SKB`, config bit `PWRU_CFG_FILTER_PCAP_SKB`).
+/// up), with the config bits the body asks for. With `skb` (see [`skb_reads_for`]) the body
+/// also gets the skb entry when a pcap filter but no tunnel filter is on (`PWRU_SEL_PCAP_SKB`,
+/// config bit `PWRU_CFG_FILTER_PCAP_SKB`), and the value selectors of the netns, mark and
+/// interface filters that `flags` (the tracer's config bits) turn on (`PWRU_SEL_SKB_*`,
+/// `PWRU_CFG_FILTER_META_SKB`).
 pub(super) fn translate_filters(
     filters: &[CompiledFilter; 4],
     access: ProbeAccess,
-    skb_entry: Option<SkbFields>,
+    skb: Option<&SkbReads>,
+    flags: u32,
     more: &[&[Insn]],
 ) -> Result<(FilterBody, u32), Error> {
     let opts = pwru_filter::Options::with_access(access);
@@ -103,40 +116,66 @@ pub(super) fn translate_filters(
     let pcap = &filters[0].expr;
     // The tunnel filters need the header fields in the program, which then reads them anyway.
     let tunnels = filters[2..].iter().any(|f| !f.expr.is_empty());
-    let entry = skb_entry
+    let entry = skb
         .filter(|_| !pcap.is_empty() && !tunnels)
-        .map(|fields| SkbEntry {
+        .map(|reads| SkbEntry {
             selector: PWRU_SEL_PCAP_SKB as i32,
-            fields,
+            fields: reads.fields,
             l2: PWRU_SEL_L2 as usize,
             l3: PWRU_SEL_L3 as usize,
         });
-    let dispatch = match &entry {
-        Some(e) => pwru_filter::dispatch_with_skb_entry(&refs, e),
-        None => pwru_filter::dispatch(&refs),
+    let values = skb
+        .and_then(|reads| reads.values.as_ref())
+        .map(|p| skb_values(p, flags))
+        .unwrap_or_default();
+    let dispatch = pwru_filter::dispatch_with_skb_entries(&refs, entry.as_ref(), &values)
+        .map_err(|e| filter_error("pcap", pcap, e))?;
+    let mut body_flags = 0;
+    if entry.is_some() {
+        body_flags |= PWRU_CFG_FILTER_PCAP_SKB;
     }
-    .map_err(|e| filter_error("pcap", pcap, e))?;
-    let flags = if entry.is_some() {
-        PWRU_CFG_FILTER_PCAP_SKB
-    } else {
-        0
-    };
+    if !values.is_empty() {
+        body_flags |= PWRU_CFG_FILTER_META_SKB;
+    }
     FilterBody::from_bytes(&pwru_filter::insn::program_bytes(&dispatch))
-        .map(|body| (body.with_set_keys(set_keys), flags))
+        .map(|body| (body.with_set_keys(set_keys), body_flags))
         .map_err(|e| filter_error("pcap", pcap, e))
 }
 
-/// Where the skb's header fields are, for a dispatch body's skb entry: only for programs
-/// that get the skb as a plain number ([`Driver::skb_is_untyped`]) and read packet bytes
-/// through `bpf_rdonly_cast` (so the kernel accepts the kfunc in them), when the kernel BTF
-/// describes the fields as the entry reads them ([`Btf::skb_fields`]).
-pub(super) fn skb_entry_for(
+/// The value selectors of the netns, mark and interface filters `flags` turns on, the netns
+/// first (the filters run in that order).
+fn skb_values(p: &SkbValuePaths, flags: u32) -> Vec<SkbValue> {
+    [
+        (PWRU_CFG_FILTER_NETNS, PWRU_SEL_SKB_NETNS, &p.netns),
+        (PWRU_CFG_FILTER_MARK, PWRU_SEL_SKB_MARK, &p.mark),
+        (PWRU_CFG_FILTER_IFINDEX, PWRU_SEL_SKB_IFINDEX, &p.ifindex),
+    ]
+    .into_iter()
+    .filter(|(bit, _, _)| flags & bit != 0)
+    .map(|(_, selector, paths)| SkbValue {
+        selector: selector as i32,
+        rdonly_cast: p.rdonly_cast,
+        sk_buff: p.sk_buff,
+        paths: paths.clone(),
+    })
+    .collect()
+}
+
+/// What the filter body can read from the skb itself: only for programs that get the skb as a
+/// plain number ([`Driver::skb_is_untyped`]) and read packet bytes through `bpf_rdonly_cast`
+/// (so the kernel accepts the kfunc in them), when the kernel BTF describes the header fields
+/// as the entry reads them ([`Btf::skb_fields`]; the value chains, [`Btf::skb_value_paths`],
+/// are left out if it does not describe them).
+pub(super) fn skb_reads_for(
     driver: &dyn Driver,
     access: ProbeAccess,
     btf: &Btf,
-) -> Option<SkbFields> {
+) -> Option<SkbReads> {
     match access {
-        ProbeAccess::Cast(_) if driver.skb_is_untyped() => btf.skb_fields(),
+        ProbeAccess::Cast(_) if driver.skb_is_untyped() => Some(SkbReads {
+            fields: btf.skb_fields()?,
+            values: btf.skb_value_paths(),
+        }),
         _ => None,
     }
 }
