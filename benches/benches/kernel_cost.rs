@@ -15,6 +15,9 @@
 //! - `no_match_raw_entry`: the same raw_tp program whose filter body has the skb entry
 //!   (`PWRU_CFG_FILTER_PCAP_SKB`): it reads the skb fields through the cast itself, as the
 //!   tracer's untyped programs do on kernels that accept the kfunc in them,
+//! - `no_match_raw_netns`, `no_match_raw_netns_body`: that raw_tp program under a netns filter
+//!   that rejects every packet, its netns read with helper calls, then through the body's
+//!   value selector (`PWRU_CFG_FILTER_META_SKB`),
 //! - `emit_ids`: `emit` with packet ids on: each packet is first seen at its free here, so
 //!   one hit pays a packet id's whole life (assignment, the buffer owner's entry, the delete of
 //!   both at the free),
@@ -83,6 +86,31 @@ fn body_udp_dport_skb_entry(
         l3: 1,
     };
     let d = dispatch_with_skb_entry(&[&l2.insns, &l3.insns], &entry).expect("dispatch");
+    FilterBody::from_insns(&d).expect("valid body")
+}
+
+/// [`body_udp_dport_skb_entry`] with value selectors (`PWRU_CFG_FILTER_META_SKB`).
+fn body_udp_dport_skb_values(
+    port: u16,
+    ids: pwru_filter::CastIds,
+    fields: pwru_filter::SkbFields,
+    values: &[pwru_filter::SkbValue],
+) -> FilterBody {
+    use pwru_filter::{
+        compile_ebpf_with, dispatch_with_skb_entries, Layer, Mode, Options, SkbEntry,
+    };
+    let expr = format!("udp dst port {port}");
+    let o = Options::with_access(ProbeAccess::Cast(ids));
+    let l2 = compile_ebpf_with(&expr, Layer::L2, Mode::ProbeRead, &o).expect("compiles");
+    let l3 = compile_ebpf_with(&expr, Layer::L3, Mode::ProbeRead, &o).expect("compiles");
+    let entry = SkbEntry {
+        selector: PWRU_SEL_PCAP_SKB as i32,
+        fields,
+        l2: 0,
+        l3: 1,
+    };
+    let d =
+        dispatch_with_skb_entries(&[&l2.insns, &l3.insns], Some(&entry), values).expect("dispatch");
     FilterBody::from_insns(&d).expect("valid body")
 }
 
@@ -283,6 +311,42 @@ fn setup() -> Result<Setup, String> {
                             .map_err(|e| e.to_string())?,
                     );
                     loaders.push(("no_match_raw_entry", Rc::new(entry), "raw_tp_kfree_skb"));
+                    // A netns filter that rejects every packet: its value read with helper
+                    // calls (skb->dev, dev->nd_net.net, net->ns.inum), then through the body.
+                    let paths = pwru_core::btf::Btf::vmlinux()
+                        .map_err(|e| e.to_string())?
+                        .skb_value_paths()
+                        .ok_or("no netns chain in the kernel BTF")?;
+                    let netns = pwru_filter::SkbValue {
+                        selector: PWRU_SEL_SKB_NETNS as i32,
+                        rdonly_cast: ids.rdonly_cast,
+                        sk_buff: fields.sk_buff,
+                        paths: paths.netns,
+                    };
+                    let other_netns = PwruConfig {
+                        flags: PWRU_CFG_FILTER_NETNS | PWRU_CFG_FILTER_PCAP | outputs,
+                        netns: 1,
+                        ..Default::default()
+                    };
+                    for (name, values, meta) in [
+                        ("no_match_raw_netns", vec![], 0),
+                        (
+                            "no_match_raw_netns_body",
+                            vec![netns],
+                            PWRU_CFG_FILTER_META_SKB,
+                        ),
+                    ] {
+                        let body = body_udp_dport_skb_values(OTHER_PORT, ids, fields, &values);
+                        let mut c = other_netns;
+                        c.flags |= meta | PWRU_CFG_FILTER_PCAP_SKB;
+                        let mut l =
+                            Loader::new(OBJECT, &body, &c, &opts).map_err(|e| e.to_string())?;
+                        links.push(
+                            l.load_tracepoint("kfree_skb", TracepointFlavor::Raw)
+                                .map_err(|e| e.to_string())?,
+                        );
+                        loaders.push((name, Rc::new(l), "raw_tp_kfree_skb"));
+                    }
                 }
                 Ok(None) => println!("SKIP kernel_cost/no_match_raw_entry: no sk_buff fields"),
                 Err(e) => println!("SKIP kernel_cost/no_match_raw_entry: {e}"),
