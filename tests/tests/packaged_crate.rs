@@ -59,6 +59,23 @@ fn which(name: &str, path: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
+/// Sets every file under `dir` to the current time.
+fn touch_all(dir: &Path) {
+    let now = std::time::SystemTime::now();
+    for entry in fs::read_dir(dir).expect("read unpacked crate") {
+        let path = entry.expect("dir entry").path();
+        if path.is_dir() {
+            touch_all(&path);
+        } else {
+            fs::File::options()
+                .append(true)
+                .open(&path)
+                .and_then(|f| f.set_modified(now))
+                .unwrap_or_else(|e| panic!("touch {}: {e}", path.display()));
+        }
+    }
+}
+
 /// A directory of symlinks to cargo, rustc and HOST_TOOLS only: the PATH of the user build.
 fn clang_free_bin(dir: &Path, toolchain_bin: &Path) -> PathBuf {
     let bin = dir.join("bin");
@@ -112,6 +129,9 @@ fn packaged_crates_build_without_clang_and_trace() {
             "unpack",
         );
         let dir = crates.join(format!("{c}-{version}"));
+        // The archive's file times are cargo's fixed ones, older than the incremental build
+        // of the last run: without a new time, cargo would take that build for this source.
+        touch_all(&dir);
         patch.push_str(&format!(
             "{c} = {{ path = {:?} }}\n",
             dir.display().to_string()
