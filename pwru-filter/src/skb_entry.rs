@@ -8,8 +8,13 @@
 //! are four plain loads: the verifier turns them into fault-safe `BPF_PROBE_MEM` loads and
 //! the cast into `r0 = r1`, so a run the filter rejects makes no helper call at all.
 //!
+//! The same holds for the values other filters compare ([`SkbValue`]: a selector that
+//! follows a chain of pointers from the skb, such as `skb->dev->nd_net.net->ns.inum` for a
+//! network namespace filter, and returns the value it finds).
+//!
 //! Like [`crate::cast`], this module reads no BTF: the caller gives the ids and offsets
-//! ([`SkbFields`]); pwru-core takes them from the running kernel's BTF.
+//! ([`SkbFields`], the [`Load`]s of each value); pwru-core takes them from the running kernel's
+//! BTF.
 
 use std::fmt;
 
