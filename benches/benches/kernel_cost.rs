@@ -67,29 +67,9 @@ fn body_udp_dport(port: u16, access: ProbeAccess) -> FilterBody {
     FilterBody::from_bytes(&bytes).expect("valid body")
 }
 
-/// [`body_udp_dport`] with the cast, and the skb entry the tracer puts in front of the pcap
-/// filters for programs whose skb is a plain number (`PWRU_CFG_FILTER_PCAP_SKB`).
-fn body_udp_dport_skb_entry(
-    port: u16,
-    ids: pwru_filter::CastIds,
-    fields: pwru_filter::SkbFields,
-) -> FilterBody {
-    use pwru_filter::{compile_ebpf_with, dispatch_with_skb_entry, Layer, Mode, Options, SkbEntry};
-    let expr = format!("udp dst port {port}");
-    let o = Options::with_access(ProbeAccess::Cast(ids));
-    let l2 = compile_ebpf_with(&expr, Layer::L2, Mode::ProbeRead, &o).expect("compiles");
-    let l3 = compile_ebpf_with(&expr, Layer::L3, Mode::ProbeRead, &o).expect("compiles");
-    let entry = SkbEntry {
-        selector: PWRU_SEL_PCAP_SKB as i32,
-        fields,
-        l2: 0,
-        l3: 1,
-    };
-    let d = dispatch_with_skb_entry(&[&l2.insns, &l3.insns], &entry).expect("dispatch");
-    FilterBody::from_insns(&d).expect("valid body")
-}
-
-/// [`body_udp_dport_skb_entry`] with value selectors (`PWRU_CFG_FILTER_META_SKB`).
+/// [`body_udp_dport`] with the cast, the skb entry the tracer puts in front of the pcap
+/// filters for programs whose skb is a plain number (`PWRU_CFG_FILTER_PCAP_SKB`), and the
+/// value selectors `values` (`PWRU_CFG_FILTER_META_SKB`).
 fn body_udp_dport_skb_values(
     port: u16,
     ids: pwru_filter::CastIds,
@@ -300,7 +280,7 @@ fn setup() -> Result<Setup, String> {
                 Ok(Some(fields)) => {
                     let mut entry = Loader::new(
                         OBJECT,
-                        &body_udp_dport_skb_entry(OTHER_PORT, ids, fields),
+                        &body_udp_dport_skb_values(OTHER_PORT, ids, fields, &[]),
                         &cfg(PWRU_CFG_FILTER_PCAP | PWRU_CFG_FILTER_PCAP_SKB | outputs),
                         &opts,
                     )
@@ -313,29 +293,34 @@ fn setup() -> Result<Setup, String> {
                     loaders.push(("no_match_raw_entry", Rc::new(entry), "raw_tp_kfree_skb"));
                     // A netns filter that rejects every packet: its value read with helper
                     // calls (skb->dev, dev->nd_net.net, net->ns.inum), then through the body.
-                    let paths = pwru_core::btf::Btf::vmlinux()
-                        .map_err(|e| e.to_string())?
-                        .skb_value_paths()
-                        .ok_or("no netns chain in the kernel BTF")?;
-                    let netns = pwru_filter::SkbValue {
-                        selector: PWRU_SEL_SKB_NETNS as i32,
-                        rdonly_cast: ids.rdonly_cast,
-                        sk_buff: fields.sk_buff,
-                        paths: paths.netns,
+                    let netns = match pwru_core::btf::Btf::vmlinux().map(|b| b.skb_value_paths()) {
+                        Ok(Some(p)) => p.selectors(PWRU_CFG_FILTER_NETNS),
+                        Ok(None) => {
+                            println!(
+                                "SKIP kernel_cost/no_match_raw_netns*: no netns chain in the BTF"
+                            );
+                            Vec::new()
+                        }
+                        Err(e) => {
+                            println!("SKIP kernel_cost/no_match_raw_netns*: {e}");
+                            Vec::new()
+                        }
                     };
                     let other_netns = PwruConfig {
                         flags: PWRU_CFG_FILTER_NETNS | PWRU_CFG_FILTER_PCAP | outputs,
                         netns: 1,
                         ..Default::default()
                     };
-                    for (name, values, meta) in [
-                        ("no_match_raw_netns", vec![], 0),
+                    let variants = [
+                        ("no_match_raw_netns", Vec::new(), 0),
                         (
                             "no_match_raw_netns_body",
-                            vec![netns],
+                            netns.clone(),
                             PWRU_CFG_FILTER_META_SKB,
                         ),
-                    ] {
+                    ];
+                    // Both or neither: the pair is the comparison.
+                    for (name, values, meta) in variants.into_iter().filter(|_| !netns.is_empty()) {
                         let body = body_udp_dport_skb_values(OTHER_PORT, ids, fields, &values);
                         let mut c = other_netns;
                         c.flags |= meta | PWRU_CFG_FILTER_PCAP_SKB;

@@ -227,23 +227,13 @@ fn loader_corpus_filters_verify_behind_the_skb_entry() {
         .expect("kernel BTF")
         .skb_value_paths()
         .expect("a kernel with bpf_rdonly_cast describes the netns, mark and ifindex chains");
-    let value = |selector: u64, paths: &Vec<Vec<pwru_filter::Load>>| SkbValue {
-        selector: selector as i32,
-        rdonly_cast: ids.rdonly_cast,
-        sk_buff: fields.sk_buff,
-        paths: paths.clone(),
-    };
-    let values = [
-        value(PWRU_SEL_SKB_NETNS, &paths.netns),
-        value(PWRU_SEL_SKB_MARK, &paths.mark),
-        value(PWRU_SEL_SKB_IFINDEX, &paths.ifindex),
-    ];
+    let meta = PWRU_CFG_FILTER_NETNS | PWRU_CFG_FILTER_MARK | PWRU_CFG_FILTER_IFINDEX;
+    let values = paths.selectors(meta);
+    assert_eq!(values.len(), 3, "one selector per filter");
     let cfg = PwruConfig {
         flags: PWRU_CFG_FILTER_PCAP
             | PWRU_CFG_FILTER_PCAP_SKB
-            | PWRU_CFG_FILTER_NETNS
-            | PWRU_CFG_FILTER_MARK
-            | PWRU_CFG_FILTER_IFINDEX
+            | meta
             | PWRU_CFG_FILTER_META_SKB
             | PWRU_CFG_OUTPUT_META
             | PWRU_CFG_OUTPUT_TUPLE,

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use loader_common::*;
 use pwru_core::backend::{probe_kfunc_cast, Tracepoint, TracepointFlavor};
+use pwru_core::netns::{ifindex_in, NetnsSpec};
 use pwru_core::object::{FilterBody, Loader, LoaderOptions};
 use pwru_ebpf::*;
 use pwru_filter::{
@@ -414,26 +415,13 @@ fn loader_raw_tp_filters_netns_mark_and_interface_through_skb_values() {
         .expect("kernel BTF")
         .skb_value_paths()
         .expect("a kernel with bpf_rdonly_cast describes the netns, mark and ifindex chains");
-    let value = |selector: u64, paths: &Vec<Vec<pwru_filter::Load>>| SkbValue {
-        selector: selector as i32,
-        rdonly_cast: ids.rdonly_cast,
-        sk_buff: fields.sk_buff,
-        paths: paths.clone(),
-    };
-    let values = [
-        value(PWRU_SEL_SKB_NETNS, &paths.netns),
-        value(PWRU_SEL_SKB_MARK, &paths.mark),
-        value(PWRU_SEL_SKB_IFINDEX, &paths.ifindex),
-    ];
+    let values =
+        paths.selectors(PWRU_CFG_FILTER_NETNS | PWRU_CFG_FILTER_MARK | PWRU_CFG_FILTER_IFINDEX);
+    assert_eq!(values.len(), 3, "one selector per filter");
     let pair = lab("v", 14);
     let netns_b = inode(&pair.ns_b);
-    let link = pwru_testkit::netlab::exec_in(&pair.ns_b, &["ip", "-o", "link", "show", &pair.if_b])
-        .expect("ip link");
-    let ifindex_b: u32 = link
-        .split(':')
-        .next()
-        .and_then(|n| n.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no ifindex in {link:?}"));
+    let ns_b = NetnsSpec::Path(VethPair::netns_path(&pair.ns_b));
+    let ifindex_b = ifindex_in(&ns_b, &pair.if_b).expect("the lab's interface in its netns");
     let config = |ifindex: u32| {
         let mut c = config(netns_b);
         c.flags |= PWRU_CFG_FILTER_PCAP_SKB
@@ -447,6 +435,10 @@ fn loader_raw_tp_filters_netns_mark_and_interface_through_skb_values() {
     };
     let body = body_entry_only(CLOSED_PORT, ids, fields, &values);
     let mut swapped = values.clone();
+    assert_eq!(
+        swapped[0].selector, PWRU_SEL_SKB_NETNS as i32,
+        "netns first"
+    );
     swapped[0].paths = paths.mark.clone();
     let proof_body = body_entry_only(CLOSED_PORT, ids, fields, &swapped);
     let mut proof_config = config(ifindex_b);

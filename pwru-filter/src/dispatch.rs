@@ -86,8 +86,8 @@ fn build(
         Ok(())
     };
     if let Some(e) = entry {
-        let ours = usize::try_from(e.selector).is_ok_and(|s| s < n);
-        if ours || e.l2 >= n || e.l3 >= n {
+        // (A selector of one of the filters was refused above as given twice.)
+        if e.l2 >= n || e.l3 >= n {
             return Err(TranslateError::SkbEntryMismatch {
                 selector: e.selector,
                 l2: e.l2,

@@ -77,9 +77,8 @@ pub enum TranslateError {
     /// A register does not survive a helper call.
     #[error("the program's address sets need map lookups, which only Mode::ProbeRead code makes; use SetLookup::Compares in Mode::Direct")]
     SetsNeedProbeRead,
-    /// A dispatch's skb entry names a filter the dispatch does not have, or uses the selector
-    /// of one of its filters.
-    #[error("the skb entry (selector {selector}, L2 filter {l2}, L3 filter {l3}) does not fit a dispatch of {filters} filters: name two of its filters and a selector of {filters} or more")]
+    /// A dispatch's skb entry names a filter the dispatch does not have.
+    #[error("the skb entry (selector {selector}, L2 filter {l2}, L3 filter {l3}) names a filter a dispatch of {filters} filters does not have: name two of its filters (0 to {filters} - 1)")]
     SkbEntryMismatch {
         /// The entry's selector.
         selector: i32,

@@ -7,7 +7,7 @@
 use std::cell::Cell;
 use std::path::Path;
 
-use pwru_filter::{CastIds, Load, LoadSize, SkbFields};
+use pwru_filter::{CastIds, Load, LoadSize, SkbFields, SkbValue};
 
 use super::{Btf, BtfError, Kind, TypeId};
 
@@ -57,7 +57,30 @@ pub struct SkbValuePaths {
     pub ifindex: Vec<Vec<Load>>,
 }
 
-/// What [`Btf::skb_fields`] requires of a field's type.
+impl SkbValuePaths {
+    /// The value selectors (`PWRU_SEL_SKB_NETNS`, `_MARK`, `_IFINDEX`) of the netns, mark and
+    /// interface filters that config bits `flags` turn on (`PWRU_CFG_FILTER_NETNS`, `_MARK`,
+    /// `_IFINDEX`), netns first: the order the programs test them in.
+    pub fn selectors(&self, flags: u32) -> Vec<SkbValue> {
+        use pwru_ebpf::*;
+        [
+            (PWRU_CFG_FILTER_NETNS, PWRU_SEL_SKB_NETNS, &self.netns),
+            (PWRU_CFG_FILTER_MARK, PWRU_SEL_SKB_MARK, &self.mark),
+            (PWRU_CFG_FILTER_IFINDEX, PWRU_SEL_SKB_IFINDEX, &self.ifindex),
+        ]
+        .into_iter()
+        .filter(|(bit, _, _)| flags & bit != 0)
+        .map(|(_, selector, paths)| SkbValue {
+            selector: selector as i32,
+            rdonly_cast: self.rdonly_cast,
+            sk_buff: self.sk_buff,
+            paths: paths.clone(),
+        })
+        .collect()
+    }
+}
+
+/// What [`Btf::skb_fields`] and [`Btf::skb_value_paths`] require of a member's type.
 #[derive(Clone, Copy)]
 enum FieldShape {
     Pointer,
@@ -124,19 +147,7 @@ impl Btf {
     pub fn skb_fields(&self) -> Option<SkbFields> {
         let rdonly_cast = self.find_by_name(Kind::Func, "bpf_rdonly_cast")?;
         let sk_buff = self.find_by_name(Kind::Struct, "sk_buff")?;
-        let layout = self.struct_layout("sk_buff").ok()?;
-        let field = |name: &str, want: FieldShape| -> Option<i16> {
-            let m = layout.member(name)?;
-            if m.bitfield_size != 0 || m.bit_offset % 8 != 0 {
-                return None;
-            }
-            let t = self.get(self.skip_modifiers(m.type_id).ok()?).ok()?;
-            let fits = match want {
-                FieldShape::Pointer => t.kind() == Kind::Ptr,
-                FieldShape::Int(size) => t.kind() == Kind::Int && t.size() == size,
-            };
-            fits.then(|| i16::try_from(m.byte_offset()).ok()).flatten()
-        };
+        let field = |name: &str, want: FieldShape| Some(self.member_load("sk_buff", name, want)?.offset);
         Some(SkbFields {
             rdonly_cast: rdonly_cast.0,
             sk_buff: sk_buff.0,
@@ -172,7 +183,7 @@ impl Btf {
     }
 
     /// The load of member `path` (dot-separated names, anonymous members looked through) of
-    /// struct `name`, if it has that shape.
+    /// struct `name`, if it has that shape and no bitfield is on the way.
     fn member_load(&self, name: &str, path: &str, want: FieldShape) -> Option<Load> {
         let mut layout = self.struct_layout(name).ok()?;
         let mut offset = 0u32;
@@ -191,6 +202,7 @@ impl Btf {
             }
             let size = match want {
                 FieldShape::Pointer if t.kind() == Kind::Ptr => LoadSize::U64,
+                FieldShape::Int(2) if t.kind() == Kind::Int && t.size() == 2 => LoadSize::U16,
                 FieldShape::Int(4) if t.kind() == Kind::Int && t.size() == 4 => LoadSize::U32,
                 _ => return None,
             };

@@ -3,12 +3,11 @@
 //! has decided how packet bytes are read.
 
 use pwru_ebpf::{
-    PWRU_CFG_FILTER_IFINDEX, PWRU_CFG_FILTER_MARK, PWRU_CFG_FILTER_META_SKB, PWRU_CFG_FILTER_NETNS,
-    PWRU_CFG_FILTER_PCAP, PWRU_CFG_FILTER_PCAP_SKB, PWRU_CFG_FILTER_TUNNEL_L2,
-    PWRU_CFG_FILTER_TUNNEL_L3, PWRU_SEL_L2, PWRU_SEL_L3, PWRU_SEL_PCAP_SKB, PWRU_SEL_SKB_IFINDEX,
-    PWRU_SEL_SKB_MARK, PWRU_SEL_SKB_NETNS,
+    PWRU_CFG_FILTER_META_SKB, PWRU_CFG_FILTER_PCAP, PWRU_CFG_FILTER_PCAP_SKB,
+    PWRU_CFG_FILTER_TUNNEL_L2, PWRU_CFG_FILTER_TUNNEL_L3, PWRU_SEL_L2, PWRU_SEL_L3,
+    PWRU_SEL_PCAP_SKB,
 };
-use pwru_filter::{Cbpf, Insn, Layer, Mode, ProbeAccess, SetLookup, SkbEntry, SkbFields, SkbValue};
+use pwru_filter::{Cbpf, Insn, Layer, Mode, ProbeAccess, SetLookup, SkbEntry, SkbFields};
 
 use crate::backend::{probe_kfunc_cast_with, Driver};
 use crate::btf::{Btf, SkbValuePaths};
@@ -126,7 +125,7 @@ pub(super) fn translate_filters(
         });
     let values = skb
         .and_then(|reads| reads.values.as_ref())
-        .map(|p| skb_values(p, flags))
+        .map(|p| p.selectors(flags))
         .unwrap_or_default();
     let dispatch = pwru_filter::dispatch_with_skb_entries(&refs, entry.as_ref(), &values)
         .map_err(|e| filter_error("pcap", pcap, e))?;
@@ -140,25 +139,6 @@ pub(super) fn translate_filters(
     FilterBody::from_bytes(&pwru_filter::insn::program_bytes(&dispatch))
         .map(|body| (body.with_set_keys(set_keys), body_flags))
         .map_err(|e| filter_error("pcap", pcap, e))
-}
-
-/// The value selectors of the netns, mark and interface filters `flags` turns on, the netns
-/// first (the filters run in that order).
-fn skb_values(p: &SkbValuePaths, flags: u32) -> Vec<SkbValue> {
-    [
-        (PWRU_CFG_FILTER_NETNS, PWRU_SEL_SKB_NETNS, &p.netns),
-        (PWRU_CFG_FILTER_MARK, PWRU_SEL_SKB_MARK, &p.mark),
-        (PWRU_CFG_FILTER_IFINDEX, PWRU_SEL_SKB_IFINDEX, &p.ifindex),
-    ]
-    .into_iter()
-    .filter(|(bit, _, _)| flags & bit != 0)
-    .map(|(_, selector, paths)| SkbValue {
-        selector: selector as i32,
-        rdonly_cast: p.rdonly_cast,
-        sk_buff: p.sk_buff,
-        paths: paths.clone(),
-    })
-    .collect()
 }
 
 /// What the filter body can read from the skb itself: only for programs that get the skb as a
