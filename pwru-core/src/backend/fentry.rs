@@ -59,8 +59,8 @@ impl Driver for Fentry {
         let loader = &*loader;
         let mut fatal = None;
         // One load (the verifier) and one trampoline per function, in the targets' order (the
-        // hot path first), on `attach_threads` threads (1 unless asked: see
-        // Loader::attach_threads for why).
+        // hot path first), on `attach_threads` threads (2 unless asked: the verifier runs
+        // overlap; see object::DEFAULT_ATTACH_THREADS).
         parallel::for_each_in_rounds(
             loader.attach_threads(),
             targets,

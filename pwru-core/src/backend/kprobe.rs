@@ -42,7 +42,7 @@ impl Driver for Kprobe {
         let mut last = String::new();
         for f in PROBE_FUNCS {
             let name = CString::new(*f).map_err(|e| e.to_string())?;
-            match sys::perf_kprobe_open(&pmu, &name, false, prog.as_fd()) {
+            match sys::perf_kprobe_open(&pmu, sys::KprobeAt::Symbol(&name), false, prog.as_fd()) {
                 Ok(_) => return Ok(()),
                 Err(e) => last = format!("attaching a kprobe to {f} failed: {e}"),
             }
@@ -66,8 +66,9 @@ impl Driver for Kprobe {
         }
         let pmu = kprobe_pmu("kprobe_skb")?;
         let loader = &*loader;
-        // In the targets' order (the hot path first), on `attach_threads` threads (1 unless
-        // asked: the kernel serialises kprobe registration; see Loader::attach_threads).
+        // In the targets' order (the hot path first), on `attach_threads` threads (2 unless
+        // asked: the kernel serialises most of kprobe registration; see
+        // object::DEFAULT_ATTACH_THREADS).
         parallel::for_each_in_rounds(
             loader.attach_threads(),
             targets,
@@ -170,7 +171,7 @@ fn attach_perf_kprobe(
 ) -> Result<Link, LoaderError> {
     CString::new(function)
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))
-        .and_then(|name| sys::perf_kprobe_open(pmu, &name, retprobe, prog))
+        .and_then(|name| sys::perf_kprobe_open(pmu, sys::KprobeAt::Symbol(&name), retprobe, prog))
         .map(|event| Link::perf_event(program, function, event))
         .map_err(|error| LoaderError::Attach {
             program: program.into(),

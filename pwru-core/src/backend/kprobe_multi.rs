@@ -112,7 +112,7 @@ impl Driver for KprobeMulti {
         });
         let loader = &*loader;
         let done = std::cell::Cell::new(0);
-        // One program per position, verified and linked on `attach_threads` threads (1 unless
+        // One program per position, verified and linked on `attach_threads` threads (2 unless
         // asked).
         parallel::for_each_in_rounds(
             loader.attach_threads(),

@@ -1,9 +1,10 @@
 //! Attaching and detaching on a given number of threads, in rounds that keep the targets'
 //! order. Each kprobe or trampoline the kernel adds or removes waits (text patching, RCU
 //! grace periods, the verifier for per-function fentry programs); threads overlap those waits
-//! only where the kernel does not serialise them. It does for kprobe and trampoline
-//! registration, so attaching defaults to one thread (`Loader::attach_threads`); detaching
-//! sleeps in grace periods that threads overlap, so it uses many (`link::DETACH_THREADS`).
+//! only where the kernel does not serialise them. It does for most of kprobe and trampoline
+//! registration, so attaching defaults to two threads (`object::DEFAULT_ATTACH_THREADS`);
+//! detaching sleeps in grace periods that threads overlap, so it uses many
+//! (`link::DETACH_THREADS`).
 
 use std::sync::{Mutex, MutexGuard};
 

@@ -52,12 +52,22 @@ pub use relocated::relocate_for_bench;
 pub(crate) use loader_job::ObjectJob;
 pub(crate) use relocated::{Relocated, RelocationJob};
 
+/// Threads that attach targets unless told otherwise (fewer if the process may run on fewer
+/// CPUs). The kernel registers kprobes and updates trampolines under global mutexes, so
+/// threads overlap only the rest of each attach: the program's verification (one per function
+/// with fentry), the perf event's and the probe's allocations, the syscalls. In a 2-vCPU QEMU
+/// guest on a quiet host (2026-12-05, tests/vm/README.md, `attach-speed` and `detach-lab`),
+/// two threads attached 1.1-1.35x faster than one with kprobes (6.1, 6.12) and 1.55-1.85x with
+/// fentry; three and four were no faster than two. (Earlier boots on a loaded host had two
+/// threads slower: there a waiting vCPU's spinning took host time from the lock's holder.)
+pub const DEFAULT_ATTACH_THREADS: usize = 2;
+
 /// Options that are not part of the kernel-side config.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LoaderOptions {
     /// Ring buffer size in bytes: a power of two and a multiple of the page size.
     pub ring_buf_bytes: u32,
-    /// Threads that attach targets; 0 means the default, 1 (see [`Loader::attach_threads`]).
+    /// Threads that attach targets; 0 means the default (see [`Loader::attach_threads`]).
     /// Detaching uses more (`backend::DETACH_THREADS`).
     pub attach_threads: usize,
 }
@@ -337,15 +347,16 @@ impl Loader {
     }
 
     /// Threads to attach targets with: [`LoaderOptions::attach_threads`], 0 (the default)
-    /// meaning 1. One thread is the measured best: in a 2-vCPU QEMU guest (Linux 6.12), two
-    /// threads made kprobe attach 1.2-2x slower in three boots of four and trampoline attach of a trivial program
-    /// 1.7x slower (the kernel registers kprobes and trampolines under global mutexes, and the
-    /// waiting thread spins on the other vCPU); fentry with pwru's programs, whose verifier
-    /// runs can overlap, was faster with two on a quiet host. Detaching does not use this
-    /// count below `backend::DETACH_THREADS` (its waits are sleeps). See tests/vm/README.md,
-    /// `attach-speed` and `detach-lab`.
+    /// meaning [`DEFAULT_ATTACH_THREADS`], or one if the process may run on one CPU only.
+    /// Detaching does not use this count below `backend::DETACH_THREADS` (its waits are
+    /// sleeps).
     pub fn attach_threads(&self) -> usize {
-        self.attach_threads.max(1)
+        match self.attach_threads {
+            0 => std::thread::available_parallelism()
+                .map_or(1, |n| n.get())
+                .min(DEFAULT_ATTACH_THREADS),
+            n => n,
+        }
     }
 
     /// Every program loaded once and shared by its links.

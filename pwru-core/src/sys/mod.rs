@@ -42,7 +42,7 @@ pub use map::{
     MAP_TYPE_HASH, MAP_TYPE_RINGBUF,
 };
 pub use perf::{
-    perf_event_disable, perf_kprobe_attach, perf_kprobe_event, perf_kprobe_open, KprobePmu,
+    perf_event_disable, perf_kprobe_attach, perf_kprobe_event, perf_kprobe_open, KprobeAt, KprobePmu,
 };
 pub use process::page_size;
 pub use prog::{

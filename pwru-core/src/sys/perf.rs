@@ -58,6 +58,17 @@ pub fn perf_event_disable(event: BorrowedFd<'_>) -> io::Result<()> {
     Ok(())
 }
 
+/// Where a perf kprobe goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KprobeAt<'a> {
+    /// A function the kernel looks up by name. The kernel refuses a name defined more than
+    /// once (EADDRNOTAVAIL, on kernels with that check).
+    Symbol(&'a CStr),
+    /// A function's address from /proc/kallsyms. The kernel then skips its own searches of
+    /// the symbol table by name (on 6.1 a walk of every symbol per probe).
+    Address(u64),
+}
+
 /// Opens a kprobe perf event on `symbol` (PMU `pmu_type`) and attaches `prog` to it.
 /// Closing the returned fd detaches: nothing is left in tracefs.
 pub fn perf_kprobe_attach(
@@ -69,18 +80,18 @@ pub fn perf_kprobe_attach(
         pmu_type,
         retprobe_bit: 0,
     };
-    perf_kprobe_open(&pmu, symbol, false, prog)
+    perf_kprobe_open(&pmu, KprobeAt::Symbol(symbol), false, prog)
 }
 
-/// Opens a kprobe (or, with `retprobe`, a kretprobe) perf event on `symbol` and runs `prog` on
+/// Opens a kprobe (or, with `retprobe`, a kretprobe) perf event at `at` and runs `prog` on
 /// it (PERF_EVENT_IOC_SET_BPF). Closing the returned fd removes the probe.
 pub fn perf_kprobe_open(
     pmu: &KprobePmu,
-    symbol: &CStr,
+    at: KprobeAt<'_>,
     retprobe: bool,
     prog: BorrowedFd<'_>,
 ) -> io::Result<OwnedFd> {
-    let event = perf_kprobe_event(pmu, symbol, retprobe)?;
+    let event = perf_kprobe_event(pmu, at, retprobe)?;
     // SAFETY: ioctl on our own perf event fd with an int argument (the program fd).
     let rc = unsafe {
         libc::ioctl(
@@ -99,11 +110,11 @@ pub fn perf_kprobe_open(
     Ok(event)
 }
 
-/// Opens a kprobe (kretprobe with `retprobe`) perf event on `symbol`, with no program: the
+/// Opens a kprobe (kretprobe with `retprobe`) perf event at `at`, with no program: the
 /// kprobe is registered and armed; a program is attached to it with
 /// [`perf_kprobe_open`]'s ioctl or a perf link ([`link_perf_event`](super::link_perf_event)).
 /// Closing the returned fd removes the probe.
-pub fn perf_kprobe_event(pmu: &KprobePmu, symbol: &CStr, retprobe: bool) -> io::Result<OwnedFd> {
+pub fn perf_kprobe_event(pmu: &KprobePmu, at: KprobeAt<'_>, retprobe: bool) -> io::Result<OwnedFd> {
     // SAFETY: perf_event_attr is a plain C struct of integers and unions of integers
     // (bindgen); all-zero is a valid value.
     let mut attr: perf_event_attr = unsafe { std::mem::zeroed() };
@@ -115,14 +126,19 @@ pub fn perf_kprobe_event(pmu: &KprobePmu, symbol: &CStr, retprobe: bool) -> io::
     attr.__bindgen_anon_1.sample_period = 1;
     attr.sample_type = perf_event_sample_format::PERF_SAMPLE_RAW as u64;
     attr.__bindgen_anon_2.wakeup_events = 1;
-    attr.__bindgen_anon_3.kprobe_func = ptr_u64(symbol.as_ptr());
+    match at {
+        KprobeAt::Symbol(symbol) => attr.__bindgen_anon_3.kprobe_func = ptr_u64(symbol.as_ptr()),
+        // kprobe_func 0 tells the kernel to use kprobe_addr (the field it otherwise reads as
+        // the offset from the symbol).
+        KprobeAt::Address(address) => attr.__bindgen_anon_4.kprobe_addr = address,
+    }
     // A kprobe's program runs on every CPU whatever CPU its event is opened on; opening it on
     // the CPU this thread runs on installs it there without a call to another CPU (a few
     // percent of each attach in a 2-vCPU TCG guest, where cross-CPU calls are slow).
     // SAFETY: sched_getcpu takes nothing and returns a number or -1.
     let cpu = unsafe { libc::sched_getcpu() }.max(0);
-    // SAFETY: attr is a live perf_event_attr of the size it declares; `symbol` outlives the
-    // call. pid -1 / one cpu / no group is the system-wide form kprobes require.
+    // SAFETY: attr is a live perf_event_attr of the size it declares; the symbol (if any)
+    // outlives the call. pid -1 / one cpu / no group is the system-wide form kprobes require.
     let ret = unsafe {
         libc::syscall(
             libc::SYS_perf_event_open,

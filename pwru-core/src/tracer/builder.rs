@@ -202,12 +202,12 @@ impl TracerBuilder {
     }
 
     /// Threads that attach the targets of the kprobe, kprobe-multi and fentry backends, in
-    /// rounds that keep the targets' order (the hot path first). 0, the default, means 1: in a
-    /// 2-vCPU QEMU guest more threads made attaching slower (the kernel serialises kprobe
-    /// registration and trampoline updates); try more on machines with many CPUs, where
-    /// fentry's per-function verifier runs may overlap. Detaching always uses many threads
-    /// (16, or this count if more): it is the kernel waiting for RCU grace periods, and
-    /// threads overlap those waits (a kprobe detach takes half the time).
+    /// rounds that keep the targets' order (the hot path first). 0, the default, means two,
+    /// or one where the process may run on a single CPU: the kernel serialises most of a kprobe's registration and a trampoline's update, and a second
+    /// thread overlaps what it does not (fentry's per-function verifier runs above all); more
+    /// than two measured no better. Detaching always uses many threads (16, or this count if
+    /// more): it is the kernel waiting for RCU grace periods, and threads overlap those waits
+    /// (a kprobe detach takes half the time).
     pub fn attach_threads(mut self, threads: usize) -> Self {
         self.options.attach_threads = threads;
         self

@@ -295,7 +295,8 @@ pub struct Options {
     /// Read kernel types from this BTF file instead of /sys/kernel/btf/vmlinux.
     pub kernel_btf: Option<PathBuf>,
     /// Threads attaching and detaching kprobe, kprobe-multi and fentry targets; 0 (the
-    /// default) means 1. See [`crate::TracerBuilder::attach_threads`].
+    /// default) means two, or one on a single CPU. See
+    /// [`crate::TracerBuilder::attach_threads`].
     pub attach_threads: usize,
 }
 

@@ -182,7 +182,8 @@ pub fn attach_kprobe(prog: &OwnedFd, func: &str, retprobe: bool) -> Result<Owned
         "perf_event_open({} {func})",
         if retprobe { "kretprobe" } else { "kprobe" }
     );
-    sys::perf_kprobe_open(&pmu, &name, retprobe, prog.as_fd()).map_err(|e| SysError::new(what, e))
+    sys::perf_kprobe_open(&pmu, sys::KprobeAt::Symbol(&name), retprobe, prog.as_fd())
+        .map_err(|e| SysError::new(what, e))
 }
 
 /// Ids of every object of `kind` in the kernel (all of them, not only this process's).
