@@ -26,7 +26,12 @@
 //!   netif_receive_skb (a hop of a packet that has its id: one lookup) and kfree_skb (the
 //!   lookup, then the deletes at the free),
 //! - `free_ids`: the forget-only program that runs at every freed skb when ids are on and
-//!   kfree_skb is not traced (deletes that find nothing for packets that never matched).
+//!   kfree_skb is not traced (deletes that find nothing for packets that never matched),
+//! - `reserve_floor`, `copy_floor`, `event_floor`: the floors of `emit` from the test object
+//!   (`pwru_testkit::test_programs::RecordFloors`): a 312-byte record (pwru-rs's header and
+//!   event) reserved in the ring buffer and submitted; cleared in a per-CPU scratch record and
+//!   copied in (pwru-rs's way); and that copy with the time, task, CPU and command name every
+//!   event carries.
 //!
 //! The three programs are attached together; UDP datagrams sent between two network
 //! namespaces to a closed port each hit kfree_skb once. Criterion reports kernel ns per hit
@@ -50,6 +55,7 @@ use pwru_core::object::{FilterBody, Loader, LoaderOptions};
 use pwru_ebpf::*;
 use pwru_filter::ProbeAccess;
 use pwru_testkit::netlab::{self, VethPair};
+use pwru_testkit::test_programs::{RecordFloors, RECORD_FLOORS};
 
 const PORT: u16 = 33_433;
 const OTHER_PORT: u16 = 33_434;
@@ -107,6 +113,8 @@ struct Setup {
     _stats: std::os::fd::OwnedFd,
     _links: Vec<Link>,
     loaders: Vec<(&'static str, Rc<Loader>, &'static str)>,
+    /// The record-writing floors (the variants after `loaders`).
+    floors: RecordFloors,
     sock: UdpSocket,
     stop: Arc<AtomicBool>,
 }
@@ -213,6 +221,10 @@ fn setup() -> Result<Setup, String> {
         hops.take_events().map_err(|e| e.to_string())?,
         hops_ids.take_events().map_err(|e| e.to_string())?,
     ];
+    let mut floors = RecordFloors::attach()?;
+    let mut floor_ring = floors
+        .take_ring()
+        .ok_or("the record floors' ring buffer is not a ring buffer")?;
     let stop = Arc::new(AtomicBool::new(false));
     let stop2 = stop.clone();
     std::thread::spawn(move || {
@@ -221,6 +233,7 @@ fn setup() -> Result<Setup, String> {
             for r in &mut rings {
                 while r.next().is_some() {}
             }
+            while floor_ring.next().is_some() {}
             std::thread::sleep(Duration::from_millis(1));
         }
     });
@@ -346,17 +359,39 @@ fn setup() -> Result<Setup, String> {
         _stats: stats,
         _links: links,
         loaders,
+        floors,
         sock,
         stop,
     })
 }
 
+/// Variants: pwru-rs's programs, then the record floors.
+fn variants(s: &Setup) -> usize {
+    s.loaders.len() + RECORD_FLOORS.len()
+}
+
+/// The name variant `i` is reported under.
+fn name(s: &Setup, i: usize) -> &'static str {
+    match s.loaders.get(i) {
+        Some((name, _, _)) => name,
+        None => RECORD_FLOORS[i - s.loaders.len()].trim_start_matches("pwru_test_"),
+    }
+}
+
 /// (run_time_ns, run_cnt) of variant `i`.
 fn stats(s: &Setup, i: usize) -> (u64, u64) {
-    let (_, l, p) = &s.loaders[i];
-    l.program_stats(p)
-        .map(|st| (st.run_time_ns, st.run_cnt))
-        .unwrap_or((0, 0))
+    let stats = match s.loaders.get(i) {
+        Some((_, l, p)) => l
+            .program_stats(p)
+            .ok()
+            .map(|st| (st.run_time_ns, st.run_cnt)),
+        None => s
+            .floors
+            .program_fd(RECORD_FLOORS[i - s.loaders.len()])
+            .and_then(|fd| pwru_core::sys::prog_info(fd).ok())
+            .map(|st| (st.run_time_ns, st.run_cnt)),
+    };
+    stats.unwrap_or((0, 0))
 }
 
 /// Sends `n` datagrams and waits (bounded) until variant `i` counted them.
@@ -386,7 +421,7 @@ fn kernel_cost(c: &mut Criterion) {
 
     // One run, same packets, all three programs: the summary the issue asks for.
     let n = 20_000;
-    let variants = s.loaders.len();
+    let variants = variants(&s);
     let before: Vec<_> = (0..variants).map(|i| stats(&s, i)).collect();
     hit(&s, 2, n);
     let per_hit: Vec<f64> = (0..variants)
@@ -397,9 +432,10 @@ fn kernel_cost(c: &mut Criterion) {
         })
         .collect();
     println!("kernel_cost one run, {n} packets to a closed UDP port (skb:kfree_skb, tp_btf):");
-    for (i, (name, _, _)) in s.loaders.iter().enumerate() {
+    for i in 0..variants {
         println!(
-            "  {name:16} {:7.1} ns/hit  ({:.2}x empty)",
+            "  {:16} {:7.1} ns/hit  ({:.2}x empty)",
+            name(&s, i),
             per_hit[i],
             per_hit[i] / per_hit[0]
         );
@@ -407,8 +443,8 @@ fn kernel_cost(c: &mut Criterion) {
 
     let mut g = c.benchmark_group("kernel_cost_kfree_skb");
     // All but no_match_trivial (a reference for the summary only).
-    for i in (0..s.loaders.len()).filter(|i| *i != 3) {
-        let name = s.loaders[i].0;
+    for i in (0..variants).filter(|i| *i != 3) {
+        let name = name(&s, i);
         g.bench_function(name, |b| {
             b.iter_custom(|iters| {
                 let (t, cnt) = hit(&s, i, iters);
