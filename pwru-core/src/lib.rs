@@ -65,21 +65,6 @@
 //!   promise; other crates should not enable it.
 #![deny(missing_docs)]
 
-/// Declares a module that is public only with the `unstable` feature: internals (the loader,
-/// the syscall layer, the BTF reader, ...) that tests, benches and the VM guest use, without
-/// making them part of pwru-core's semver promise.
-// The modules' own `//!` docs describe them: an outer doc here would make rustdoc resolve
-// their intra-doc links from the crate root.
-macro_rules! unstable_mod {
-    ($name:ident) => {
-        #[cfg(feature = "unstable")]
-        pub mod $name;
-        #[cfg(not(feature = "unstable"))]
-        #[allow(dead_code, unused_imports)]
-        mod $name;
-    };
-}
-
 pub mod error;
 pub mod event;
 mod fnv;
@@ -93,16 +78,60 @@ pub mod tracer;
 /// The options of a tracer (the same module as [`tracer::options`]).
 pub use tracer::options;
 
-unstable_mod!(backend);
-unstable_mod!(btf);
-unstable_mod!(discovery);
-unstable_mod!(limits);
-unstable_mod!(netns);
-unstable_mod!(netns_names);
-unstable_mod!(object);
-unstable_mod!(privileges);
-unstable_mod!(symbols);
-unstable_mod!(sys);
+// Internals (the loader, the syscall layer, the BTF reader, ...) are public only with the
+// `unstable` feature: tests, benches and the VM guest use them, outside pwru-core's semver
+// promise. Written out per module rather than by a macro so that rustfmt formats them (it
+// does not follow modules declared inside a macro call).
+#[cfg(feature = "unstable")]
+pub mod backend;
+#[cfg(not(feature = "unstable"))]
+#[allow(dead_code, unused_imports)]
+mod backend;
+#[cfg(feature = "unstable")]
+pub mod btf;
+#[cfg(not(feature = "unstable"))]
+#[allow(dead_code, unused_imports)]
+mod btf;
+#[cfg(feature = "unstable")]
+pub mod discovery;
+#[cfg(not(feature = "unstable"))]
+#[allow(dead_code, unused_imports)]
+mod discovery;
+#[cfg(feature = "unstable")]
+pub mod limits;
+#[cfg(not(feature = "unstable"))]
+#[allow(dead_code, unused_imports)]
+mod limits;
+#[cfg(feature = "unstable")]
+pub mod netns;
+#[cfg(not(feature = "unstable"))]
+#[allow(dead_code, unused_imports)]
+mod netns;
+#[cfg(feature = "unstable")]
+pub mod netns_names;
+#[cfg(not(feature = "unstable"))]
+#[allow(dead_code, unused_imports)]
+mod netns_names;
+#[cfg(feature = "unstable")]
+pub mod object;
+#[cfg(not(feature = "unstable"))]
+#[allow(dead_code, unused_imports)]
+mod object;
+#[cfg(feature = "unstable")]
+pub mod privileges;
+#[cfg(not(feature = "unstable"))]
+#[allow(dead_code, unused_imports)]
+mod privileges;
+#[cfg(feature = "unstable")]
+pub mod symbols;
+#[cfg(not(feature = "unstable"))]
+#[allow(dead_code, unused_imports)]
+mod symbols;
+#[cfg(feature = "unstable")]
+pub mod sys;
+#[cfg(not(feature = "unstable"))]
+#[allow(dead_code, unused_imports)]
+mod sys;
 
 pub use error::Error;
 pub use event::Event;

@@ -162,7 +162,9 @@ mod tests {
         assert_eq!(names.get(&blue).map(String::as_str), Some("blue"));
         // This process's namespace, unnamed here unless it has a bind mount, is named after
         // some process in it: `comm:pid`.
-        let own = std::fs::metadata("/proc/self/ns/net").expect("own netns").ino();
+        let own = std::fs::metadata("/proc/self/ns/net")
+            .expect("own netns")
+            .ino();
         let name = names.get(&own).expect("own namespace named");
         let (comm, pid) = name.rsplit_once(':').expect("comm:pid");
         let pid: u32 = pid.parse().expect("pid");

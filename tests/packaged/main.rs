@@ -128,7 +128,9 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         let mut events = session.events();
         while let Some(item) = events.next().await {
             match item {
-                Ok(Item::Event(ev)) if ev.tuple.is_some_and(|t| t.dst == Some(dst) && t.dport == 9) => {
+                Ok(Item::Event(ev))
+                    if ev.tuple.is_some_and(|t| t.dst == Some(dst) && t.dport == 9) =>
+                {
                     return Ok(Some(ev));
                 }
                 Ok(_) => {}

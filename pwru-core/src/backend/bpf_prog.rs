@@ -100,5 +100,4 @@ impl Loader {
         }
         Ok(links)
     }
-
 }

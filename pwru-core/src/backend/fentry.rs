@@ -6,12 +6,14 @@ use pwru_ebpf::program;
 use std::os::fd::AsFd;
 
 use super::probe::{load_and_link_tracing, require_btf, ProgramKind, PROBE_FUNCS};
-use super::{check_position, is_verifier, parallel, Attached, Attachments, Driver, Link, LoaderError};
+use super::Backend;
+use super::Target;
+use super::{
+    check_position, is_verifier, parallel, Attached, Attachments, Driver, Link, LoaderError,
+};
 use crate::btf::{Btf, Kind};
 use crate::object::Loader;
-use super::Backend;
 use crate::sys;
-use super::Target;
 
 /// The fentry backend (needs BPF trampolines, 5.5+, and fentry not refused).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -173,5 +175,4 @@ impl Loader {
             false,
         )
     }
-
 }

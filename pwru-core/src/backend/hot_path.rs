@@ -77,12 +77,24 @@ mod tests {
 
     #[test]
     fn hot_path_first_rest_in_order() {
-        let names = ["a_cold", "ip_output", "b_cold", "__netif_receive_skb_core", "c_cold"];
+        let names = [
+            "a_cold",
+            "ip_output",
+            "b_cold",
+            "__netif_receive_skb_core",
+            "c_cold",
+        ];
         let targets: Vec<Target> = names.iter().map(|n| t(n)).collect();
         let got: Vec<String> = hot_first(&targets).into_iter().map(|t| t.name).collect();
         assert_eq!(
             got,
-            ["__netif_receive_skb_core", "ip_output", "a_cold", "b_cold", "c_cold"]
+            [
+                "__netif_receive_skb_core",
+                "ip_output",
+                "a_cold",
+                "b_cold",
+                "c_cold"
+            ]
         );
     }
 }

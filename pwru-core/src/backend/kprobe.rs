@@ -7,12 +7,12 @@ use std::ffi::CString;
 use std::os::fd::AsFd;
 
 use super::probe::{load_trivial, ProgramKind, PROBE_FUNCS};
+use super::Backend;
+use super::Target;
 use super::{check_position, parallel, Attached, Attachments, Driver, Link, LoaderError};
 use crate::btf::Btf;
 use crate::object::Loader;
-use super::Backend;
 use crate::sys;
-use super::Target;
 
 /// The kprobe backend (needs CONFIG_KPROBES).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -213,5 +213,4 @@ impl Loader {
     ) -> Result<Vec<Attached>, LoaderError> {
         self.load_kprobe_program(kprobe_program(position)?, functions)
     }
-
 }

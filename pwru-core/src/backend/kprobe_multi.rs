@@ -7,16 +7,15 @@ use std::ffi::CString;
 use std::os::fd::{AsFd, OwnedFd};
 
 use super::probe::{load_trivial, ProgramKind, PROBE_FUNCS};
+use super::Backend;
+use super::Target;
 use super::{
-    parallel,
-    check_position, is_verifier, kprobe, Attached, Attachments, Driver, Link,
+    check_position, is_verifier, kprobe, parallel, Attached, Attachments, Driver, Link,
     LoaderError, ProgramStats,
 };
 use crate::btf::Btf;
 use crate::object::Loader;
-use super::Backend;
 use crate::sys;
-use super::Target;
 
 /// The probe's answer when the kernel has no kprobe.multi links.
 fn not_supported(e: &std::io::Error) -> String {
@@ -152,7 +151,8 @@ impl Driver for KprobeMulti {
                     refs.len()
                 );
                 for n in refs {
-                    let r = loader.load_kprobe_multi_program(pwru_ebpf::program::KPROBE_MULTI_STACKID, &[n]);
+                    let r = loader
+                        .load_kprobe_multi_program(pwru_ebpf::program::KPROBE_MULTI_STACKID, &[n]);
                     out.record(n.to_string(), r);
                 }
             }
@@ -208,7 +208,11 @@ fn attach_bisecting(
             log::debug!(
                 "kprobe.multi linked {} functions (position {position}) by {}",
                 names.len(),
-                if addresses.is_some() { "address" } else { "name" }
+                if addresses.is_some() {
+                    "address"
+                } else {
+                    "name"
+                }
             );
             out.links.push(link);
             out.attached.extend(names.iter().map(|s| s.to_string()));
@@ -287,14 +291,19 @@ fn link_shared(loader: &Loader, position: u8, set: LinkSet<'_>) -> Result<Link, 
         .ok_or_else(|| LoaderError::NoProgram(program.into()))?;
     let link = match set {
         LinkSet::Symbols(symbols) => link_symbols(program, prog, symbols)?,
-        LinkSet::Addresses(addresses) => sys::link_kprobe_multi_addrs(prog, addresses)
-            .map_err(|error| LoaderError::Attach {
+        LinkSet::Addresses(addresses) => {
+            sys::link_kprobe_multi_addrs(prog, addresses).map_err(|error| LoaderError::Attach {
                 program: program.into(),
                 target: format!("{} addresses", addresses.len()),
                 error,
-            })?,
+            })?
+        }
     };
-    Ok(Link::shared(program, &format!("{} symbols", set.len()), link))
+    Ok(Link::shared(
+        program,
+        &format!("{} symbols", set.len()),
+        link,
+    ))
 }
 
 /// BPF_LINK_CREATE of `prog` (program `program`) on all `symbols`; errors name the program
@@ -347,11 +356,7 @@ impl Loader {
     }
 
     /// kprobe.multi backend: `kprobe_multi_skb_<position>` on all `symbols` in one link.
-    pub fn load_kprobe_multi(
-        &self,
-        position: u8,
-        symbols: &[&str],
-    ) -> Result<Link, LoaderError> {
+    pub fn load_kprobe_multi(&self, position: u8, symbols: &[&str]) -> Result<Link, LoaderError> {
         check_position(position)?;
         self.load_kprobe_multi_program(
             pwru_ebpf::program::KPROBE_MULTI_SKB[usize::from(position - 1)],
@@ -369,5 +374,4 @@ impl Loader {
             error,
         })
     }
-
 }

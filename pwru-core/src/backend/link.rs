@@ -3,8 +3,8 @@
 
 use std::os::fd::{AsFd, OwnedFd};
 
-use crate::object::ProgramStats;
 use super::parallel;
+use crate::object::ProgramStats;
 use crate::sys;
 
 /// One attachment of one program to one target (or to many, for kprobe.multi).
@@ -165,4 +165,3 @@ impl std::fmt::Debug for Link {
 pub fn enable_stats() -> std::io::Result<OwnedFd> {
     sys::enable_run_time_stats()
 }
-

@@ -14,8 +14,8 @@ mod kind;
 mod kprobe;
 mod kprobe_multi;
 mod link;
-mod parallel;
 mod map_ops;
+mod parallel;
 mod probe;
 mod target;
 mod tracepoint;
@@ -23,14 +23,14 @@ mod tracepoint;
 use crate::btf::Btf;
 use crate::object::Loader;
 
-pub(crate) use bpf_prog::trace_bpf_programs;
 pub use crate::object::{LoaderError, ProgramStats, SpliceError};
+pub(crate) use bpf_prog::trace_bpf_programs;
+pub use fentry::Fentry;
 pub(crate) use hot_path::{hot_first, hot_len};
 pub use kind::{Backend, UnknownBackend};
-pub use fentry::Fentry;
 pub use kprobe::Kprobe;
-pub use kprobe_multi::KprobeMulti;
 pub(crate) use kprobe_multi::programs_ahead as programs_ahead_kprobe_multi;
+pub use kprobe_multi::KprobeMulti;
 pub use link::{
     detach_all, detach_all_keeping_programs, enable_stats, DetachedProgram, Link, DETACH_THREADS,
 };
@@ -74,7 +74,11 @@ impl Attachments {
     }
 
     /// Files every one of `targets` as refused for the same `reason`.
-    pub fn refuse_all<'a>(&mut self, targets: impl IntoIterator<Item = &'a str>, reason: &LoaderError) {
+    pub fn refuse_all<'a>(
+        &mut self,
+        targets: impl IntoIterator<Item = &'a str>,
+        reason: &LoaderError,
+    ) {
         let reason = reason.to_string();
         self.refused.extend(targets.into_iter().map(|t| Refusal {
             target: t.to_string(),

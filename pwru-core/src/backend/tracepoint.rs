@@ -6,13 +6,15 @@
 use std::ffi::CString;
 use std::os::fd::AsFd;
 
-use super::probe::{load_and_link_tracing, load_trivial, require_btf, ProgramKind, PROBE_TRACEPOINT};
+use super::probe::{
+    load_and_link_tracing, load_trivial, require_btf, ProgramKind, PROBE_TRACEPOINT,
+};
+use super::Backend;
+use super::Target;
 use super::{Attached, Attachments, Driver, Link, LoaderError};
 use crate::btf::{Btf, Kind};
 use crate::object::{Loader, SharedLoad};
-use super::Backend;
 use crate::sys;
-use super::Target;
 
 /// Which program flavour serves a tracepoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -211,7 +213,10 @@ impl Loader {
     ) -> Result<Link, LoaderError> {
         let id = self
             .btf
-            .find_by_name(crate::btf::Kind::Typedef, &format!("btf_trace_{tracepoint}"))
+            .find_by_name(
+                crate::btf::Kind::Typedef,
+                &format!("btf_trace_{tracepoint}"),
+            )
             .ok_or_else(|| LoaderError::NotInBtf(tracepoint.into()))?
             .0;
         let prog = self.shared_program(
@@ -269,5 +274,4 @@ impl Loader {
             .map(|n| (n.to_string(), self.load_tracepoint(n, flavor)))
             .collect()
     }
-
 }

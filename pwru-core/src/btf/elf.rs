@@ -72,7 +72,12 @@ impl<'a> Elf<'a> {
             shstrndx: 0,
         };
         (elf.shoff, elf.shentsize, elf.shnum, elf.shstrndx) = if is64 {
-            (elf.u64(0x28)?, elf.u16(0x3a)?, elf.u16(0x3c)?, elf.u16(0x3e)?)
+            (
+                elf.u64(0x28)?,
+                elf.u16(0x3a)?,
+                elf.u16(0x3c)?,
+                elf.u16(0x3e)?,
+            )
         } else {
             (
                 u64::from(elf.u32(0x20)?),

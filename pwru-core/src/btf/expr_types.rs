@@ -45,7 +45,10 @@ impl TypeInfo for Btf {
                 len: t.array_len(),
             },
             Kind::Fwd => Shape::Other {
-                what: format!("struct {} declared but not defined in this BTF", self.name_of(&t)),
+                what: format!(
+                    "struct {} declared but not defined in this BTF",
+                    self.name_of(&t)
+                ),
             },
             other => Shape::Other {
                 what: format!("{other:?}").to_lowercase(),
@@ -58,7 +61,13 @@ impl TypeInfo for Btf {
     }
 }
 
-fn find_field(btf: &Btf, record: TypeId, name: &str, base_bits: u32, depth: u32) -> Option<FieldInfo> {
+fn find_field(
+    btf: &Btf,
+    record: TypeId,
+    name: &str,
+    base_bits: u32,
+    depth: u32,
+) -> Option<FieldInfo> {
     if depth > MAX_ANON_DEPTH {
         return None;
     }
@@ -116,6 +125,10 @@ mod tests {
         Condition::compile("skb->pkt_type == 0 && skb->cb[47] == 0", SKB, &btf).unwrap();
         let e = Condition::compile("skb->dev->ifindx == 1", SKB, &btf).unwrap_err();
         assert_eq!(e.column, 11);
-        assert!(e.message.contains("struct net_device has no member `ifindx`"), "{e}");
+        assert!(
+            e.message
+                .contains("struct net_device has no member `ifindx`"),
+            "{e}"
+        );
     }
 }

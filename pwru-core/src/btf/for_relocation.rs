@@ -15,8 +15,8 @@
 use std::collections::HashSet;
 
 use super::types::{extra_len, Kind};
-use crate::fnv::BuildFnv;
 use super::{read_u32, Btf, TYPE_HEAD_LEN};
+use crate::fnv::BuildFnv;
 
 /// The placeholder of a type no relocation can reach: `BTF_KIND_PTR` to `void`, no name.
 const PLACEHOLDER_INFO: u32 = 2 << 24;
@@ -116,7 +116,9 @@ pub(crate) fn essential(name: &str) -> &str {
 
 /// The raw record of type `id` (its fixed part and what follows it).
 fn record(kernel: &Btf, id: u32) -> Option<&[u8]> {
-    let off = *kernel.offsets.get(id.checked_sub(kernel.first_id)? as usize)? as usize;
+    let off = *kernel
+        .offsets
+        .get(id.checked_sub(kernel.first_id)? as usize)? as usize;
     let section = kernel.data.get(kernel.types.clone())?;
     let info = read_u32(section, off + 4, false).ok()?;
     let kind = Kind::from_raw(((info >> 24) & 0x1f) as u8)?;
@@ -185,9 +187,13 @@ mod tests {
             eprintln!("SKIP relocating_against_the_trimmed_btf: this machine lacks kernel BTF");
             return;
         };
-        let whole_btf = kernel.to_aya_uncounted().expect("aya parses the kernel BTF");
+        let whole_btf = kernel
+            .to_aya_uncounted()
+            .expect("aya parses the kernel BTF");
         // The trimmed BTF itself, so that a silent fallback to the whole one cannot pass.
-        let raw = kernel.trimmed_for(pwru_ebpf::OBJECT).expect("the kernel BTF is trimmed");
+        let raw = kernel
+            .trimmed_for(pwru_ebpf::OBJECT)
+            .expect("the kernel BTF is trimmed");
         let kept = Btf::from_bytes(raw.clone()).expect("the trimmed BTF parses");
         assert!(
             whole_types(&kept) * 20 < kernel.type_count() as usize,
@@ -199,7 +205,9 @@ mod tests {
             aya::Btf::parse(&raw, aya::Endianness::Little).expect("aya parses the trimmed BTF");
         let compiled = Object::parse(pwru_ebpf::OBJECT).expect("object");
         let mut whole = compiled.clone();
-        whole.relocate_btf(&whole_btf).expect("relocation against the whole BTF");
+        whole
+            .relocate_btf(&whole_btf)
+            .expect("relocation against the whole BTF");
         let mut trimmed = compiled.clone();
         trimmed
             .relocate_btf(&trimmed_btf)
@@ -209,7 +217,10 @@ mod tests {
             assert_eq!(insns(&trimmed.functions[key]), insns(f), "function {key:?}");
             changed += usize::from(insns(f) != insns(&compiled.functions[key]));
         }
-        assert!(changed > 10, "only {changed} functions were changed by the relocation");
+        assert!(
+            changed > 10,
+            "only {changed} functions were changed by the relocation"
+        );
     }
 
     /// Most of the kernel's types are left out, and what is kept has the kernel's ids and bytes.
@@ -229,7 +240,9 @@ mod tests {
             "{whole} of {} types kept",
             kernel.type_count()
         );
-        let skb = kernel.find_by_name(Kind::Struct, "sk_buff").expect("sk_buff");
+        let skb = kernel
+            .find_by_name(Kind::Struct, "sk_buff")
+            .expect("sk_buff");
         assert_eq!(small.find_by_name(Kind::Struct, "sk_buff"), Some(skb));
         assert_eq!(
             record(&small, skb.0),

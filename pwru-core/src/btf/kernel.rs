@@ -147,7 +147,8 @@ impl Btf {
     pub fn skb_fields(&self) -> Option<SkbFields> {
         let rdonly_cast = self.find_by_name(Kind::Func, "bpf_rdonly_cast")?;
         let sk_buff = self.find_by_name(Kind::Struct, "sk_buff")?;
-        let field = |name: &str, want: FieldShape| Some(self.member_load("sk_buff", name, want)?.offset);
+        let field =
+            |name: &str, want: FieldShape| Some(self.member_load("sk_buff", name, want)?.offset);
         Some(SkbFields {
             rdonly_cast: rdonly_cast.0,
             sk_buff: sk_buff.0,
@@ -174,8 +175,16 @@ impl Btf {
             rdonly_cast,
             sk_buff,
             netns: vec![
-                vec![ptr("sk_buff", "dev")?, ptr("net_device", "nd_net.net")?, inum],
-                vec![ptr("sk_buff", "sk")?, ptr("sock", "__sk_common.skc_net.net")?, inum],
+                vec![
+                    ptr("sk_buff", "dev")?,
+                    ptr("net_device", "nd_net.net")?,
+                    inum,
+                ],
+                vec![
+                    ptr("sk_buff", "sk")?,
+                    ptr("sock", "__sk_common.skc_net.net")?,
+                    inum,
+                ],
             ],
             mark: vec![vec![int("sk_buff", "mark")?]],
             ifindex: vec![vec![ptr("sk_buff", "dev")?, int("net_device", "ifindex")?]],

@@ -26,15 +26,15 @@
 
 pub(crate) mod elf;
 mod error;
-pub(crate) mod for_relocation;
 mod expr_types;
+pub(crate) mod for_relocation;
 mod kernel;
 mod types;
 
 pub use error::BtfError;
+pub(crate) use kernel::count_aya_parse;
 #[doc(hidden)]
 pub use kernel::{kernel_btf_parses, KernelBtfParses, SkbValuePaths};
-pub(crate) use kernel::count_aya_parse;
 pub use types::{EnumValue, Kind, Member, Param, StructLayout, Type, TypeId};
 
 use std::path::{Path, PathBuf};
@@ -412,9 +412,10 @@ impl Btf {
     pub fn find_by_name(&self, kind: Kind, name: &str) -> Option<TypeId> {
         let found = match self.by_name.get() {
             Some(_) => self.find_in_index(kind, name),
-            None if self.scans.take_one() => self
-                .local_ids()
-                .find(|&id| self.get(id).is_ok_and(|t| t.kind() == kind && self.str_is(t.name_off, name))),
+            None if self.scans.take_one() => self.local_ids().find(|&id| {
+                self.get(id)
+                    .is_ok_and(|t| t.kind() == kind && self.str_is(t.name_off, name))
+            }),
             None => self.find_in_index(kind, name),
         };
         found.or_else(|| self.base.as_ref().and_then(|b| b.find_by_name(kind, name)))
@@ -479,7 +480,10 @@ impl Btf {
     pub(crate) fn layout_of(&self, id: TypeId) -> Result<StructLayout, BtfError> {
         let t = self.get(id)?;
         if !matches!(t.kind(), Kind::Struct | Kind::Union) {
-            return Err(BtfError::NotFound(format!("struct or union with id {}", id.0)));
+            return Err(BtfError::NotFound(format!(
+                "struct or union with id {}",
+                id.0
+            )));
         }
         let mut members = Vec::new();
         self.flatten_members(&t, 0, &mut members, 0)?;
@@ -601,7 +605,9 @@ fn elf_section<'a>(data: &'a [u8], want: &str) -> Result<&'a [u8], BtfError> {
     use self::elf::Elf;
     let elf = Elf::parse(data).map_err(|e| BtfError::Elf(e.to_string()))?;
     match elf.find_section(want) {
-        Ok(Some((_, s))) => elf.section_bytes(&s).map_err(|e| BtfError::Elf(e.to_string())),
+        Ok(Some((_, s))) => elf
+            .section_bytes(&s)
+            .map_err(|e| BtfError::Elf(e.to_string())),
         Ok(None) => Err(BtfError::Elf(format!("no {want} section"))),
         Err(e) => Err(BtfError::Elf(e.to_string())),
     }

@@ -105,7 +105,10 @@ mod tests {
             helper_names(&syms, &[0, 0]),
             Err(HelpersError::Hidden)
         ));
-        assert_eq!(helper_names(&syms, &[]).expect("none"), Vec::<String>::new());
+        assert_eq!(
+            helper_names(&syms, &[]).expect("none"),
+            Vec::<String>::new()
+        );
         let no_base = KernelSymbols::parse("ffffffff81000000 T _text\n").expect("kallsyms");
         assert!(matches!(
             helper_names(&no_base, &[4]),

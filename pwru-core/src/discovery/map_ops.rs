@@ -68,11 +68,20 @@ mod tests {
 
     #[test]
     fn classifies_map_functions() {
-        assert_eq!(map_op_kind("__htab_map_lookup_elem"), Some(MapOpKind::LookupElem));
-        assert_eq!(map_op_kind("__htab_lru_map_lookup_elem"), Some(MapOpKind::LookupElem));
+        assert_eq!(
+            map_op_kind("__htab_map_lookup_elem"),
+            Some(MapOpKind::LookupElem)
+        );
+        assert_eq!(
+            map_op_kind("__htab_lru_map_lookup_elem"),
+            Some(MapOpKind::LookupElem)
+        );
         assert_eq!(map_op_kind("htab_map_lookup_elem"), Some(MapOpKind::Lookup));
         assert_eq!(map_op_kind("htab_map_update_elem"), Some(MapOpKind::Update));
-        assert_eq!(map_op_kind("array_map_delete_elem"), Some(MapOpKind::Delete));
+        assert_eq!(
+            map_op_kind("array_map_delete_elem"),
+            Some(MapOpKind::Delete)
+        );
         assert_eq!(map_op_kind("htab_map_lookup_and_delete_elem"), None);
         assert_eq!(map_op_kind("htab_percpu_map_lookup_elem"), None);
         assert_eq!(map_op_kind("bpf_skb_load_bytes"), None);

@@ -17,8 +17,8 @@
 //! ```
 
 pub mod bpf_helpers;
-pub mod map_ops;
 mod error;
+pub mod map_ops;
 mod tracefs;
 mod tracepoints;
 
@@ -223,8 +223,7 @@ impl SkbMatcher {
         let mut cur = Some(btf);
         while let Some(b) = cur {
             for (id, t) in b.types() {
-                if matches!(t.kind(), Kind::Struct | Kind::Fwd) && b.str_is(t.name_off, "sk_buff")
-                {
+                if matches!(t.kind(), Kind::Struct | Kind::Fwd) && b.str_is(t.name_off, "sk_buff") {
                     ids.insert(id.0);
                 }
             }

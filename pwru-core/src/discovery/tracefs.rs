@@ -67,7 +67,8 @@ impl Tracefs {
     /// missing, unreadable or empty.
     pub fn first_traceable_address(&self) -> Option<(u64, String)> {
         use std::io::Read;
-        let mut file = std::fs::File::open(self.root.join("available_filter_functions_addrs")).ok()?;
+        let mut file =
+            std::fs::File::open(self.root.join("available_filter_functions_addrs")).ok()?;
         let mut buf = [0u8; 512];
         let n = file.read(&mut buf).ok()?;
         let text = std::str::from_utf8(&buf[..n]).ok()?;
@@ -183,7 +184,8 @@ impl TraceableJob {
 
 /// The debug log line that says the traceable functions came from the kernel symbol table's
 /// ftrace sites, not from tracefs' list (the VM matrix looks for it).
-pub const SITES_USED: &str = "traceable functions taken from the kernel symbol table's ftrace sites";
+pub const SITES_USED: &str =
+    "traceable functions taken from the kernel symbol table's ftrace sites";
 
 /// The two ends of a question to a kernel symbol reader: which of these functions begin with
 /// an ftrace site? See [`crate::symbols::SymbolsJob::ftrace_sites`].
@@ -413,7 +415,9 @@ mod tests {
             Some("ip_rcv\nvxlan_rcv [vxlan]\n".to_string())
         });
         let job = TraceableJob::from_sites(sites, Some(Tracefs::at("/nonexistent")));
-        let asked = ["ip_rcv", "vxlan_rcv", "notrace_fn"].map(String::from).to_vec();
+        let asked = ["ip_rcv", "vxlan_rcv", "notrace_fn"]
+            .map(String::from)
+            .to_vec();
         let list = job.wait_for(asked).expect("the listing");
         assert_eq!(list.len(), 2);
         assert!(list.contains("ip_rcv") && list.contains("vxlan_rcv"));
@@ -452,7 +456,10 @@ mod tests {
             let mut parts = line.split_whitespace();
             let Some(name) = parts.next() else { continue };
             names.insert(name);
-            if let Some(m) = parts.next().and_then(|m| m.strip_prefix('[')?.strip_suffix(']')) {
+            if let Some(m) = parts
+                .next()
+                .and_then(|m| m.strip_prefix('[')?.strip_suffix(']'))
+            {
                 modules.entry(name).or_insert(m);
             }
         }
@@ -474,7 +481,8 @@ mod tests {
 
     #[test]
     fn names_modules_and_repeats() {
-        let text = "ip_rcv\nvxlan_rcv [vxlan]\n\n  \nfoo\nfoo [m1]\nfoo [m2]\nbar [m3] extra\nip_rcv\n";
+        let text =
+            "ip_rcv\nvxlan_rcv [vxlan]\n\n  \nfoo\nfoo [m1]\nfoo [m2]\nbar [m3] extra\nip_rcv\n";
         agrees_with_reference(text);
         let list = AvailableFunctions::parse(text);
         assert_eq!(list.len(), 4);
@@ -491,7 +499,10 @@ mod tests {
             eprintln!("SKIP a_kernel_sized_list_agrees_with_the_plain_reading: no /proc/kallsyms");
             return;
         };
-        assert!(text.lines().count() > 1_000, "kallsyms lists too few text symbols");
+        assert!(
+            text.lines().count() > 1_000,
+            "kallsyms lists too few text symbols"
+        );
         agrees_with_reference(&text);
     }
 }

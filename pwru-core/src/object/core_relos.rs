@@ -69,7 +69,10 @@ pub(crate) fn without(object: &[u8], leave_out: impl Fn(&str) -> bool) -> Option
     let kept_at = relos.start..relos.start + kept.len();
     out.get_mut(relos)?.fill(0);
     out.get_mut(kept_at)?.copy_from_slice(&kept);
-    let len_at = range(ext.offset + HEADER_CORE_RELO_OFF + 4, ext.offset + HEADER_CORE_RELO_OFF + 8)?;
+    let len_at = range(
+        ext.offset + HEADER_CORE_RELO_OFF + 4,
+        ext.offset + HEADER_CORE_RELO_OFF + 8,
+    )?;
     out.get_mut(len_at)?
         .copy_from_slice(&u32::try_from(kept.len()).ok()?.to_le_bytes());
     Some(out)
@@ -111,9 +114,16 @@ mod tests {
         // Anything but the expected ELF is left to be relocated whole.
         assert!(without(b"not an object", |_| true).is_none());
         let cut = &pwru_ebpf::OBJECT[..pwru_ebpf::OBJECT.len() / 2];
-        assert!(without(cut, |_| true).is_none(), "a truncated object was rewritten");
+        assert!(
+            without(cut, |_| true).is_none(),
+            "a truncated object was rewritten"
+        );
         let nothing_left_out = without(pwru_ebpf::OBJECT, |_| false).expect("rewritten");
-        assert_eq!(nothing_left_out, pwru_ebpf::OBJECT, "keeping every block changes nothing");
+        assert_eq!(
+            nothing_left_out,
+            pwru_ebpf::OBJECT,
+            "keeping every block changes nothing"
+        );
     }
 
     /// Differential, against this machine's kernel BTF: relocated from the rewritten object,
@@ -125,7 +135,9 @@ mod tests {
             eprintln!("SKIP relocating_the_rewritten_object: this machine lacks kernel BTF");
             return;
         };
-        let btf = kernel.to_aya_uncounted().expect("aya parses the kernel BTF");
+        let btf = kernel
+            .to_aya_uncounted()
+            .expect("aya parses the kernel BTF");
         let compiled = Object::parse(pwru_ebpf::OBJECT).expect("object");
         let mut whole = compiled.clone();
         whole.relocate_btf(&btf).expect("whole relocation");
@@ -152,7 +164,10 @@ mod tests {
                 same += 1;
             }
         }
-        assert!(same > 10 && unrelocated > 10, "{same} relocated, {unrelocated} left");
+        assert!(
+            same > 10 && unrelocated > 10,
+            "{same} relocated, {unrelocated} left"
+        );
         // The relocation does change the tracepoint programs: they are not relocated here.
         assert!(whole.programs.values().any(|p| {
             let key = p.function_key();

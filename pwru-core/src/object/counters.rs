@@ -52,4 +52,3 @@ impl NestingCounter {
         Ok(values.iter().fold(0u64, |a, v| a.wrapping_add(*v)))
     }
 }
-

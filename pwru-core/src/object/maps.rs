@@ -84,7 +84,11 @@ pub(super) fn create(
         let sets = name == pwru_ebpf::MAP_FILTER_SETS;
         if sets {
             let entries = u32::try_from(set_keys.len().max(1)).map_err(|_| {
-                failed(name, "sizing", "more addresses than a map holds; use fewer host terms")
+                failed(
+                    name,
+                    "sizing",
+                    "more addresses than a map holds; use fewer host terms",
+                )
             })?;
             def.set_max_entries(entries);
         }
@@ -161,7 +165,10 @@ mod tests {
             );
         }
         assert_eq!(idle_entries("pwru_ids", 0), Some(1));
-        assert_eq!(idle_entries("pwru_ids", pwru_ebpf::PWRU_CFG_PACKET_ID), None);
+        assert_eq!(
+            idle_entries("pwru_ids", pwru_ebpf::PWRU_CFG_PACKET_ID),
+            None
+        );
         assert_eq!(
             idle_entries("pwru_clone_args", pwru_ebpf::PWRU_CFG_TRACK_SKB),
             None

@@ -17,6 +17,7 @@
 //! and the counters are taken with [`Loader::take_events`], [`Loader::take_lost`] and
 //! [`Loader::take_nesting`].
 
+mod core_relos;
 mod counters;
 mod error;
 pub mod filter_sets;
@@ -24,7 +25,6 @@ mod loader_job;
 mod maps;
 mod prepared;
 mod program_stats;
-mod core_relos;
 mod relocated;
 mod splice;
 
@@ -41,15 +41,15 @@ use crate::sys;
 
 pub use counters::{LostCounter, NestingCounter};
 pub use error::LoaderError;
-pub use program_stats::ProgramStats;
 #[cfg(feature = "unstable")]
 pub use prepared::object_parses;
+pub use program_stats::ProgramStats;
 pub use splice::{FilterBody, SpliceError};
 
+pub(crate) use loader_job::ObjectJob;
 use prepared::{Inputs, Prepared};
 #[cfg(feature = "unstable")]
 pub use relocated::relocate_for_bench;
-pub(crate) use loader_job::ObjectJob;
 pub(crate) use relocated::{Relocated, RelocationJob};
 
 /// Threads that attach targets unless told otherwise (fewer if the process may run on fewer
@@ -135,12 +135,7 @@ impl Loader {
         options: &LoaderOptions,
         kernel: Arc<crate::btf::Btf>,
     ) -> Result<Self, LoaderError> {
-        Self::relocated(
-            Relocated::new(object, kernel)?,
-            filter,
-            config,
-            options,
-        )
+        Self::relocated(Relocated::new(object, kernel)?, filter, config, options)
     }
 
     /// [`Loader::with_kernel_btf`] with the object already parsed and relocated (on another
@@ -272,8 +267,7 @@ impl Loader {
     ) -> Result<BorrowedFd<'_>, LoaderError> {
         if !self.shared.contains_key(program) {
             let fd = self.raw_load(program, prog_type, attach_type, attach_btf_id, None, &[])?;
-            self.shared
-                .insert(program.to_string(), (fd, attach_btf_id));
+            self.shared.insert(program.to_string(), (fd, attach_btf_id));
         }
         match self.shared.get(program) {
             Some((fd, id)) if *id == attach_btf_id => Ok(fd.as_fd()),
@@ -440,10 +434,7 @@ fn config_bytes(c: &PwruConfig) -> [u8; std::mem::size_of::<PwruConfig>()] {
     // A field added to the config but not listed above would silently stay zero.
     const _: () = assert!(std::mem::size_of::<PwruConfig>() == 7 * 4);
     let mut out = [0u8; std::mem::size_of::<PwruConfig>()];
-    for (i, v) in fields
-        .iter()
-        .enumerate()
-    {
+    for (i, v) in fields.iter().enumerate() {
         out[i * 4..i * 4 + 4].copy_from_slice(&v.to_ne_bytes());
     }
     out
@@ -453,10 +444,17 @@ fn config_bytes(c: &PwruConfig) -> [u8; std::mem::size_of::<PwruConfig>()] {
 mod tests {
     use super::*;
     use crate::backend::TracepointFlavor;
-    fn tp_btf(loader: &Loader, program: &'static str, tracepoint: &str) -> Option<SharedLoad<'static>> {
+    fn tp_btf(
+        loader: &Loader,
+        program: &'static str,
+        tracepoint: &str,
+    ) -> Option<SharedLoad<'static>> {
         let id = loader
             .btf
-            .find_by_name(crate::btf::Kind::Typedef, &format!("btf_trace_{tracepoint}"))?
+            .find_by_name(
+                crate::btf::Kind::Typedef,
+                &format!("btf_trace_{tracepoint}"),
+            )?
             .0;
         Some(SharedLoad {
             program,
@@ -503,7 +501,9 @@ mod tests {
         for flavor in [TracepointFlavor::Btf, TracepointFlavor::Raw] {
             let refused = loader.load_tracepoint("kfree_skb", flavor).err();
             assert!(
-                refused.as_ref().is_some_and(|e| e.to_string().contains("CO-RE")),
+                refused
+                    .as_ref()
+                    .is_some_and(|e| e.to_string().contains("CO-RE")),
                 "{flavor:?}: {refused:?}"
             );
         }

@@ -150,8 +150,9 @@ impl std::fmt::Debug for RelocationJob {
 #[doc(hidden)]
 #[cfg(feature = "unstable")]
 pub fn relocate_for_bench(kernel: &Btf, trimmed: bool) -> Result<(), LoaderError> {
-    let object = super::core_relos::without(pwru_ebpf::OBJECT, super::core_relos::is_tracepoint_section)
-        .ok_or_else(|| prepare_error("the object's CO-RE records could not be rewritten"))?;
+    let object =
+        super::core_relos::without(pwru_ebpf::OBJECT, super::core_relos::is_tracepoint_section)
+            .ok_or_else(|| prepare_error("the object's CO-RE records could not be rewritten"))?;
     let btf = if trimmed {
         kernel.to_aya_for_relocation(&object)?
     } else {

@@ -117,8 +117,6 @@ impl FilterBody {
         })
     }
 
-
-
     /// [`FilterBody::from_bytes`] of pwru-filter instructions (e.g. `pwru_filter::dispatch`'s).
     pub fn from_insns(insns: &[pwru_filter::Insn]) -> Result<Self, SpliceError> {
         let bytes: Vec<u8> = insns.iter().flat_map(|i| i.to_bytes()).collect();
@@ -157,7 +155,11 @@ fn body_insns(body: &FilterBody) -> Vec<bpf_insn> {
 
 /// Gives the `stub` function of the parsed `object` (the last function of `.text`) the
 /// instructions of `body`, exactly. Line info past the new body's end is dropped.
-pub(crate) fn splice(object: &mut Object, stub: &str, body: &FilterBody) -> Result<(), SpliceError> {
+pub(crate) fn splice(
+    object: &mut Object,
+    stub: &str,
+    body: &FilterBody,
+) -> Result<(), SpliceError> {
     let entries: Vec<(usize, u64)> = object.programs.values().map(|p| p.function_key()).collect();
     let (&key, function) = object
         .functions
@@ -174,9 +176,11 @@ pub(crate) fn splice(object: &mut Object, stub: &str, body: &FilterBody) -> Resu
     }
     // Map references and bpf-to-bpf calls are relocated at their offsets in .text: a new body
     // at the same offsets would be patched instead.
-    if function.instructions.iter().any(|i| {
-        i.code == OP_LD_IMM64 || (i.code == OP_CALL && i.src_reg() == BPF_PSEUDO_CALL)
-    }) {
+    if function
+        .instructions
+        .iter()
+        .any(|i| i.code == OP_LD_IMM64 || (i.code == OP_CALL && i.src_reg() == BPF_PSEUDO_CALL))
+    {
         return Err(SpliceError::StubHasRelocations(stub.to_string()));
     }
     let function = object
@@ -255,8 +259,15 @@ mod tests {
         // Shorter than the placeholder works too, and drops line info past the end.
         let obj = spliced(pwru_ebpf::FILTER_STUB, &FilterBody::match_all()).unwrap();
         let f = stub_of(&obj);
-        assert_eq!(bytes_of(&f.instructions), FilterBody::match_all().as_bytes());
-        assert!(f.line_info.line_info.iter().all(|l| (l.insn_off as usize) < 2));
+        assert_eq!(
+            bytes_of(&f.instructions),
+            FilterBody::match_all().as_bytes()
+        );
+        assert!(f
+            .line_info
+            .line_info
+            .iter()
+            .all(|l| (l.insn_off as usize) < 2));
         assert_eq!(f.line_info.num_info as usize, f.line_info.line_info.len());
     }
 

@@ -10,8 +10,8 @@ pub(crate) mod address_policy;
 pub(crate) mod capability;
 
 pub use address_policy::AddressPolicy;
-pub use capability::{missing, Capability, MissingPrivileges, NETWORK_NAMESPACES};
 use capability::names;
+pub use capability::{missing, Capability, MissingPrivileges, NETWORK_NAMESPACES};
 
 use crate::error::Error;
 

@@ -77,15 +77,24 @@ mod tests {
     fn idle_and_traced_sites_count() {
         assert!(is_ftrace_site(&code(&NOP5)));
         assert!(is_ftrace_site(&code(&[0xe8, 1, 2, 3, 4])));
-        assert!(is_ftrace_site(&code(&[0xf3, 0x0f, 0x1e, 0xfa, 0x0f, 0x1f, 0x44, 0x00, 0x00])));
-        assert!(is_ftrace_site(&code(&[0x0f, 0x1f, 0x40, 0xd6, 0xe8, 0, 0, 0, 0])));
-        assert!(is_ftrace_site(&code(&[0x66, 0x0f, 0x1f, 0x00, 0x0f, 0x1f, 0x44, 0x00, 0x00])));
+        assert!(is_ftrace_site(&code(&[
+            0xf3, 0x0f, 0x1e, 0xfa, 0x0f, 0x1f, 0x44, 0x00, 0x00
+        ])));
+        assert!(is_ftrace_site(&code(&[
+            0x0f, 0x1f, 0x40, 0xd6, 0xe8, 0, 0, 0, 0
+        ])));
+        assert!(is_ftrace_site(&code(&[
+            0x66, 0x0f, 0x1f, 0x00, 0x0f, 0x1f, 0x44, 0x00, 0x00
+        ])));
     }
 
     #[test]
     fn an_int3_where_a_site_would_be_is_unknown() {
         assert_eq!(ftrace_site(&[0xcc; 9]), Site::Unknown);
-        assert_eq!(ftrace_site(&code(&[0xf3, 0x0f, 0x1e, 0xfa, 0xcc, 1, 2, 3, 4])), Site::Unknown);
+        assert_eq!(
+            ftrace_site(&code(&[0xf3, 0x0f, 0x1e, 0xfa, 0xcc, 1, 2, 3, 4])),
+            Site::Unknown
+        );
         // an int3 after something that is no endbr64 is just code
         assert_eq!(ftrace_site(&code(&[0x55, 0xcc])), Site::No);
     }
@@ -97,7 +106,9 @@ mod tests {
         // endbr64; push %rbp
         assert!(!is_ftrace_site(&code(&[0xf3, 0x0f, 0x1e, 0xfa, 0x55])));
         // a 4-byte no-op that is not FineIBT's, then a site
-        assert!(!is_ftrace_site(&code(&[0x0f, 0x1f, 0x40, 0x00, 0x0f, 0x1f, 0x44, 0x00, 0x00])));
+        assert!(!is_ftrace_site(&code(&[
+            0x0f, 0x1f, 0x40, 0x00, 0x0f, 0x1f, 0x44, 0x00, 0x00
+        ])));
         // unreadable
         assert!(!is_ftrace_site(&[0; 9]));
     }

@@ -88,9 +88,9 @@ struct Layout {
 
 impl Layout {
     fn of(btf: &Btf) -> Result<Layout, String> {
-        let attach = btf
-            .find_by_name(Kind::Func, TARGET_FUNC)
-            .ok_or_else(|| format!("the kernel has no {TARGET_FUNC} (the ksym iterator is 6.0+)"))?;
+        let attach = btf.find_by_name(Kind::Func, TARGET_FUNC).ok_or_else(|| {
+            format!("the kernel has no {TARGET_FUNC} (the ksym iterator is 6.0+)")
+        })?;
         let meta = btf
             .struct_layout("bpf_iter_meta")
             .map_err(|e| format!("bpf_iter_meta: {e}"))?;
@@ -106,7 +106,8 @@ impl Layout {
             if m.bitfield_size != 0 || m.bit_offset % 8 != 0 {
                 return Err(format!("{}.{field} is a bitfield", layout.name));
             }
-            i16::try_from(m.bit_offset / 8).map_err(|_| format!("{}.{field} is too far", layout.name))
+            i16::try_from(m.bit_offset / 8)
+                .map_err(|_| format!("{}.{field} is too far", layout.name))
         };
         Ok(Layout {
             meta_seq: offset(&meta, "seq")?,
@@ -238,7 +239,9 @@ pub(super) fn read(btf: &Btf) -> Result<KernelSymbols, String> {
         kept = filled - used;
     }
     if kept != 0 {
-        return Err(format!("the ksym iterator ended inside a record ({kept} bytes)"));
+        return Err(format!(
+            "the ksym iterator ended inside a record ({kept} bytes)"
+        ));
     }
     records.finish()
 }
@@ -263,13 +266,21 @@ impl Records {
         }) = record(&bytes[at..])
         {
             at += len;
-            let name = std::str::from_utf8(name).map_err(|_| "a symbol name is not UTF-8".to_string())?;
+            let name =
+                std::str::from_utf8(name).map_err(|_| "a symbol name is not UTF-8".to_string())?;
             if name.len() >= NAME_CAP as usize - 1 {
-                return Err(format!("a symbol name of {} bytes or more may be cut", name.len()));
+                return Err(format!(
+                    "a symbol name of {} bytes or more may be cut",
+                    name.len()
+                ));
             }
-            let module = std::str::from_utf8(module).map_err(|_| "a module name is not UTF-8".to_string())?;
+            let module = std::str::from_utf8(module)
+                .map_err(|_| "a module name is not UTF-8".to_string())?;
             if !super::is_text(kind) {
-                return Err(format!("the ksym iterator wrote a symbol of type {:?}", kind as char));
+                return Err(format!(
+                    "the ksym iterator wrote a symbol of type {:?}",
+                    kind as char
+                ));
             }
             self.parser.lines += 1;
             self.parser.nonzero |= addr != 0;
@@ -393,12 +404,24 @@ mod tests {
         };
         let (a, b) = (core(&from_iter), core(&from_text));
         assert!(a.len() > 1000, "{} core text symbols", a.len());
-        assert!(a == b, "{} symbols from the iterator, {} from the text", a.len(), b.len());
+        assert!(
+            a == b,
+            "{} symbols from the iterator, {} from the text",
+            a.len(),
+            b.len()
+        );
         // Module symbols keep their module's name.
         let t = from_iter.read();
-        let with_module = t.entries.iter().filter(|e| e.module != super::super::NO_MODULE).count();
+        let with_module = t
+            .entries
+            .iter()
+            .filter(|e| e.module != super::super::NO_MODULE)
+            .count();
         let text_modules = from_text.read().modules.len();
-        assert!(text_modules == 0 || with_module > 0, "no module symbol from the iterator");
+        assert!(
+            text_modules == 0 || with_module > 0,
+            "no module symbol from the iterator"
+        );
     }
 
     /// Functions traced through ftrace show their site; the trace event glue, built
@@ -427,15 +450,34 @@ mod tests {
             .ftrace_site_listing()
             .expect("a table read through the iterator knows its sites");
         let asked = ["perf_trace_kfree_skb", "ip_rcv", "no_such_function"].map(String::from);
-        assert_eq!(table.ftrace_site_listing_of(&asked).as_deref(), Some("ip_rcv\n"));
+        assert_eq!(
+            table.ftrace_site_listing_of(&asked).as_deref(),
+            Some("ip_rcv\n")
+        );
         let sites: std::collections::HashSet<&str> = listing.lines().collect();
-        for traced in ["ip_rcv", "__netif_receive_skb", "kfree_skbmem", "dev_hard_start_xmit"] {
+        for traced in [
+            "ip_rcv",
+            "__netif_receive_skb",
+            "kfree_skbmem",
+            "dev_hard_start_xmit",
+        ] {
             assert!(sites.contains(traced), "{traced} shows no ftrace site");
         }
-        for glue in ["perf_trace_kfree_skb", "__bpf_trace_kfree_skb", "trace_event_raw_event_kfree_skb"] {
-            assert!(!sites.contains(glue), "{glue} (notrace) shows an ftrace site");
+        for glue in [
+            "perf_trace_kfree_skb",
+            "__bpf_trace_kfree_skb",
+            "trace_event_raw_event_kfree_skb",
+        ] {
+            assert!(
+                !sites.contains(glue),
+                "{glue} (notrace) shows an ftrace site"
+            );
         }
-        assert!(sites.len() > 10_000, "{} functions with a site", sites.len());
+        assert!(
+            sites.len() > 10_000,
+            "{} functions with a site",
+            sites.len()
+        );
         let text = KernelSymbols::from_path(super::super::KALLSYMS).expect("kallsyms reads");
         assert!(text.ftrace_site_listing().is_none());
     }
@@ -452,7 +494,11 @@ mod tests {
         ]);
         assert_eq!(
             syms.addresses_of(&["dst_output", "inline_copy", "nope"]),
-            [Some(0xffff_ffff_8100_2000), Some(0xffff_ffff_8100_3000), None]
+            [
+                Some(0xffff_ffff_8100_2000),
+                Some(0xffff_ffff_8100_3000),
+                None
+            ]
         );
         assert_eq!(syms.ftrace_site_listing().as_deref(), Some("dst_output\n"));
     }
@@ -471,9 +517,15 @@ mod tests {
         let ask = |names: &[&str]| {
             syms.ftrace_site_listing_of(&names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
         };
-        assert_eq!(ask(&["ip_rcv", "two_copies"]).as_deref(), Some("ip_rcv\ntwo_copies\n"));
+        assert_eq!(
+            ask(&["ip_rcv", "two_copies"]).as_deref(),
+            Some("ip_rcv\ntwo_copies\n")
+        );
         assert_eq!(ask(&["ip_rcv", "being_patched"]), None);
-        assert_eq!(syms.ftrace_site_listing().as_deref(), Some("ip_rcv\ntwo_copies\n"));
+        assert_eq!(
+            syms.ftrace_site_listing().as_deref(),
+            Some("ip_rcv\ntwo_copies\n")
+        );
         assert_eq!(syms.address_of("two_copies"), Some(0xffff_ffff_8100_4000));
     }
 
@@ -490,7 +542,10 @@ mod tests {
             assert_eq!(used + rest, bytes.len(), "cut at {cut}");
             let syms = r.finish().expect("a table");
             assert_eq!(syms.address_of("ip_rcv"), Some(0xffff_ffff_8100_0000));
-            assert_eq!(syms.lookup(0xffff_ffff_a000_0004).map(|s| s.to_string()), Some("vxlan_rcv+0x4 [vxlan]".into()));
+            assert_eq!(
+                syms.lookup(0xffff_ffff_a000_0004).map(|s| s.to_string()),
+                Some("vxlan_rcv+0x4 [vxlan]".into())
+            );
         }
     }
 }

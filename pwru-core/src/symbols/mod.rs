@@ -417,7 +417,10 @@ impl SymbolsJob {
 
     /// The thread's ends of the sites question, if asked and not handed over yet.
     fn take_sites(&mut self) -> Option<SitesAsked> {
-        self.sites.get_mut().unwrap_or_else(|p| p.into_inner()).take()
+        self.sites
+            .get_mut()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
     }
 
     /// Tells the thread no BTF comes: it reads `/proc/kallsyms` now (and sends no ftrace
@@ -960,7 +963,9 @@ impl<'a> KallsymsLine<'a> {
                 // the line one for the general reading below.
                 let (name, module, spaced) = match memchr::memchr2(b'\t', b' ', rest.as_bytes()) {
                     // Both bytes are ASCII: the cuts are character boundaries.
-                    Some(i) if rest.as_bytes()[i] == b'\t' => (&rest[..i], Some(&rest[i + 1..]), false),
+                    Some(i) if rest.as_bytes()[i] == b'\t' => {
+                        (&rest[..i], Some(&rest[i + 1..]), false)
+                    }
                     Some(_) => (rest, None, true),
                     None => (rest, None, false),
                 };
@@ -979,9 +984,7 @@ impl<'a> KallsymsLine<'a> {
 
     /// Any whitespace between the fields (hand-written files, tests).
     fn split_fields(line: &'a str) -> Option<KallsymsLine<'a>> {
-        let mut fields = line
-            .split([' ', '\t', '\r'])
-            .filter(|f| !f.is_empty());
+        let mut fields = line.split([' ', '\t', '\r']).filter(|f| !f.is_empty());
         let (addr, kind, name) = (fields.next()?, fields.next()?, fields.next()?);
         let &[kind] = kind.as_bytes() else {
             return None;
@@ -1057,15 +1060,27 @@ mod tests {
         .expect("parses");
         let first = syms.lookup(0xffffffff81000104).expect("ip_rcv");
         let again = syms.lookup(0xffffffff81000180).expect("ip_rcv");
-        assert_eq!((&*first.name, first.offset, again.offset), ("ip_rcv", 4, 0x80));
-        assert!(Arc::ptr_eq(&first.name, &again.name), "the second lookup made another name");
+        assert_eq!(
+            (&*first.name, first.offset, again.offset),
+            ("ip_rcv", 4, 0x80)
+        );
+        assert!(
+            Arc::ptr_eq(&first.name, &again.name),
+            "the second lookup made another name"
+        );
         let module = syms.lookup(0xffffffffa0000001).expect("vxlan_rcv");
         assert_eq!(module.to_string(), "vxlan_rcv+0x1 [vxlan]");
         // A clone of the table shares what was interned, and a newer read replaces names too.
         let clone = syms.clone();
-        assert!(Arc::ptr_eq(&clone.lookup(0xffffffff81000100).expect("ip_rcv").name, &first.name));
+        assert!(Arc::ptr_eq(
+            &clone.lookup(0xffffffff81000100).expect("ip_rcv").name,
+            &first.name
+        ));
         syms.replace_with(KernelSymbols::parse("ffffffff81000000 T renamed\n").expect("parses"));
-        assert_eq!(&*syms.lookup(0xffffffff81000104).expect("renamed").name, "renamed");
+        assert_eq!(
+            &*syms.lookup(0xffffffff81000104).expect("renamed").name,
+            "renamed"
+        );
         assert_eq!(syms.address_of("ip_rcv"), None);
     }
 
@@ -1112,9 +1127,15 @@ mod tests {
         for i in 0..20_000u64 {
             let kind = ["t", "T", "D", "w", "b"][(i % 5) as usize];
             let module = if i % 7 == 0 { "\t[mod_x]" } else { "" };
-            text.push_str(&format!("{:016x} {kind} fn_{i}{module}\n", 0xffff_ffff_8100_0000 + i * 16));
+            text.push_str(&format!(
+                "{:016x} {kind} fn_{i}{module}\n",
+                0xffff_ffff_8100_0000 + i * 16
+            ));
         }
-        text.push_str(&format!("ffffffff90000000 T {}\n", "long_".repeat(READ_CHUNK / 4)));
+        text.push_str(&format!(
+            "ffffffff90000000 T {}\n",
+            "long_".repeat(READ_CHUNK / 4)
+        ));
         text.push_str("ffffffff90000100 t no_newline_at_the_end");
         assert!(text.len() > 4 * READ_CHUNK);
         let dir = std::env::temp_dir().join(format!("pwru-kallsyms-{}", std::process::id()));
@@ -1123,7 +1144,10 @@ mod tests {
         std::fs::write(&file, &text).expect("write");
         let from_file = KernelSymbols::from_path(&file).expect("reads");
         assert_eq!(entries_of(&from_file), parsed(&text));
-        assert_eq!(from_file.address_of("no_newline_at_the_end"), Some(0xffffffff90000100));
+        assert_eq!(
+            from_file.address_of("no_newline_at_the_end"),
+            Some(0xffffffff90000100)
+        );
         assert!(from_file.len() > 12_000, "{} symbols", from_file.len());
 
         // Not text: the error a whole read gives, naming the file.
@@ -1163,7 +1187,10 @@ mod tests {
                     v.into_iter().filter(|e| e.2.is_none()).collect()
                 };
                 let read = entries_of(&KernelSymbols::load().expect("reads"));
-                assert!(core(read) == core(got), "the chunked read differs from the parse");
+                assert!(
+                    core(read) == core(got),
+                    "the chunked read differs from the parse"
+                );
             }
         }
     }

@@ -42,14 +42,14 @@ pub use map::{
     MAP_TYPE_HASH, MAP_TYPE_RINGBUF,
 };
 pub use perf::{
-    perf_event_disable, perf_kprobe_attach, perf_kprobe_event, perf_kprobe_open, KprobeAt, KprobePmu,
+    perf_event_disable, perf_kprobe_attach, perf_kprobe_event, perf_kprobe_open, KprobeAt,
+    KprobePmu,
 };
 pub use process::page_size;
 pub use prog::{
-    insn, insns_from, next_id, object_ids, prog_fd_by_id, prog_images, prog_info, ProgImages, prog_load,
-    prog_xlated_insns,
-    prog_load_with_log_size, prog_test_run, trivial_program, LoadRefused, ObjectKind, ProgInfo,
-    ProgLoad, TestRun, TestRunResult,
+    insn, insns_from, next_id, object_ids, prog_fd_by_id, prog_images, prog_info, prog_load,
+    prog_load_with_log_size, prog_test_run, prog_xlated_insns, trivial_program, LoadRefused,
+    ObjectKind, ProgImages, ProgInfo, ProgLoad, TestRun, TestRunResult,
 };
 pub use stats::enable_run_time_stats;
 

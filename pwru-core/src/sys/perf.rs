@@ -7,8 +7,8 @@ use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 
 use aya_obj::generated::{
-    perf_event_attr, perf_event_sample_format, PERF_EVENT_IOC_DISABLE, PERF_EVENT_IOC_ENABLE, PERF_EVENT_IOC_SET_BPF,
-    PERF_FLAG_FD_CLOEXEC,
+    perf_event_attr, perf_event_sample_format, PERF_EVENT_IOC_DISABLE, PERF_EVENT_IOC_ENABLE,
+    PERF_EVENT_IOC_SET_BPF, PERF_FLAG_FD_CLOEXEC,
 };
 
 use super::{owned_fd, ptr_u64};
@@ -52,7 +52,14 @@ impl KprobePmu {
 /// the probe stays registered until the fd is closed, which is where the kernel waits.
 pub fn perf_event_disable(event: BorrowedFd<'_>) -> io::Result<()> {
     // SAFETY: ioctl on a perf event fd the caller holds; DISABLE takes no argument.
-    if unsafe { libc::ioctl(event.as_raw_fd(), PERF_EVENT_IOC_DISABLE as libc::c_ulong, 0) } < 0 {
+    if unsafe {
+        libc::ioctl(
+            event.as_raw_fd(),
+            PERF_EVENT_IOC_DISABLE as libc::c_ulong,
+            0,
+        )
+    } < 0
+    {
         return Err(io::Error::last_os_error());
     }
     Ok(())
