@@ -189,9 +189,8 @@ impl Loader {
         functions: &[&str],
     ) -> Result<Vec<Attached>, LoaderError> {
         let retprobe = self.is_kretprobe(program);
-        // Loading alone (no function) works on kernels without kprobes: verify only.
-        let prog = self.shared_program(program, sys::PROG_TYPE_KPROBE, 0, 0)?;
         // Loading alone (no function) works on kernels without kprobes: it only verifies.
+        let prog = self.shared_program(program, sys::PROG_TYPE_KPROBE, 0, 0)?;
         if functions.is_empty() {
             return Ok(Vec::new());
         }

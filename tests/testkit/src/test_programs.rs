@@ -3,7 +3,7 @@
 
 use std::os::fd::{AsFd, BorrowedFd};
 
-use aya::maps::{MapData, RingBuf};
+use aya::maps::{Array, MapData, RingBuf};
 use aya::programs::{tc, BtfTracePoint, SchedClassifier, TcAttachType};
 use aya::Ebpf;
 
@@ -81,6 +81,20 @@ impl RecordFloors {
     /// The ring buffer the floors write to (once: later calls get `None`).
     pub fn take_ring(&mut self) -> Option<RingBuf<MapData>> {
         RingBuf::try_from(self.obj.take_map("pwru_test_ring")?).ok()
+    }
+
+    /// Records the floors could not write because their ring buffer was full (a failed
+    /// write costs less than a real one, so floors measured with any are too low).
+    pub fn ring_full(&self) -> Result<u64, String> {
+        let map = self
+            .obj
+            .map("pwru_test_ring_full")
+            .ok_or("no map pwru_test_ring_full in the test object")?;
+        let counts: Array<&MapData, u64> =
+            Array::try_from(map).map_err(|e| format!("pwru_test_ring_full: {e}"))?;
+        counts
+            .get(&0, 0)
+            .map_err(|e| format!("pwru_test_ring_full: {e}"))
     }
 
     /// The loaded program `name` (one of [`RECORD_FLOORS`]), to read its run statistics.

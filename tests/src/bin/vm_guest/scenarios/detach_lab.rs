@@ -124,8 +124,11 @@ fn try_run(ctx: &mut Ctx, backend: Backend) -> Result<Outcome, Outcome> {
         .map_err(|e| Outcome::Fail(format!("build: {e}")))?;
     let symbols = pwru_core::symbols::KernelSymbols::load()
         .map_err(|e| Outcome::Fail(format!("kallsyms: {e}")))?;
+    // One pass over the table for every name (address_of would make one per name).
+    let names: Vec<&str> = tracer.targets().iter().map(|t| t.name.as_str()).collect();
+    let addresses = symbols.addresses_of(&names);
     let mut functions: Vec<Function> = Vec::new();
-    for t in tracer.targets() {
+    for (t, address) in tracer.targets().iter().zip(addresses) {
         let id = match backend {
             Backend::Fentry => match ctx.btf.func_id(&t.name) {
                 Ok(id) => id,
@@ -133,7 +136,6 @@ fn try_run(ctx: &mut Ctx, backend: Backend) -> Result<Outcome, Outcome> {
             },
             _ => 0,
         };
-        let address = symbols.address_of(&t.name);
         functions.push((t.name.clone(), id, address));
     }
     drop(tracer);
@@ -214,31 +216,25 @@ fn round(
                 Backend::Kprobe => {
                     let (pmu, prog) = (pmu.as_ref()?, kprobe_prog.as_ref()?);
                     let name = CString::new(name.as_str()).ok()?;
-                    match p.via {
-                        Via::Ioctl | Via::Address => {
-                            let at = match p.via {
-                                Via::Address => sys::KprobeAt::Address((*address)?),
-                                _ => sys::KprobeAt::Symbol(&name),
-                            };
-                            let event = sys::perf_kprobe_open(pmu, at, false, prog.as_fd()).ok()?;
-                            Some(Held {
-                                _link: None,
-                                _event: Some(event),
-                                _prog: None,
-                            })
-                        }
-                        Via::PerfLink => {
-                            let event =
-                                sys::perf_kprobe_event(pmu, sys::KprobeAt::Symbol(&name), false)
-                                    .ok()?;
-                            let link = sys::link_perf_event(prog.as_fd(), event.as_fd()).ok()?;
-                            Some(Held {
-                                _link: Some(link),
-                                _event: Some(event),
-                                _prog: None,
-                            })
-                        }
+                    let at = match p.via {
+                        Via::Address => sys::KprobeAt::Address((*address)?),
+                        Via::Ioctl | Via::PerfLink => sys::KprobeAt::Symbol(&name),
+                    };
+                    if p.via == Via::PerfLink {
+                        let event = sys::perf_kprobe_event(pmu, at, false).ok()?;
+                        let link = sys::link_perf_event(prog.as_fd(), event.as_fd()).ok()?;
+                        return Some(Held {
+                            _link: Some(link),
+                            _event: Some(event),
+                            _prog: None,
+                        });
                     }
+                    let event = sys::perf_kprobe_open(pmu, at, false, prog.as_fd()).ok()?;
+                    Some(Held {
+                        _link: None,
+                        _event: Some(event),
+                        _prog: None,
+                    })
                 }
                 _ => {
                     let prog = load(Kind::Fentry, counters, *id).ok()?;
